@@ -1,0 +1,31 @@
+import { z } from "zod";
+
+export const DriftKind = z.enum(["missing", "down", "unhealthy", "unknown", "unmanaged"]);
+export type DriftKind = z.infer<typeof DriftKind>;
+
+export const Drift = z.strictObject({
+  /** Stable across cycles: `${kind}:${node}/${service}`. */
+  key: z.string(),
+  kind: DriftKind,
+  node: z.string(),
+  service: z.string(),
+  /** `alert`: tell the operator, never act. `action`: propose a fix. `report`: list only. */
+  severity: z.enum(["action", "alert", "report"]),
+  message: z.string(),
+  since: z.string().nullable(),
+  /** The action this drift proposes, if any. */
+  proposes: z.enum(["start", "restart"]).nullable(),
+  traceparent: z.string().optional(),
+});
+export type Drift = z.infer<typeof Drift>;
+
+export const DriftReport = z.strictObject({
+  computed_at: z.string(),
+  snapshot_written_at: z.string().nullable(),
+  world_seq: z.number().int().nonnegative(),
+  supervisor_id: z.string(),
+  /** Why the last cycle did not run, when it did not (the report below is then the last good one). */
+  skipped: z.strictObject({ at: z.string(), reason: z.string() }).nullable(),
+  drifts: z.array(Drift),
+});
+export type DriftReport = z.infer<typeof DriftReport>;

@@ -1,0 +1,208 @@
+import { readFile } from "node:fs/promises";
+import { parseDocument, LineCounter, isMap, isSeq, isScalar, type Node as YamlNode } from "yaml";
+import { z } from "zod";
+
+/** How long to wait, e.g. `5s`, `500ms`, `2m`, or a number of milliseconds. */
+export const Duration = z
+  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, "expected a duration like 500ms, 5s, 2m")])
+  .transform((v) => (typeof v === "number" ? v : parseDuration(v)));
+export type Duration = z.output<typeof Duration>;
+
+export function parseDuration(s: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(s);
+  if (!m) throw new Error(`not a duration: ${s}`);
+  const n = Number(m[1]);
+  switch (m[2]) {
+    case "ms": return n;
+    case "s": return n * 1000;
+    case "m": return n * 60_000;
+    default: return n * 3_600_000;
+  }
+}
+
+const Name = z.string().regex(/^[a-z0-9]([a-z0-9_-]{0,62})$/, "must be lower-case letters, digits, '-' or '_' (max 63)");
+
+const CheckCommon = {
+  name: Name.optional(),
+  interval: Duration.default(5000),
+  timeout: Duration.default(2000),
+  retries: z.number().int().min(1).max(100).default(3),
+};
+
+export const HttpCheck = z.strictObject({
+  type: z.literal("http"),
+  url: z.url(),
+  expect_status: z.number().int().min(100).max(599).default(200),
+  ...CheckCommon,
+});
+export const TcpCheck = z.strictObject({
+  type: z.literal("tcp"),
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535),
+  ...CheckCommon,
+});
+export const CommandCheck = z.strictObject({
+  type: z.literal("command"),
+  command: z.array(z.string().min(1)).min(1, "command needs at least the program"),
+  ...CheckCommon,
+});
+export const HealthCheck = z.discriminatedUnion("type", [HttpCheck, TcpCheck, CommandCheck]);
+export type HealthCheck = z.output<typeof HealthCheck>;
+
+export const ProcessService = z.strictObject({
+  kind: z.literal("process"),
+  command: z.array(z.string().min(1)).min(1, "command needs at least the program"),
+  cwd: z.string().min(1).optional(),
+  env: z.record(z.string(), z.string()).default({}),
+  /** Off by default: Steward proposes a restart, the operator approves it. */
+  restart: z.enum(["never", "on-failure", "always"]).default("never"),
+  /** Start when the agent starts. False models "declared but never started". */
+  autostart: z.boolean().default(true),
+  health: z.array(HealthCheck).default([]),
+  depends_on: z.array(Name).default([]),
+});
+export const ServiceSpec = z.discriminatedUnion("kind", [ProcessService]);
+export type ServiceSpec = z.output<typeof ServiceSpec>;
+
+export const NodeSpec = z.strictObject({
+  description: z.string().optional(),
+  labels: z.record(z.string(), z.string()).default({}),
+  services: z.record(Name, ServiceSpec).default({}),
+});
+export type NodeSpec = z.output<typeof NodeSpec>;
+
+export const FleetSpec = z.strictObject({
+  version: z.literal(1),
+  fleet: z.string().min(1).default("default"),
+  nodes: z.record(Name, NodeSpec).refine((n) => Object.keys(n).length > 0, "declare at least one node"),
+});
+export type FleetSpec = z.output<typeof FleetSpec>;
+
+export interface SpecProblem {
+  file: string;
+  line?: number;
+  /** Dotted path in the document, e.g. `nodes.web1.services.api.command`. */
+  path: string;
+  message: string;
+}
+
+export class FleetSpecError extends Error {
+  constructor(readonly file: string, readonly problems: SpecProblem[]) {
+    super(`${file}: ${problems.length} problem(s) in fleet spec\n` + problems.map(formatProblem).join("\n"));
+    this.name = "FleetSpecError";
+  }
+}
+
+export function formatProblem(p: SpecProblem): string {
+  return `${p.file}:${p.line !== undefined ? `${p.line}:` : ""}${p.path || "(root)"}: ${p.message}`;
+}
+
+function pathToString(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p) => String(p)).join(".");
+}
+
+/** Finds the line of a path in the YAML document, so CI annotations point at it. */
+function lineOf(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: ReadonlyArray<PropertyKey>): number | undefined {
+  let node: unknown = doc.contents;
+  let last: YamlNode | undefined = doc.contents ?? undefined;
+  for (const key of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === String(key));
+      if (!pair) break;
+      last = (pair.key as YamlNode) ?? last;
+      node = pair.value;
+      if (node && typeof node === "object" && "range" in node) last = node as YamlNode;
+    } else if (isSeq(node) && typeof key === "number") {
+      node = node.items[key];
+      if (node && typeof node === "object" && "range" in node) last = node as YamlNode;
+    } else break;
+  }
+  const range = last?.range;
+  return range ? lc.linePos(range[0]).line : undefined;
+}
+
+/** Semantic rules the schema cannot express: dependencies exist and have no cycle. */
+export function checkFleetRules(spec: FleetSpec): Omit<SpecProblem, "file">[] {
+  const problems: Omit<SpecProblem, "file">[] = [];
+  for (const [nodeName, node] of Object.entries(spec.nodes)) {
+    for (const [svcName, svc] of Object.entries(node.services)) {
+      svc.depends_on.forEach((dep, i) => {
+        if (!(dep in node.services)) {
+          problems.push({ path: `nodes.${nodeName}.services.${svcName}.depends_on.${i}`, message: `depends on '${dep}', which is not declared on node '${nodeName}'` });
+        }
+        if (dep === svcName) problems.push({ path: `nodes.${nodeName}.services.${svcName}.depends_on.${i}`, message: "a service cannot depend on itself" });
+      });
+    }
+    const cycle = findCycle(Object.fromEntries(Object.entries(node.services).map(([n, s]) => [n, s.depends_on.filter((d) => d !== n)])));
+    if (cycle) problems.push({ path: `nodes.${nodeName}.services`, message: `dependency cycle: ${cycle.join(" -> ")}` });
+  }
+  return problems;
+}
+
+/** Depth-first search; returns the first cycle as a closed path (a -> b -> a). */
+export function findCycle(edges: Record<string, string[]>): string[] | undefined {
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const visit = (n: string): string[] | undefined => {
+    state.set(n, 1);
+    stack.push(n);
+    for (const m of edges[n] ?? []) {
+      if (!(m in edges)) continue;
+      const s = state.get(m);
+      if (s === 1) return [...stack.slice(stack.indexOf(m)), m];
+      if (s === undefined) {
+        const c = visit(m);
+        if (c) return c;
+      }
+    }
+    stack.pop();
+    state.set(n, 2);
+    return undefined;
+  };
+  for (const n of Object.keys(edges).sort()) {
+    if (!state.has(n)) {
+      const c = visit(n);
+      if (c) return c;
+    }
+  }
+  return undefined;
+}
+
+export type ParseResult = { ok: true; spec: FleetSpec } | { ok: false; problems: SpecProblem[] };
+
+/** Pure: parse and validate fleet spec text. Never throws on bad input. */
+export function parseFleetSpec(text: string, file = "fleet.yaml"): ParseResult {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => ({ file, line: e.linePos?.[0]?.line, path: "", message: `YAML: ${e.message.split("\n")[0]}` })),
+    };
+  }
+  const raw: unknown = doc.toJS();
+  const res = FleetSpec.safeParse(raw);
+  if (!res.success) {
+    return {
+      ok: false,
+      problems: res.error.issues.map((iss) => ({ file, line: lineOf(doc, lc, iss.path), path: pathToString(iss.path), message: iss.message })),
+    };
+  }
+  const rules = checkFleetRules(res.data);
+  if (rules.length > 0) {
+    return { ok: false, problems: rules.map((p) => ({ file, line: lineOf(doc, lc, p.path.split(".")), ...p })) };
+  }
+  return { ok: true, spec: res.data };
+}
+
+export async function loadFleetSpec(file: string): Promise<FleetSpec> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new FleetSpecError(file, [{ file, path: "", message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  const res = parseFleetSpec(text, file);
+  if (!res.ok) throw new FleetSpecError(file, res.problems);
+  return res.spec;
+}

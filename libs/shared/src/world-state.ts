@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { ServiceHealth, ServiceRunState } from "./events.js";
+
+export const CheckState = z.strictObject({
+  ok: z.boolean(),
+  consecutive_failures: z.number().int().nonnegative(),
+  detail: z.string().optional(),
+  at: z.string(),
+});
+
+export const ServiceState = z.strictObject({
+  name: z.string(),
+  /** `unknown` only when the node is stale: we do not know, which is not the same as missing. */
+  state: z.union([ServiceRunState, z.literal("unknown")]),
+  health: z.union([ServiceHealth, z.literal("unknown")]),
+  pid: z.number().int().optional(),
+  exit_code: z.number().int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  starts: z.number().int().nonnegative(),
+  declared: z.boolean(),
+  since: z.string(),
+  updated_at: z.string(),
+  detail: z.string().optional(),
+  checks: z.record(z.string(), CheckState),
+  /** W3C traceparent of the event that last changed this service, so the supervisor can continue the trace. */
+  traceparent: z.string().optional(),
+  last_event_id: z.string(),
+});
+export type ServiceState = z.infer<typeof ServiceState>;
+
+export const NodeState = z.strictObject({
+  name: z.string(),
+  status: z.enum(["up", "stale"]),
+  last_heartbeat: z.string().nullable(),
+  heartbeat_interval_ms: z.number().int().positive(),
+  agent_started_at: z.string().nullable(),
+  dropped_events: z.number().int().nonnegative(),
+  host: z
+    .strictObject({
+      load1: z.number(),
+      mem_used_pct: z.number(),
+      disks: z.array(z.strictObject({ path: z.string(), used_pct: z.number(), free_bytes: z.number() })),
+      at: z.string(),
+    })
+    .nullable(),
+  services: z.record(z.string(), ServiceState),
+});
+export type NodeState = z.infer<typeof NodeState>;
+
+export const WorldState = z.strictObject({
+  version: z.literal(1),
+  /** Last JetStream stream sequence folded in; a restarted observer resumes after it. */
+  last_seq: z.number().int().nonnegative(),
+  events_applied: z.number().int().nonnegative(),
+  /** Event time of the newest event folded in (not wall clock: keeps the fold pure). */
+  event_time: z.string().nullable(),
+  nodes: z.record(z.string(), NodeState),
+});
+export type WorldState = z.infer<typeof WorldState>;
+
+/** The envelope written to disk and KV: the world plus when the observer wrote it. */
+export const Snapshot = z.strictObject({
+  world: WorldState,
+  written_at: z.string(),
+  observer_id: z.string(),
+});
+export type Snapshot = z.infer<typeof Snapshot>;
+
+export function emptyWorld(): WorldState {
+  return { version: 1, last_seq: 0, events_applied: 0, event_time: null, nodes: {} };
+}

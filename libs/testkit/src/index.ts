@@ -1,0 +1,133 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const p = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface NatsServerHandle {
+  url: string;
+  port: number;
+  storeDir: string;
+  proc: ChildProcess;
+  /** Stops the server (SIGTERM, then SIGKILL) and removes its store unless keepStore. */
+  stop(opts?: { keepStore?: boolean }): Promise<void>;
+  /** Kill -9 and start again on the same port and store. */
+  restart(): Promise<void>;
+}
+
+const NATS_BIN = process.env["NATS_SERVER_BIN"] ?? "nats-server";
+
+function launchNats(port: number, storeDir: string): ChildProcess {
+  return spawn(NATS_BIN, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], { stdio: ["ignore", "ignore", "pipe"] });
+}
+
+async function waitNatsReady(proc: ChildProcess, port: number): Promise<void> {
+  let stderr = "";
+  proc.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
+  });
+  await waitFor(`nats-server on port ${port}`, async () => {
+    if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}: ${stderr}`);
+    return stderr.includes("Server is ready");
+  }, 15_000, 25);
+}
+
+/** A real nats-server with JetStream on a free loopback port and a temp store dir. */
+export async function startNats(): Promise<NatsServerHandle> {
+  const port = await freePort();
+  const storeDir = await mkdtemp(join(tmpdir(), "steward-nats-"));
+  let proc = launchNats(port, storeDir);
+  await waitNatsReady(proc, port);
+  const handle: NatsServerHandle = {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    get proc() {
+      return proc;
+    },
+    async stop(opts = {}) {
+      await stopProcess(proc);
+      if (!opts.keepStore) await rm(storeDir, { recursive: true, force: true });
+    },
+    async restart() {
+      proc.kill("SIGKILL");
+      await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once("exit", r)));
+      proc = launchNats(port, storeDir);
+      await waitNatsReady(proc, port);
+    },
+  };
+  return handle;
+}
+
+export async function stopProcess(proc: ChildProcess, graceMs = 3000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once("exit", r));
+  proc.kill("SIGTERM");
+  const t = setTimeout(() => proc.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/** Admin connection for creating throwaway databases; override with STEWARD_TEST_PG_ADMIN_URL. */
+export const PG_ADMIN_URL = process.env["STEWARD_TEST_PG_ADMIN_URL"] ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export async function createTestDatabase(prefix = "steward_test"): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(5).toString("hex")}`;
+  const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => undefined });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    name,
+    async drop() {
+      const a = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => undefined });
+      try {
+        await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
