@@ -1,1 +1,5 @@
-export {};
+export { runCli, USAGE, type Io } from "./cli.js";
+export { ApiClient, ApiError, NoStackError } from "./api-client.js";
+export { startStack, demoFleetYaml, type RunningStack, type StackOptions } from "./up/stack.js";
+export { readStackFile, writeStackFile, stackFilePath, StackFile } from "./stack-file.js";
+export { validateFile, renderValidate } from "./commands/validate.js";

@@ -168,6 +168,12 @@ export function findCycle(edges: Record<string, string[]>): string[] | undefined
   return undefined;
 }
 
+/** zod reports a bad record key as "Invalid key in record"; say what is wrong with the name instead. */
+function issueMessage(iss: z.core.$ZodIssue): string {
+  if (iss.code === "invalid_key") return `invalid name: ${iss.issues.map((i) => i.message).join("; ")}`;
+  return iss.message;
+}
+
 export type ParseResult = { ok: true; spec: FleetSpec } | { ok: false; problems: SpecProblem[] };
 
 /** Pure: parse and validate fleet spec text. Never throws on bad input. */
@@ -185,7 +191,7 @@ export function parseFleetSpec(text: string, file = "fleet.yaml"): ParseResult {
   if (!res.success) {
     return {
       ok: false,
-      problems: res.error.issues.map((iss) => ({ file, line: lineOf(doc, lc, iss.path), path: pathToString(iss.path), message: iss.message })),
+      problems: res.error.issues.map((iss) => ({ file, line: lineOf(doc, lc, iss.path), path: pathToString(iss.path), message: issueMessage(iss) })),
     };
   }
   const rules = checkFleetRules(res.data);

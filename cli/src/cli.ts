@@ -1,0 +1,215 @@
+import { parseArgs } from "node:util";
+import { mkdtempSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import { ApiClient, ApiError, NoStackError } from "./api-client.js";
+import { renderAction, renderActions, renderDrift, renderStatus } from "./commands/read.js";
+import { renderValidate, validateFile } from "./commands/validate.js";
+import { removeStackFile, stackFilePath, writeStackFile } from "./stack-file.js";
+import { startStack } from "./up/stack.js";
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+export const USAGE = `steward — keeps your fleet in the state declared in git, and tells you the truth about it
+
+usage:
+  steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N]   all-in-one local stack (demo fleet by default)
+  steward status [--json]                      nodes, heartbeats, services, health
+  steward drift [--json]                       where the world differs from the spec
+  steward actions [--state S] [--json]         proposed and past actions
+  steward actions show ID [--json]             one action with its audit trail
+  steward approve ID [--as NAME]               approve a pending action (ID or its first characters)
+  steward reject ID --reason TEXT [--as NAME]  reject a pending action
+  steward validate FILE... [--json]            check fleet specs (for CI): exit 1 and one line per problem
+
+environment: STEWARD_API_URL and STEWARD_TOKEN (or the stack file written by \`steward up\` in $STEWARD_HOME, default ~/.steward)`;
+
+const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() => {
+  try {
+    return userInfo().username;
+  } catch {
+    return "operator";
+  }
+})();
+
+/** Returns the exit code, or null when the command keeps running (up). */
+export async function runCli(argv: string[], io: Io): Promise<number | null> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        io.out(USAGE);
+        return cmd === undefined ? 2 : 0;
+      case "validate":
+        return await validate(rest, io);
+      case "status":
+        return await status(rest, io);
+      case "drift":
+        return await drift(rest, io);
+      case "actions":
+        return await actions(rest, io);
+      case "approve":
+        return await decide("approve", rest, io);
+      case "reject":
+        return await decide("reject", rest, io);
+      case "up":
+        return await up(rest, io);
+      default:
+        io.err(`unknown command '${cmd}'\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ApiError) {
+      io.err(`error: ${err.message}${err.status ? ` (HTTP ${err.status}, ${err.code})` : ""}`);
+      return 1;
+    }
+    if (err instanceof NoStackError) {
+      io.err(`error: ${err.message}`);
+      return 1;
+    }
+    if (err instanceof TypeError && /parseArgs|Unknown option|ERR_PARSE_ARGS/.test(`${(err as { code?: string }).code ?? ""} ${err.message}`)) {
+      io.err(`error: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function validate(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false } } });
+  if (positionals.length === 0) {
+    io.err("usage: steward validate FILE... [--json]");
+    return 2;
+  }
+  const results = await Promise.all(positionals.map(validateFile));
+  const ok = results.every((r) => r.ok);
+  if (values.json) io.out(JSON.stringify({ ok, results }, null, 2));
+  else if (ok) io.out(renderValidate(results));
+  else io.err(renderValidate(results.filter((r) => !r.ok)));
+  return ok ? 0 : 1;
+}
+
+async function status(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+  const snap = await (await ApiClient.fromEnv(io.env)).world();
+  io.out(values.json ? JSON.stringify(snap, null, 2) : renderStatus(snap));
+  return 0;
+}
+
+async function drift(args: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+  const report = await (await ApiClient.fromEnv(io.env)).drift();
+  io.out(values.json ? JSON.stringify(report, null, 2) : renderDrift(report));
+  return 0;
+}
+
+async function actions(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false }, state: { type: "string" }, limit: { type: "string", default: "50" } } });
+  const api = await ApiClient.fromEnv(io.env);
+  if (positionals[0] === "show") {
+    const id = positionals[1];
+    if (!id) {
+      io.err("usage: steward actions show ID");
+      return 2;
+    }
+    const a = await api.action(await api.resolveActionId(id));
+    io.out(values.json ? JSON.stringify(a, null, 2) : renderAction(a));
+    return 0;
+  }
+  if (positionals.length > 0) {
+    io.err(`unknown argument '${positionals[0]}'; did you mean 'steward actions show ${positionals[0]}'?`);
+    return 2;
+  }
+  const list = await api.actions(values.state, Number(values.limit));
+  io.out(values.json ? JSON.stringify({ actions: list }, null, 2) : renderActions(list));
+  return 0;
+}
+
+async function decide(kind: "approve" | "reject", args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { as: { type: "string" }, reason: { type: "string" }, json: { type: "boolean", default: false } } });
+  const id = positionals[0];
+  if (!id) {
+    io.err(`usage: steward ${kind} ID${kind === "reject" ? " --reason TEXT" : ""}`);
+    return 2;
+  }
+  if (kind === "reject" && !values.reason?.trim()) {
+    io.err("error: --reason is required to reject an action (it goes into the audit log)");
+    return 2;
+  }
+  const api = await ApiClient.fromEnv(io.env);
+  const full = await api.resolveActionId(id);
+  const actor = values.as ?? operator(io.env);
+  const a = kind === "approve" ? await api.approve(full, actor) : await api.reject(full, actor, values.reason ?? "");
+  if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
+  else io.out(`${kind === "approve" ? "approved" : "rejected"} ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})${kind === "approve" ? "; the executor runs it and checks the service comes back healthy: `steward actions show " + a.id.slice(0, 8) + "`" : ""}`);
+  return 0;
+}
+
+async function up(args: string[], io: Io): Promise<number | null> {
+  const { values } = parseArgs({
+    args,
+    options: { fleet: { type: "string" }, dir: { type: "string" }, keep: { type: "boolean", default: false }, "api-port": { type: "string" }, "heartbeat-ms": { type: "string" } },
+  });
+  const dir = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), "steward-up-"));
+  io.out(`starting the local Steward stack in ${dir} ...`);
+  const stack = await startStack({
+    dir,
+    ...(values.fleet ? { fleetFile: resolve(values.fleet) } : {}),
+    ...(io.env["NATS_URL"] ? { natsUrl: io.env["NATS_URL"] } : {}),
+    ...(io.env["DATABASE_URL"] ? { databaseUrl: io.env["DATABASE_URL"] } : {}),
+    ...(values["api-port"] ? { apiPort: Number(values["api-port"]) } : {}),
+    ...(values["heartbeat-ms"] ? { heartbeatMs: Number(values["heartbeat-ms"]) } : {}),
+    log: (l) => io.out(`  ${l}`),
+  });
+  const stackFile = await writeStackFile(
+    { api_url: stack.apiUrl, token: stack.token, nats_url: stack.natsUrl, database_url: stack.databaseUrl, fleet_spec: stack.fleetFile, dir, pid: process.pid, started_at: new Date().toISOString(), metrics: stack.metrics },
+    io.env,
+  );
+  io.out(`
+Steward is up. The CLI in another terminal finds this stack through ${stackFile}.
+
+  API         ${stack.apiUrl}   (token in ${stackFile})
+  fleet spec  ${stack.fleetFile}
+  logs        ${join(dir, "logs")}/
+  metrics     ${Object.entries(stack.metrics).map(([k, v]) => `${k} ${v}`).join("\n              ")}
+
+Try:
+  steward status                      # nodes, heartbeats, services, health
+  steward drift                       # demo-b/reports is declared but never started: 'missing'
+  steward actions                     # ... so a start is proposed, pending your approval
+  steward approve <ID>                # the executor starts it and waits until its health check passes
+  kill -9 $(steward status --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).world.nodes["demo-a"].services.web.pid))')
+                                      # kill demo-a/web: 'down' within a second, and a restart is proposed
+
+Ctrl-C stops everything${values.keep ? "" : " and removes " + dir}.`);
+
+  await new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      io.out(`\n${sig}: stopping the stack ...`);
+      void stack
+        .stop({ keepDir: values.keep })
+        .then(() => removeStackFile(io.env))
+        .finally(() => resolveStop());
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    for (const [name, child] of stack.children) {
+      child.once("exit", (code, sig) => {
+        if (!stopping) io.err(`warning: ${name} exited (${code ?? sig}); see ${join(dir, "logs", name + ".log")}`);
+      });
+    }
+  });
+  io.out("stopped.");
+  void stackFilePath;
+  return 0;
+}

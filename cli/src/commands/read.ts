@@ -1,0 +1,68 @@
+import type { Action, DriftReport, Snapshot } from "@steward/shared";
+import { ago, shortId, table } from "../format.js";
+
+export function renderStatus(snap: Snapshot, now = Date.now()): string {
+  const nodes = Object.values(snap.world.nodes).sort((a, b) => a.name.localeCompare(b.name));
+  const out: string[] = [];
+  out.push(`world as of ${snap.written_at} (${ago(snap.written_at, now)}), stream seq ${snap.world.last_seq}`);
+  if (now - Date.parse(snap.written_at) > 30_000) out.push("WARNING: the snapshot is old: the observer may have stopped; treat everything below as unknown");
+  out.push("");
+  if (nodes.length === 0) {
+    out.push("no node has reported yet");
+    return out.join("\n");
+  }
+  out.push(
+    table(
+      ["NODE", "STATUS", "LAST HEARTBEAT", "LOAD", "MEM", "SERVICES"],
+      nodes.map((n) => [n.name, n.status === "stale" ? "STALE" : "up", ago(n.last_heartbeat, now), n.host ? n.host.load1.toFixed(2) : null, n.host ? `${Math.round(n.host.mem_used_pct)}%` : null, Object.keys(n.services).length]),
+    ),
+  );
+  out.push("");
+  const rows = nodes.flatMap((n) =>
+    Object.values(n.services)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((s) => [n.name, s.name, s.state, s.health, s.pid ?? null, s.declared ? "yes" : "NO", ago(s.since, now), s.detail ?? ""]),
+  );
+  out.push(table(["NODE", "SERVICE", "STATE", "HEALTH", "PID", "DECLARED", "SINCE", "DETAIL"], rows));
+  return out.join("\n");
+}
+
+export function renderDrift(r: DriftReport, now = Date.now()): string {
+  const out: string[] = [];
+  if (r.skipped) out.push(`WARNING: last supervisor cycle skipped at ${r.skipped.at}: ${r.skipped.reason} (showing the last good report)`);
+  out.push(`computed ${ago(r.computed_at, now)} from world seq ${r.world_seq}`);
+  if (r.drifts.length === 0) {
+    out.push("no drift: the fleet matches the spec");
+    return out.join("\n");
+  }
+  out.push(
+    table(
+      ["KIND", "NODE", "SERVICE", "SEVERITY", "PROPOSES", "SINCE", "MESSAGE"],
+      r.drifts.map((d) => [d.kind, d.node, d.service, d.severity, d.proposes, ago(d.since, now), d.message]),
+    ),
+  );
+  return out.join("\n");
+}
+
+export function renderActions(actions: Action[], now = Date.now()): string {
+  if (actions.length === 0) return "no actions";
+  return table(
+    ["ID", "STATE", "KIND", "TARGET", "CREATED", "REASON"],
+    actions.map((a) => [shortId(a.id), a.state, a.kind, `${a.node}/${a.service}`, ago(a.created_at, now), a.reason]),
+  );
+}
+
+export function renderAction(a: { action: Action; audit: { at: string; from_state: string | null; to_state: string; actor: string; channel: string; detail: string | null }[] }): string {
+  const x = a.action;
+  const lines = [
+    `action ${x.id}`,
+    `  ${x.kind} ${x.node}/${x.service}: ${x.state}`,
+    `  reason:    ${x.reason}`,
+    ...(x.diagnosis ? [`  diagnosis: ${x.diagnosis}`] : []),
+    ...(x.result ? [`  result:    ${x.result}`] : []),
+    `  expires:   ${x.expires_at}`,
+    "",
+    table(["AT", "FROM", "TO", "ACTOR", "CHANNEL", "DETAIL"], a.audit.map((e) => [e.at, e.from_state, e.to_state, e.actor, e.channel, e.detail])),
+  ];
+  return lines.join("\n");
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One command to a running local Steward: installs nats-server and PostgreSQL (Debian packages)
+# when missing, installs npm dependencies, builds, and runs `steward up` with the demo fleet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+need=()
+command -v nats-server >/dev/null 2>&1 || [ -n "${NATS_URL:-}" ] || need+=(nats-server)
+if [ -z "${DATABASE_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (Debian packages) ..."
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[ -d node_modules ] || npm ci --no-audit --no-fund
+npx tsc -b
+exec node cli/dist/main.js up "$@"
