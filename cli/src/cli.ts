@@ -169,7 +169,7 @@ async function up(args: string[], io: Io): Promise<number | null> {
     log: (l) => io.out(`  ${l}`),
   });
   const stackFile = await writeStackFile(
-    { api_url: stack.apiUrl, token: stack.token, nats_url: stack.natsUrl, database_url: stack.databaseUrl, fleet_spec: stack.fleetFile, dir, pid: process.pid, started_at: new Date().toISOString(), metrics: stack.metrics },
+    { api_url: stack.apiUrl, token: stack.token, nats_url: stack.natsUrl, database_url: stack.databaseUrl, fleet_spec: stack.fleetFile, dir, pid: process.pid, started_at: new Date().toISOString(), metrics: stack.metrics, processes: Object.fromEntries([...stack.children].flatMap(([n, c]) => (c.pid ? [[n, c.pid]] : []))) },
     io.env,
   );
   io.out(`

@@ -15,6 +15,8 @@ export const StackFile = z.object({
   pid: z.number().int(),
   started_at: z.string(),
   metrics: z.record(z.string(), z.string()).default({}),
+  /** pid of each process the stack runs (nats-server, observer, ..., node-agent-<node>). */
+  processes: z.record(z.string(), z.number().int()).default({}),
 });
 export type StackFile = z.infer<typeof StackFile>;
 

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 export class LocalPostgresError extends Error {
   override name = "LocalPostgresError";
@@ -48,19 +48,25 @@ export async function startLocalPostgres(dir: string, port: number, logFile: str
   const data = join(dir, "data");
   mkdirSync(data, { recursive: true, mode: 0o700 });
   if (ids.uid !== undefined && ids.gid !== undefined) {
+    // The postgres user must be able to reach its directory through our (root-owned, 0700) temp dir.
+    chmodSync(dirname(dir), 0o711);
     chownSync(dir, ids.uid, ids.gid);
     chownSync(data, ids.uid, ids.gid);
   }
-  execFileSync(join(bin, "initdb"), ["-D", data, "-U", "steward", "--auth=trust", "-E", "UTF8", "--no-sync"], { stdio: "ignore", ...ids });
+  execFileSync(join(bin, "initdb"), ["-D", data, "-U", "steward", "--auth=trust", "-E", "UTF8", "--no-sync"], { stdio: "ignore", cwd: dir, ...ids });
   writeFileSync(logFile, "");
   if (ids.uid !== undefined && ids.gid !== undefined) chownSync(logFile, ids.uid, ids.gid);
   const logFd = openSync(logFile, "a");
   const proc = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-k", dir], {
     stdio: ["ignore", logFd, logFd],
+    cwd: dir,
     ...ids,
   });
   const url = `postgres://steward@127.0.0.1:${port}/postgres`;
-  const { default: postgres } = await import("postgres");
+  const { default: postgres } = await import("postgres").catch((err: unknown) => {
+    proc.kill("SIGKILL");
+    throw err;
+  });
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (proc.exitCode !== null) throw new LocalPostgresError(`postgres exited with ${proc.exitCode}; see ${logFile}`);
@@ -72,7 +78,10 @@ export async function startLocalPostgres(dir: string, port: number, logFile: str
       break;
     } catch (err) {
       await sql.end({ timeout: 1 }).catch(() => undefined);
-      if (Date.now() > deadline) throw new LocalPostgresError(`postgres did not accept connections: ${(err as Error).message}`);
+      if (Date.now() > deadline) {
+        proc.kill("SIGKILL");
+        throw new LocalPostgresError(`postgres did not accept connections: ${(err as Error).message}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }

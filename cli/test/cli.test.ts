@@ -1,0 +1,89 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../src/cli.js";
+import { renderActions } from "../src/commands/read.js";
+import { table } from "../src/format.js";
+
+function capture(env: NodeJS.ProcessEnv = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s), env }, out, err };
+}
+
+describe("steward validate", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "steward-cli-"));
+    await writeFile(join(dir, "good.yaml"), "version: 1\nnodes:\n  a:\n    services:\n      s:\n        kind: process\n        command: [x]\n");
+    await writeFile(join(dir, "bad.yaml"), "version: 1\nnodes:\n  a:\n    services:\n      s:\n        kind: process\n        command: []\n        depends_on: [ghost]\n");
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  it("exits 0 on a valid spec", async () => {
+    const c = capture();
+    expect(await runCli(["validate", join(dir, "good.yaml")], c.io)).toBe(0);
+    expect(c.out.join("\n")).toMatch(/good\.yaml: ok/);
+  });
+
+  it("exits 1 with one file:line:path line per problem", async () => {
+    const c = capture();
+    const f = join(dir, "bad.yaml");
+    expect(await runCli(["validate", f], c.io)).toBe(1);
+    const lines = c.err.join("\n").split("\n");
+    expect(lines).toContain(`${f}:7:nodes.a.services.s.command: command needs at least the program`);
+    expect(lines).toHaveLength(1);
+  });
+
+  it("reports an unreadable file", async () => {
+    const c = capture();
+    expect(await runCli(["validate", join(dir, "nope.yaml")], c.io)).toBe(1);
+    expect(c.err.join("\n")).toMatch(/nope\.yaml:\(root\): cannot read: ENOENT/);
+  });
+
+  it("--json gives a machine-readable result", async () => {
+    const c = capture();
+    expect(await runCli(["validate", "--json", join(dir, "bad.yaml"), join(dir, "good.yaml")], c.io)).toBe(1);
+    const r = JSON.parse(c.out.join("\n")) as { ok: boolean; results: { ok: boolean }[] };
+    expect(r.ok).toBe(false);
+    expect(r.results.map((x) => x.ok)).toEqual([false, true]);
+  });
+});
+
+describe("steward usage errors", () => {
+  it("unknown command → exit 2 with usage", async () => {
+    const c = capture();
+    expect(await runCli(["frobnicate"], c.io)).toBe(2);
+    expect(c.err.join("\n")).toMatch(/unknown command 'frobnicate'/);
+  });
+  it("reject without a reason → exit 2, nothing sent", async () => {
+    const c = capture({ STEWARD_API_URL: "http://127.0.0.1:1", STEWARD_TOKEN: "t" });
+    expect(await runCli(["reject", "abcd"], c.io)).toBe(2);
+    expect(c.err.join("\n")).toMatch(/--reason is required/);
+  });
+  it("no API configured → a clear error", async () => {
+    const c = capture({ STEWARD_HOME: join(tmpdir(), "steward-nowhere-" + process.pid) });
+    expect(await runCli(["status"], c.io)).toBe(1);
+    expect(c.err.join("\n")).toMatch(/no Steward API configured/);
+  });
+  it("API unreachable → a clear error, exit 1", async () => {
+    const c = capture({ STEWARD_API_URL: "http://127.0.0.1:1", STEWARD_TOKEN: "t" });
+    expect(await runCli(["drift"], c.io)).toBe(1);
+    expect(c.err.join("\n")).toMatch(/cannot reach the Steward API at http:\/\/127\.0\.0\.1:1/);
+  });
+});
+
+describe("formatting", () => {
+  it("aligns columns", () => {
+    expect(table(["A", "BB"], [["xxx", 1], [null, "y"]])).toBe("A    BB\nxxx  1\n-    y");
+  });
+  it("lists actions with short ids", () => {
+    const s = renderActions(
+      [{ id: "0123456789ab-cdef", node: "n", service: "s", kind: "restart", state: "pending", reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: new Date(0).toISOString(), updated_at: "", expires_at: "", result: null, traceparent: null }],
+      60_000,
+    );
+    expect(s).toMatch(/^ID\s+STATE/);
+    expect(s).toMatch(/01234567\s+pending\s+restart\s+n\/s\s+1m ago\s+down/);
+  });
+});

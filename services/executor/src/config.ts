@@ -1,0 +1,73 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { boolFlag, durationMs, parseEnv, port, secretString } from "@steward/shared";
+
+export const SERVICE_NAME = "executor";
+
+const Env = z.object({
+  DATABASE_URL: z.string({ error: "is required" }).min(1, "is required").refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
+  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  API_TOKEN: secretString(16),
+  FLEET_KEY: secretString(16),
+  HTTP_PORT: port(7070),
+  HTTP_HOST: z.string().min(1).default("127.0.0.1"),
+  EXECUTOR_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
+    .optional(),
+  POLL_MS: durationMs(1000),
+  LEASE_MS: durationMs(15_000),
+  COMMAND_TIMEOUT_MS: durationMs(10_000),
+  COMMAND_TTL_MS: durationMs(30_000),
+  VERIFY_TIMEOUT_MS: durationMs(60_000),
+  VERIFY_POLL_MS: durationMs(200),
+  SWEEP_MS: durationMs(2000),
+  /** false: serve the API (approvals) without executing anything on this instance. */
+  EXECUTOR_WORKER: boolFlag(true),
+  EXECUTOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+});
+
+export interface ExecutorConfig {
+  databaseUrl: string;
+  natsUrl: string;
+  apiToken: string;
+  fleetKey: string;
+  httpPort: number;
+  httpHost: string;
+  executorId: string;
+  pollMs: number;
+  leaseMs: number;
+  commandTimeoutMs: number;
+  commandTtlMs: number;
+  verifyTimeoutMs: number;
+  verifyPollMs: number;
+  sweepMs: number;
+  concurrency: number;
+  worker: boolean;
+  otlpEndpoint: string | undefined;
+}
+
+/** Parses the executor's settings from an env record; a ConfigError names the setting, never its value. */
+export function loadConfig(env: Record<string, string | undefined>): ExecutorConfig {
+  const e = parseEnv(SERVICE_NAME, Env, env);
+  return {
+    databaseUrl: e.DATABASE_URL,
+    natsUrl: e.NATS_URL,
+    apiToken: e.API_TOKEN,
+    fleetKey: e.FLEET_KEY,
+    httpPort: e.HTTP_PORT,
+    httpHost: e.HTTP_HOST,
+    executorId: e.EXECUTOR_ID ?? `executor-${hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40)}-${process.pid}`,
+    pollMs: e.POLL_MS,
+    leaseMs: e.LEASE_MS,
+    commandTimeoutMs: e.COMMAND_TIMEOUT_MS,
+    commandTtlMs: e.COMMAND_TTL_MS,
+    verifyTimeoutMs: e.VERIFY_TIMEOUT_MS,
+    verifyPollMs: e.VERIFY_POLL_MS,
+    sweepMs: e.SWEEP_MS,
+    concurrency: e.EXECUTOR_CONCURRENCY,
+    worker: e.EXECUTOR_WORKER,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+  };
+}

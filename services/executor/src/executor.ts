@@ -1,0 +1,144 @@
+import { createServer, type Server } from "node:http";
+import { migrate, openWorldBucket, type KV, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
+import type { ExecutorConfig } from "./config.js";
+import { createApiHandler } from "./http-api.js";
+import { createExecutorMetrics } from "./metrics.js";
+import { runAction } from "./run.js";
+import { ACTIONS_CHANNEL, createActionStore, type ActionStore } from "./store.js";
+
+export interface ExecutorDeps {
+  config: ExecutorConfig;
+  nc: NatsConnection;
+  sql: Sql;
+  logger: Logger;
+  registry: Registry;
+  clock?: () => Date;
+}
+
+export interface Executor {
+  /** Migrates, starts the worker and the HTTP API. Resolves with the URL the API listens on. */
+  start(): Promise<{ url: string }>;
+  /** Stops taking work, abandons (as failed_unknown) what is still verifying, closes the API. Leaves nc and sql open. */
+  stop(): Promise<void>;
+  readonly store: ActionStore;
+}
+
+export function createExecutor(deps: ExecutorDeps): Executor {
+  const { config, nc, sql, logger, registry } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const store = createActionStore(sql);
+  const metrics = createExecutorMetrics(registry, store);
+  const abort = new AbortController();
+  const inflight = new Set<Promise<unknown>>();
+  let server: Server | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  // Set by a NOTIFY or a finished run that arrived while the loop was busy, so that wake-up is not lost.
+  let woken = false;
+  const poke = () => {
+    woken = true;
+    wake?.();
+  };
+
+  function idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (woken || abort.signal.aborted) {
+        woken = false;
+        return resolve();
+      }
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        wake = undefined;
+        woken = false;
+        resolve();
+      }
+      wake = done;
+    });
+  }
+
+  async function work(kv: KV): Promise<void> {
+    const runDeps = { nc, kv, store, logger, metrics, clock, config };
+    while (!abort.signal.aborted) {
+      if (inflight.size < config.concurrency) {
+        let claimed;
+        woken = false;
+        try {
+          claimed = await store.claimNext(config.executorId, config.leaseMs);
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, "could not claim work; retrying");
+        }
+        if (claimed && !abort.signal.aborted) {
+          logger.info({ action_id: claimed.id, node: claimed.node, service: claimed.service, kind: claimed.kind }, "claimed action");
+          const p: Promise<unknown> = runAction(runDeps, claimed, abort.signal)
+            .catch((err: Error) => logger.error({ action_id: claimed.id, err: err.message }, "run failed unexpectedly"))
+            .finally(() => {
+              inflight.delete(p);
+              poke();
+            });
+          inflight.add(p);
+          continue;
+        }
+      }
+      await idle(config.pollMs);
+    }
+  }
+
+  async function sweep(): Promise<void> {
+    try {
+      for (const r of await store.expireDue()) {
+        metrics.swept.inc({ to: r.to });
+        logger.info({ action_id: r.id, from: r.from }, "action expired");
+      }
+      for (const r of await store.reapLost()) {
+        metrics.swept.inc({ to: r.to });
+        logger.error({ action_id: r.id }, "running action lost its executor; marked failed_unknown, not re-run");
+      }
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, "sweep failed; will retry");
+    }
+  }
+
+  return {
+    store,
+    async start() {
+      await migrate(sql);
+      const kv = await openWorldBucket(nc);
+      const listening = await sql.listen(ACTIONS_CHANNEL, poke);
+      unlisten = () => listening.unlisten();
+      server = createServer(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken }));
+      const srv = server;
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(config.httpPort, config.httpHost, () => resolve());
+      });
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
+      const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
+      if (config.worker) {
+        await sweep();
+        sweeper = setInterval(() => void sweep(), config.sweepMs);
+        loop = work(kv);
+      }
+      const url = `http://${host}:${port}`;
+      logger.info({ url, executor_id: config.executorId }, "executor listening");
+      return { url };
+    },
+    async stop() {
+      abort.abort();
+      poke();
+      if (sweeper) clearInterval(sweeper);
+      await loop;
+      await Promise.allSettled([...inflight]);
+      await unlisten?.().catch(() => undefined);
+      if (server) {
+        const srv = server;
+        srv.closeAllConnections();
+        await new Promise<void>((r) => srv.close(() => r()));
+      }
+    },
+  };
+}

@@ -1,0 +1,187 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { z } from "zod";
+import { ActionState, type KV, type Logger, type Registry } from "@steward/shared";
+import type { ActionStore, StoreResult } from "./store.js";
+import type { ExecutorMetrics } from "./metrics.js";
+import { readDrift, readSnapshot } from "./world.js";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_LIST_LIMIT = 500;
+
+export interface ApiDeps {
+  store: ActionStore;
+  kv: KV;
+  registry: Registry;
+  logger: Logger;
+  metrics: ExecutorMetrics;
+  apiToken: string;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly body: { code: string; message: string; [k: string]: unknown }) {
+    super(body.message);
+  }
+}
+
+const ApiChannel = z.enum(["cli", "api", "web"]);
+const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters");
+const ApproveBody = z.object({ actor: Actor.optional(), channel: ApiChannel.optional() });
+const RejectBody = ApproveBody.extend({
+  reason: z.string({ error: "is required" }).trim().min(1, "is required and must not be blank").max(2000, "must be at most 2000 characters"),
+});
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new HttpError(400, { code: "invalid", field: "path", message: "path is not valid percent-encoding" });
+  }
+}
+
+const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+
+/** Constant-time bearer check: both sides are hashed first so their lengths never leak either. */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
+  const given = m?.[1]?.trim() ?? "";
+  return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), ...extraHeaders });
+  res.end(json);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, { code: "invalid_json", message: "request body is not valid JSON" });
+  }
+}
+
+function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new HttpError(400, { code: "invalid_json", message: "request body must be a JSON object" });
+  }
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const field = issue?.path.join(".") || "(body)";
+  throw new HttpError(422, { code: "invalid", field, message: `${field}: ${issue?.message ?? "invalid"}` });
+}
+
+function storeReply(res: ServerResponse, r: StoreResult, id: string): number {
+  if (r.ok) {
+    send(res, 200, { action: r.action });
+    return 200;
+  }
+  if (r.code === "not_found") {
+    send(res, 404, { error: { code: "not_found", message: `no action with id '${id}'` } });
+    return 404;
+  }
+  send(res, 409, { error: { code: "invalid_transition", message: `action is ${r.state}, not pending`, state: r.state } });
+  return 409;
+}
+
+/** The executor's HTTP API: /api/* needs the bearer token; /healthz and /metrics do not. */
+export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { store, kv, registry, logger, metrics } = deps;
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const method = req.method ?? "GET";
+
+    if (path === "/healthz") {
+      send(res, 200, { status: "ok" });
+      return { route: "/healthz", status: 200 };
+    }
+    if (path === "/metrics" && method === "GET") {
+      const body = await registry.metrics();
+      res.writeHead(200, { "content-type": registry.contentType });
+      res.end(body);
+      return { route: "/metrics", status: 200 };
+    }
+    if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
+
+    if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
+      send(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
+      return { route: "/api", status: 401 };
+    }
+
+    const seg = path.split("/").slice(2).map(decodeSegment);
+    const allow = (want: string, r: string) => {
+      if (method !== want) throw new HttpError(405, { code: "method_not_allowed", message: `${r} allows ${want} only`, route: r });
+    };
+
+    if (seg[0] === "actions" && seg.length === 1) {
+      allow("GET", "/api/actions");
+      const stateRaw = url.searchParams.get("state");
+      const limitRaw = url.searchParams.get("limit");
+      const state = stateRaw === null || stateRaw === "" ? undefined : ActionState.safeParse(stateRaw);
+      if (state && !state.success) throw new HttpError(400, { code: "invalid", field: "state", message: `state must be one of ${ActionState.options.join(", ")}` });
+      let limit = 50;
+      if (limitRaw !== null && limitRaw !== "") {
+        limit = Number(limitRaw);
+        if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
+      }
+      send(res, 200, { actions: await store.list({ state: state?.data, limit }) });
+      return { route: "/api/actions", status: 200 };
+    }
+    if (seg[0] === "actions" && seg.length === 2 && seg[1]) {
+      allow("GET", "/api/actions/:id");
+      const found = await store.get(seg[1]);
+      if (!found) throw new HttpError(404, { code: "not_found", message: `no action with id '${seg[1]}'` });
+      send(res, 200, found);
+      return { route: "/api/actions/:id", status: 200 };
+    }
+    if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "approve") {
+      allow("POST", "/api/actions/:id/approve");
+      const body = validate(ApproveBody, await readJson(req));
+      const r = await store.approve(seg[1], body.actor ?? "operator", body.channel ?? "api");
+      return { route: "/api/actions/:id/approve", status: storeReply(res, r, seg[1]) };
+    }
+    if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "reject") {
+      allow("POST", "/api/actions/:id/reject");
+      const body = validate(RejectBody, await readJson(req));
+      const r = await store.reject(seg[1], body.actor ?? "operator", body.channel ?? "api", body.reason);
+      return { route: "/api/actions/:id/reject", status: storeReply(res, r, seg[1]) };
+    }
+    if ((seg[0] === "world" || seg[0] === "drift") && seg.length === 1) {
+      const r = `/api/${seg[0]}`;
+      allow("GET", r);
+      const doc = seg[0] === "world" ? await readSnapshot(kv) : await readDrift(kv);
+      if (!doc.ok) throw new HttpError(503, { code: doc.code === "none" ? "no_snapshot" : "unreadable_snapshot", message: doc.message });
+      send(res, 200, doc.value);
+      return { route: r, status: 200 };
+    }
+    throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
+  }
+
+  return (req, res) => {
+    route(req, res)
+      .then(({ route: r, status }) => metrics.apiRequests.inc({ route: r, status: String(status) }))
+      .catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        if (!(err instanceof HttpError)) logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
+        const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
+        if (!res.headersSent) send(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
+        else res.end();
+        metrics.apiRequests.inc({ route: "(error)", status: String(status) });
+      });
+  };
+}

@@ -1,0 +1,58 @@
+import { Counter, Gauge, Histogram, type Registry } from "@steward/shared";
+import type { ActionStore } from "./store.js";
+
+export interface ExecutorMetrics {
+  commandSeconds: Histogram<"kind" | "outcome">;
+  actionsTotal: Counter<"kind" | "result">;
+  invalidReplies: Counter;
+  swept: Counter<"to">;
+  apiRequests: Counter<"route" | "status">;
+}
+
+export function createExecutorMetrics(registry: Registry, store: ActionStore): ExecutorMetrics {
+  // Read from Postgres at scrape time so every executor reports the shared truth, not its own share.
+  new Gauge({
+    name: "executor_actions",
+    help: "Actions by state (from Postgres, at scrape time)",
+    labelNames: ["state"],
+    registers: [registry],
+    async collect() {
+      const counts = await store.countByState().catch(() => undefined);
+      if (!counts) return;
+      this.reset();
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  return {
+    commandSeconds: new Histogram({
+      name: "executor_command_seconds",
+      help: "Time from sending a node command to its reply (or failure)",
+      labelNames: ["kind", "outcome"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    actionsTotal: new Counter({
+      name: "executor_actions_total",
+      help: "Actions this executor finished, by kind and result",
+      labelNames: ["kind", "result"],
+      registers: [registry],
+    }),
+    invalidReplies: new Counter({
+      name: "executor_invalid_replies_total",
+      help: "Node command replies that failed schema validation",
+      registers: [registry],
+    }),
+    swept: new Counter({
+      name: "executor_swept_total",
+      help: "Actions moved by the sweeper (expired, or failed_unknown after a lost executor)",
+      labelNames: ["to"],
+      registers: [registry],
+    }),
+    apiRequests: new Counter({
+      name: "executor_api_requests_total",
+      help: "HTTP API requests by route and status",
+      labelNames: ["route", "status"],
+      registers: [registry],
+    }),
+  };
+}

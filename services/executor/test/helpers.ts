@@ -1,0 +1,206 @@
+import { randomUUID } from "node:crypto";
+import {
+  checkNodeCommand,
+  commandSubject,
+  connectDb,
+  connectNats,
+  createRegistry,
+  migrate,
+  openWorldBucket,
+  silentLogger,
+  SignedNodeCommand,
+  WORLD_KEY,
+  type ActionKind,
+  type ActionState,
+  type KV,
+  type NatsConnection,
+  type NodeCommandReply,
+  type ServiceState,
+  type Snapshot,
+  type Sql,
+} from "@steward/shared";
+import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createExecutor, type Executor } from "../src/executor.js";
+import { loadConfig, type ExecutorConfig } from "../src/config.js";
+
+export const API_TOKEN = "test-api-token-0123456789";
+export const FLEET_KEY = "test-fleet-key-0123456789abcdef";
+
+export interface Env {
+  nats: NatsServerHandle;
+  db: TestDatabase;
+  nc: NatsConnection;
+  sql: Sql;
+  kv: KV;
+  executors: Executor[];
+  close(): Promise<void>;
+}
+
+export async function setupEnv(): Promise<Env> {
+  const [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_executor")]);
+  const nc = await connectNats(nats.url, "executor-test");
+  const sql = connectDb(db.url, { max: 4 });
+  await migrate(sql);
+  const kv = await openWorldBucket(nc);
+  const env: Env = {
+    nats,
+    db,
+    nc,
+    sql,
+    kv,
+    executors: [],
+    async close() {
+      await Promise.allSettled(env.executors.map((e) => e.stop()));
+      await nc.close().catch(() => undefined);
+      await sql.end({ timeout: 2 }).catch(() => undefined);
+      await db.drop().catch(() => undefined);
+      await nats.stop();
+    },
+  };
+  return env;
+}
+
+export function testConfig(env: Env, over: Record<string, string> = {}): ExecutorConfig {
+  return loadConfig({
+    DATABASE_URL: env.db.url,
+    NATS_URL: env.nats.url,
+    API_TOKEN,
+    FLEET_KEY,
+    HTTP_PORT: "0",
+    POLL_MS: "100",
+    SWEEP_MS: "100",
+    LEASE_MS: "2000",
+    COMMAND_TIMEOUT_MS: "2000",
+    VERIFY_TIMEOUT_MS: "3000",
+    VERIFY_POLL_MS: "50",
+    ...over,
+  });
+}
+
+/** Each executor gets its own postgres pool, as two processes would. */
+export async function startExecutor(env: Env, over: Record<string, string> = {}): Promise<{ executor: Executor; url: string; sql: Sql }> {
+  const sql = connectDb(env.db.url, { max: 4 });
+  const executor = createExecutor({ config: testConfig(env, over), nc: env.nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
+  const { url } = await executor.start();
+  const stop = executor.stop.bind(executor);
+  const wrapped: Executor = {
+    store: executor.store,
+    start: executor.start.bind(executor),
+    async stop() {
+      await stop();
+      await sql.end({ timeout: 2 }).catch(() => undefined);
+    },
+  };
+  env.executors.push(wrapped);
+  return { executor: wrapped, url, sql };
+}
+
+export interface NewAction {
+  node?: string;
+  service?: string;
+  kind?: ActionKind;
+  state?: ActionState;
+  expiresInMs?: number;
+  traceparent?: string | null;
+}
+
+export async function insertAction(sql: Sql, a: NewAction = {}): Promise<string> {
+  const id = randomUUID();
+  await sql`
+    INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at, traceparent)
+    VALUES (${id}, ${a.node ?? "node-1"}, ${a.service ?? `svc-${id.slice(0, 8)}`}, ${a.kind ?? "restart"}, ${a.state ?? "pending"},
+            ${"service is down"}, ${"supervisor-test"}, now() + ${a.expiresInMs ?? 3_600_000} * interval '1 millisecond', ${a.traceparent ?? null})`;
+  return id;
+}
+
+export async function stateOf(sql: Sql, id: string): Promise<string | undefined> {
+  const [r] = await sql<{ state: string }[]>`SELECT state FROM actions WHERE id = ${id}`;
+  return r?.state;
+}
+
+export function service(name: string, over: Partial<ServiceState> = {}): ServiceState {
+  const now = new Date().toISOString();
+  return { name, state: "running", health: "healthy", starts: 1, declared: true, since: now, updated_at: now, checks: { http: { ok: true, consecutive_failures: 0, at: now } }, last_event_id: randomUUID(), ...over };
+}
+
+export function snapshot(nodes: Record<string, ServiceState[]>): Snapshot {
+  const now = new Date().toISOString();
+  return {
+    written_at: now,
+    observer_id: "observer-test",
+    world: {
+      version: 1,
+      last_seq: 1,
+      events_applied: 1,
+      event_time: now,
+      nodes: Object.fromEntries(
+        Object.entries(nodes).map(([name, svcs]) => [
+          name,
+          { name, status: "up" as const, last_heartbeat: now, heartbeat_interval_ms: 5000, agent_started_at: now, dropped_events: 0, host: null, services: Object.fromEntries(svcs.map((s) => [s.name, s])) },
+        ]),
+      ),
+    },
+  };
+}
+
+export async function putWorld(kv: KV, snap: Snapshot): Promise<void> {
+  await kv.put(WORLD_KEY, JSON.stringify(snap));
+}
+
+export interface ReceivedCommand {
+  cmd: SignedNodeCommand;
+  traceparent: string | undefined;
+  receivedAt: Date;
+}
+
+/**
+ * Plays the node-agent of `node`: checks each command like the real agent, records it, replies, and (unless told
+ * otherwise) writes a world snapshot in which the service is back running and healthy, as the observer would.
+ */
+export function fakeAgent(env: Env, node: string, opts: { reply?: (cmd: SignedNodeCommand) => NodeCommandReply; reportsBack?: boolean; fleetKey?: string } = {}) {
+  const received: ReceivedCommand[] = [];
+  const world = new Map<string, ServiceState>();
+  let puts = Promise.resolve();
+  const seen = new Set<string>();
+  const sub = env.nc.subscribe(commandSubject(node), {
+    callback: (_err, msg) => {
+      const parsed = SignedNodeCommand.safeParse(msg.json());
+      if (!parsed.success) {
+        msg.respond(JSON.stringify({ ok: false, id: null, code: "invalid", message: "invalid command" }));
+        return;
+      }
+      const cmd = parsed.data;
+      received.push({ cmd, traceparent: msg.headers?.get("traceparent") || undefined, receivedAt: new Date() });
+      const check = checkNodeCommand(cmd, { node, fleetKey: opts.fleetKey ?? FLEET_KEY, now: new Date(), seen: (id) => seen.has(id) });
+      seen.add(cmd.body.id);
+      if (!check.ok) {
+        msg.respond(JSON.stringify({ ok: false, id: cmd.body.id, code: check.code, message: check.message }));
+        return;
+      }
+      const reply: NodeCommandReply = opts.reply?.(cmd) ?? { ok: true, id: cmd.body.id, node, service: cmd.body.service, pid: 4242, detail: `${cmd.body.op} done` };
+      if (reply.ok && opts.reportsBack !== false) {
+        world.set(cmd.body.service, service(cmd.body.service));
+        const snap = snapshot({ [node]: [...world.values()] });
+        puts = puts.then(() => putWorld(env.kv, snap)).catch(() => undefined);
+        void puts.then(() => msg.respond(JSON.stringify(reply)));
+      } else {
+        msg.respond(JSON.stringify(reply));
+      }
+    },
+  });
+  return { received, stop: () => sub.unsubscribe() };
+}
+
+export async function api(url: string, path: string, init: { method?: string; body?: unknown; token?: string | null; rawBody?: string } = {}): Promise<{ status: number; body: unknown }> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (init.token !== null) headers["authorization"] = `Bearer ${init.token ?? API_TOKEN}`;
+  const res = await fetch(url + path, { method: init.method ?? "GET", headers, body: init.rawBody ?? (init.body === undefined ? undefined : JSON.stringify(init.body)) });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* not JSON (metrics) */
+  }
+  return { status: res.status, body };
+}
