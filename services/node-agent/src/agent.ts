@@ -1,0 +1,402 @@
+import { mkdir, stat, statfs } from "node:fs/promises";
+import { freemem, loadavg, totalmem } from "node:os";
+import { dirname, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import {
+  FleetSpecError,
+  commandSubject,
+  connectNats,
+  contextFromHeaders,
+  formatProblem,
+  loadFleetSpec,
+  withSpan,
+  type Logger,
+  type NatsConnection,
+  type NodeCommandBody,
+  type NodeCommandReply,
+  type Registry,
+  type ServiceObservation,
+  type ServiceSpec,
+} from "@steward/shared";
+import { SeenCommands, verifyCommand } from "./commands.js";
+import type { NodeAgentConfig } from "./config.js";
+import { createAgentMetrics, type AgentMetrics } from "./metrics.js";
+import { diffServices, diskUsage, memUsedPct, startOrder } from "./plan.js";
+import { EventPublisher, newEventId } from "./publisher.js";
+import { SpawnError, SupervisedService, type ServiceHooks } from "./supervised-service.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+type Subscription = ReturnType<NatsConnection["subscribe"]>;
+type Msg = Parameters<NonNullable<NonNullable<Parameters<NatsConnection["subscribe"]>[1]>["callback"]>>[1];
+
+export interface NodeAgentDeps {
+  config: NodeAgentConfig;
+  /** A connection to use (the caller owns it). Without it the agent connects itself, retrying until NATS answers. */
+  nc?: NatsConnection;
+  logger: Logger;
+  registry: Registry;
+  clock?: () => Date;
+}
+
+export interface NodeAgent {
+  start(): Promise<void>;
+  /** Stops probing, stops every supervised process, flushes what it can, closes its own connection. */
+  stop(): Promise<void>;
+  status(): ServiceObservation[];
+  /** Events dropped from the backlog while NATS was unreachable. */
+  readonly droppedEvents: number;
+  /** Synchronous SIGKILL of every supervised process group: for `process.on("exit")`. */
+  killChildrenNow(): void;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
+  const { config, logger } = deps;
+  const node = config.nodeName;
+  const clock = deps.clock ?? (() => new Date());
+  const metrics: AgentMetrics = createAgentMetrics(deps.registry);
+  const publisher = new EventPublisher({
+    node,
+    maxInFlight: config.maxInFlight,
+    backlogMax: config.backlogMax,
+    publishTimeoutMs: config.publishTimeoutMs,
+    logger,
+    metrics,
+  });
+  const services = new Map<string, SupervisedService>();
+  const lastEmitted = new Map<string, string>();
+  const seen = new SeenCommands();
+  const timers: NodeJS.Timeout[] = [];
+  let declaredSpecs: Record<string, ServiceSpec> = {};
+  let specStamp = "";
+  let startedAt = clock().toISOString();
+  let ownNc: NatsConnection | undefined;
+  let commandSub: Subscription | undefined;
+  let stopping = false;
+  let started = false;
+  const baseDir = dirname(resolve(config.fleetSpec));
+
+  const now = () => clock().toISOString();
+
+  function emitService(svc: SupervisedService, force = false): void {
+    const o = svc.observation();
+    const key = `${o.state}|${o.health}|${o.declared}|${o.pid ?? ""}`;
+    if (!force && lastEmitted.get(svc.name) === key) return;
+    lastEmitted.set(svc.name, key);
+    publisher.publish({ type: "service", id: newEventId(node), node, ts: now(), ...o });
+  }
+
+  /** A service that left the spec is kept (reported undeclared) only while its process still runs. */
+  function forgetIfGone(svc: SupervisedService): void {
+    if (!svc.declared && !svc.running && services.get(svc.name) === svc) {
+      services.delete(svc.name);
+      lastEmitted.delete(svc.name);
+      logger.info({ service: svc.name }, "undeclared service no longer runs; forgetting it");
+    }
+  }
+
+  const hooks: ServiceHooks = {
+    onExit(svc) {
+      metrics.processExits.inc({ service: svc.name });
+      emitService(svc, true);
+      forgetIfGone(svc);
+    },
+    onStarted(svc) {
+      metrics.processStarts.inc({ service: svc.name });
+      emitService(svc);
+    },
+    onCheck(svc, run, result, okChanged) {
+      metrics.healthChecks.inc({ service: svc.name, check: run.name, result: result.ok ? "ok" : "fail" });
+      if (okChanged) {
+        publisher.publish({
+          type: "health_check",
+          id: newEventId(node),
+          node,
+          ts: now(),
+          service: svc.name,
+          check: run.name,
+          ok: result.ok,
+          consecutive_failures: run.progress.consecutiveFailures,
+          detail: result.detail.slice(0, 2000),
+        });
+      }
+      emitService(svc);
+    },
+  };
+
+  function makeService(name: string, spec: ServiceSpec): SupervisedService {
+    return new SupervisedService(name, spec, { node, logDir: config.logDir, baseDir, stopGraceMs: config.stopGraceMs, logger: logger.child({ service: name }), hooks });
+  }
+
+  function status(): ServiceObservation[] {
+    return [...services.values()].map((s) => s.observation()).sort((a, b) => a.service.localeCompare(b.service));
+  }
+
+  async function heartbeat(): Promise<void> {
+    await withSpan("probe.heartbeat", {}, () => {
+      publisher.publish({
+        type: "heartbeat",
+        id: newEventId(node),
+        node,
+        ts: now(),
+        interval_ms: config.heartbeatMs,
+        agent_version: AGENT_VERSION,
+        started_at: startedAt,
+        services: status(),
+        dropped_events: publisher.dropped,
+      });
+    });
+  }
+
+  async function probeHost(): Promise<void> {
+    await withSpan("probe.host", {}, async () => {
+      const disks = [];
+      for (const path of [...new Set(["/", config.logDir])]) {
+        try {
+          disks.push(diskUsage(path, await statfs(path)));
+        } catch (err) {
+          logger.warn({ path, err: (err as Error).message }, "cannot read disk usage");
+        }
+      }
+      publisher.publish({
+        type: "host",
+        id: newEventId(node),
+        node,
+        ts: now(),
+        load1: Math.max(0, loadavg()[0] ?? 0),
+        mem_used_pct: memUsedPct(totalmem(), freemem()),
+        disks,
+      });
+    });
+  }
+
+  function every(ms: number, what: string, fn: () => Promise<void>): void {
+    let running = false;
+    const t = setInterval(() => {
+      if (running || stopping) return;
+      running = true;
+      fn()
+        .catch((err: unknown) => logger.error({ err, what }, "periodic task failed"))
+        .finally(() => (running = false));
+    }, ms);
+    timers.push(t);
+  }
+
+  async function readSpecStamp(): Promise<string> {
+    const s = await stat(config.fleetSpec);
+    return `${s.mtimeMs}:${s.size}:${s.ino}`;
+  }
+
+  async function pollSpec(): Promise<void> {
+    let stamp: string;
+    try {
+      stamp = await readSpecStamp();
+    } catch (err) {
+      if (specStamp !== "missing") logger.warn({ file: config.fleetSpec, code: (err as NodeJS.ErrnoException).code }, "cannot read the fleet spec; keeping the last good one");
+      specStamp = "missing";
+      return;
+    }
+    if (stamp === specStamp) return;
+    specStamp = stamp;
+    let next: Record<string, ServiceSpec>;
+    try {
+      const spec = await loadFleetSpec(config.fleetSpec);
+      next = spec.nodes[node]?.services ?? {};
+    } catch (err) {
+      metrics.specReloads.inc({ result: "invalid" });
+      const problems = err instanceof FleetSpecError ? err.problems.slice(0, 10).map(formatProblem) : [(err as Error).message];
+      logger.warn({ file: config.fleetSpec, problems }, "fleet spec changed but is invalid; keeping the last good one");
+      return;
+    }
+    metrics.specReloads.inc({ result: "ok" });
+    applySpec(next);
+  }
+
+  function applySpec(next: Record<string, ServiceSpec>): void {
+    const diff = diffServices(declaredSpecs, next);
+    declaredSpecs = next;
+    if (diff.added.length + diff.removed.length + diff.changed.length > 0) logger.info({ ...diff }, "fleet spec reloaded");
+    for (const name of diff.added) {
+      const existing = services.get(name);
+      const spec = next[name] as ServiceSpec;
+      if (existing) {
+        // Declared again while its old process still runs: it is managed again.
+        existing.declared = true;
+        existing.setSpec(spec);
+        emitService(existing, true);
+        continue;
+      }
+      // Never started on reload: a new declaration is drift for the supervisor to propose, the operator to approve.
+      const svc = makeService(name, spec);
+      services.set(name, svc);
+      emitService(svc, true);
+    }
+    for (const name of diff.changed) services.get(name)?.setSpec(next[name] as ServiceSpec);
+    for (const name of diff.removed) {
+      const svc = services.get(name);
+      if (!svc) continue;
+      svc.declared = false;
+      emitService(svc, true);
+      forgetIfGone(svc);
+    }
+  }
+
+  function attachNats(nc: NatsConnection): void {
+    publisher.attach(nc);
+    commandSub = nc.subscribe(commandSubject(node), {
+      callback: (err, msg) => {
+        if (err) {
+          logger.warn({ err: err.message }, "command subscription error");
+          return;
+        }
+        void handleCommand(msg);
+      },
+    });
+    logger.info({ subject: commandSubject(node) }, "taking node commands");
+  }
+
+  async function connectLoop(): Promise<void> {
+    for (let attempt = 0; !stopping; attempt++) {
+      try {
+        const nc = await connectNats(config.natsUrl, `node-agent-${node}`, { timeout: 2000 });
+        if (stopping) {
+          await nc.close();
+          return;
+        }
+        ownNc = nc;
+        attachNats(nc);
+        return;
+      } catch (err) {
+        if (attempt === 0) logger.warn({ err: (err as Error).message }, "NATS unreachable at start; probing and buffering events, retrying");
+        await sleep(Math.min(2000, 250 * 2 ** Math.min(attempt, 3)));
+      }
+    }
+  }
+
+  async function handleCommand(msg: Msg): Promise<void> {
+    const t0 = performance.now();
+    const parent = contextFromHeaders(msg.headers);
+    let op = "unknown";
+    let result = "invalid";
+    try {
+      await withSpan("node-agent.command", { parent, attributes: { "steward.node": node } }, async (span) => {
+        const reply = await executeCommand(msg.data, (o) => (op = o));
+        result = reply.ok ? "ok" : reply.code;
+        span.setAttributes({ "steward.command.op": op, "steward.command.result": result });
+        msg.respond(JSON.stringify(reply));
+      });
+    } catch (err) {
+      logger.error({ err }, "command handling failed");
+    } finally {
+      metrics.commands.inc({ op, result });
+      metrics.commandDuration.observe({ op }, (performance.now() - t0) / 1000);
+    }
+  }
+
+  async function executeCommand(data: Uint8Array, setOp: (op: string) => void): Promise<NodeCommandReply> {
+    const verdict = verifyCommand(data, { node, fleetKey: config.fleetKey, now: clock(), seen });
+    if (!verdict.ok) {
+      setOp(verdict.op);
+      logger.warn({ code: verdict.reply.code, command_id: verdict.reply.id, op: verdict.op, reason: verdict.reply.message }, "node command refused");
+      return verdict.reply;
+    }
+    const cmd = verdict.cmd;
+    setOp(cmd.op);
+    // Consumed once it passed the checks, whatever happens next: the same id is never executed twice.
+    seen.add(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
+    const svc = services.get(cmd.service);
+    if (!svc || (!svc.declared && cmd.op !== "stop")) {
+      const message = svc ? `service '${cmd.service}' is no longer declared on node '${node}'; only stop is allowed` : `no service '${cmd.service}' on node '${node}'`;
+      logger.warn({ code: "unknown_service", command_id: cmd.id, op: cmd.op, service: cmd.service }, "node command refused");
+      return { ok: false, id: cmd.id, code: "unknown_service", message };
+    }
+    logger.info({ command_id: cmd.id, action_id: cmd.action_id, op: cmd.op, service: cmd.service }, "executing node command");
+    try {
+      const pid = await svc.exclusive(() => runOp(svc, cmd));
+      emitService(svc, true);
+      return { ok: true, id: cmd.id, node, service: cmd.service, pid, detail: `${cmd.op} done; state ${svc.state}` };
+    } catch (err) {
+      emitService(svc, true);
+      const message = err instanceof SpawnError ? err.message : `${cmd.op} failed: ${(err as Error).message}`;
+      logger.warn({ code: "failed", command_id: cmd.id, op: cmd.op, service: cmd.service, message }, "node command failed");
+      return { ok: false, id: cmd.id, code: "failed", message };
+    } finally {
+      forgetIfGone(svc);
+    }
+  }
+
+  async function runOp(svc: SupervisedService, cmd: NodeCommandBody): Promise<number | null> {
+    switch (cmd.op) {
+      case "start":
+        return svc.start();
+      case "stop":
+        await svc.stop();
+        return null;
+      case "restart":
+        return svc.restart();
+      default: {
+        const never: never = cmd.op;
+        throw new Error(`unknown op ${String(never)}`);
+      }
+    }
+  }
+
+  return {
+    get droppedEvents() {
+      return publisher.dropped;
+    },
+
+    async start() {
+      if (started) throw new Error("node-agent already started");
+      started = true;
+      startedAt = now();
+      await mkdir(config.logDir, { recursive: true });
+      // An unreadable spec at start is fatal: without it the agent cannot know what it supervises.
+      specStamp = await readSpecStamp();
+      const spec = await loadFleetSpec(config.fleetSpec);
+      const nodeSpec = spec.nodes[node];
+      if (!nodeSpec) logger.warn({ node, file: config.fleetSpec }, "this node is not declared in the fleet spec; supervising nothing until it is");
+      declaredSpecs = nodeSpec?.services ?? {};
+      for (const [name, s] of Object.entries(declaredSpecs)) services.set(name, makeService(name, s));
+
+      if (deps.nc) attachNats(deps.nc);
+      else void connectLoop();
+
+      for (const name of startOrder(declaredSpecs)) {
+        const svc = services.get(name);
+        if (!svc?.spec.autostart) continue;
+        await svc.exclusive(() => svc.start()).catch((err: unknown) => logger.warn({ service: name, err: (err as Error).message }, "autostart failed"));
+      }
+      for (const svc of services.values()) emitService(svc);
+      await heartbeat();
+      await probeHost();
+      every(config.heartbeatMs, "heartbeat", heartbeat);
+      every(config.hostProbeMs, "host probe", probeHost);
+      every(config.specPollMs, "spec poll", pollSpec);
+      logger.info({ services: services.size, log_dir: config.logDir }, "node-agent started");
+    },
+
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      for (const t of timers) clearInterval(t);
+      commandSub?.unsubscribe();
+      await Promise.all([...services.values()].map((s) => s.shutdown().catch((err: unknown) => logger.warn({ service: s.name, err }, "stop failed"))));
+      // A last heartbeat restating that everything is stopped, so the observer need not wait for staleness.
+      await heartbeat().catch(() => undefined);
+      const flushed = await publisher.flush(2000);
+      if (!flushed) logger.warn({ backlog: publisher.backlog }, "stopping with events not yet published");
+      publisher.close();
+      if (ownNc) await ownNc.drain().catch(() => ownNc?.close());
+      logger.info("node-agent stopped");
+    },
+
+    status,
+
+    killChildrenNow() {
+      for (const s of services.values()) s.killNow();
+    },
+  };
+}
