@@ -44,6 +44,11 @@ export const NodeState = z.strictObject({
     })
     .nullable(),
   services: z.record(z.string(), ServiceState),
+  /**
+   * Ids of the newest events folded for this node (bounded, oldest first), so an event re-sent after
+   * JetStream's de-duplication window closed changes nothing. Optional: older snapshots lack it.
+   */
+  recent_event_ids: z.array(z.string()).optional(),
 });
 export type NodeState = z.infer<typeof NodeState>;
 

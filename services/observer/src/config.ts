@@ -1,0 +1,46 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { durationMs, parseEnv, port } from "@steward/shared";
+
+export const ObserverConfigSchema = z.object({
+  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  SNAPSHOT_PATH: z.string().min(1).default("./.steward/world.json"),
+  OBSERVER_ID: z.string().min(1).optional(),
+  SNAPSHOT_DEBOUNCE_MS: durationMs(50),
+  STALE_CHECK_MS: durationMs(1_000),
+  MISSED_HEARTBEATS: z.coerce.number().int().positive().default(3),
+  SNAPSHOT_MAX_INTERVAL_MS: durationMs(5_000),
+  METRICS_PORT: port(9465),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+});
+
+export interface ObserverConfig {
+  natsUrl: string;
+  snapshotPath: string;
+  observerId: string;
+  snapshotDebounceMs: number;
+  staleCheckMs: number;
+  missedHeartbeats: number;
+  snapshotMaxIntervalMs: number;
+  metricsPort: number;
+  metricsHost: string;
+  streamReplicas: number;
+}
+
+/** Reads the observer's settings from an env-like record; errors name the setting. */
+export function loadConfig(env: Record<string, string | undefined>): ObserverConfig {
+  const c = parseEnv("observer", ObserverConfigSchema, env);
+  return {
+    natsUrl: c.NATS_URL,
+    snapshotPath: c.SNAPSHOT_PATH,
+    observerId: c.OBSERVER_ID ?? `${hostname()}-${process.pid}`,
+    snapshotDebounceMs: c.SNAPSHOT_DEBOUNCE_MS,
+    staleCheckMs: c.STALE_CHECK_MS,
+    missedHeartbeats: c.MISSED_HEARTBEATS,
+    snapshotMaxIntervalMs: c.SNAPSHOT_MAX_INTERVAL_MS,
+    metricsPort: c.METRICS_PORT,
+    metricsHost: c.METRICS_HOST,
+    streamReplicas: c.STREAM_REPLICAS,
+  };
+}

@@ -1,0 +1,347 @@
+import { createHash } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
+import {
+  type DeadLetter,
+  EVENTS_STREAM,
+  EVENTS_SUBJECT_PREFIX,
+  NodeEvent,
+  OBSERVER_DURABLE,
+  contextFromHeaders,
+  dlqSubject,
+  emptyWorld,
+  ensureStreams,
+  jetstream,
+  jetstreamManager,
+  openWorldBucket,
+  traceHeaders,
+  withSpan,
+  type Context,
+  type KV,
+  type Logger,
+  type NatsConnection,
+  type Registry,
+  type Snapshot,
+  type WorldState,
+} from "@steward/shared";
+import type { ObserverConfig } from "./config.js";
+import { createObserverMetrics } from "./observer-metrics.js";
+import { advanceSeq, markStale, reduceWorld } from "./reduce.js";
+import { SnapshotWriteError, readSnapshotFile, readSnapshotKv, removeLeftoverTempFiles, writeSnapshot } from "./snapshot-store.js";
+
+export type ObserverSettings = Pick<
+  ObserverConfig,
+  "snapshotPath" | "observerId" | "snapshotDebounceMs" | "staleCheckMs" | "missedHeartbeats" | "snapshotMaxIntervalMs" | "streamReplicas"
+>;
+
+export interface ObserverDeps {
+  config: ObserverSettings;
+  nc: NatsConnection;
+  logger: Logger;
+  registry: Registry;
+  /** Wall clock, injectable for tests; the reducer itself never reads it. */
+  clock?: () => Date;
+}
+
+export interface Observer {
+  start(): Promise<void>;
+  /** Stops consuming, writes a final snapshot and acks what it holds. Leaves the connection open (it was injected). */
+  stop(): Promise<void>;
+  world(): WorldState;
+}
+
+type Decoded = { ok: true; event: NodeEvent } | { ok: false; reason: DeadLetter["reason"]; detail: string };
+
+/** Parses and validates one stream message; the subject's node token must name the event's node. */
+export function decodeEventMessage(subject: string, data: Uint8Array): Decoded {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(data).toString("utf8"));
+  } catch (err) {
+    return { ok: false, reason: "invalid_json", detail: (err as Error).message };
+  }
+  const res = NodeEvent.safeParse(raw);
+  if (!res.success) {
+    const detail = res.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    return { ok: false, reason: "schema", detail };
+  }
+  const prefix = `${EVENTS_SUBJECT_PREFIX}.`;
+  const node = subject.startsWith(prefix) ? subject.slice(prefix.length).split(".")[0] : undefined;
+  if (node !== res.data.node) {
+    return { ok: false, reason: "subject_mismatch", detail: `subject ${subject} names node '${node ?? ""}' but the event is from node '${res.data.node}'` };
+  }
+  return { ok: true, event: res.data };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const nanos = (ms: number) => ms * 1_000_000;
+/** A write that failed waits this long before the next try, so a full disk does not spin. */
+const WRITE_RETRY_MS = 1_000;
+const CONSUMER_RETRY_MS = 1_000;
+
+export function createObserver(deps: ObserverDeps): Observer {
+  const { config, nc, logger, registry } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const metrics = createObserverMetrics(registry);
+  const js = jetstream(nc);
+
+  let world: WorldState = emptyWorld();
+  let kv: KV | undefined;
+  let messages: ConsumerMessages | undefined;
+  let loop: Promise<void> | undefined;
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  let writeTimer: ReturnType<typeof setTimeout> | undefined;
+  let writing: Promise<void> | undefined;
+  let dirty = false;
+  let lastWriteAt = 0;
+  let stopping = false;
+  /** Newest message processed (folded, skipped or dead-lettered) and not yet acked; AckAll covers the ones before it. */
+  let unacked: JsMsg | undefined;
+
+  async function loadWorld(): Promise<WorldState> {
+    const file = await readSnapshotFile(config.snapshotPath);
+    if (file.ok) {
+      logger.info({ path: config.snapshotPath, last_seq: file.snapshot.world.last_seq }, "resuming from snapshot file");
+      return file.snapshot.world;
+    }
+    if (file.reason !== "missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
+    if (kv) {
+      const fromKv = await readSnapshotKv(kv).catch((err: Error) => ({ ok: false as const, reason: "unparseable" as const, detail: err.message }));
+      if (fromKv.ok) {
+        logger.info({ last_seq: fromKv.snapshot.world.last_seq }, "resuming from KV snapshot");
+        return fromKv.snapshot.world;
+      }
+      if (fromKv.reason !== "missing") logger.warn({ reason: fromKv.reason, detail: fromKv.detail }, "KV snapshot unusable");
+    }
+    logger.info("no usable snapshot: replaying the stream from the start");
+    return emptyWorld();
+  }
+
+  /** The snapshot is the source of truth for where to resume, so the consumer is rebuilt to start right after it. */
+  async function recreateConsumer(): Promise<void> {
+    const jsm = await jetstreamManager(nc);
+    try {
+      await jsm.consumers.delete(EVENTS_STREAM, OBSERVER_DURABLE);
+    } catch (err) {
+      const notFound = err instanceof JetStreamApiError ? err.code === 10014 : /not found/i.test((err as Error).message);
+      if (!notFound) throw err;
+    }
+    await jsm.consumers.add(EVENTS_STREAM, {
+      durable_name: OBSERVER_DURABLE,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: world.last_seq + 1,
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(30_000),
+      // Acks trail the debounced snapshot; leave room so the server keeps delivering meanwhile.
+      max_ack_pending: 20_000,
+    });
+  }
+
+  function safeAck(m: JsMsg): void {
+    try {
+      m.ack();
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, seq: m.seq }, "ack failed; the message will be redelivered and skipped");
+    }
+  }
+
+  function updateNodeGauges(): void {
+    let up = 0;
+    let stale = 0;
+    for (const n of Object.values(world.nodes)) {
+      if (n.status === "up") up++;
+      else stale++;
+    }
+    metrics.nodes.set({ status: "up" }, up);
+    metrics.nodes.set({ status: "stale" }, stale);
+  }
+
+  function scheduleWrite(delayMs = config.snapshotDebounceMs): void {
+    dirty = true;
+    // Throttle, not debounce: under a steady stream a snapshot still goes out every `delayMs`.
+    if (writeTimer || writing || stopping) return;
+    writeTimer = setTimeout(() => {
+      writeTimer = undefined;
+      void writeNow();
+    }, delayMs);
+  }
+
+  async function writeNow(): Promise<void> {
+    while (writing) await writing;
+    if (writeTimer) {
+      clearTimeout(writeTimer);
+      writeTimer = undefined;
+    }
+    dirty = false;
+    const snapshot: Snapshot = { world, written_at: clock().toISOString(), observer_id: config.observerId };
+    const ack = unacked;
+    let retry = false;
+    writing = (async () => {
+      const end = metrics.snapshotWriteSeconds.startTimer();
+      try {
+        await writeSnapshot(config.snapshotPath, snapshot, kv);
+        metrics.snapshotsWritten.inc();
+      } catch (err) {
+        const store = err instanceof SnapshotWriteError ? err.store : "file";
+        metrics.snapshotWriteErrors.inc({ store });
+        logger.error({ err: (err as Error).message, store }, "snapshot write failed");
+        // The file is what a restart trusts; a KV failure alone does not hold back the ack.
+        if (store === "file") {
+          retry = true;
+          return;
+        }
+      } finally {
+        end();
+      }
+      lastWriteAt = clock().getTime();
+      if (ack) {
+        safeAck(ack);
+        if (unacked === ack) unacked = undefined;
+      }
+      updateNodeGauges();
+    })();
+    try {
+      await writing;
+    } finally {
+      writing = undefined;
+    }
+    if (retry) scheduleWrite(Math.max(WRITE_RETRY_MS, config.snapshotDebounceMs));
+    else if (dirty) scheduleWrite();
+  }
+
+  async function deadLetter(m: JsMsg, reason: DeadLetter["reason"], detail: string, ctx: Context): Promise<void> {
+    metrics.deadLettered.inc({ reason });
+    logger.warn({ seq: m.seq, subject: m.subject, reason, detail }, "event dead-lettered");
+    const letter: DeadLetter = {
+      reason,
+      detail,
+      subject: m.subject,
+      stream_seq: m.seq,
+      received_at: clock().toISOString(),
+      payload_b64: Buffer.from(m.data).toString("base64"),
+    };
+    // Keyed by position and content, so re-processing after a crash does not dead-letter it twice.
+    const msgID = `observer-${m.seq}-${createHash("sha256").update(m.data).digest("hex").slice(0, 16)}`;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await js.publish(dlqSubject("observer"), JSON.stringify(letter), { msgID, headers: traceHeaders(ctx) });
+        return;
+      } catch (err) {
+        if (attempt === 3) logger.error({ err: (err as Error).message, seq: m.seq }, "could not publish dead letter; the original stays in the events stream");
+        else await sleep(200 * attempt);
+      }
+    }
+  }
+
+  async function handle(m: JsMsg): Promise<void> {
+    const seq = m.seq;
+    if (seq <= world.last_seq) {
+      // A redelivery of something already folded (e.g. acks lagged behind a restart).
+      safeAck(m);
+      return;
+    }
+    const parent = contextFromHeaders(m.headers);
+    const decoded = decodeEventMessage(m.subject, m.data);
+    if (!decoded.ok) {
+      await deadLetter(m, decoded.reason, decoded.detail, parent);
+      world = advanceSeq(world, seq);
+    } else {
+      const event = decoded.event;
+      const incoming = m.headers?.get("traceparent") || undefined;
+      try {
+        await withSpan("observer.fold", { parent, attributes: { "steward.node": event.node, "steward.event_type": event.type, "steward.event_id": event.id, "messaging.message.sequence": seq } }, () => {
+          // The world keeps the traceparent the event arrived with: it is part of the stream, so a replay
+          // reproduces the world exactly, and the supervisor continues the probe's trace from it.
+          world = reduceWorld(world, event, { seq, traceparent: incoming });
+        });
+        metrics.folded.inc({ type: event.type });
+        metrics.foldLagSeconds.observe(Math.max(0, (clock().getTime() - m.time.getTime()) / 1000));
+      } catch (err) {
+        // The reducer is total; if it ever throws, skip the event rather than stall the stream on it.
+        logger.error({ err: (err as Error).message, seq }, "fold failed; event skipped");
+        world = advanceSeq(world, seq);
+      }
+    }
+    unacked = m;
+    metrics.lastSeq.set(world.last_seq);
+    scheduleWrite();
+  }
+
+  async function run(): Promise<void> {
+    while (!stopping) {
+      try {
+        const consumer = await js.consumers.get(EVENTS_STREAM, OBSERVER_DURABLE);
+        messages = await consumer.consume({ max_messages: 512, abort_on_missing_resource: true });
+        for await (const m of messages) {
+          if (stopping) break;
+          await handle(m);
+        }
+      } catch (err) {
+        if (!stopping) logger.error({ err: (err as Error).message }, "consuming events failed; recreating the consumer");
+      }
+      if (stopping) break;
+      await sleep(CONSUMER_RETRY_MS);
+      if (stopping) break;
+      await recreateConsumer().catch((err: Error) => logger.error({ err: err.message }, "recreating the consumer failed"));
+    }
+  }
+
+  function onTick(): void {
+    const now = clock();
+    const next = markStale(world, now, { missedHeartbeats: config.missedHeartbeats });
+    if (next !== world) {
+      const stale = Object.values(next.nodes)
+        .filter((n) => n.status === "stale" && world.nodes[n.name]?.status !== "stale")
+        .map((n) => n.name);
+      logger.warn({ nodes: stale }, "nodes stale: heartbeats stopped");
+      world = next;
+      updateNodeGauges();
+      scheduleWrite();
+    } else if (now.getTime() - lastWriteAt >= config.snapshotMaxIntervalMs && !writing && !writeTimer) {
+      // Written even when idle, so `written_at` shows the observer is alive.
+      void writeNow();
+    }
+  }
+
+  return {
+    async start() {
+      stopping = false;
+      await mkdir(dirname(config.snapshotPath), { recursive: true });
+      const removed = await removeLeftoverTempFiles(config.snapshotPath);
+      if (removed) logger.info({ removed }, "removed temp files left by an interrupted snapshot write");
+      await ensureStreams(nc, { replicas: config.streamReplicas });
+      kv = await openWorldBucket(nc, config.streamReplicas);
+      world = await loadWorld();
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(EVENTS_STREAM);
+      if (world.last_seq > info.state.last_seq) {
+        // The stream was recreated: its sequences restarted. Keep what we know and fold the new stream on top;
+        // per-item event-time ordering keeps old state from being regressed.
+        logger.warn({ snapshot_seq: world.last_seq, stream_seq: info.state.last_seq }, "snapshot is ahead of the stream; re-reading the stream from its start");
+        world = { ...world, last_seq: 0 };
+      }
+      metrics.lastSeq.set(world.last_seq);
+      updateNodeGauges();
+      await recreateConsumer();
+      await writeNow();
+      loop = run();
+      ticker = setInterval(onTick, Math.min(config.staleCheckMs, config.snapshotMaxIntervalMs));
+      logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "observer started");
+    },
+    async stop() {
+      stopping = true;
+      if (ticker) clearInterval(ticker);
+      ticker = undefined;
+      if (writeTimer) clearTimeout(writeTimer);
+      writeTimer = undefined;
+      await messages?.close().catch(() => undefined);
+      await loop;
+      loop = undefined;
+      messages = undefined;
+      await writeNow();
+      logger.info({ last_seq: world.last_seq }, "observer stopped");
+    },
+    world: () => world,
+  };
+}

@@ -1,0 +1,233 @@
+import type {
+  HealthCheckEvent,
+  HeartbeatEvent,
+  HostEvent,
+  NodeEvent,
+  NodeState,
+  ServiceEvent,
+  ServiceObservation,
+  ServiceState,
+  WorldState,
+} from "@steward/shared";
+
+/** How many event ids per node the world remembers to drop re-sent events JetStream's de-duplication window missed. */
+export const RECENT_EVENT_IDS = 64;
+
+/** Heartbeat interval assumed for a node that has sent events but no heartbeat yet. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
+
+/** `updated_at` of a service known only from a health check: any real observation of it is newer. */
+const NEVER = new Date(0).toISOString();
+
+export interface FoldMeta {
+  /** JetStream stream sequence of the message carrying the event. */
+  seq: number;
+  /** W3C traceparent the event arrived with, stored so the supervisor can continue the trace. */
+  traceparent?: string | undefined;
+}
+
+const ms = (iso: string): number => Date.parse(iso);
+const newer = (a: string, b: string): string => (ms(a) >= ms(b) ? a : b);
+
+/** Drops keys whose value is undefined, so a world survives a JSON round trip unchanged. */
+function compact<T extends object>(o: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as T;
+}
+
+/** Only the stream position moves: used for a message that is not folded (dead-lettered, or a duplicate). */
+export function advanceSeq(world: WorldState, seq: number): WorldState {
+  if (seq <= world.last_seq) return world;
+  return { ...world, last_seq: seq };
+}
+
+/**
+ * Folds one event into the world. Pure and deterministic: never mutates `world`, never reads the clock.
+ * - A stream sequence at or below `last_seq` (a redelivery) returns `world` itself.
+ * - An event id the node already had (re-sent with a new Nats-Msg-Id) only advances `last_seq`.
+ * - Each part of a node (a service, a check, host figures, heartbeat fields) only moves forward in event time,
+ *   so an older event arriving late never regresses newer state.
+ */
+export function reduceWorld(world: WorldState, event: NodeEvent, meta: FoldMeta): WorldState {
+  if (meta.seq <= world.last_seq) return world;
+  const prev = world.nodes[event.node];
+  if (prev?.recent_event_ids?.includes(event.id)) return advanceSeq(world, meta.seq);
+
+  const base = prev ?? newNode(event.node);
+  let node: NodeState;
+  switch (event.type) {
+    case "service":
+      node = foldService(base, event, meta.traceparent);
+      break;
+    case "health_check":
+      node = foldHealthCheck(base, event);
+      break;
+    case "host":
+      node = foldHost(base, event);
+      break;
+    case "heartbeat":
+      node = foldHeartbeat(base, event, meta.traceparent);
+      break;
+  }
+  node = { ...node, recent_event_ids: [...(base.recent_event_ids ?? []), event.id].slice(-RECENT_EVENT_IDS) };
+  return {
+    ...world,
+    last_seq: meta.seq,
+    events_applied: world.events_applied + 1,
+    event_time: world.event_time === null ? event.ts : newer(event.ts, world.event_time),
+    nodes: { ...world.nodes, [event.node]: node },
+  };
+}
+
+function newNode(name: string): NodeState {
+  return {
+    name,
+    status: "up",
+    last_heartbeat: null,
+    heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS,
+    agent_started_at: null,
+    dropped_events: 0,
+    host: null,
+    services: {},
+  };
+}
+
+function withService(node: NodeState, svc: ServiceState): NodeState {
+  return { ...node, services: { ...node.services, [svc.name]: svc } };
+}
+
+/** The part of a service an observation states; equal parts mean a restatement brought nothing new. */
+function observedPart(o: ServiceObservation | ServiceState) {
+  return compact({
+    state: o.state,
+    health: o.health,
+    pid: o.pid,
+    exit_code: o.exit_code,
+    signal: o.signal,
+    starts: o.starts,
+    declared: o.declared,
+    detail: o.detail,
+  });
+}
+
+function samePart(a: ReturnType<typeof observedPart>, b: ReturnType<typeof observedPart>): boolean {
+  const ka = Object.keys(a) as (keyof typeof a)[];
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function observe(prev: ServiceState | undefined, name: string, o: ServiceObservation, ts: string, eventId: string, traceparent: string | undefined): ServiceState {
+  return compact({
+    name,
+    ...observedPart(o),
+    since: prev && prev.state === o.state ? prev.since : ts,
+    updated_at: ts,
+    checks: prev?.checks ?? {},
+    traceparent,
+    last_event_id: eventId,
+  });
+}
+
+function foldService(node: NodeState, e: ServiceEvent, traceparent: string | undefined): NodeState {
+  const prev = node.services[e.service];
+  if (prev && ms(e.ts) < ms(prev.updated_at)) return node;
+  return withService(node, observe(prev, e.service, e, e.ts, e.id, traceparent));
+}
+
+function foldHealthCheck(node: NodeState, e: HealthCheckEvent): NodeState {
+  // A check can arrive before anything is known about its service: the service is then `unknown`
+  // (never "missing"), and its first real observation replaces that.
+  const svc: ServiceState = node.services[e.service] ?? {
+    name: e.service,
+    state: "unknown",
+    health: "unknown",
+    starts: 0,
+    declared: true,
+    since: e.ts,
+    updated_at: NEVER,
+    checks: {},
+    last_event_id: e.id,
+  };
+  const prevCheck = svc.checks[e.check];
+  if (prevCheck && ms(e.ts) < ms(prevCheck.at)) return node;
+  const check = compact({ ok: e.ok, consecutive_failures: e.consecutive_failures, detail: e.detail, at: e.ts });
+  return withService(node, { ...svc, checks: { ...svc.checks, [e.check]: check } });
+}
+
+function foldHost(node: NodeState, e: HostEvent): NodeState {
+  if (node.host && ms(e.ts) < ms(node.host.at)) return node;
+  return { ...node, host: { load1: e.load1, mem_used_pct: e.mem_used_pct, disks: e.disks.map((d) => ({ ...d })), at: e.ts } };
+}
+
+function foldHeartbeat(node: NodeState, e: HeartbeatEvent, traceparent: string | undefined): NodeState {
+  let next = node;
+  if (node.last_heartbeat === null || ms(e.ts) >= ms(node.last_heartbeat)) {
+    next = {
+      ...node,
+      status: "up",
+      last_heartbeat: e.ts,
+      heartbeat_interval_ms: e.interval_ms,
+      agent_started_at: e.started_at,
+      dropped_events: e.dropped_events,
+    };
+  }
+  // Level-based: the restatement repairs a missed event, but never overrides a newer observation.
+  for (const o of e.services) {
+    const prev = next.services[o.service];
+    if (prev && ms(e.ts) < ms(prev.updated_at)) continue;
+    if (prev && samePart(observedPart(prev), observedPart(o))) {
+      next = withService(next, { ...prev, updated_at: e.ts });
+    } else {
+      next = withService(next, observe(prev, o.service, o, e.ts, e.id, traceparent));
+    }
+  }
+  return next;
+}
+
+export interface StaleOptions {
+  /** Heartbeat intervals without a heartbeat after which a node is stale (3). */
+  missedHeartbeats: number;
+}
+
+/** Newest event time known for a node: its last heartbeat, or (before its first heartbeat) anything it reported. */
+export function nodeLastSeen(node: NodeState): number | null {
+  if (node.last_heartbeat !== null) return ms(node.last_heartbeat);
+  const times: number[] = [];
+  if (node.host) times.push(ms(node.host.at));
+  for (const s of Object.values(node.services)) {
+    if (s.updated_at !== NEVER) times.push(ms(s.updated_at));
+    for (const c of Object.values(s.checks)) times.push(ms(c.at));
+  }
+  return times.length ? Math.max(...times) : null;
+}
+
+/**
+ * Marks nodes whose heartbeats stopped as `stale` and their services `unknown` (we do not know, which is not missing).
+ * Pure: `now` is passed in. Returns `world` itself when nothing changed, so callers can tell by identity.
+ * The last known state stays readable in each service's `detail`; a later heartbeat restates the services.
+ */
+export function markStale(world: WorldState, now: Date, opts: StaleOptions): WorldState {
+  let nodes: Record<string, NodeState> | undefined;
+  for (const [name, node] of Object.entries(world.nodes)) {
+    if (node.status === "stale") continue;
+    const seen = nodeLastSeen(node);
+    if (seen === null) continue;
+    if (now.getTime() - seen <= opts.missedHeartbeats * node.heartbeat_interval_ms) continue;
+    const since = now.toISOString();
+    const lastSeen = new Date(seen).toISOString();
+    const services: Record<string, ServiceState> = {};
+    for (const [sname, s] of Object.entries(node.services)) {
+      const known = s.state === "unknown" ? (s.detail ?? "unknown") : `${s.state}/${s.health} since ${s.since}`;
+      services[sname] = {
+        ...s,
+        state: "unknown",
+        health: "unknown",
+        since: s.state === "unknown" ? s.since : since,
+        detail: s.state === "unknown" ? known : `node stale (no heartbeat since ${lastSeen}); last known: ${known}`,
+      };
+    }
+    nodes ??= { ...world.nodes };
+    nodes[name] = { ...node, status: "stale", services };
+  }
+  return nodes ? { ...world, nodes } : world;
+}

@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { emptyWorld, type Snapshot } from "@steward/shared";
+import { readSnapshotFile, removeLeftoverTempFiles, writeSnapshot } from "../src/snapshot-store.js";
+import { loadConfig } from "../src/config.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "observer-snap-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const snap = (last_seq: number): Snapshot => ({ world: { ...emptyWorld(), last_seq }, written_at: new Date(0).toISOString(), observer_id: "t" });
+
+describe("readSnapshotFile", () => {
+  const cases: { name: string; content: string | null; reason: "missing" | "unparseable" | "invalid" }[] = [
+    { name: "missing file", content: null, reason: "missing" },
+    { name: "truncated JSON", content: JSON.stringify(snap(3)).slice(0, 20), reason: "unparseable" },
+    { name: "empty file", content: "", reason: "unparseable" },
+    { name: "empty object is not an empty world", content: "{}", reason: "invalid" },
+    { name: "wrong version", content: JSON.stringify({ ...snap(1), world: { ...emptyWorld(), version: 2 } }), reason: "invalid" },
+  ];
+  it.each(cases)("$name → $reason", async ({ name, content, reason }) => {
+    const p = join(dir, `${name.replace(/\W/g, "_")}.json`);
+    if (content !== null) await writeFile(p, content);
+    const r = await readSnapshotFile(p);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe(reason);
+      expect(r.detail.length).toBeGreaterThan(0);
+    }
+  });
+
+  it("reads back what writeSnapshot wrote, with last_seq", async () => {
+    const p = join(dir, "world.json");
+    await writeSnapshot(p, snap(41));
+    await writeSnapshot(p, snap(42));
+    const r = await readSnapshotFile(p);
+    expect(r).toEqual({ ok: true, snapshot: snap(42) });
+    expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+  });
+
+  it("removes temp files an interrupted write left behind, and nothing else", async () => {
+    const p = join(dir, "w2.json");
+    await writeSnapshot(p, snap(1));
+    await writeFile(join(dir, ".w2.json.123.abcd.tmp"), "{");
+    await writeFile(join(dir, ".other.json.1.a.tmp"), "{");
+    expect(await removeLeftoverTempFiles(p)).toBe(1);
+    const names = await readdir(dir);
+    expect(names).toContain("w2.json");
+    expect(names).toContain(".other.json.1.a.tmp");
+    expect(names).not.toContain(".w2.json.123.abcd.tmp");
+  });
+});
+
+describe("loadConfig", () => {
+  it("has defaults", () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ natsUrl: "nats://127.0.0.1:4222", snapshotPath: "./.steward/world.json", snapshotDebounceMs: 50, staleCheckMs: 1000, missedHeartbeats: 3, snapshotMaxIntervalMs: 5000, metricsPort: 9465, streamReplicas: 1 });
+    expect(c.observerId).toMatch(/-\d+$/);
+  });
+  it.each([
+    ["SNAPSHOT_DEBOUNCE_MS", "0"],
+    ["MISSED_HEARTBEATS", "-1"],
+    ["METRICS_PORT", "70000"],
+    ["STREAM_REPLICAS", "abc"],
+  ])("rejects %s=%s naming the setting", (k, v) => {
+    expect(() => loadConfig({ [k]: v })).toThrow(new RegExp(k));
+  });
+});
