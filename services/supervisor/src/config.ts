@@ -1,0 +1,53 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { durationMs, parseEnv, port } from "@steward/shared";
+
+const Schema = z.object({
+  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  DATABASE_URL: z.string({ error: "is required" }).min(1, "is required"),
+  FLEET_SPEC: z.string({ error: "is required (path to fleet.yaml)" }).min(1, "is required (path to fleet.yaml)"),
+  /** When set, the snapshot is read from this file instead of the KV bucket. */
+  SNAPSHOT_PATH: z.string().min(1).optional(),
+  SUPERVISOR_ID: z.string().min(1).max(128).optional(),
+  RECHECK_MS: durationMs(5000),
+  SNAPSHOT_MAX_AGE_MS: durationMs(30_000),
+  ACTION_TTL_MS: durationMs(3_600_000),
+  LEADER_RETRY_MS: durationMs(1000),
+  METRICS_PORT: port(9466),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().min(1).optional(),
+});
+
+export interface SupervisorConfig {
+  natsUrl: string;
+  databaseUrl: string;
+  fleetSpecPath: string;
+  snapshotPath: string | undefined;
+  supervisorId: string;
+  recheckMs: number;
+  snapshotMaxAgeMs: number;
+  actionTtlMs: number;
+  leaderRetryMs: number;
+  metricsPort: number;
+  metricsHost: string;
+  otlpEndpoint: string | undefined;
+}
+
+/** Parses the supervisor's settings from an env record; errors name the setting, never its value. */
+export function loadSupervisorConfig(env: Record<string, string | undefined>): SupervisorConfig {
+  const e = parseEnv("supervisor", Schema, env);
+  return {
+    natsUrl: e.NATS_URL,
+    databaseUrl: e.DATABASE_URL,
+    fleetSpecPath: e.FLEET_SPEC,
+    snapshotPath: e.SNAPSHOT_PATH,
+    supervisorId: e.SUPERVISOR_ID ?? `supervisor-${hostname()}-${process.pid}`,
+    recheckMs: e.RECHECK_MS,
+    snapshotMaxAgeMs: e.SNAPSHOT_MAX_AGE_MS,
+    actionTtlMs: e.ACTION_TTL_MS,
+    leaderRetryMs: e.LEADER_RETRY_MS,
+    metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+  };
+}

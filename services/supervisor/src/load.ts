@@ -1,0 +1,60 @@
+import { readFile } from "node:fs/promises";
+import { FleetSpecError, loadFleetSpec, Snapshot, WORLD_KEY, type FleetSpec, type KV } from "@steward/shared";
+
+/** Why a cycle was skipped. A bounded set: it is a metric label. */
+export type SkipReason = "spec_unreadable" | "spec_invalid" | "snapshot_missing" | "snapshot_unreadable" | "snapshot_invalid";
+
+export type Loaded<T> = { ok: true; value: T } | { ok: false; reason: SkipReason; detail: string };
+
+const fail = <T>(reason: SkipReason, detail: string): Loaded<T> => ({ ok: false, reason, detail });
+
+/** Loads the fleet spec; never throws. A spec that cannot be read or validated skips the cycle. */
+export async function loadSpecSafe(path: string): Promise<Loaded<FleetSpec>> {
+  try {
+    return { ok: true, value: await loadFleetSpec(path) };
+  } catch (err) {
+    if (err instanceof FleetSpecError) {
+      const unreadable = err.problems.some((p) => p.message.startsWith("cannot read"));
+      return fail(unreadable ? "spec_unreadable" : "spec_invalid", err.message);
+    }
+    return fail("spec_unreadable", String(err));
+  }
+}
+
+/** Parses snapshot text. Empty, truncated or schema-invalid text is an error, never an empty world. */
+export function parseSnapshot(text: string, source: string): Loaded<Snapshot> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return fail("snapshot_invalid", `${source}: not valid JSON (${text.length} bytes): ${(err as Error).message}`);
+  }
+  const res = Snapshot.safeParse(raw);
+  if (!res.success) {
+    const first = res.error.issues[0];
+    return fail("snapshot_invalid", `${source}: not a snapshot: ${first ? `${first.path.join(".") || "(root)"}: ${first.message}` : "schema mismatch"}`);
+  }
+  return { ok: true, value: res.data };
+}
+
+export async function loadSnapshotFromFile(path: string): Promise<Loaded<Snapshot>> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return fail(code === "ENOENT" ? "snapshot_missing" : "snapshot_unreadable", `${path}: cannot read: ${code ?? String(err)}`);
+  }
+  return parseSnapshot(text, path);
+}
+
+export async function loadSnapshotFromKv(kv: KV, key = WORLD_KEY): Promise<Loaded<Snapshot>> {
+  let entry;
+  try {
+    entry = await kv.get(key);
+  } catch (err) {
+    return fail("snapshot_unreadable", `kv ${key}: ${(err as Error).message}`);
+  }
+  if (!entry || entry.operation !== "PUT") return fail("snapshot_missing", `kv ${key}: no snapshot yet`);
+  return parseSnapshot(entry.string(), `kv ${key}`);
+}

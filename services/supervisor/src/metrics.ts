@@ -1,0 +1,31 @@
+import { Counter, Gauge, Histogram, type Registry } from "@steward/shared";
+
+export interface SupervisorMetrics {
+  cycles: Counter<"result">;
+  skipped: Counter<"reason">;
+  drift: Gauge<"kind">;
+  proposed: Counter<"kind">;
+  expired: Counter;
+  isLeader: Gauge;
+  lastCycle: Gauge;
+  diffSeconds: Histogram;
+  reportWriteFailures: Counter;
+}
+
+export function createSupervisorMetrics(registry: Registry): SupervisorMetrics {
+  const registers = [registry];
+  const m: SupervisorMetrics = {
+    cycles: new Counter({ name: "supervisor_cycles_total", help: "Supervisor cycles by result (ok, skipped, standby, error)", labelNames: ["result"], registers }),
+    skipped: new Counter({ name: "supervisor_cycles_skipped_total", help: "Cycles skipped because the spec or snapshot could not be read or parsed", labelNames: ["reason"], registers }),
+    drift: new Gauge({ name: "supervisor_drift", help: "Current drift findings by kind (last good cycle)", labelNames: ["kind"], registers }),
+    proposed: new Counter({ name: "supervisor_actions_proposed_total", help: "Pending actions proposed, by action kind", labelNames: ["kind"], registers }),
+    expired: new Counter({ name: "supervisor_actions_expired_total", help: "Pending actions expired because their drift cleared", registers }),
+    isLeader: new Gauge({ name: "supervisor_is_leader", help: "1 while this supervisor holds the leader lock", registers }),
+    lastCycle: new Gauge({ name: "supervisor_last_good_cycle_timestamp_seconds", help: "Unix time of the last completed (not skipped) cycle, for dead-man alerts", registers }),
+    diffSeconds: new Histogram({ name: "supervisor_diff_seconds", help: "Time to compute drift", buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers }),
+    reportWriteFailures: new Counter({ name: "supervisor_report_write_failures_total", help: "Drift reports that could not be written to KV", registers }),
+  };
+  // Zero series exist from the start, so rate() and absence alerts work before the first proposal.
+  for (const kind of ["start", "restart"]) m.proposed.inc({ kind }, 0);
+  return m;
+}

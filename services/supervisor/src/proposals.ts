@@ -1,0 +1,120 @@
+import { randomUUID } from "node:crypto";
+import {
+  Action,
+  OPEN_ACTION_STATES,
+  contextFromTraceparent,
+  traceparentOf,
+  transition,
+  withSpan,
+  type ActionKind,
+  type Drift,
+  type Sql,
+} from "@steward/shared";
+
+/** Postgres channel on which new and changed action ids are announced. */
+export const ACTIONS_CHANNEL = "steward_actions";
+
+const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent"] as const;
+
+type ActionRow = Record<(typeof ACTION_COLUMNS)[number], unknown>;
+
+const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
+
+export function rowToAction(r: ActionRow): Action {
+  return Action.parse({
+    ...r,
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+    expires_at: iso(r.expires_at),
+  });
+}
+
+const openKey = (node: string, service: string, kind: string): string => `${node}/${service}/${kind}`;
+
+export interface ProposeOptions {
+  supervisorId: string;
+  now: Date;
+  ttlMs: number;
+}
+
+/**
+ * Inserts one pending action per drift that proposes one. The partial unique index makes
+ * `ON CONFLICT DO NOTHING` the arbiter, so cycles and concurrent supervisors never duplicate.
+ */
+export async function proposeActions(sql: Sql, drifts: readonly Drift[], opts: ProposeOptions): Promise<Action[]> {
+  const wanted = drifts.filter((d): d is Drift & { proposes: ActionKind } => d.proposes !== null);
+  if (wanted.length === 0) return [];
+  // A cheap pre-check so steady-state cycles open no spans and no transactions.
+  const open = await sql<{ node: string; service: string; kind: string }[]>`
+    SELECT node, service, kind FROM actions WHERE state IN ${sql(OPEN_ACTION_STATES)}`;
+  const openSet = new Set(open.map((o) => openKey(o.node, o.service, o.kind)));
+  const proposed: Action[] = [];
+  for (const d of wanted) {
+    if (openSet.has(openKey(d.node, d.service, d.proposes))) continue;
+    const action = await withSpan(
+      "supervisor.propose",
+      { parent: contextFromTraceparent(d.traceparent), attributes: { "steward.node": d.node, "steward.service": d.service, "steward.drift": d.key, "steward.action_kind": d.proposes } },
+      (span) => insertPending(sql, d, opts, traceparentOf() ?? null).then((a) => {
+        span.setAttribute("steward.proposed", a !== undefined);
+        if (a) span.setAttribute("steward.action_id", a.id);
+        return a;
+      }),
+    );
+    if (action) proposed.push(action);
+  }
+  return proposed;
+}
+
+async function insertPending(sql: Sql, d: Drift & { proposes: ActionKind }, opts: ProposeOptions, traceparent: string | null): Promise<Action | undefined> {
+  const id = randomUUID();
+  const now = opts.now;
+  const expires = new Date(now.getTime() + opts.ttlMs);
+  return sql.begin(async (tx) => {
+    const rows = await tx<ActionRow[]>`
+      INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, created_at, updated_at, expires_at, traceparent)
+      VALUES (${id}, ${d.node}, ${d.service}, ${d.proposes}, 'pending', ${d.message}, ${d.key}, ${opts.supervisorId}, ${now}, ${now}, ${expires}, ${traceparent})
+      ON CONFLICT (node, service, kind) WHERE state IN ('pending', 'approved', 'running') DO NOTHING
+      RETURNING ${tx(ACTION_COLUMNS)}`;
+    const row = rows[0];
+    if (!row) return undefined;
+    await tx`
+      INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+      VALUES (${id}, NULL, 'pending', ${opts.supervisorId}, 'supervisor', ${d.message})`;
+    // Delivered on commit, so listeners never see an id they cannot read yet.
+    await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
+    return rowToAction(row);
+  });
+}
+
+/**
+ * Expires pending actions whose drift went away (e.g. the service came back by itself).
+ * An action counts as still wanted while any current drift proposes the same (node, service, kind);
+ * a service whose state is unknown keeps its action: unknown is not cleared. Only the kinds a drift
+ * can propose are considered, so e.g. an operator's `stop` is never expired here.
+ */
+export async function expireCleared(sql: Sql, drifts: readonly Drift[], opts: { supervisorId: string; now: Date }): Promise<string[]> {
+  const wanted = new Set(drifts.filter((d) => d.proposes !== null).map((d) => openKey(d.node, d.service, d.proposes as string)));
+  const unknown = new Set(drifts.filter((d) => d.kind === "unknown").map((d) => `${d.node}/${d.service}`));
+  const pending = await sql<{ id: string; node: string; service: string; kind: string; drift_key: string }[]>`
+    SELECT id, node, service, kind, drift_key FROM actions WHERE state = 'pending' AND drift_key IS NOT NULL AND kind IN ('start', 'restart')`;
+  const to = transition("pending", { type: "expire" });
+  if (!to.ok) throw new Error("action state machine no longer allows pending -> expired");
+  const expired: string[] = [];
+  for (const a of pending) {
+    if (wanted.has(openKey(a.node, a.service, a.kind)) || unknown.has(`${a.node}/${a.service}`)) continue;
+    const detail = `drift cleared: ${a.drift_key}`;
+    const done = await sql.begin(async (tx) => {
+      const rows = await tx`
+        UPDATE actions SET state = ${to.to}, updated_at = ${opts.now}, result = ${detail}
+        WHERE id = ${a.id} AND state = 'pending' RETURNING id`;
+      if (rows.length === 0) return false; // approved or rejected meanwhile: not ours to touch
+      await tx`
+        INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+        VALUES (${a.id}, 'pending', ${to.to}, ${opts.supervisorId}, 'supervisor', ${detail})`;
+      await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${a.id})`;
+      return true;
+    });
+    if (done) expired.push(a.id);
+  }
+  return expired;
+}

@@ -1,0 +1,54 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadSnapshotFromFile, loadSpecSafe, parseSnapshot } from "../src/load.js";
+import { node, snapshot, specYaml, svc } from "./fixtures.js";
+
+const good = JSON.stringify(snapshot([node("n1", [svc("api")])]));
+
+describe("parseSnapshot", () => {
+  it.each([
+    { name: "empty text", text: "", reason: "snapshot_invalid" },
+    { name: "truncated JSON", text: good.slice(0, Math.floor(good.length / 2)), reason: "snapshot_invalid" },
+    { name: "an empty object is not an empty world", text: "{}", reason: "snapshot_invalid" },
+    { name: "world without written_at", text: JSON.stringify({ world: snapshot([]).world, observer_id: "o" }), reason: "snapshot_invalid" },
+    { name: "null", text: "null", reason: "snapshot_invalid" },
+  ])("$name → skipped ($reason)", ({ text, reason }) => {
+    const r = parseSnapshot(text, "test");
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe(reason);
+  });
+
+  it("a complete snapshot parses", () => {
+    const r = parseSnapshot(good, "test");
+    expect(r.ok && Object.keys(r.value.world.nodes)).toEqual(["n1"]);
+  });
+});
+
+describe("file loading", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "supervisor-load-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("a missing snapshot file is snapshot_missing, a directory is unreadable", async () => {
+    expect(await loadSnapshotFromFile(join(dir, "nope.json"))).toMatchObject({ ok: false, reason: "snapshot_missing" });
+    expect(await loadSnapshotFromFile(dir)).toMatchObject({ ok: false, reason: "snapshot_unreadable" });
+  });
+
+  it("spec: missing file is unreadable, bad content is invalid, good content loads", async () => {
+    expect(await loadSpecSafe(join(dir, "none.yaml"))).toMatchObject({ ok: false, reason: "spec_unreadable" });
+    const bad = join(dir, "bad.yaml");
+    await writeFile(bad, "version: 1\nnodes:\n  n1:\n    services:\n      api:\n        kind: process\n");
+    const r = await loadSpecSafe(bad);
+    expect(r).toMatchObject({ ok: false, reason: "spec_invalid" });
+    if (!r.ok) expect(r.detail).toContain("nodes.n1.services.api.command");
+    const ok = join(dir, "ok.yaml");
+    await writeFile(ok, specYaml({ n1: ["api"] }));
+    expect(await loadSpecSafe(ok)).toMatchObject({ ok: true });
+  });
+});
