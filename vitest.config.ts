@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["{libs,services,cli}/*/test/**/*.test.ts", "cli/test/**/*.test.ts"],
+    include: ["libs/*/test/**/*.test.ts", "services/*/test/**/*.test.ts", "cli/test/**/*.test.ts", "test/**/*.test.ts"],
     // Real nats-server and PostgreSQL processes; the machines have 2 cores.
     testTimeout: 60_000,
     hookTimeout: 60_000,

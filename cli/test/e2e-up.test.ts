@@ -39,13 +39,14 @@ const svc = (node: string, name: string) => world()?.world.nodes[node]?.services
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "steward-e2e-home-"));
   dir = join(home, "stack");
-  const env = { ...process.env, STEWARD_HOME: home };
+  const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_HOME: home };
   delete env["NATS_URL"];
   delete env["DATABASE_URL"];
   up = spawn(process.execPath, [CLI, "up", "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
   up.stdout?.on("data", (d: Buffer) => (upOut += d.toString()));
   up.stderr?.on("data", (d: Buffer) => (upOut += d.toString()));
-  await waitFor("steward up to be ready", () => upOut.includes("Steward is up") || (up.exitCode !== null ? Promise.reject(new Error(upOut)) : false), 90_000, 200);
+  const exited = new Promise<never>((_, reject) => up.once("exit", (code) => reject(new Error(`steward up exited (${code}):\n${upOut}`))));
+  await Promise.race([waitFor("steward up to be ready", () => upOut.includes("Steward is up"), 90_000, 200), exited]);
 }, 120_000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 export class LocalPostgresError extends Error {
   override name = "LocalPostgresError";
@@ -41,19 +42,27 @@ export interface LocalPostgres {
   stop(): Promise<void>;
 }
 
-/** A throwaway cluster: initdb into `dir`, listen on 127.0.0.1:`port`, trust auth, database `steward`. */
+/**
+ * A throwaway cluster: initdb, listen on 127.0.0.1:`port`, trust auth, database `steward`.
+ * As root the cluster lives in its own temp dir owned by `postgres` (it cannot reach into root's 0700 dirs).
+ */
 export async function startLocalPostgres(dir: string, port: number, logFile: string): Promise<LocalPostgres> {
   const bin = findPostgresBin();
   const ids = runAsIds();
+  const asOther = ids.uid !== undefined && ids.gid !== undefined;
+  if (asOther) dir = mkdtempSync(join(tmpdir(), "steward-pg-"));
   const data = join(dir, "data");
   mkdirSync(data, { recursive: true, mode: 0o700 });
   if (ids.uid !== undefined && ids.gid !== undefined) {
-    // The postgres user must be able to reach its directory through our (root-owned, 0700) temp dir.
-    chmodSync(dirname(dir), 0o711);
     chownSync(dir, ids.uid, ids.gid);
     chownSync(data, ids.uid, ids.gid);
   }
-  execFileSync(join(bin, "initdb"), ["-D", data, "-U", "steward", "--auth=trust", "-E", "UTF8", "--no-sync"], { stdio: "ignore", cwd: dir, ...ids });
+  try {
+    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "steward", "--auth=trust", "-E", "UTF8", "--no-sync"], { stdio: ["ignore", "ignore", "pipe"], cwd: dir, ...ids });
+  } catch (err) {
+    const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
+    throw new LocalPostgresError(`initdb failed: ${stderr || (err as Error).message}`);
+  }
   writeFileSync(logFile, "");
   if (ids.uid !== undefined && ids.gid !== undefined) chownSync(logFile, ids.uid, ids.gid);
   const logFd = openSync(logFile, "a");
@@ -95,6 +104,7 @@ export async function startLocalPostgres(dir: string, port: number, logFile: str
       const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
       await done;
       clearTimeout(t);
+      if (asOther) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// Steward benchmarks (not tests): `npm run bench` (builds first). Options: --events N --kills N --rounds N --only fold|kill
+// 1. Observer fold rate vs the raw JetStream consume rate of the same messages, same run.
+// 2. kill -9 of a supervised process → `exited` in the snapshot, and → a pending action in Postgres.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { randomBytes, randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { jetstream, EVENTS_STREAM, ensureStreams, connectNats, openWorldBucket, WORLD_KEY, silentLogger, createRegistry, connectDb, migrate, signNodeCommand, commandSubject } from "@steward/shared";
+import { createObserver } from "@steward/observer";
+import { startNats, createTestDatabase, waitFor, freePort, stopProcess } from "@steward/testkit";
+
+const { values } = parseArgs({ options: { events: { type: "string", default: "20000" }, kills: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, only: { type: "string" } } });
+const N = Number(values.events);
+const KILLS = Number(values.kills);
+const ROUNDS = Number(values.rounds);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
+const log = (...a) => console.log(...a);
+
+function makeEvents(n) {
+  const nodes = Array.from({ length: 50 }, (_, i) => `node-${i}`);
+  const out = [];
+  const t0 = Date.parse("2026-01-01T00:00:00Z");
+  for (let i = 0; i < n; i++) {
+    const node = nodes[i % nodes.length];
+    const ts = new Date(t0 + i * 10).toISOString();
+    const id = `${node}-${randomUUID()}`;
+    const k = i % 10;
+    let ev;
+    if (k === 0) ev = { type: "heartbeat", id, node, ts, interval_ms: 5000, agent_version: "bench", started_at: new Date(t0).toISOString(), services: [{ service: "api", state: "running", health: "healthy", pid: 1000 + i, starts: 1, declared: true }], dropped_events: 0 };
+    else if (k === 1) ev = { type: "host", id, node, ts, load1: 0.5, mem_used_pct: 40, disks: [{ path: "/", used_pct: 50, free_bytes: 1e9 }] };
+    else if (k < 6) ev = { type: "service", id, node, ts, service: `svc-${i % 7}`, state: i % 3 ? "running" : "exited", health: i % 3 ? "healthy" : "none", pid: 2000 + i, exit_code: i % 3 ? null : 1, signal: null, starts: 1, declared: true };
+    else ev = { type: "health_check", id, node, ts, service: `svc-${i % 7}`, check: "http", ok: i % 2 === 0, consecutive_failures: i % 2 };
+    out.push(ev);
+  }
+  return out;
+}
+
+async function foldBench() {
+  const nats = await startNats();
+  const nc = await connectNats(nats.url, "bench");
+  const dir = await mkdtemp(join(tmpdir(), "steward-bench-"));
+  try {
+    await ensureStreams(nc);
+    const js = jetstream(nc);
+    const events = makeEvents(N);
+    const enc = new TextEncoder();
+    for (let i = 0; i < events.length; i += 500) {
+      await Promise.all(events.slice(i, i + 500).map((e) => js.publish(`steward.events.${e.node}.${e.type}`, enc.encode(JSON.stringify(e)), { msgID: e.id })));
+    }
+    const raw = [], fold = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      // Raw: an ordered consumer reading every message, doing nothing with it.
+      let t = performance.now();
+      const oc = await js.consumers.get(EVENTS_STREAM);
+      const msgs = await oc.consume();
+      let got = 0;
+      for await (const m of msgs) { void m; if (++got >= N) break; }
+      raw.push(N / ((performance.now() - t) / 1000));
+      // Observer: from an empty world (fresh snapshot path), until the last sequence is folded.
+      const obs = createObserver({ config: { snapshotPath: join(dir, `world-${r}.json`), observerId: "bench", snapshotDebounceMs: 50, staleCheckMs: 1e9, missedHeartbeats: 3, snapshotMaxIntervalMs: 1e9, streamReplicas: 1 }, nc, logger: silentLogger(), registry: createRegistry("observer", false) });
+      // Force a full replay: the observer resumes from its snapshot, and a fresh path has none; KV holds the previous round's, so clear it.
+      const kv = await openWorldBucket(nc);
+      await kv.purge(WORLD_KEY).catch(() => undefined);
+      t = performance.now();
+      await obs.start();
+      await waitFor("observer to fold every event", () => obs.world().last_seq >= N, 600_000, 2);
+      fold.push(N / ((performance.now() - t) / 1000));
+      await obs.stop();
+    }
+    const rawM = median(raw), foldM = median(fold);
+    return { events: N, rounds: ROUNDS, raw_per_s: Math.round(rawM), fold_per_s: Math.round(foldM), ratio: +(foldM / rawM).toFixed(3), raw_all: raw.map(Math.round), fold_all: fold.map(Math.round) };
+  } finally {
+    await nc.close();
+    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const main = (pkg) => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
+
+async function killBench() {
+  const nats = await startNats();
+  const db = await createTestDatabase("steward_bench");
+  const dir = await mkdtemp(join(tmpdir(), "steward-bench-kill-"));
+  const fleetKey = randomBytes(32).toString("base64url");
+  const procs = [];
+  const nc = await connectNats(nats.url, "bench");
+  const sql = connectDb(db.url);
+  try {
+    await ensureStreams(nc);
+    await migrate(sql);
+    const fleet = join(dir, "fleet.yaml");
+    await writeFile(fleet, `version: 1\nnodes:\n  bench:\n    services:\n      sleeper:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "setInterval(() => {}, 1000)"]\n`);
+    const env = { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn" };
+    const launch = async (pkg, extra) => {
+      const p = spawn(process.execPath, [main(pkg)], { env: { ...env, METRICS_PORT: String(await freePort()), ...extra }, stdio: "ignore" });
+      procs.push(p);
+      return p;
+    };
+    await launch("observer", { SNAPSHOT_PATH: join(dir, "world.json") });
+    await launch("supervisor", { DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "5000" });
+    await launch("node-agent", { NODE_NAME: "bench", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "1000", LOG_DIR: join(dir, "logs") });
+    const kv = await openWorldBucket(nc);
+    const svc = async () => {
+      const e = await kv.get(WORLD_KEY);
+      if (!e) return undefined;
+      return JSON.parse(new TextDecoder().decode(e.value)).world.nodes.bench?.services.sleeper;
+    };
+    const toSnapshot = [], toAction = [];
+    await sql.listen("steward_actions", () => undefined); // warm the listener connection
+    for (let i = 0; i < KILLS; i++) {
+      const s = await waitFor("sleeper running", async () => { const x = await svc(); return x?.state === "running" && x.pid ? x : undefined; }, 30_000, 20);
+      // No open action may remain from the previous round.
+      await waitFor("no open action", async () => (await sql`SELECT count(*)::int AS n FROM actions WHERE state IN ('pending','approved','running')`)[0].n === 0, 30_000, 50);
+      let actionAt;
+      const listener = await sql.listen("steward_actions", () => { actionAt ??= performance.now(); });
+      const t0 = performance.now();
+      process.kill(s.pid, "SIGKILL");
+      await waitFor("exited in snapshot", async () => { const x = await svc(); return x && x.pid === s.pid && x.state !== "running"; }, 10_000, 2);
+      toSnapshot.push(performance.now() - t0);
+      await waitFor("pending action", async () => actionAt !== undefined, 10_000, 2);
+      toAction.push(actionAt - t0);
+      await listener.unlisten();
+      // Put it back with a signed command, then let the supervisor expire the now-pointless action.
+      const now = Date.now();
+      const cmd = signNodeCommand({ id: randomUUID(), node: "bench", op: "start", service: "sleeper", action_id: null, issued_at: new Date(now).toISOString(), expires_at: new Date(now + 30_000).toISOString() }, fleetKey);
+      await nc.request(commandSubject("bench"), JSON.stringify(cmd), { timeout: 10_000 });
+    }
+    const f = (xs) => ({ median_ms: +median(xs).toFixed(1), p99_ms: +pct(xs, 99).toFixed(1), max_ms: +Math.max(...xs).toFixed(1) });
+    return { kills: KILLS, kill_to_snapshot: f(toSnapshot), kill_to_pending_action: f(toAction) };
+  } finally {
+    for (const p of procs.reverse()) await stopProcess(p);
+    await sql.end();
+    await nc.close();
+    await db.drop();
+    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+log(`# Steward bench, ${new Date().toISOString()}`);
+log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+log(`command: npm run bench -- ${process.argv.slice(2).join(" ")}`.trimEnd());
+const results = {};
+if (!values.only || values.only === "fold") {
+  results.fold = await foldBench();
+  log("fold:", JSON.stringify(results.fold));
+}
+if (!values.only || values.only === "kill") {
+  results.kill = await killBench();
+  log("kill:", JSON.stringify(results.kill));
+}
+process.exit(0);

@@ -1,0 +1,133 @@
+/**
+ * One trace from the probe that saw a process die to the node-agent command that restarted it:
+ * probe.exit → supervisor.propose → executor.run → executor.command → node-agent.command,
+ * every component in this process so an in-memory exporter sees every span.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { connectDb, connectNats, createRegistry, ensureStreams, initTracing, migrate, silentLogger, type NatsConnection, type Sql } from "@steward/shared";
+import { createNodeAgent, loadConfig as loadAgentConfig } from "@steward/node-agent";
+import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
+import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
+import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
+import { createTestDatabase, freePort, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+
+const exporter = new InMemorySpanExporter();
+const tracing = initTracing({ serviceName: "steward-trace-test", exporter });
+
+let nats: NatsServerHandle;
+let db: TestDatabase;
+let dir = "";
+let nc: NatsConnection;
+let sql: Sql;
+const stops: (() => Promise<void>)[] = [];
+const token = randomBytes(24).toString("hex");
+const fleetKey = randomBytes(24).toString("hex");
+let apiUrl = "";
+let agent: ReturnType<typeof createNodeAgent>;
+
+beforeAll(async () => {
+  nats = await startNats();
+  db = await createTestDatabase();
+  dir = await mkdtemp(join(tmpdir(), "steward-trace-"));
+  nc = await connectNats(nats.url, "trace-test");
+  sql = connectDb(db.url);
+  await ensureStreams(nc);
+  await migrate(sql);
+  const port = await freePort();
+  const fleet = join(dir, "fleet.yaml");
+  await writeFile(
+    fleet,
+    `version: 1\nnodes:\n  t1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
+  );
+  const common = { NATS_URL: nats.url, LOG_LEVEL: "silent" };
+  const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20" }), nc, logger: silentLogger(), registry: createRegistry("observer", false) });
+  await observer.start();
+  stops.push(() => observer.stop());
+  const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...common, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "1000" }), nc, sql, logger: silentLogger(), registry: createRegistry("supervisor", false) });
+  await supervisor.start();
+  stops.push(() => supervisor.stop());
+  const executor = createExecutor({ config: loadExecutorConfig({ ...common, DATABASE_URL: db.url, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
+  apiUrl = (await executor.start()).url;
+  stops.push(() => executor.stop());
+  agent = createNodeAgent({ config: loadAgentConfig({ ...common, NODE_NAME: "t1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "500", LOG_DIR: join(dir, "logs"), METRICS_PORT: "0" }), nc, logger: silentLogger(), registry: createRegistry("node-agent", false) });
+  await agent.start();
+  stops.push(() => agent.stop());
+});
+
+afterAll(async () => {
+  for (const s of stops.reverse()) await s().catch(() => undefined);
+  await sql?.end();
+  await nc?.close();
+  await db?.drop();
+  await nats?.stop();
+  await tracing.shutdown();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const api = async (path: string, init: RequestInit = {}) => {
+  const r = await fetch(apiUrl + path, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } });
+  return (await r.json()) as Record<string, unknown>;
+};
+
+describe("trace context end to end", () => {
+  it("probe → observer → supervisor → executor → node-agent is one trace with no orphan span", async () => {
+    const pid = await waitFor("web healthy", () => {
+      const s = agent.status().find((x) => x.service === "web");
+      return s?.health === "healthy" ? s.pid : undefined;
+    }, 20_000);
+    exporter.reset();
+    process.kill(pid!, "SIGKILL");
+
+    const action = await waitFor("pending restart", async () => {
+      const r = await api("/api/actions?state=pending");
+      return (r["actions"] as { id: string; kind: string; service: string; traceparent: string | null }[]).find((a) => a.service === "web" && a.kind === "restart");
+    }, 15_000, 100);
+    expect(action.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    await api(`/api/actions/${action.id}/approve`, { method: "POST", body: JSON.stringify({ actor: "tracer", channel: "api" }) });
+    await waitFor("action succeeded", async () => {
+      const r = await api(`/api/actions/${action.id}`);
+      const state = (r["action"] as { state: string }).state;
+      if (state === "failed" || state === "failed_unknown") throw new Error(`action ${state}`);
+      return state === "succeeded";
+    }, 30_000, 100);
+
+    const traceId = action.traceparent!.split("-")[1]!;
+    const spans: ReadableSpan[] = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    const names = new Set(spans.map((s) => s.name));
+    for (const n of ["probe.exit", "observer.fold", "supervisor.propose", "executor.run", "executor.command", "node-agent.command"]) {
+      expect(names, `span ${n} in the trace; got ${[...names].join(", ")}`).toContain(n);
+    }
+    const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
+    const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+    // Exactly one root (the probe); every other span's parent is in the same trace.
+    const roots = spans.filter((s) => !parentOf(s));
+    expect(roots.map((s) => s.name)).toEqual(["probe.exit"]);
+    for (const s of spans) {
+      const p = parentOf(s);
+      if (p) expect(byId.has(p), `parent of ${s.name} is exported`).toBe(true);
+    }
+    // The chain, parent by parent.
+    const chain = (name: string): string[] => {
+      const out: string[] = [];
+      let s = spans.find((x) => x.name === name);
+      while (s) {
+        out.unshift(s.name);
+        const p = parentOf(s);
+        s = p ? byId.get(p) : undefined;
+      }
+      return out;
+    };
+    const cmdChain = chain("node-agent.command");
+    expect(cmdChain[0]).toBe("probe.exit");
+    expect(cmdChain.indexOf("supervisor.propose")).toBeGreaterThan(0);
+    expect(cmdChain.indexOf("executor.run")).toBeGreaterThan(cmdChain.indexOf("supervisor.propose"));
+    expect(cmdChain.indexOf("executor.command")).toBeGreaterThan(cmdChain.indexOf("executor.run"));
+    expect(cmdChain.at(-1)).toBe("node-agent.command");
+    expect(chain("observer.fold")[0]).toBe("probe.exit");
+  });
+});
