@@ -27,6 +27,8 @@ const CheckCommon = {
   interval: Duration.default(5000),
   timeout: Duration.default(2000),
   retries: z.number().int().min(1).max(100).default(3),
+  /** Services this check goes through (a proxy's check that reaches a dashboard): health-gate edges for the validator. */
+  via: z.array(Name).default([]),
 };
 
 export const HttpCheck = z.strictObject({
@@ -49,11 +51,26 @@ export const CommandCheck = z.strictObject({
 export const HealthCheck = z.discriminatedUnion("type", [HttpCheck, TcpCheck, CommandCheck]);
 export type HealthCheck = z.output<typeof HealthCheck>;
 
+/** A secret is referenced, never written inline: `DB_PASSWORD: { secret: db_password }`. */
+export const SecretRef = z.strictObject({ secret: Name });
+export type SecretRef = z.output<typeof SecretRef>;
+export const EnvValue = z.union([z.string(), SecretRef]);
+export type EnvValue = z.output<typeof EnvValue>;
+
+/** How a service is rolled out across the nodes that declare it. */
+export const DeploySettings = z.strictObject({
+  /** Nodes deployed at the same time. */
+  max_parallel: z.number().int().min(1).max(100).default(1),
+  /** How long to wait for the health gate on each node before rolling that node back. */
+  health_timeout: Duration.default(120_000),
+});
+export type DeploySettings = z.output<typeof DeploySettings>;
+
 export const ProcessService = z.strictObject({
   kind: z.literal("process"),
   command: z.array(z.string().min(1)).min(1, "command needs at least the program"),
   cwd: z.string().min(1).optional(),
-  env: z.record(z.string(), z.string()).default({}),
+  env: z.record(z.string(), EnvValue).default({}),
   /** Off by default: Steward proposes a restart, the operator approves it. */
   restart: z.enum(["never", "on-failure", "always"]).default("never"),
   /** Start when the agent starts. False models "declared but never started". */
@@ -61,11 +78,56 @@ export const ProcessService = z.strictObject({
   health: z.array(HealthCheck).default([]),
   depends_on: z.array(Name).default([]),
 });
-export const ServiceSpec = z.discriminatedUnion("kind", [ProcessService]);
+export type ProcessService = z.output<typeof ProcessService>;
+
+/** A Docker Compose stack: compose files from the node's deploy checkout, deployed as one compose project. */
+export const ComposeService = z.strictObject({
+  kind: z.literal("compose"),
+  /** Compose files, relative to the deploy checkout (repo). Only compose files belong here. */
+  files: z.array(z.string().min(1)).min(1, "list at least one compose file"),
+  /** Compose project name; defaults to the service name. */
+  project: Name.optional(),
+  env_file: z.string().min(1).optional(),
+  env: z.record(z.string(), EnvValue).default({}),
+  autostart: z.boolean().default(true),
+  health: z.array(HealthCheck).default([]),
+  depends_on: z.array(Name).default([]),
+  deploy: DeploySettings.optional(),
+});
+export type ComposeService = z.output<typeof ComposeService>;
+
+export const ServiceSpec = z.discriminatedUnion("kind", [ProcessService, ComposeService]);
 export type ServiceSpec = z.output<typeof ServiceSpec>;
+
+export const SecretStore = z.discriminatedUnion("type", [
+  /** A KEY=value line in an env file on a node (path relative to the deploy checkout, or absolute). */
+  z.strictObject({ type: z.literal("env_file"), node: Name, path: z.string().min(1), key: z.string().min(1) }),
+  /** A whole file holds the value (e.g. /run/secrets/db_password). */
+  z.strictObject({ type: z.literal("file"), node: Name, path: z.string().min(1) }),
+  /** The environment of a running service (process or compose container). */
+  z.strictObject({ type: z.literal("service_env"), node: Name, service: Name, key: z.string().min(1) }),
+]);
+export type SecretStore = z.output<typeof SecretStore>;
+
+export const SecretSpec = z.strictObject({
+  description: z.string().optional(),
+  /** Every place this secret must be, with the same value. Agents report keyed fingerprints, never values. */
+  stores: z.array(SecretStore).min(1, "declare at least one store"),
+});
+export type SecretSpec = z.output<typeof SecretSpec>;
+
+/** The deploy checkout on each node: the git working copy compose files and env files come from. */
+export const RepoSpec = z.strictObject({
+  path: z.string().min(1),
+  remote: z.string().min(1).default("origin"),
+  branch: z.string().min(1).default("main"),
+});
+export type RepoSpec = z.output<typeof RepoSpec>;
 
 export const NodeSpec = z.strictObject({
   description: z.string().optional(),
+  /** Overrides `repo.path` for this node. */
+  repo_path: z.string().min(1).optional(),
   labels: z.record(z.string(), z.string()).default({}),
   services: z.record(Name, ServiceSpec).default({}),
 });
@@ -74,6 +136,9 @@ export type NodeSpec = z.output<typeof NodeSpec>;
 export const FleetSpec = z.strictObject({
   version: z.literal(1),
   fleet: z.string().min(1).default("default"),
+  repo: RepoSpec.optional(),
+  deploy: DeploySettings.default({ max_parallel: 1, health_timeout: 120_000 }),
+  secrets: z.record(Name, SecretSpec).default({}),
   nodes: z.record(Name, NodeSpec).refine((n) => Object.keys(n).length > 0, "declare at least one node"),
 });
 export type FleetSpec = z.output<typeof FleetSpec>;

@@ -25,7 +25,9 @@ describe("parseFleetSpec", () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     const api = r.spec.nodes["web1"]?.services["api"];
-    expect(api?.restart).toBe("never");
+    expect(api?.kind).toBe("process");
+    if (api?.kind !== "process") return;
+    expect(api.restart).toBe("never");
     expect(api?.autostart).toBe(true);
     expect(api?.health[0]?.interval).toBe(2000);
     expect(api?.health[0]?.retries).toBe(3);

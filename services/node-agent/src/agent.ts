@@ -16,6 +16,7 @@ import {
   type NodeCommandReply,
   type Registry,
   type ServiceObservation,
+  type ProcessService,
   type ServiceSpec,
 } from "@steward/shared";
 import { SeenCommands, verifyCommand } from "./commands.js";
@@ -69,7 +70,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   const lastEmitted = new Map<string, string>();
   const seen = new SeenCommands();
   const timers: NodeJS.Timeout[] = [];
-  let declaredSpecs: Record<string, ServiceSpec> = {};
+  let declaredSpecs: Record<string, ProcessService> = {};
   let specStamp = "";
   let startedAt = clock().toISOString();
   let ownNc: NatsConnection | undefined;
@@ -126,7 +127,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     },
   };
 
-  function makeService(name: string, spec: ServiceSpec): SupervisedService {
+  function makeService(name: string, spec: ProcessService): SupervisedService {
     return new SupervisedService(name, spec, { node, logDir: config.logDir, baseDir, stopGraceMs: config.stopGraceMs, logger: logger.child({ service: name }), hooks });
   }
 
@@ -200,10 +201,11 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     }
     if (stamp === specStamp) return;
     specStamp = stamp;
-    let next: Record<string, ServiceSpec>;
+    let next: Record<string, ProcessService>;
     try {
       const spec = await loadFleetSpec(config.fleetSpec);
-      next = spec.nodes[node]?.services ?? {};
+      // The process driver owns `process` services; other kinds belong to their own drivers.
+      next = processServices(spec.nodes[node]?.services ?? {});
     } catch (err) {
       metrics.specReloads.inc({ result: "invalid" });
       const problems = err instanceof FleetSpecError ? err.problems.slice(0, 10).map(formatProblem) : [(err as Error).message];
@@ -214,13 +216,13 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     applySpec(next);
   }
 
-  function applySpec(next: Record<string, ServiceSpec>): void {
+  function applySpec(next: Record<string, ProcessService>): void {
     const diff = diffServices(declaredSpecs, next);
     declaredSpecs = next;
     if (diff.added.length + diff.removed.length + diff.changed.length > 0) logger.info({ ...diff }, "fleet spec reloaded");
     for (const name of diff.added) {
       const existing = services.get(name);
-      const spec = next[name] as ServiceSpec;
+      const spec = next[name] as ProcessService;
       if (existing) {
         // Declared again while its old process still runs: it is managed again.
         existing.declared = true;
@@ -233,7 +235,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       services.set(name, svc);
       emitService(svc, true);
     }
-    for (const name of diff.changed) services.get(name)?.setSpec(next[name] as ServiceSpec);
+    for (const name of diff.changed) services.get(name)?.setSpec(next[name] as ProcessService);
     for (const name of diff.removed) {
       const svc = services.get(name);
       if (!svc) continue;
@@ -358,7 +360,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       const spec = await loadFleetSpec(config.fleetSpec);
       const nodeSpec = spec.nodes[node];
       if (!nodeSpec) logger.warn({ node, file: config.fleetSpec }, "this node is not declared in the fleet spec; supervising nothing until it is");
-      declaredSpecs = nodeSpec?.services ?? {};
+      declaredSpecs = processServices(nodeSpec?.services ?? {});
       for (const [name, s] of Object.entries(declaredSpecs)) services.set(name, makeService(name, s));
 
       if (deps.nc) attachNats(deps.nc);
@@ -399,4 +401,11 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       for (const s of services.values()) s.killNow();
     },
   };
+}
+
+/** The process driver owns `process` services; other kinds belong to their own drivers. */
+function processServices(all: Record<string, ServiceSpec>): Record<string, ProcessService> {
+  const out: Record<string, ProcessService> = {};
+  for (const [name, s] of Object.entries(all)) if (s.kind === "process") out[name] = s;
+  return out;
 }

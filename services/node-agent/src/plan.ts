@@ -1,7 +1,7 @@
-import type { HealthCheck, ServiceHealth, ServiceSpec } from "@steward/shared";
+import type { HealthCheck, ServiceHealth, ProcessService } from "@steward/shared";
 
 /** Start order within one node: dependencies first, then by name so the order is stable. */
-export function startOrder(services: Record<string, Pick<ServiceSpec, "depends_on">>): string[] {
+export function startOrder(services: Record<string, Pick<ProcessService, "depends_on">>): string[] {
   const out: string[] = [];
   const state = new Map<string, "visiting" | "done">();
   const visit = (name: string): void => {
@@ -24,7 +24,7 @@ export interface SpecDiff {
 }
 
 /** What a spec reload means for this node's services. */
-export function diffServices(before: Record<string, ServiceSpec>, after: Record<string, ServiceSpec>): SpecDiff {
+export function diffServices(before: Record<string, ProcessService>, after: Record<string, ProcessService>): SpecDiff {
   const added = Object.keys(after).filter((n) => !(n in before)).sort();
   const removed = Object.keys(before).filter((n) => !(n in after)).sort();
   const changed = Object.keys(after)

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { open } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { withSpan, type HealthCheck, type Logger, type ServiceHealth, type ServiceObservation, type ServiceRunState, type ServiceSpec } from "@steward/shared";
+import { withSpan, type HealthCheck, type Logger, type ServiceHealth, type ServiceObservation, type ServiceRunState, type ProcessService, type SecretRef } from "@steward/shared";
 import { runCheck, type CheckResult } from "./checks.js";
 import { aggregateHealth, checkName, restartDelayMs, shouldRestart, type CheckProgress } from "./plan.js";
 
@@ -43,6 +43,8 @@ export interface ServiceEnv {
   stopGraceMs: number;
   logger: Logger;
   hooks: ServiceHooks;
+  /** Resolves `{ secret: name }` env values from this node's stores; undefined when it cannot. */
+  resolveSecret?: (ref: SecretRef) => string | undefined;
 }
 
 /** How long a process must run before a crash no longer counts toward the restart backoff. */
@@ -72,7 +74,7 @@ export class SupervisedService {
   private lock: Promise<unknown> = Promise.resolve();
   private shuttingDown = false;
 
-  constructor(readonly name: string, public spec: ServiceSpec, private readonly env: ServiceEnv) {}
+  constructor(readonly name: string, public spec: ProcessService, private readonly env: ServiceEnv) {}
 
   get pid(): number | undefined {
     return this.child ? this.childPid : undefined;
@@ -119,7 +121,14 @@ export class SupervisedService {
     const spec = this.spec;
     const [file, ...args] = spec.command as [string, ...string[]];
     const cwd = resolve(this.env.baseDir, spec.cwd ?? ".");
-    const childEnv = this.childEnv();
+    let childEnv: NodeJS.ProcessEnv;
+    try {
+      childEnv = this.childEnv();
+    } catch (err) {
+      this.state = "failed";
+      this.detail = (err as Error).message;
+      throw new SpawnError(this.name, (err as Error).message);
+    }
     const fh = await open(join(this.env.logDir, `${this.name}.log`), "a", 0o640);
     let child: ChildProcess;
     try {
@@ -196,7 +205,7 @@ export class SupervisedService {
   }
 
   /** A reload changed the declaration: it applies at the next start, checks restart now. */
-  setSpec(spec: ServiceSpec): void {
+  setSpec(spec: ProcessService): void {
     const checksChanged = JSON.stringify(spec.health) !== JSON.stringify(this.spec.health);
     this.spec = spec;
     if (checksChanged && this.running) this.startChecks();
@@ -208,7 +217,17 @@ export class SupervisedService {
       const v = process.env[k];
       if (v !== undefined) env[k] = v;
     }
-    return { ...env, ...this.spec.env };
+    for (const [k, v] of Object.entries(this.spec.env)) {
+      if (typeof v === "string") {
+        env[k] = v;
+        continue;
+      }
+      // Never the value in the message: only which secret could not be found.
+      const value = this.env.resolveSecret?.(v);
+      if (value === undefined) throw new Error(`secret '${v.secret}' (for ${k}) is not available on this node`);
+      env[k] = value;
+    }
+    return env;
   }
 
   private waitExit(): Promise<void> {

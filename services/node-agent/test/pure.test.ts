@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ServiceSpec, signNodeCommand } from "@steward/shared";
+import { ProcessService, signNodeCommand } from "@steward/shared";
 import { BoundedQueue } from "../src/bounded-queue.js";
 import { SeenCommands, verifyCommand } from "../src/commands.js";
 import { aggregateHealth, checkName, diffServices, diskUsage, memUsedPct, restartDelayMs, shouldRestart, startOrder, type CheckProgress } from "../src/plan.js";
 
-const svc = (over: Record<string, unknown> = {}) => ServiceSpec.parse({ kind: "process", command: ["true"], ...over });
+const svc = (over: Record<string, unknown> = {}) => ProcessService.parse({ kind: "process", command: ["true"], ...over });
 
 describe("startOrder", () => {
   it.each([
@@ -75,8 +75,8 @@ describe("host figures", () => {
     expect(memUsedPct(0, 0)).toBe(0);
   });
   it("names checks by name, else type and position", () => {
-    expect(checkName({ type: "tcp", host: "h", port: 1, interval: 1, timeout: 1, retries: 1 }, 2)).toBe("tcp-2");
-    expect(checkName({ type: "tcp", name: "db-port", host: "h", port: 1, interval: 1, timeout: 1, retries: 1 }, 2)).toBe("db-port");
+    expect(checkName({ type: "tcp", host: "h", port: 1, interval: 1, timeout: 1, retries: 1, via: [] }, 2)).toBe("tcp-2");
+    expect(checkName({ type: "tcp", name: "db-port", host: "h", port: 1, interval: 1, timeout: 1, retries: 1, via: [] }, 2)).toBe("db-port");
   });
 });
 

@@ -45,6 +45,8 @@ export function spec(nodes: Record<string, string[]>): FleetSpec {
   return {
     version: 1,
     fleet: "test",
+    deploy: { max_parallel: 1, health_timeout: 120_000 },
+    secrets: {},
     nodes: Object.fromEntries(
       Object.entries(nodes).map(([n, services]) => [
         n,
