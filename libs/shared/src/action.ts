@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-export const ActionKind = z.enum(["start", "stop", "restart"]);
+export const ActionKind = z.enum(["start", "stop", "restart", "deploy", "pull"]);
 export type ActionKind = z.infer<typeof ActionKind>;
 
 export const ActionState = z.enum(["pending", "approved", "rejected", "expired", "running", "succeeded", "failed", "failed_unknown"]);
@@ -27,6 +27,10 @@ export const Action = z.strictObject({
   expires_at: z.string(),
   result: z.string().nullable(),
   traceparent: z.string().nullable(),
+  /** What the kind needs beyond (node, service), e.g. a rollout's nodes and max_parallel. */
+  params: z.record(z.string(), z.unknown()).optional(),
+  /** The planner task whose diagnosis proposed it. */
+  task_id: z.string().nullable().optional(),
 });
 export type Action = z.infer<typeof Action>;
 

@@ -121,11 +121,27 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
   } catch {
     return { outcome: "failed", result: `node name '${action.node}' cannot be addressed (not a valid subject token); nothing was sent` };
   }
+  let op: NodeCommandBody["op"];
+  switch (action.kind) {
+    case "start":
+    case "stop":
+    case "restart":
+      op = action.kind;
+      break;
+    case "deploy":
+    case "pull":
+      // Not executable by this executor version: refuse rather than guess.
+      return { outcome: "failed", result: `action kind '${action.kind}' is not supported by this executor; nothing was sent` };
+    default: {
+      const never: never = action.kind;
+      return { outcome: "failed", result: `unknown action kind '${String(never)}'` };
+    }
+  }
   const issued = clock();
   const body: NodeCommandBody = {
     id: randomUUID(),
     node: action.node,
-    op: action.kind,
+    op,
     service: action.service,
     action_id: action.id,
     issued_at: issued.toISOString(),

@@ -36,6 +36,8 @@ interface ActionRow {
   expires_at: Date;
   result: string | null;
   traceparent: string | null;
+  params: Record<string, unknown> | null;
+  task_id: string | null;
   executor_id: string | null;
   lease_until: Date | null;
 }
@@ -76,6 +78,8 @@ export function toAction(r: ActionRow): Action {
     expires_at: iso(r.expires_at),
     result: r.result,
     traceparent: r.traceparent,
+    params: r.params ?? {},
+    task_id: r.task_id ?? null,
   };
 }
 
