@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-export const DriftKind = z.enum(["missing", "down", "unhealthy", "unknown", "unmanaged"]);
+export const DriftKind = z.enum(["missing", "down", "unhealthy", "unknown", "unmanaged", "config_drift", "secret_drift", "repo_drift", "deploy_failed"]);
 export type DriftKind = z.infer<typeof DriftKind>;
 
 export const Drift = z.strictObject({
@@ -14,7 +14,7 @@ export const Drift = z.strictObject({
   message: z.string(),
   since: z.string().nullable(),
   /** The action this drift proposes, if any. */
-  proposes: z.enum(["start", "restart"]).nullable(),
+  proposes: z.enum(["start", "restart", "deploy", "pull"]).nullable(),
   traceparent: z.string().optional(),
 });
 export type Drift = z.infer<typeof Drift>;

@@ -26,6 +26,11 @@ export const ServiceObservation = z.strictObject({
   /** Whether the spec the agent runs with declares it. */
   declared: z.boolean().default(true),
   detail: z.string().max(2000).optional(),
+  /** Hash of what runs (compose files, env, image), compared with the spec's for `config_drift`. */
+  config_hash: z.string().max(128).optional(),
+  /** Containers only (docker driver). */
+  image_digest: z.string().max(200).optional(),
+  restart_count: z.number().int().nonnegative().optional(),
 });
 export type ServiceObservation = z.output<typeof ServiceObservation>;
 
@@ -52,6 +57,40 @@ export const HostEvent = z.strictObject({
 });
 export type HostEvent = z.output<typeof HostEvent>;
 
+/** The deploy checkout on a node, as git sees it. */
+export const RepoEvent = z.strictObject({
+  type: z.literal("repo"),
+  ...Base,
+  path: z.string(),
+  branch: z.string().nullable(),
+  head: z.string().nullable(),
+  remote_head: z.string().nullable(),
+  behind: z.number().int().nonnegative(),
+  ahead: z.number().int().nonnegative(),
+  /** Tracked files with local changes. */
+  dirty: z.array(z.string()).max(1000),
+  /** Untracked paths that the incoming commits would add: they block a pull. */
+  colliding_untracked: z.array(z.string()).max(1000),
+  /** How many git-ignored files are present (never their names' contents). */
+  ignored_count: z.number().int().nonnegative(),
+  error: z.string().max(2000).nullable(),
+});
+export type RepoEvent = z.output<typeof RepoEvent>;
+
+/** One declared secret in one store on this node: a keyed fingerprint (HMAC), never the value. */
+export const SecretEvent = z.strictObject({
+  type: z.literal("secret"),
+  ...Base,
+  secret: z.string().min(1).max(63),
+  /** Stable id of the store within the secret, e.g. `env_file:stacks/app/.env#DB_PASSWORD`. */
+  store: z.string().min(1).max(500),
+  status: z.enum(["ok", "missing", "empty", "placeholder", "unreadable"]),
+  /** HMAC-SHA256(fleet key, value), hex, truncated; null unless status is ok or placeholder. */
+  fingerprint: z.string().regex(/^[0-9a-f]{16,64}$/).nullable(),
+  detail: z.string().max(500).optional(),
+});
+export type SecretEvent = z.output<typeof SecretEvent>;
+
 /** Level-based: a heartbeat restates every service, so a missed event cannot leave the world wrong for long. */
 export const HeartbeatEvent = z.strictObject({
   type: z.literal("heartbeat"),
@@ -65,7 +104,7 @@ export const HeartbeatEvent = z.strictObject({
 });
 export type HeartbeatEvent = z.output<typeof HeartbeatEvent>;
 
-export const NodeEvent = z.discriminatedUnion("type", [ServiceEvent, HealthCheckEvent, HostEvent, HeartbeatEvent]);
+export const NodeEvent = z.discriminatedUnion("type", [ServiceEvent, HealthCheckEvent, HostEvent, HeartbeatEvent, RepoEvent, SecretEvent]);
 export type NodeEvent = z.output<typeof NodeEvent>;
 export type NodeEventInput = z.input<typeof NodeEvent>;
 

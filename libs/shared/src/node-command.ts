@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 
-export const NodeCommandOp = z.enum(["start", "stop", "restart"]);
+export const NodeCommandOp = z.enum(["start", "stop", "restart", "deploy", "rollback", "pull"]);
 export type NodeCommandOp = z.infer<typeof NodeCommandOp>;
 
 export const NodeCommandBody = z.strictObject({
@@ -11,6 +11,8 @@ export const NodeCommandBody = z.strictObject({
   op: NodeCommandOp,
   service: z.string().min(1),
   action_id: z.string().nullable(),
+  /** What the op needs beyond the service, e.g. the revision to deploy. Signed with the rest. */
+  params: z.record(z.string(), z.unknown()).optional(),
   issued_at: z.iso.datetime(),
   expires_at: z.iso.datetime(),
 });

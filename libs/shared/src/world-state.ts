@@ -25,6 +25,9 @@ export const ServiceState = z.strictObject({
   /** W3C traceparent of the event that last changed this service, so the supervisor can continue the trace. */
   traceparent: z.string().optional(),
   last_event_id: z.string(),
+  config_hash: z.string().optional(),
+  image_digest: z.string().optional(),
+  restart_count: z.number().int().nonnegative().optional(),
 });
 export type ServiceState = z.infer<typeof ServiceState>;
 
@@ -49,6 +52,30 @@ export const NodeState = z.strictObject({
    * JetStream's de-duplication window closed changes nothing. Optional: older snapshots lack it.
    */
   recent_event_ids: z.array(z.string()).optional(),
+  /** The deploy checkout, as last reported (absent until the agent reports one). */
+  repo: z
+    .strictObject({
+      path: z.string(),
+      branch: z.string().nullable(),
+      head: z.string().nullable(),
+      remote_head: z.string().nullable(),
+      behind: z.number().int(),
+      ahead: z.number().int(),
+      dirty: z.array(z.string()),
+      colliding_untracked: z.array(z.string()),
+      ignored_count: z.number().int(),
+      error: z.string().nullable(),
+      at: z.string(),
+    })
+    .nullable()
+    .optional(),
+  /** Secret fingerprints by secret, then by store id. Never values. */
+  secrets: z
+    .record(
+      z.string(),
+      z.record(z.string(), z.strictObject({ status: z.enum(["ok", "missing", "empty", "placeholder", "unreadable"]), fingerprint: z.string().nullable(), detail: z.string().optional(), at: z.string() })),
+    )
+    .optional(),
 });
 export type NodeState = z.infer<typeof NodeState>;
 

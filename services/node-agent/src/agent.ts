@@ -338,6 +338,10 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         return null;
       case "restart":
         return svc.restart();
+      case "deploy":
+      case "rollback":
+      case "pull":
+        throw new Error(`op '${cmd.op}' does not apply to a process service`);
       default: {
         const never: never = cmd.op;
         throw new Error(`unknown op ${String(never)}`);

@@ -3,6 +3,8 @@ import type {
   HeartbeatEvent,
   HostEvent,
   NodeEvent,
+  RepoEvent,
+  SecretEvent,
   NodeState,
   ServiceEvent,
   ServiceObservation,
@@ -69,6 +71,16 @@ export function reduceWorld(world: WorldState, event: NodeEvent, meta: FoldMeta)
     case "heartbeat":
       node = foldHeartbeat(base, event, meta.traceparent);
       break;
+    case "repo":
+      node = foldRepo(base, event);
+      break;
+    case "secret":
+      node = foldSecret(base, event);
+      break;
+    default: {
+      const never: never = event;
+      return never;
+    }
   }
   node = { ...node, recent_event_ids: [...(base.recent_event_ids ?? []), event.id].slice(-RECENT_EVENT_IDS) };
   return {
@@ -108,6 +120,9 @@ function observedPart(o: ServiceObservation | ServiceState) {
     starts: o.starts,
     declared: o.declared,
     detail: o.detail,
+    config_hash: o.config_hash,
+    image_digest: o.image_digest,
+    restart_count: o.restart_count,
   });
 }
 
@@ -157,6 +172,20 @@ function foldHealthCheck(node: NodeState, e: HealthCheckEvent): NodeState {
 function foldHost(node: NodeState, e: HostEvent): NodeState {
   if (node.host && ms(e.ts) < ms(node.host.at)) return node;
   return { ...node, host: { load1: e.load1, mem_used_pct: e.mem_used_pct, disks: e.disks.map((d) => ({ ...d })), at: e.ts } };
+}
+
+function foldRepo(node: NodeState, e: RepoEvent): NodeState {
+  if (node.repo && ms(e.ts) < ms(node.repo.at)) return node;
+  const { type: _t, id: _i, node: _n, ts, ...repo } = e;
+  return { ...node, repo: { ...repo, dirty: [...repo.dirty], colliding_untracked: [...repo.colliding_untracked], at: ts } };
+}
+
+function foldSecret(node: NodeState, e: SecretEvent): NodeState {
+  const stores = node.secrets?.[e.secret] ?? {};
+  const prev = stores[e.store];
+  if (prev && ms(e.ts) < ms(prev.at)) return node;
+  const entry = compact({ status: e.status, fingerprint: e.fingerprint, detail: e.detail, at: e.ts });
+  return { ...node, secrets: { ...node.secrets, [e.secret]: { ...stores, [e.store]: entry } } };
 }
 
 function foldHeartbeat(node: NodeState, e: HeartbeatEvent, traceparent: string | undefined): NodeState {

@@ -13,6 +13,10 @@ const SEVERITY: Record<DriftKind, Drift["severity"]> = {
   unhealthy: "action",
   unknown: "alert",
   unmanaged: "report",
+  config_drift: "action",
+  secret_drift: "alert",
+  repo_drift: "action",
+  deploy_failed: "alert",
 };
 
 const PROPOSES: Record<DriftKind, Drift["proposes"]> = {
@@ -21,6 +25,10 @@ const PROPOSES: Record<DriftKind, Drift["proposes"]> = {
   unhealthy: "restart",
   unknown: null,
   unmanaged: null,
+  config_drift: "deploy",
+  secret_drift: null,
+  repo_drift: "pull",
+  deploy_failed: null,
 };
 
 export const driftKey = (kind: DriftKind, node: string, service: string): string => `${kind}:${node}/${service}`;
@@ -143,7 +151,7 @@ export function computeDrift(spec: FleetSpec, snapshot: Snapshot, now: Date, opt
 
 /** Counts by kind, every kind present (for gauges and summaries). */
 export function countByKind(drifts: readonly Drift[]): Record<DriftKind, number> {
-  const c: Record<DriftKind, number> = { missing: 0, down: 0, unhealthy: 0, unknown: 0, unmanaged: 0 };
+  const c: Record<DriftKind, number> = { missing: 0, down: 0, unhealthy: 0, unknown: 0, unmanaged: 0, config_drift: 0, secret_drift: 0, repo_drift: 0, deploy_failed: 0 };
   for (const d of drifts) c[d.kind] += 1;
   return c;
 }
