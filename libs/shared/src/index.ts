@@ -12,3 +12,4 @@ export * from "./logger.js";
 export * from "./config.js";
 export * from "./metrics.js";
 export * from "./db.js";
+export * from "./task.js";
