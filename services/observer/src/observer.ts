@@ -16,7 +16,7 @@ import {
   jetstreamManager,
   openWorldBucket,
   traceHeaders,
-  withSpan,
+  tracer,
   type Context,
   type KV,
   type Logger,
@@ -27,7 +27,7 @@ import {
 } from "@steward/shared";
 import type { ObserverConfig } from "./config.js";
 import { createObserverMetrics } from "./observer-metrics.js";
-import { advanceSeq, markStale, reduceWorld } from "./reduce.js";
+import { advanceSeq, foldInto, markStale } from "./reduce.js";
 import { SnapshotWriteError, readSnapshotFile, readSnapshotKv, removeLeftoverTempFiles, writeSnapshot } from "./snapshot-store.js";
 
 export type ObserverSettings = Pick<
@@ -234,35 +234,47 @@ export function createObserver(deps: ObserverDeps): Observer {
     }
   }
 
-  async function handle(m: JsMsg): Promise<void> {
+  /** Synchronous on the hot path (a valid event); returns a promise only when it must dead-letter. */
+  function handle(m: JsMsg): Promise<void> | undefined {
     const seq = m.seq;
     if (seq <= world.last_seq) {
       // A redelivery of something already folded (e.g. acks lagged behind a restart).
       safeAck(m);
-      return;
+      return undefined;
     }
-    const parent = contextFromHeaders(m.headers);
+    // Each JsMsg getter decodes on every access: read the headers once.
+    const headers = m.headers;
+    const parent = contextFromHeaders(headers);
     const decoded = decodeEventMessage(m.subject, m.data);
     if (!decoded.ok) {
-      await deadLetter(m, decoded.reason, decoded.detail, parent);
-      world = advanceSeq(world, seq);
-    } else {
-      const event = decoded.event;
-      const incoming = m.headers?.get("traceparent") || undefined;
-      try {
-        await withSpan("observer.fold", { parent, attributes: { "steward.node": event.node, "steward.event_type": event.type, "steward.event_id": event.id, "messaging.message.sequence": seq } }, () => {
-          // The world keeps the traceparent the event arrived with: it is part of the stream, so a replay
-          // reproduces the world exactly, and the supervisor continues the probe's trace from it.
-          world = reduceWorld(world, event, { seq, traceparent: incoming });
-        });
-        metrics.folded.inc({ type: event.type });
-        metrics.foldLagSeconds.observe(Math.max(0, (clock().getTime() - m.time.getTime()) / 1000));
-      } catch (err) {
-        // The reducer is total; if it ever throws, skip the event rather than stall the stream on it.
-        logger.error({ err: (err as Error).message, seq }, "fold failed; event skipped");
+      return deadLetter(m, decoded.reason, decoded.detail, parent).then(() => {
         world = advanceSeq(world, seq);
-      }
+        settle(m);
+      });
     }
+    const event = decoded.event;
+    const incoming = headers?.get("traceparent") || undefined;
+    const span = tracer().startSpan("observer.fold", { attributes: { "steward.node": event.node, "steward.event_type": event.type, "steward.event_id": event.id, "messaging.message.sequence": seq } }, parent);
+    try {
+      // The world keeps the traceparent the event arrived with: it is part of the stream, so a replay
+      // reproduces the world exactly, and the supervisor continues the probe's trace from it.
+      // The observer owns `world` (loaded or built here), so it folds in place: no copy of every node per event.
+      foldInto(world, event, { seq, traceparent: incoming });
+      metrics.folded.inc({ type: event.type });
+      metrics.foldLagSeconds.observe(Math.max(0, (clock().getTime() - m.time.getTime()) / 1000));
+    } catch (err) {
+      // The reducer is total; if it ever throws, skip the event rather than stall the stream on it.
+      span.recordException(err as Error);
+      logger.error({ err: (err as Error).message, seq }, "fold failed; event skipped");
+      world = advanceSeq(world, seq);
+    } finally {
+      span.end();
+    }
+    settle(m);
+    return undefined;
+  }
+
+  function settle(m: JsMsg): void {
     unacked = m;
     metrics.lastSeq.set(world.last_seq);
     scheduleWrite();
@@ -275,7 +287,8 @@ export function createObserver(deps: ObserverDeps): Observer {
         messages = await consumer.consume({ max_messages: 512, abort_on_missing_resource: true });
         for await (const m of messages) {
           if (stopping) break;
-          await handle(m);
+          const pending = handle(m);
+          if (pending) await pending;
         }
       } catch (err) {
         if (!stopping) logger.error({ err: (err as Error).message }, "consuming events failed; recreating the consumer");
@@ -342,6 +355,7 @@ export function createObserver(deps: ObserverDeps): Observer {
       await writeNow();
       logger.info({ last_seq: world.last_seq }, "observer stopped");
     },
-    world: () => world,
+    // A shallow copy: callers keep a stable view while the observer goes on folding into its own.
+    world: () => ({ ...world, nodes: { ...world.nodes } }),
   };
 }

@@ -31,10 +31,13 @@ export interface FoldMeta {
 const ms = (iso: string): number => Date.parse(iso);
 const newer = (a: string, b: string): string => (ms(a) >= ms(b) ? a : b);
 
-/** Drops keys whose value is undefined, so a world survives a JSON round trip unchanged. */
+/** Drops keys whose value is undefined, so a world survives a JSON round trip unchanged. (A for-in loop: this is the hot path.) */
 function compact<T extends object>(o: T): T {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  for (const k in o) {
+    const v = (o as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
   return out as T;
 }
 
@@ -53,8 +56,23 @@ export function advanceSeq(world: WorldState, seq: number): WorldState {
  */
 export function reduceWorld(world: WorldState, event: NodeEvent, meta: FoldMeta): WorldState {
   if (meta.seq <= world.last_seq) return world;
-  const prev = world.nodes[event.node];
-  if (prev?.recent_event_ids?.includes(event.id)) return advanceSeq(world, meta.seq);
+  const draft: WorldState = { ...world, nodes: { ...world.nodes } };
+  foldInto(draft, event, meta);
+  return draft;
+}
+
+/**
+ * The same fold as `reduceWorld`, applied in place to a world the caller owns (the observer's own copy), so the
+ * hot path does not copy the whole node map for every event. Node and service objects are still replaced, never
+ * mutated, so anything that kept a reference to an older node sees it unchanged.
+ */
+export function foldInto(draft: WorldState, event: NodeEvent, meta: FoldMeta): void {
+  if (meta.seq <= draft.last_seq) return;
+  const prev = draft.nodes[event.node];
+  if (prev?.recent_event_ids?.includes(event.id)) {
+    draft.last_seq = meta.seq;
+    return;
+  }
 
   const base = prev ?? newNode(event.node);
   let node: NodeState;
@@ -82,14 +100,13 @@ export function reduceWorld(world: WorldState, event: NodeEvent, meta: FoldMeta)
       return never;
     }
   }
-  node = { ...node, recent_event_ids: [...(base.recent_event_ids ?? []), event.id].slice(-RECENT_EVENT_IDS) };
-  return {
-    ...world,
-    last_seq: meta.seq,
-    events_applied: world.events_applied + 1,
-    event_time: world.event_time === null ? event.ts : newer(event.ts, world.event_time),
-    nodes: { ...world.nodes, [event.node]: node },
-  };
+  const ids = base.recent_event_ids ?? [];
+  const recent = ids.length >= RECENT_EVENT_IDS ? ids.slice(ids.length - RECENT_EVENT_IDS + 1) : ids.slice();
+  recent.push(event.id);
+  draft.nodes[event.node] = { ...node, recent_event_ids: recent };
+  draft.last_seq = meta.seq;
+  draft.events_applied += 1;
+  draft.event_time = draft.event_time === null ? event.ts : newer(event.ts, draft.event_time);
 }
 
 function newNode(name: string): NodeState {
@@ -121,6 +138,7 @@ function observedPart(o: ServiceObservation | ServiceState) {
     declared: o.declared,
     detail: o.detail,
     config_hash: o.config_hash,
+    desired_config_hash: o.desired_config_hash,
     image_digest: o.image_digest,
     restart_count: o.restart_count,
   });
