@@ -4,14 +4,20 @@ import { tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { ApiClient, ApiError, NoStackError } from "./api-client.js";
 import { renderAction, renderActions, renderDrift, renderStatus } from "./commands/read.js";
-import { renderValidate, validateFile } from "./commands/validate.js";
+import { renderGithub, renderValidate, validateFile } from "./commands/validate.js";
+import { planCommand } from "./commands/plan.js";
 import { removeStackFile, stackFilePath, writeStackFile } from "./stack-file.js";
 import { startStack } from "./up/stack.js";
+import { taskCommand } from "./commands/task.js";
+import { costCommand } from "./commands/cost.js";
+import { chatCommand } from "./commands/chat.js";
 
 export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
   env: NodeJS.ProcessEnv;
+  /** Lines for `steward chat` (stdin when absent). */
+  in?: NodeJS.ReadableStream;
 }
 
 export const USAGE = `steward — keeps your fleet in the state declared in git, and tells you the truth about it
@@ -24,9 +30,17 @@ usage:
   steward actions show ID [--json]             one action with its audit trail
   steward approve ID [--as NAME]               approve a pending action (ID or its first characters)
   steward reject ID --reason TEXT [--as NAME]  reject a pending action
-  steward validate FILE... [--json]            check fleet specs (for CI): exit 1 and one line per problem
+  steward validate FILE... [--repo DIR] [--format text|github] [--json]
+                                               check fleet specs and the repo they use (for CI): exit 1 and one line per problem
+  steward plan [FILE] [--snapshot SNAP.json] [--json]
+                                               what the supervisor would create, restart, redeploy, pull, or only report (exit 0)
+  steward task add TEXT [--no-wait] [--json]   ask the planner; waits and shows progress (--no-wait prints the task id)
+  steward task show ID [--json]                answer, evidence, proposed actions, model groups, cost
+  steward task ls [--conversation ID] [--json] recent tasks from every source
+  steward chat [--conversation ID]             a conversation with the planner; /approve ID and /reject ID REASON in place
+  steward cost [--json]                        model spend by day, agent, model group and source; headroom under each cap
 
-environment: STEWARD_API_URL and STEWARD_TOKEN (or the stack file written by \`steward up\` in $STEWARD_HOME, default ~/.steward)`;
+environment: STEWARD_API_URL, STEWARD_PLANNER_URL and STEWARD_TOKEN (or the stack file written by \`steward up\` in $STEWARD_HOME, default ~/.steward)`;
 
 const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() => {
   try {
@@ -49,6 +63,8 @@ export async function runCli(argv: string[], io: Io): Promise<number | null> {
         return cmd === undefined ? 2 : 0;
       case "validate":
         return await validate(rest, io);
+      case "plan":
+        return await planCommand(rest, io);
       case "status":
         return await status(rest, io);
       case "drift":
@@ -61,6 +77,12 @@ export async function runCli(argv: string[], io: Io): Promise<number | null> {
         return await decide("reject", rest, io);
       case "up":
         return await up(rest, io);
+      case "task":
+        return await taskCommand(rest, io);
+      case "cost":
+        return await costCommand(rest, io);
+      case "chat":
+        return await chatCommand(rest, io);
       default:
         io.err(`unknown command '${cmd}'\n\n${USAGE}`);
         return 2;
@@ -83,14 +105,20 @@ export async function runCli(argv: string[], io: Io): Promise<number | null> {
 }
 
 async function validate(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false } } });
-  if (positionals.length === 0) {
-    io.err("usage: steward validate FILE... [--json]");
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: "boolean", default: false }, format: { type: "string", default: "text" }, repo: { type: "string" } },
+  });
+  if (positionals.length === 0 || (values.format !== "text" && values.format !== "github")) {
+    io.err("usage: steward validate FILE... [--repo DIR] [--format text|github] [--json]");
     return 2;
   }
-  const results = await Promise.all(positionals.map(validateFile));
+  const results = await Promise.all(positionals.map((f) => validateFile(f, values.repo)));
   const ok = results.every((r) => r.ok);
   if (values.json) io.out(JSON.stringify({ ok, results }, null, 2));
+  // Workflow commands are read from stdout.
+  else if (values.format === "github") io.out(renderGithub(results));
   else if (ok) io.out(renderValidate(results));
   else io.err(renderValidate(results.filter((r) => !r.ok)));
   return ok ? 0 : 1;
@@ -169,13 +197,13 @@ async function up(args: string[], io: Io): Promise<number | null> {
     log: (l) => io.out(`  ${l}`),
   });
   const stackFile = await writeStackFile(
-    { api_url: stack.apiUrl, token: stack.token, nats_url: stack.natsUrl, database_url: stack.databaseUrl, fleet_spec: stack.fleetFile, dir, pid: process.pid, started_at: new Date().toISOString(), metrics: stack.metrics, processes: Object.fromEntries([...stack.children].flatMap(([n, c]) => (c.pid ? [[n, c.pid]] : []))) },
+    { api_url: stack.apiUrl, ...(stack.plannerUrl ? { planner_url: stack.plannerUrl } : {}), token: stack.token, nats_url: stack.natsUrl, database_url: stack.databaseUrl, fleet_spec: stack.fleetFile, dir, pid: process.pid, started_at: new Date().toISOString(), metrics: stack.metrics, processes: Object.fromEntries([...stack.children].flatMap(([n, c]) => (c.pid ? [[n, c.pid]] : []))) },
     io.env,
   );
   io.out(`
 Steward is up. The CLI in another terminal finds this stack through ${stackFile}.
 
-  API         ${stack.apiUrl}   (token in ${stackFile})
+  API         ${stack.apiUrl}   (token in ${stackFile})${stack.plannerUrl ? `\n  planner     ${stack.plannerUrl}   (steward task add, steward chat, steward cost)` : ""}
   fleet spec  ${stack.fleetFile}
   logs        ${join(dir, "logs")}/
   metrics     ${Object.entries(stack.metrics).map(([k, v]) => `${k} ${v}`).join("\n              ")}
@@ -186,7 +214,8 @@ Try:
   steward actions                     # ... so a start is proposed, pending your approval
   steward approve <ID>                # the executor starts it and waits until its health check passes
   kill -9 $(steward status --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).world.nodes["demo-a"].services.web.pid))')
-                                      # kill demo-a/web: 'down' within a second, and a restart is proposed
+                                      # kill demo-a/web: 'down' within a second, and a restart is proposed${stack.plannerUrl ? `
+  steward chat                        # ask "why does demo-a/web keep restarting?"; /approve ID right there` : ""}
 
 Ctrl-C stops everything${values.keep ? "" : " and removes " + dir}.`);
 

@@ -7,6 +7,8 @@ import { writeFileAtomic } from "@steward/shared";
 /** What `steward up` leaves behind so other terminals can talk to the stack it runs. */
 export const StackFile = z.object({
   api_url: z.string().url(),
+  /** The planner's HTTP API (task inbox, tasks, cost); absent when the stack runs without a planner. */
+  planner_url: z.string().url().optional(),
   token: z.string().min(1),
   nats_url: z.string(),
   database_url: z.string(),

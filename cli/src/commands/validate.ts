@@ -1,23 +1,85 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { formatProblem, parseFleetSpec, type SpecProblem } from "@steward/shared";
+import { dirname, join, resolve } from "node:path";
+import { formatProblem, validateFleetSpec, type FleetSpec, type RepoFileRead, type RepoFiles, type ValidationProblem } from "@steward/shared";
 
 export interface ValidateResult {
   file: string;
   ok: boolean;
-  problems: SpecProblem[];
+  problems: ValidationProblem[];
 }
 
-export async function validateFile(file: string): Promise<ValidateResult> {
+export type ValidateFormat = "text" | "github";
+
+/** Whether git ignores `rel` in the repo at `root` (false when it is not a git repo or git is missing). */
+function gitIgnores(root: string, rel: string): boolean {
+  try {
+    execFileSync("git", ["-C", root, "check-ignore", "-q", "--no-index", "--", rel], { stdio: "ignore", timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The repo on disk, for the pure rules: files are read relative to `root`. */
+export function repoOnDisk(root: string): RepoFiles {
+  return {
+    read(rel): RepoFileRead {
+      const abs = join(root, rel);
+      try {
+        if (!statSync(abs).isFile()) return { ok: false, reason: "not_a_file" };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") return { ok: false, reason: "missing", ignored: gitIgnores(root, rel) };
+        return { ok: false, reason: "unreadable" };
+      }
+      try {
+        return { ok: true, text: readFileSync(abs, "utf8") };
+      } catch {
+        return { ok: false, reason: "unreadable" };
+      }
+    },
+  };
+}
+
+/** Validates one fleet spec and keeps the parsed spec; the repo root is `repoDir`, or the directory of the spec. */
+export async function validateSpecFile(file: string, repoDir?: string): Promise<ValidateResult & { spec?: FleetSpec }> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
-    return { file, ok: false, problems: [{ file, path: "", message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
+    return { file, ok: false, problems: [{ file, path: "", message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, severity: "error", rule: "schema" }] };
   }
-  const r = parseFleetSpec(text, file);
-  return r.ok ? { file, ok: true, problems: [] } : { file, ok: false, problems: r.problems };
+  const r = validateFleetSpec(text, file, repoOnDisk(resolve(repoDir ?? dirname(file))));
+  return { file, ok: r.ok, problems: r.problems, ...(r.spec ? { spec: r.spec } : {}) };
+}
+
+export async function validateFile(file: string, repoDir?: string): Promise<ValidateResult> {
+  const { file: f, ok, problems } = await validateSpecFile(file, repoDir);
+  return { file: f, ok, problems };
+}
+
+function textLine(p: ValidationProblem): string {
+  return p.severity === "warning" ? formatProblem({ ...p, message: `warning: ${p.message}` }) : formatProblem(p);
 }
 
 export function renderValidate(results: ValidateResult[]): string {
-  return results.map((r) => (r.ok ? `${r.file}: ok` : r.problems.map(formatProblem).join("\n"))).join("\n");
+  return results.map((r) => [...r.problems.map(textLine), ...(r.ok ? [`${r.file}: ok`] : [])].join("\n")).join("\n");
+}
+
+/** GitHub workflow-command escaping: data and property values differ. */
+const escData = (s: string): string => s.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+const escProp = (s: string): string => escData(s).replace(/:/g, "%3A").replace(/,/g, "%2C");
+
+/** `::error file=F,line=L,title=...::path: message`: GitHub shows these on the pull request's diff. */
+export function renderGithub(results: ValidateResult[]): string {
+  const lines: string[] = [];
+  for (const r of results) {
+    for (const p of r.problems) {
+      const props = [`file=${escProp(p.file)}`, ...(p.line !== undefined ? [`line=${p.line}`] : []), `title=${escProp(`steward validate (${p.rule})`)}`];
+      lines.push(`::${p.severity} ${props.join(",")}::${escData(`${p.path || "(root)"}: ${p.message}`)}`);
+    }
+    if (r.problems.length === 0) lines.push(`${r.file}: ok`);
+  }
+  return lines.join("\n");
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -70,6 +70,8 @@ export interface StackOptions {
 
 export interface RunningStack {
   apiUrl: string;
+  /** The planner's HTTP API (task inbox, tasks, cost); undefined when the planner is not built. */
+  plannerUrl: string | undefined;
   token: string;
   natsUrl: string;
   databaseUrl: string;
@@ -94,6 +96,42 @@ async function waitHttp(url: string, proc: ChildProcess, name: string, logFile: 
     if (Date.now() > deadline) throw new Error(`${name} did not answer ${url} within ${timeoutMs} ms; see ${logFile}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Resolves once anything answers HTTP at `url` (any status: the planner's routes all want a token). */
+async function waitListening(url: string, proc: ChildProcess, name: string, logFile: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode} during start-up; see ${logFile}`);
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not answer ${url} within ${timeoutMs} ms; see ${logFile}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The planner's entry point when it is built; `steward up` runs without it otherwise. */
+export function plannerMainPath(): string | undefined {
+  try {
+    const p = serviceMain("planner");
+    return existsSync(p) ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Model backends are the operator's to choose: pass them through when set. Without any, the planner uses its rule-based diagnoser. */
+export function plannerPassThrough(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ["OLLAMA_URL", "MODEL_GROUPS", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CLAUDE_ENABLED", "CLAUDE_MODEL", "CAP_PER_TASK_USD", "CAP_PER_AGENT_DAY_USD", "CAP_GLOBAL_DAY_USD"]) {
+    const v = env[k];
+    if (v !== undefined && v !== "") out[k] = v;
+  }
+  return out;
 }
 
 async function stopChild(proc: ChildProcess, graceMs = 8000): Promise<void> {
@@ -189,12 +227,23 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
 
     const obs = await launch("observer", "observer", { SNAPSHOT_PATH: snapshotPath });
     await waitHttp(`http://127.0.0.1:${obs.mport}/healthz`, obs.child, "observer", logOf("observer"));
-    const sup = await launch("supervisor", "supervisor", { DATABASE_URL: databaseUrl, FLEET_SPEC: fleetFile });
+    // The planner (diagnosis, task inbox): the supervisor escalates drift a restart does not explain to it.
+    const planner = plannerMainPath() ? { port: await freePort(), env: plannerPassThrough(process.env) } : undefined;
+    const plannerUrl = planner ? `http://127.0.0.1:${planner.port}` : undefined;
+    const sup = await launch("supervisor", "supervisor", { DATABASE_URL: databaseUrl, FLEET_SPEC: fleetFile, ...(plannerUrl ? { PLANNER_URL: plannerUrl, PLANNER_TOKEN: token } : {}) });
     const exe = await launch("executor", "executor", { DATABASE_URL: databaseUrl, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: String(apiPort), HTTP_HOST: "127.0.0.1" });
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     await waitHttp(`${apiUrl}/healthz`, exe.child, "executor", logOf("executor"));
     await waitHttp(`http://127.0.0.1:${sup.mport}/healthz`, sup.child, "supervisor", logOf("supervisor"));
     o.log(`observer, supervisor, executor running; API ${apiUrl}`);
+    if (planner && plannerUrl) {
+      const pl = await launch("planner", "planner", { ...planner.env, DATABASE_URL: databaseUrl, API_TOKEN: token, FLEET_SPEC: fleetFile, HTTP_PORT: String(planner.port), HTTP_HOST: "127.0.0.1" });
+      metrics["planner"] = `${plannerUrl}/metrics`;
+      await waitListening(plannerUrl, pl.child, "planner", logOf("planner"));
+      o.log(`planner ${plannerUrl} (${planner.env["OLLAMA_URL"] ? `Ollama ${planner.env["OLLAMA_URL"]}` : "no OLLAMA_URL"}${planner.env["ANTHROPIC_API_KEY"] ? ", Claude" : ""}; without a model it answers with the rule-based diagnoser)`);
+    } else {
+      o.log("planner not built (services/planner/dist/main.js): running without task inbox and diagnosis");
+    }
 
     const nodes = Object.keys(spec.nodes);
     for (const node of nodes) {
@@ -209,7 +258,7 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
       await waitHttp(`http://127.0.0.1:${a.mport}/healthz`, a.child, name, logOf(name));
     }
     o.log(`node-agents: ${nodes.join(", ")}`);
-    return { apiUrl, token, natsUrl, databaseUrl, fleetFile, dir: o.dir, nodes, metrics, children, stop };
+    return { apiUrl, plannerUrl, token, natsUrl, databaseUrl, fleetFile, dir: o.dir, nodes, metrics, children, stop };
   } catch (err) {
     await stop({ keepDir: true });
     throw err;

@@ -3,10 +3,19 @@ import { z } from "zod";
 /** Values that mean "nobody set this yet". A secret equal to one of them refuses to start. */
 export const PLACEHOLDER_SECRETS = ["", "changeme", "change-me", "change_me", "generate_on_host", "todo", "tbd", "xxx", "placeholder", "secret", "password", "default", "example", "replace-me", "replaceme", "<secret>", "none", "null"];
 
+/**
+ * Placeholder words compared after dropping everything but letters and digits, so `__CHANGE_ME__`,
+ * `Generate-On-Host` and `TODO!` count too. Only words nobody picks as a real secret.
+ */
+const PLACEHOLDER_WORDS = ["changeme", "generateonhost", "todo", "fixme", "tbd", "replaceme", "setme", "placeholder", "yoursecrethere", "yourpasswordhere", "insertsecrethere", "notset", "unset"];
+
 export function isPlaceholderSecret(v: string | undefined | null): boolean {
   if (v === undefined || v === null) return true;
   const t = v.trim().toLowerCase();
-  return PLACEHOLDER_SECRETS.includes(t) || /^<.*>$/.test(t) || /^\$\{.*\}$/.test(t) || /^x+$/.test(t);
+  if (PLACEHOLDER_SECRETS.includes(t) || /^<.*>$/.test(t) || /^\$\{.*\}$/.test(t) || /^x+$/.test(t)) return true;
+  const word = t.replace(/[^a-z0-9]/g, "");
+  // `TODO: put the real one here`, `FIXME later`; and one character repeated (`********`, `00000000`).
+  return PLACEHOLDER_WORDS.includes(word) || /^(todo|fixme|tbd|changeme)\b/.test(t) || /^(.)\1*$/su.test(t);
 }
 
 /** A zod string for a secret setting: required, at least `min` characters, not a placeholder. Never echoes the value. */

@@ -29,3 +29,9 @@ export const DriftReport = z.strictObject({
   drifts: z.array(Drift),
 });
 export type DriftReport = z.infer<typeof DriftReport>;
+
+/**
+ * The pseudo-service of a node's deploy checkout in drifts and actions (`repo_drift`, `pull`). Not a valid
+ * service name, so it never clashes with a declared service.
+ */
+export const REPO_SERVICE = "@repo";

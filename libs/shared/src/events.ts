@@ -28,6 +28,8 @@ export const ServiceObservation = z.strictObject({
   detail: z.string().max(2000).optional(),
   /** Hash of what runs (compose files, env, image), compared with the spec's for `config_drift`. */
   config_hash: z.string().max(128).optional(),
+  /** Compose stacks: the hash the spec asks for, computed by the agent from its deploy checkout (the supervisor cannot read node files). */
+  desired_config_hash: z.string().max(128).optional(),
   /** Containers only (docker driver). */
   image_digest: z.string().max(200).optional(),
   restart_count: z.number().int().nonnegative().optional(),
@@ -74,6 +76,10 @@ export const RepoEvent = z.strictObject({
   /** How many git-ignored files are present (never their names' contents). */
   ignored_count: z.number().int().nonnegative(),
   error: z.string().max(2000).nullable(),
+  /** Tracked files with local changes that the incoming commits also change: a fast-forward would refuse. */
+  colliding_dirty: z.array(z.string()).max(1000).default([]),
+  /** Git-ignored paths that the incoming commits add: Steward never overwrites them, so a pull refuses. */
+  colliding_ignored: z.array(z.string()).max(1000).default([]),
 });
 export type RepoEvent = z.output<typeof RepoEvent>;
 

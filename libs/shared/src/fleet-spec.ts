@@ -109,6 +109,26 @@ export const SecretStore = z.discriminatedUnion("type", [
 ]);
 export type SecretStore = z.output<typeof SecretStore>;
 
+/**
+ * Stable id of a store within its secret, as agents report it and the supervisor matches it: the path
+ * and key as declared (not resolved), so the id is the same on every machine that reads the spec.
+ * `env_file:stacks/app/.env#DB_PASSWORD`, `file:/run/secrets/db`, `service_env:api#DB_PASSWORD`.
+ */
+export function secretStoreId(store: SecretStore): string {
+  switch (store.type) {
+    case "env_file":
+      return `env_file:${store.path}#${store.key}`;
+    case "file":
+      return `file:${store.path}`;
+    case "service_env":
+      return `service_env:${store.service}#${store.key}`;
+    default: {
+      const never: never = store;
+      return never;
+    }
+  }
+}
+
 export const SecretSpec = z.strictObject({
   description: z.string().optional(),
   /** Every place this secret must be, with the same value. Agents report keyed fingerprints, never values. */
@@ -276,4 +296,12 @@ export async function loadFleetSpec(file: string): Promise<FleetSpec> {
   const res = parseFleetSpec(text, file);
   if (!res.ok) throw new FleetSpecError(file, res.problems);
   return res.spec;
+}
+
+/** Line lookup for dotted paths in a spec's text (for rules that run after parsing, e.g. the CI validator). */
+export function specLineFinder(text: string): (path: string) => number | undefined {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  // Numeric segments index sequences (`files.0`); a map key that looks numeric still matches, lineOf compares strings.
+  return (path) => lineOf(doc, lc, path === "" ? [] : path.split(".").map((k) => (/^\d+$/.test(k) ? Number(k) : k)));
 }

@@ -1,4 +1,5 @@
 export * from "./fleet-spec.js";
+export * from "./fleet-validate.js";
 export * from "./events.js";
 export * from "./world-state.js";
 export * from "./drift.js";
@@ -13,3 +14,5 @@ export * from "./config.js";
 export * from "./metrics.js";
 export * from "./db.js";
 export * from "./task.js";
+export * from "./deploy.js";
+export * from "./log-tail.js";

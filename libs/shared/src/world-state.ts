@@ -26,6 +26,7 @@ export const ServiceState = z.strictObject({
   traceparent: z.string().optional(),
   last_event_id: z.string(),
   config_hash: z.string().optional(),
+  desired_config_hash: z.string().optional(),
   image_digest: z.string().optional(),
   restart_count: z.number().int().nonnegative().optional(),
 });
@@ -66,6 +67,8 @@ export const NodeState = z.strictObject({
       ignored_count: z.number().int(),
       error: z.string().nullable(),
       at: z.string(),
+      colliding_dirty: z.array(z.string()).optional(),
+      colliding_ignored: z.array(z.string()).optional(),
     })
     .nullable()
     .optional(),

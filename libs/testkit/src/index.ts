@@ -131,3 +131,9 @@ export async function createTestDatabase(prefix = "steward_test"): Promise<TestD
     },
   };
 }
+export * from "./fake-ollama.js";
+export * from "./fake-anthropic.js";
+export { startFakeDocker, type FakeDocker, type FakeDockerOptions, type FakeContainer, type FakeHealth, type RecordedRequest } from "./fake-docker.js";
+export * from "./fake-ntfy.js";
+export * from "./fake-telegram.js";
+export { createGitFixture, gitSync, type GitFixture } from "./git-fixture.js";

@@ -1,1 +1,11 @@
-export {};
+export { createAlerter, type Alerter, type AlerterDeps } from "./alerter.js";
+export { loadConfig, configuredSinks, SINK_SETTINGS, SERVICE_NAME, type AlerterConfig } from "./config.js";
+export { evaluate, reconcile, defaultRules, ruleId, Rule, Rules, type Finding, type Evaluation, type OpenAlert, type Plan, type RuleInputs, type Read } from "./rules.js";
+export { createAlertStore, type AlertStore, type FiringAlert } from "./alert-store.js";
+export { createDelivery, type Delivery } from "./delivery.js";
+export { NotificationPayload, backoffMs, retryableStatus, renderText, type Sink, type SendResult } from "./notification.js";
+export { ntfyMessage } from "./sinks/ntfy.js";
+export { webhookBody } from "./sinks/webhook.js";
+export { newCallbackId, CALLBACK_DATA_MAX_BYTES } from "./sinks/telegram.js";
+export { isAllowed, renderStatus, createTelegramBot, type TelegramBot } from "./telegram-bot.js";
+export { createAlerterMetrics, type AlerterMetrics } from "./metrics.js";

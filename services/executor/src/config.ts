@@ -26,6 +26,15 @@ const Env = z.object({
   EXECUTOR_WORKER: boolFlag(true),
   EXECUTOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  /** Optional: deploy rollouts read `deploy` settings and check node placement from it. */
+  FLEET_SPEC: z.string().min(1).optional(),
+  DEPLOY_HEALTH_TIMEOUT_MS: durationMs(120_000),
+  /** The planner's base URL: the web console then shows its tasks and cost (same bearer token). */
+  PLANNER_URL: z
+    .string()
+    .refine((v) => v === "" || (URL.canParse(v) && /^https?:\/\//.test(v)), "must be an http(s) URL")
+    .optional()
+    .transform((v) => v || undefined),
 });
 
 export interface ExecutorConfig {
@@ -46,6 +55,9 @@ export interface ExecutorConfig {
   concurrency: number;
   worker: boolean;
   otlpEndpoint: string | undefined;
+  fleetSpecPath?: string | undefined;
+  deployHealthTimeoutMs?: number | undefined;
+  plannerUrl: string | undefined;
 }
 
 /** Parses the executor's settings from an env record; a ConfigError names the setting, never its value. */
@@ -69,5 +81,8 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     concurrency: e.EXECUTOR_CONCURRENCY,
     worker: e.EXECUTOR_WORKER,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    fleetSpecPath: e.FLEET_SPEC,
+    deployHealthTimeoutMs: e.DEPLOY_HEALTH_TIMEOUT_MS,
+    plannerUrl: e.PLANNER_URL,
   };
 }

@@ -2,6 +2,9 @@ import { createServer, type Server } from "node:http";
 import { migrate, openWorldBucket, type KV, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
 import type { ExecutorConfig } from "./config.js";
 import { createApiHandler } from "./http-api.js";
+import { createConsole } from "./console/index.js";
+import { createApprovalTokens, deriveApprovalKey } from "./approval-tokens.js";
+import { createApprovalRoutes } from "./http-approvals.js";
 import { createExecutorMetrics } from "./metrics.js";
 import { runAction } from "./run.js";
 import { ACTIONS_CHANNEL, createActionStore, type ActionStore } from "./store.js";
@@ -109,7 +112,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       const kv = await openWorldBucket(nc);
       const listening = await sql.listen(ACTIONS_CHANNEL, poke);
       unlisten = () => listening.unlisten();
-      server = createServer(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken }));
+      const approvalKey = deriveApprovalKey(config.fleetKey);
+      const approvals = createApprovalRoutes({ sql, store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
+      const web = createConsole({ store, kv, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
+      server = createServer(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }));
       const srv = server;
       await new Promise<void>((resolve, reject) => {
         srv.once("error", reject);

@@ -5,6 +5,7 @@ import { ActionState, type KV, type Logger, type Registry } from "@steward/share
 import type { ActionStore, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import { readDrift, readSnapshot } from "./world.js";
+import type { Console as WebConsole } from "./console/index.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_LIST_LIMIT = 500;
@@ -16,6 +17,10 @@ export interface ApiDeps {
   logger: Logger;
   metrics: ExecutorMetrics;
   apiToken: string;
+  /** ntfy buttons and bot relays (http-approvals.ts); mounted under /approvals/ when given. */
+  approvals?: import("./http-approvals.js").ApprovalRoutes;
+  /** The operator web console (console/); mounted under /console when given. */
+  console?: WebConsole;
 }
 
 class HttpError extends Error {
@@ -116,6 +121,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       res.end(body);
       return { route: "/metrics", status: 200 };
     }
+    if (deps.approvals && path.startsWith("/approvals/")) return deps.approvals(req, res, path, method);
+    if (deps.console && (path === "/console" || path.startsWith("/console/"))) return deps.console.handle(req, res, path);
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
 
     if (!bearerMatches(req.headers.authorization, deps.apiToken)) {

@@ -18,6 +18,7 @@ import type { ActionStore, RunOutcome, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import { judgeWorld, type Verdict } from "./verify.js";
 import { readSnapshot } from "./world.js";
+import { runRollout } from "./rollout.js";
 
 export interface RunDeps {
   nc: NatsConnection;
@@ -34,6 +35,9 @@ export interface RunDeps {
     commandTtlMs: number;
     verifyTimeoutMs: number;
     verifyPollMs: number;
+    /** Deploy rollouts: the fleet spec for `deploy` settings, and the health gate when nothing else says. */
+    fleetSpecPath?: string | undefined;
+    deployHealthTimeoutMs?: number | undefined;
   };
 }
 
@@ -126,12 +130,12 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
     case "start":
     case "stop":
     case "restart":
+    case "pull":
       op = action.kind;
       break;
     case "deploy":
-    case "pull":
-      // Not executable by this executor version: refuse rather than guess.
-      return { outcome: "failed", result: `action kind '${action.kind}' is not supported by this executor; nothing was sent` };
+      // A rollout across nodes with health gates and rollback: its own module.
+      return runRollout(deps, action, signal, leaseLost);
     default: {
       const never: never = action.kind;
       return { outcome: "failed", result: `unknown action kind '${String(never)}'` };

@@ -229,6 +229,19 @@ export function createActionStore(sql: Sql) {
       return inTx(id, (tx) => move(tx, id, { type: "lose_executor" }, { actor: executorId, channel: "executor", detail }, { result: detail, executorId }));
     },
 
+    /**
+     * A step inside a running action (one node of a rollout): an audit row running → running that tells the story
+     * without moving the state. False when the action is no longer running.
+     */
+    async note(id: string, actor: string, detail: string): Promise<boolean> {
+      if (!isUuid(id)) return false;
+      const rows = await sql`
+        INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+        SELECT id, 'running', 'running', ${actor}, 'executor', ${detail} FROM actions WHERE id = ${id} AND state = 'running'
+        RETURNING id`;
+      return rows.length === 1;
+    },
+
     /** pending/approved actions past `expires_at` → expired. */
     async expireDue(): Promise<SweepResult[]> {
       const due = await sql<{ id: string }[]>`

@@ -1,4 +1,5 @@
 import type { ActionKind, Snapshot } from "@steward/shared";
+import { judgeRepo } from "./verify-repo.js";
 
 export type Verdict = { ok: true; detail: string } | { ok: false; seen: string };
 
@@ -15,6 +16,7 @@ export interface VerifyTarget {
  */
 export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, sentAt: Date): Verdict {
   if (!snapshot) return { ok: false, seen: "no world snapshot yet" };
+  if (target.kind === "pull") return judgeRepo(snapshot, target, sentAt);
   const name = `${target.node}/${target.service}`;
   const node = snapshot.world.nodes[target.node];
   if (!node) return { ok: false, seen: `node '${target.node}' is not in the world snapshot` };

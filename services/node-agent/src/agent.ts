@@ -1,6 +1,6 @@
 import { mkdir, stat, statfs } from "node:fs/promises";
 import { freemem, loadavg, totalmem } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import {
   FleetSpecError,
@@ -20,11 +20,16 @@ import {
   type ServiceSpec,
 } from "@steward/shared";
 import { SeenCommands, verifyCommand } from "./commands.js";
+import { serveLogTail } from "./log-tail.js";
 import type { NodeAgentConfig } from "./config.js";
 import { createAgentMetrics, type AgentMetrics } from "./metrics.js";
 import { diffServices, diskUsage, memUsedPct, startOrder } from "./plan.js";
 import { EventPublisher, newEventId } from "./publisher.js";
 import { SpawnError, SupervisedService, type ServiceHooks } from "./supervised-service.js";
+import { createSecretProbe } from "./secret-probe.js";
+import { createComposeDriver } from "./compose-driver.js";
+import { DockerClient } from "./docker/client.js";
+import { createRepoWatcher } from "./repo-watch.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -75,9 +80,44 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   let startedAt = clock().toISOString();
   let ownNc: NatsConnection | undefined;
   let commandSub: Subscription | undefined;
+  let logTailSub: { unsubscribe(): void } | undefined;
   let stopping = false;
   let started = false;
   const baseDir = dirname(resolve(config.fleetSpec));
+  /** Every service this node declares, of any kind: a secret store in a non-process service is read through its driver. */
+  let specKinds = new Set<string>();
+  // Fingerprints of this node's secret stores; also resolves `{ secret: name }` env values for process services.
+  const secrets = createSecretProbe({
+    node,
+    fleetKey: config.fleetKey,
+    specDir: baseDir,
+    logger: logger.child({ probe: "secret" }),
+    publish: (e) => publisher.publish(e),
+    clock,
+    locate: (name) => {
+      const svc = services.get(name);
+      if (svc) return { kind: "process", pid: svc.pid };
+      return specKinds.has(name) ? { kind: "other" } : { kind: "absent" };
+    },
+    probeMs: config.secretProbeMs ?? 60_000,
+    pollMs: config.secretPollMs ?? 5000,
+    // Called only once probing runs, after `compose` below exists.
+    containerEnv: (service, key) => compose.readContainerEnv(service, key),
+  });
+  // Compose stacks through the Docker Engine API; the engine is only contacted when the node declares a stack.
+  const compose = createComposeDriver({
+    node,
+    docker: new DockerClient({ host: config.dockerHost, apiVersion: config.dockerApiVersion }),
+    fleetKey: config.fleetKey,
+    specDir: baseDir,
+    stateDir: config.stateDir ?? join(config.logDir, "..", "state"),
+    probeMs: config.dockerProbeMs ?? 5000,
+    logger: logger.child({ driver: "compose" }),
+    publish: (o) => publisher.publish({ type: "service", id: newEventId(node), node, ts: now(), ...o }),
+    resolveSecret: (ref) => secrets.resolve(ref),
+  });
+  // The deploy checkout: reported as `repo` events, pulled (fast-forward only) by the `pull` command.
+  const repo = createRepoWatcher({ node, fleetSpec: config.fleetSpec, publish: (e) => publisher.publish(e), logger: logger.child({ probe: "repo" }), clock, fetchTimeoutMs: config.repoFetchTimeoutMs ?? 30_000, gitTimeoutMs: 15_000 });
 
   const now = () => clock().toISOString();
 
@@ -128,11 +168,11 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   };
 
   function makeService(name: string, spec: ProcessService): SupervisedService {
-    return new SupervisedService(name, spec, { node, logDir: config.logDir, baseDir, stopGraceMs: config.stopGraceMs, logger: logger.child({ service: name }), hooks });
+    return new SupervisedService(name, spec, { node, logDir: config.logDir, baseDir, stopGraceMs: config.stopGraceMs, logger: logger.child({ service: name }), hooks, resolveSecret: (ref) => secrets.resolve(ref) });
   }
 
   function status(): ServiceObservation[] {
-    return [...services.values()].map((s) => s.observation()).sort((a, b) => a.service.localeCompare(b.service));
+    return [...services.values()].map((s) => s.observation()).concat(compose.status()).sort((a, b) => a.service.localeCompare(b.service));
   }
 
   async function heartbeat(): Promise<void> {
@@ -206,6 +246,9 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       const spec = await loadFleetSpec(config.fleetSpec);
       // The process driver owns `process` services; other kinds belong to their own drivers.
       next = processServices(spec.nodes[node]?.services ?? {});
+      secrets.setSpec(spec);
+      specKinds = new Set(Object.keys(spec.nodes[node]?.services ?? {}));
+      compose.setSpec(spec);
     } catch (err) {
       metrics.specReloads.inc({ result: "invalid" });
       const problems = err instanceof FleetSpecError ? err.problems.slice(0, 10).map(formatProblem) : [(err as Error).message];
@@ -256,6 +299,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         void handleCommand(msg);
       },
     });
+    logTailSub = serveLogTail(nc, { node, logDir: config.logDir, services: () => services, resolveSecret: (ref) => secrets.resolve(ref), logger });
     logger.info({ subject: commandSubject(node) }, "taking node commands");
   }
 
@@ -308,6 +352,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     setOp(cmd.op);
     // Consumed once it passed the checks, whatever happens next: the same id is never executed twice.
     seen.add(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
+    if (cmd.op === "pull") return repo.pull(cmd);
+    if (compose.has(cmd.service)) return compose.execute(cmd);
     const svc = services.get(cmd.service);
     if (!svc || (!svc.declared && cmd.op !== "stop")) {
       const message = svc ? `service '${cmd.service}' is no longer declared on node '${node}'; only stop is allowed` : `no service '${cmd.service}' on node '${node}'`;
@@ -365,6 +411,9 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       const nodeSpec = spec.nodes[node];
       if (!nodeSpec) logger.warn({ node, file: config.fleetSpec }, "this node is not declared in the fleet spec; supervising nothing until it is");
       declaredSpecs = processServices(nodeSpec?.services ?? {});
+      secrets.setSpec(spec);
+      specKinds = new Set(Object.keys(nodeSpec?.services ?? {}));
+      compose.setSpec(spec);
       for (const [name, s] of Object.entries(declaredSpecs)) services.set(name, makeService(name, s));
 
       if (deps.nc) attachNats(deps.nc);
@@ -381,6 +430,10 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       every(config.heartbeatMs, "heartbeat", heartbeat);
       every(config.hostProbeMs, "host probe", probeHost);
       every(config.specPollMs, "spec poll", pollSpec);
+      secrets.start();
+      compose.start();
+      every(config.repoProbeMs ?? 60_000, "repo probe", repo.probe);
+      void repo.probe().catch((err: unknown) => logger.warn({ err }, "first repo probe failed"));
       logger.info({ services: services.size, log_dir: config.logDir }, "node-agent started");
     },
 
@@ -388,7 +441,10 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       if (stopping) return;
       stopping = true;
       for (const t of timers) clearInterval(t);
+      secrets.stop();
+      await compose.stop();
       commandSub?.unsubscribe();
+      logTailSub?.unsubscribe();
       await Promise.all([...services.values()].map((s) => s.shutdown().catch((err: unknown) => logger.warn({ service: s.name, err }, "stop failed"))));
       // A last heartbeat restating that everything is stopped, so the observer need not wait for staleness.
       await heartbeat().catch(() => undefined);

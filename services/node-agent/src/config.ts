@@ -22,6 +22,14 @@ export const NodeAgentEnv = z.object({
   LOG_DIR: z.string().min(1).optional(),
   STOP_GRACE_MS: durationMs(5000),
   PUBLISH_TIMEOUT_MS: durationMs(5000),
+  SECRET_PROBE_MS: durationMs(60_000),
+  SECRET_POLL_MS: durationMs(5000),
+  DOCKER_HOST: z.string().regex(/^(unix:\/\/\/|tcp:\/\/|http:\/\/)/, "must be unix:///path or tcp://host:port").default("unix:///var/run/docker.sock"),
+  DOCKER_API_VERSION: z.string().regex(/^v?1\.\d+$/, "must look like v1.43").default("v1.43"),
+  DOCKER_PROBE_MS: durationMs(5000),
+  STATE_DIR: z.string().min(1).optional(),
+  REPO_PROBE_MS: durationMs(60_000),
+  REPO_FETCH_TIMEOUT_MS: durationMs(30_000),
 });
 
 export interface NodeAgentConfig {
@@ -45,6 +53,21 @@ export interface NodeAgentConfig {
   /** SIGTERM → SIGKILL grace when stopping a supervised process. */
   stopGraceMs: number;
   publishTimeoutMs: number;
+  /** Restate every secret store's fingerprint this often (default 60 s). */
+  secretProbeMs?: number;
+  /** Look for changed secret stores this often; only changes are published (default 5 s). */
+  secretPollMs?: number;
+  /** Docker Engine API endpoint for compose stacks (touched only when the node declares one). */
+  dockerHost?: string;
+  dockerApiVersion?: string;
+  /** How often compose stacks are probed (containers, health, config hash). */
+  dockerProbeMs?: number;
+  /** Where the agent keeps what it deployed (stack revisions for rollback). */
+  stateDir?: string;
+  /** How often the deploy checkout is fetched and reported (default 60 s). */
+  repoProbeMs?: number;
+  /** Deadline for `git fetch` of the deploy checkout (default 30 s). */
+  repoFetchTimeoutMs?: number;
 }
 
 export function defaultLogDir(nodeName: string): string {
@@ -69,5 +92,13 @@ export function loadConfig(env: Record<string, string | undefined>): NodeAgentCo
     logDir: e.LOG_DIR ?? defaultLogDir(e.NODE_NAME),
     stopGraceMs: e.STOP_GRACE_MS,
     publishTimeoutMs: e.PUBLISH_TIMEOUT_MS,
+    secretProbeMs: e.SECRET_PROBE_MS,
+    secretPollMs: e.SECRET_POLL_MS,
+    dockerHost: e.DOCKER_HOST,
+    dockerApiVersion: e.DOCKER_API_VERSION,
+    dockerProbeMs: e.DOCKER_PROBE_MS,
+    stateDir: e.STATE_DIR ?? join(tmpdir(), `steward-node-agent-${e.NODE_NAME}`, "state"),
+    repoProbeMs: e.REPO_PROBE_MS,
+    repoFetchTimeoutMs: e.REPO_FETCH_TIMEOUT_MS,
   };
 }

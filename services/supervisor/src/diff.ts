@@ -1,4 +1,7 @@
 import type { Drift, DriftKind, FleetSpec, NodeState, ServiceState, Snapshot } from "@steward/shared";
+import { computeSecretDrift } from "./secret-drift.js";
+import { computeRepoDrift } from "./repo-drift.js";
+import { applyComposeDrift } from "./compose-drift.js";
 
 export interface DiffOptions {
   /** A snapshot older than this means the observer stopped making progress: everything declared is unknown. */
@@ -146,6 +149,12 @@ export function computeDrift(spec: FleetSpec, snapshot: Snapshot, now: Date, opt
     }
   }
 
+  // Compose stacks: never deployed proposes a deploy; a running config hash unlike the spec's is config_drift.
+  out.splice(0, out.length, ...applyComposeDrift(spec, snapshot.world, out, { snapshotTooOld: tooOld }));
+
+  out.push(...computeSecretDrift(spec, snapshot.world, { snapshotTooOld: tooOld }));
+
+  out.push(...computeRepoDrift(spec, snapshot, now, opts));
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 

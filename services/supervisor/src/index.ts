@@ -5,3 +5,6 @@ export { proposeActions, expireCleared, rowToAction, ACTIONS_CHANNEL } from "./p
 export { LeaderLock, SUPERVISOR_LOCK_KEY } from "./leader.js";
 export { loadSupervisorConfig, type SupervisorConfig } from "./config.js";
 export { createSupervisorMetrics, type SupervisorMetrics } from "./metrics.js";
+export { computeSecretDrift, judgeStores, agreementGroups, describeSecret, FLEET_WIDE, type StoreVerdict, type UnknownReason, type SecretDriftOptions } from "./secret-drift.js";
+export { computeRepoDrift, classifyRepo } from "./repo-drift.js";
+export { applyComposeDrift, type ComposeDriftOptions } from "./compose-drift.js";

@@ -1,0 +1,201 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+
+/**
+ * A local server speaking Ollama's HTTP API (`GET /api/tags`, `POST /api/chat` with streaming NDJSON or a
+ * single JSON answer), driven by scripted answers. It records every request it receives.
+ */
+
+export interface OllamaChatRequest {
+  model: string;
+  messages: { role: string; content: string }[];
+  stream?: boolean;
+  format?: unknown;
+  options?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+export type OllamaAnswer =
+  | { content: string; promptEvalCount?: number; evalCount?: number; delayMs?: number }
+  | { status: number; error: string };
+
+export interface RecordedOllamaRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+  at: number;
+}
+
+/** `up`: answers; `down`: resets every connection; `hang`: accepts and never answers (a timing-out backend). */
+export type FakeOllamaMode = "up" | "down" | "hang";
+
+export interface FakeOllamaOptions {
+  /** Models `/api/tags` lists; a chat for another model answers 404 like the real server. */
+  models?: string[];
+  /** Answer used when the script is empty (default: `{"diagnosis":"ok","answer":"ok","proposals":[]}`). */
+  defaultAnswer?: OllamaAnswer | ((req: OllamaChatRequest) => OllamaAnswer);
+  /** Characters per streamed chunk. */
+  chunkChars?: number;
+}
+
+export interface FakeOllama {
+  url: string;
+  port: number;
+  /** Every request, in arrival order. */
+  readonly requests: RecordedOllamaRequest[];
+  /** The bodies of every `/api/chat` request. */
+  chats(): OllamaChatRequest[];
+  /** Queue answers for the next chat requests (first in, first out). */
+  script(...answers: OllamaAnswer[]): void;
+  setMode(mode: FakeOllamaMode): void;
+  setModels(models: string[]): void;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const estimateTokens = (s: string): number => Math.ceil(s.length / 4);
+
+export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<FakeOllama> {
+  const requests: RecordedOllamaRequest[] = [];
+  const queue: OllamaAnswer[] = [];
+  let models = opts.models ?? ["llama3.1:8b"];
+  let mode: FakeOllamaMode = "up";
+  const sockets = new Set<Socket>();
+  const hanging = new Set<ServerResponse>();
+  const chunkChars = opts.chunkChars ?? 8;
+  const fallback = opts.defaultAnswer ?? { content: JSON.stringify({ diagnosis: "ok", answer: "ok", proposals: [] }) };
+
+  const sendJson = (res: ServerResponse, status: number, body: unknown): void => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  async function readBody(req: IncomingMessage): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+    const text = Buffer.concat(chunks).toString("utf8");
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    const body = await readBody(req);
+    requests.push({ method: req.method ?? "GET", path, headers: { ...req.headers }, body, at: Date.now() });
+    if (mode === "down") {
+      req.socket.destroy();
+      return;
+    }
+    if (mode === "hang") {
+      hanging.add(res);
+      return;
+    }
+    if (req.method === "GET" && path === "/api/tags") {
+      sendJson(res, 200, {
+        models: models.map((name) => ({
+          name,
+          model: name,
+          modified_at: "2025-01-01T00:00:00Z",
+          size: 4_700_000_000,
+          digest: "0".repeat(64),
+          details: { format: "gguf", family: "llama", families: ["llama"], parameter_size: "8B", quantization_level: "Q4_0" },
+        })),
+      });
+      return;
+    }
+    if (req.method === "GET" && path === "/api/version") {
+      sendJson(res, 200, { version: "0.6.0" });
+      return;
+    }
+    if (req.method === "POST" && path === "/api/chat") {
+      const chat = body as OllamaChatRequest | undefined;
+      if (!chat || typeof chat !== "object" || typeof chat.model !== "string") {
+        sendJson(res, 400, { error: "model is required" });
+        return;
+      }
+      if (!models.includes(chat.model)) {
+        sendJson(res, 404, { error: `model "${chat.model}" not found, try pulling it first` });
+        return;
+      }
+      const answer = queue.shift() ?? (typeof fallback === "function" ? fallback(chat) : fallback);
+      if ("error" in answer) {
+        sendJson(res, answer.status, { error: answer.error });
+        return;
+      }
+      if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
+      const promptEval = answer.promptEvalCount ?? estimateTokens((chat.messages ?? []).map((m) => m.content).join("\n"));
+      const evalCount = answer.evalCount ?? estimateTokens(answer.content);
+      const created = new Date().toISOString();
+      const final = {
+        model: chat.model,
+        created_at: created,
+        done: true,
+        done_reason: "stop",
+        total_duration: 1_000_000,
+        load_duration: 100_000,
+        prompt_eval_count: promptEval,
+        prompt_eval_duration: 400_000,
+        eval_count: evalCount,
+        eval_duration: 500_000,
+      };
+      if (chat.stream === false) {
+        sendJson(res, 200, { ...final, message: { role: "assistant", content: answer.content } });
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      for (let i = 0; i < answer.content.length; i += chunkChars) {
+        res.write(JSON.stringify({ model: chat.model, created_at: created, message: { role: "assistant", content: answer.content.slice(i, i + chunkChars) }, done: false }) + "\n");
+      }
+      res.end(JSON.stringify({ ...final, message: { role: "assistant", content: "" } }) + "\n");
+      return;
+    }
+    sendJson(res, 404, { error: "not found" });
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendJson(res, 500, { error: String(err) });
+      else res.end();
+    });
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : 0;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    chats: () => requests.filter((r) => r.path === "/api/chat").map((r) => r.body as OllamaChatRequest),
+    script: (...answers) => void queue.push(...answers),
+    setMode(m) {
+      mode = m;
+      if (m !== "hang") {
+        for (const r of hanging) r.socket?.destroy();
+        hanging.clear();
+      }
+    },
+    setModels(m) {
+      models = m;
+    },
+    reset() {
+      requests.length = 0;
+      queue.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

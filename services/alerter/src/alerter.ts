@@ -1,0 +1,269 @@
+import { createServer, type Server } from "node:http";
+import { DRIFT_KEY, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
+import { createAlertStore, type AlertStore } from "./alert-store.js";
+import type { AlerterConfig } from "./config.js";
+import { createDelivery } from "./delivery.js";
+import { createExecutorClient } from "./executor-client.js";
+import { createAlerterMetrics } from "./metrics.js";
+import type { Sink } from "./notification.js";
+import { createPlannerClient } from "./planner-client.js";
+import { evaluate, reconcile, type Read } from "./rules.js";
+import { createNtfySink } from "./sinks/ntfy.js";
+import { createTelegramSink } from "./sinks/telegram.js";
+import { createWebhookSink } from "./sinks/webhook.js";
+import { actionOutcomes, parseDriftReport, parseSnapshot, readActions, readKv } from "./sources.js";
+import { createTelegramApi } from "./telegram-api.js";
+import { createTelegramBot, type TelegramBot } from "./telegram-bot.js";
+
+export interface AlerterDeps {
+  config: AlerterConfig;
+  nc: NatsConnection;
+  sql: Sql;
+  logger: Logger;
+  registry: Registry;
+  clock?: () => Date;
+  fetch?: typeof fetch;
+}
+
+export interface Alerter {
+  /** Migrates, starts watching, delivering and (if configured) the Telegram bot; resolves with the HTTP URL. */
+  start(): Promise<{ url: string }>;
+  stop(): Promise<void>;
+  /** Runs one evaluation now (tests, and every trigger, go through the same coalescing path). */
+  evaluateNow(): Promise<void>;
+  readonly store: AlertStore;
+  readonly bot: TelegramBot | undefined;
+}
+
+export function createAlerter(deps: AlerterDeps): Alerter {
+  const { config, nc, sql, logger, registry } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const store = createAlertStore(sql);
+  const metrics = createAlerterMetrics(registry, store);
+  const timeoutMs = config.sendTimeoutMs;
+  const executor = createExecutorClient({ url: config.executorUrl, token: config.apiToken, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  const planner = config.plannerUrl ? createPlannerClient({ url: config.plannerUrl, token: config.plannerToken, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }) : undefined;
+  const abort = new AbortController();
+
+  const sinks = new Map<string, Sink>();
+  if (config.ntfy) sinks.set("ntfy", createNtfySink(config.ntfy, { executor, executorPublicUrl: config.executorPublicUrl, consoleUrl: config.consoleUrl, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }));
+  let bot: TelegramBot | undefined;
+  const tg = config.telegram;
+  const tgApi = tg ? createTelegramApi({ apiUrl: tg.apiUrl, token: tg.token, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }) : undefined;
+  if (tg && tgApi) {
+    sinks.set("telegram", createTelegramSink({ api: tgApi, sql, chatId: tg.chatId, consoleUrl: config.consoleUrl }));
+  }
+  if (config.webhook) sinks.set("webhook", createWebhookSink(config.webhook, { timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }));
+  const sinkNames = [...sinks.keys()];
+  const delivery = createDelivery({ sql, sinks, logger, metrics, retry: config.retry, idleMs: Math.min(500, config.retry.baseMs) });
+
+  const startedAt = clock().getTime();
+  let kv: KV | undefined;
+  let snapshot: Read<Snapshot> = { ok: false, reason: "no world snapshot seen yet" };
+  let drift: Read<DriftReport> = { ok: false, reason: "no drift report seen yet" };
+  let lastGoodSnapshotAt: number | undefined;
+  let lastGoodDriftAt: number | undefined;
+  let cost: Read<CostReport> = { ok: false, reason: planner ? "cost not fetched yet" : "no planner configured" };
+  const timers: NodeJS.Timeout[] = [];
+  let server: Server | undefined;
+  let watchLoop: Promise<void> | undefined;
+  let pollLoop: Promise<void> | undefined;
+  let stopWatch: (() => void) | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+
+  function takeSnapshot(r: Read<Snapshot>): void {
+    snapshot = r;
+    if (r.ok) lastGoodSnapshotAt = Math.max(lastGoodSnapshotAt ?? 0, Date.parse(r.value.written_at));
+  }
+  function takeDrift(r: Read<DriftReport>): void {
+    drift = r;
+    if (r.ok) lastGoodDriftAt = Math.max(lastGoodDriftAt ?? 0, Date.parse(r.value.computed_at));
+  }
+
+  async function evaluateOnce(): Promise<void> {
+    const now = clock();
+    let actions: Read<Awaited<ReturnType<typeof readActions>>>;
+    try {
+      const windowMin = Math.max(60, ...config.rules.map((r) => (r.rule === "action_failed" ? r.window_min : 0)));
+      actions = { ok: true, value: await readActions(sql, windowMin * 60_000) };
+    } catch (err) {
+      actions = { ok: false, reason: `actions unreadable: ${(err as Error).message}` };
+    }
+    const firing = await store.listFiring();
+    const ev = evaluate(config.rules, {
+      now: now.getTime(),
+      startedAt,
+      snapshot,
+      lastGoodSnapshotAt,
+      drift,
+      lastGoodDriftAt,
+      actions,
+      cost,
+      firstSeen: new Map(firing.map((a) => [a.fingerprint, a.firstSeen])),
+    });
+    const plan = reconcile(firing, ev, now.getTime(), config.renotifyMs);
+    const pendingIds = plan.resolve.filter((a) => a.rule === "action_pending").map((a) => a.fingerprint.slice("action_pending:".length));
+    const outcomes = await actionOutcomes(sql, pendingIds);
+    const notes = new Map([...outcomes].map(([id, note]) => [`action_pending:${id}`, note]));
+    const queued = await store.apply(plan, firing, sinkNames, now, notes);
+    if (queued > 0) {
+      delivery.wake();
+      logger.info({ fired: plan.fire.map((f) => f.fingerprint), renotified: plan.keep.filter((k) => k.renotify).length, resolved: plan.resolve.map((a) => a.fingerprint), queued }, "alerts changed");
+    }
+  }
+
+  // One evaluation at a time; triggers that arrive meanwhile collapse into one more run.
+  let running: Promise<void> | undefined;
+  let again = false;
+  function trigger(): Promise<void> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await evaluateOnce();
+          metrics.evaluations.inc({ result: "ok" });
+        } catch (err) {
+          metrics.evaluations.inc({ result: "error" });
+          logger.error({ err: (err as Error).message }, "alert evaluation failed; will retry on the next trigger");
+        }
+      } while (again && !abort.signal.aborted);
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  }
+
+  async function watchWorld(bucket: KV): Promise<void> {
+    while (!abort.signal.aborted) {
+      try {
+        const it = await bucket.watch({ key: [WORLD_KEY, DRIFT_KEY] });
+        stopWatch = () => it.stop();
+        for await (const e of it) {
+          const bytes = e.operation === "PUT" ? e.value : undefined;
+          if (e.key === WORLD_KEY) takeSnapshot(parseSnapshot(bytes));
+          else if (e.key === DRIFT_KEY) takeDrift(parseDriftReport(bytes));
+          void trigger();
+        }
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        logger.warn({ err: (err as Error).message }, "world bucket watch failed; re-reading and watching again");
+      }
+      if (abort.signal.aborted) break;
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        takeSnapshot(await readKv(bucket, WORLD_KEY, parseSnapshot));
+        takeDrift(await readKv(bucket, DRIFT_KEY, parseDriftReport));
+      } catch {
+        /* next watch attempt reports it */
+      }
+    }
+  }
+
+  async function pollCost(): Promise<void> {
+    if (!planner) return;
+    try {
+      cost = { ok: true, value: await planner.cost() };
+    } catch (err) {
+      cost = { ok: false, reason: (err as Error).message };
+      logger.warn({ err: (err as Error).message }, "cost report unavailable; cost rules not judged this round");
+    }
+  }
+
+  async function fleet() {
+    let pending = 0;
+    try {
+      pending = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM actions WHERE state = 'pending'`)[0]?.n ?? 0;
+    } catch {
+      /* shown as 0 */
+    }
+    return { snapshot, drift, pendingActions: pending, now: clock().getTime() };
+  }
+
+  if (tg && tgApi) {
+    bot = createTelegramBot({ api: tgApi, sql, executor, planner, fleet, allowedUsers: tg.allowedUsers, allowedChats: tg.allowedChats, logger, metrics, taskWaitMs: config.taskWaitMs, signal: abort.signal });
+  }
+
+  return {
+    store,
+    get bot() {
+      return bot;
+    },
+    evaluateNow: trigger,
+    async start() {
+      await migrate(sql);
+      kv = await openWorldBucket(nc);
+      takeSnapshot(await readKv(kv, WORLD_KEY, parseSnapshot));
+      takeDrift(await readKv(kv, DRIFT_KEY, parseDriftReport));
+      const listening = await sql.listen("steward_actions", () => void trigger());
+      unlisten = () => listening.unlisten();
+      watchLoop = watchWorld(kv);
+      await pollCost();
+      timers.push(setInterval(() => void trigger(), config.evalMs));
+      if (planner) timers.push(setInterval(() => void pollCost(), config.costPollMs));
+      delivery.start();
+
+      server = createServer((req, res) => {
+        const path = (req.url ?? "/").split("?")[0];
+        if (path === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+        if (path === "/metrics" && req.method === "GET") {
+          registry
+            .metrics()
+            .then((body) => res.writeHead(200, { "content-type": registry.contentType }).end(body))
+            .catch(() => res.writeHead(500).end());
+          return;
+        }
+        if (path === "/telegram/webhook" && req.method === "POST" && bot && tg?.mode === "webhook" && tg.webhookSecret) {
+          bot.webhook(req, res, tg.webhookSecret).catch((err: Error) => {
+            logger.error({ err: err.message }, "telegram webhook handling failed");
+            if (!res.headersSent) res.writeHead(500).end();
+          });
+          return;
+        }
+        res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "not_found", message: `no route ${req.method} ${path}` } }));
+      });
+      const srv = server;
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(config.metricsPort, config.metricsHost, () => resolve());
+      });
+      const addr = srv.address();
+      const url = `http://${config.metricsHost}:${typeof addr === "object" && addr ? addr.port : config.metricsPort}`;
+
+      if (bot && tg && tgApi) {
+        if (tg.mode === "webhook" && tg.webhookUrl && tg.webhookSecret) {
+          await tgApi.setWebhook(tg.webhookUrl, tg.webhookSecret);
+          logger.info({ mode: "webhook" }, "telegram bot receiving updates by webhook");
+        } else {
+          // A webhook left over from an earlier setup would make getUpdates fail with 409.
+          await tgApi.deleteWebhook().catch((err: Error) => logger.warn({ err: err.message }, "deleteWebhook failed"));
+          const b = bot;
+          pollLoop = b.poll(abort.signal, tg.pollTimeoutS);
+          logger.info({ mode: "polling" }, "telegram bot long-polling for updates");
+        }
+      }
+      await trigger();
+      logger.info({ url, sinks: sinkNames, rules: config.rules.map((r) => r.rule) }, "alerter running");
+      return { url };
+    },
+    async stop() {
+      abort.abort();
+      for (const t of timers) clearInterval(t);
+      stopWatch?.();
+      await watchLoop?.catch(() => undefined);
+      await pollLoop?.catch(() => undefined);
+      await running?.catch(() => undefined);
+      await delivery.stop();
+      await bot?.idle();
+      await unlisten?.().catch(() => undefined);
+      if (server) {
+        const srv = server;
+        srv.closeAllConnections();
+        await new Promise<void>((r) => srv.close(() => r()));
+      }
+    },
+  };
+}

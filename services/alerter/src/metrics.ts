@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, type Registry } from "@steward/shared";
+import type { AlertStore } from "./alert-store.js";
+
+export interface AlerterMetrics {
+  notifications: Counter<"sink" | "result">;
+  notifyLatency: Histogram<"sink" | "kind">;
+  evaluations: Counter<"result">;
+  telegramCallbacks: Counter<"result">;
+  telegramCommands: Counter<"command" | "result">;
+}
+
+export function createAlerterMetrics(registry: Registry, store?: AlertStore): AlerterMetrics {
+  if (store) {
+    // Read from Postgres at scrape time: the shared truth, whichever alerter queued it.
+    let cached: Promise<Awaited<ReturnType<AlertStore["counts"]>> | undefined> | undefined;
+    const counts = () => (cached ??= store.counts().catch(() => undefined).finally(() => setTimeout(() => (cached = undefined), 100)));
+    new Gauge({
+      name: "alerter_alerts_firing",
+      help: "Alerts firing now, by rule",
+      labelNames: ["rule"],
+      registers: [registry],
+      async collect() {
+        const c = await counts();
+        if (!c) return;
+        this.reset();
+        for (const [rule, n] of Object.entries(c.firing)) this.set({ rule }, n);
+      },
+    });
+    new Gauge({
+      name: "alerter_notifications_unsent",
+      help: "Notifications queued and not yet delivered (pending or failing), by sink",
+      labelNames: ["sink"],
+      registers: [registry],
+      async collect() {
+        const c = await counts();
+        if (!c) return;
+        this.reset();
+        for (const [sink, n] of Object.entries(c.unsent)) this.set({ sink }, n);
+      },
+    });
+  }
+  return {
+    notifications: new Counter({
+      name: "alerter_notifications_total",
+      help: "Notification delivery attempts by sink and result (sent, retry, failed: kept and retried slowly)",
+      labelNames: ["sink", "result"],
+      registers: [registry],
+    }),
+    notifyLatency: new Histogram({
+      name: "alerter_notify_seconds",
+      help: "From the alert being queued to the sink accepting it",
+      labelNames: ["sink", "kind"],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300],
+      registers: [registry],
+    }),
+    evaluations: new Counter({
+      name: "alerter_evaluations_total",
+      help: "Rule evaluations by result (ok, error)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    telegramCallbacks: new Counter({
+      name: "alerter_telegram_callbacks_total",
+      help: "Telegram button presses by result (approved, rejected, refused, not_allowed, unknown, error)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
+    telegramCommands: new Counter({
+      name: "alerter_telegram_commands_total",
+      help: "Telegram commands by command and result",
+      labelNames: ["command", "result"],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,61 @@
+import { createHash } from "node:crypto";
+import { DRIFT_KEY, WORLD_KEY, type KV, type Logger } from "@steward/shared";
+import type { ActionStore } from "../store.js";
+
+/**
+ * Tells open consoles that something they show has changed: the world snapshot or drift report (KV revision)
+ * or any action (counts by state plus the newest actions' states). One shared poll, running only while at
+ * least one console listens, so an executor nobody watches pays nothing.
+ */
+export function createChangeFeed(deps: { kv: KV; store: Pick<ActionStore, "list" | "countByState">; logger: Logger; pollMs: number }) {
+  const listeners = new Set<() => void>();
+  let timer: NodeJS.Timeout | undefined;
+  let last: string | undefined;
+  let busy = false;
+
+  async function fingerprint(): Promise<string> {
+    const [w, d, recent, counts] = await Promise.all([deps.kv.get(WORLD_KEY), deps.kv.get(DRIFT_KEY), deps.store.list({ limit: 50 }), deps.store.countByState()]);
+    const h = createHash("sha256");
+    h.update(`${w?.revision ?? 0}|${d?.revision ?? 0}|${JSON.stringify(counts)}|`);
+    for (const a of recent) h.update(`${a.id}:${a.state}:${a.updated_at};`);
+    return h.digest("base64url");
+  }
+
+  async function tick(): Promise<void> {
+    if (busy) return;
+    busy = true;
+    try {
+      const fp = await fingerprint();
+      if (last !== undefined && fp !== last) for (const l of [...listeners]) l();
+      last = fp;
+    } catch (err) {
+      deps.logger.warn({ err: (err as Error).message }, "console change feed could not read state; retrying");
+    } finally {
+      busy = false;
+    }
+  }
+
+  return {
+    subscribe(fn: () => void): () => void {
+      listeners.add(fn);
+      if (!timer) {
+        last = undefined;
+        void tick();
+        timer = setInterval(() => void tick(), deps.pollMs);
+        timer.unref();
+      }
+      return () => {
+        listeners.delete(fn);
+        if (listeners.size === 0 && timer) {
+          clearInterval(timer);
+          timer = undefined;
+        }
+      };
+    },
+    get listeners(): number {
+      return listeners.size;
+    },
+  };
+}
+
+export type ChangeFeed = ReturnType<typeof createChangeFeed>;

@@ -1,0 +1,175 @@
+/**
+ * The console in a real headless Chromium (Debian's `chromium` driven by playwright-core): sign-in, the fleet
+ * overview from a snapshot in KV, approving with a real click, escaping of hostile names, live updates, tasks.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser } from "playwright-core";
+import { DRIFT_KEY, type DriftReport } from "@steward/shared";
+import { insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
+import { costReport, launchChromium, signIn, startFakePlanner, task } from "./console-helpers.js";
+
+const XSS = `<img src=x onerror="window.__xss=1">`;
+
+let env: Env;
+let url = "";
+let chrome: Awaited<ReturnType<typeof launchChromium>>;
+let browser: Browser;
+let planner: Awaited<ReturnType<typeof startFakePlanner>>;
+
+beforeAll(async () => {
+  env = await setupEnv();
+  planner = await startFakePlanner({ tasks: [task(), task({ id: "task-2", state: "failed", content: XSS, model_groups: ["rules"], cost_usd: 0, error: "planner gave up" })], cost: costReport() });
+  // No worker: an approved action stays approved, so the test sees exactly what the click did.
+  ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false", PLANNER_URL: planner.url }));
+  chrome = await launchChromium();
+  browser = chrome.browser;
+
+  const snap = snapshot({
+    "node-1": [
+      service("web", { pid: 4242 }),
+      service("db", { state: "exited", health: "unhealthy", exit_code: 1, detail: "exited with code 1", checks: { tcp: { ok: false, consecutive_failures: 3, detail: "connection refused", at: new Date().toISOString() } } }),
+      service(XSS, { detail: `<script>window.__xss=2</script>` }),
+    ],
+    "node-2": [service("cache", { state: "unknown", health: "unknown" })],
+  });
+  const n2 = snap.world.nodes["node-2"]!;
+  n2.status = "stale";
+  n2.last_heartbeat = new Date(Date.now() - 120_000).toISOString();
+  await putWorld(env.kv, snap);
+  const drift: DriftReport = {
+    computed_at: new Date().toISOString(),
+    snapshot_written_at: snap.written_at,
+    world_seq: 1,
+    supervisor_id: "supervisor-test",
+    skipped: null,
+    drifts: [
+      { key: "down:node-1/db", kind: "down", node: "node-1", service: "db", severity: "action", message: "db is exited (code 1)", since: new Date().toISOString(), proposes: "restart" },
+      { key: `unmanaged:node-1/${XSS}`, kind: "unmanaged", node: "node-1", service: XSS, severity: "report", message: `${XSS} runs but is not declared`, since: null, proposes: null },
+    ],
+  };
+  await env.kv.put(DRIFT_KEY, JSON.stringify(drift));
+});
+
+afterAll(async () => {
+  await chrome?.close();
+  await planner?.close();
+  await env?.close();
+});
+
+describe("web console in Chromium", () => {
+  it("requires sign-in: no cookie lands on the login form, a wrong token shows an error and opens nothing", async () => {
+    const ctx = await browser.newContext();
+    try {
+      const page = await signIn(ctx, url, { token: "wrong-token-0123456789", name: "mallory" });
+      await page.waitForSelector("[role=alert]");
+      expect(await page.textContent("[role=alert]")).toContain("Wrong token.");
+      expect(page.url()).toMatch(/\/console\/login$/);
+      expect(await ctx.cookies()).toEqual([]);
+      await page.goto(`${url}/console/tasks`);
+      expect(page.url()).toMatch(/\/console\/login$/);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("shows nodes, services, health, stale nodes and drift from the snapshot in KV, hostile names as plain text", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    try {
+      const page = await signIn(ctx, url, { name: "ops-ann" });
+      const dialogs: string[] = [];
+      page.on("dialog", (d) => {
+        dialogs.push(d.message());
+        void d.dismiss();
+      });
+      await page.waitForURL(/\/console$/);
+      const web = page.locator('section[data-node="node-1"] tr[data-service="web"]');
+      await expect.poll(() => web.getAttribute("data-state")).toBe("running");
+      expect(await web.getAttribute("data-health")).toBe("healthy");
+      const db = page.locator('tr[data-service="db"]');
+      expect(await db.innerText()).toContain("connection refused");
+      expect(await db.getAttribute("data-state")).toBe("exited");
+      const stale = page.locator('section[data-node="node-2"]');
+      expect(await stale.innerText()).toMatch(/stale[\s\S]*state of its services is unknown/);
+      expect(await page.locator('tr.drift[data-key="down:node-1/db"]').innerText()).toContain("db is exited (code 1)");
+      expect(await page.locator(".who").innerText()).toContain("ops-ann");
+
+      // The hostile service name and detail are text on the page, never markup.
+      const hostile = page.locator(`tr.service[data-service='${XSS}']`);
+      expect(await hostile.locator("td.name").innerText()).toBe(XSS);
+      expect(await hostile.innerText()).toContain("<script>window.__xss=2</script>");
+      expect(await page.locator("main img, main script").count()).toBe(0);
+      expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
+      expect(dialogs).toEqual([]);
+      // Live status from the event stream.
+      await page.waitForSelector("#live.ok");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("approving a pending action with a real click moves it to approved, audited with channel web and the operator's name; new actions appear live", async () => {
+    const id = await insertAction(env.sql, { node: "node-1", service: XSS });
+    await env.sql`UPDATE actions SET diagnosis = ${"process exited with code 1: <b>OOM</b>"}, params = ${env.sql.json({ grace_s: 5 })} WHERE id = ${id}`;
+    const ctx = await browser.newContext();
+    try {
+      const page = await signIn(ctx, url, { name: "ops-ann" });
+      await page.waitForURL(/\/console$/);
+      const card = page.locator(`article.pending[data-action-id="${id}"]`);
+      expect(await card.locator("code.command").innerText()).toBe(`restart ${XSS} on node-1`);
+      expect(await card.locator("pre.diagnosis").innerText()).toBe("process exited with code 1: <b>OOM</b>");
+      expect(await card.locator("pre.params").innerText()).toContain('"grace_s": 5');
+      await page.waitForSelector("#live.ok");
+      await page.setViewportSize({ width: 1280, height: 1000 });
+      await page.screenshot({ path: "/tmp/steward-console.png", fullPage: true });
+
+      // Proposed while the page is open: it appears without a reload.
+      const later = await insertAction(env.sql, { node: "node-1", service: "db" });
+      await page.locator(`article.pending[data-action-id="${later}"]`).waitFor({ timeout: 10_000 });
+
+      await card.locator("button.approve").click();
+      await page.waitForSelector(".flash.ok");
+      expect(await page.locator(".flash.ok").innerText()).toContain(`Approved restart of node-1/${XSS}`);
+      expect(await stateOf(env.sql, id)).toBe("approved");
+      const audit = await env.sql<{ to_state: string; actor: string; channel: string }[]>`SELECT to_state, actor, channel FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+      expect(audit).toEqual([{ to_state: "approved", actor: "ops-ann", channel: "web" }]);
+      expect(await stateOf(env.sql, later)).toBe("pending");
+
+      // The action's page shows its audit log.
+      await page.goto(`${url}/console/actions/${id}`);
+      const row = page.locator('tr.audit-row[data-to="approved"]');
+      expect(await row.locator(".channel").innerText()).toBe("web");
+      expect(await row.locator(".actor").innerText()).toBe("ops-ann");
+      expect(await page.locator("button.approve").count(), "no buttons once decided").toBe(0);
+
+      // Rejecting from the page needs a reason and records it.
+      await page.goto(`${url}/console/actions/${later}`);
+      await page.fill("input[name=reason]", "db is being migrated");
+      await page.click("button.reject");
+      await page.waitForSelector(".flash.ok");
+      expect(await stateOf(env.sql, later)).toBe("rejected");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("shows the planner's tasks with model groups and cost, and spend against the caps as a chart", async () => {
+    const ctx = await browser.newContext();
+    try {
+      const page = await signIn(ctx, url);
+      await page.waitForURL(/\/console$/);
+      await page.click("header a[href='/console/tasks']");
+      await page.waitForURL(/\/console\/tasks$/);
+      const t1 = page.locator('tr.task[data-task-id="task-1"]');
+      expect(await t1.locator(".groups").innerText()).toBe("local, claude");
+      expect(await t1.locator(".cost").innerText()).toBe("$0.0123");
+      expect(await page.locator('tr.task[data-task-id="task-2"]').innerText()).toContain(XSS);
+      expect(await page.locator("svg.chart").count()).toBe(2);
+      expect(await page.locator('svg.chart g.bar[data-agent="all agents"]').getAttribute("class")).toBe("bar warn");
+      expect(await page.locator("svg.chart line.cap").count()).toBeGreaterThanOrEqual(4);
+      expect(await page.locator("main img").count()).toBe(0);
+      expect(planner.requests.every((r) => r === "GET /tasks" || r === "GET /cost")).toBe(true);
+    } finally {
+      await ctx.close();
+    }
+  });
+});

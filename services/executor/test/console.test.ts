@@ -1,0 +1,229 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseCookies, spendChart, capLevel } from "../src/console/index.js";
+import { loadConfig } from "../src/config.js";
+import { API_TOKEN, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
+import { costReport, startFakePlanner, task } from "./console-helpers.js";
+
+describe("console building blocks", () => {
+  it("escapes every interpolated value unless it was built by html``", () => {
+    const name = `<img src=x onerror="alert(1)">'&\``;
+    expect(String(html`<td>${name}</td>`)).toBe("<td>&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&#39;&amp;&#96;</td>");
+    expect(String(html`<p>${html`<b>${name}</b>`}</p>`)).toBe(`<p><b>${esc(name)}</b></p>`);
+    expect(String(html`${[name, 1, null, undefined, false]}`)).toBe(`${esc(name)}1`);
+  });
+
+  it.each([
+    ["same host and port", "http://127.0.0.1:7070", "127.0.0.1:7070", true],
+    ["another port", "http://127.0.0.1:9999", "127.0.0.1:7070", false],
+    ["another site", "https://evil.example", "127.0.0.1:7070", false],
+    ["no Origin", undefined, "127.0.0.1:7070", false],
+    ["Origin null", "null", "127.0.0.1:7070", false],
+    ["not a URL", "::::", "127.0.0.1:7070", false],
+    ["no Host", "http://127.0.0.1:7070", undefined, false],
+    ["case-insensitive host", "https://Console.Example", "console.example", true],
+  ] as const)("origin check: %s", (_n, origin, host, ok) => {
+    expect(checkOrigin(origin, host).ok).toBe(ok);
+  });
+
+  it("parses cookies and expires sessions", () => {
+    expect(parseCookies("a=1; steward_console=abc=; b=2")).toEqual({ a: "1", steward_console: "abc=", b: "2" });
+    let t = 1000;
+    const s = createSessionStore({ ttlMs: 500, max: 2, now: () => t });
+    const a = s.create("ann");
+    expect(s.get(a.id)?.actor).toBe("ann");
+    expect(a.csrf).not.toBe(a.id);
+    t = 1500;
+    expect(s.get(a.id)).toBeUndefined();
+    const b = s.create("bob");
+    s.create("cy");
+    s.create("dee");
+    expect(s.get(b.id), "oldest evicted beyond max").toBeUndefined();
+    expect(s.size).toBe(2);
+  });
+
+  it.each([
+    [0, 5, "ok"],
+    [3.99, 5, "ok"],
+    [4, 5, "warn"],
+    [5, 5, "over"],
+    [7, 5, "over"],
+    [0, 0, "ok"],
+    [0.1, 0, "over"],
+  ] as const)("cap level of %s against %s is %s", (spent, cap, level) => {
+    expect(capLevel(spent, cap)).toBe(level);
+  });
+
+  it("draws spend against the caps as SVG with escaped agent names", () => {
+    const svg = String(spendChart(costReport()));
+    expect(svg).toContain("<svg");
+    expect(svg).toContain('data-agent="all agents"');
+    expect(svg).toMatch(/class="bar warn" data-agent="all agents"/); // 4.2 of 5
+    expect(svg).toMatch(/class="bar warn" data-agent="diagnoser"/); // 1.7 of 2
+    expect(svg).toMatch(/class="day over"/); // 6.3 > 5 on 03-01
+    expect(svg).toContain("cap $5.00");
+    expect(svg).toContain("&lt;b&gt;chat&lt;/b&gt;");
+    expect(svg).not.toContain("<b>chat");
+    expect(String(spendChart(costReport({ by_day: [] })))).toContain("No spend recorded yet");
+  });
+
+  it("reads the planner's tasks and cost, and reports an off-contract or absent planner as a message", async () => {
+    const planner = await startFakePlanner({ tasks: [task()], cost: costReport() });
+    try {
+      const c = createPlannerClient({ baseUrl: planner.url + "/", token: API_TOKEN });
+      const t = await c.tasks();
+      expect(t.ok && t.value[0]?.model_groups).toEqual(["local", "claude"]);
+      expect((await c.cost()).ok).toBe(true);
+      expect(planner.requests).toEqual(["GET /tasks", "GET /cost"]);
+      const wrongToken = await createPlannerClient({ baseUrl: planner.url, token: "another-token-0123456789" }).tasks();
+      expect(wrongToken).toEqual({ ok: false, message: "planner answered 401 to GET /tasks" });
+      const bad = await createPlannerClient({ baseUrl: planner.url, token: API_TOKEN, fetch: async () => Response.json({ tasks: [{ id: 1 }] }) }).tasks();
+      expect(bad.ok).toBe(false);
+      expect(!bad.ok && bad.message).toMatch(/does not match the contract \(tasks\.0\./);
+    } finally {
+      await planner.close();
+    }
+    const down = await createPlannerClient({ baseUrl: planner.url, token: API_TOKEN, timeoutMs: 500 }).cost();
+    expect(!down.ok && down.message).toMatch(/unreachable/);
+    expect(!down.ok && down.message).not.toContain(API_TOKEN);
+  });
+
+  it("PLANNER_URL is optional, blank means unset, and a bad one is refused naming the setting", () => {
+    const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", API_TOKEN, FLEET_KEY };
+    expect(loadConfig(base).plannerUrl).toBeUndefined();
+    expect(loadConfig({ ...base, PLANNER_URL: "" }).plannerUrl).toBeUndefined();
+    expect(loadConfig({ ...base, PLANNER_URL: "http://127.0.0.1:7080" }).plannerUrl).toBe("http://127.0.0.1:7080");
+    expect(() => loadConfig({ ...base, PLANNER_URL: "ftp://x" })).toThrow(/PLANNER_URL/);
+  });
+});
+
+describe("console over HTTP (no browser)", () => {
+  let env: Env;
+  let url = "";
+  let origin = "";
+
+  beforeAll(async () => {
+    env = await setupEnv();
+    // API only: approvals stay approved (nothing runs them), so each test sees exactly what the console changed.
+    ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false" }));
+    origin = url;
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  const form = (o: Record<string, string>) => new URLSearchParams(o).toString();
+  const post = (path: string, body: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(url + path, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", origin, ...headers }, body: form(body) });
+
+  async function login(name = "ops-ann"): Promise<{ cookie: string; csrf: string }> {
+    const r = await post("/console/login", { token: API_TOKEN, name });
+    expect(r.status).toBe(303);
+    const setCookie = r.headers.get("set-cookie") ?? "";
+    expect(setCookie).toMatch(/HttpOnly/);
+    expect(setCookie).toMatch(/SameSite=Strict/);
+    expect(setCookie).toMatch(/Path=\/console/);
+    const cookie = setCookie.split(";")[0]!;
+    const page = await (await fetch(url + "/console", { headers: { cookie } })).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1];
+    expect(csrf).toBeTruthy();
+    return { cookie, csrf: csrf! };
+  }
+
+  it("without a session every page redirects to sign-in, the event stream and partials are 401, and POSTs change nothing", async () => {
+    const id = await insertAction(env.sql);
+    const page = await fetch(url + "/console", { redirect: "manual" });
+    expect(page.status).toBe(303);
+    expect(page.headers.get("location")).toBe("/console/login");
+    expect((await fetch(url + `/console/actions/${id}`, { redirect: "manual" })).status).toBe(303);
+    expect((await fetch(url + "/console/events")).status).toBe(401);
+    expect((await fetch(url + "/console", { headers: { "x-console-partial": "1" } })).status).toBe(401);
+    expect((await fetch(url + "/console", { headers: { cookie: "steward_console=forged" }, redirect: "manual" })).status).toBe(303);
+    const r = await post(`/console/actions/${id}/approve`, { csrf: "x" }, { cookie: "steward_console=forged" });
+    expect(r.status).toBe(401);
+    expect(await stateOf(env.sql, id)).toBe("pending");
+    const login = await fetch(url + "/console/login");
+    expect(login.status).toBe(200);
+    expect(login.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const body = await login.text();
+    expect(body).not.toContain(API_TOKEN);
+    expect(body).not.toMatch(/<script>|<style>|\son[a-z]+=/);
+  });
+
+  it("a wrong token is refused with an error, sets no cookie and opens no session", async () => {
+    const r = await post("/console/login", { token: "wrong-token-0123456789", name: "mallory" });
+    expect(r.status).toBe(401);
+    expect(r.headers.get("set-cookie")).toBeNull();
+    expect(await r.text()).toContain("Wrong token.");
+    expect((await post("/console/login", { token: "", name: "x" })).status).toBe(401);
+    expect((await post("/console/login", { token: API_TOKEN, name: "<script>" })).status).toBe(422);
+    // Login CSRF: the right token posted from another site does not sign anyone in.
+    const foreign = await post("/console/login", { token: API_TOKEN }, { origin: "https://evil.example" });
+    expect(foreign.status).toBe(403);
+    expect(foreign.headers.get("set-cookie")).toBeNull();
+  });
+
+  it("refuses a POST without the CSRF token, with a wrong one, or from a foreign or missing Origin, and changes nothing", async () => {
+    const { cookie, csrf } = await login();
+    const id = await insertAction(env.sql);
+    const attempts: [string, Record<string, string>, Record<string, string>][] = [
+      ["no csrf", {}, { cookie }],
+      ["wrong csrf", { csrf: csrf.slice(0, -2) + "xx" }, { cookie }],
+      ["foreign origin", { csrf }, { cookie, origin: "https://evil.example" }],
+      ["no origin", { csrf }, { cookie, origin: "" }],
+    ];
+    for (const [what, body, headers] of attempts) {
+      const r = await post(`/console/actions/${id}/approve`, body, headers);
+      expect(r.status, what).toBe(403);
+      expect(await r.text(), what).toContain("Nothing was changed");
+      const rej = await post(`/console/actions/${id}/reject`, { ...body, reason: "no" }, headers);
+      expect(rej.status, what).toBe(403);
+    }
+    expect(await stateOf(env.sql, id)).toBe("pending");
+    const [audit] = await env.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM action_audit WHERE action_id = ${id}`;
+    expect(audit?.n).toBe("0");
+    // The same session with its token and our origin does change it: the refusals above were about CSRF.
+    const ok = await post(`/console/actions/${id}/reject`, { csrf, reason: "not now", back: "https://evil.example/" }, { cookie });
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get("location"), "no open redirect").toBe("/console");
+    expect(await stateOf(env.sql, id)).toBe("rejected");
+    const [row] = await env.sql<{ actor: string; channel: string; detail: string }[]>`SELECT actor, channel, detail FROM action_audit WHERE action_id = ${id}`;
+    expect(row).toEqual({ actor: "ops-ann", channel: "web", detail: "not now" });
+  });
+
+  it("sign-out ends the session: the old cookie no longer works", async () => {
+    const { cookie, csrf } = await login();
+    expect((await post("/console/logout", { csrf }, { cookie })).status).toBe(303);
+    expect((await fetch(url + "/console", { headers: { cookie }, redirect: "manual" })).status).toBe(303);
+    expect((await fetch(url + "/console/events", { headers: { cookie } })).status).toBe(401);
+  });
+
+  it("the event stream tells a signed-in console when an action changes", async () => {
+    const { cookie } = await login();
+    const ac = new AbortController();
+    const res = await fetch(url + "/console/events", { headers: { cookie }, signal: ac.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let seen = "";
+    const until = async (want: string) => {
+      const deadline = Date.now() + 8000;
+      while (!seen.includes(want) && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += dec.decode(value);
+      }
+      return seen.includes(want);
+    };
+    expect(await until("retry:")).toBe(true);
+    await new Promise((r) => setTimeout(r, 300)); // let the feed take its first fingerprint
+    await insertAction(env.sql);
+    expect(await until("event: change")).toBe(true);
+    ac.abort();
+  });
+
+  it("/api stays bearer-only: a console cookie does not open it", async () => {
+    const { cookie } = await login();
+    expect((await fetch(url + "/api/actions", { headers: { cookie } })).status).toBe(401);
+  });
+});

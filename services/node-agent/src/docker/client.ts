@@ -1,0 +1,169 @@
+import { request, type RequestOptions } from "node:http";
+import type { ContainerCreateBody, ContainerCreateResponse, ContainerInspect, ContainerSummary } from "./types.js";
+
+/** A request the engine answered with an error status (or that never got an answer). `status` 0: no answer. */
+export class DockerError extends Error {
+  constructor(
+    readonly op: string,
+    readonly status: number,
+    /** The engine's own `message`, which names the container or image (never env values: Steward sends none in paths). */
+    readonly engineMessage: string,
+  ) {
+    super(`docker ${op}: ${status ? `HTTP ${status}: ` : ""}${engineMessage}`);
+    this.name = "DockerError";
+  }
+}
+
+export interface DockerClientOptions {
+  /** `unix:///var/run/docker.sock` (default), `tcp://host:2375` or `http://host:2375`. */
+  host?: string;
+  /** API version prefix, e.g. `v1.43`. */
+  apiVersion?: string;
+  timeoutMs?: number;
+}
+
+type Target = { socketPath: string } | { host: string; port: number };
+
+/** Where DOCKER_HOST points. Throws on a scheme the client cannot speak (e.g. ssh://). */
+export function parseDockerHost(host: string): Target {
+  if (host.startsWith("unix://")) {
+    const socketPath = host.slice("unix://".length);
+    if (!socketPath.startsWith("/")) throw new Error(`DOCKER_HOST ${host}: a unix socket needs an absolute path`);
+    return { socketPath };
+  }
+  const m = /^(?:tcp|http):\/\/([^:/]+)(?::(\d+))?\/?$/.exec(host);
+  if (m) return { host: m[1] as string, port: m[2] ? Number(m[2]) : 2375 };
+  throw new Error(`DOCKER_HOST ${host}: only unix:// and tcp:// (plain HTTP) are supported`);
+}
+
+interface Raw {
+  status: number;
+  body: string;
+}
+
+/**
+ * Docker Engine API client over HTTP on the engine's socket: only the endpoints Steward uses.
+ * Bodies may carry container env (create): they are sent, never logged; errors carry the engine's message only.
+ */
+export class DockerClient {
+  private readonly target: Target;
+  private readonly prefix: string;
+  private readonly timeoutMs: number;
+
+  constructor(opts: DockerClientOptions = {}) {
+    this.target = parseDockerHost(opts.host ?? "unix:///var/run/docker.sock");
+    const v = opts.apiVersion ?? "v1.43";
+    this.prefix = `/${v.startsWith("v") ? v : `v${v}`}`;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  /** Containers of a compose project (all states), newest first as the engine returns them. */
+  async listProjectContainers(project: string): Promise<ContainerSummary[]> {
+    return this.listContainers({ label: [`com.docker.compose.project=${project}`] });
+  }
+
+  async listContainers(filters: Record<string, string[]> = {}): Promise<ContainerSummary[]> {
+    const q = new URLSearchParams({ all: "1" });
+    if (Object.keys(filters).length > 0) q.set("filters", JSON.stringify(filters));
+    return this.json<ContainerSummary[]>("list containers", "GET", `/containers/json?${q}`, undefined, [200]);
+  }
+
+  async inspectContainer(id: string): Promise<ContainerInspect> {
+    return this.json<ContainerInspect>("inspect container", "GET", `/containers/${encodeURIComponent(id)}/json`, undefined, [200]);
+  }
+
+  /**
+   * Pulls an image. The engine answers 200 and streams progress as JSON lines; a failure mid-way arrives as a
+   * line with `error`, so the whole stream is read and checked.
+   */
+  async pullImage(image: string): Promise<void> {
+    const { name, tag } = splitImage(image);
+    const q = new URLSearchParams({ fromImage: name });
+    if (tag) q.set("tag", tag);
+    const raw = await this.send("pull image", "POST", `/images/create?${q}`);
+    if (raw.status !== 200) throw new DockerError("pull image", raw.status, engineMessage(raw.body));
+    for (const line of raw.body.split("\n")) {
+      if (!line.trim()) continue;
+      let msg: { error?: string; errorDetail?: { message?: string } };
+      try {
+        msg = JSON.parse(line) as typeof msg;
+      } catch {
+        continue;
+      }
+      if (msg.error || msg.errorDetail) throw new DockerError("pull image", 200, msg.errorDetail?.message ?? msg.error ?? "pull failed");
+    }
+  }
+
+  async createContainer(name: string, body: ContainerCreateBody): Promise<ContainerCreateResponse> {
+    return this.json<ContainerCreateResponse>("create container", "POST", `/containers/create?${new URLSearchParams({ name })}`, body, [201]);
+  }
+
+  /** 304 (already started) is success. */
+  async startContainer(id: string): Promise<void> {
+    await this.expect("start container", "POST", `/containers/${encodeURIComponent(id)}/start`, [204, 304]);
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutS`. 304 (already stopped) is success. */
+  async stopContainer(id: string, timeoutS = 10): Promise<void> {
+    await this.expect("stop container", "POST", `/containers/${encodeURIComponent(id)}/stop?t=${timeoutS}`, [204, 304], (timeoutS + 5) * 1000);
+  }
+
+  async removeContainer(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    await this.expect("remove container", "DELETE", `/containers/${encodeURIComponent(id)}?force=${opts.force ? "true" : "false"}`, [204]);
+  }
+
+  private async expect(op: string, method: string, path: string, ok: number[], timeoutMs?: number): Promise<void> {
+    const raw = await this.send(op, method, path, undefined, timeoutMs);
+    if (!ok.includes(raw.status)) throw new DockerError(op, raw.status, engineMessage(raw.body));
+  }
+
+  private async json<T>(op: string, method: string, path: string, body: unknown, ok: number[]): Promise<T> {
+    const raw = await this.send(op, method, path, body);
+    if (!ok.includes(raw.status)) throw new DockerError(op, raw.status, engineMessage(raw.body));
+    try {
+      return JSON.parse(raw.body) as T;
+    } catch {
+      throw new DockerError(op, raw.status, "the engine sent a body that is not JSON");
+    }
+  }
+
+  private send(op: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<Raw> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const opts: RequestOptions = {
+      ...this.target,
+      method,
+      path: this.prefix + path,
+      headers: { host: "docker", ...(payload ? { "content-type": "application/json", "content-length": String(payload.length) } : {}) },
+    };
+    return new Promise<Raw>((resolve, reject) => {
+      const req = request(opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", (err) => reject(new DockerError(op, 0, err.message)));
+      });
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on("error", (err: NodeJS.ErrnoException) => reject(new DockerError(op, 0, err.code === "ENOENT" || err.code === "ECONNREFUSED" ? `cannot reach the engine (${err.code})` : err.message)));
+      req.end(payload);
+    });
+  }
+}
+
+function engineMessage(body: string): string {
+  try {
+    const m = (JSON.parse(body) as { message?: unknown }).message;
+    if (typeof m === "string") return m.slice(0, 500);
+  } catch {
+    // not JSON
+  }
+  return body.trim().slice(0, 200) || "(empty answer)";
+}
+
+/** `nginx:1.27` → (nginx, 1.27); `reg:5000/app` → (reg:5000/app, latest); `app@sha256:…` keeps the digest in the name. */
+export function splitImage(image: string): { name: string; tag: string | undefined } {
+  if (image.includes("@")) return { name: image, tag: undefined };
+  const slash = image.lastIndexOf("/");
+  const colon = image.lastIndexOf(":");
+  if (colon > slash) return { name: image.slice(0, colon), tag: image.slice(colon + 1) };
+  return { name: image, tag: "latest" };
+}

@@ -1,0 +1,99 @@
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  LOG_TAIL_MAX_BYTES,
+  LogTailRequest,
+  contextFromHeaders,
+  logTailSubject,
+  redactSecretsInText,
+  withSpan,
+  type EnvValue,
+  type LogTailReply,
+  type Logger,
+  type NatsConnection,
+  type SecretRef,
+} from "@steward/shared";
+
+/** What the log tail needs to know about a supervised service. */
+export interface TailableService {
+  declared: boolean;
+  spec: { env: Record<string, EnvValue> };
+}
+
+export interface LogTailDeps {
+  node: string;
+  logDir: string;
+  services: () => ReadonlyMap<string, TailableService>;
+  /** Resolves secret refs so their values can be masked if a service printed them. */
+  resolveSecret?: (ref: SecretRef) => string | undefined;
+  logger: Logger;
+}
+
+/** Reads at most `maxBytes` from the end of a file, starting at a line boundary when it had to cut. */
+export async function readTail(path: string, maxBytes: number): Promise<{ text: string; bytes: number; truncated: boolean }> {
+  const fh = await open(path, "r");
+  try {
+    const size = (await fh.stat()).size;
+    const want = Math.min(size, Math.max(0, Math.min(maxBytes, LOG_TAIL_MAX_BYTES)));
+    const buf = Buffer.alloc(want);
+    await fh.read(buf, 0, want, size - want);
+    let text = buf.toString("utf8");
+    const truncated = want < size;
+    if (truncated) {
+      const nl = text.indexOf("\n");
+      if (nl >= 0 && nl < text.length - 1) text = text.slice(nl + 1);
+    }
+    return { text, bytes: Buffer.byteLength(text), truncated };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Pure apart from reading the log: answers one request. Only declared services; values of their env are masked. */
+export async function answerLogTail(data: Uint8Array, deps: Omit<LogTailDeps, "logger">): Promise<LogTailReply> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return { ok: false, code: "invalid", message: "request is not JSON" };
+  }
+  const req = LogTailRequest.safeParse(raw);
+  if (!req.success) {
+    const i = req.error.issues[0];
+    return { ok: false, code: "invalid", message: `${i?.path.join(".") || "(request)"}: ${i?.message ?? "invalid"}` };
+  }
+  const { service, max_bytes } = req.data;
+  const svc = deps.services().get(service);
+  // The name reaches a file path only after it matched a declared service, so no path tricks get through.
+  if (!svc || !svc.declared) return { ok: false, code: "unknown_service", message: `no declared service '${service}' on node '${deps.node}'` };
+  const known: string[] = [];
+  for (const v of Object.values(svc.spec.env)) {
+    const value = typeof v === "string" ? v : deps.resolveSecret?.(v);
+    if (value) known.push(value);
+  }
+  try {
+    const t = await readTail(join(deps.logDir, `${service}.log`), max_bytes);
+    return { ok: true, node: deps.node, service, text: redactSecretsInText(t.text, known), bytes: t.bytes, truncated: t.truncated };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { ok: false, code: "no_log", message: `no log for '${service}' yet` };
+    return { ok: false, code: "error", message: `cannot read the log of '${service}' (${code ?? "error"})` };
+  }
+}
+
+/** Serves `steward.logs.<node>` request/reply. Returns the subscription so the agent can stop it. */
+export function serveLogTail(nc: NatsConnection, deps: LogTailDeps): { unsubscribe(): void } {
+  return nc.subscribe(logTailSubject(deps.node), {
+    callback: (err, msg) => {
+      if (err) {
+        deps.logger.warn({ err: err.message }, "log tail subscription error");
+        return;
+      }
+      void withSpan("node-agent.log_tail", { parent: contextFromHeaders(msg.headers), attributes: { "steward.node": deps.node } }, async (span) => {
+        const reply = await answerLogTail(msg.data, deps);
+        span.setAttribute("steward.log_tail.result", reply.ok ? "ok" : reply.code);
+        msg.respond(JSON.stringify(reply));
+      }).catch((e: unknown) => deps.logger.error({ err: (e as Error).message }, "log tail failed"));
+    },
+  });
+}

@@ -1,0 +1,199 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+import { ConfigError, boolFlag, durationMs, parseEnv, port, secretString } from "@steward/shared";
+
+export const SERVICE_NAME = "planner";
+
+/** The agents the planner knows; an envelope's `target_agent` must be one of them. */
+export const AGENTS = ["diagnostician", "operator-answerer"] as const;
+export type AgentName = (typeof AGENTS)[number];
+
+/**
+ * An Ollama model group: one local model with its context window (`num_ctx`) and the estimated prompt size
+ * above which the router escalates (`escalate_above_tokens`, at most `num_ctx`).
+ */
+export const ModelGroup = z.strictObject({
+  model: z.string().min(1),
+  num_ctx: z.number().int().positive(),
+  escalate_above_tokens: z.number().int().positive(),
+  /** Agents this group serves; the first group without `agents` serves everyone else. */
+  agents: z.array(z.enum(AGENTS)).optional(),
+});
+export type ModelGroup = z.infer<typeof ModelGroup> & { name: string };
+
+const DEFAULT_MODEL_GROUPS = JSON.stringify({ default: { model: "llama3.1:8b", num_ctx: 8192, escalate_above_tokens: 6000 } });
+
+const usd = (def: number) => z.coerce.number().nonnegative().default(def);
+
+const Env = z.object({
+  DATABASE_URL: z.string({ error: "is required" }).min(1, "is required").refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
+  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  API_TOKEN: secretString(16),
+  HTTP_PORT: port(7071),
+  HTTP_HOST: z.string().min(1).default("127.0.0.1"),
+  FLEET_SPEC: z.string({ error: "is required (path to fleet.yaml)" }).min(1, "is required (path to fleet.yaml)"),
+  PLANNER_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'").optional(),
+  OLLAMA_URL: z.string().url().default("http://127.0.0.1:11434"),
+  OLLAMA_TIMEOUT_MS: durationMs(120_000),
+  OLLAMA_HEALTH_TIMEOUT_MS: durationMs(1500),
+  /** After a failed health check or call, Ollama counts as down for this long without being asked again. */
+  OLLAMA_CIRCUIT_MS: durationMs(15_000),
+  MODEL_GROUPS: z.string().min(1).default(DEFAULT_MODEL_GROUPS),
+  CLAUDE_ENABLED: boolFlag(true),
+  ANTHROPIC_BASE_URL: z.string().url().optional(),
+  ANTHROPIC_API_KEY: z.string().optional(),
+  CLAUDE_MODEL: z.string().min(1).default("claude-sonnet-4-5"),
+  CLAUDE_MAX_TOKENS: z.coerce.number().int().min(64).max(64_000).default(2048),
+  CLAUDE_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  CLAUDE_TIMEOUT_MS: durationMs(120_000),
+  /** Prompts larger than this are refused even by Claude (trimmed evidence is used instead). */
+  CLAUDE_CONTEXT_TOKENS: z.coerce.number().int().positive().default(180_000),
+  CLAUDE_PRICE_INPUT_PER_MTOK: usd(3),
+  CLAUDE_PRICE_OUTPUT_PER_MTOK: usd(15),
+  CAP_PER_TASK_USD: usd(5),
+  CAP_PER_AGENT_DAY_USD: usd(10),
+  CAP_GLOBAL_DAY_USD: usd(30),
+  WORKERS: z.coerce.number().int().min(0).max(64).default(2),
+  POLL_MS: durationMs(500),
+  LEASE_MS: durationMs(300_000),
+  MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  BACKOFF_BASE_MS: durationMs(2000),
+  BACKOFF_MAX_MS: durationMs(120_000),
+  TASK_TTL_S: z.coerce.number().int().positive().default(3600),
+  LOG_TAIL_BYTES: z.coerce.number().int().min(256).max(65_536).default(4096),
+  LOG_TAIL_TIMEOUT_MS: durationMs(2000),
+  EVENTS_WINDOW_MS: durationMs(3_600_000),
+  /** How long a proposed action waits for approval before it expires. */
+  ACTION_TTL_MS: durationMs(3_600_000),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+});
+
+export interface Prices {
+  inputPerMTok: number;
+  outputPerMTok: number;
+}
+
+export interface Caps {
+  perTaskUsd: number;
+  perAgentDayUsd: number;
+  globalDayUsd: number;
+}
+
+export interface PlannerConfig {
+  databaseUrl: string;
+  natsUrl: string;
+  apiToken: string;
+  httpPort: number;
+  httpHost: string;
+  fleetSpecPath: string;
+  plannerId: string;
+  ollama: { url: string; timeoutMs: number; healthTimeoutMs: number; circuitMs: number };
+  modelGroups: ModelGroup[];
+  claude: {
+    enabled: boolean;
+    /** Why Claude is off, when it is. */
+    disabledBecause: "config" | "no_key" | null;
+    baseUrl: string | undefined;
+    apiKey: string | undefined;
+    model: string;
+    maxTokens: number;
+    maxRetries: number;
+    timeoutMs: number;
+    contextTokens: number;
+  };
+  prices: Prices;
+  caps: Caps;
+  workers: number;
+  pollMs: number;
+  leaseMs: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  taskTtlS: number;
+  logTailBytes: number;
+  logTailTimeoutMs: number;
+  eventsWindowMs: number;
+  actionTtlMs: number;
+  otlpEndpoint: string | undefined;
+}
+
+/** Parses MODEL_GROUPS and checks each group's escalation threshold fits its context window. Throws ConfigError naming the setting. */
+export function parseModelGroups(raw: string): ModelGroup[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(SERVICE_NAME, [{ setting: "MODEL_GROUPS", message: "is not valid JSON (expected {\"group\": {\"model\", \"num_ctx\", \"escalate_above_tokens\"}})" }]);
+  }
+  const r = z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "group names are lower-case letters, digits, '-' or '_'"), ModelGroup).safeParse(json);
+  if (!r.success) {
+    throw new ConfigError(SERVICE_NAME, r.error.issues.map((i) => ({ setting: ["MODEL_GROUPS", ...i.path.map(String)].join("."), message: i.message })));
+  }
+  const groups = Object.entries(r.data).map(([name, g]) => ({ name, ...g }));
+  if (groups.length === 0) throw new ConfigError(SERVICE_NAME, [{ setting: "MODEL_GROUPS", message: "declare at least one model group" }]);
+  const problems = groups
+    .filter((g) => g.escalate_above_tokens > g.num_ctx)
+    .map((g) => ({ setting: `MODEL_GROUPS.${g.name}.escalate_above_tokens`, message: `is ${g.escalate_above_tokens}, above the group's num_ctx ${g.num_ctx}; it must be <= num_ctx` }));
+  for (const reserved of ["claude", "rules"]) {
+    if (groups.some((g) => g.name === reserved)) problems.push({ setting: `MODEL_GROUPS.${reserved}`, message: `'${reserved}' is reserved for ${reserved === "claude" ? "Claude calls" : "rule-based answers"}` });
+  }
+  if (problems.length > 0) throw new ConfigError(SERVICE_NAME, problems);
+  return groups;
+}
+
+/** The group that serves an agent: the first that lists it, else the first that lists no agents, else the first. */
+export function groupFor(groups: readonly ModelGroup[], agent: string): ModelGroup {
+  const g = groups.find((x) => x.agents?.includes(agent as AgentName)) ?? groups.find((x) => !x.agents) ?? groups[0];
+  if (!g) throw new Error("no model group configured");
+  return g;
+}
+
+/** Parses the planner's settings from an env record; a ConfigError names the setting, never its value. */
+export function loadConfig(env: Record<string, string | undefined>): PlannerConfig {
+  const e = parseEnv(SERVICE_NAME, Env, env);
+  const modelGroups = parseModelGroups(e.MODEL_GROUPS);
+  const key = e.ANTHROPIC_API_KEY;
+  const hasKey = key !== undefined && key.trim() !== "";
+  // The key is a secret only when Claude is enabled: a placeholder key must not start a planner that would send it.
+  if (e.CLAUDE_ENABLED && hasKey) {
+    const k = secretString(16).safeParse(key);
+    if (!k.success) throw new ConfigError(SERVICE_NAME, [{ setting: "ANTHROPIC_API_KEY", message: k.error.issues[0]?.message ?? "is invalid" }]);
+  }
+  const enabled = e.CLAUDE_ENABLED && hasKey;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    natsUrl: e.NATS_URL,
+    apiToken: e.API_TOKEN,
+    httpPort: e.HTTP_PORT,
+    httpHost: e.HTTP_HOST,
+    fleetSpecPath: e.FLEET_SPEC,
+    plannerId: e.PLANNER_ID ?? `planner-${hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40)}-${process.pid}`,
+    ollama: { url: e.OLLAMA_URL, timeoutMs: e.OLLAMA_TIMEOUT_MS, healthTimeoutMs: e.OLLAMA_HEALTH_TIMEOUT_MS, circuitMs: e.OLLAMA_CIRCUIT_MS },
+    modelGroups,
+    claude: {
+      enabled,
+      disabledBecause: enabled ? null : !e.CLAUDE_ENABLED ? "config" : "no_key",
+      baseUrl: e.ANTHROPIC_BASE_URL,
+      apiKey: enabled ? key : undefined,
+      model: e.CLAUDE_MODEL,
+      maxTokens: e.CLAUDE_MAX_TOKENS,
+      maxRetries: e.CLAUDE_MAX_RETRIES,
+      timeoutMs: e.CLAUDE_TIMEOUT_MS,
+      contextTokens: e.CLAUDE_CONTEXT_TOKENS,
+    },
+    prices: { inputPerMTok: e.CLAUDE_PRICE_INPUT_PER_MTOK, outputPerMTok: e.CLAUDE_PRICE_OUTPUT_PER_MTOK },
+    caps: { perTaskUsd: e.CAP_PER_TASK_USD, perAgentDayUsd: e.CAP_PER_AGENT_DAY_USD, globalDayUsd: e.CAP_GLOBAL_DAY_USD },
+    workers: e.WORKERS,
+    pollMs: e.POLL_MS,
+    leaseMs: e.LEASE_MS,
+    maxAttempts: e.MAX_ATTEMPTS,
+    backoffBaseMs: e.BACKOFF_BASE_MS,
+    backoffMaxMs: e.BACKOFF_MAX_MS,
+    taskTtlS: e.TASK_TTL_S,
+    logTailBytes: e.LOG_TAIL_BYTES,
+    logTailTimeoutMs: e.LOG_TAIL_TIMEOUT_MS,
+    eventsWindowMs: e.EVENTS_WINDOW_MS,
+    actionTtlMs: e.ACTION_TTL_MS,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+  };
+}

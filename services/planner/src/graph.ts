@@ -1,0 +1,202 @@
+import { Annotation, END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from "@langchain/langgraph";
+import type { Context } from "@opentelemetry/api";
+import { traceparentOf, withSpan, type FleetSpec, type Logger, type Sql, type TaskProposal } from "@steward/shared";
+import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
+import type { PlannerMetrics } from "./metrics.js";
+import type { ModelCaller } from "./model-caller.js";
+import { buildPrompt, triage, type Turn } from "./prompt.js";
+import { checkProposal, insertProposedAction, parseModelAnswer, type RawProposal } from "./proposals.js";
+import { diagnoseByRules } from "./rules.js";
+import type { QueuedTask, TaskStore } from "./store.js";
+
+/** What the diagnose node concluded, and who said it. */
+export type Outcome =
+  | { by: "model"; provider: string; group: string; diagnosis: string; answer: string; proposals: RawProposal[] }
+  | { by: "rules"; why: string; diagnosis: string; answer: string; proposals: RawProposal[] }
+  | { by: "malformed"; reason: string; diagnosis: string; answer: string; proposals: [] };
+
+const MAX_TURNS = 20;
+
+/** Turns of one task replace that task's earlier turns (a retried attempt does not repeat the question). */
+export function mergeTurns(a: Turn[], b: Turn[]): Turn[] {
+  const replaced = new Set(b.map((t) => `${t.task_id}:${t.role}`));
+  return [...a.filter((t) => !replaced.has(`${t.task_id}:${t.role}`)), ...b].slice(-MAX_TURNS);
+}
+
+export const PlannerState = Annotation.Root({
+  /** The conversation, carried across tasks by the checkpointer (thread_id = conversation_id). */
+  history: Annotation<Turn[]>({ reducer: mergeTurns, default: () => [] }),
+  task_id: Annotation<string>(),
+  question: Annotation<string>(),
+  agent: Annotation<string | null>(),
+  evidence: Annotation<Evidence | null>(),
+  outcome: Annotation<Outcome | null>(),
+  proposals: Annotation<TaskProposal[]>(),
+  answer: Annotation<string | null>(),
+});
+export type PlannerStateType = typeof PlannerState.State;
+
+/** Per-run things that must not be checkpointed (the task row, the trace context). */
+export interface RunContext {
+  task: QueuedTask;
+  parent: Context;
+  spec: FleetSpec | undefined;
+}
+
+export interface GraphDeps {
+  sql: Sql;
+  store: TaskStore;
+  sources: EvidenceSources;
+  caller: ModelCaller;
+  checkpointer: BaseCheckpointSaver;
+  metrics: PlannerMetrics;
+  logger: Logger;
+  actionTtlMs: number;
+  eventsWindowMs: number;
+  actor: string;
+  clock: () => Date;
+}
+
+export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>) {
+  const { store } = deps;
+  const runOf = (state: PlannerStateType): RunContext => {
+    const r = runs.get(state.task_id);
+    if (!r) throw new Error(`no run context for task ${state.task_id}`);
+    return r;
+  };
+
+  async function triageNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
+    const run = runOf(state);
+    const agent = triage(run.task.targetAgent, run.task.source, run.task.content, run.task.evidence);
+    await store.setAgent(state.task_id, agent);
+    await store.addStep(state.task_id, "triage", `agent: ${agent}${run.task.targetAgent ? " (asked for)" : ""}`);
+    return { agent };
+  }
+
+  async function gatherNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
+    const run = runOf(state);
+    const evidence = await withSpan("planner.gather", { parent: run.parent }, () =>
+      gatherEvidence(
+        { ...deps.sources, spec: async () => (run.spec = await deps.sources.spec()) },
+        { question: state.question, agent: state.agent ?? "diagnostician", attached: run.task.evidence, now: deps.clock(), eventsWindowMs: deps.eventsWindowMs },
+        (kind, message) => store.addStep(state.task_id, kind, message),
+      ),
+    );
+    return { evidence };
+  }
+
+  async function diagnoseNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
+    const run = runOf(state);
+    const agent = state.agent ?? "diagnostician";
+    const evidence = state.evidence;
+    const earlier = state.history.filter((t) => t.task_id !== state.task_id);
+    const out = await deps.caller.call({ taskId: state.task_id, agent, source: run.task.source, restricted: run.task.restricted, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max));
+    let outcome: Outcome;
+    if (out.served === "rules") {
+      const r = diagnoseByRules(evidence ?? emptyEvidence(), out.why);
+      outcome = { by: "rules", why: out.why, diagnosis: r.diagnosis, answer: r.answer, proposals: r.proposals };
+      await store.addStep(state.task_id, "diagnosis", `rule-based (${out.route.reason}): ${r.runbooks.join(", ") || "no runbook matched"}`);
+    } else {
+      const parsed = parseModelAnswer(out.answer.text, out.answer.json);
+      if (parsed.ok) {
+        outcome = { by: "model", provider: out.provider, group: out.group, diagnosis: parsed.value.diagnosis, answer: parsed.value.answer, proposals: parsed.value.proposals };
+        await store.addStep(state.task_id, "diagnosis", `${out.provider} (${out.group}, ${out.route.reason}): ${parsed.value.diagnosis}`);
+      } else {
+        // Model output is data: unreadable output yields no action. The runbooks' reading is shown as information only.
+        const r = diagnoseByRules(evidence ?? emptyEvidence(), "the model's answer was unusable");
+        outcome = {
+          by: "malformed",
+          reason: parsed.reason,
+          diagnosis: r.diagnosis,
+          answer: `The model's answer could not be used (${parsed.reason}); no action was proposed.\nWhat the runbooks read in the evidence:\n${r.diagnosis}`,
+          proposals: [],
+        };
+        await store.addStep(state.task_id, "error", `${parsed.reason}; no action proposed`);
+      }
+    }
+    return { outcome };
+  }
+
+  async function proposeNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
+    const run = runOf(state);
+    const outcome = state.outcome;
+    const proposals: TaskProposal[] = [];
+    if (!outcome || outcome.proposals.length === 0) return { proposals };
+    const spec = run.spec ?? (await deps.sources.spec());
+    const seen = new Set<string>();
+    for (const raw of outcome.proposals) {
+      const c = checkProposal(raw, spec);
+      let p: TaskProposal;
+      if (!c.ok) {
+        p = { action_kind: c.kind, node: c.node, service: c.service, accepted: false, reason: c.reason, action_id: null };
+      } else if (seen.has(`${c.proposal.node}/${c.proposal.service}/${c.proposal.kind}`)) {
+        p = { action_kind: c.proposal.kind, node: c.proposal.node, service: c.proposal.service, accepted: false, reason: "duplicate of an earlier proposal in the same answer", action_id: null };
+      } else {
+        const v = c.proposal;
+        seen.add(`${v.node}/${v.service}/${v.kind}`);
+        const res = await withSpan("planner.propose_action", { parent: run.parent, attributes: { "steward.node": v.node, "steward.service": v.service, "steward.action_kind": v.kind, "steward.task_id": state.task_id } }, async (span) => {
+          const r = await insertProposedAction(deps.sql, v, { taskId: state.task_id, diagnosis: outcome.diagnosis, traceparent: traceparentOf() ?? null, now: deps.clock(), ttlMs: deps.actionTtlMs, actor: deps.actor });
+          span.setAttribute("steward.proposed", r.inserted);
+          if (r.actionId) span.setAttribute("steward.action_id", r.actionId);
+          return r;
+        });
+        p = res.inserted
+          ? { action_kind: v.kind, node: v.node, service: v.service, accepted: true, reason: v.reason, action_id: res.actionId }
+          : { action_kind: v.kind, node: v.node, service: v.service, accepted: true, reason: `already open as action ${res.actionId ?? "?"} (${res.state ?? "?"}): ${v.reason}`, action_id: res.actionId };
+      }
+      deps.metrics.proposals.inc({ accepted: String(p.accepted) });
+      await store.addProposal(state.task_id, p);
+      await store.addStep(state.task_id, "proposal", p.accepted ? `${p.action_kind} ${p.service} on ${p.node}: pending approval${p.action_id ? ` (action ${p.action_id})` : ""}` : `dropped ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`);
+      proposals.push(p);
+    }
+    return { proposals };
+  }
+
+  async function reportNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
+    const o = state.outcome;
+    const lines = [o?.answer ?? "No answer."];
+    if (o && o.by !== "malformed" && o.diagnosis && !o.answer.includes(o.diagnosis)) lines.push("", `Diagnosis: ${o.diagnosis}`);
+    const accepted = (state.proposals ?? []).filter((p) => p.accepted);
+    const dropped = (state.proposals ?? []).filter((p) => !p.accepted);
+    if (accepted.length > 0) lines.push("", "Proposed actions (pending your approval):", ...accepted.map((p) => `- ${p.action_kind} ${p.service} on ${p.node}${p.action_id ? ` (action ${p.action_id})` : ""}`));
+    if (dropped.length > 0) lines.push("", "Dropped proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
+    const answer = lines.join("\n");
+    await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : o.by === "rules" ? "the rule-based runbooks" : "nobody: the model's answer was unusable"}` : ""}`);
+    return { answer, history: [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id }] };
+  }
+
+  return new StateGraph(PlannerState)
+    .addNode("triage", triageNode)
+    .addNode("gather", gatherNode)
+    .addNode("diagnose", diagnoseNode)
+    .addNode("propose", proposeNode)
+    .addNode("report", reportNode)
+    .addEdge(START, "triage")
+    .addEdge("triage", "gather")
+    .addEdge("gather", "diagnose")
+    .addEdge("diagnose", "propose")
+    .addEdge("propose", "report")
+    .addEdge("report", END)
+    .compile({ checkpointer: deps.checkpointer });
+}
+
+export type PlannerGraph = ReturnType<typeof buildPlannerGraph>;
+
+export const runConfig = (task: QueuedTask): LangGraphRunnableConfig => ({ configurable: { thread_id: task.conversationId } });
+
+export function initialState(task: QueuedTask): Partial<PlannerStateType> {
+  return {
+    task_id: task.id,
+    question: task.content,
+    agent: null,
+    evidence: null,
+    outcome: null,
+    proposals: [],
+    answer: null,
+    history: [{ role: "user", content: task.content.slice(0, 4000), task_id: task.id }],
+  };
+}
+
+function emptyEvidence(): Evidence {
+  return { targets: [], drifts: [], services: {}, hosts: {}, events: {}, crashes: {}, spec: {}, logs: {}, attached: null, notes: [] };
+}

@@ -1,0 +1,165 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { SpanKind } from "@opentelemetry/api";
+import { contextFromTraceparent, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
+import type { CostLedger } from "./cost-ledger.js";
+import { validateEnvelope } from "./inbox.js";
+import type { PlannerMetrics } from "./metrics.js";
+import type { TaskStore } from "./store.js";
+
+export const MAX_BODY_BYTES = 256 * 1024;
+export const MAX_LIST_LIMIT = 500;
+
+export interface ApiDeps {
+  store: TaskStore;
+  ledger: CostLedger;
+  registry: Registry;
+  metrics: PlannerMetrics;
+  logger: Logger;
+  apiToken: string;
+  defaultTtlS: number;
+  maxAttempts: number;
+  clock: () => Date;
+  /** Called after a task was queued, so an idle worker can start at once. */
+  onQueued?: () => void;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly body: { code: string; message: string; [k: string]: unknown }) {
+    super(body.message);
+  }
+}
+
+const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+
+/** Constant-time bearer check: both sides are hashed first so their lengths never leak either. */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
+  const given = m?.[1]?.trim() ?? "";
+  return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), ...extra });
+  res.end(json);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The planner's HTTP API: /inbox, /tasks, /cost need the bearer token; /healthz and /metrics do not. */
+export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { store, ledger, registry, metrics, logger } = deps;
+
+  async function inbox(req: IncomingMessage, res: ServerResponse): Promise<number> {
+    const text = await readBody(req);
+    let raw: unknown;
+    try {
+      raw = text.trim() === "" ? undefined : JSON.parse(text);
+    } catch {
+      metrics.rejected.inc({ reason: "invalid_json" });
+      throw new HttpError(400, { code: "invalid_json", message: "request body is not valid JSON" });
+    }
+    const v = validateEnvelope(raw);
+    if (!v.ok) {
+      metrics.rejected.inc({ reason: v.reason });
+      const status = v.reason === "invalid_json" ? 400 : 422;
+      throw new HttpError(status, { code: status === 400 ? "invalid_json" : "invalid", field: v.field, message: v.message });
+    }
+    const e = v.envelope;
+    const header = typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined;
+    const parent = contextFromTraceparent(header ?? e.traceparent);
+    return withSpan("planner.inbox", { parent, kind: SpanKind.SERVER, attributes: { "steward.task_id": e.task_id, "steward.source": e.source, "steward.restricted": e.restricted } }, async (span) => {
+      // The enqueue span's context goes into the queue row: the worker's span continues this trace.
+      const r = await withSpan("planner.queue.enqueue", { kind: SpanKind.PRODUCER }, () =>
+        store.enqueue(e, { now: deps.clock(), defaultTtlS: deps.defaultTtlS, maxAttempts: deps.maxAttempts, traceparent: traceparentOf() ?? null }),
+      );
+      span.setAttribute("steward.created", r.created);
+      metrics.inbox.inc({ result: r.created ? "created" : "duplicate" });
+      if (r.created) deps.onQueued?.();
+      send(res, r.created ? 202 : 200, { task: r.task, created: r.created });
+      return r.created ? 202 : 200;
+    });
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const method = req.method ?? "GET";
+    if (path === "/healthz") {
+      send(res, 200, { status: "ok" });
+      return { route: "/healthz", status: 200 };
+    }
+    if (path === "/metrics" && method === "GET") {
+      const body = await registry.metrics();
+      res.writeHead(200, { "content-type": registry.contentType });
+      res.end(body);
+      return { route: "/metrics", status: 200 };
+    }
+    const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost";
+    if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
+    if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
+      if (path === "/inbox") metrics.rejected.inc({ reason: "unauthorized" });
+      send(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
+      return { route: path.startsWith("/tasks/") ? "/tasks/:id" : path, status: 401 };
+    }
+    const allow = (want: string, r: string) => {
+      if (method !== want) throw new HttpError(405, { code: "method_not_allowed", message: `${r} allows ${want} only` });
+    };
+    if (path === "/inbox") {
+      allow("POST", "/inbox");
+      return { route: "/inbox", status: await inbox(req, res) };
+    }
+    if (path === "/tasks") {
+      allow("GET", "/tasks");
+      const limitRaw = url.searchParams.get("limit");
+      let limit = 50;
+      if (limitRaw !== null && limitRaw !== "") {
+        limit = Number(limitRaw);
+        if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
+      }
+      const conversationId = url.searchParams.get("conversation_id") || undefined;
+      send(res, 200, { tasks: await store.list({ limit, conversationId }) });
+      return { route: "/tasks", status: 200 };
+    }
+    if (path.startsWith("/tasks/")) {
+      allow("GET", "/tasks/:id");
+      let id: string;
+      try {
+        id = decodeURIComponent(path.slice("/tasks/".length));
+      } catch {
+        throw new HttpError(400, { code: "invalid", field: "id", message: "task id is not valid percent-encoding" });
+      }
+      const detail = await store.get(id);
+      if (!detail) throw new HttpError(404, { code: "not_found", message: `no task with id '${id}'` });
+      send(res, 200, detail);
+      return { route: "/tasks/:id", status: 200 };
+    }
+    allow("GET", "/cost");
+    send(res, 200, await ledger.report(deps.clock()));
+    return { route: "/cost", status: 200 };
+  }
+
+  return (req, res) => {
+    route(req, res)
+      .then(({ route: r, status }) => metrics.apiRequests.inc({ route: r, status: String(status) }))
+      .catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        if (!(err instanceof HttpError)) logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
+        const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
+        if (!res.headersSent) send(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
+        else res.end();
+        metrics.apiRequests.inc({ route: "(error)", status: String(status) });
+      });
+  };
+}

@@ -1,0 +1,178 @@
+import { SpanKind, type Context } from "@opentelemetry/api";
+import { redactSecretsInText, withSpan, type Logger } from "@steward/shared";
+import { BackendError, type BackendAnswer, type ClaudeBackend, type LocalBackend, type Prompt } from "./backends.js";
+import { groupFor, type ModelGroup, type PlannerConfig } from "./config.js";
+import { costUsd, utcDay, type CostLedger } from "./cost-ledger.js";
+import type { PlannerMetrics } from "./metrics.js";
+import { estimateTokens, scoreRoute, type Route, type RouteInput } from "./router.js";
+import type { TaskStore } from "./store.js";
+
+export interface CallContext {
+  taskId: string;
+  agent: string;
+  source: string;
+  restricted: boolean;
+  parent: Context;
+}
+
+export type CallOutcome =
+  | { served: "model"; provider: "ollama" | "anthropic"; group: string; answer: BackendAnswer; route: Route; costUsd: number }
+  | { served: "rules"; route: Route; why: string };
+
+export interface ModelCallerDeps {
+  config: Pick<PlannerConfig, "modelGroups" | "claude" | "prices">;
+  local: LocalBackend;
+  claude: ClaudeBackend | undefined;
+  ledger: CostLedger;
+  store: Pick<TaskStore, "addCall" | "addStep">;
+  metrics: PlannerMetrics;
+  logger: Logger;
+  clock?: () => Date;
+}
+
+export interface ModelCaller {
+  /**
+   * One model call, routed by `scoreRoute`, re-routed on a backend failure or a refused reservation.
+   * `makePrompt(maxTokens)` builds the prompt, trimmed to fit when a budget is given. Never throws on model trouble:
+   * when no model can be used the outcome is `rules`.
+   */
+  call(ctx: CallContext, makePrompt: (maxTokens?: number) => Prompt): Promise<CallOutcome>;
+}
+
+/** Output tokens assumed when estimating a reservation: the whole max_tokens, so the real cost can only be lower. */
+const INPUT_ESTIMATE_MARGIN = 1.25;
+
+export const promptTokens = (p: Prompt): number => estimateTokens(p.system + p.history.map((h) => h.content).join("\n") + p.user + JSON.stringify(p.schema));
+
+/** Every string that leaves the process in a prompt is redacted once more here, whatever built it. */
+function redactPrompt(p: Prompt): Prompt {
+  return { ...p, system: redactSecretsInText(p.system), user: redactSecretsInText(p.user), history: p.history.map((h) => ({ role: h.role, content: redactSecretsInText(h.content) })) };
+}
+
+const WHY: Record<string, string> = {
+  restricted: "the task is restricted to the local model, which is down",
+  claude_disabled: "the local model is down and Claude is disabled",
+  claude_unavailable: "the local model is down and Claude did not answer",
+  budget_exhausted: "the local model is down and a cost cap would be passed",
+  claude_context_overflow: "the local model is down and the prompt is too large even for Claude",
+};
+
+export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
+  const { config, local, claude, ledger, store, metrics, logger } = deps;
+  const clock = deps.clock ?? (() => new Date());
+
+  async function record(ctx: CallContext, provider: "ollama" | "anthropic" | "rules", group: string, model: string, route: Route, inTok: number, outTok: number, cost: number): Promise<void> {
+    await store.addCall(ctx.taskId, { agent: ctx.agent, provider, model_group: group, model, decision: route.decision, reason: route.reason, input_tokens: inTok, output_tokens: outTok, cost_usd: cost });
+  }
+
+  async function callLocal(ctx: CallContext, group: ModelGroup, route: Route, prompt: Prompt): Promise<BackendAnswer> {
+    return withSpan(`chat ${group.model}`, { parent: ctx.parent, kind: SpanKind.CLIENT, attributes: genAiAttrs("ollama", group.model, group.name, route) }, async (span) => {
+      let announced = false;
+      const a = await local.chat(group.model, group.num_ctx, prompt, () => {
+        if (announced) return;
+        announced = true;
+        void store.addStep(ctx.taskId, "progress", `local model ${group.model} is answering`).catch(() => undefined);
+      });
+      span.setAttributes({ "gen_ai.response.model": a.model, "gen_ai.usage.input_tokens": a.inputTokens, "gen_ai.usage.output_tokens": a.outputTokens, "steward.cost_usd": 0 });
+      return a;
+    });
+  }
+
+  async function callClaude(ctx: CallContext, c: ClaudeBackend, route: Route, prompt: Prompt): Promise<BackendAnswer & { costUsd: number }> {
+    return withSpan(`chat ${config.claude.model}`, { parent: ctx.parent, kind: SpanKind.CLIENT, attributes: { ...genAiAttrs("anthropic", config.claude.model, "claude", route), "gen_ai.request.max_tokens": config.claude.maxTokens } }, async (span) => {
+      const a = await c.chat(prompt, config.claude.maxTokens);
+      const cost = costUsd(config.prices, a.inputTokens, a.outputTokens);
+      span.setAttributes({ "gen_ai.response.model": a.model, "gen_ai.usage.input_tokens": a.inputTokens, "gen_ai.usage.output_tokens": a.outputTokens, "steward.cost_usd": cost });
+      return { ...a, costUsd: cost };
+    });
+  }
+
+  return {
+    async call(ctx, makePrompt) {
+      const group = groupFor(config.modelGroups, ctx.agent);
+      const full = redactPrompt(makePrompt());
+      const tokens = promptTokens(full);
+      let claudeState: RouteInput["claude"] = config.claude.enabled && claude ? "enabled" : "disabled";
+      let budget: RouteInput["budget"] = "ok";
+      let localDownSeen = false;
+
+      for (let round = 0; round < 4; round++) {
+        const localHealth = localDownSeen ? "down" : await local.health(group.model);
+        const route = scoreRoute({ agent: ctx.agent, estimatedInputTokens: tokens, group, local: localHealth, restricted: ctx.restricted, claude: claudeState, budget, claudeContextTokens: config.claude.contextTokens });
+        metrics.routerDecisions.inc({ agent: ctx.agent, decision: route.decision, reason: route.reason });
+        switch (route.decision) {
+          case "local": {
+            const prompt = route.trim ? redactPrompt(makePrompt(group.escalate_above_tokens)) : full;
+            try {
+              const a = await callLocal(ctx, group, route, prompt);
+              metrics.modelCalls.inc({ provider: "ollama", model_group: group.name, result: "ok" });
+              await record(ctx, "ollama", group.name, group.model, route, a.inputTokens, a.outputTokens, 0);
+              return { served: "model", provider: "ollama", group: group.name, answer: a, route, costUsd: 0 };
+            } catch (err) {
+              metrics.modelCalls.inc({ provider: "ollama", model_group: group.name, result: err instanceof BackendError ? err.kind : "error" });
+              local.trip();
+              localDownSeen = true;
+              await store.addStep(ctx.taskId, "error", `local model failed: ${(err as Error).message.slice(0, 300)}; routing again`);
+              continue;
+            }
+          }
+          case "claude": {
+            if (!claude) {
+              claudeState = "disabled";
+              continue;
+            }
+            const estimate = costUsd(config.prices, Math.ceil(tokens * INPUT_ESTIMATE_MARGIN), config.claude.maxTokens);
+            const res = await ledger.reserve({ taskId: ctx.taskId, agent: ctx.agent, source: ctx.source, modelGroup: "claude", model: config.claude.model, usd: estimate, day: utcDay(clock()) });
+            if (!res.ok) {
+              metrics.capRefusals.inc({ cap: res.cap });
+              budget = "exhausted";
+              await store.addStep(ctx.taskId, "progress", `Claude not called: the ${res.cap.replace(/_/g, " ")} cap ($${res.capUsd}) would be passed (spent $${res.spentUsd}, this call up to $${res.wantedUsd})`);
+              continue;
+            }
+            try {
+              const a = await callClaude(ctx, claude, route, full);
+              await ledger.settle(res.id, a.costUsd, a.inputTokens, a.outputTokens);
+              metrics.modelCalls.inc({ provider: "anthropic", model_group: "claude", result: "ok" });
+              metrics.costUsd.inc({ agent: ctx.agent, model_group: "claude" }, a.costUsd);
+              await record(ctx, "anthropic", "claude", a.model, route, a.inputTokens, a.outputTokens, a.costUsd);
+              return { served: "model", provider: "anthropic", group: "claude", answer: a, route, costUsd: a.costUsd };
+            } catch (err) {
+              await ledger.release(res.id);
+              metrics.modelCalls.inc({ provider: "anthropic", model_group: "claude", result: err instanceof BackendError ? err.kind : "error" });
+              claudeState = "unavailable";
+              logger.warn({ task: ctx.taskId, err: (err as Error).message }, "Claude call failed; routing again");
+              await store.addStep(ctx.taskId, "error", `Claude failed: ${(err as Error).message.slice(0, 300)}; routing again`);
+              continue;
+            }
+          }
+          case "rules": {
+            await withSpan("planner.rules", { parent: ctx.parent, attributes: { "steward.router.decision": route.decision, "steward.router.reason": route.reason } }, () => undefined);
+            await record(ctx, "rules", "rules", "runbooks", route, 0, 0, 0);
+            return { served: "rules", route, why: WHY[route.reason] ?? route.reason };
+          }
+          default: {
+            const never: never = route.decision;
+            throw new Error(`unknown route ${String(never)}`);
+          }
+        }
+      }
+      const route: Route = { decision: "rules", reason: "local_down", trim: false };
+      metrics.routerDecisions.inc({ agent: ctx.agent, decision: route.decision, reason: route.reason });
+      await record(ctx, "rules", "rules", "runbooks", route, 0, 0, 0);
+      return { served: "rules", route, why: "every model failed for this call" };
+    },
+  };
+}
+
+function genAiAttrs(system: "ollama" | "anthropic", model: string, group: string, route: Route): Record<string, string | number> {
+  return {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.system": system,
+    "gen_ai.provider.name": system,
+    "gen_ai.request.model": model,
+    "steward.model_group": group,
+    "steward.router.decision": route.decision,
+    "steward.router.reason": route.reason,
+  };
+}
+

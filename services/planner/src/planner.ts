@@ -1,0 +1,148 @@
+import { createServer, type Server } from "node:http";
+import type { BaseCheckpointSaver } from "@langchain/langgraph";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import { migrate, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
+import { createClaudeBackend, createOllamaBackend, type ClaudeBackend, type LocalBackend } from "./backends.js";
+import type { PlannerConfig } from "./config.js";
+import { createCostLedger, type CostLedger } from "./cost-ledger.js";
+import type { EvidenceSources } from "./evidence.js";
+import { buildPlannerGraph, type RunContext } from "./graph.js";
+import { createApiHandler } from "./http-api.js";
+import { createPlannerMetrics, type PlannerMetrics } from "./metrics.js";
+import { createModelCaller } from "./model-caller.js";
+import { createNatsSources } from "./sources.js";
+import { createTaskStore, type TaskStore } from "./store.js";
+import { createWorker, type Worker } from "./worker.js";
+
+/** Lock held while the checkpointer creates its tables, so two planners starting together do not race. */
+const CHECKPOINT_SETUP_LOCK = 4242004;
+
+export interface PlannerDeps {
+  config: PlannerConfig;
+  sql: Sql;
+  nc: NatsConnection;
+  logger: Logger;
+  registry: Registry;
+  clock?: () => Date;
+  /** Overrides for tests; by default built from the configuration. */
+  sources?: EvidenceSources;
+  local?: LocalBackend;
+  claude?: ClaudeBackend | null;
+  checkpointer?: BaseCheckpointSaver;
+}
+
+export interface Planner {
+  start(): Promise<{ port: number }>;
+  stop(): Promise<void>;
+  readonly store: TaskStore;
+  readonly ledger: CostLedger;
+  readonly metrics: PlannerMetrics;
+  readonly workers: Worker[];
+  /** Expires queued tasks past their TTL and dead-letters lost ones (also runs on a timer). */
+  sweep(): Promise<{ expired: string[]; dead: string[] }>;
+}
+
+export function createPlanner(deps: PlannerDeps): Planner {
+  const { config, sql, logger, registry } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const metrics = createPlannerMetrics(registry);
+  const store = createTaskStore(sql);
+  const ledger = createCostLedger(sql, config.caps);
+  const local = deps.local ?? createOllamaBackend(config.ollama);
+  const claude =
+    deps.claude === null
+      ? undefined
+      : (deps.claude ??
+        (config.claude.enabled && config.claude.apiKey
+          ? createClaudeBackend({ apiKey: config.claude.apiKey, baseUrl: config.claude.baseUrl, model: config.claude.model, maxRetries: config.claude.maxRetries, timeoutMs: config.claude.timeoutMs })
+          : undefined));
+  const sources = deps.sources ?? createNatsSources(deps.nc, { fleetSpecPath: config.fleetSpecPath, logTailBytes: config.logTailBytes, logTailTimeoutMs: config.logTailTimeoutMs });
+  const ownSaver = deps.checkpointer ? undefined : PostgresSaver.fromConnString(config.databaseUrl);
+  const checkpointer = deps.checkpointer ?? (ownSaver as BaseCheckpointSaver);
+  const caller = createModelCaller({ config, local, claude, ledger, store, metrics, logger, clock });
+  const runs = new Map<string, RunContext>();
+  const graph = buildPlannerGraph({ sql, store, sources, caller, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
+  const workers: Worker[] = Array.from({ length: config.workers }, (_, i) =>
+    createWorker({
+      settings: { workerId: `${config.plannerId}-w${i}`, pollMs: config.pollMs, leaseMs: config.leaseMs, backoffBaseMs: config.backoffBaseMs, backoffMaxMs: config.backoffMaxMs },
+      store,
+      graph,
+      runs,
+      metrics,
+      logger: logger.child({ worker: i }),
+      clock,
+    }),
+  );
+  let server: Server | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+
+  async function sweep() {
+    const r = await store.sweep(clock());
+    if (r.expired.length > 0) {
+      metrics.tasks.inc({ state: "expired" }, r.expired.length);
+      logger.info({ tasks: r.expired }, "tasks expired before they could run (dead-lettered)");
+    }
+    if (r.dead.length > 0) {
+      metrics.tasks.inc({ state: "dead" }, r.dead.length);
+      logger.warn({ tasks: r.dead }, "tasks lost their worker with no attempts left (dead-lettered)");
+    }
+    metrics.queueDepth.set(await store.queueDepth());
+    return r;
+  }
+
+  return {
+    store,
+    ledger,
+    metrics,
+    workers,
+    sweep,
+    async start() {
+      await migrate(sql);
+      if (ownSaver) {
+        const reserved = await sql.reserve();
+        try {
+          await reserved`SELECT pg_advisory_lock(${CHECKPOINT_SETUP_LOCK})`;
+          await ownSaver.setup();
+        } finally {
+          await reserved`SELECT pg_advisory_unlock(${CHECKPOINT_SETUP_LOCK})`;
+          reserved.release();
+        }
+      }
+      const handler = createApiHandler({
+        store,
+        ledger,
+        registry,
+        metrics,
+        logger,
+        apiToken: config.apiToken,
+        defaultTtlS: config.taskTtlS,
+        maxAttempts: config.maxAttempts,
+        clock,
+        onQueued: () => workers.forEach((w) => w.nudge()),
+      });
+      server = createServer(handler);
+      const srv = server;
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(config.httpPort, config.httpHost, () => resolve());
+      });
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
+      for (const w of workers) w.start();
+      sweeper = setInterval(() => void sweep().catch((err: unknown) => logger.error({ err: (err as Error).message }, "sweep failed")), Math.max(config.pollMs, 1000));
+      logger.info({ port, workers: workers.length, groups: config.modelGroups.map((g) => g.name), claude: config.claude.enabled ? "enabled" : `disabled (${config.claude.disabledBecause})` }, "planner started");
+      return { port };
+    },
+    async stop() {
+      if (sweeper) clearInterval(sweeper);
+      await Promise.all(workers.map((w) => w.stop()));
+      if (server) {
+        const s = server;
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }
+      if (ownSaver) await ownSaver.end().catch(() => undefined);
+      logger.info("planner stopped");
+    },
+  };
+}

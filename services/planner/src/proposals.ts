@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { type FleetSpec, type Sql } from "@steward/shared";
+
+/** Postgres channel on which new and changed action ids are announced (the executor and the supervisor use it too). */
+export const ACTIONS_CHANNEL = "steward_actions";
+
+/** The kinds a planner may propose: node/service operations from the action catalog. Never free-form commands. */
+export const PLANNER_ACTION_KINDS = ["start", "stop", "restart"] as const;
+
+export type RawProposal = { kind?: unknown; node?: unknown; service?: unknown; reason?: unknown } | unknown;
+
+/** The structured answer every model must give. Proposals are checked one by one (ValidProposal) so one bad item drops alone. */
+export const ModelAnswer = z.object({
+  diagnosis: z.string().trim().min(1).max(8000),
+  answer: z.string().trim().min(1).max(8000),
+  proposals: z.array(z.unknown()).max(10).default([]),
+});
+export type ModelAnswer = z.infer<typeof ModelAnswer>;
+
+export const ValidProposal = z.strictObject({
+  kind: z.enum(PLANNER_ACTION_KINDS),
+  node: z.string().min(1).max(63),
+  service: z.string().min(1).max(63),
+  reason: z.string().trim().min(1).max(2000),
+});
+export type ValidProposal = z.infer<typeof ValidProposal>;
+
+/** The JSON schema handed to the models (Ollama `format`, Claude's forced tool). */
+export const ANSWER_JSON_SCHEMA: Record<string, unknown> = {
+  type: "object",
+  properties: {
+    diagnosis: { type: "string", description: "What is wrong and why, from the evidence." },
+    answer: { type: "string", description: "The answer for the operator, short." },
+    proposals: {
+      type: "array",
+      maxItems: 10,
+      items: {
+        type: "object",
+        properties: {
+          kind: { type: "string", enum: [...PLANNER_ACTION_KINDS] },
+          node: { type: "string" },
+          service: { type: "string" },
+          reason: { type: "string" },
+        },
+        required: ["kind", "node", "service", "reason"],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ["diagnosis", "answer", "proposals"],
+  additionalProperties: false,
+};
+
+export type ParsedAnswer = { ok: true; value: ModelAnswer } | { ok: false; reason: string };
+
+/** Model output is data: parse it (a JSON object, possibly fenced) and validate it. Never throws. */
+export function parseModelAnswer(text: string, json?: unknown): ParsedAnswer {
+  let raw = json;
+  if (raw === undefined) {
+    const t = text.trim().replace(/^```(?:json)?\s*/i, "").replace(/```\s*$/, "");
+    try {
+      raw = JSON.parse(t);
+    } catch {
+      return { ok: false, reason: "the model's answer is not JSON" };
+    }
+  }
+  const r = ModelAnswer.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    return { ok: false, reason: `the model's answer does not match the schema: ${i?.path.join(".") || "(root)"}: ${i?.message ?? "invalid"}` };
+  }
+  return { ok: true, value: r.data };
+}
+
+export type Checked = { ok: true; proposal: ValidProposal } | { ok: false; kind: string; node: string | null; service: string | null; reason: string };
+
+const str = (v: unknown): string | null => (typeof v === "string" ? v.slice(0, 63) : null);
+
+/** Checks one proposal against the catalog and the fleet spec: a known kind, on a declared node and service. */
+export function checkProposal(raw: unknown, spec: FleetSpec): Checked {
+  const o = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
+  const kind = typeof o["kind"] === "string" ? o["kind"].slice(0, 40) : "(none)";
+  const node = str(o["node"]);
+  const service = str(o["service"]);
+  if (!(PLANNER_ACTION_KINDS as readonly string[]).includes(kind)) {
+    return { ok: false, kind, node, service, reason: `kind '${kind}' is not in the action catalog (${PLANNER_ACTION_KINDS.join(", ")})` };
+  }
+  const r = ValidProposal.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    return { ok: false, kind, node, service, reason: `invalid proposal: ${i?.path.join(".") || "(root)"}: ${i?.message ?? "invalid"}` };
+  }
+  const p = r.data;
+  if (!spec.nodes[p.node]) return { ok: false, kind, node, service, reason: `node '${p.node}' is not declared in the fleet spec` };
+  if (!spec.nodes[p.node]?.services[p.service]) return { ok: false, kind, node, service, reason: `service '${p.service}' is not declared on node '${p.node}'` };
+  return { ok: true, proposal: p };
+}
+
+export interface InsertOptions {
+  taskId: string;
+  diagnosis: string;
+  traceparent: string | null;
+  now: Date;
+  ttlMs: number;
+  actor: string;
+}
+
+export type InsertResult = { inserted: true; actionId: string } | { inserted: false; actionId: string | null; state: string | null };
+
+/**
+ * Inserts an accepted proposal as a `pending` action, the way the supervisor does: the open-action unique index is the
+ * arbiter (ON CONFLICT DO NOTHING), an audit row says who (planner, channel system), NOTIFY on commit.
+ * When the same action is already open and pending without a diagnosis, the diagnosis is attached to it so the approver sees why.
+ */
+export async function insertProposedAction(sql: Sql, p: ValidProposal, o: InsertOptions): Promise<InsertResult> {
+  const id = randomUUID();
+  const expires = new Date(o.now.getTime() + o.ttlMs);
+  const diagnosis = o.diagnosis.slice(0, 8000);
+  return sql.begin(async (tx) => {
+    const rows = await tx`
+      INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, diagnosis, created_at, updated_at, expires_at, traceparent, task_id)
+      VALUES (${id}, ${p.node}, ${p.service}, ${p.kind}, 'pending', ${p.reason}, NULL, ${o.actor}, ${diagnosis}, ${o.now}, ${o.now}, ${expires}, ${o.traceparent}, ${o.taskId})
+      ON CONFLICT (node, service, kind) WHERE state IN ('pending', 'approved', 'running') DO NOTHING
+      RETURNING id`;
+    if (rows.length > 0) {
+      await tx`
+        INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+        VALUES (${id}, NULL, 'pending', ${o.actor}, 'system', ${`proposed by planner task ${o.taskId}: ${p.reason}`.slice(0, 2000)})`;
+      await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
+      return { inserted: true as const, actionId: id };
+    }
+    const [open] = await tx<{ id: string; state: string }[]>`
+      SELECT id::text AS id, state FROM actions WHERE node = ${p.node} AND service = ${p.service} AND kind = ${p.kind} AND state IN ('pending', 'approved', 'running')`;
+    if (open && open.state === "pending") {
+      const upd = await tx`
+        UPDATE actions SET diagnosis = ${diagnosis}, task_id = ${o.taskId}, updated_at = ${o.now}
+        WHERE id = ${open.id} AND state = 'pending' AND diagnosis IS NULL RETURNING id`;
+      if (upd.length > 0) {
+        await tx`
+          INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+          VALUES (${open.id}, 'pending', 'pending', ${o.actor}, 'system', ${`diagnosis attached by planner task ${o.taskId}`})`;
+        await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${open.id})`;
+      }
+    }
+    return { inserted: false as const, actionId: open?.id ?? null, state: open?.state ?? null };
+  });
+}

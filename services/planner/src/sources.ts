@@ -1,0 +1,80 @@
+import { stat } from "node:fs/promises";
+import {
+  DRIFT_KEY,
+  DriftReport,
+  EVENTS_STREAM,
+  LogTailReply,
+  NodeEvent,
+  Snapshot,
+  WORLD_KEY,
+  assertSubjectToken,
+  jetstream,
+  jetstreamManager,
+  loadFleetSpec,
+  logTailSubject,
+  openWorldBucket,
+  traceHeaders,
+  type FleetSpec,
+  type KV,
+  type NatsConnection,
+} from "@steward/shared";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import type { EvidenceSources } from "./evidence.js";
+
+export interface NatsSourcesOptions {
+  fleetSpecPath: string;
+  logTailBytes: number;
+  logTailTimeoutMs: number;
+}
+
+async function readJson<T>(kv: KV, key: string, parse: (v: unknown) => T): Promise<T | undefined> {
+  const e = await kv.get(key);
+  if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
+  return parse(JSON.parse(e.string()));
+}
+
+/** Evidence from the real system: KV `steward_world`, the STEWARD_EVENTS stream, the fleet spec file, node-agents' log tails. */
+export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions): EvidenceSources {
+  let kv: KV | undefined;
+  let cached: { stamp: string; spec: FleetSpec } | undefined;
+  const bucket = async (): Promise<KV> => (kv ??= await openWorldBucket(nc));
+
+  return {
+    async spec() {
+      const s = await stat(opts.fleetSpecPath);
+      const stamp = `${s.mtimeMs}:${s.size}:${s.ino}`;
+      if (cached?.stamp === stamp) return cached.spec;
+      const spec = await loadFleetSpec(opts.fleetSpecPath);
+      cached = { stamp, spec };
+      return spec;
+    },
+    world: async () => readJson(await bucket(), WORLD_KEY, (v) => Snapshot.parse(v)),
+    drift: async () => readJson(await bucket(), DRIFT_KEY, (v) => DriftReport.parse(v)),
+
+    async events(node, sinceMs, limit) {
+      const subject = `steward.events.${assertSubjectToken(node)}.>`;
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: subject });
+      const total = Object.values(info.state.subjects ?? {}).reduce((a, n) => a + n, 0);
+      if (total === 0) return [];
+      const c = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: [subject], deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() });
+      const out: NodeEvent[] = [];
+      // An ordered consumer is ephemeral: the server drops it once idle. Stop as soon as nothing is pending.
+      const iter = await c.fetch({ max_messages: Math.min(total, 5000), expires: 1000 });
+      for await (const m of iter) {
+        const parsed = NodeEvent.safeParse(m.json());
+        if (parsed.success) {
+          out.push(parsed.data);
+          if (out.length > limit) out.shift();
+        }
+        if (m.info.pending === 0) break;
+      }
+      return out;
+    },
+
+    async logTail(node, service) {
+      const msg = await nc.request(logTailSubject(assertSubjectToken(node)), JSON.stringify({ service, max_bytes: opts.logTailBytes }), { timeout: opts.logTailTimeoutMs, headers: traceHeaders() });
+      return LogTailReply.parse(msg.json());
+    },
+  };
+}

@@ -1,0 +1,112 @@
+import { performance } from "node:perf_hooks";
+import { SpanKind } from "@opentelemetry/api";
+import { context, contextFromTraceparent, trace, withSpan, type Logger } from "@steward/shared";
+import { initialState, runConfig, type PlannerGraph, type RunContext } from "./graph.js";
+import type { PlannerMetrics } from "./metrics.js";
+import type { QueuedTask, TaskStore } from "./store.js";
+
+export interface WorkerSettings {
+  workerId: string;
+  pollMs: number;
+  leaseMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+/** Exponential backoff for attempt n (1-based), capped. */
+export const backoffMs = (attempt: number, baseMs: number, maxMs: number): number => Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+
+export interface WorkerDeps {
+  settings: WorkerSettings;
+  store: TaskStore;
+  graph: PlannerGraph;
+  runs: Map<string, RunContext>;
+  metrics: PlannerMetrics;
+  logger: Logger;
+  clock: () => Date;
+  /** Model time spent in this task so far, for the overhead histogram. */
+  modelSeconds?: (taskId: string) => number;
+}
+
+/** Runs one claimed task through the graph. Exported for tests that drive a single task. */
+export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void> {
+  const { store, metrics, logger, settings } = deps;
+  const parent = contextFromTraceparent(task.traceparent);
+  const t0 = performance.now();
+  await withSpan("planner.worker.run", { parent, kind: SpanKind.CONSUMER, attributes: { "steward.task_id": task.id, "steward.attempt": task.attempts, "steward.conversation_id": task.conversationId } }, async (span) => {
+    const ctx = trace.setSpan(context.active(), span);
+    deps.runs.set(task.id, { task, parent: ctx, spec: undefined });
+    try {
+      const out = await deps.graph.invoke(initialState(task), runConfig(task));
+      const ok = await store.complete(task.id, settings.workerId, out.agent ?? null, out.answer ?? "", deps.clock());
+      if (ok) metrics.tasks.inc({ state: "succeeded" });
+      else logger.warn({ task: task.id }, "task finished but was no longer ours (lease lapsed?)");
+      span.setAttribute("steward.task.state", ok ? "succeeded" : "lost");
+      metrics.taskSeconds.observe({ agent: out.agent ?? "none" }, (performance.now() - t0) / 1000);
+    } catch (err) {
+      const message = (err as Error).message?.slice(0, 1000) ?? String(err);
+      const r = await store.failAttempt(task.id, settings.workerId, message, deps.clock(), backoffMs(task.attempts, settings.backoffBaseMs, settings.backoffMaxMs));
+      await store.addStep(task.id, "error", `attempt ${task.attempts} failed: ${message}${r.to === "queued" ? `; retrying at ${r.retryAt.toISOString()}` : r.to === "dead" ? "; no attempts left (dead-lettered)" : ""}`).catch(() => undefined);
+      if (r.to === "dead") metrics.tasks.inc({ state: "dead" });
+      span.setAttribute("steward.task.state", r.to);
+      logger.warn({ task: task.id, attempt: task.attempts, outcome: r.to, err: message }, "task attempt failed");
+    } finally {
+      deps.runs.delete(task.id);
+    }
+  });
+}
+
+export interface Worker {
+  start(): void;
+  stop(): Promise<void>;
+  /** Claims and runs one task if one is ready; true when it ran one. */
+  tick(): Promise<boolean>;
+  /** Wakes an idle worker now (a task was just queued). */
+  nudge(): void;
+}
+
+export function createWorker(deps: WorkerDeps): Worker {
+  let stopped = true;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  async function tick(): Promise<boolean> {
+    const task = await withSpan("planner.queue.claim", { kind: SpanKind.CONSUMER }, () => deps.store.claim(deps.settings.workerId, deps.clock(), deps.settings.leaseMs));
+    if (!task) return false;
+    await runTask(deps, task);
+    return true;
+  }
+
+  async function run(): Promise<void> {
+    while (!stopped) {
+      let ran = false;
+      try {
+        ran = await tick();
+      } catch (err) {
+        deps.logger.error({ err: (err as Error).message }, "worker cycle failed");
+      }
+      if (!ran && !stopped) await new Promise<void>((r) => {
+        const t = setTimeout(r, deps.settings.pollMs);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+  }
+
+  return {
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      loop = run();
+    },
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+    },
+    tick,
+    nudge: () => wake?.(),
+  };
+}

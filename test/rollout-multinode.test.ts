@@ -1,0 +1,287 @@
+/**
+ * A rolling deploy across three nodes, end to end. Three node-agents run as separate processes (dist/main.js),
+ * each with its own node name, deploy checkout, state dir and Docker engine (a fake engine on its own unix socket);
+ * real nats-server and Postgres; observer, supervisor and executor in this process.
+ *
+ * 1. The stack is declared and never deployed: `missing` on every node, each proposing a deploy. Approved, deployed.
+ * 2. The compose file changes in every checkout: `config_drift` on every node, proposing a deploy.
+ * 3. One rollout action over n1, n2, n3 (max_parallel 1) where n2's engine reports the new container unhealthy:
+ *    n1 is deployed, n2 fails its health gate and is rolled back, n3 is never touched, an alert is published,
+ *    the action fails naming n2, and the audit log tells the story step by step.
+ *
+ * Needs `npx tsc -b` first (the agents run from services/node-agent/dist).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  DEPLOY_FAILED_ALERT_SUBJECT,
+  DRIFT_KEY,
+  DeployFailedAlert,
+  DriftReport,
+  WORLD_KEY,
+  Snapshot,
+  connectDb,
+  connectNats,
+  createRegistry,
+  ensureStreams,
+  migrate,
+  openWorldBucket,
+  silentLogger,
+  type KV,
+  type NatsConnection,
+  type Sql,
+} from "@steward/shared";
+import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
+import { createSupervisor, loadSupervisorConfig, type Supervisor } from "@steward/supervisor";
+import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
+import { createTestDatabase, startFakeDocker, startNats, stopProcess, waitFor, type FakeDocker, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const AGENT_MAIN = join(ROOT, "services/node-agent/dist/main.js");
+const NODES = ["n1", "n2", "n3"] as const;
+const FLEET_KEY = randomBytes(24).toString("hex");
+
+const compose = (tag: string) => `services:
+  db:
+    image: shop/db:16
+  app:
+    image: shop/app:${tag}
+    depends_on: [db]
+    environment:
+      MODE: production
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://localhost/health"]
+      interval: 1s
+      retries: 3
+`;
+
+let nats: NatsServerHandle;
+let db: TestDatabase;
+let dir = "";
+let nc: NatsConnection;
+let sql: Sql;
+let kv: KV;
+let supervisor: Supervisor;
+let executor: Executor;
+const fakes: Record<string, FakeDocker> = {};
+const agents: { node: string; proc: ChildProcess; log: string[] }[] = [];
+const stops: (() => Promise<void>)[] = [];
+const alerts: DeployFailedAlert[] = [];
+
+async function world(): Promise<Snapshot | undefined> {
+  const e = await kv.get(WORLD_KEY);
+  return e && e.length > 0 ? Snapshot.parse(JSON.parse(e.string())) : undefined;
+}
+
+async function report(): Promise<DriftReport | undefined> {
+  const e = await kv.get(DRIFT_KEY);
+  return e && e.length > 0 ? DriftReport.parse(JSON.parse(e.string())) : undefined;
+}
+
+const stackOf = (s: Snapshot | undefined, node: string) => s?.world.nodes[node]?.services["shop"];
+
+async function actionsOf(kind: string, state: string): Promise<{ id: string; node: string }[]> {
+  return sql<{ id: string; node: string }[]>`SELECT id, node FROM actions WHERE kind = ${kind} AND state = ${state} ORDER BY node`;
+}
+
+function agentLogs(): string {
+  return agents.map((a) => `--- ${a.node}\n${a.log.join("").slice(-4000)}`).join("\n");
+}
+
+beforeAll(async () => {
+  [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_rollout")]);
+  dir = await mkdtemp(join(tmpdir(), "steward-rollout-"));
+  nc = await connectNats(nats.url, "rollout-test");
+  sql = connectDb(db.url, { max: 4 });
+  await Promise.all([ensureStreams(nc), migrate(sql)]);
+  kv = await openWorldBucket(nc);
+  nc.subscribe(DEPLOY_FAILED_ALERT_SUBJECT, { callback: (_e, msg) => void alerts.push(DeployFailedAlert.parse(msg.json())) });
+
+  const fleet = join(dir, "fleet.yaml");
+  await writeFile(
+    fleet,
+    `version: 1
+deploy: { max_parallel: 1, health_timeout: 5s }
+nodes:
+${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n      shop:\n        kind: compose\n        files: [stacks/shop/compose.yaml]\n`).join("")}`,
+  );
+  for (const n of NODES) {
+    await mkdir(join(dir, "checkouts", n, "stacks", "shop"), { recursive: true });
+    await writeFile(join(dir, "checkouts", n, "stacks", "shop", "compose.yaml"), compose("v1"));
+    // n2's engine: the new version never becomes healthy.
+    fakes[n] = await startFakeDocker({ healthDelayMs: 100, healthPolicy: n === "n2" ? (c) => (c.Config.Image === "shop/app:v2" ? "unhealthy" : "healthy") : () => "healthy" });
+    stops.push(() => fakes[n]?.stop() ?? Promise.resolve());
+  }
+
+  const logger = silentLogger();
+  const observer = createObserver({ config: loadObserverConfig({ NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" }), nc, logger, registry: createRegistry("observer", false) });
+  await observer.start();
+  stops.push(() => observer.stop());
+  supervisor = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger, registry: createRegistry("supervisor", false) });
+  await supervisor.start();
+  stops.push(() => supervisor.stop());
+  const execSql = connectDb(db.url, { max: 4 });
+  executor = createExecutor({
+    config: loadExecutorConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN: randomBytes(16).toString("hex"), FLEET_KEY, HTTP_PORT: "0", EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "5000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleet }),
+    nc,
+    sql: execSql,
+    logger,
+    registry: createRegistry("executor", false),
+  });
+  await executor.start();
+  stops.push(async () => {
+    await executor.stop();
+    await execSql.end({ timeout: 1 });
+  });
+
+  for (const n of NODES) {
+    const log: string[] = [];
+    const proc = spawn(process.execPath, [AGENT_MAIN], {
+      env: {
+        PATH: process.env["PATH"] ?? "",
+        NODE_NAME: n,
+        NATS_URL: nats.url,
+        FLEET_SPEC: fleet,
+        FLEET_KEY,
+        DOCKER_HOST: fakes[n]?.host,
+        DOCKER_PROBE_MS: "200",
+        HEARTBEAT_MS: "500",
+        SPEC_POLL_MS: "200",
+        STATE_DIR: join(dir, "state", n),
+        LOG_DIR: join(dir, "logs", n),
+        METRICS_PORT: "0",
+        LOG_LEVEL: "info",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    proc.stdout?.on("data", (d: Buffer) => log.push(d.toString()));
+    proc.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
+    agents.push({ node: n, proc, log });
+    stops.push(() => stopProcess(proc));
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of stops.reverse()) await s().catch(() => undefined);
+  await sql?.end({ timeout: 1 });
+  await nc?.close();
+  await db?.drop();
+  await nats?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("rolling deploy across three node-agent processes", () => {
+  let h1 = "";
+
+  it("a stack declared and never deployed is missing everywhere and proposes a deploy; approved, each node deploys it", async () => {
+    const missing = await waitFor("missing drift proposing deploy on every node", async () => {
+      const r = await report();
+      const d = r?.drifts.filter((x) => x.kind === "missing" && x.service === "shop" && x.proposes === "deploy") ?? [];
+      return d.length === 3 ? d : undefined;
+    }, 20_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}\n${agentLogs()}`);
+    });
+    expect(missing.map((d) => d.node).sort()).toEqual(["n1", "n2", "n3"]);
+    const pending = await waitFor("three pending deploys", async () => {
+      const p = await actionsOf("deploy", "pending");
+      return p.length === 3 ? p : undefined;
+    }, 10_000, 100);
+    for (const a of pending) expect((await executor.store.approve(a.id, "alice", "cli")).ok).toBe(true);
+    await waitFor("three deploys succeeded", async () => (await actionsOf("deploy", "succeeded")).length === 3, 30_000, 100).catch(async (err: Error) => {
+      const rows = await sql`SELECT node, state, result FROM actions`;
+      throw new Error(`${err.message}: ${JSON.stringify(rows)}\n${agentLogs()}`);
+    });
+    const s = await world();
+    for (const n of NODES) {
+      expect(stackOf(s, n)).toMatchObject({ state: "running", health: "healthy" });
+      expect(stackOf(s, n)?.config_hash).toBe(stackOf(s, n)?.desired_config_hash);
+    }
+    h1 = stackOf(s, "n1")?.config_hash ?? "";
+    expect(h1).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // Every node deployed the same content, so the same hash; db before app (depends_on).
+    expect(new Set(NODES.map((n) => stackOf(s, n)?.config_hash))).toEqual(new Set([h1]));
+    const creates = fakes["n1"]?.requests.filter((r) => r.path === "/containers/create").map((r) => r.query["name"]);
+    expect(creates).toEqual(["shop-db-1", "shop-app-1"]);
+  });
+
+  it("a changed compose file is config drift on every node, proposing a deploy", async () => {
+    for (const n of NODES) await writeFile(join(dir, "checkouts", n, "stacks", "shop", "compose.yaml"), compose("v2"));
+    const drifts = await waitFor("config drift on every node", async () => {
+      const r = await report();
+      const d = r?.drifts.filter((x) => x.kind === "config_drift" && x.proposes === "deploy") ?? [];
+      return d.length === 3 ? d : undefined;
+    }, 20_000, 100);
+    expect(drifts[0]?.message).toMatch(/^stack shop on n\d runs config [0-9a-f]{12}; the spec asks for [0-9a-f]{12}$/);
+    await waitFor("three pending deploys for the drift", async () => (await actionsOf("deploy", "pending")).length === 3, 10_000, 100);
+    // From here on the operator runs one rollout instead of three single-node deploys.
+    await supervisor.stop();
+    for (const a of await actionsOf("deploy", "pending")) expect((await executor.store.reject(a.id, "alice", "cli", "rolling it out across the fleet instead")).ok).toBe(true);
+  });
+
+  it("n2 fails its health gate: the rollout stops, n2 rolls back, n3 is untouched, an alert is raised, the audit tells the story", async () => {
+    const n3Before = fakes["n3"]?.containers().map((c) => `${c.Id}:${c.Config.Labels["steward.config-hash"]}`).sort();
+    const n3Requests = fakes["n3"]?.requests.length ?? 0;
+    const id = randomUUID();
+    await sql`
+      INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at, params)
+      VALUES (${id}, 'n1', 'shop', 'deploy', 'pending', 'roll out shop v2', 'alice', now() + interval '1 hour',
+              ${sql.json({ nodes: ["n1", "n2", "n3"], max_parallel: 1 })})`;
+    expect((await executor.store.approve(id, "alice", "cli")).ok).toBe(true);
+
+    const done = await waitFor("rollout to end", async () => {
+      const a = await executor.store.get(id);
+      return a && ["succeeded", "failed", "failed_unknown"].includes(a.action.state) ? a : undefined;
+    }, 40_000, 100);
+    expect(done.action.state).toBe("failed");
+    expect(done.action.result).toMatch(/^deploy of shop stopped at node n2: n2 failed its health gate: container shop-app-1 is unhealthy/);
+    expect(done.action.result).toMatch(/rolled back: rolled back to sha256:/);
+    expect(done.action.result).toMatch(/deployed: n1; not touched: n3$/);
+
+    // The audit log, one row per step, in order.
+    const story = done.audit.map((a) => `${a.from_state ?? "-"}>${a.to_state} ${a.detail ?? ""}`);
+    const expected = [
+      /^pending>approved/,
+      /^approved>running claimed by exec-1/,
+      /^running>running rollout of shop to n1, n2, n3: at most 1 at a time, health gate 5000 ms per node$/,
+      /^running>running node n1: deploying shop \(running config before: [0-9a-f]{12}\)$/,
+      /^running>running node n1: healthy \(deployed sha256:.*world: n1\/shop is running and healthy with config [0-9a-f]{12}\)$/,
+      /^running>running node n2: deploying shop/,
+      /^running>running node n2: health gate failed: container shop-app-1 is unhealthy/,
+      /^running>running node n2: rolling back to config [0-9a-f]{12}$/,
+      /^running>running node n2: rolled back \(rolled back to sha256:/,
+      /^running>running rollout stopped at n2; not touched: n3$/,
+      /^running>failed deploy of shop stopped at node n2/,
+    ];
+    expect(story).toHaveLength(expected.length);
+    expected.forEach((re, i) => expect(story[i]).toMatch(re));
+
+    // The alert.
+    await waitFor("the deploy_failed alert", () => alerts.length > 0, 5000, 50);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ action_id: id, node: "n2", service: "shop", rolled_back: true, untouched: ["n3"] });
+
+    // n1 runs v2; n2 runs v1 again (re-created), healthy; n3 was never touched: no engine call other than reads.
+    const h2 = (await world())?.world.nodes["n1"]?.services["shop"]?.desired_config_hash;
+    expect(h2).toBeDefined();
+    expect(h2).not.toBe(h1);
+    const n2App = fakes["n2"]?.find("shop-app-1");
+    expect(n2App?.Config.Image).toBe("shop/app:v1");
+    expect(n2App?.Config.Labels["steward.config-hash"]).toBe(h1);
+    expect(n2App?.State.Running).toBe(true);
+    const n3Writes = fakes["n3"]?.requests.slice(n3Requests).filter((r) => r.method !== "GET") ?? [];
+    expect(n3Writes).toEqual([]);
+    expect(fakes["n3"]?.containers().map((c) => `${c.Id}:${c.Config.Labels["steward.config-hash"]}`).sort()).toEqual(n3Before);
+
+    const settled = await waitFor("the world to show n1 on v2, n2 back on v1 and healthy, n3 on v1", async () => {
+      const s = await world();
+      const ok = stackOf(s, "n1")?.config_hash === h2 && stackOf(s, "n2")?.config_hash === h1 && stackOf(s, "n2")?.health === "healthy" && stackOf(s, "n3")?.config_hash === h1;
+      return ok ? s : undefined;
+    }, 10_000, 100);
+    expect(stackOf(settled, "n2")?.state).toBe("running");
+  });
+});
