@@ -70,7 +70,7 @@ describe("steward validate against the repo", () => {
       `${f}:8:nodes.web1.services.proxy.files.1: 'stacks/proxy/.env' is not a compose file: it has no top-level 'services:' map (it is not a YAML mapping); an env file belongs in env_file or a secret store`,
       `${f}:9:nodes.web1.services.proxy.env.ADMIN_PASSWORD: 'ADMIN_PASSWORD' looks like a secret and has an inline value; reference it instead: ADMIN_PASSWORD: { secret: <name> } (the value is not shown)`,
       `${f}:15:nodes.web1.services.dashboard.env_file: env file 'stacks/dashboard/.env' does not exist in the repo`,
-      `${f}:12:nodes.web1.services.dashboard: cycle in start order and health gates on node 'web1': dashboard -[depends_on]-> proxy -[health gate]-> dashboard (none of them can ever become ready)`,
+      `${f}:16:nodes.web1.services.dashboard.depends_on.0: cycle in start order and health gates on node 'web1': dashboard -[depends_on]-> proxy -[health gate]-> dashboard (none of them can ever become ready)`,
     ]);
     expect(c.err.join("\n")).not.toContain("hunter2");
   });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseFleetSpec, type FleetSpec } from "@steward/shared";
 import { startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
+import { alerterEnv, ALERTS_OFF_MESSAGE } from "./alerter-env.js";
 
 export async function freePort(preferred?: number): Promise<number> {
   const tryPort = (p: number) =>
@@ -244,6 +245,13 @@ export async function startStack(o: StackOptions): Promise<RunningStack> {
     } else {
       o.log("planner not built (services/planner/dist/main.js): running without task inbox and diagnosis");
     }
+
+    const alertSettings = alerterEnv(process.env);
+    if (alertSettings) {
+      const al = await launch("alerter", "alerter", { CONSOLE_URL: `${apiUrl}/console`, ...alertSettings, DATABASE_URL: databaseUrl, API_TOKEN: token, EXECUTOR_URL: apiUrl, ...(plannerUrl ? { PLANNER_URL: plannerUrl, PLANNER_TOKEN: token } : {}) });
+      await waitHttp(`http://127.0.0.1:${al.mport}/healthz`, al.child, "alerter", logOf("alerter"));
+      o.log(`alerter running (sinks from NTFY_*/TELEGRAM_*/WEBHOOK_* settings)`);
+    } else o.log(ALERTS_OFF_MESSAGE);
 
     const nodes = Object.keys(spec.nodes);
     for (const node of nodes) {

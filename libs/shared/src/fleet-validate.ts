@@ -100,23 +100,26 @@ type EdgeKind = keyof typeof EDGE_LABEL;
 export interface LabeledEdge {
   to: string;
   kind: EdgeKind;
+  /** Where the edge is declared, so a problem can point at it. */
+  path?: string;
 }
 
 /**
  * `findCycle` over labeled edges: the first cycle as the edges that close it, e.g.
  * proxy -[health gate]-> dashboard -[depends_on]-> proxy.
  */
-export function findLabeledCycle(edges: Record<string, LabeledEdge[]>): { from: string; to: string; kind: EdgeKind }[] | undefined {
+export function findLabeledCycle(edges: Record<string, LabeledEdge[]>): { from: string; to: string; kind: EdgeKind; path?: string }[] | undefined {
   const plain = Object.fromEntries(Object.entries(edges).map(([n, es]) => [n, [...new Set(es.map((e) => e.to))]]));
   const cycle = findCycle(plain);
   if (!cycle) return undefined;
-  const out: { from: string; to: string; kind: EdgeKind }[] = [];
+  const out: { from: string; to: string; kind: EdgeKind; path?: string }[] = [];
   for (let i = 0; i + 1 < cycle.length; i++) {
     const from = cycle[i] as string;
     const to = cycle[i + 1] as string;
     // A start-order edge is the stronger statement; show it when both connect the same pair.
-    const kinds = (edges[from] ?? []).filter((e) => e.to === to).map((e) => e.kind);
-    out.push({ from, to, kind: kinds.includes("depends_on") ? "depends_on" : "via" });
+    const between = (edges[from] ?? []).filter((e) => e.to === to);
+    const edge = between.find((e) => e.kind === "depends_on") ?? between[0];
+    out.push({ from, to, kind: edge?.kind ?? "depends_on", ...(edge?.path !== undefined ? { path: edge.path } : {}) });
   }
   return out;
 }
@@ -142,13 +145,13 @@ export function checkRepoRules(spec: FleetSpec, files: RepoFiles): RuleProblem[]
     const edges: Record<string, LabeledEdge[]> = {};
     for (const [svcName, svc] of Object.entries(node.services)) {
       const at = `nodes.${nodeName}.services.${svcName}`;
-      edges[svcName] = svc.depends_on.filter((d) => d !== svcName && d in node.services).map((to) => ({ to, kind: "depends_on" as const }));
+      edges[svcName] = svc.depends_on.flatMap((to, i) => (to !== svcName && to in node.services ? [{ to, kind: "depends_on" as const, path: `${at}.depends_on.${i}` }] : []));
       svc.health.forEach((check, i) => {
         check.via.forEach((v, j) => {
           const path = `${at}.health.${i}.via.${j}`;
           if (v === svcName) problems.push({ severity: "error", rule: "placement", path, message: "a health check cannot go through its own service" });
           else if (!(v in node.services)) problems.push({ severity: "error", rule: "placement", path, message: `health check goes through '${v}', which is not declared on node '${nodeName}'` });
-          else edges[svcName]?.push({ to: v, kind: "via" });
+          else edges[svcName]?.push({ to: v, kind: "via", path });
         });
       });
 
@@ -189,7 +192,7 @@ export function checkRepoRules(spec: FleetSpec, files: RepoFiles): RuleProblem[]
       problems.push({
         severity: "error",
         rule: "cycle",
-        path: `nodes.${nodeName}.services.${cycle[0].from}`,
+        path: cycle[0].path ?? `nodes.${nodeName}.services.${cycle[0].from}`,
         message: `cycle in start order and health gates on node '${nodeName}': ${formatCycle(cycle)} (none of them can ever become ready)`,
       });
     }
@@ -244,6 +247,9 @@ export function validateFleetSpec(text: string, file: string, files: RepoFiles):
       }),
     };
   }
-  const problems = checkRepoRules(parsed.data, files).map((p) => ({ file, line: lineOf(p.path), ...p }));
+  const problems = checkRepoRules(parsed.data, files)
+    .map((p) => ({ file, line: lineOf(p.path), ...p }))
+    // In file order, as an editor shows them; stable for problems on the same line.
+    .sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
   return { ok: !problems.some((p) => p.severity === "error"), spec: parsed.data, problems };
 }

@@ -61,8 +61,8 @@ const cases: Case[] = [
   { name: "a URL with a password inline", text: spec({ a: proc({ env: { DATABASE_URL: "postgres://app:hunter2@db/app" } }) }), want: [{ rule: "secret_inline", path: "nodes.web1.services.a.env.DATABASE_URL", message: /URL with an inline password/ }] },
   { name: "non-secret settings next to secret words are fine", text: spec({ a: proc({ env: { TOKEN_TTL: "3600", DB_PASSWORD_FILE: "/run/secrets/db", DATABASE_URL: "postgres://db/app", LOG_LEVEL: "info" } }) }), want: [] },
   // one graph of start-order and health-gate edges
-  { name: "a proxy whose health gate waits for a dashboard ordered after it", text: spec({ proxy: proc({ health: [check(["dashboard"])] }), dashboard: proc({ depends_on: ["proxy"] }) }), want: [{ rule: "cycle", path: "nodes.web1.services.dashboard", message: /dashboard -\[depends_on\]-> proxy -\[health gate\]-> dashboard/ }] },
-  { name: "a depends_on-only cycle is reported once", text: spec({ a: proc({ depends_on: ["b"] }), b: proc({ depends_on: ["a"] }) }), want: [{ rule: "cycle", path: "nodes.web1.services.a", message: /a -\[depends_on\]-> b -\[depends_on\]-> a/ }] },
+  { name: "a proxy whose health gate waits for a dashboard ordered after it", text: spec({ proxy: proc({ health: [check(["dashboard"])] }), dashboard: proc({ depends_on: ["proxy"] }) }), want: [{ rule: "cycle", path: "nodes.web1.services.dashboard.depends_on.0", message: /dashboard -\[depends_on\]-> proxy -\[health gate\]-> dashboard/ }] },
+  { name: "a depends_on-only cycle is reported once", text: spec({ a: proc({ depends_on: ["b"] }), b: proc({ depends_on: ["a"] }) }), want: [{ rule: "cycle", path: "nodes.web1.services.a.depends_on.0", message: /a -\[depends_on\]-> b -\[depends_on\]-> a/ }] },
   { name: "a health gate in the same direction as depends_on is no cycle", text: spec({ proxy: proc({ depends_on: ["dashboard"], health: [check(["dashboard"])] }), dashboard: proc() }), want: [] },
   { name: "a health check via its own service", text: spec({ a: proc({ health: [check(["a"])] }) }), want: [{ rule: "placement", path: "nodes.web1.services.a.health.0.via.0", message: /its own service/ }] },
 ];

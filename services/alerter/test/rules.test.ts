@@ -200,10 +200,10 @@ describe("config", () => {
   it.each<[string, Record<string, string>, string[]]>([
     ["no sink at all", {}, ["NTFY_URL"]],
     ["ntfy ok", { NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "steward-ops-1" }, []],
-    ["ntfy URL empty", { NTFY_URL: "", NTFY_TOPIC: "t" }, ["NTFY_URL"]],
-    ["ntfy URL placeholder", { NTFY_URL: "https://ntfy.example.com", NTFY_TOPIC: "t" }, ["NTFY_URL"]],
+    ["ntfy URL empty", { NTFY_URL: "", NTFY_TOPIC: "steward-ops" }, ["NTFY_URL"]],
+    ["ntfy URL placeholder", { NTFY_URL: "https://ntfy.example.com", NTFY_TOPIC: "steward-ops" }, ["NTFY_URL"]],
     ["ntfy topic placeholder", { NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "changeme" }, ["NTFY_TOPIC"]],
-    ["ntfy token empty", { NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "t", NTFY_TOKEN: "" }, ["NTFY_TOKEN"]],
+    ["ntfy token empty", { NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "steward-ops", NTFY_TOKEN: "" }, ["NTFY_TOKEN"]],
     ["telegram token empty", { TELEGRAM_BOT_TOKEN: "", TELEGRAM_CHAT_ID: "42", TELEGRAM_ALLOWED_USERS: "1" }, ["TELEGRAM_BOT_TOKEN"]],
     ["telegram token placeholder", { TELEGRAM_BOT_TOKEN: "changeme", TELEGRAM_CHAT_ID: "42", TELEGRAM_ALLOWED_USERS: "1" }, ["TELEGRAM_BOT_TOKEN"]],
     ["telegram without allow-list", { TELEGRAM_BOT_TOKEN: "123456:AAbbccddeeffgghhiijjkkll", TELEGRAM_CHAT_ID: "42" }, ["TELEGRAM_ALLOWED_USERS"]],
@@ -218,7 +218,7 @@ describe("config", () => {
 
   it("names the setting, never the value", () => {
     try {
-      loadConfig({ ...base, API_TOKEN: "changeme", NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "t" });
+      loadConfig({ ...base, API_TOKEN: "changeme", NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "steward-ops" });
       throw new Error("should have refused");
     } catch (err) {
       expect((err as Error).message).toContain("API_TOKEN");

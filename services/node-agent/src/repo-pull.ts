@@ -1,6 +1,6 @@
 import { cp, mkdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { GitError, git, probeRepo, remoteRef, type ProbeOptions, type RepoReport, type RepoTarget } from "./repo-probe.js";
+import { GitError, fetchRemote, git, probeRepo, remoteRef, type ProbeOptions, type RepoReport, type RepoTarget } from "./repo-probe.js";
 
 export type PullRefusal = "not_a_checkout" | "checkout_unusable" | "wrong_branch" | "no_remote_branch" | "non_fast_forward" | "dirty_collision" | "ignored_collision" | "quarantine_failed" | "merge_failed";
 
@@ -31,6 +31,8 @@ export interface PullResult {
   quarantineDir: string | null;
   /** The checkout after the pull, for the next `repo` event. */
   after: RepoReport;
+  /** Set when the fetch failed and the pull went to the remote branch as last fetched. */
+  fetchFailed: string | null;
 }
 
 /**
@@ -76,7 +78,17 @@ const names = (ps: readonly string[]): string => (ps.length > 10 ? `${ps.slice(0
  * (never deleted); then `git merge --ff-only --no-overwrite-ignore`.
  */
 export async function pullRepo(t: RepoTarget, opts: ProbeOptions & { now: Date }): Promise<PullResult> {
-  const before = await probeRepo(t, { ...opts, fetch: true });
+  // A failed fetch is not fatal: fast-forwarding to the remote branch as last fetched (what the drift that
+  // proposed this pull saw) is still only a fast-forward to a commit the remote had.
+  let fetchFailed: string | null = null;
+  if (opts.fetch) {
+    try {
+      await fetchRemote(t, opts.fetchTimeoutMs);
+    } catch (err) {
+      fetchFailed = err instanceof GitError ? (err.timedOut ? `timed out after ${opts.fetchTimeoutMs} ms` : err.stderr || err.message) : (err as Error).message;
+    }
+  }
+  const before = await probeRepo(t, { ...opts, fetch: false });
   if (before.error !== null) {
     const reason: PullRefusal = before.error.startsWith("not a git checkout") ? "not_a_checkout" : "checkout_unusable";
     throw new PullRefusedError(reason, `cannot pull ${t.path}: ${before.error}`);
@@ -91,7 +103,7 @@ export async function pullRepo(t: RepoTarget, opts: ProbeOptions & { now: Date }
       `refused: not a fast-forward: ${t.path} has ${before.ahead} local commit(s) not on ${t.remote}/${t.branch}${before.behind > 0 ? ` and is ${before.behind} behind (diverged)` : ""}; nothing was changed, reconcile by hand`,
     );
   }
-  if (before.behind === 0) return { from: before.head, to: before.head, commits: 0, quarantined: [], quarantineDir: null, after: before };
+  if (before.behind === 0) return { from: before.head, to: before.head, commits: 0, quarantined: [], quarantineDir: null, after: before, fetchFailed };
   if (before.colliding_dirty.length > 0) {
     throw new PullRefusedError("dirty_collision", `refused: local changes to tracked files that the incoming commits also change: ${names(before.colliding_dirty)}; nothing was changed, commit or discard them by hand`);
   }
@@ -124,7 +136,7 @@ export async function pullRepo(t: RepoTarget, opts: ProbeOptions & { now: Date }
     throw new PullRefusedError("merge_failed", `fast-forward failed: ${why}; ${restored}`);
   }
   const after = await probeRepo(t, { ...opts, fetch: false });
-  return { from: before.head, to: after.head ?? before.remote_head, commits: before.behind, quarantined, quarantineDir, after };
+  return { from: before.head, to: after.head ?? before.remote_head, commits: before.behind, quarantined, quarantineDir, after, fetchFailed };
 }
 
 /** Puts quarantined files back where nothing has taken their place; says what it did. */
@@ -148,7 +160,8 @@ async function restore(root: string, moved: readonly Quarantined[]): Promise<str
 
 /** One line for the command reply and the audit log. */
 export function describePull(t: RepoTarget, r: PullResult): string {
-  if (r.commits === 0) return `${t.path} is already at ${t.remote}/${t.branch} (${r.to.slice(0, 12)}); nothing to pull`;
+  const fetched = r.fetchFailed !== null ? ` (fetch failed: ${r.fetchFailed}; used ${t.remote}/${t.branch} as last fetched)` : "";
+  if (r.commits === 0) return `${t.path} is already at ${t.remote}/${t.branch} (${r.to.slice(0, 12)})${fetched}; nothing to pull`;
   const q = r.quarantined.length > 0 ? `; quarantined ${r.quarantined.length} untracked file(s) that blocked the pull to ${r.quarantineDir}: ${names(r.quarantined.map((x) => x.path))}` : "";
-  return `fast-forwarded ${t.path} ${r.from.slice(0, 12)} → ${r.to.slice(0, 12)} (${r.commits} commit(s)); head ${r.to}${q}; git-ignored files untouched`;
+  return `fast-forwarded ${t.path} ${r.from.slice(0, 12)} → ${r.to.slice(0, 12)} (${r.commits} commit(s))${fetched}; head ${r.to}${q}; git-ignored files untouched`;
 }

@@ -65,7 +65,8 @@ export function createRepoWatcher(deps: RepoWatcherDeps): RepoWatcher {
         const t = await target();
         if (!t) return { ok: false, id: cmd.id, code: "failed", message: `node '${node}' has no deploy checkout in the fleet spec (repo.path or nodes.${node}.repo_path)` };
         try {
-          const r = await pullRepo(t, { ...opts(), fetch: true, now: deps.clock() });
+          // A short fetch deadline: the executor waits COMMAND_TIMEOUT_MS (10 s by default) for this reply.
+          const r = await pullRepo(t, { ...opts(), fetchTimeoutMs: Math.min(deps.fetchTimeoutMs, 5000), fetch: true, now: deps.clock() });
           const detail = describePull(t, r);
           logger.info({ command_id: cmd.id, action_id: cmd.action_id, path: t.path, from: r.from, to: r.to, quarantined: r.quarantined.map((q) => q.path), quarantine_dir: r.quarantineDir }, "pulled the deploy checkout");
           publish(r.after);

@@ -7,7 +7,8 @@ import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createGitFixture, gitSync, type GitFixture } from "@steward/testkit";
-import { PullRefusedError, collidingPaths, describePull, probeRepo, pullRepo, redactUrls, type RepoTarget } from "../src/index.js";
+import { REPO_SERVICE, silentLogger, type NodeCommandBody, type NodeEvent } from "@steward/shared";
+import { PullRefusedError, collidingPaths, createRepoWatcher, describePull, probeRepo, pullRepo, redactUrls, type RepoTarget } from "../src/index.js";
 
 const INITIAL = {
   ".gitignore": ".env\n*.local\n",
@@ -164,5 +165,48 @@ describe("pure helpers", () => {
 
   it("redacts credentials in URLs", () => {
     expect(redactUrls("fatal: unable to access 'https://bot:ghp_secret@github.com/o/r.git/'")).toBe("fatal: unable to access 'https://***@github.com/o/r.git/'");
+  });
+});
+
+describe("repo watcher (the agent's hook)", () => {
+  const cmd = (service: string): NodeCommandBody => ({ id: "cmd-00000001", node: "web1", op: "pull", service, action_id: "a1", issued_at: new Date().toISOString(), expires_at: new Date(Date.now() + 60_000).toISOString() });
+
+  it("pulls on a command for the checkout, publishes the checkout after, and refuses other targets", async () => {
+    const { fx, incomingHead } = await incident();
+    const fleet = join(fx.root, "fleet.yaml");
+    await writeFile(fleet, JSON.stringify({ version: 1, repo: { path: "node/app" }, nodes: { web1: {} } }));
+    const events: NodeEvent[] = [];
+    const w = createRepoWatcher({ node: "web1", fleetSpec: fleet, publish: (e) => events.push(e), logger: silentLogger(), clock: () => new Date(), fetchTimeoutMs: 10_000, gitTimeoutMs: 10_000 });
+
+    await w.probe();
+    expect(events.at(-1)).toMatchObject({ type: "repo", node: "web1", path: fx.checkout, behind: 1, colliding_untracked: ["stacks/app/config.yml", "stacks/app/nginx.conf"] });
+    expect(await w.pull(cmd("api"))).toMatchObject({ ok: false, code: "unknown_service" });
+    const reply = await w.pull(cmd(REPO_SERVICE));
+    expect(reply).toMatchObject({ ok: true, service: REPO_SERVICE, pid: null });
+    expect(reply.ok && reply.detail).toMatch(/quarantined 2 untracked file\(s\)/);
+    expect(events.at(-1)).toMatchObject({ type: "repo", head: incomingHead, remote_head: incomingHead, behind: 0 });
+  });
+
+  it("a node without a checkout in the spec publishes nothing and refuses a pull", async () => {
+    fx = await createGitFixture(INITIAL);
+    const fleet = join(fx.root, "fleet.yaml");
+    await writeFile(fleet, JSON.stringify({ version: 1, nodes: { web1: {} } }));
+    const events: NodeEvent[] = [];
+    const w = createRepoWatcher({ node: "web1", fleetSpec: fleet, publish: (e) => events.push(e), logger: silentLogger(), clock: () => new Date(), fetchTimeoutMs: 10_000, gitTimeoutMs: 10_000 });
+    await w.probe();
+    expect(events).toEqual([]);
+    expect(await w.pull(cmd(REPO_SERVICE))).toMatchObject({ ok: false, code: "failed", message: expect.stringMatching(/no deploy checkout/) as unknown });
+  });
+});
+
+describe("pull when the fetch fails", () => {
+  it("fast-forwards to the remote branch as last fetched, and says the fetch failed", async () => {
+    const { fx, t, incomingHead } = await incident();
+    await probeRepo(t, opts); // the probe that saw the drift fetched the incoming commit
+    gitSync(fx.checkout, "remote", "set-url", "origin", join(fx.root, "gone.git"));
+    const r = await pullRepo(t, { ...opts, now: new Date() });
+    expect(fx.head(fx.checkout)).toBe(incomingHead);
+    expect(r.fetchFailed).toBeTruthy();
+    expect(describePull(t, r)).toMatch(/\(fetch failed: .*; used origin\/main as last fetched\)/);
   });
 });

@@ -42,7 +42,7 @@ const Env = z.object({
   CLAUDE_ENABLED: boolFlag(true),
   ANTHROPIC_BASE_URL: z.string().url().optional(),
   ANTHROPIC_API_KEY: z.string().optional(),
-  CLAUDE_MODEL: z.string().min(1).default("claude-sonnet-4-5"),
+  CLAUDE_MODEL: z.string().min(1).default("claude-sonnet-4-6"),
   CLAUDE_MAX_TOKENS: z.coerce.number().int().min(64).max(64_000).default(2048),
   CLAUDE_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   CLAUDE_TIMEOUT_MS: durationMs(120_000),

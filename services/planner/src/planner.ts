@@ -20,7 +20,8 @@ const CHECKPOINT_SETUP_LOCK = 4242004;
 export interface PlannerDeps {
   config: PlannerConfig;
   sql: Sql;
-  nc: NatsConnection;
+  /** Needed unless `sources` is given. */
+  nc?: NatsConnection;
   logger: Logger;
   registry: Registry;
   clock?: () => Date;
@@ -56,7 +57,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
         (config.claude.enabled && config.claude.apiKey
           ? createClaudeBackend({ apiKey: config.claude.apiKey, baseUrl: config.claude.baseUrl, model: config.claude.model, maxRetries: config.claude.maxRetries, timeoutMs: config.claude.timeoutMs })
           : undefined));
-  const sources = deps.sources ?? createNatsSources(deps.nc, { fleetSpecPath: config.fleetSpecPath, logTailBytes: config.logTailBytes, logTailTimeoutMs: config.logTailTimeoutMs });
+  const sources = deps.sources ?? createNatsSources(requireNc(deps.nc), { fleetSpecPath: config.fleetSpecPath, logTailBytes: config.logTailBytes, logTailTimeoutMs: config.logTailTimeoutMs });
   const ownSaver = deps.checkpointer ? undefined : PostgresSaver.fromConnString(config.databaseUrl);
   const checkpointer = deps.checkpointer ?? (ownSaver as BaseCheckpointSaver);
   const caller = createModelCaller({ config, local, claude, ledger, store, metrics, logger, clock });
@@ -145,4 +146,9 @@ export function createPlanner(deps: PlannerDeps): Planner {
       logger.info("planner stopped");
     },
   };
+}
+
+function requireNc(nc: NatsConnection | undefined): NatsConnection {
+  if (!nc) throw new Error("createPlanner needs a NATS connection (or injected evidence sources)");
+  return nc;
 }

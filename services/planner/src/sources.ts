@@ -57,7 +57,7 @@ export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions):
       const info = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: subject });
       const total = Object.values(info.state.subjects ?? {}).reduce((a, n) => a + n, 0);
       if (total === 0) return [];
-      const c = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: [subject], deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() });
+      const c = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: subject, deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() });
       const out: NodeEvent[] = [];
       // An ordered consumer is ephemeral: the server drops it once idle. Stop as soon as nothing is pending.
       const iter = await c.fetch({ max_messages: Math.min(total, 5000), expires: 1000 });

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { durationMs, parseEnv, port } from "@steward/shared";
+import { durationMs, parseEnv, port, secretString } from "@steward/shared";
 
 const Schema = z.object({
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
@@ -16,6 +16,16 @@ const Schema = z.object({
   METRICS_PORT: port(9466),
   METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().min(1).optional(),
+  /** Optional: where to escalate drift a restart does not explain (the planner's base URL) and its bearer token. */
+  PLANNER_URL: z.string().url().optional(),
+  PLANNER_TOKEN: z.string().optional(),
+  ESCALATE_WINDOW_MS: durationMs(600_000),
+  ESCALATE_CRASH_LOOP_COUNT: z.coerce.number().int().min(2).max(100).default(3),
+  ESCALATE_HEALTH_FAIL_COUNT: z.coerce.number().int().min(2).max(100).default(3),
+}).superRefine((e, ctx) => {
+  if (!e.PLANNER_URL) return;
+  const t = secretString(16).safeParse(e.PLANNER_TOKEN);
+  if (!t.success) ctx.addIssue({ code: "custom", path: ["PLANNER_TOKEN"], message: `${t.error.issues[0]?.message ?? "is invalid"} (needed because PLANNER_URL is set)` });
 });
 
 export interface SupervisorConfig {
@@ -31,6 +41,8 @@ export interface SupervisorConfig {
   metricsPort: number;
   metricsHost: string;
   otlpEndpoint: string | undefined;
+  /** Escalation to the planner; undefined without PLANNER_URL. */
+  escalation: { plannerUrl: string; token: string; windowMs: number; crashLoopCount: number; healthFailCount: number } | undefined;
 }
 
 /** Parses the supervisor's settings from an env record; errors name the setting, never its value. */
@@ -49,5 +61,6 @@ export function loadSupervisorConfig(env: Record<string, string | undefined>): S
     metricsPort: e.METRICS_PORT,
     metricsHost: e.METRICS_HOST,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    escalation: e.PLANNER_URL && e.PLANNER_TOKEN ? { plannerUrl: e.PLANNER_URL, token: e.PLANNER_TOKEN, windowMs: e.ESCALATE_WINDOW_MS, crashLoopCount: e.ESCALATE_CRASH_LOOP_COUNT, healthFailCount: e.ESCALATE_HEALTH_FAIL_COUNT } : undefined,
   };
 }

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { SpanKind } from "@opentelemetry/api";
 import { Counter, contextFromTraceparent, traceparentOf, withSpan, type Drift, type Logger, type Registry, type Snapshot, type Sql, type TaskEnvelope } from "@steward/shared";
 
 /**
@@ -162,7 +161,7 @@ export function createEscalator(o: EscalatorOptions): Escalator {
     : undefined;
 
   async function send(e: Escalation): Promise<boolean> {
-    return withSpan("supervisor.escalate", { parent: contextFromTraceparent(e.drift.traceparent), kind: SpanKind.PRODUCER, attributes: { "steward.node": e.node, "steward.service": e.service, "steward.escalation": e.signal } }, async (span) => {
+    return withSpan("supervisor.escalate", { parent: contextFromTraceparent(e.drift.traceparent), attributes: { "steward.node": e.node, "steward.service": e.service, "steward.escalation": e.signal } }, async (span) => {
       const traceparent = traceparentOf();
       const envelope: TaskEnvelope = {
         task_id: taskIdFor(e.key),

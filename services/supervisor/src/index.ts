@@ -8,3 +8,4 @@ export { createSupervisorMetrics, type SupervisorMetrics } from "./metrics.js";
 export { computeSecretDrift, judgeStores, agreementGroups, describeSecret, FLEET_WIDE, type StoreVerdict, type UnknownReason, type SecretDriftOptions } from "./secret-drift.js";
 export { computeRepoDrift, classifyRepo } from "./repo-drift.js";
 export { applyComposeDrift, type ComposeDriftOptions } from "./compose-drift.js";
+export { createEscalator, detectEscalations, DriftHistory, taskIdFor, type Escalation, type EscalationSignal, type EscalationSettings, type Escalator, type EscalatorOptions, type SucceededRestart } from "./escalate.js";

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { connectDb, connectNats, createLogger, createRegistry, initTracing, redactUrl, serveMetrics } from "@steward/shared";
 import { loadSupervisorConfig } from "./config.js";
+import { createEscalator } from "./escalate.js";
 import { createSupervisor } from "./supervisor.js";
 
 const logger = createLogger("supervisor");
@@ -11,7 +12,8 @@ async function main(): Promise<void> {
   const registry = createRegistry("supervisor");
   const nc = await connectNats(config.natsUrl, config.supervisorId);
   const sql = connectDb(config.databaseUrl);
-  const supervisor = createSupervisor({ config, nc, sql, logger, registry });
+  const escalator = config.escalation ? createEscalator({ ...config.escalation, logger, registry }) : undefined;
+  const supervisor = createSupervisor({ config, nc, sql, logger, registry, escalator });
   await supervisor.start();
   const metrics = await serveMetrics(registry, config.metricsPort, config.metricsHost);
   logger.info({ nats: redactUrl(config.natsUrl), metrics: `http://${config.metricsHost}:${metrics.port}/metrics` }, "supervisor running");

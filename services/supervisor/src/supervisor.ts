@@ -17,6 +17,7 @@ import {
   type Sql,
 } from "@steward/shared";
 import type { SupervisorConfig } from "./config.js";
+import type { Escalator } from "./escalate.js";
 import { computeDrift, countByKind } from "./diff.js";
 import { LeaderLock } from "./leader.js";
 import { loadSnapshotFromFile, loadSnapshotFromKv, loadSpecSafe, type Loaded, type SkipReason } from "./load.js";
@@ -37,6 +38,8 @@ export interface SupervisorDeps {
   logger: Logger;
   registry: Registry;
   clock?: () => Date;
+  /** Sends drift a restart does not explain to the planner (optional: PLANNER_URL + PLANNER_TOKEN). */
+  escalator?: Escalator;
 }
 
 export interface Supervisor {
@@ -139,6 +142,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     for (const kind of DriftKind.options) m.drift.set({ kind }, counts[kind]);
     try {
       const proposed = await proposeActions(sql, drifts, { supervisorId: config.supervisorId, now, ttlMs: config.actionTtlMs });
+      if (deps.escalator) await deps.escalator.observe({ sql, drifts, snapshot, now });
       const expired = await expireCleared(sql, drifts, { supervisorId: config.supervisorId, now });
       for (const a of proposed) {
         m.proposed.inc({ kind: a.kind });

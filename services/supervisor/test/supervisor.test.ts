@@ -56,7 +56,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await sql`TRUNCATE action_audit, actions`;
+  await sql`TRUNCATE action_audit, actions CASCADE`;
   await kv.purge(WORLD_KEY);
   await kv.purge(DRIFT_KEY);
 });

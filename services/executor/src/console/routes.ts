@@ -189,6 +189,7 @@ export function createConsole(deps: ConsoleDeps) {
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no", "x-content-type-options": "nosniff" });
     res.write("retry: 2000\n\n");
     const alive = (): boolean => {
+      if (res.writableEnded || res.destroyed) return false;
       if (sessions.get(session.id)) return true;
       res.write("event: logout\ndata: {}\n\n");
       res.end();
@@ -284,7 +285,13 @@ export function createConsole(deps: ConsoleDeps) {
       redirect(res, "/console/login");
       return { route: "/console", status: 303 };
     }
-    if (path === "/console/events") return events(req, res, session);
+    if (path === "/console/events") {
+      if (method !== "GET") {
+        sendHtml(res, 405, errorPage("Not allowed", "The event stream is GET only.", true), { allow: "GET" });
+        return { route: path, status: 405 };
+      }
+      return events(req, res, session);
+    }
     return page(req, res, session, path);
   }
 

@@ -1,0 +1,305 @@
+/**
+ * The alerter against real NATS + Postgres + the real executor, and local servers that speak ntfy's publish API and
+ * the Telegram Bot API. World documents are written to KV by the test (the full loop is alerter-e2e.test.ts).
+ */
+import { createServer, type Server } from "node:http";
+import { randomUUID } from "node:crypto";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectDb, connectNats, createRegistry, DRIFT_KEY, migrate, openWorldBucket, silentLogger, WORLD_KEY, type DriftReport, type KV, type NatsConnection, type Snapshot, type Sql } from "@steward/shared";
+import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
+import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createAlerter, type Alerter } from "../src/alerter.js";
+import { loadConfig } from "../src/config.js";
+
+const API_TOKEN = "alerter-test-api-token-0123456789";
+const FLEET_KEY = "alerter-test-fleet-key-0123456789";
+const OPERATOR = { id: 7001, is_bot: false, first_name: "Op", username: "op" };
+const STRANGER = { id: 6666, is_bot: false, first_name: "Mallory" };
+const ALERT_CHAT = { id: -1001, type: "group" as const, title: "ops" };
+const OTHER_CHAT = { id: -2002, type: "group" as const, title: "elsewhere" };
+
+let nats: NatsServerHandle;
+let db: TestDatabase;
+let nc: NatsConnection;
+let sql: Sql;
+let kv: KV;
+let executor: Executor;
+let executorUrl = "";
+let ntfy: FakeNtfy;
+let tg: FakeTelegram;
+let hooks: { server: Server; url: string; received: unknown[] };
+let planner: { server: Server; url: string; inbox: unknown[]; spend: number };
+let alerter: Alerter;
+let alerterUrl = "";
+let alive = true;
+let heart: NodeJS.Timeout | undefined;
+
+const iso = () => new Date().toISOString();
+function snapshot(): Snapshot {
+  const now = iso();
+  return { written_at: now, observer_id: "test", world: { version: 1, last_seq: 1, events_applied: 1, event_time: now, nodes: { n1: { name: "n1", status: "up", last_heartbeat: now, heartbeat_interval_ms: 1000, agent_started_at: now, dropped_events: 0, host: null, services: {} } } } };
+}
+let drifts: DriftReport["drifts"] = [];
+const report = (): DriftReport => ({ computed_at: iso(), snapshot_written_at: null, world_seq: 1, supervisor_id: "test", skipped: null, drifts });
+
+async function beat(): Promise<void> {
+  await kv.put(WORLD_KEY, JSON.stringify(snapshot()));
+  await kv.put(DRIFT_KEY, JSON.stringify(report()));
+}
+
+async function listen(handler: (path: string, body: string) => { status: number; body: unknown }): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const r = handler(`${req.method} ${(req.url ?? "/").split("?")[0]}`, Buffer.concat(chunks).toString("utf8"));
+      res.writeHead(r.status, { "content-type": "application/json" }).end(JSON.stringify(r.body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const a = server.address();
+  return { server, url: `http://127.0.0.1:${typeof a === "object" && a ? a.port : 0}` };
+}
+
+const metric = async (name: string, labels: string): Promise<number> => {
+  const text = await (await fetch(`${alerterUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && labels.split(",").every((p) => l.includes(p)));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+};
+
+async function insertPending(service: string): Promise<string> {
+  const id = randomUUID();
+  await sql`INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at)
+            VALUES (${id}, 'n1', ${service}, 'restart', 'pending', ${`${service} is down`}, 'test', now() + interval '1 hour')`;
+  await sql`SELECT pg_notify('steward_actions', ${id})`;
+  return id;
+}
+const stateOf = async (id: string) => (await sql<{ state: string }[]>`SELECT state FROM actions WHERE id = ${id}`)[0]?.state;
+
+beforeAll(async () => {
+  [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_alerter")]);
+  nc = await connectNats(nats.url, "alerter-test");
+  sql = connectDb(db.url, { max: 4 });
+  await migrate(sql);
+  kv = await openWorldBucket(nc);
+  await beat();
+  heart = setInterval(() => {
+    if (alive) void beat().catch(() => undefined);
+  }, 200);
+  executor = createExecutor({ config: loadExecutorConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN, FLEET_KEY, HTTP_PORT: "0", EXECUTOR_WORKER: "false" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
+  executorUrl = (await executor.start()).url;
+  ntfy = await startFakeNtfy({ token: "tk_ntfy_access_token_1" });
+  tg = await startFakeTelegram();
+  const received: unknown[] = [];
+  hooks = { ...(await listen((_p, body) => (received.push(JSON.parse(body)), { status: 200, body: {} }))), received };
+  const inbox: unknown[] = [];
+  const tasks = new Map<string, { id: string; content: string }>();
+  planner = {
+    inbox,
+    spend: 1,
+    ...(await listen((path, body) => {
+      const now = iso();
+      const task = (t: { id: string; content: string }, done: boolean) => ({ id: t.id, state: done ? "succeeded" : "queued", source: "telegram", user: "u", content: t.content, conversation_id: "c", agent: null, answer: done ? `answer to: ${t.content}` : null, model_groups: done ? ["rules"] : [], cost_usd: 0, attempts: 0, error: null, restricted: false, created_at: now, updated_at: now, expires_at: null });
+      if (path === "POST /inbox") {
+        const env = JSON.parse(body) as { task_id: string; content: string };
+        inbox.push(env);
+        tasks.set(env.task_id, { id: env.task_id, content: env.content });
+        return { status: 201, body: { task: task({ id: env.task_id, content: env.content }, false), created: true } };
+      }
+      if (path.startsWith("GET /tasks/")) {
+        const t = tasks.get(path.slice("GET /tasks/".length));
+        return t ? { status: 200, body: { task: task(t, true), steps: [], calls: [], proposals: [] } } : { status: 404, body: { error: { code: "not_found" } } };
+      }
+      if (path === "GET /cost") {
+        return { status: 200, body: { generated_at: now, caps: { per_task_usd: 5, per_agent_day_usd: 10, global_day_usd: 10 }, today: { global: { usd: planner.spend, calls: 1 }, by_agent: {} }, headroom: { global_day_usd: 10 - planner.spend, per_agent_day_usd: {} }, by_day: [], by_agent: [], by_model_group: [], by_source: [] } };
+      }
+      return { status: 404, body: {} };
+    })),
+  };
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    API_TOKEN,
+    EXECUTOR_URL: executorUrl,
+    PLANNER_URL: planner.url,
+    CONSOLE_URL: `${executorUrl}/console`,
+    METRICS_PORT: "0",
+    NTFY_URL: ntfy.url,
+    NTFY_TOPIC: "steward-test",
+    NTFY_TOKEN: "tk_ntfy_access_token_1",
+    TELEGRAM_API_URL: tg.apiUrl,
+    TELEGRAM_BOT_TOKEN: tg.token,
+    TELEGRAM_CHAT_ID: String(ALERT_CHAT.id),
+    TELEGRAM_ALLOWED_USERS: String(OPERATOR.id),
+    TELEGRAM_ALLOWED_CHATS: String(ALERT_CHAT.id),
+    TELEGRAM_POLL_TIMEOUT_S: "1",
+    WEBHOOK_URL: `${hooks.url}/hook`,
+    ALERT_EVAL_MS: "200",
+    ALERT_DEADMAN_S: "2",
+    COST_POLL_MS: "200",
+    RETRY_BASE_MS: "100",
+    RETRY_MAX_MS: "2000",
+  });
+  alerter = createAlerter({ config, nc, sql, logger: silentLogger(), registry: createRegistry("alerter", false) });
+  alerterUrl = (await alerter.start()).url;
+});
+
+afterAll(async () => {
+  if (heart) clearInterval(heart);
+  await alerter?.stop().catch(() => undefined);
+  await executor?.stop().catch(() => undefined);
+  await ntfy?.close();
+  await tg?.close();
+  hooks?.server.closeAllConnections();
+  hooks?.server.close();
+  planner?.server.closeAllConnections();
+  planner?.server.close();
+  await nc?.close().catch(() => undefined);
+  await sql?.end({ timeout: 2 }).catch(() => undefined);
+  await db?.drop().catch(() => undefined);
+  await nats?.stop();
+});
+
+describe("alerts", () => {
+  it("a new drift reaches every sink, ntfy after two 503s with backoff (counted), and resolves with a notification", async () => {
+    const before = ntfy.rejected.length;
+    ntfy.failNext(2, 503);
+    drifts = [{ key: "down:n1/web", kind: "down", node: "n1", service: "web", severity: "action", message: "web exited (code 1)", since: iso(), proposes: "restart" }];
+    await beat();
+    const pushed = await ntfy.waitFor((m) => m.title === "Drift down: n1/web", 10_000);
+    expect(ntfy.rejected.length - before).toBe(2);
+    expect(pushed.headers["authorization"]).toBe("Bearer tk_ntfy_access_token_1");
+    expect(pushed.priority).toBe(4);
+    expect(await metric("alerter_notifications_total", 'sink="ntfy",result="retry"')).toBe(2);
+    expect(await metric("alerter_notifications_total", 'sink="ntfy",result="sent"')).toBeGreaterThanOrEqual(1);
+    const [row] = await sql<{ attempts: number; state: string }[]>`SELECT n.attempts, n.state FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.fingerprint = 'drift:down:n1/web' AND n.sink = 'ntfy'`;
+    expect(row).toEqual({ attempts: 3, state: "sent" });
+    await tg.waitFor("telegram drift message", () => tg.sent.find((m) => m.text?.includes("Drift down: n1/web")));
+    await waitFor("webhook drift", () => hooks.received.find((b) => (b as { alert?: { fingerprint?: string } }).alert?.fingerprint === "drift:down:n1/web"));
+    // Still firing on later evaluations: not sent again (de-duplicated by fingerprint).
+    await new Promise((r) => setTimeout(r, 600));
+    expect(ntfy.published.filter((m) => m.title === "Drift down: n1/web")).toHaveLength(1);
+
+    drifts = [];
+    await beat();
+    await ntfy.waitFor((m) => m.title === "Resolved: Drift down: n1/web");
+    await waitFor("webhook resolved", () => hooks.received.find((b) => (b as { status?: string; alert?: { fingerprint?: string } }).status === "resolved" && (b as { alert: { fingerprint: string } }).alert.fingerprint === "drift:down:n1/web"));
+    const [a] = await sql<{ state: string; notifications: number }[]>`SELECT state, notifications FROM alerts WHERE fingerprint = 'drift:down:n1/web'`;
+    expect(a).toEqual({ state: "resolved", notifications: 6 });
+  });
+
+  it("a failing sink never drops a notification: it is kept and retried until the sink is back", async () => {
+    ntfy.failNext(1_000, 500);
+    drifts = [{ key: "down:n1/db", kind: "down", node: "n1", service: "db", severity: "action", message: "db exited", since: iso(), proposes: "restart" }];
+    await beat();
+    await waitFor("retried row", async () => ((await sql<{ attempts: number }[]>`SELECT n.attempts FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.fingerprint = 'drift:down:n1/db' AND n.sink = 'ntfy'`)[0]?.attempts ?? 0) >= 2 || undefined);
+    expect(await metric("alerter_notifications_unsent", 'sink="ntfy"')).toBeGreaterThanOrEqual(1);
+    ntfy.failNext(0);
+    await ntfy.waitFor((m) => m.title === "Drift down: n1/db", 10_000);
+    drifts = [];
+    await beat();
+    await ntfy.waitFor((m) => m.title === "Resolved: Drift down: n1/db", 10_000);
+  });
+
+  it("the dead-man fires when snapshots stop and resolves when they resume", async () => {
+    alive = false;
+    const fired = await ntfy.waitFor((m) => m.title === "Dead man: observer made no progress", 8000);
+    expect(fired.priority).toBe(5);
+    expect(fired.message).toMatch(/observer wrote no snapshot for \d+ s/);
+    alive = true;
+    await ntfy.waitFor((m) => m.title === "Resolved: Dead man: observer made no progress", 8000);
+  });
+
+  it("cost cap at 80% and 100% from the planner's /cost", async () => {
+    planner.spend = 8.5;
+    await ntfy.waitFor((m) => m.title === "LLM spend at 80% of the global daily cap");
+    planner.spend = 10;
+    const at100 = await ntfy.waitFor((m) => m.title === "LLM spend at 100% of the global daily cap");
+    expect(at100.priority).toBe(5);
+    planner.spend = 1;
+    await ntfy.waitFor((m) => m.title === "Resolved: LLM spend at 100% of the global daily cap");
+  });
+});
+
+describe("approvals outside the console", () => {
+  it("ntfy: a pending action is pushed with Approve/Reject/Console; pressing Approve approves it once", async () => {
+    const id = await insertPending("api");
+    const push = await ntfy.waitFor((m) => m.title === "Approve restart n1/api?");
+    expect(push.actions.map((a) => `${a.action}:${a.label}`)).toEqual(["http:Approve", "http:Reject", "view:Console"]);
+    expect(push.actions[2]?.url).toBe(`${executorUrl}/console/actions/${id}`);
+    const r = await ntfy.press(push, "Approve");
+    expect(r.status).toBe(200);
+    expect(await stateOf(id)).toBe("approved");
+    expect((await ntfy.press(push, "Approve")).status).toBe(409);
+    const resolved = await ntfy.waitFor((m) => m.title === "Resolved: Approve restart n1/api?");
+    expect(resolved.message).toContain("approved by ntfy-button via ntfy");
+  });
+
+  it("telegram: a press from a chat that is not allow-listed is refused and audited; an allow-listed press approves and edits the message", async () => {
+    const id = await insertPending("cache");
+    const msg = await tg.waitFor("pending action message", () => tg.sent.find((m) => m.text?.includes("Approve restart n1/cache?") && m.reply_markup));
+    const [approve, reject] = msg.reply_markup!.inline_keyboard[0]!;
+    expect(approve?.text).toContain("Approve");
+    expect(reject?.text).toContain("Reject");
+    for (const b of [approve, reject]) expect(Buffer.byteLength(b!.callback_data!, "utf8")).toBeLessThanOrEqual(64);
+    expect(approve!.callback_data).not.toContain(id);
+
+    // An allow-listed user, but in a chat that is not allow-listed.
+    const bad = await tg.injectCallback({ from: OPERATOR, chat: OTHER_CHAT, message_id: msg.message_id, data: approve!.callback_data! });
+    await tg.waitFor("refusal answer", () => tg.answers.find((a) => a.callback_query_id === bad.callback_query!.id));
+    expect(tg.answers.at(-1)?.text).toMatch(/Not allowed/);
+    const strangerPress = await tg.injectCallback({ from: STRANGER, message_id: msg.message_id, data: approve!.callback_data! });
+    await tg.waitFor("stranger answer", () => tg.answers.find((a) => a.callback_query_id === strangerPress.callback_query!.id));
+    expect(await stateOf(id)).toBe("pending");
+    const audit = await sql<{ from_state: string; to_state: string; channel: string; actor: string; detail: string }[]>`SELECT from_state, to_state, channel, actor, detail FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+    expect(audit).toHaveLength(2);
+    expect(audit[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "telegram:7001(@op)" });
+    expect(audit[0]?.detail).toMatch(/not allow-listed/);
+    expect(audit[1]).toMatchObject({ channel: "telegram", actor: "telegram:6666" });
+    expect(tg.edits).toHaveLength(0);
+
+    const good = await tg.injectCallback({ from: OPERATOR, message_id: msg.message_id, data: approve!.callback_data! });
+    await tg.waitFor("approval answer", () => tg.answers.find((a) => a.callback_query_id === good.callback_query!.id));
+    expect(await stateOf(id)).toBe("approved");
+    const edit = await tg.waitFor("message edited", () => tg.edits.find((e) => e.message_id === msg.message_id));
+    expect(edit.text).toContain("Approved by @op via Telegram");
+    const [last] = await sql<{ to_state: string; channel: string; actor: string }[]>`SELECT to_state, channel, actor FROM action_audit WHERE action_id = ${id} ORDER BY id DESC LIMIT 1`;
+    expect(last).toEqual({ to_state: "approved", channel: "telegram", actor: "telegram:7001(@op)" });
+    // Every callback was answered.
+    const presses = tg.calls.filter((c) => c.method === "answerCallbackQuery").length;
+    expect(presses).toBe(3);
+    expect(await metric("alerter_telegram_callbacks_total", 'result="not_allowed"')).toBe(2);
+  });
+
+  it("telegram /status and /task (answered when the planner is done); strangers are refused", async () => {
+    await tg.injectMessage({ from: OPERATOR, chat: ALERT_CHAT, text: "/status" });
+    const status = await tg.waitFor("status reply", () => tg.sent.find((m) => m.text?.startsWith("Fleet (snapshot")));
+    expect(status.text).toContain("n1: up");
+    await tg.injectMessage({ from: OPERATOR, chat: ALERT_CHAT, text: "/task why did web restart?" });
+    await tg.waitFor("queued reply", () => tg.sent.find((m) => m.text?.includes("queued")));
+    const answer = await tg.waitFor("task answer", () => tg.sent.find((m) => m.text?.includes("answer to: why did web restart?")), 10_000);
+    expect(answer.chat.id).toBe(ALERT_CHAT.id);
+    expect(planner.inbox[0]).toMatchObject({ source: "telegram", content: "why did web restart?", user: "telegram:7001(@op)" });
+    await tg.injectMessage({ from: STRANGER, chat: OTHER_CHAT, text: "/status" });
+    const refused = await tg.waitFor("refusal", () => tg.sent.find((m) => m.chat.id === OTHER_CHAT.id));
+    expect(refused.text).toMatch(/Not allowed/);
+  });
+});
+
+describe("start-up refusals", () => {
+  const main = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+  it.each([
+    ["TELEGRAM_BOT_TOKEN", { TELEGRAM_BOT_TOKEN: "", TELEGRAM_CHAT_ID: "1", TELEGRAM_ALLOWED_USERS: "1" }],
+    ["NTFY_URL", { NTFY_URL: "changeme", NTFY_TOPIC: "steward-ops" }],
+    ["WEBHOOK_URL", { WEBHOOK_URL: "" }],
+  ])("an empty or placeholder %s refuses to start, naming it", async (setting, extra) => {
+    const child = spawn(process.execPath, [main], { env: { PATH: process.env["PATH"] ?? "", DATABASE_URL: "postgres://x@127.0.0.1:1/x", API_TOKEN, ...extra }, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    expect(code).toBe(2);
+    expect(stderr).toContain(setting);
+  });
+});

@@ -1,0 +1,121 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { TaskEnvelope, connectDb, initTracing, migrate, silentLogger, type Drift, type Sql } from "@steward/shared";
+import { createTestDatabase, type TestDatabase } from "@steward/testkit";
+import { DriftHistory, createEscalator, detectEscalations, taskIdFor } from "../src/escalate.js";
+import { TP, node, snapshot, svc } from "./fixtures.js";
+
+const settings = { windowMs: 600_000, crashLoopCount: 3, healthFailCount: 3 };
+const NOW = new Date("2025-01-01T00:10:00.000Z");
+const at = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
+
+function down(since: string, kind: "down" | "unhealthy" = "down"): Drift {
+  return { key: `${kind}:n1/api`, kind, node: "n1", service: "api", severity: "action", message: `api on n1 is ${kind}`, since, proposes: "restart", traceparent: TP };
+}
+
+const snap = (starts = 1) => snapshot([node("n1", [svc("api", { state: "exited", exit_code: 1, starts })])]);
+
+describe("detectEscalations", () => {
+  it("escalates a service that fails again after its restart succeeded", () => {
+    const h = new DriftHistory();
+    const d = down(at(30));
+    h.record([d], snap(), NOW, settings.windowMs);
+    const restart = { id: "a1", node: "n1", service: "api", kind: "restart", updated_at: new Date(NOW.getTime() - 60_000) };
+    const [e, ...rest] = detectEscalations([d], snap(), [restart], h, NOW, settings);
+    expect(rest).toEqual([]);
+    expect(e).toMatchObject({ signal: "restart_failed", key: "supervisor:restart_failed:a1", evidence: { restart_action: { id: "a1" } } });
+    // A restart that came after the failure explains nothing.
+    const later = { ...restart, updated_at: new Date(NOW.getTime() - 10_000) };
+    expect(detectEscalations([d], snap(), [later], h, NOW, settings)).toEqual([]);
+  });
+
+  it("escalates a crash loop only after several episodes within the window", () => {
+    const h = new DriftHistory();
+    for (const s of [300, 200]) h.record([down(at(s))], snap(), NOW, settings.windowMs);
+    expect(detectEscalations([down(at(200))], snap(), [], h, NOW, settings)).toEqual([]);
+    h.record([down(at(100))], snap(), NOW, settings.windowMs);
+    const [e] = detectEscalations([down(at(100))], snap(), [], h, NOW, settings);
+    expect(e).toMatchObject({ signal: "crash_loop", node: "n1", service: "api" });
+    expect(e?.evidence["episodes"]).toHaveLength(3);
+  });
+
+  it("escalates repeated health failures", () => {
+    const h = new DriftHistory();
+    for (const s of [300, 200, 100]) h.record([down(at(s), "unhealthy")], snap(), NOW, settings.windowMs);
+    expect(detectEscalations([down(at(100), "unhealthy")], snap(), [], h, NOW, settings)).toMatchObject([{ signal: "repeated_health_failures" }]);
+  });
+
+  it("leaves a single plain failure to the supervisor's own restart proposal", () => {
+    const h = new DriftHistory();
+    h.record([down(at(10))], snap(), NOW, settings.windowMs);
+    expect(detectEscalations([down(at(10))], snap(), [], h, NOW, settings)).toEqual([]);
+  });
+});
+
+describe("escalator", () => {
+  let db: TestDatabase;
+  let sql: Sql;
+  let server: Server;
+  let url: string;
+  const received: { headers: Record<string, unknown>; body: unknown }[] = [];
+
+  let tracing: { shutdown: () => Promise<void> };
+
+  beforeAll(async () => {
+    tracing = initTracing({ serviceName: "escalate-test" });
+    db = await createTestDatabase("steward_escalate");
+    sql = connectDb(db.url);
+    await migrate(sql);
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
+        received.push({ headers: req.headers, body });
+        const ok = TaskEnvelope.safeParse(body).success && req.headers.authorization === "Bearer planner-token-0123456789";
+        res.writeHead(ok ? 202 : 422, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const a = server.address();
+    url = `http://127.0.0.1:${typeof a === "object" && a ? a.port : 0}`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await sql?.end({ timeout: 1 });
+    await db?.drop();
+    await tracing?.shutdown();
+  });
+
+  beforeEach(async () => {
+    received.length = 0;
+    await sql`TRUNCATE action_audit, actions CASCADE`;
+  });
+
+  it("sends a planner task once per incident, with evidence, idempotency key and trace context", async () => {
+    const id = randomUUID();
+    const succeeded = new Date(NOW.getTime() - 60_000);
+    await sql`INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, created_at, updated_at, expires_at)
+              VALUES (${id}, 'n1', 'api', 'restart', 'succeeded', 'down', 'supervisor', ${succeeded}, ${succeeded}, ${NOW})`;
+    const esc = createEscalator({ ...settings, plannerUrl: url, token: "planner-token-0123456789", logger: silentLogger() });
+    const d = down(at(30));
+    expect(await esc.observe({ sql, drifts: [d], snapshot: snap(), now: NOW })).toHaveLength(1);
+    expect(await esc.observe({ sql, drifts: [d], snapshot: snap(), now: new Date(NOW.getTime() + 5000) })).toHaveLength(0);
+    expect(received).toHaveLength(1);
+    const env = TaskEnvelope.parse(received[0]?.body);
+    expect(env).toMatchObject({ source: "supervisor", target_agent: "diagnostician", idempotency_key: `supervisor:restart_failed:${id}`, task_id: taskIdFor(`supervisor:restart_failed:${id}`), conversation_id: "supervisor:n1/api" });
+    expect(env.evidence).toMatchObject({ signal: "restart_failed", drift: { key: "down:n1/api" }, restart_action: { id } });
+    // The drift's trace continues: same trace id, a new parent span.
+    expect(String(received[0]?.headers["traceparent"])).toContain(TP.split("-")[1]);
+    expect(env.traceparent).toBe(received[0]?.headers["traceparent"]);
+  });
+
+  it("retries next cycle when the planner is unreachable, and never throws", async () => {
+    const esc = createEscalator({ ...settings, plannerUrl: "http://127.0.0.1:1", token: "planner-token-0123456789", logger: silentLogger() });
+    const h = [down(at(300)), down(at(200)), down(at(100))];
+    for (const d of h.slice(0, 2)) await esc.observe({ sql, drifts: [d], snapshot: snap(), now: NOW });
+    await expect(esc.observe({ sql, drifts: [h[2] as Drift], snapshot: snap(), now: NOW })).resolves.toEqual([]);
+  });
+});
