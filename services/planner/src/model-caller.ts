@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { SpanKind, type Context } from "@opentelemetry/api";
 import { redactSecretsInText, withSpan, type Logger } from "@steward/shared";
 import { BackendError, type BackendAnswer, type ClaudeBackend, type LocalBackend, type Prompt } from "./backends.js";
@@ -37,6 +38,8 @@ export interface ModelCaller {
    * when no model can be used the outcome is `rules`.
    */
   call(ctx: CallContext, makePrompt: (maxTokens?: number) => Prompt): Promise<CallOutcome>;
+  /** Seconds spent waiting for models on a task so far; forgets the task. */
+  takeModelSeconds(taskId: string): number;
 }
 
 /** Output tokens assumed when estimating a reservation: the whole max_tokens, so the real cost can only be lower. */
@@ -60,6 +63,15 @@ const WHY: Record<string, string> = {
 export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
   const { config, local, claude, ledger, store, metrics, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const modelMs = new Map<string, number>();
+  const timed = async <T>(taskId: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      modelMs.set(taskId, (modelMs.get(taskId) ?? 0) + performance.now() - t0);
+    }
+  };
 
   async function record(ctx: CallContext, provider: "ollama" | "anthropic" | "rules", group: string, model: string, route: Route, inTok: number, outTok: number, cost: number): Promise<void> {
     await store.addCall(ctx.taskId, { agent: ctx.agent, provider, model_group: group, model, decision: route.decision, reason: route.reason, input_tokens: inTok, output_tokens: outTok, cost_usd: cost });
@@ -88,6 +100,11 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
   }
 
   return {
+    takeModelSeconds(taskId) {
+      const ms = modelMs.get(taskId) ?? 0;
+      modelMs.delete(taskId);
+      return ms / 1000;
+    },
     async call(ctx, makePrompt) {
       const group = groupFor(config.modelGroups, ctx.agent);
       const full = redactPrompt(makePrompt());
@@ -104,7 +121,7 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
           case "local": {
             const prompt = route.trim ? redactPrompt(makePrompt(group.escalate_above_tokens)) : full;
             try {
-              const a = await callLocal(ctx, group, route, prompt);
+              const a = await timed(ctx.taskId, () => callLocal(ctx, group, route, prompt));
               metrics.modelCalls.inc({ provider: "ollama", model_group: group.name, result: "ok" });
               await record(ctx, "ollama", group.name, group.model, route, a.inputTokens, a.outputTokens, 0);
               return { served: "model", provider: "ollama", group: group.name, answer: a, route, costUsd: 0 };
@@ -130,7 +147,7 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
               continue;
             }
             try {
-              const a = await callClaude(ctx, claude, route, full);
+              const a = await timed(ctx.taskId, () => callClaude(ctx, claude, route, full));
               await ledger.settle(res.id, a.costUsd, a.inputTokens, a.outputTokens);
               metrics.modelCalls.inc({ provider: "anthropic", model_group: "claude", result: "ok" });
               metrics.costUsd.inc({ agent: ctx.agent, model_group: "claude" }, a.costUsd);

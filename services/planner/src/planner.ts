@@ -72,6 +72,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
       metrics,
       logger: logger.child({ worker: i }),
       clock,
+      modelSeconds: (taskId) => caller.takeModelSeconds(taskId),
     }),
   );
   let server: Server | undefined;

@@ -42,7 +42,9 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
       if (ok) metrics.tasks.inc({ state: "succeeded" });
       else logger.warn({ task: task.id }, "task finished but was no longer ours (lease lapsed?)");
       span.setAttribute("steward.task.state", ok ? "succeeded" : "lost");
-      metrics.taskSeconds.observe({ agent: out.agent ?? "none" }, (performance.now() - t0) / 1000);
+      const total = (performance.now() - t0) / 1000;
+      metrics.taskSeconds.observe({ agent: out.agent ?? "none" }, total);
+      metrics.overheadSeconds.observe(Math.max(0, total - (deps.modelSeconds?.(task.id) ?? 0)));
     } catch (err) {
       const message = (err as Error).message?.slice(0, 1000) ?? String(err);
       const r = await store.failAttempt(task.id, settings.workerId, message, deps.clock(), backoffMs(task.attempts, settings.backoffBaseMs, settings.backoffMaxMs));
@@ -52,6 +54,7 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
       logger.warn({ task: task.id, attempt: task.attempts, outcome: r.to, err: message }, "task attempt failed");
     } finally {
       deps.runs.delete(task.id);
+      deps.modelSeconds?.(task.id);
     }
   });
 }

@@ -173,20 +173,27 @@ async function start(env: Record<string, string> = {}, opts: { sources?: Evidenc
   return { planner, url: `http://127.0.0.1:${port}` };
 }
 
-async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${url}/inbox`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json() };
+interface Reply {
+  created?: boolean;
+  task?: { id: string; state: string };
+  tasks?: { id: string }[];
+  error?: Record<string, unknown>;
 }
 
-async function get(url: string, path: string): Promise<{ status: number; json: any }> {
+async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Reply }> {
+  const res = await fetch(`${url}/inbox`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers }, body: JSON.stringify(body) });
+  return { status: res.status, json: (await res.json()) as Reply };
+}
+
+async function get(url: string, path: string): Promise<{ status: number; json: Reply }> {
   const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, json: (await res.json()) as Reply };
 }
 
 async function done(url: string, id: string): Promise<TaskDetail> {
   return waitFor(`task ${id} to finish`, async () => {
     const r = await get(url, `/tasks/${encodeURIComponent(id)}`);
-    return r.status === 200 && ["succeeded", "failed", "dead", "expired"].includes(r.json.task.state) ? TaskDetail.parse(r.json) : undefined;
+    return r.status === 200 && ["succeeded", "failed", "dead", "expired"].includes(r.json.task?.state ?? "") ? TaskDetail.parse(r.json) : undefined;
   }, 20_000, 50);
 }
 
@@ -232,7 +239,7 @@ describe("inbox", () => {
     await done(url, "t-1");
     expect((await post(url, envelope("t-1"))).json.created).toBe(false);
     expect(ollama.chats()).toHaveLength(1);
-    expect((await get(url, "/tasks")).json.tasks.map((t: { id: string }) => t.id)).toEqual(["t-1"]);
+    expect((await get(url, "/tasks")).json.tasks?.map((t) => t.id)).toEqual(["t-1"]);
   });
 });
 
@@ -273,6 +280,7 @@ describe("diagnosis", () => {
     expect(ollama.chats()[0]?.format).toMatchObject({ type: "object" });
     expect(anthropic.requests).toHaveLength(0);
     expect(d.task.answer).toContain("Proposed actions");
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/planner_overhead_seconds_count\{[^}]*\} 1/);
   });
 
   it("yields no action for a malformed model answer", async () => {
@@ -361,7 +369,7 @@ describe("diagnosis", () => {
     const second = JSON.stringify(ollama.chats()[1]?.messages);
     expect(second).toContain("why is api down?");
     expect(second).toContain("first diagnosis: the db port is closed");
-    expect((await get(url, "/tasks?conversation_id=conv-1")).json.tasks.map((t: { id: string }) => t.id)).toEqual(["c-2", "c-1"]);
+    expect((await get(url, "/tasks?conversation_id=conv-1")).json.tasks?.map((t) => t.id)).toEqual(["c-2", "c-1"]);
   });
 
   it("runs tasks on several workers without running any twice", async () => {
@@ -379,7 +387,7 @@ describe("queue", () => {
     await post(url, envelope("t-ttl", { ttl_s: 1 }));
     now += 2000;
     expect(await planner.sweep()).toEqual({ expired: ["t-ttl"], dead: [] });
-    expect((await get(url, "/tasks/t-ttl")).json.task.state).toBe("expired");
+    expect((await get(url, "/tasks/t-ttl")).json.task?.state).toBe("expired");
     expect(await planner.store.deadLetter("t-ttl")).toMatchObject({ state: "expired", reason: "ttl_expired" });
     expect(ollama.chats()).toHaveLength(0);
   });
