@@ -95,13 +95,17 @@ async function insertPending(sql: Sql, d: Drift & { proposes: ActionKind }, opts
 export async function expireCleared(sql: Sql, drifts: readonly Drift[], opts: { supervisorId: string; now: Date }): Promise<string[]> {
   const wanted = new Set(drifts.filter((d) => d.proposes !== null).map((d) => openKey(d.node, d.service, d.proposes as string)));
   const unknown = new Set(drifts.filter((d) => d.kind === "unknown").map((d) => `${d.node}/${d.service}`));
+  // A node with anything unknown keeps every pending action of its own: node-wide ones (a pull of its
+  // checkout) have no service-level unknown drift to match, and unknown is never "cleared".
+  const unknownNodes = new Set(drifts.filter((d) => d.kind === "unknown").map((d) => d.node));
   const pending = await sql<{ id: string; node: string; service: string; kind: string; drift_key: string }[]>`
-    SELECT id, node, service, kind, drift_key FROM actions WHERE state = 'pending' AND drift_key IS NOT NULL AND kind IN ('start', 'restart')`;
+    SELECT id, node, service, kind, drift_key FROM actions
+    WHERE state = 'pending' AND drift_key IS NOT NULL AND kind IN ('start', 'restart', 'deploy', 'pull')`;
   const to = transition("pending", { type: "expire" });
   if (!to.ok) throw new Error("action state machine no longer allows pending -> expired");
   const expired: string[] = [];
   for (const a of pending) {
-    if (wanted.has(openKey(a.node, a.service, a.kind)) || unknown.has(`${a.node}/${a.service}`)) continue;
+    if (wanted.has(openKey(a.node, a.service, a.kind)) || unknown.has(`${a.node}/${a.service}`) || unknownNodes.has(a.node)) continue;
     const detail = `drift cleared: ${a.drift_key}`;
     const done = await sql.begin(async (tx) => {
       const rows = await tx`

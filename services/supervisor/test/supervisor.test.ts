@@ -227,6 +227,29 @@ describe("proposals", () => {
     expect(r3.status === "ok" && r3.expired).toEqual([]);
   });
 
+  it("a pending pull whose repo drift cleared is expired, but not while its node is stale", async () => {
+    const { sup } = await make({ nodes: { n1: ["api"] } });
+    await sup.start();
+    const insertPull = async () =>
+      (
+        await sql<{ id: string }[]>`
+          INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, expires_at)
+          VALUES (gen_random_uuid(), 'n1', '@repo', 'pull', 'pending', 'checkout behind', 'repo_drift:n1/@repo', 'test', now() + interval '1 hour')
+          RETURNING id`
+      )[0]!.id;
+
+    // Node stale: unknown is never "cleared", so the node-wide pull stays pending.
+    const keep = await insertPull();
+    await putSnapshot(fresh(snapshot([node("n1", [svc("api", { state: "unknown", health: "unknown" })], { status: "stale" })])));
+    await sup.runCycle();
+    expect((await actions()).find((a) => a.id === keep)?.state).toBe("pending");
+
+    // Node up, no repo drift any more: the pull is no longer wanted.
+    await putSnapshot(fresh(snapshot([node("n1", [svc("api")])])));
+    await sup.runCycle();
+    expect((await actions()).find((a) => a.id === keep)?.state).toBe("expired");
+  });
+
   it("an approved action is not expired when its drift clears", async () => {
     await putSnapshot(fresh(snapshot([node("n1", [svc("api", { state: "exited", starts: 1 })])])));
     const { sup } = await make({ nodes: { n1: ["api"] } });
