@@ -14,7 +14,7 @@ import {
 /** Postgres channel on which new and changed action ids are announced. */
 export const ACTIONS_CHANNEL = "steward_actions";
 
-const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent"] as const;
+const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent", "params"] as const;
 
 type ActionRow = Record<(typeof ACTION_COLUMNS)[number], unknown>;
 
@@ -37,20 +37,60 @@ export interface ProposeOptions {
   ttlMs: number;
 }
 
+type Proposal = Drift & { proposes: ActionKind; params?: { nodes: string[] } };
+
 /**
- * Inserts one pending action per drift that proposes one. The partial unique index makes
- * `ON CONFLICT DO NOTHING` the arbiter, so cycles and concurrent supervisors never duplicate.
+ * A stack drifted on several nodes is one rollout, not one deploy per node: deploy proposals for the same
+ * service are merged into one action on the first node with `params.nodes` (the executor rolls out in that
+ * order, `max_parallel` at a time, and stops at the first failed health gate). Nodes an open deploy already
+ * covers are left out. Pure.
+ */
+export function groupDeploys(wanted: readonly (Drift & { proposes: ActionKind })[], covered: ReadonlySet<string>): Proposal[] {
+  const out: Proposal[] = [];
+  const deploys = new Map<string, (Drift & { proposes: ActionKind })[]>();
+  for (const d of wanted) {
+    if (d.proposes !== "deploy") {
+      out.push(d);
+      continue;
+    }
+    if (covered.has(`${d.node}/${d.service}`)) continue;
+    deploys.set(d.service, [...(deploys.get(d.service) ?? []), d]);
+  }
+  for (const group of deploys.values()) {
+    const first = group[0];
+    if (!first) continue;
+    if (group.length === 1) {
+      out.push(first);
+      continue;
+    }
+    const nodes = group.map((d) => d.node);
+    out.push({ ...first, message: `${first.service} drifted on ${nodes.join(", ")}: ${group.map((d) => `${d.node}: ${d.message}`).join("; ")}`, params: { nodes } });
+  }
+  return out;
+}
+
+/**
+ * Inserts one pending action per drift that proposes one (deploys of one service across nodes: one rollout).
+ * The partial unique index makes `ON CONFLICT DO NOTHING` the arbiter, so cycles and concurrent supervisors never duplicate.
  */
 export async function proposeActions(sql: Sql, drifts: readonly Drift[], opts: ProposeOptions): Promise<Action[]> {
-  const wanted = drifts.filter((d): d is Drift & { proposes: ActionKind } => d.proposes !== null);
-  if (wanted.length === 0) return [];
+  const candidates = drifts.filter((d): d is Drift & { proposes: ActionKind } => d.proposes !== null);
+  if (candidates.length === 0) return [];
   // A cheap pre-check so steady-state cycles open no spans and no transactions.
-  const open = await sql<{ node: string; service: string; kind: string }[]>`
-    SELECT node, service, kind FROM actions WHERE state IN ${sql(OPEN_ACTION_STATES)}`;
+  const open = await sql<{ id: string; node: string; service: string; kind: string; state: string; params: { nodes?: unknown } | null }[]>`
+    SELECT id, node, service, kind, state, params FROM actions WHERE state IN ${sql(OPEN_ACTION_STATES)}`;
   const openSet = new Set(open.map((o) => openKey(o.node, o.service, o.kind)));
+  const nodesOf = (o: (typeof open)[number]): string[] => (Array.isArray(o.params?.nodes) ? (o.params.nodes as unknown[]).map(String) : [o.node]);
+  const coveredByDeploy = new Set(open.filter((o) => o.kind === "deploy").flatMap((o) => nodesOf(o).map((n) => `${n}/${o.service}`)));
   const proposed: Action[] = [];
-  for (const d of wanted) {
+  for (const d of groupDeploys(candidates, coveredByDeploy)) {
     if (openSet.has(openKey(d.node, d.service, d.proposes))) continue;
+    // Nodes report at different times: a rollout still waiting for approval takes in nodes that drift later.
+    const waiting = d.proposes === "deploy" ? open.find((o) => o.kind === "deploy" && o.service === d.service && o.state === "pending") : undefined;
+    if (waiting) {
+      await extendRollout(sql, waiting.id, [...nodesOf(waiting), ...(d.params?.nodes ?? [d.node])], d, opts);
+      continue;
+    }
     const action = await withSpan(
       "supervisor.propose",
       { parent: contextFromTraceparent(d.traceparent), attributes: { "steward.node": d.node, "steward.service": d.service, "steward.drift": d.key, "steward.action_kind": d.proposes } },
@@ -65,14 +105,29 @@ export async function proposeActions(sql: Sql, drifts: readonly Drift[], opts: P
   return proposed;
 }
 
-async function insertPending(sql: Sql, d: Drift & { proposes: ActionKind }, opts: ProposeOptions, traceparent: string | null): Promise<Action | undefined> {
+/** Adds nodes to a pending rollout (conditional on it still being pending), with an audit row saying so. */
+async function extendRollout(sql: Sql, id: string, nodes: string[], d: Proposal, opts: ProposeOptions): Promise<void> {
+  const all = [...new Set(nodes)];
+  await sql.begin(async (tx) => {
+    const rows = await tx`
+      UPDATE actions SET params = params || ${tx.json({ nodes: all })}, updated_at = ${opts.now}
+      WHERE id = ${id} AND state = 'pending' RETURNING id`;
+    if (rows.length === 0) return; // decided meanwhile: the next cycle proposes afresh
+    await tx`
+      INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+      VALUES (${id}, 'pending', 'pending', ${opts.supervisorId}, 'supervisor', ${`rollout extended to ${all.join(", ")}: ${d.message}`})`;
+    await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
+  });
+}
+
+async function insertPending(sql: Sql, d: Proposal, opts: ProposeOptions, traceparent: string | null): Promise<Action | undefined> {
   const id = randomUUID();
   const now = opts.now;
   const expires = new Date(now.getTime() + opts.ttlMs);
   return sql.begin(async (tx) => {
     const rows = await tx<ActionRow[]>`
-      INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, created_at, updated_at, expires_at, traceparent)
-      VALUES (${id}, ${d.node}, ${d.service}, ${d.proposes}, 'pending', ${d.message}, ${d.key}, ${opts.supervisorId}, ${now}, ${now}, ${expires}, ${traceparent})
+      INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, created_at, updated_at, expires_at, traceparent, params)
+      VALUES (${id}, ${d.node}, ${d.service}, ${d.proposes}, 'pending', ${d.message}, ${d.key}, ${opts.supervisorId}, ${now}, ${now}, ${expires}, ${traceparent}, ${tx.json(d.params ?? {})})
       ON CONFLICT (node, service, kind) WHERE state IN ('pending', 'approved', 'running') DO NOTHING
       RETURNING ${tx(ACTION_COLUMNS)}`;
     const row = rows[0];
