@@ -250,6 +250,22 @@ describe("proposals", () => {
     expect((await actions()).find((a) => a.id === keep)?.state).toBe("expired");
   });
 
+  it("a pending rollout takes in nodes that drift later; an approved one does not", async () => {
+    const drift = (node: string) => ({ key: `config_drift:${node}/shop`, kind: "config_drift" as const, node, service: "shop", severity: "action" as const, message: `shop differs on ${node}`, since: null, proposes: "deploy" as const });
+    const opts = { supervisorId: "sup-x", now: new Date(), ttlMs: 60_000 };
+    const [first] = await proposeActions(sql, [drift("n1"), drift("n2")], opts);
+    expect(first?.params).toEqual({ nodes: ["n1", "n2"] });
+    expect(await proposeActions(sql, [drift("n1"), drift("n2"), drift("n3")], opts)).toEqual([]);
+    const [row] = await sql<{ params: { nodes: string[] } }[]>`SELECT params FROM actions WHERE id = ${first!.id}`;
+    expect(row?.params.nodes).toEqual(["n1", "n2", "n3"]);
+    const audit = await sql`SELECT from_state, to_state, detail FROM action_audit WHERE action_id = ${first!.id} ORDER BY id`;
+    expect(audit.at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", detail: expect.stringMatching(/^rollout extended to n1, n2, n3/) });
+    // Once approved, a node drifting later gets a rollout of its own.
+    await sql`UPDATE actions SET state = 'approved' WHERE id = ${first!.id}`;
+    const later = await proposeActions(sql, [drift("n1"), drift("n4")], opts);
+    expect(later.map((a) => [a.node, a.params])).toEqual([["n4", {}]]);
+  });
+
   it("an approved action is not expired when its drift clears", async () => {
     await putSnapshot(fresh(snapshot([node("n1", [svc("api", { state: "exited", starts: 1 })])])));
     const { sup } = await make({ nodes: { n1: ["api"] } });
