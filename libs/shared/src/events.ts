@@ -1,7 +1,8 @@
 import { z } from "zod";
 
 /** What a node-agent knows about one of its services right now. */
-export const ServiceRunState = z.enum(["running", "starting", "stopped", "exited", "failed"]);
+/** `unknown`: the agent cannot observe it right now (e.g. the Docker engine does not answer); never treated as down. */
+export const ServiceRunState = z.enum(["running", "starting", "stopped", "exited", "failed", "unknown"]);
 export type ServiceRunState = z.infer<typeof ServiceRunState>;
 export const ServiceHealth = z.enum(["healthy", "unhealthy", "starting", "none"]);
 export type ServiceHealth = z.infer<typeof ServiceHealth>;

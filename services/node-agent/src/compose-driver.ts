@@ -286,8 +286,8 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
       try {
         o = observeContainers(s.name, await inspectAll(s), { desiredHash, desiredError, stoppedByCommand: s.stoppedByCommand });
       } catch (err) {
-        // The engine did not answer: say so; the stack is not known to run.
-        o = { service: s.name, state: "failed", health: "none", starts: s.obs.starts, declared: true, detail: `cannot read containers: ${(err as Error).message}`.slice(0, 2000) };
+        // The engine did not answer: we cannot see the stack, which is not the same as it being down.
+        o = { service: s.name, state: "unknown", health: "none", starts: s.obs.starts, declared: true, detail: `cannot read containers: ${(err as Error).message}`.slice(0, 2000) };
         if (desiredHash) o.desired_config_hash = desiredHash;
       }
       if (o.state === "running") {

@@ -82,6 +82,17 @@ describe("compose driver", () => {
     }
   });
 
+  it("an engine that does not answer makes the stack unknown, not down", async () => {
+    await setup({ MODE: "prod" });
+    expect((await driver.execute(cmd("deploy"))).ok).toBe(true);
+    await fake.stop();
+    await driver.probeNow();
+    const o = driver.status()[0];
+    expect(o).toMatchObject({ service: "shop", state: "unknown" });
+    expect(o?.detail).toMatch(/^cannot read containers: /);
+    fake = await startFakeDocker({ healthDelayMs: 30 }); // afterEach stops it again
+  });
+
   it("an env file value change changes the desired hash without revealing the value", async () => {
     await setup({});
     await driver.probeNow();

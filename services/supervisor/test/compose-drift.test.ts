@@ -70,6 +70,11 @@ describe("compose drift", () => {
     expect(d.every((x) => x.proposes === null)).toBe(true);
   });
 
+  it("a stack the agent cannot see (engine not answering) on a live node is unknown, never down", () => {
+    const d = drifts([node("web1", [svc("api"), svc("shop", { state: "unknown", health: "none", config_hash: H1, desired_config_hash: H2, detail: "cannot read containers: connect ENOENT" })]), web2ok]);
+    expect(d.map((x) => [x.kind, x.service, x.proposes])).toEqual([["unknown", "shop", null]]);
+  });
+
   it("a snapshot too old to trust yields unknown only", () => {
     const d = computeDrift(fleet(), snapshot([node("web1", [svc("shop", { config_hash: H1, desired_config_hash: H2 })]), web2ok]), new Date(Date.parse(T0) + 3_600_000), { snapshotMaxAgeMs: 60_000 });
     expect(new Set(d.map((x) => x.kind))).toEqual(new Set(["unknown"]));
