@@ -3,3 +3,4 @@ export { ApiClient, ApiError, NoStackError } from "./api-client.js";
 export { startStack, demoFleetYaml, type RunningStack, type StackOptions } from "./up/stack.js";
 export { readStackFile, writeStackFile, stackFilePath, StackFile } from "./stack-file.js";
 export { validateFile, renderValidate } from "./commands/validate.js";
+export { PlannerClient, NoPlannerError, type NewTask } from "./planner-client.js";

@@ -297,6 +297,24 @@ describe("steward chat", () => {
     expect(c.text()).toMatch(/ID\s+STATE\s+SOURCE/);
   });
 
+  it("an action that expired meanwhile is not approved; the chat points at the same operation pending again", async () => {
+    const base = { node: "n1", service: "api", kind: "restart" as const, reason: "r", drift_key: "down:n1/api", proposed_by: "supervisor", diagnosis: null, created_at: new Date().toISOString(), updated_at: new Date().toISOString(), expires_at: new Date().toISOString(), traceparent: null };
+    const old = { ...base, id: "0ld00000-0000-4000-8000-000000000001", state: "expired" as const, result: "drift cleared: down:n1/api" };
+    const again = { ...base, id: "a6a1e000-0000-4000-8000-000000000002", state: "pending" as const, result: null };
+    fake.actions.set(old.id, old);
+    fake.actions.set(again.id, again);
+    const input = new PassThrough();
+    const c = capture({}, input);
+    const done = runCli(["chat"], c.io);
+    input.write("/approve 0ld00000-0000-4000-8000-000000000001\n");
+    await waitForText(c.text, /pending again as a6a1e000: \/approve a6a1e000/);
+    expect(c.text()).toMatch(/not approved: action 0ld00000 is expired \(drift cleared: down:n1\/api\)/);
+    expect(fake.actions.get(again.id)?.state).toBe("pending");
+    input.end("/approve a6a1e000\n");
+    expect(await done).toBe(0);
+    expect(c.text()).toMatch(/approved a6a1e000: restart n1\/api/);
+  });
+
   it("works as a real process with stdin as a pipe", async () => {
     const cli = fileURLToPath(new URL("../dist/main.js", import.meta.url));
     const child = spawn(process.execPath, [cli, "chat"], { env: { ...process.env, STEWARD_HOME: home, STEWARD_USER: "bob", STEWARD_PLANNER_URL: fake.url, STEWARD_API_URL: fake.url, STEWARD_TOKEN: "s3cret-token" }, stdio: ["pipe", "pipe", "pipe"] });

@@ -123,6 +123,21 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
     if (!FINAL_ACTION_STATES.has(last)) io.out(`  still ${last}; see \`steward actions show ${shortId(id)}\``);
   };
 
+  /**
+   * The action was decided meanwhile (e.g. the supervisor expired it when the service came up for a moment):
+   * say so, and point at the same operation if it is pending again under a new id. Never approves it by itself.
+   */
+  const explainDecided = async (id: string, err: ApiError) => {
+    const api = await executor();
+    const was = (await api.action(id)).action;
+    io.out(`not approved: action ${shortId(id)} is ${was.state}${was.result ? ` (${was.result})` : ""}`);
+    const again = (await api.actions("pending")).find((x) => x.node === was.node && x.service === was.service && x.kind === was.kind);
+    if (again) {
+      proposed.set(shortId(again.id), again.id);
+      io.out(`the same ${again.kind} of ${again.node}/${again.service} is pending again as ${shortId(again.id)}: /approve ${shortId(again.id)}`);
+    } else io.out(`(${err.message})`);
+  };
+
   /** Returns false to leave the chat. */
   const handle = async (line: string): Promise<boolean> => {
     const c = parseChatLine(line);
@@ -158,7 +173,16 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
           return true;
         }
         const id = await resolveAction(c.id);
-        const a = await (await executor()).approve(id, user);
+        let a: Action;
+        try {
+          a = await (await executor()).approve(id, user);
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 409) {
+            await explainDecided(id, err);
+            return true;
+          }
+          throw err;
+        }
         io.out(`approved ${shortId(a.id)}: ${a.kind} ${a.node}/${a.service} (now ${a.state}); the executor runs it and checks the result`);
         await followAction(a.id, a);
         return true;
@@ -187,7 +211,8 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
         const d = await planner.task(await planner.resolveTaskId(c.id));
         remember(d);
         io.out(renderTaskDetail(d));
-        if (d.proposals.some((p) => p.accepted && p.action_id)) io.out(renderProposals(d, true).split("\n").slice(-1)[0] ?? "");
+        const hint = renderProposals(d, true).split("\n").find((l) => l.trimStart().startsWith("approve with"));
+        if (hint) io.out(hint);
         return true;
       }
       default:

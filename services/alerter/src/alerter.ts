@@ -140,12 +140,14 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   async function watchWorld(bucket: KV): Promise<void> {
     while (!abort.signal.aborted) {
       try {
-        const it = await bucket.watch({ key: [WORLD_KEY, DRIFT_KEY] });
+        // The whole bucket, filtered here: multi-key watches need nats-server 2.10+.
+        const it = await bucket.watch();
         stopWatch = () => it.stop();
         for await (const e of it) {
           const bytes = e.operation === "PUT" ? e.value : undefined;
           if (e.key === WORLD_KEY) takeSnapshot(parseSnapshot(bytes));
           else if (e.key === DRIFT_KEY) takeDrift(parseDriftReport(bytes));
+          else continue;
           void trigger();
         }
       } catch (err) {

@@ -173,9 +173,13 @@ describe("alerts", () => {
     expect(pushed.headers["authorization"]).toBe("Bearer tk_ntfy_access_token_1");
     expect(pushed.priority).toBe(4);
     expect(await metric("alerter_notifications_total", 'sink="ntfy",result="retry"')).toBe(2);
-    expect(await metric("alerter_notifications_total", 'sink="ntfy",result="sent"')).toBeGreaterThanOrEqual(1);
-    const [row] = await sql<{ attempts: number; state: string }[]>`SELECT n.attempts, n.state FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.fingerprint = 'drift:down:n1/web' AND n.sink = 'ntfy'`;
+    // The push arrived; the alerter records it once ntfy's answer is back.
+    const row = await waitFor("sent recorded", async () => {
+      const [r] = await sql<{ attempts: number; state: string }[]>`SELECT n.attempts, n.state FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.fingerprint = 'drift:down:n1/web' AND n.sink = 'ntfy'`;
+      return r?.state === "sent" ? r : undefined;
+    });
     expect(row).toEqual({ attempts: 3, state: "sent" });
+    expect(await metric("alerter_notifications_total", 'sink="ntfy",result="sent"')).toBeGreaterThanOrEqual(1);
     await tg.waitFor("telegram drift message", () => tg.sent.find((m) => m.text?.includes("Drift down: n1/web")));
     await waitFor("webhook drift", () => hooks.received.find((b) => (b as { alert?: { fingerprint?: string } }).alert?.fingerprint === "drift:down:n1/web"));
     // Still firing on later evaluations: not sent again (de-duplicated by fingerprint).

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { ActionState, type KV, type Logger, type Registry } from "@steward/shared";
 import type { ActionStore, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
+import type { ApprovalRoutes } from "./http-approvals.js";
 import { readDrift, readSnapshot } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
 
@@ -18,7 +19,7 @@ export interface ApiDeps {
   metrics: ExecutorMetrics;
   apiToken: string;
   /** ntfy buttons and bot relays (http-approvals.ts); mounted under /approvals/ when given. */
-  approvals?: import("./http-approvals.js").ApprovalRoutes;
+  approvals?: ApprovalRoutes;
   /** The operator web console (console/); mounted under /console when given. */
   console?: WebConsole;
 }
