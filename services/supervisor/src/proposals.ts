@@ -155,7 +155,9 @@ export async function expireCleared(sql: Sql, drifts: readonly Drift[], opts: { 
   const unknownNodes = new Set(drifts.filter((d) => d.kind === "unknown").map((d) => d.node));
   const pending = await sql<{ id: string; node: string; service: string; kind: string; drift_key: string }[]>`
     SELECT id, node, service, kind, drift_key FROM actions
-    WHERE state = 'pending' AND drift_key IS NOT NULL AND kind IN ('start', 'restart', 'deploy', 'pull')`;
+    WHERE state = 'pending' AND drift_key IS NOT NULL AND kind IN ('start', 'restart', 'deploy', 'pull')
+      -- A diagnosis from the planner (a crash loop, say) outlives one good moment of the service: it expires by TTL.
+      AND task_id IS NULL`;
   const to = transition("pending", { type: "expire" });
   if (!to.ok) throw new Error("action state machine no longer allows pending -> expired");
   const expired: string[] = [];

@@ -266,6 +266,18 @@ describe("proposals", () => {
     expect(later.map((a) => [a.node, a.params])).toEqual([["n4", {}]]);
   });
 
+  it("a pending action the planner diagnosed is not expired when its drift clears for a moment", async () => {
+    await putSnapshot(fresh(snapshot([node("n1", [svc("api", { state: "exited", starts: 1 })])])));
+    const { sup } = await make({ nodes: { n1: ["api"] } });
+    await sup.start();
+    await sup.runCycle();
+    await sql`UPDATE actions SET task_id = 'task-1', diagnosis = 'crash loop: missing config'`;
+    await putSnapshot(fresh(snapshot([node("n1", [svc("api")])])));
+    const r = await sup.runCycle();
+    expect(r.status === "ok" && r.expired).toEqual([]);
+    expect((await actions())[0]?.state).toBe("pending");
+  });
+
   it("an approved action is not expired when its drift clears", async () => {
     await putSnapshot(fresh(snapshot([node("n1", [svc("api", { state: "exited", starts: 1 })])])));
     const { sup } = await make({ nodes: { n1: ["api"] } });
