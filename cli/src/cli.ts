@@ -203,7 +203,8 @@ async function up(args: string[], io: Io): Promise<number | null> {
   io.out(`
 Steward is up. The CLI in another terminal finds this stack through ${stackFile}.
 
-  API         ${stack.apiUrl}   (token in ${stackFile})${stack.plannerUrl ? `\n  planner     ${stack.plannerUrl}   (steward task add, steward chat, steward cost)` : ""}
+  API         ${stack.apiUrl}   (token in ${stackFile})
+  console     ${stack.apiUrl}/console   (sign in with that token)${stack.plannerUrl ? `\n  planner     ${stack.plannerUrl}   (steward task add, steward chat, steward cost)` : ""}
   fleet spec  ${stack.fleetFile}
   logs        ${join(dir, "logs")}/
   metrics     ${Object.entries(stack.metrics).map(([k, v]) => `${k} ${v}`).join("\n              ")}
