@@ -107,7 +107,8 @@ export async function proposeActions(sql: Sql, drifts: readonly Drift[], opts: P
 
 /** Adds nodes to a pending rollout (conditional on it still being pending), with an audit row saying so. */
 async function extendRollout(sql: Sql, id: string, nodes: string[], d: Proposal, opts: ProposeOptions): Promise<void> {
-  const all = [...new Set(nodes)];
+  // Name order, like a rollout proposed at once (drifts are sorted by key): the order nodes drifted in is noise.
+  const all = [...new Set(nodes)].sort();
   await sql.begin(async (tx) => {
     const rows = await tx`
       UPDATE actions SET params = params || ${tx.json({ nodes: all })}, updated_at = ${opts.now}

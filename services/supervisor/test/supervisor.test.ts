@@ -255,11 +255,11 @@ describe("proposals", () => {
     const opts = { supervisorId: "sup-x", now: new Date(), ttlMs: 60_000 };
     const [first] = await proposeActions(sql, [drift("n1"), drift("n2")], opts);
     expect(first?.params).toEqual({ nodes: ["n1", "n2"] });
-    expect(await proposeActions(sql, [drift("n1"), drift("n2"), drift("n3")], opts)).toEqual([]);
+    expect(await proposeActions(sql, [drift("n0"), drift("n1"), drift("n2"), drift("n3")], opts)).toEqual([]);
     const [row] = await sql<{ params: { nodes: string[] } }[]>`SELECT params FROM actions WHERE id = ${first!.id}`;
-    expect(row?.params.nodes).toEqual(["n1", "n2", "n3"]);
+    expect(row?.params.nodes).toEqual(["n0", "n1", "n2", "n3"]);
     const audit = await sql`SELECT from_state, to_state, detail FROM action_audit WHERE action_id = ${first!.id} ORDER BY id`;
-    expect(audit.at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", detail: expect.stringMatching(/^rollout extended to n1, n2, n3/) });
+    expect(audit.at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", detail: expect.stringMatching(/^rollout extended to n0, n1, n2, n3/) });
     // Once approved, a node drifting later gets a rollout of its own.
     await sql`UPDATE actions SET state = 'approved' WHERE id = ${first!.id}`;
     const later = await proposeActions(sql, [drift("n1"), drift("n4")], opts);
