@@ -1,5 +1,5 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Action, Sql } from "@steward/shared";
+import { canonicalJson, type Action, type Sql } from "@steward/shared";
 
 /**
  * Approval tokens for buttons outside the console (ntfy). A token is `st1.<claims>.<mac>`, base64url both, where
@@ -31,23 +31,10 @@ export function deriveApprovalKey(fleetKey: string): Buffer {
   return Buffer.from(hkdfSync("sha256", Buffer.from(fleetKey, "utf8"), Buffer.alloc(0), Buffer.from(APPROVAL_KEY_LABEL, "utf8"), 32));
 }
 
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .filter((k) => o[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(v) ?? "null";
-}
-
 /** Hash of exactly what an action will execute; any change to kind, node, service or params voids its tokens. */
 export function executionHash(a: Pick<Action, "kind" | "node" | "service" | "params">): string {
   return createHash("sha256")
-    .update(canonical({ kind: a.kind, node: a.node, service: a.service, params: a.params ?? {} }))
+    .update(canonicalJson({ kind: a.kind, node: a.node, service: a.service, params: a.params ?? {} }))
     .digest("hex");
 }
 
