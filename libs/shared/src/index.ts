@@ -16,3 +16,4 @@ export * from "./db.js";
 export * from "./task.js";
 export * from "./deploy.js";
 export * from "./log-tail.js";
+export * from "./http.js";

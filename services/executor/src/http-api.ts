@@ -1,7 +1,6 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { ActionState, type KV, type Logger, type Registry } from "@steward/shared";
+import { ActionState, HttpError, bearerMatches, readBodyText, sendJson, type KV, type Logger, type Registry } from "@steward/shared";
 import type { ActionStore, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
@@ -24,12 +23,6 @@ export interface ApiDeps {
   console?: WebConsole;
 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, readonly body: { code: string; message: string; [k: string]: unknown }) {
-    super(body.message);
-  }
-}
-
 const ApiChannel = z.enum(["cli", "api", "web"]);
 const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters");
 const ApproveBody = z.object({ actor: Actor.optional(), channel: ApiChannel.optional() });
@@ -45,32 +38,8 @@ function decodeSegment(s: string): string {
   }
 }
 
-const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
-
-/** Constant-time bearer check: both sides are hashed first so their lengths never leak either. */
-export function bearerMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
-  const given = m?.[1]?.trim() ?? "";
-  return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
-}
-
-function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), ...extraHeaders });
-  res.end(json);
-}
-
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString("utf8");
+  const text = await readBodyText(req, MAX_BODY_BYTES);
   if (text.trim() === "") return {};
   try {
     return JSON.parse(text);
@@ -92,14 +61,14 @@ function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
 
 function storeReply(res: ServerResponse, r: StoreResult, id: string): number {
   if (r.ok) {
-    send(res, 200, { action: r.action });
+    sendJson(res, 200, { action: r.action });
     return 200;
   }
   if (r.code === "not_found") {
-    send(res, 404, { error: { code: "not_found", message: `no action with id '${id}'` } });
+    sendJson(res, 404, { error: { code: "not_found", message: `no action with id '${id}'` } });
     return 404;
   }
-  send(res, 409, { error: { code: "invalid_transition", message: `action is ${r.state}, not pending`, state: r.state } });
+  sendJson(res, 409, { error: { code: "invalid_transition", message: `action is ${r.state}, not pending`, state: r.state } });
   return 409;
 }
 
@@ -113,7 +82,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     const method = req.method ?? "GET";
 
     if (path === "/healthz") {
-      send(res, 200, { status: "ok" });
+      sendJson(res, 200, { status: "ok" });
       return { route: "/healthz", status: 200 };
     }
     if (path === "/metrics" && method === "GET") {
@@ -127,7 +96,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
 
     if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
-      send(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
+      sendJson(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
       return { route: "/api", status: 401 };
     }
 
@@ -147,14 +116,14 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         limit = Number(limitRaw);
         if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
       }
-      send(res, 200, { actions: await store.list({ state: state?.data, limit }) });
+      sendJson(res, 200, { actions: await store.list({ state: state?.data, limit }) });
       return { route: "/api/actions", status: 200 };
     }
     if (seg[0] === "actions" && seg.length === 2 && seg[1]) {
       allow("GET", "/api/actions/:id");
       const found = await store.get(seg[1]);
       if (!found) throw new HttpError(404, { code: "not_found", message: `no action with id '${seg[1]}'` });
-      send(res, 200, found);
+      sendJson(res, 200, found);
       return { route: "/api/actions/:id", status: 200 };
     }
     if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "approve") {
@@ -174,7 +143,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       allow("GET", r);
       const doc = seg[0] === "world" ? await readSnapshot(kv) : await readDrift(kv);
       if (!doc.ok) throw new HttpError(503, { code: doc.code === "none" ? "no_snapshot" : "unreadable_snapshot", message: doc.message });
-      send(res, 200, doc.value);
+      sendJson(res, 200, doc.value);
       return { route: r, status: 200 };
     }
     throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
@@ -187,7 +156,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         const status = err instanceof HttpError ? err.status : 500;
         if (!(err instanceof HttpError)) logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
         const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
-        if (!res.headersSent) send(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
+        if (!res.headersSent) sendJson(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
         else res.end();
         metrics.apiRequests.inc({ route: "(error)", status: String(status) });
       });

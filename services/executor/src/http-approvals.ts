@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { Counter, type Logger, type Registry, type Sql } from "@steward/shared";
 import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type ClaimRefusal, type Decision } from "./approval-tokens.js";
-import { bearerMatches } from "./http-api.js";
+import { bearerMatches } from "@steward/shared";
 import { isUuid, type ActionStore, type StoreResult } from "./store.js";
 
 /**

@@ -1,7 +1,6 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
-import { contextFromTraceparent, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
+import { HttpError, bearerMatches, contextFromTraceparent, readBodyText, sendJson, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
 import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
 import type { PlannerMetrics } from "./metrics.js";
@@ -24,37 +23,8 @@ export interface ApiDeps {
   onQueued?: () => void;
 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, readonly body: { code: string; message: string; [k: string]: unknown }) {
-    super(body.message);
-  }
-}
-
-const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
-
-/** Constant-time bearer check: both sides are hashed first so their lengths never leak either. */
-export function bearerMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
-  const given = m?.[1]?.trim() ?? "";
-  return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
-}
-
-function send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-  const json = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), ...extra });
-  res.end(json);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, { code: "too_large", message: `request body is larger than ${MAX_BODY_BYTES} bytes` });
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+function readBody(req: IncomingMessage): Promise<string> {
+  return readBodyText(req, MAX_BODY_BYTES);
 }
 
 /** The planner's HTTP API: /inbox, /tasks, /cost need the bearer token; /healthz and /metrics do not. */
@@ -87,7 +57,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       span.setAttribute("steward.created", r.created);
       metrics.inbox.inc({ result: r.created ? "created" : "duplicate" });
       if (r.created) deps.onQueued?.();
-      send(res, r.created ? 202 : 200, { task: r.task, created: r.created });
+      sendJson(res, r.created ? 202 : 200, { task: r.task, created: r.created });
       return r.created ? 202 : 200;
     });
   }
@@ -97,7 +67,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
     if (path === "/healthz") {
-      send(res, 200, { status: "ok" });
+      sendJson(res, 200, { status: "ok" });
       return { route: "/healthz", status: 200 };
     }
     if (path === "/metrics" && method === "GET") {
@@ -110,7 +80,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
     if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
       if (path === "/inbox") metrics.rejected.inc({ reason: "unauthorized" });
-      send(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
+      sendJson(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
       return { route: path.startsWith("/tasks/") ? "/tasks/:id" : path, status: 401 };
     }
     const allow = (want: string, r: string) => {
@@ -129,7 +99,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
       }
       const conversationId = url.searchParams.get("conversation_id") || undefined;
-      send(res, 200, { tasks: await store.list({ limit, conversationId }) });
+      sendJson(res, 200, { tasks: await store.list({ limit, conversationId }) });
       return { route: "/tasks", status: 200 };
     }
     if (path.startsWith("/tasks/")) {
@@ -142,11 +112,11 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       }
       const detail = await store.get(id);
       if (!detail) throw new HttpError(404, { code: "not_found", message: `no task with id '${id}'` });
-      send(res, 200, detail);
+      sendJson(res, 200, detail);
       return { route: "/tasks/:id", status: 200 };
     }
     allow("GET", "/cost");
-    send(res, 200, await ledger.report(deps.clock()));
+    sendJson(res, 200, await ledger.report(deps.clock()));
     return { route: "/cost", status: 200 };
   }
 
@@ -157,7 +127,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         const status = err instanceof HttpError ? err.status : 500;
         if (!(err instanceof HttpError)) logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
         const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
-        if (!res.headersSent) send(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
+        if (!res.headersSent) sendJson(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
         else res.end();
         metrics.apiRequests.inc({ route: "(error)", status: String(status) });
       });
