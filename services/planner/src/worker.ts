@@ -37,7 +37,9 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
     const ctx = trace.setSpan(context.active(), span);
     deps.runs.set(task.id, { task, parent: ctx, spec: undefined });
     try {
-      const out = await deps.graph.invoke(initialState(task), runConfig(task));
+      // Checkpoint once, when the graph ends: a task that dies mid-way is retried from its start by the queue,
+      // so intermediate checkpoints buy nothing and cost a round of writes per step.
+      const out = await deps.graph.invoke(initialState(task), { ...runConfig(task), durability: "exit" });
       const ok = await store.complete(task.id, settings.workerId, out.agent ?? null, out.answer ?? "", deps.clock());
       if (ok) metrics.tasks.inc({ state: "succeeded" });
       else logger.warn({ task: task.id }, "task finished but was no longer ours (lease lapsed?)");
