@@ -98,12 +98,14 @@ export async function startLocalPostgres(dir: string, port: number, logFile: str
     url: `postgres://steward@127.0.0.1:${port}/steward`,
     proc,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      const done = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGINT"); // fast shutdown
-      const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      await done;
-      clearTimeout(t);
+      // Ctrl-C reaches postgres too (same process group), so it may be gone already: clean up either way.
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const done = new Promise((r) => proc.once("exit", r));
+        proc.kill("SIGINT"); // fast shutdown
+        const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+        await done;
+        clearTimeout(t);
+      }
       if (asOther) rmSync(dir, { recursive: true, force: true });
     },
   };
