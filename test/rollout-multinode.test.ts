@@ -67,6 +67,7 @@ let nc: NatsConnection;
 let sql: Sql;
 let kv: KV;
 let supervisor: Supervisor;
+let fleetPath = "";
 let executor: Executor;
 const fakes: Record<string, FakeDocker> = {};
 const agents: { node: string; proc: ChildProcess; log: string[] }[] = [];
@@ -122,6 +123,7 @@ ${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n     
   const observer = createObserver({ config: loadObserverConfig({ NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" }), nc, logger, registry: createRegistry("observer", false) });
   await observer.start();
   stops.push(() => observer.stop());
+  fleetPath = fleet;
   supervisor = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger, registry: createRegistry("supervisor", false) });
   await supervisor.start();
   stops.push(() => supervisor.stop());
@@ -293,5 +295,20 @@ describe("rolling deploy across three node-agent processes", () => {
       return ok ? s : undefined;
     }, 10_000, 100);
     expect(stackOf(settled, "n2")?.state).toBe("running");
+  });
+  it("after the failed rollout the supervisor does not propose the same revision again: an alert that names the action", async () => {
+    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc, sql, logger: silentLogger(), registry: createRegistry("supervisor", false) });
+    await again.start();
+    stops.push(() => again.stop());
+    const r = await again.runCycle();
+    expect(r.status).toBe("ok");
+    const held = r.status === "ok" ? r.drifts.filter((d) => d.kind === "config_drift" && d.service === "shop") : [];
+    expect(held.map((d) => d.node).sort()).toEqual(["n2", "n3"]);
+    for (const d of held) {
+      expect(d).toMatchObject({ severity: "alert", proposes: null });
+      expect(d.message).toMatch(/not proposed again: the rollout of this revision failed \(action [0-9a-f]{8}/);
+    }
+    await new Promise((res) => setTimeout(res, 1000)); // a few more cycles
+    expect(await actionsOf("deploy", "pending")).toEqual([]);
   });
 });

@@ -13,6 +13,8 @@ export const DeployActionParams = z.strictObject({
     .optional(),
   max_parallel: z.number().int().min(1).max(100).optional(),
   health_timeout_ms: z.number().int().min(100).max(3_600_000).optional(),
+  /** The desired config hash the supervisor saw when it proposed the deploy; a failed rollout of it is not re-proposed. */
+  target_config_hash: z.string().max(128).optional(),
 });
 export type DeployActionParams = z.output<typeof DeployActionParams>;
 

@@ -15,6 +15,8 @@ export const Drift = z.strictObject({
   since: z.string().nullable(),
   /** The action this drift proposes, if any. */
   proposes: z.enum(["start", "restart", "deploy", "pull"]).nullable(),
+  /** What the proposed fix aims at, when it is a revision (a deploy's desired config hash). */
+  target: z.string().max(200).optional(),
   traceparent: z.string().optional(),
 });
 export type Drift = z.infer<typeof Drift>;

@@ -22,7 +22,8 @@ export function applyComposeDrift(spec: FleetSpec, world: WorldState, drifts: re
   const isStack = (node: string, service: string) => spec.nodes[node]?.services[service]?.kind === "compose";
   const out = drifts.map((d): Drift => {
     if (d.kind !== "missing" || !isStack(d.node, d.service)) return d;
-    return { ...d, proposes: "deploy", message: `stack ${d.service} is declared on ${d.node} but was never deployed there` };
+    const desired = world.nodes[d.node]?.services[d.service]?.desired_config_hash;
+    return { ...d, proposes: "deploy", message: `stack ${d.service} is declared on ${d.node} but was never deployed there`, ...(desired ? { target: desired } : {}) };
   });
   if (opts.snapshotTooOld) return out;
   const blocked = new Set(out.filter((d) => BLOCKING.has(d.kind)).map((d) => `${d.node}/${d.service}`));
@@ -44,6 +45,7 @@ export function applyComposeDrift(spec: FleetSpec, world: WorldState, drifts: re
         message: `stack ${service} on ${nodeName} runs ${running}; the spec asks for ${short(svc.desired_config_hash)}`,
         since: svc.since,
         proposes: "deploy",
+        target: svc.desired_config_hash,
       };
       if (svc.traceparent) d.traceparent = svc.traceparent;
       out.push(d);

@@ -37,7 +37,14 @@ export interface ProposeOptions {
   ttlMs: number;
 }
 
-type Proposal = Drift & { proposes: ActionKind; params?: { nodes: string[] } };
+type Proposal = Drift & { proposes: ActionKind; params?: { nodes?: string[]; target_config_hash?: string } };
+
+/** A deploy carries the revision it aims at, so a failed rollout of that revision is not proposed again. */
+function deployTarget(group: readonly Drift[]): { target_config_hash: string } | Record<string, never> {
+  const targets = new Set(group.map((d) => d.target));
+  const only = targets.size === 1 ? [...targets][0] : undefined;
+  return only ? { target_config_hash: only } : {};
+}
 
 /**
  * A stack drifted on several nodes is one rollout, not one deploy per node: deploy proposals for the same
@@ -60,11 +67,12 @@ export function groupDeploys(wanted: readonly (Drift & { proposes: ActionKind })
     const first = group[0];
     if (!first) continue;
     if (group.length === 1) {
-      out.push(first);
+      const target = deployTarget(group);
+      out.push("target_config_hash" in target ? { ...first, params: target } : first);
       continue;
     }
     const nodes = group.map((d) => d.node);
-    out.push({ ...first, message: `${first.service} drifted on ${nodes.join(", ")}: ${group.map((d) => `${d.node}: ${d.message}`).join("; ")}`, params: { nodes } });
+    out.push({ ...first, message: `${first.service} drifted on ${nodes.join(", ")}: ${group.map((d) => `${d.node}: ${d.message}`).join("; ")}`, params: { nodes, ...deployTarget(group) } });
   }
   return out;
 }
@@ -105,13 +113,35 @@ export async function proposeActions(sql: Sql, drifts: readonly Drift[], opts: P
   return proposed;
 }
 
+/**
+ * Holds back deploys of a revision whose rollout failed recently (and was rolled back): proposing it again would
+ * fail the same way. The drift stays in the report, as an alert that names the failed action, until the spec or
+ * the checkout changes (a new desired hash) or the hold window passes.
+ */
+export async function holdFailedRevisions(sql: Sql, drifts: readonly Drift[], opts: { now: Date; holdMs: number }): Promise<Drift[]> {
+  const targets = [...new Set(drifts.filter((d) => d.proposes === "deploy" && d.target).map((d) => d.target as string))];
+  if (targets.length === 0) return [...drifts];
+  const since = new Date(opts.now.getTime() - opts.holdMs);
+  const failed = await sql<{ id: string; service: string; target: string; updated_at: Date }[]>`
+    SELECT id, service, params->>'target_config_hash' AS target, updated_at FROM actions
+    WHERE kind = 'deploy' AND state IN ('failed', 'failed_unknown') AND updated_at >= ${since}
+      AND params->>'target_config_hash' IN ${sql(targets)}
+    ORDER BY updated_at DESC`;
+  if (failed.length === 0) return [...drifts];
+  return drifts.map((d) => {
+    const f = d.proposes === "deploy" ? failed.find((x) => x.service === d.service && x.target === d.target) : undefined;
+    if (!f) return d;
+    return { ...d, severity: "alert", proposes: null, message: `${d.message}; not proposed again: the rollout of this revision failed (action ${f.id.slice(0, 8)}, ${f.updated_at.toISOString()})` };
+  });
+}
+
 /** Adds nodes to a pending rollout (conditional on it still being pending), with an audit row saying so. */
 async function extendRollout(sql: Sql, id: string, nodes: string[], d: Proposal, opts: ProposeOptions): Promise<void> {
   // Name order, like a rollout proposed at once (drifts are sorted by key): the order nodes drifted in is noise.
   const all = [...new Set(nodes)].sort();
   await sql.begin(async (tx) => {
     const rows = await tx`
-      UPDATE actions SET params = params || ${tx.json({ nodes: all })}, updated_at = ${opts.now}
+      UPDATE actions SET params = params || ${tx.json({ nodes: all, ...deployTarget([d]) })}, updated_at = ${opts.now}
       WHERE id = ${id} AND state = 'pending' RETURNING id`;
     if (rows.length === 0) return; // decided meanwhile: the next cycle proposes afresh
     await tx`

@@ -22,7 +22,7 @@ import { computeDrift, countByKind } from "./diff.js";
 import { LeaderLock } from "./leader.js";
 import { loadSnapshotFromFile, loadSnapshotFromKv, loadSpecSafe, type Loaded, type SkipReason } from "./load.js";
 import { createSupervisorMetrics } from "./metrics.js";
-import { expireCleared, proposeActions } from "./proposals.js";
+import { expireCleared, holdFailedRevisions, proposeActions } from "./proposals.js";
 
 export type CycleResult =
   | { status: "ok"; drifts: Drift[]; proposed: Action[]; expired: string[] }
@@ -53,6 +53,9 @@ export interface Supervisor {
 }
 
 const SKIP_WARN_EVERY_MS = 60_000;
+
+/** How long a revision whose rollout failed is not proposed again (a new commit changes the hash sooner). */
+const FAILED_REVISION_HOLD_MS = 24 * 3_600_000;
 
 export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const { config, nc, sql, registry } = deps;
@@ -127,8 +130,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   async function evaluate(spec: FleetSpec, snapshot: Snapshot, now: Date, bucket: KV): Promise<CycleResult> {
     const t0 = performance.now();
-    const drifts = computeDrift(spec, snapshot, now, { snapshotMaxAgeMs: config.snapshotMaxAgeMs });
+    const computed = computeDrift(spec, snapshot, now, { snapshotMaxAgeMs: config.snapshotMaxAgeMs });
     m.diffSeconds.observe((performance.now() - t0) / 1000);
+    const drifts = await holdFailedRevisions(sql, computed, { now, holdMs: FAILED_REVISION_HOLD_MS });
     const report: DriftReport = {
       computed_at: now.toISOString(),
       snapshot_written_at: snapshot.written_at,

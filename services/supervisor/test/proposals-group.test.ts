@@ -41,3 +41,16 @@ describe("groupDeploys", () => {
     ]);
   });
 });
+
+describe("groupDeploys carries the revision a deploy aims at", () => {
+  const t = (node: string, target: string) => ({ ...d(node, "app", "deploy"), target });
+  it("one node: params.target_config_hash", () => {
+    expect(groupDeploys([t("n1", "sha256:aa")], new Set())[0]).toMatchObject({ params: { target_config_hash: "sha256:aa" } });
+  });
+  it("several nodes on the same revision: nodes and the revision", () => {
+    expect(groupDeploys([t("n1", "sha256:aa"), t("n2", "sha256:aa")], new Set())[0]?.params).toEqual({ nodes: ["n1", "n2"], target_config_hash: "sha256:aa" });
+  });
+  it("nodes asking for different revisions: no single revision is recorded", () => {
+    expect(groupDeploys([t("n1", "sha256:aa"), t("n2", "sha256:bb")], new Set())[0]?.params).toEqual({ nodes: ["n1", "n2"] });
+  });
+});

@@ -21,7 +21,7 @@ import {
 } from "@steward/shared";
 import { createTestDatabase, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createSupervisor, type Supervisor } from "../src/supervisor.js";
-import { proposeActions } from "../src/proposals.js";
+import { holdFailedRevisions, proposeActions } from "../src/proposals.js";
 import { SUPERVISOR_LOCK_KEY } from "../src/leader.js";
 import { computeDrift } from "../src/diff.js";
 import { TP, node, snapshot, spec, specYaml, svc } from "./fixtures.js";
@@ -276,6 +276,25 @@ describe("proposals", () => {
     const r = await sup.runCycle();
     expect(r.status === "ok" && r.expired).toEqual([]);
     expect((await actions())[0]?.state).toBe("pending");
+  });
+
+  it("a revision whose rollout failed is held back: alert naming the action, no new deploy; another revision is proposed", async () => {
+    const drift = (target: string) => ({ key: "config_drift:n1/shop", kind: "config_drift" as const, node: "n1", service: "shop", severity: "action" as const, message: "shop differs", since: null, proposes: "deploy" as const, target });
+    const now = new Date();
+    const [failed] = await sql<{ id: string }[]>`
+      INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at, params, updated_at)
+      VALUES (gen_random_uuid(), 'n1', 'shop', 'deploy', 'failed', 'roll out', 'sup', now() + interval '1 hour', ${sql.json({ nodes: ["n1", "n2"], target_config_hash: "sha256:bad" })}, now())
+      RETURNING id`;
+    const [held] = await holdFailedRevisions(sql, [drift("sha256:bad")], { now, holdMs: 3_600_000 });
+    expect(held).toMatchObject({ kind: "config_drift", severity: "alert", proposes: null });
+    expect(held?.message).toContain(`not proposed again: the rollout of this revision failed (action ${failed!.id.slice(0, 8)}`);
+    expect(await proposeActions(sql, [held!], { supervisorId: "s", now, ttlMs: 60_000 })).toEqual([]);
+
+    const [fresh] = await holdFailedRevisions(sql, [drift("sha256:good")], { now, holdMs: 3_600_000 });
+    expect(fresh).toMatchObject({ severity: "action", proposes: "deploy" });
+    // Past the hold window the same revision may be tried again.
+    const [later] = await holdFailedRevisions(sql, [drift("sha256:bad")], { now: new Date(now.getTime() + 2 * 3_600_000), holdMs: 3_600_000 });
+    expect(later).toMatchObject({ proposes: "deploy" });
   });
 
   it("an approved action is not expired when its drift clears", async () => {
