@@ -119,8 +119,12 @@ describe("web console in Chromium", () => {
       expect(await card.locator("pre.diagnosis").innerText()).toBe("process exited with code 1: <b>OOM</b>");
       expect(await card.locator("pre.params").innerText()).toContain('"grace_s": 5');
       await page.waitForSelector("#live.ok");
-      await page.setViewportSize({ width: 1280, height: 1000 });
-      await page.screenshot({ path: "/tmp/steward-console.png", fullPage: true });
+      // STEWARD_SCREENSHOT=path keeps a picture of the page for a person to look at; tests leave nothing behind.
+      const shot = process.env["STEWARD_SCREENSHOT"];
+      if (shot) {
+        await page.setViewportSize({ width: 1280, height: 1000 });
+        await page.screenshot({ path: shot, fullPage: true });
+      }
 
       // Proposed while the page is open: it appears without a reload.
       const later = await insertAction(env.sql, { node: "node-1", service: "db" });
