@@ -112,7 +112,10 @@ export interface TaskStore {
   /** Queued tasks past their TTL become `expired`; lapsed running tasks without attempts left become `dead`. Both dead-lettered. */
   sweep(now: Date): Promise<{ expired: string[]; dead: string[] }>;
   setAgent(id: string, agent: string): Promise<void>;
+  /** Resolves at once; the insert follows in order and is flushed by `complete`/`failAttempt`/`flushSteps`. */
   addStep(id: string, kind: TaskStep["kind"], message: string): Promise<void>;
+  /** Resolves once every step added so far for the task is written. */
+  flushSteps(id: string): Promise<void>;
   addCall(id: string, call: Omit<ModelCall, "at">): Promise<void>;
   addProposal(id: string, p: TaskProposal): Promise<void>;
   get(id: string): Promise<TaskDetail | undefined>;
@@ -126,6 +129,11 @@ const TASK_AGGREGATES = (sql: Sql) => sql`
   (SELECT coalesce(sum(c.cost_usd), 0) FROM planner_model_calls c WHERE c.task_id = t.id) AS cost_usd`;
 
 export function createTaskStore(sql: Sql): TaskStore {
+  // Steps are progress notes: written behind the graph, in order per task, and flushed before the task's outcome is
+  // recorded, so a finished task always shows all its steps while the graph never waits on a progress insert.
+  const stepWrites = new Map<string, Promise<void>>();
+  const flushSteps = (id: string): Promise<void> => stepWrites.get(id) ?? Promise.resolve();
+
   async function getTask(id: string): Promise<Task | undefined> {
     const [r] = await sql<TaskRow[]>`SELECT t.*, ${TASK_AGGREGATES(sql)} FROM planner_tasks t WHERE t.id = ${id}`;
     return r ? toTask(r) : undefined;
@@ -175,6 +183,7 @@ export function createTaskStore(sql: Sql): TaskStore {
     },
 
     async complete(id, workerId, agent, answer, now) {
+      await flushSteps(id);
       const rows = await sql`
         UPDATE planner_tasks SET state = 'succeeded', agent = coalesce(${agent}, agent), answer = ${answer}, error = NULL,
                updated_at = ${now}, lease_until = NULL
@@ -183,6 +192,7 @@ export function createTaskStore(sql: Sql): TaskStore {
     },
 
     async failAttempt(id, workerId, error, now, backoffMs) {
+      await flushSteps(id);
       return sql.begin(async (tx) => {
         const [t] = await tx<{ attempts: number; max_attempts: number }[]>`
           SELECT attempts, max_attempts FROM planner_tasks WHERE id = ${id} AND state = 'running' AND worker_id = ${workerId} FOR UPDATE`;
@@ -244,8 +254,22 @@ export function createTaskStore(sql: Sql): TaskStore {
       await sql`UPDATE planner_tasks SET agent = ${agent} WHERE id = ${id}`;
     },
 
-    async addStep(id, kind, message) {
-      await sql`INSERT INTO planner_task_steps (task_id, kind, message) VALUES (${id}, ${kind}, ${message.slice(0, 4000)})`;
+    flushSteps,
+
+    addStep(id, kind, message) {
+      const at = new Date(); // when it happened, not when it was written
+      const write = (): Promise<void> =>
+        sql`INSERT INTO planner_task_steps (task_id, kind, message, at) VALUES (${id}, ${kind}, ${message.slice(0, 4000)}, ${at})`.then(
+          () => undefined,
+          // A lost progress note must not fail the task; the task's own outcome is written (and fails) separately.
+          () => undefined,
+        );
+      const next = flushSteps(id).then(write);
+      stepWrites.set(id, next);
+      void next.then(() => {
+        if (stepWrites.get(id) === next) stepWrites.delete(id);
+      });
+      return Promise.resolve();
     },
 
     async addCall(id, c) {

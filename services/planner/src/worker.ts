@@ -51,6 +51,7 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
       const message = (err as Error).message?.slice(0, 1000) ?? String(err);
       const r = await store.failAttempt(task.id, settings.workerId, message, deps.clock(), backoffMs(task.attempts, settings.backoffBaseMs, settings.backoffMaxMs));
       await store.addStep(task.id, "error", `attempt ${task.attempts} failed: ${message}${r.to === "queued" ? `; retrying at ${r.retryAt.toISOString()}` : r.to === "dead" ? "; no attempts left (dead-lettered)" : ""}`).catch(() => undefined);
+      await store.flushSteps(task.id);
       if (r.to === "dead") metrics.tasks.inc({ state: "dead" });
       span.setAttribute("steward.task.state", r.to);
       logger.warn({ task: task.id, attempt: task.attempts, outcome: r.to, err: message }, "task attempt failed");
