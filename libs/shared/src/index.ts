@@ -17,3 +17,4 @@ export * from "./task.js";
 export * from "./deploy.js";
 export * from "./log-tail.js";
 export * from "./http.js";
+export * from "./service-main.js";

@@ -1,0 +1,46 @@
+import { ConfigError } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+
+export interface ServiceContext {
+  logger: Logger;
+  /** Registers something to undo on SIGTERM/SIGINT; undone in reverse order of registration. */
+  onStop(what: string, fn: () => Promise<unknown>): void;
+}
+
+/**
+ * What every service's main.ts does around its own wiring: on SIGTERM/SIGINT undo what was started, newest first
+ * (also when the signal arrives during start-up: start-up finishes, then drains), and exit 0. Invalid settings exit 2
+ * with the message naming the setting (never its value); any other start-up failure exits 1.
+ */
+export function runService(name: string, start: (ctx: ServiceContext) => Promise<void>): void {
+  const logger = createLogger(name);
+  const stops: { what: string; fn: () => Promise<unknown> }[] = [];
+  let stopping = false;
+  const startup = start({ logger, onStop: (what, fn) => stops.push({ what, fn }) });
+
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, `${name} stopping`);
+    await startup.catch(() => undefined);
+    for (const s of stops.reverse()) {
+      try {
+        await s.fn();
+      } catch (err) {
+        logger.error({ step: s.what, err: (err as Error).message }, "error while stopping");
+      }
+    }
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+
+  startup.catch((err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, `${name} failed to start`);
+    process.exit(1);
+  });
+}
