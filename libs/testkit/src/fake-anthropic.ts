@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { listenOnLoopback } from "./loopback-server.js";
 
 /**
  * A local server speaking Anthropic's Messages API (`POST /v1/messages`), driven by scripted answers:
@@ -64,7 +64,6 @@ const requestId = (): string => `req_${randomBytes(12).toString("hex")}`;
 export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
   const requests: RecordedAnthropicRequest[] = [];
   const queue: AnthropicAnswer[] = [];
-  const sockets = new Set<Socket>();
   const fallback = opts.defaultAnswer ?? { json: { diagnosis: "ok", answer: "ok", proposals: [] } };
 
   const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
@@ -149,21 +148,14 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     });
   }
 
-  const server = createServer((req, res) => {
+  const { url, port, close } = await listenOnLoopback((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendError(res, 500, "api_error", String(err));
       else res.end();
     });
   });
-  server.on("connection", (s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     port,
     requests,
     messages: () => requests.filter((r) => r.path === "/v1/messages").map((r) => r.body as AnthropicMessagesRequest),
@@ -172,10 +164,6 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       requests.length = 0;
       queue.length = 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { IncomingMessage } from "node:http";
+import { listenOnLoopback } from "./loopback-server.js";
 import { randomBytes } from "node:crypto";
 
 /**
@@ -90,7 +91,7 @@ export async function startFakeNtfy(opts: FakeNtfyOptions = {}): Promise<FakeNtf
     for (const w of [...waiters]) w();
   };
 
-  const server: Server = createServer((req, res) => {
+  const { url, close: closeServer } = await listenOnLoopback((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
       const reply = (status: number, text: string) => {
@@ -152,12 +153,9 @@ export async function startFakeNtfy(opts: FakeNtfyOptions = {}): Promise<FakeNtf
       if (!res.headersSent) res.writeHead(500).end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     published,
     rejected,
     failNext(n, status = 503) {
@@ -196,10 +194,6 @@ export async function startFakeNtfy(opts: FakeNtfyOptions = {}): Promise<FakeNtf
       }
       return { status: r.status, body: parsed };
     },
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+    close: closeServer,
   };
 }

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { listenOnLoopback } from "./loopback-server.js";
 
 /**
  * A local server speaking Ollama's HTTP API (`GET /api/tags`, `POST /api/chat` with streaming NDJSON or a
@@ -61,7 +61,6 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   const queue: OllamaAnswer[] = [];
   let models = opts.models ?? ["llama3.1:8b"];
   let mode: FakeOllamaMode = "up";
-  const sockets = new Set<Socket>();
   const hanging = new Set<ServerResponse>();
   const chunkChars = opts.chunkChars ?? 8;
   const fallback = opts.defaultAnswer ?? { content: JSON.stringify({ diagnosis: "ok", answer: "ok", proposals: [] }) };
@@ -158,22 +157,15 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     sendJson(res, 404, { error: "not found" });
   }
 
-  const server = createServer((req, res) => {
+  const { url, port, close } = await listenOnLoopback((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) sendJson(res, 500, { error: String(err) });
       else res.end();
     });
   });
-  server.on("connection", (s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     port,
     requests,
     chats: () => requests.filter((r) => r.path === "/api/chat").map((r) => r.body as OllamaChatRequest),
@@ -192,10 +184,6 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
       requests.length = 0;
       queue.length = 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }

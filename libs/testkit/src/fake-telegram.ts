@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { IncomingMessage } from "node:http";
+import { listenOnLoopback } from "./loopback-server.js";
 import { randomBytes } from "node:crypto";
 
 /**
@@ -215,7 +216,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
     }
   }
 
-  const server: Server = createServer((req, res) => {
+  const { url, close: closeServer } = await listenOnLoopback((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? "/", "http://localhost");
       const m = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(url.pathname);
@@ -237,9 +238,6 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
       }
     })();
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
 
   async function deliver(u: TgUpdate): Promise<void> {
     if (!webhook) {
@@ -257,7 +255,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
   }
 
   return {
-    apiUrl: `http://127.0.0.1:${port}`,
+    apiUrl: url,
     token,
     bot,
     sent,
@@ -297,11 +295,9 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
         await new Promise((r) => setTimeout(r, 25));
       }
     },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const p of [...pollers]) p();
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+    close: () => {
+      for (const p of [...pollers]) p();
+      return closeServer();
+    },
   };
 }

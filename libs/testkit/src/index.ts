@@ -137,3 +137,4 @@ export { startFakeDocker, type FakeDocker, type FakeDockerOptions, type FakeCont
 export * from "./fake-ntfy.js";
 export * from "./fake-telegram.js";
 export { createGitFixture, gitSync, type GitFixture } from "./git-fixture.js";
+export * from "./loopback-server.js";
