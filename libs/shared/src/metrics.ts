@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import { Registry, collectDefaultMetrics, Counter, Gauge, Histogram } from "prom-client";
 
 export { Registry, Counter, Gauge, Histogram };
@@ -10,24 +10,34 @@ export function createRegistry(service: string, withDefaults = true): Registry {
   return r;
 }
 
+/**
+ * Answers the two routes every Steward HTTP listener has without auth: GET /healthz and GET /metrics.
+ * Returns the route it answered, or undefined when the request is for something else.
+ */
+export async function answerHealthOrMetrics(path: string, method: string, res: ServerResponse, registry: Registry): Promise<"/healthz" | "/metrics" | undefined> {
+  if (path === "/healthz") {
+    res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    return "/healthz";
+  }
+  if (path === "/metrics" && method === "GET") {
+    try {
+      const body = await registry.metrics();
+      res.writeHead(200, { "content-type": registry.contentType }).end(body);
+    } catch (err) {
+      res.writeHead(500, { "content-type": "text/plain" }).end(`${(err as Error).message}\n`);
+    }
+    return "/metrics";
+  }
+  return undefined;
+}
+
 /** Serves GET /metrics (Prometheus text) and GET /healthz. Port 0 picks a free port. */
 export async function serveMetrics(registry: Registry, port: number, host = "127.0.0.1"): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
-    if (req.url === "/metrics") {
-      registry
-        .metrics()
-        .then((body) => {
-          res.writeHead(200, { "content-type": registry.contentType });
-          res.end(body);
-        })
-        .catch((err: Error) => {
-          res.writeHead(500).end(err.message);
-        });
-    } else if (req.url === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-    } else {
-      res.writeHead(404).end();
-    }
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    void answerHealthOrMetrics(path, req.method ?? "GET", res, registry).then((answered) => {
+      if (!answered) res.writeHead(404).end();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { DRIFT_KEY, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
+import { DRIFT_KEY, answerHealthOrMetrics, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
 import { createAlertStore, type AlertStore } from "./alert-store.js";
 import type { AlerterConfig } from "./config.js";
 import { createDelivery } from "./delivery.js";
@@ -209,13 +209,11 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       delivery.start();
 
       server = createServer((req, res) => {
-        const path = (req.url ?? "/").split("?")[0];
-        if (path === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
-        if (path === "/metrics" && req.method === "GET") {
-          registry
-            .metrics()
-            .then((body) => res.writeHead(200, { "content-type": registry.contentType }).end(body))
-            .catch(() => res.writeHead(500).end());
+        const path = (req.url ?? "/").split("?")[0] ?? "/";
+        if (path === "/healthz" || path === "/metrics") {
+          void answerHealthOrMetrics(path, req.method ?? "GET", res, registry).then((answered) => {
+            if (!answered) res.writeHead(405).end();
+          });
           return;
         }
         if (path === "/telegram/webhook" && req.method === "POST" && bot && tg?.mode === "webhook" && tg.webhookSecret) {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { ActionState, HttpError, bearerMatches, readBodyText, sendJson, type KV, type Logger, type Registry } from "@steward/shared";
+import { ActionState, HttpError, answerHealthOrMetrics, bearerMatches, readBodyText, sendJson, type KV, type Logger, type Registry } from "@steward/shared";
 import type { ActionStore, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
@@ -81,16 +81,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
 
-    if (path === "/healthz") {
-      sendJson(res, 200, { status: "ok" });
-      return { route: "/healthz", status: 200 };
-    }
-    if (path === "/metrics" && method === "GET") {
-      const body = await registry.metrics();
-      res.writeHead(200, { "content-type": registry.contentType });
-      res.end(body);
-      return { route: "/metrics", status: 200 };
-    }
+    const ops = await answerHealthOrMetrics(path, method, res, registry);
+    if (ops) return { route: ops, status: res.statusCode };
     if (deps.approvals && path.startsWith("/approvals/")) return deps.approvals(req, res, path, method);
     if (deps.console && (path === "/console" || path.startsWith("/console/"))) return deps.console.handle(req, res, path);
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
-import { HttpError, bearerMatches, contextFromTraceparent, readBodyText, sendJson, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
+import { HttpError, answerHealthOrMetrics, bearerMatches, contextFromTraceparent, readBodyText, sendJson, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
 import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
 import type { PlannerMetrics } from "./metrics.js";
@@ -66,16 +66,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const method = req.method ?? "GET";
-    if (path === "/healthz") {
-      sendJson(res, 200, { status: "ok" });
-      return { route: "/healthz", status: 200 };
-    }
-    if (path === "/metrics" && method === "GET") {
-      const body = await registry.metrics();
-      res.writeHead(200, { "content-type": registry.contentType });
-      res.end(body);
-      return { route: "/metrics", status: 200 };
-    }
+    const ops = await answerHealthOrMetrics(path, method, res, registry);
+    if (ops) return { route: ops, status: res.statusCode };
     const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost";
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
     if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
