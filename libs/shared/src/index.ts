@@ -18,3 +18,4 @@ export * from "./deploy.js";
 export * from "./log-tail.js";
 export * from "./http.js";
 export * from "./service-main.js";
+export * from "./action-row.js";

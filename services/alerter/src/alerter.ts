@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import { DRIFT_KEY, answerHealthOrMetrics, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
+import { ACTIONS_CHANNEL, DRIFT_KEY, answerHealthOrMetrics, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
 import { createAlertStore, type AlertStore } from "./alert-store.js";
 import type { AlerterConfig } from "./config.js";
 import { createDelivery } from "./delivery.js";
@@ -200,7 +200,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       kv = await openWorldBucket(nc);
       takeSnapshot(await readKv(kv, WORLD_KEY, parseSnapshot));
       takeDrift(await readKv(kv, DRIFT_KEY, parseDriftReport));
-      const listening = await sql.listen("steward_actions", () => void trigger());
+      const listening = await sql.listen(ACTIONS_CHANNEL, () => void trigger());
       unlisten = () => listening.unlisten();
       watchLoop = watchWorld(kv);
       await pollCost();

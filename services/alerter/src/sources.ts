@@ -1,4 +1,4 @@
-import { DriftReport, Snapshot, type Action, type KV, type Sql } from "@steward/shared";
+import { ACTION_COLUMNS, DriftReport, Snapshot, actionFromRow, type Action, type ActionRow, type KV, type Sql } from "@steward/shared";
 import type { z } from "zod";
 import type { Read } from "./rules.js";
 
@@ -23,45 +23,7 @@ export async function readKv<T>(kv: KV, key: string, parse: (b: Uint8Array | und
   return parse(e && e.operation === "PUT" ? e.value : undefined);
 }
 
-interface ActionRow {
-  id: string;
-  node: string;
-  service: string;
-  kind: Action["kind"];
-  state: Action["state"];
-  reason: string;
-  drift_key: string | null;
-  proposed_by: string;
-  diagnosis: string | null;
-  created_at: Date;
-  updated_at: Date;
-  expires_at: Date;
-  result: string | null;
-  traceparent: string | null;
-  params: Record<string, unknown> | null;
-  task_id: string | null;
-}
-
-const toAction = (r: ActionRow): Action => ({
-  id: r.id,
-  node: r.node,
-  service: r.service,
-  kind: r.kind,
-  state: r.state,
-  reason: r.reason,
-  drift_key: r.drift_key,
-  proposed_by: r.proposed_by,
-  diagnosis: r.diagnosis,
-  created_at: r.created_at.toISOString(),
-  updated_at: r.updated_at.toISOString(),
-  expires_at: r.expires_at.toISOString(),
-  result: r.result,
-  traceparent: r.traceparent,
-  params: r.params ?? {},
-  task_id: r.task_id ?? null,
-});
-
-const COLS = "id, node, service, kind, state, reason, drift_key, proposed_by, diagnosis, created_at, updated_at, expires_at, result, traceparent, params, task_id";
+const COLS = ACTION_COLUMNS.join(", ");
 
 /** Actions the rules look at (read-only: every change goes through the executor). */
 export async function readActions(sql: Sql, windowMs: number): Promise<{ pending: Action[]; latestFinished: Action[] }> {
@@ -70,7 +32,7 @@ export async function readActions(sql: Sql, windowMs: number): Promise<{ pending
     SELECT DISTINCT ON (node, service, kind) ${sql.unsafe(COLS)} FROM actions
     WHERE state IN ('succeeded', 'failed', 'failed_unknown') AND updated_at > now() - ${windowMs} * interval '1 millisecond'
     ORDER BY node, service, kind, updated_at DESC`;
-  return { pending: pending.map(toAction), latestFinished: latest.map(toAction) };
+  return { pending: pending.map(actionFromRow), latestFinished: latest.map(actionFromRow) };
 }
 
 /** What became of a pending action whose alert resolved: its state and who moved it, from the audit log. */

@@ -1,8 +1,7 @@
 import type { postgres } from "@steward/shared";
-import { transition, type Action, type ActionState, type AuditEntry, type Channel, type Sql, type TransitionEvent } from "@steward/shared";
+import { ACTIONS_CHANNEL, actionFromRow, transition, type Action, type ActionRow as SharedActionRow, type ActionState, type AuditEntry, type Channel, type Sql, type TransitionEvent } from "@steward/shared";
 
-/** Postgres channel on which every committed transition is announced (payload: the action id). */
-export const ACTIONS_CHANNEL = "steward_actions";
+export { ACTIONS_CHANNEL };
 
 export const LOST_EXECUTOR_DETAIL = "executor lost mid-run; not re-run, check the service";
 
@@ -21,23 +20,8 @@ export interface SweepResult {
   to: ActionState;
 }
 
-interface ActionRow {
-  id: string;
-  node: string;
-  service: string;
-  kind: Action["kind"];
-  state: ActionState;
-  reason: string;
-  drift_key: string | null;
-  proposed_by: string;
-  diagnosis: string | null;
-  created_at: Date;
-  updated_at: Date;
-  expires_at: Date;
-  result: string | null;
-  traceparent: string | null;
-  params: Record<string, unknown> | null;
-  task_id: string | null;
+/** The executor also reads who holds a running action, and until when. */
+interface ActionRow extends SharedActionRow {
   executor_id: string | null;
   lease_until: Date | null;
 }
@@ -62,26 +46,7 @@ export function isUuid(id: string): boolean {
 
 const iso = (d: Date): string => d.toISOString();
 
-export function toAction(r: ActionRow): Action {
-  return {
-    id: r.id,
-    node: r.node,
-    service: r.service,
-    kind: r.kind,
-    state: r.state,
-    reason: r.reason,
-    drift_key: r.drift_key,
-    proposed_by: r.proposed_by,
-    diagnosis: r.diagnosis,
-    created_at: iso(r.created_at),
-    updated_at: iso(r.updated_at),
-    expires_at: iso(r.expires_at),
-    result: r.result,
-    traceparent: r.traceparent,
-    params: r.params ?? {},
-    task_id: r.task_id ?? null,
-  };
-}
+export const toAction = (r: ActionRow): Action => actionFromRow(r);
 
 function toAudit(r: AuditRow): AuditEntry {
   return {

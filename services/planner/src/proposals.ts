@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { type FleetSpec, type Sql } from "@steward/shared";
+import { ACTIONS_CHANNEL, type FleetSpec, type Sql } from "@steward/shared";
 
-/** Postgres channel on which new and changed action ids are announced (the executor and the supervisor use it too). */
-export const ACTIONS_CHANNEL = "steward_actions";
+export { ACTIONS_CHANNEL };
 
 /** The kinds a planner may propose: node/service operations from the action catalog. Never free-form commands. */
 export const PLANNER_ACTION_KINDS = ["start", "stop", "restart"] as const;

@@ -1,33 +1,21 @@
 import { randomUUID } from "node:crypto";
 import {
-  Action,
+  ACTIONS_CHANNEL,
+  ACTION_COLUMNS,
   OPEN_ACTION_STATES,
+  actionFromRow,
   contextFromTraceparent,
   traceparentOf,
   transition,
   withSpan,
+  type Action,
   type ActionKind,
+  type ActionRow,
   type Drift,
   type Sql,
 } from "@steward/shared";
 
-/** Postgres channel on which new and changed action ids are announced. */
-export const ACTIONS_CHANNEL = "steward_actions";
-
-const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent", "params"] as const;
-
-type ActionRow = Record<(typeof ACTION_COLUMNS)[number], unknown>;
-
-const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
-
-export function rowToAction(r: ActionRow): Action {
-  return Action.parse({
-    ...r,
-    created_at: iso(r.created_at),
-    updated_at: iso(r.updated_at),
-    expires_at: iso(r.expires_at),
-  });
-}
+export { ACTIONS_CHANNEL };
 
 const openKey = (node: string, service: string, kind: string): string => `${node}/${service}/${kind}`;
 
@@ -168,7 +156,7 @@ async function insertPending(sql: Sql, d: Proposal, opts: ProposeOptions, tracep
       VALUES (${id}, NULL, 'pending', ${opts.supervisorId}, 'supervisor', ${d.message})`;
     // Delivered on commit, so listeners never see an id they cannot read yet.
     await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
-    return rowToAction(row);
+    return actionFromRow(row);
   });
 }
 
