@@ -11,21 +11,19 @@ import {
   loadFleetSpec,
   withSpan,
   type Logger,
+  type FleetSpec,
   type NatsConnection,
-  type NodeCommandBody,
   type NodeCommandReply,
   type Registry,
   type ServiceObservation,
-  type ProcessService,
-  type ServiceSpec,
 } from "@steward/shared";
 import { SeenCommands, verifyCommand } from "./commands.js";
 import { serveLogTail } from "./log-tail.js";
 import type { NodeAgentConfig } from "./config.js";
 import { createAgentMetrics, type AgentMetrics } from "./metrics.js";
-import { diffServices, diskUsage, memUsedPct, startOrder } from "./plan.js";
+import { diskUsage, memUsedPct } from "./plan.js";
 import { EventPublisher, newEventId } from "./publisher.js";
-import { SpawnError, SupervisedService, type ServiceHooks } from "./supervised-service.js";
+import { createProcessDriver } from "./process-driver.js";
 import { createSecretProbe } from "./secret-probe.js";
 import { createComposeDriver } from "./compose-driver.js";
 import { DockerClient } from "./docker/client.js";
@@ -71,11 +69,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     logger,
     metrics,
   });
-  const services = new Map<string, SupervisedService>();
-  const lastEmitted = new Map<string, string>();
   const seen = new SeenCommands();
   const timers: NodeJS.Timeout[] = [];
-  let declaredSpecs: Record<string, ProcessService> = {};
   let specStamp = "";
   let startedAt = clock().toISOString();
   let ownNc: NatsConnection | undefined;
@@ -95,7 +90,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     publish: (e) => publisher.publish(e),
     clock,
     locate: (name) => {
-      const svc = services.get(name);
+      const svc = processes.services.get(name);
       if (svc) return { kind: "process", pid: svc.pid };
       return specKinds.has(name) ? { kind: "other" } : { kind: "absent" };
     },
@@ -120,59 +115,21 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   const repo = createRepoWatcher({ node, fleetSpec: config.fleetSpec, publish: (e) => publisher.publish(e), logger: logger.child({ probe: "repo" }), clock, fetchTimeoutMs: config.repoFetchTimeoutMs ?? 30_000, gitTimeoutMs: 15_000 });
 
   const now = () => clock().toISOString();
-
-  function emitService(svc: SupervisedService, force = false): void {
-    const o = svc.observation();
-    const key = `${o.state}|${o.health}|${o.declared}|${o.pid ?? ""}`;
-    if (!force && lastEmitted.get(svc.name) === key) return;
-    lastEmitted.set(svc.name, key);
-    publisher.publish({ type: "service", id: newEventId(node), node, ts: now(), ...o });
-  }
-
-  /** A service that left the spec is kept (reported undeclared) only while its process still runs. */
-  function forgetIfGone(svc: SupervisedService): void {
-    if (!svc.declared && !svc.running && services.get(svc.name) === svc) {
-      services.delete(svc.name);
-      lastEmitted.delete(svc.name);
-      logger.info({ service: svc.name }, "undeclared service no longer runs; forgetting it");
-    }
-  }
-
-  const hooks: ServiceHooks = {
-    onExit(svc) {
-      metrics.processExits.inc({ service: svc.name });
-      emitService(svc, true);
-      forgetIfGone(svc);
-    },
-    onStarted(svc) {
-      metrics.processStarts.inc({ service: svc.name });
-      emitService(svc);
-    },
-    onCheck(svc, run, result, okChanged) {
-      metrics.healthChecks.inc({ service: svc.name, check: run.name, result: result.ok ? "ok" : "fail" });
-      if (okChanged) {
-        publisher.publish({
-          type: "health_check",
-          id: newEventId(node),
-          node,
-          ts: now(),
-          service: svc.name,
-          check: run.name,
-          ok: result.ok,
-          consecutive_failures: run.progress.consecutiveFailures,
-          detail: result.detail.slice(0, 2000),
-        });
-      }
-      emitService(svc);
-    },
-  };
-
-  function makeService(name: string, spec: ProcessService): SupervisedService {
-    return new SupervisedService(name, spec, { node, logDir: config.logDir, baseDir, stopGraceMs: config.stopGraceMs, logger: logger.child({ service: name }), hooks, resolveSecret: (ref) => secrets.resolve(ref) });
-  }
+  // `process` services: child processes this agent supervises.
+  const processes = createProcessDriver({
+    node,
+    logDir: config.logDir,
+    baseDir,
+    stopGraceMs: config.stopGraceMs,
+    logger,
+    metrics,
+    publish: (e) => publisher.publish(e),
+    now,
+    resolveSecret: (ref) => secrets.resolve(ref),
+  });
 
   function status(): ServiceObservation[] {
-    return [...services.values()].map((s) => s.observation()).concat(compose.status()).sort((a, b) => a.service.localeCompare(b.service));
+    return processes.status().concat(compose.status()).sort((a, b) => a.service.localeCompare(b.service));
   }
 
   async function heartbeat(): Promise<void> {
@@ -241,11 +198,9 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     }
     if (stamp === specStamp) return;
     specStamp = stamp;
-    let next: Record<string, ProcessService>;
+    let spec: FleetSpec;
     try {
-      const spec = await loadFleetSpec(config.fleetSpec);
-      // The process driver owns `process` services; other kinds belong to their own drivers.
-      next = processServices(spec.nodes[node]?.services ?? {});
+      spec = await loadFleetSpec(config.fleetSpec);
       secrets.setSpec(spec);
       specKinds = new Set(Object.keys(spec.nodes[node]?.services ?? {}));
       compose.setSpec(spec);
@@ -256,36 +211,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       return;
     }
     metrics.specReloads.inc({ result: "ok" });
-    applySpec(next);
-  }
-
-  function applySpec(next: Record<string, ProcessService>): void {
-    const diff = diffServices(declaredSpecs, next);
-    declaredSpecs = next;
-    if (diff.added.length + diff.removed.length + diff.changed.length > 0) logger.info({ ...diff }, "fleet spec reloaded");
-    for (const name of diff.added) {
-      const existing = services.get(name);
-      const spec = next[name] as ProcessService;
-      if (existing) {
-        // Declared again while its old process still runs: it is managed again.
-        existing.declared = true;
-        existing.setSpec(spec);
-        emitService(existing, true);
-        continue;
-      }
-      // Never started on reload: a new declaration is drift for the supervisor to propose, the operator to approve.
-      const svc = makeService(name, spec);
-      services.set(name, svc);
-      emitService(svc, true);
-    }
-    for (const name of diff.changed) services.get(name)?.setSpec(next[name] as ProcessService);
-    for (const name of diff.removed) {
-      const svc = services.get(name);
-      if (!svc) continue;
-      svc.declared = false;
-      emitService(svc, true);
-      forgetIfGone(svc);
-    }
+    processes.setSpec(spec);
   }
 
   function attachNats(nc: NatsConnection): void {
@@ -299,7 +225,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         void handleCommand(msg);
       },
     });
-    logTailSub = serveLogTail(nc, { node, logDir: config.logDir, services: () => services, resolveSecret: (ref) => secrets.resolve(ref), logger });
+    logTailSub = serveLogTail(nc, { node, logDir: config.logDir, services: () => processes.services, resolveSecret: (ref) => secrets.resolve(ref), logger });
     logger.info({ subject: commandSubject(node) }, "taking node commands");
   }
 
@@ -354,45 +280,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     seen.add(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
     if (cmd.op === "pull") return repo.pull(cmd);
     if (compose.has(cmd.service)) return compose.execute(cmd);
-    const svc = services.get(cmd.service);
-    if (!svc || (!svc.declared && cmd.op !== "stop")) {
-      const message = svc ? `service '${cmd.service}' is no longer declared on node '${node}'; only stop is allowed` : `no service '${cmd.service}' on node '${node}'`;
-      logger.warn({ code: "unknown_service", command_id: cmd.id, op: cmd.op, service: cmd.service }, "node command refused");
-      return { ok: false, id: cmd.id, code: "unknown_service", message };
-    }
-    logger.info({ command_id: cmd.id, action_id: cmd.action_id, op: cmd.op, service: cmd.service }, "executing node command");
-    try {
-      const pid = await svc.exclusive(() => runOp(svc, cmd));
-      emitService(svc, true);
-      return { ok: true, id: cmd.id, node, service: cmd.service, pid, detail: `${cmd.op} done; state ${svc.state}` };
-    } catch (err) {
-      emitService(svc, true);
-      const message = err instanceof SpawnError ? err.message : `${cmd.op} failed: ${(err as Error).message}`;
-      logger.warn({ code: "failed", command_id: cmd.id, op: cmd.op, service: cmd.service, message }, "node command failed");
-      return { ok: false, id: cmd.id, code: "failed", message };
-    } finally {
-      forgetIfGone(svc);
-    }
-  }
-
-  async function runOp(svc: SupervisedService, cmd: NodeCommandBody): Promise<number | null> {
-    switch (cmd.op) {
-      case "start":
-        return svc.start();
-      case "stop":
-        await svc.stop();
-        return null;
-      case "restart":
-        return svc.restart();
-      case "deploy":
-      case "rollback":
-      case "pull":
-        throw new Error(`op '${cmd.op}' does not apply to a process service`);
-      default: {
-        const never: never = cmd.op;
-        throw new Error(`unknown op ${String(never)}`);
-      }
-    }
+    return processes.execute(cmd);
   }
 
   return {
@@ -410,21 +298,15 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       const spec = await loadFleetSpec(config.fleetSpec);
       const nodeSpec = spec.nodes[node];
       if (!nodeSpec) logger.warn({ node, file: config.fleetSpec }, "this node is not declared in the fleet spec; supervising nothing until it is");
-      declaredSpecs = processServices(nodeSpec?.services ?? {});
+      processes.load(spec);
       secrets.setSpec(spec);
       specKinds = new Set(Object.keys(nodeSpec?.services ?? {}));
       compose.setSpec(spec);
-      for (const [name, s] of Object.entries(declaredSpecs)) services.set(name, makeService(name, s));
 
       if (deps.nc) attachNats(deps.nc);
       else void connectLoop();
 
-      for (const name of startOrder(declaredSpecs)) {
-        const svc = services.get(name);
-        if (!svc?.spec.autostart) continue;
-        await svc.exclusive(() => svc.start()).catch((err: unknown) => logger.warn({ service: name, err: (err as Error).message }, "autostart failed"));
-      }
-      for (const svc of services.values()) emitService(svc);
+      await processes.autostart();
       await heartbeat();
       await probeHost();
       every(config.heartbeatMs, "heartbeat", heartbeat);
@@ -434,7 +316,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       compose.start();
       every(config.repoProbeMs ?? 60_000, "repo probe", repo.probe);
       void repo.probe().catch((err: unknown) => logger.warn({ err }, "first repo probe failed"));
-      logger.info({ services: services.size, log_dir: config.logDir }, "node-agent started");
+      logger.info({ services: processes.services.size, log_dir: config.logDir }, "node-agent started");
     },
 
     async stop() {
@@ -445,7 +327,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       await compose.stop();
       commandSub?.unsubscribe();
       logTailSub?.unsubscribe();
-      await Promise.all([...services.values()].map((s) => s.shutdown().catch((err: unknown) => logger.warn({ service: s.name, err }, "stop failed"))));
+      await processes.shutdown();
       // A last heartbeat restating that everything is stopped, so the observer need not wait for staleness.
       await heartbeat().catch(() => undefined);
       const flushed = await publisher.flush(2000);
@@ -458,14 +340,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     status,
 
     killChildrenNow() {
-      for (const s of services.values()) s.killNow();
+      processes.killNow();
     },
   };
-}
-
-/** The process driver owns `process` services; other kinds belong to their own drivers. */
-function processServices(all: Record<string, ServiceSpec>): Record<string, ProcessService> {
-  const out: Record<string, ProcessService> = {};
-  for (const [name, s] of Object.entries(all)) if (s.kind === "process") out[name] = s;
-  return out;
 }

@@ -12,3 +12,4 @@ export { parseEnvFile } from "./env-file.js";
 export { probeRepo, fetchRemote, collidingPaths, repoTargetFor, redactUrls, git, GitError, type RepoTarget, type RepoReport, type ProbeOptions } from "./repo-probe.js";
 export { pullRepo, describePull, quarantineDirFor, PullRefusedError, type PullResult, type PullRefusal, type Quarantined } from "./repo-pull.js";
 export { createRepoWatcher, type RepoWatcher, type RepoWatcherDeps } from "./repo-watch.js";
+export { createProcessDriver, processServices, type ProcessDriver, type ProcessDriverDeps } from "./process-driver.js";
