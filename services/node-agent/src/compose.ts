@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { resolve as resolvePath } from "node:path";
 import { parseDocument } from "yaml";
-import { canonicalJson, type EnvValue } from "@steward/shared";
-import type { ContainerCreateBody, HealthConfig } from "./docker/types.js";
+import { canonicalJson, hmacHex, type EnvValue, type ServiceHealth, type ServiceObservation } from "@steward/shared";
+import type { ContainerCreateBody, ContainerInspect, HealthConfig } from "./docker/types.js";
 import { startOrder } from "./plan.js";
 
 /**
@@ -365,4 +365,60 @@ export function containerCreateBody(r: StackRevision, stack: string, service: st
     });
   }
   return body;
+}
+
+/** Health of one container as the engine reports it; `none` when its image has no healthcheck. */
+export function containerHealth(c: ContainerInspect): ServiceHealth {
+  const h = c.State.Health?.Status;
+  return h === "healthy" || h === "unhealthy" || h === "starting" ? h : "none";
+}
+
+/** The worst of several healths (unhealthy, then starting, then healthy). */
+export function worst(hs: ServiceHealth[]): ServiceHealth {
+  if (hs.includes("unhealthy")) return "unhealthy";
+  if (hs.includes("starting")) return "starting";
+  if (hs.includes("healthy")) return "healthy";
+  return "none";
+}
+
+/** Pure: a stack's observation from its containers' inspect data. Never reads env. */
+export function observeContainers(name: string, containers: ContainerInspect[], opts: { desiredHash?: string | undefined; desiredError?: string | undefined; stoppedByCommand: boolean }): ServiceObservation {
+  const o: ServiceObservation = { service: name, state: "stopped", health: "none", starts: containers.length > 0 ? 1 : 0, declared: true };
+  if (opts.desiredHash) o.desired_config_hash = opts.desiredHash;
+  const problems: string[] = [];
+  if (opts.desiredError) problems.push(`spec side: ${opts.desiredError}`);
+  if (containers.length > 0) {
+    const running = containers.filter((c) => c.State.Running);
+    const short = (c: ContainerInspect) => c.Name.replace(/^\//, "");
+    if (running.length === containers.length) o.state = "running";
+    else if (running.length > 0) {
+      o.state = "failed";
+      problems.push(`not running: ${containers.filter((c) => !c.State.Running).map((c) => `${short(c)} (${c.State.Status}, exit ${c.State.ExitCode})`).join(", ")}`);
+    } else if (containers.every((c) => c.State.Status === "created")) o.state = "stopped";
+    else {
+      const exited = containers.find((c) => c.State.Status === "exited" || c.State.Status === "dead");
+      o.state = opts.stoppedByCommand ? "stopped" : "exited";
+      if (exited && !opts.stoppedByCommand) {
+        o.exit_code = exited.State.ExitCode;
+        problems.push(`${short(exited)} exited with code ${exited.State.ExitCode}`);
+      }
+    }
+    if (o.state === "running") {
+      o.health = worst(running.map(containerHealth));
+      const bad = running.filter((c) => containerHealth(c) === "unhealthy").map(short);
+      if (bad.length) problems.push(`unhealthy: ${bad.join(", ")}`);
+    }
+    o.restart_count = containers.reduce((n, c) => n + (c.RestartCount ?? 0), 0);
+    const images = [...new Set(containers.map((c) => c.Image))].sort();
+    if (images.length === 1) o.image_digest = images[0] as string;
+    else o.image_digest = `combined:${hmacHex("steward-images", images.join(",")).slice(0, 32)}`;
+    const hashes = new Set(containers.map((c) => c.Config.Labels?.[LABEL_CONFIG_HASH] ?? ""));
+    if (hashes.size === 1 && !hashes.has("")) o.config_hash = [...hashes][0] as string;
+    else if (hashes.size > 1) {
+      o.config_hash = "mixed";
+      problems.push("containers carry different config hashes");
+    }
+  }
+  if (problems.length) o.detail = problems.join("; ").slice(0, 2000);
+  return o;
 }

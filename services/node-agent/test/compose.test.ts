@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ComposeError, buildRevision, composeDurationMs, configHash, containerCreateBody, deployOrder, mergeComposeFiles, splitCommand, type StackRevision } from "../src/compose.js";
-import { observeContainers } from "../src/compose-driver.js";
+import { observeContainers } from "../src/compose.js";
 import type { ContainerInspect } from "../src/docker/types.js";
 
 const file = (text: string, path = "compose.yaml") => ({ path, text });
