@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import type { Logger } from "./logger.js";
 
 /** An HTTP answer other than success, with the JSON error body the operator (or CLI) reads. */
 export class HttpError extends Error {
@@ -36,4 +37,53 @@ export function bearerMatches(header: string | undefined, token: string): boolea
   const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
   const given = m?.[1]?.trim() ?? "";
   return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
+}
+
+export interface HttpListener {
+  server: Server;
+  /** The port actually bound (port 0 picks a free one). */
+  port: number;
+  /** Stops accepting and cuts open connections (SSE streams, keep-alives) rather than waiting on them. */
+  close(): Promise<void>;
+}
+
+/** Every Steward HTTP listener binds the same way. */
+export async function listenHttp(handler: RequestListener, port: number, host: string): Promise<HttpListener> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return {
+    server,
+    port: typeof addr === "object" && addr ? addr.port : port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A JSON API's request listener around an async router: an HttpError becomes its JSON error reply, anything else a
+ * logged 500 that says nothing about internals; every request is counted by route and status.
+ */
+export function jsonApi(
+  route: (req: IncomingMessage, res: ServerResponse) => Promise<{ route: string; status: number }>,
+  opts: { logger: Logger; count: (route: string, status: number) => void },
+): RequestListener {
+  return (req, res) => {
+    route(req, res)
+      .then(({ route: r, status }) => opts.count(r, status))
+      .catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        if (!(err instanceof HttpError)) opts.logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
+        const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
+        if (!res.headersSent) sendJson(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
+        else res.end();
+        opts.count("(error)", status);
+      });
+  };
 }

@@ -1,4 +1,5 @@
-import { createServer, type Server, type ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
+import { listenHttp, type HttpListener } from "./http.js";
 import { Registry, collectDefaultMetrics, Counter, Gauge, Histogram } from "prom-client";
 
 export { Registry, Counter, Gauge, Histogram };
@@ -32,18 +33,15 @@ export async function answerHealthOrMetrics(path: string, method: string, res: S
 }
 
 /** Serves GET /metrics (Prometheus text) and GET /healthz. Port 0 picks a free port. */
-export async function serveMetrics(registry: Registry, port: number, host = "127.0.0.1"): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
-    void answerHealthOrMetrics(path, req.method ?? "GET", res, registry).then((answered) => {
-      if (!answered) res.writeHead(404).end();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
-  });
-  const addr = server.address();
-  const actual = typeof addr === "object" && addr ? addr.port : port;
-  return { server, port: actual, close: () => new Promise((r) => server.close(() => r())) };
+export async function serveMetrics(registry: Registry, port: number, host = "127.0.0.1"): Promise<HttpListener> {
+  return listenHttp(
+    (req, res) => {
+      const path = (req.url ?? "/").split("?")[0] ?? "/";
+      void answerHealthOrMetrics(path, req.method ?? "GET", res, registry).then((answered) => {
+        if (!answered) res.writeHead(404).end();
+      });
+    },
+    port,
+    host,
+  );
 }

@@ -1,5 +1,4 @@
-import { createServer, type Server } from "node:http";
-import { ACTIONS_CHANNEL, DRIFT_KEY, answerHealthOrMetrics, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
+import { ACTIONS_CHANNEL, DRIFT_KEY, answerHealthOrMetrics, listenHttp, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type HttpListener, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
 import { createAlertStore, type AlertStore } from "./alert-store.js";
 import type { AlerterConfig } from "./config.js";
 import { createDelivery } from "./delivery.js";
@@ -65,7 +64,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   let lastGoodDriftAt: number | undefined;
   let cost: Read<CostReport> = { ok: false, reason: planner ? "cost not fetched yet" : "no planner configured" };
   const timers: NodeJS.Timeout[] = [];
-  let server: Server | undefined;
+  let server: HttpListener | undefined;
   let watchLoop: Promise<void> | undefined;
   let pollLoop: Promise<void> | undefined;
   let stopWatch: (() => void) | undefined;
@@ -208,7 +207,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       if (planner) timers.push(setInterval(() => void pollCost(), config.costPollMs));
       delivery.start();
 
-      server = createServer((req, res) => {
+      server = await listenHttp((req, res) => {
         const path = (req.url ?? "/").split("?")[0] ?? "/";
         if (path === "/healthz" || path === "/metrics") {
           void answerHealthOrMetrics(path, req.method ?? "GET", res, registry).then((answered) => {
@@ -224,14 +223,8 @@ export function createAlerter(deps: AlerterDeps): Alerter {
           return;
         }
         res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "not_found", message: `no route ${req.method} ${path}` } }));
-      });
-      const srv = server;
-      await new Promise<void>((resolve, reject) => {
-        srv.once("error", reject);
-        srv.listen(config.metricsPort, config.metricsHost, () => resolve());
-      });
-      const addr = srv.address();
-      const url = `http://${config.metricsHost}:${typeof addr === "object" && addr ? addr.port : config.metricsPort}`;
+      }, config.metricsPort, config.metricsHost);
+      const url = `http://${config.metricsHost}:${server.port}`;
 
       if (bot && tg && tgApi) {
         if (tg.mode === "webhook" && tg.webhookUrl && tg.webhookSecret) {
@@ -259,11 +252,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       await delivery.stop();
       await bot?.idle();
       await unlisten?.().catch(() => undefined);
-      if (server) {
-        const srv = server;
-        srv.closeAllConnections();
-        await new Promise<void>((r) => srv.close(() => r()));
-      }
+      await server?.close();
     },
   };
 }

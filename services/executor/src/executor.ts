@@ -1,5 +1,4 @@
-import { createServer, type Server } from "node:http";
-import { migrate, openWorldBucket, type KV, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
+import { listenHttp, migrate, openWorldBucket, type HttpListener, type KV, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
 import type { ExecutorConfig } from "./config.js";
 import { createApiHandler } from "./http-api.js";
 import { createConsole } from "./console/index.js";
@@ -33,7 +32,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const metrics = createExecutorMetrics(registry, store);
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
-  let server: Server | undefined;
+  let server: HttpListener | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
@@ -115,14 +114,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       const approvalKey = deriveApprovalKey(config.fleetKey);
       const approvals = createApprovalRoutes({ sql, store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
       const web = createConsole({ store, kv, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
-      server = createServer(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }));
-      const srv = server;
-      await new Promise<void>((resolve, reject) => {
-        srv.once("error", reject);
-        srv.listen(config.httpPort, config.httpHost, () => resolve());
-      });
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
+      server = await listenHttp(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }), config.httpPort, config.httpHost);
+      const port = server.port;
       const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
       if (config.worker) {
         await sweep();
@@ -140,11 +133,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       await loop;
       await Promise.allSettled([...inflight]);
       await unlisten?.().catch(() => undefined);
-      if (server) {
-        const srv = server;
-        srv.closeAllConnections();
-        await new Promise<void>((r) => srv.close(() => r()));
-      }
+      await server?.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { ActionState, HttpError, answerHealthOrMetrics, bearerMatches, readBodyText, sendJson, type KV, type Logger, type Registry } from "@steward/shared";
+import { ActionState, HttpError, jsonApi, answerHealthOrMetrics, bearerMatches, readBodyText, sendJson, type KV, type Logger, type Registry } from "@steward/shared";
 import type { ActionStore, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
@@ -141,16 +141,5 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
   }
 
-  return (req, res) => {
-    route(req, res)
-      .then(({ route: r, status }) => metrics.apiRequests.inc({ route: r, status: String(status) }))
-      .catch((err: unknown) => {
-        const status = err instanceof HttpError ? err.status : 500;
-        if (!(err instanceof HttpError)) logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
-        const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
-        if (!res.headersSent) sendJson(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
-        else res.end();
-        metrics.apiRequests.inc({ route: "(error)", status: String(status) });
-      });
-  };
+  return jsonApi(route, { logger, count: (r, status) => metrics.apiRequests.inc({ route: r, status: String(status) }) });
 }

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
-import { HttpError, answerHealthOrMetrics, bearerMatches, contextFromTraceparent, readBodyText, sendJson, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
+import { HttpError, jsonApi, answerHealthOrMetrics, bearerMatches, contextFromTraceparent, readBodyText, sendJson, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
 import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
 import type { PlannerMetrics } from "./metrics.js";
@@ -112,16 +112,5 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     return { route: "/cost", status: 200 };
   }
 
-  return (req, res) => {
-    route(req, res)
-      .then(({ route: r, status }) => metrics.apiRequests.inc({ route: r, status: String(status) }))
-      .catch((err: unknown) => {
-        const status = err instanceof HttpError ? err.status : 500;
-        if (!(err instanceof HttpError)) logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
-        const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
-        if (!res.headersSent) sendJson(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
-        else res.end();
-        metrics.apiRequests.inc({ route: "(error)", status: String(status) });
-      });
-  };
+  return jsonApi(route, { logger, count: (r, status) => metrics.apiRequests.inc({ route: r, status: String(status) }) });
 }

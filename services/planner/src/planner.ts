@@ -1,7 +1,6 @@
-import { createServer, type Server } from "node:http";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
-import { migrate, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
+import { listenHttp, migrate, type HttpListener, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
 import { createClaudeBackend, createOllamaBackend, type ClaudeBackend, type LocalBackend } from "./backends.js";
 import type { PlannerConfig } from "./config.js";
 import { createCostLedger, type CostLedger } from "./cost-ledger.js";
@@ -75,7 +74,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
       modelSeconds: (taskId) => caller.takeModelSeconds(taskId),
     }),
   );
-  let server: Server | undefined;
+  let server: HttpListener | undefined;
   let sweeper: NodeJS.Timeout | undefined;
 
   async function sweep() {
@@ -122,14 +121,8 @@ export function createPlanner(deps: PlannerDeps): Planner {
         clock,
         onQueued: () => workers.forEach((w) => w.nudge()),
       });
-      server = createServer(handler);
-      const srv = server;
-      await new Promise<void>((resolve, reject) => {
-        srv.once("error", reject);
-        srv.listen(config.httpPort, config.httpHost, () => resolve());
-      });
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : config.httpPort;
+      server = await listenHttp(handler, config.httpPort, config.httpHost);
+      const port = server.port;
       for (const w of workers) w.start();
       sweeper = setInterval(() => void sweep().catch((err: unknown) => logger.error({ err: (err as Error).message }, "sweep failed")), Math.max(config.pollMs, 1000));
       logger.info({ port, workers: workers.length, groups: config.modelGroups.map((g) => g.name), claude: config.claude.enabled ? "enabled" : `disabled (${config.claude.disabledBecause})` }, "planner started");
@@ -138,11 +131,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
     async stop() {
       if (sweeper) clearInterval(sweeper);
       await Promise.all(workers.map((w) => w.stop()));
-      if (server) {
-        const s = server;
-        s.closeAllConnections();
-        await new Promise<void>((r) => s.close(() => r()));
-      }
+      await server?.close();
       if (ownSaver) await ownSaver.end().catch(() => undefined);
       logger.info("planner stopped");
     },
