@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { listenOnLoopback } from "./loopback-server.js";
+import { listenOnLoopback, readJsonLoose } from "./loopback-server.js";
 
 /**
  * A local server speaking Anthropic's Messages API (`POST /v1/messages`), driven by scripted answers:
@@ -74,20 +74,9 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const sendError = (res: ServerResponse, status: number, type: string, message: string, headers: Record<string, string> = {}): void =>
     sendJson(res, status, { type: "error", error: { type, message }, request_id: requestId() }, headers);
 
-  async function readBody(req: IncomingMessage): Promise<unknown> {
-    const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-    const text = Buffer.concat(chunks).toString("utf8");
-    try {
-      return text ? JSON.parse(text) : undefined;
-    } catch {
-      return text;
-    }
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://x").pathname;
-    const body = await readBody(req);
+    const body = await readJsonLoose(req);
     requests.push({ method: req.method ?? "GET", path, headers: { ...req.headers }, body, at: Date.now() });
     if (req.method !== "POST" || path !== "/v1/messages") {
       sendError(res, 404, "not_found_error", `Not found: ${req.method} ${path}`);

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readText } from "./loopback-server.js";
 
 /**
  * A local server on a unix socket that speaks the Docker Engine API endpoints Steward uses, with the engine's
@@ -206,9 +207,7 @@ export async function startFakeDocker(opts: FakeDockerOptions = {}): Promise<Fak
     const url = new URL(req.url ?? "/", "http://docker");
     const path = url.pathname.replace(/^\/v1\.\d+/, "");
     const query = Object.fromEntries(url.searchParams);
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString("utf8");
+    const text = await readText(req);
     let body: unknown;
     if (text) {
       try {

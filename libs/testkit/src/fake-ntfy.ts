@@ -1,5 +1,4 @@
-import type { IncomingMessage } from "node:http";
-import { listenOnLoopback } from "./loopback-server.js";
+import { listenOnLoopback, readText } from "./loopback-server.js";
 import { randomBytes } from "node:crypto";
 
 /**
@@ -52,11 +51,6 @@ export interface FakeNtfyOptions {
   token?: string;
 }
 
-async function body(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 const TOPIC = /^[-_A-Za-z0-9]{1,64}$/;
 
@@ -101,7 +95,7 @@ export async function startFakeNtfy(opts: FakeNtfyOptions = {}): Promise<FakeNtf
         rejected.push({ status, reason });
         reply(status, ntfyError(code, status, reason));
       };
-      const text = await body(req);
+      const text = await readText(req);
       if (req.method !== "POST" && req.method !== "PUT") return reject(405, 40500, "method not allowed");
       if (opts.token && req.headers.authorization !== `Bearer ${opts.token}`) return reject(401, 40101, "unauthorized");
       if (failures > 0) {

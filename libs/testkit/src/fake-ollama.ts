@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { listenOnLoopback } from "./loopback-server.js";
+import { listenOnLoopback, readJsonLoose } from "./loopback-server.js";
 
 /**
  * A local server speaking Ollama's HTTP API (`GET /api/tags`, `POST /api/chat` with streaming NDJSON or a
@@ -71,21 +71,9 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     res.end(text);
   };
 
-  async function readBody(req: IncomingMessage): Promise<unknown> {
-    const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-    const text = Buffer.concat(chunks).toString("utf8");
-    if (!text) return undefined;
-    try {
-      return JSON.parse(text);
-    } catch {
-      return text;
-    }
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://x").pathname;
-    const body = await readBody(req);
+    const body = await readJsonLoose(req);
     requests.push({ method: req.method ?? "GET", path, headers: { ...req.headers }, body, at: Date.now() });
     if (mode === "down") {
       req.socket.destroy();

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from "node:http";
-import { listenOnLoopback } from "./loopback-server.js";
+import { listenOnLoopback, readText } from "./loopback-server.js";
 import { randomBytes } from "node:crypto";
 
 /**
@@ -78,9 +78,7 @@ class ApiFailure extends Error {
 }
 
 async function readParams(req: IncomingMessage, url: URL): Promise<Params> {
-  const chunks: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-  const text = Buffer.concat(chunks).toString("utf8");
+  const text = await readText(req);
   const out: Params = Object.fromEntries(url.searchParams.entries());
   if (text.trim() === "") return out;
   const ct = req.headers["content-type"] ?? "";

@@ -1,4 +1,4 @@
-import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
 
 export interface LoopbackServer {
   server: Server;
@@ -24,4 +24,22 @@ export async function listenOnLoopback(handler: RequestListener): Promise<Loopba
         server.close(() => resolve());
       }),
   };
+}
+
+/** The whole request body as text (the stand-ins record what they were sent, so nothing is capped). */
+export async function readText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The body parsed as JSON; the raw text when it is not JSON (recorded as sent); undefined when empty. */
+export async function readJsonLoose(req: IncomingMessage): Promise<unknown> {
+  const text = await readText(req);
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
