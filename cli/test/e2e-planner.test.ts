@@ -4,34 +4,22 @@
  * escalates it to the planner as a task, the planner diagnoses it with the model (a local server speaking Ollama's API)
  * and proposes a restart, and the operator approves it from `steward chat` with stdin as a pipe.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CostReport, TaskDetail, type Action, type AuditEntry, type Snapshot, type Task } from "@steward/shared";
 import { freePort, startFakeOllama, waitFor, type FakeOllama, type OllamaChatRequest } from "@steward/testkit";
-
-const CLI = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+import { CLI, runSteward, startUp, type RunningUp } from "./steward-process.js";
 
 let home = "";
 let dir = "";
 let configFile = "";
-let up: ChildProcess;
-let upOut = "";
+let up: RunningUp | undefined;
 let ollama: FakeOllama;
 
-function steward<T = unknown>(...args: string[]): { code: number; stdout: string; stderr: string; json: T } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, STEWARD_HOME: home, STEWARD_USER: "e2e-operator" }, encoding: "utf8", timeout: 30_000 });
-  let json: unknown;
-  try {
-    json = JSON.parse(r.stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json: json as T };
-}
+const steward = <T = unknown>(...args: string[]) => runSteward<T>(home, args, 30_000);
 
 /** The model's answer: a restart of the crash-looping service, plus one out-of-catalog proposal that must be dropped. */
 function modelAnswer(req: OllamaChatRequest) {
@@ -98,21 +86,11 @@ nodes:
 `,
   );
   expect(steward("validate", fleet).code).toBe(0);
-  const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_HOME: home, OLLAMA_URL: ollama.url };
-  for (const k of ["NATS_URL", "DATABASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MODEL_GROUPS"]) delete env[k];
-  up = spawn(process.execPath, [CLI, "up", "--fleet", fleet, "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  up.stdout?.on("data", (d: Buffer) => (upOut += d.toString()));
-  up.stderr?.on("data", (d: Buffer) => (upOut += d.toString()));
-  const exited = new Promise<never>((_, reject) => up.once("exit", (code) => reject(new Error(`steward up exited (${code}):\n${upOut}`))));
-  await Promise.race([waitFor("steward up to be ready", () => upOut.includes("Steward is up"), 90_000, 200), exited]);
+  up = await startUp(home, ["--fleet", fleet, "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { OLLAMA_URL: ollama.url }, ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MODEL_GROUPS"]);
 }, 120_000);
 
 afterAll(async () => {
-  if (up && up.exitCode === null) {
-    const exited = new Promise((r) => up.once("exit", r));
-    up.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
-  }
+  await up?.stop();
   await ollama?.close();
   await rm(home, { recursive: true, force: true });
 }, 60_000);
@@ -122,7 +100,7 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
   let detail: TaskDetail;
 
   it("runs the planner and writes its URL into the stack file", () => {
-    expect(upOut).toMatch(/planner\s+http:\/\/127\.0\.0\.1:\d+/);
+    expect(up?.output()).toMatch(/planner\s+http:\/\/127\.0\.0\.1:\d+/);
     expect(steward("task", "ls").code).toBe(0);
   });
 

@@ -2,34 +2,21 @@
  * End to end, the way an operator drives Steward: `steward up` with the demo fleet (real nats-server,
  * a throwaway PostgreSQL cluster, every service as its own process), then the CLI in another "terminal".
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Action, AuditEntry, DriftReport, Snapshot } from "@steward/shared";
 import { waitFor } from "@steward/testkit";
-
-const CLI = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+import { runSteward, startUp, type RunningUp } from "./steward-process.js";
 
 let home = "";
 let dir = "";
-let up: ChildProcess;
-let upOut = "";
+let up: RunningUp | undefined;
 /** Demo services orphaned by killing their agent -9 are ours to clean up. */
 const servicePids = new Set<number>();
 
-function steward<T = unknown>(...args: string[]): { code: number; stdout: string; stderr: string; json: T } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, STEWARD_HOME: home, STEWARD_USER: "e2e-operator" }, encoding: "utf8", timeout: 20_000 });
-  let json: unknown;
-  try {
-    json = JSON.parse(r.stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json: json as T };
-}
+const steward = <T = unknown>(...args: string[]) => runSteward<T>(home, args);
 
 const world = () => steward<Snapshot>("status", "--json").json;
 const drifts = () => steward<DriftReport>("drift", "--json").json?.drifts ?? [];
@@ -39,14 +26,7 @@ const svc = (node: string, name: string) => world()?.world.nodes[node]?.services
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "steward-e2e-home-"));
   dir = join(home, "stack");
-  const env: NodeJS.ProcessEnv = { ...process.env, STEWARD_HOME: home };
-  delete env["NATS_URL"];
-  delete env["DATABASE_URL"];
-  up = spawn(process.execPath, [CLI, "up", "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  up.stdout?.on("data", (d: Buffer) => (upOut += d.toString()));
-  up.stderr?.on("data", (d: Buffer) => (upOut += d.toString()));
-  const exited = new Promise<never>((_, reject) => up.once("exit", (code) => reject(new Error(`steward up exited (${code}):\n${upOut}`))));
-  await Promise.race([waitFor("steward up to be ready", () => upOut.includes("Steward is up"), 90_000, 200), exited]);
+  up = await startUp(home, ["--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"]);
 }, 120_000);
 
 afterAll(async () => {
@@ -57,11 +37,7 @@ afterAll(async () => {
       /* already gone */
     }
   }
-  if (up && up.exitCode === null) {
-    const exited = new Promise((r) => up.once("exit", r));
-    up.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
-  }
+  await up?.stop();
   await rm(home, { recursive: true, force: true });
 }, 60_000);
 
