@@ -5,7 +5,11 @@
 // Run: `npx tsc -b && node bench/alert-latency.js [--drifts 30]`
 import { parseArgs } from "node:util";
 import { cpus, totalmem } from "node:os";
-import { connectDb, connectNats, createRegistry, DRIFT_KEY, migrate, openWorldBucket, silentLogger, WORLD_KEY } from "@steward/shared";
+import { connectDb, migrate } from "@steward/platform/db";
+import { connectNats, openWorldBucket } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { silentLogger } from "@steward/platform/logger";
 import { createAlerter, loadConfig } from "@steward/alerter";
 import { createTestDatabase, startFakeNtfy, startNats } from "@steward/testkit";
 

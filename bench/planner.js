@@ -10,7 +10,13 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { connectDb, connectNats, createRegistry, DRIFT_KEY, ensureStreams, eventSubject, initTracing, jetstream, logTailSubject, migrate, openWorldBucket, silentLogger, WORLD_KEY } from "@steward/shared";
+import { connectDb, migrate } from "@steward/platform/db";
+import { connectNats, ensureStreams, jetstream, openWorldBucket } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { DRIFT_KEY, eventSubject, WORLD_KEY } from "@steward/contracts/subjects";
+import { initTracing } from "@steward/platform/tracing";
+import { logTailSubject } from "@steward/contracts/log-tail";
+import { silentLogger } from "@steward/platform/logger";
 import { createNatsSources, createOllamaBackend, createPlanner, loadConfig } from "@steward/planner";
 // A dependency of @steward/planner (hoisted); imported only to time the planner's own checkpointer calls.
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";

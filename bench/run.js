@@ -9,7 +9,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { jetstream, EVENTS_STREAM, ensureStreams, connectNats, openWorldBucket, WORLD_KEY, silentLogger, createRegistry, connectDb, migrate, signNodeCommand, commandSubject } from "@steward/shared";
+import { jetstream, ensureStreams, connectNats, openWorldBucket } from "@steward/platform/bus";
+import { EVENTS_STREAM, WORLD_KEY, commandSubject } from "@steward/contracts/subjects";
+import { silentLogger } from "@steward/platform/logger";
+import { createRegistry } from "@steward/platform/metrics";
+import { connectDb, migrate } from "@steward/platform/db";
+import { signNodeCommand } from "@steward/contracts/node-command";
 import { createObserver } from "@steward/observer";
 import { startNats, createTestDatabase, waitFor, freePort, stopProcess } from "@steward/testkit";
 

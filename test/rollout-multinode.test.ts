@@ -18,24 +18,14 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  DEPLOY_FAILED_ALERT_SUBJECT,
-  DRIFT_KEY,
-  DeployFailedAlert,
-  DriftReport,
-  WORLD_KEY,
-  Snapshot,
-  connectDb,
-  connectNats,
-  createRegistry,
-  ensureStreams,
-  migrate,
-  openWorldBucket,
-  silentLogger,
-  type KV,
-  type NatsConnection,
-  type Sql,
-} from "@steward/shared";
+import { DEPLOY_FAILED_ALERT_SUBJECT, DeployFailedAlert } from "@steward/contracts/deploy";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { DriftReport } from "@steward/contracts/drift";
+import { Snapshot } from "@steward/contracts/world-state";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { connectNats, ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { silentLogger } from "@steward/platform/logger";
 import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
 import { createSupervisor, loadSupervisorConfig, type Supervisor } from "@steward/supervisor";
 import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";

@@ -12,20 +12,12 @@ import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  DRIFT_KEY,
-  DriftReport,
-  Snapshot,
-  connectDb,
-  connectNats,
-  createRegistry,
-  ensureStreams,
-  migrate,
-  openWorldBucket,
-  type KV,
-  type NatsConnection,
-  type Sql,
-} from "@steward/shared";
+import { DRIFT_KEY } from "@steward/contracts/subjects";
+import { DriftReport } from "@steward/contracts/drift";
+import { Snapshot } from "@steward/contracts/world-state";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { connectNats, ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
 import { createNodeAgent, loadConfig as loadAgentConfig, type NodeAgent } from "@steward/node-agent";
 import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
 import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";

@@ -1,4 +1,6 @@
-import { Action, AuditEntry, DriftReport, Snapshot } from "@steward/shared";
+import { Action, AuditEntry } from "@steward/contracts/action";
+import { DriftReport } from "@steward/contracts/drift";
+import { Snapshot } from "@steward/contracts/world-state";
 import { z } from "zod";
 import { readStackFile } from "./stack-file.js";
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { initTracing } from "@steward/shared";
+import { initTracing } from "@steward/platform/tracing";
 import { runCli } from "./cli.js";
 
 // The CLI is where a task's trace starts (`steward task add`, `steward chat`); spans go to OTLP when configured.

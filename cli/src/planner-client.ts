@@ -1,4 +1,4 @@
-import { CostReport, Task, TaskDetail, type TaskEnvelope } from "@steward/shared";
+import { CostReport, Task, TaskDetail, type TaskEnvelope } from "@steward/contracts/task";
 import { z } from "zod";
 import { ApiError } from "./api-client.js";
 import { readStackFile } from "./stack-file.js";

@@ -2,7 +2,7 @@ import { readFile, mkdir, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "@steward/shared";
+import { writeFileAtomic } from "@steward/platform/atomic-write";
 
 /** What `steward up` leaves behind so other terminals can talk to the stack it runs. */
 export const StackFile = z.object({

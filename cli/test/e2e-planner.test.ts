@@ -9,7 +9,9 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CostReport, TaskDetail, type Action, type AuditEntry, type Snapshot, type Task } from "@steward/shared";
+import { CostReport, TaskDetail, type Task } from "@steward/contracts/task";
+import type { Action, AuditEntry } from "@steward/contracts/action";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { freePort, startFakeOllama, waitFor, type FakeOllama, type OllamaChatRequest } from "@steward/testkit";
 import { CLI, runSteward, startUp, type RunningUp } from "./steward-process.js";
 

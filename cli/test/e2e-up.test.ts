@@ -6,7 +6,9 @@ import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Action, AuditEntry, DriftReport, Snapshot } from "@steward/shared";
+import type { Action, AuditEntry } from "@steward/contracts/action";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { waitFor } from "@steward/testkit";
 import { runSteward, startUp, type RunningUp } from "./steward-process.js";
 

@@ -5,7 +5,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import type { Action, CostReport, ModelCall, Task, TaskDetail, TaskEnvelope, TaskProposal, TaskStep } from "@steward/shared";
+import type { Action } from "@steward/contracts/action";
+import type { CostReport, ModelCall, Task, TaskDetail, TaskEnvelope, TaskProposal, TaskStep } from "@steward/contracts/task";
 
 export interface Frame {
   state: Task["state"];

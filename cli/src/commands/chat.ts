@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import type { Action, ActionState, TaskDetail } from "@steward/shared";
+import type { Action, ActionState } from "@steward/contracts/action";
+import type { TaskDetail } from "@steward/contracts/task";
 import { ApiClient, ApiError, NoStackError } from "../api-client.js";
 import { shortId } from "../format.js";
 import { PlannerClient } from "../planner-client.js";

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import type { CostReport } from "@steward/shared";
+import type { CostReport } from "@steward/contracts/task";
 import { table } from "../format.js";
 import { PlannerClient } from "../planner-client.js";
 import { usd, type CommandIo } from "./task.js";

@@ -1,6 +1,10 @@
 import { parseArgs } from "node:util";
-import { parseDuration, type Drift, type FleetSpec, type Snapshot } from "@steward/shared";
-import { computeDrift, loadSnapshotFromFile, loadSpecSafe } from "@steward/supervisor";
+import { parseDuration, type FleetSpec } from "@steward/fleet/fleet-spec";
+import type { Drift } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
+import { computeDrift } from "@steward/fleet/diff";
+import { loadSnapshotFromFile } from "@steward/world/read";
+import { loadSpecSafe } from "@steward/fleet/load";
 import { ApiClient } from "../api-client.js";
 import type { Io } from "../cli.js";
 import { table } from "../format.js";

@@ -1,4 +1,6 @@
-import type { Action, DriftReport, Snapshot } from "@steward/shared";
+import type { Action } from "@steward/contracts/action";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { ago, shortId, table } from "../format.js";
 
 export function renderStatus(snap: Snapshot, now = Date.now()): string {

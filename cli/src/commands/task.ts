@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { userInfo } from "node:os";
 import { parseArgs } from "node:util";
-import { currentTraceHeaders, withSpan, type Task, type TaskDetail, type TaskStep } from "@steward/shared";
+import { currentTraceHeaders, withSpan } from "@steward/platform/tracing";
+import type { Task, TaskDetail, TaskStep } from "@steward/contracts/task";
 import { ago, shortId, table } from "../format.js";
 import { PlannerClient, TERMINAL_STATES, type NewTask } from "../planner-client.js";
 

@@ -2,7 +2,8 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { formatProblem, validateFleetSpec, type FleetSpec, type RepoFileRead, type RepoFiles, type ValidationProblem } from "@steward/shared";
+import { formatProblem, type FleetSpec } from "@steward/fleet/fleet-spec";
+import { validateFleetSpec, type RepoFileRead, type RepoFiles, type ValidationProblem } from "@steward/fleet/fleet-validate";
 
 export interface ValidateResult {
   file: string;

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseFleetSpec, type FleetSpec } from "@steward/shared";
+import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
 import { alerterEnv, ALERTS_OFF_MESSAGE } from "./alerter-env.js";
 

@@ -1,4 +1,4 @@
-import type { postgres, Sql } from "@steward/shared";
+import type { postgres, Sql } from "@steward/platform/db";
 import type { NotificationPayload } from "./notification.js";
 import type { Finding, OpenAlert, Plan } from "./rules.js";
 

@@ -1,4 +1,13 @@
-import { ACTIONS_CHANNEL, DRIFT_KEY, answerHealthOrMetrics, listenHttp, migrate, openWorldBucket, WORLD_KEY, type CostReport, type DriftReport, type HttpListener, type KV, type Logger, type NatsConnection, type Registry, type Snapshot, type Sql } from "@steward/shared";
+import { ACTIONS_CHANNEL } from "@steward/actions/action-row";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
+import { listenHttp, type HttpListener } from "@steward/platform/http";
+import { migrate, type Sql } from "@steward/platform/db";
+import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import type { CostReport } from "@steward/contracts/task";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Logger } from "@steward/platform/logger";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { createAlertStore, type AlertStore } from "./alert-store.js";
 import type { AlerterConfig } from "./config.js";
 import { createDelivery } from "./delivery.js";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
-import { ConfigError, durationMs, isPlaceholderSecret, port } from "@steward/shared";
+import { ConfigError, durationMs, isPlaceholderSecret, port } from "@steward/platform/config";
 import { defaultRules, Rules, type Rule } from "./rules.js";
 
 export const SERVICE_NAME = "alerter";

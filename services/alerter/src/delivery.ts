@@ -1,4 +1,5 @@
-import type { Logger, Sql } from "@steward/shared";
+import type { Logger } from "@steward/platform/logger";
+import type { Sql } from "@steward/platform/db";
 import type { AlerterMetrics } from "./metrics.js";
 import { backoffMs, NotificationPayload, type Sink } from "./notification.js";
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from "@steward/shared";
+import { Counter, Gauge, Histogram, type Registry } from "@steward/platform/metrics";
 import type { AlertStore } from "./alert-store.js";
 
 export interface AlerterMetrics {

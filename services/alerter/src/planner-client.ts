@@ -1,4 +1,4 @@
-import { CostReport, Task, TaskDetail, type TaskEnvelope } from "@steward/shared";
+import { CostReport, Task, TaskDetail, type TaskEnvelope } from "@steward/contracts/task";
 import { z } from "zod";
 
 /** The planner's HTTP API, as far as the alerter needs it: the cost report, the inbox and a task's detail. */

@@ -1,5 +1,8 @@
 import { z } from "zod";
-import type { Action, CostReport, DriftReport, Snapshot } from "@steward/shared";
+import type { Action } from "@steward/contracts/action";
+import type { CostReport } from "@steward/contracts/task";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
 
 /** Alert rules as configuration (ALERT_RULES_FILE, JSON). Each rule may override the re-notify interval (0 = never). */
 export const AlertSeverity = z.enum(["info", "warning", "critical"]);

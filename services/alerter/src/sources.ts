@@ -1,4 +1,9 @@
-import { ACTION_COLUMNS, DriftReport, Snapshot, actionFromRow, type Action, type ActionRow, type KV, type Sql } from "@steward/shared";
+import { ACTION_COLUMNS, actionFromRow, type ActionRow } from "@steward/actions/action-row";
+import { DriftReport } from "@steward/contracts/drift";
+import { Snapshot } from "@steward/contracts/world-state";
+import type { Action } from "@steward/contracts/action";
+import type { KV } from "@steward/platform/bus";
+import type { Sql } from "@steward/platform/db";
 import type { z } from "zod";
 import type { Read } from "./rules.js";
 

@@ -1,6 +1,9 @@
 import { randomUUID, createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { DriftReport, Logger, Snapshot, Sql } from "@steward/shared";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Logger } from "@steward/platform/logger";
+import type { Snapshot } from "@steward/contracts/world-state";
+import type { Sql } from "@steward/platform/db";
 import type { ExecutorClient } from "./executor-client.js";
 import type { AlerterMetrics } from "./metrics.js";
 import type { PlannerClient } from "./planner-client.js";

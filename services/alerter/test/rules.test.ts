@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, type Action, type CostReport, type DriftReport, type Snapshot } from "@steward/shared";
+import { ConfigError } from "@steward/platform/config";
+import type { Action } from "@steward/contracts/action";
+import type { CostReport } from "@steward/contracts/task";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { loadConfig } from "../src/config.js";
 import { backoffMs, renderText, retryableStatus, type NotificationPayload } from "../src/notification.js";
 import { defaultRules, evaluate, reconcile, Rules, type RuleInputs } from "../src/rules.js";

@@ -1,5 +1,7 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { canonicalJson, type Action, type Sql } from "@steward/shared";
+import { canonicalJson } from "@steward/contracts/node-command";
+import type { Action } from "@steward/contracts/action";
+import type { Sql } from "@steward/platform/db";
 
 /**
  * Approval tokens for buttons outside the console (ntfy). A token is `st1.<claims>.<mac>`, base64url both, where

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { boolFlag, durationMs, parseEnv, port, secretString } from "@steward/shared";
+import { boolFlag, durationMs, parseEnv, port, secretString } from "@steward/platform/config";
 
 export const SERVICE_NAME = "executor";
 

@@ -1,4 +1,8 @@
-import { listenHttp, migrate, openWorldBucket, type HttpListener, type KV, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
+import { listenHttp, type HttpListener } from "@steward/platform/http";
+import { migrate, type Sql } from "@steward/platform/db";
+import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import type { Logger } from "@steward/platform/logger";
+import type { Registry } from "@steward/platform/metrics";
 import type { ExecutorConfig } from "./config.js";
 import { createApiHandler } from "./http-api.js";
 import { createConsole } from "./console/index.js";

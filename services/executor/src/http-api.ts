@@ -1,6 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { ActionState, HttpError, jsonApi, answerHealthOrMetrics, bearerMatches, readBodyText, sendJson, type KV, type Logger, type Registry } from "@steward/shared";
+import { ActionState } from "@steward/contracts/action";
+import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
+import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
+import type { KV } from "@steward/platform/bus";
+import type { Logger } from "@steward/platform/logger";
 import type { ActionStore, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";

@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { Counter, type Logger, type Registry, type Sql } from "@steward/shared";
+import { Counter, type Registry } from "@steward/platform/metrics";
+import type { Logger } from "@steward/platform/logger";
+import type { Sql } from "@steward/platform/db";
 import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type ClaimRefusal, type Decision } from "./approval-tokens.js";
-import { bearerMatches } from "@steward/shared";
+import { bearerMatches } from "@steward/platform/http";
 import { isUuid, type ActionStore, type StoreResult } from "./store.js";
 
 /**

@@ -1,20 +1,12 @@
 import { randomUUID } from "node:crypto";
-import {
-  DEPLOY_FAILED_ALERT_SUBJECT,
-  DeployActionParams,
-  DeployFailedAlert,
-  NodeCommandReply,
-  assertSubjectToken,
-  commandSubject,
-  loadFleetSpec,
-  signNodeCommand,
-  traceHeaders,
-  withSpan,
-  SpanStatusCode,
-  type Action,
-  type NodeCommandBody,
-  type Snapshot,
-} from "@steward/shared";
+import { DEPLOY_FAILED_ALERT_SUBJECT, DeployActionParams, DeployFailedAlert } from "@steward/contracts/deploy";
+import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@steward/contracts/node-command";
+import { assertSubjectToken, commandSubject } from "@steward/contracts/subjects";
+import { loadFleetSpec } from "@steward/fleet/fleet-spec";
+import { traceHeaders } from "@steward/platform/bus";
+import { withSpan, SpanStatusCode } from "@steward/platform/tracing";
+import type { Action } from "@steward/contracts/action";
+import type { Snapshot } from "@steward/contracts/world-state";
 import type { RunDeps } from "./run.js";
 import { readSnapshot } from "./world.js";
 

@@ -1,19 +1,10 @@
 import { randomUUID } from "node:crypto";
-import {
-  assertSubjectToken,
-  commandSubject,
-  contextFromTraceparent,
-  NodeCommandReply,
-  signNodeCommand,
-  traceHeaders,
-  withSpan,
-  SpanStatusCode,
-  type Action,
-  type KV,
-  type Logger,
-  type NatsConnection,
-  type NodeCommandBody,
-} from "@steward/shared";
+import { assertSubjectToken, commandSubject } from "@steward/contracts/subjects";
+import { contextFromTraceparent, withSpan, SpanStatusCode } from "@steward/platform/tracing";
+import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@steward/contracts/node-command";
+import { traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
+import type { Action } from "@steward/contracts/action";
+import type { Logger } from "@steward/platform/logger";
 import type { ActionStore, RunOutcome, StoreResult } from "./store.js";
 import type { ExecutorMetrics } from "./metrics.js";
 import { judgeWorld, type Verdict } from "./verify.js";

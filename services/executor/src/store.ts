@@ -1,5 +1,7 @@
-import type { postgres } from "@steward/shared";
-import { ACTIONS_CHANNEL, actionFromRow, transition, type Action, type ActionRow as SharedActionRow, type ActionState, type AuditEntry, type Channel, type Sql, type TransitionEvent } from "@steward/shared";
+import type { postgres } from "@steward/platform/db";
+import { ACTIONS_CHANNEL, actionFromRow, type ActionRow as SharedActionRow } from "@steward/actions/action-row";
+import { transition, type Action, type ActionState, type AuditEntry, type Channel, type TransitionEvent } from "@steward/contracts/action";
+import type { Sql } from "@steward/platform/db";
 
 export { ACTIONS_CHANNEL };
 

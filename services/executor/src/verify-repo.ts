@@ -1,4 +1,4 @@
-import type { Snapshot } from "@steward/shared";
+import type { Snapshot } from "@steward/contracts/world-state";
 import type { Verdict } from "./verify.js";
 
 /**

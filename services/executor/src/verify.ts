@@ -1,4 +1,5 @@
-import type { ActionKind, Snapshot } from "@steward/shared";
+import type { ActionKind } from "@steward/contracts/action";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { judgeRepo } from "./verify-repo.js";
 
 export type Verdict = { ok: true; detail: string } | { ok: false; seen: string };

@@ -1,5 +1,8 @@
 import type { z } from "zod";
-import { DRIFT_KEY, DriftReport, Snapshot, WORLD_KEY, type KV } from "@steward/shared";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { DriftReport } from "@steward/contracts/drift";
+import { Snapshot } from "@steward/contracts/world-state";
+import type { KV } from "@steward/platform/bus";
 
 export type KvRead<T> = { ok: true; value: T } | { ok: false; code: "none" | "unreadable"; message: string };
 

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIFT_KEY, type Action, type AuditEntry, type DriftReport } from "@steward/shared";
+import { DRIFT_KEY } from "@steward/contracts/subjects";
+import type { Action, AuditEntry } from "@steward/contracts/action";
+import type { DriftReport } from "@steward/contracts/drift";
 import { api, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 
 let env: Env;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "@steward/shared";
+import { ConfigError } from "@steward/platform/config";
 import { loadConfig } from "../src/config.js";
 
 const good = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/steward", API_TOKEN: "a-real-api-token-123456", FLEET_KEY: "a-real-fleet-key-123456" };

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
-import { DRIFT_KEY, type DriftReport } from "@steward/shared";
+import { DRIFT_KEY } from "@steward/contracts/subjects";
+import type { DriftReport } from "@steward/contracts/drift";
 import { insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, launchChromium, signIn, startFakePlanner, task } from "./console-helpers.js";
 

@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import type { CostReport, Task } from "@steward/shared";
+import type { CostReport, Task } from "@steward/contracts/task";
 import { API_TOKEN } from "./helpers.js";
 
 export const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";

@@ -1,24 +1,12 @@
 import { randomUUID } from "node:crypto";
-import {
-  checkNodeCommand,
-  commandSubject,
-  connectDb,
-  connectNats,
-  createRegistry,
-  migrate,
-  openWorldBucket,
-  silentLogger,
-  SignedNodeCommand,
-  WORLD_KEY,
-  type ActionKind,
-  type ActionState,
-  type KV,
-  type NatsConnection,
-  type NodeCommandReply,
-  type ServiceState,
-  type Snapshot,
-  type Sql,
-} from "@steward/shared";
+import { checkNodeCommand, SignedNodeCommand, type NodeCommandReply } from "@steward/contracts/node-command";
+import { commandSubject, WORLD_KEY } from "@steward/contracts/subjects";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { silentLogger } from "@steward/platform/logger";
+import type { ActionKind, ActionState } from "@steward/contracts/action";
+import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
 import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createExecutor, type Executor } from "../src/executor.js";
 import { loadConfig, type ExecutorConfig } from "../src/config.js";

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Action } from "@steward/shared";
+import type { Action } from "@steward/contracts/action";
 import { judgeDeployed, planRollout } from "../src/rollout.js";
 import { service, snapshot } from "./helpers.js";
 

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
-import { checkNodeCommand, initTracing, type Action, type AuditEntry } from "@steward/shared";
+import { checkNodeCommand } from "@steward/contracts/node-command";
+import { initTracing } from "@steward/platform/tracing";
+import type { Action, AuditEntry } from "@steward/contracts/action";
 import { waitFor } from "@steward/testkit";
 import { createActionStore, LOST_EXECUTOR_DETAIL } from "../src/store.js";
 import { api, FLEET_KEY, fakeAgent, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { REPO_SERVICE, type NodeState, type Snapshot } from "@steward/shared";
+import { REPO_SERVICE } from "@steward/contracts/drift";
+import type { NodeState, Snapshot } from "@steward/contracts/world-state";
 import { judgeWorld } from "../src/verify.js";
 
 type Repo = NonNullable<NodeState["repo"]>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Snapshot } from "@steward/shared";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { judgeWorld } from "../src/verify.js";
 import { service, snapshot } from "./helpers.js";
 

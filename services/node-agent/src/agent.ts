@@ -2,21 +2,14 @@ import { mkdir, stat, statfs } from "node:fs/promises";
 import { freemem, loadavg, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import {
-  FleetSpecError,
-  commandSubject,
-  connectNats,
-  contextFromHeaders,
-  formatProblem,
-  loadFleetSpec,
-  withSpan,
-  type Logger,
-  type FleetSpec,
-  type NatsConnection,
-  type NodeCommandReply,
-  type Registry,
-  type ServiceObservation,
-} from "@steward/shared";
+import { FleetSpecError, formatProblem, loadFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
+import { commandSubject } from "@steward/contracts/subjects";
+import { connectNats, contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
+import { withSpan } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
+import type { NodeCommandReply } from "@steward/contracts/node-command";
+import type { Registry } from "@steward/platform/metrics";
+import type { ServiceObservation } from "@steward/contracts/events";
 import { SeenCommands, verifyCommand } from "./commands.js";
 import { serveLogTail } from "./log-tail.js";
 import type { NodeAgentConfig } from "./config.js";

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { connect } from "node:net";
-import type { HealthCheck } from "@steward/shared";
+import type { HealthCheck } from "@steward/fleet/fleet-spec";
 
 export interface CheckResult {
   ok: boolean;

@@ -1,4 +1,4 @@
-import { SignedNodeCommand, checkNodeCommand, type NodeCommandBody, type NodeCommandReply } from "@steward/shared";
+import { SignedNodeCommand, checkNodeCommand, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
 
 /**
  * Command ids already accepted, each kept until its command expires: a replay inside the command's

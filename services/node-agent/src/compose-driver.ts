@@ -1,20 +1,12 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import {
-  DeployCommandParams,
-  RollbackCommandParams,
-  hmacHex,
-  withSpan,
-  writeFileAtomic,
-  type ComposeService,
-  type FleetSpec,
-  type Logger,
-  type NodeCommandBody,
-  type NodeCommandReply,
-  type SecretRef,
-  type ServiceHealth,
-  type ServiceObservation,
-} from "@steward/shared";
+import { DeployCommandParams, RollbackCommandParams } from "@steward/contracts/deploy";
+import { hmacHex, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
+import { withSpan } from "@steward/platform/tracing";
+import { writeFileAtomic } from "@steward/platform/atomic-write";
+import type { ComposeService, FleetSpec, SecretRef } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
+import type { ServiceHealth, ServiceObservation } from "@steward/contracts/events";
 import { runCheck } from "./checks.js";
 import {
   ComposeError,

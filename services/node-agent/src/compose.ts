@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
 import { resolve as resolvePath } from "node:path";
 import { parseDocument } from "yaml";
-import { canonicalJson, hmacHex, type EnvValue, type ServiceHealth, type ServiceObservation } from "@steward/shared";
+import { canonicalJson, hmacHex } from "@steward/contracts/node-command";
+import type { EnvValue } from "@steward/fleet/fleet-spec";
+import type { ServiceHealth, ServiceObservation } from "@steward/contracts/events";
 import type { ContainerCreateBody, ContainerInspect, HealthConfig } from "./docker/types.js";
 import { startOrder } from "./plan.js";
 

@@ -1,7 +1,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { durationMs, parseEnv, port, secretString } from "@steward/shared";
+import { durationMs, parseEnv, port, secretString } from "@steward/platform/config";
 
 const count = (def: number, max: number) => z.coerce.number().int().positive().max(max).default(def);
 

@@ -1,18 +1,11 @@
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  LOG_TAIL_MAX_BYTES,
-  LogTailRequest,
-  contextFromHeaders,
-  logTailSubject,
-  redactSecretsInText,
-  withSpan,
-  type EnvValue,
-  type LogTailReply,
-  type Logger,
-  type NatsConnection,
-  type SecretRef,
-} from "@steward/shared";
+import { LOG_TAIL_MAX_BYTES, LogTailRequest, logTailSubject, type LogTailReply } from "@steward/contracts/log-tail";
+import { contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
+import { redactSecretsInText } from "@steward/platform/redact";
+import { withSpan } from "@steward/platform/tracing";
+import type { EnvValue, SecretRef } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
 
 /** What the log tail needs to know about a supervised service. */
 export interface TailableService {

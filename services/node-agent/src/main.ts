@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { createRegistry, initTracing, runService, serveMetrics } from "@steward/shared";
+import { createRegistry, serveMetrics } from "@steward/platform/metrics";
+import { initTracing } from "@steward/platform/tracing";
+import { runService } from "@steward/platform/service-main";
 import { createNodeAgent } from "./agent.js";
 import { loadConfig } from "./config.js";
 

@@ -1,4 +1,5 @@
-import type { HealthCheck, ServiceHealth, ProcessService } from "@steward/shared";
+import type { HealthCheck, ProcessService } from "@steward/fleet/fleet-spec";
+import type { ServiceHealth } from "@steward/contracts/events";
 
 /** Start order within one node: dependencies first, then by name so the order is stable. */
 export function startOrder(services: Record<string, Pick<ProcessService, "depends_on">>): string[] {

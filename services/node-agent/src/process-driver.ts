@@ -1,4 +1,7 @@
-import type { FleetSpec, Logger, NodeCommandBody, NodeCommandReply, NodeEvent, ProcessService, SecretRef, ServiceObservation, ServiceSpec } from "@steward/shared";
+import type { FleetSpec, ProcessService, SecretRef, ServiceSpec } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
+import type { NodeCommandBody, NodeCommandReply } from "@steward/contracts/node-command";
+import type { NodeEvent, ServiceObservation } from "@steward/contracts/events";
 import type { AgentMetrics } from "./metrics.js";
 import { newEventId } from "./publisher.js";
 import { diffServices, startOrder } from "./plan.js";

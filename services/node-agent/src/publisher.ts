@@ -1,5 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { NodeEvent, currentTraceHeaders, eventSubject, jetstream, natsHeaders, type Logger, type MsgHdrs, type NatsConnection } from "@steward/shared";
+import { NodeEvent } from "@steward/contracts/events";
+import { currentTraceHeaders } from "@steward/platform/tracing";
+import { eventSubject } from "@steward/contracts/subjects";
+import { jetstream, natsHeaders, type MsgHdrs, type NatsConnection } from "@steward/platform/bus";
+import type { Logger } from "@steward/platform/logger";
 import { BoundedQueue } from "./bounded-queue.js";
 import type { AgentMetrics } from "./metrics.js";
 

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { isAbsolute, resolve } from "node:path";
-import type { FleetSpec, RepoEvent } from "@steward/shared";
+import type { FleetSpec } from "@steward/fleet/fleet-spec";
+import type { RepoEvent } from "@steward/contracts/events";
 
 /** The deploy checkout this node reports on and pulls. */
 export interface RepoTarget {

@@ -1,5 +1,9 @@
 import { dirname, resolve } from "node:path";
-import { REPO_SERVICE, loadFleetSpec, type Logger, type NodeCommandBody, type NodeCommandReply, type NodeEvent } from "@steward/shared";
+import { REPO_SERVICE } from "@steward/contracts/drift";
+import { loadFleetSpec } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
+import type { NodeCommandBody, NodeCommandReply } from "@steward/contracts/node-command";
+import type { NodeEvent } from "@steward/contracts/events";
 import { newEventId } from "./publisher.js";
 import { probeRepo, repoTargetFor, type RepoReport, type RepoTarget } from "./repo-probe.js";
 import { PullRefusedError, describePull, pullRepo } from "./repo-pull.js";

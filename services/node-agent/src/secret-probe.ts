@@ -2,17 +2,11 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import {
-  isPlaceholderSecret,
-  secretStoreId,
-  withSpan,
-  type FleetSpec,
-  type Logger,
-  type NodeEvent,
-  type SecretEvent,
-  type SecretRef,
-  type SecretStore,
-} from "@steward/shared";
+import { isPlaceholderSecret } from "@steward/platform/config";
+import { secretStoreId, type FleetSpec, type SecretRef, type SecretStore } from "@steward/fleet/fleet-spec";
+import { withSpan } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
+import type { NodeEvent, SecretEvent } from "@steward/contracts/events";
 import { parseEnvFile } from "./env-file.js";
 import { newEventId } from "./publisher.js";
 

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { open } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { withSpan, type HealthCheck, type Logger, type ServiceHealth, type ServiceObservation, type ServiceRunState, type ProcessService, type SecretRef } from "@steward/shared";
+import { withSpan } from "@steward/platform/tracing";
+import type { HealthCheck, ProcessService, SecretRef } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
+import type { ServiceHealth, ServiceObservation, ServiceRunState } from "@steward/contracts/events";
 import { runCheck, type CheckResult } from "./checks.js";
 import { aggregateHealth, checkName, restartDelayMs, shouldRestart, type CheckProgress } from "./plan.js";
 

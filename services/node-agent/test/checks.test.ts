@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type Server } from "node:http";
-import { HealthCheck } from "@steward/shared";
+import { HealthCheck } from "@steward/fleet/fleet-spec";
 import { freePort } from "@steward/testkit";
 import { runCheck } from "../src/checks.js";
 

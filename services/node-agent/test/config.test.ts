@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "@steward/shared";
+import { ConfigError } from "@steward/platform/config";
 import { defaultLogDir, loadConfig } from "../src/config.js";
 
 const base = { NODE_NAME: "web1", FLEET_SPEC: "/etc/steward/fleet.yaml", FLEET_KEY: "a-real-fleet-key-0123456789" };

@@ -2,18 +2,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import {
-  EVENTS_STREAM,
-  NodeCommandReply,
-  NodeEvent,
-  commandSubject,
-  jetstreamManager,
-  signNodeCommand,
-  traceHeaders,
-  type MsgHdrs,
-  type NatsConnection,
-  type NodeCommandBody,
-} from "@steward/shared";
+import { EVENTS_STREAM, commandSubject } from "@steward/contracts/subjects";
+import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@steward/contracts/node-command";
+import { NodeEvent } from "@steward/contracts/events";
+import { jetstreamManager, traceHeaders, type MsgHdrs, type NatsConnection } from "@steward/platform/bus";
 import type { NodeAgentConfig } from "../src/config.js";
 
 export const FLEET_KEY = "test-fleet-key-0123456789abcdef";

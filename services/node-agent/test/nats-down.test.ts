@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectNats, createRegistry, ensureStreams, silentLogger, type NatsConnection } from "@steward/shared";
+import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { silentLogger } from "@steward/platform/logger";
 import { freePort, startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createNodeAgent, type NodeAgent } from "../src/agent.js";
 import { httpService, metricValue, readStream, tempFleet, testConfig, type TempFleet } from "./helpers.js";

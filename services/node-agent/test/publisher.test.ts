@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectNats, createRegistry, ensureStreams, silentLogger, type NatsConnection, type NodeEvent } from "@steward/shared";
+import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { silentLogger } from "@steward/platform/logger";
+import type { NodeEvent } from "@steward/contracts/events";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createAgentMetrics } from "../src/metrics.js";
 import { EventPublisher, newEventId, type PublishSink } from "../src/publisher.js";

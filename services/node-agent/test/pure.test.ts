@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ProcessService, signNodeCommand } from "@steward/shared";
+import { ProcessService } from "@steward/fleet/fleet-spec";
+import { signNodeCommand } from "@steward/contracts/node-command";
 import { BoundedQueue } from "../src/bounded-queue.js";
 import { SeenCommands, verifyCommand } from "../src/commands.js";
 import { aggregateHealth, checkName, diffServices, diskUsage, memUsedPct, restartDelayMs, shouldRestart, startOrder, type CheckProgress } from "../src/plan.js";

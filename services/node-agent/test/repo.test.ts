@@ -7,7 +7,10 @@ import { readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createGitFixture, gitSync, type GitFixture } from "@steward/testkit";
-import { REPO_SERVICE, silentLogger, type NodeCommandBody, type NodeEvent } from "@steward/shared";
+import { REPO_SERVICE } from "@steward/contracts/drift";
+import { silentLogger } from "@steward/platform/logger";
+import type { NodeCommandBody } from "@steward/contracts/node-command";
+import type { NodeEvent } from "@steward/contracts/events";
 import { PullRefusedError, collidingPaths, createRepoWatcher, describePull, probeRepo, pullRepo, redactUrls, type RepoTarget } from "../src/index.js";
 
 const INITIAL = {

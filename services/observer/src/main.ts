@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-import { connectNats, createRegistry, initTracing, redactUrl, runService, serveMetrics } from "@steward/shared";
+import { connectNats } from "@steward/platform/bus";
+import { createRegistry, serveMetrics } from "@steward/platform/metrics";
+import { initTracing } from "@steward/platform/tracing";
+import { redactUrl } from "@steward/platform/config";
+import { runService } from "@steward/platform/service-main";
 import { loadConfig } from "./config.js";
 import { createObserver } from "./observer.js";
 

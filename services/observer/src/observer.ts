@@ -2,29 +2,13 @@ import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
-import {
-  type DeadLetter,
-  EVENTS_STREAM,
-  EVENTS_SUBJECT_PREFIX,
-  NodeEvent,
-  OBSERVER_DURABLE,
-  contextFromHeaders,
-  dlqSubject,
-  emptyWorld,
-  ensureStreams,
-  jetstream,
-  jetstreamManager,
-  openWorldBucket,
-  traceHeaders,
-  tracer,
-  type Context,
-  type KV,
-  type Logger,
-  type NatsConnection,
-  type Registry,
-  type Snapshot,
-  type WorldState,
-} from "@steward/shared";
+import { type DeadLetter, NodeEvent } from "@steward/contracts/events";
+import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, OBSERVER_DURABLE, dlqSubject } from "@steward/contracts/subjects";
+import { contextFromHeaders, ensureStreams, jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
+import { emptyWorld, type Snapshot, type WorldState } from "@steward/contracts/world-state";
+import { tracer, type Context } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
+import type { Registry } from "@steward/platform/metrics";
 import type { ObserverConfig } from "./config.js";
 import { createObserverMetrics } from "./observer-metrics.js";
 import { advanceSeq, foldInto, markStale } from "./reduce.js";

@@ -1,16 +1,5 @@
-import type {
-  HealthCheckEvent,
-  HeartbeatEvent,
-  HostEvent,
-  NodeEvent,
-  RepoEvent,
-  SecretEvent,
-  NodeState,
-  ServiceEvent,
-  ServiceObservation,
-  ServiceState,
-  WorldState,
-} from "@steward/shared";
+import type { HealthCheckEvent, HeartbeatEvent, HostEvent, NodeEvent, RepoEvent, SecretEvent, ServiceEvent, ServiceObservation } from "@steward/contracts/events";
+import type { NodeState, ServiceState, WorldState } from "@steward/contracts/world-state";
 
 /** How many event ids per node the world remembers to drop re-sent events JetStream's de-duplication window missed. */
 export const RECENT_EVENT_IDS = 64;

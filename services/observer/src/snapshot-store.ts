@@ -1,6 +1,9 @@
 import { readFile, readdir, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { Snapshot, WORLD_KEY, writeFileAtomic, type KV } from "@steward/shared";
+import { Snapshot } from "@steward/contracts/world-state";
+import { WORLD_KEY } from "@steward/contracts/subjects";
+import { writeFileAtomic } from "@steward/platform/atomic-write";
+import type { KV } from "@steward/platform/bus";
 
 export type SnapshotReadFailure = { ok: false; reason: "missing" | "unparseable" | "invalid"; detail: string };
 export type SnapshotRead = { ok: true; snapshot: Snapshot } | SnapshotReadFailure;

@@ -4,19 +4,10 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  EVENTS_STREAM,
-  WORLD_KEY,
-  connectNats,
-  createRegistry,
-  ensureStreams,
-  eventSubject,
-  jetstream,
-  jetstreamManager,
-  openWorldBucket,
-  silentLogger,
-  type NatsConnection,
-} from "@steward/shared";
+import { EVENTS_STREAM, WORLD_KEY, eventSubject } from "@steward/contracts/subjects";
+import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { silentLogger } from "@steward/platform/logger";
 import { startNats, stopProcess, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createObserver } from "../src/observer.js";
 import { readSnapshotFile } from "../src/snapshot-store.js";

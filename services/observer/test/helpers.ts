@@ -1,4 +1,7 @@
-import { NodeEvent, eventSubject, jetstream, type NatsConnection, type WorldState } from "@steward/shared";
+import { NodeEvent } from "@steward/contracts/events";
+import { eventSubject } from "@steward/contracts/subjects";
+import { jetstream, type NatsConnection } from "@steward/platform/bus";
+import type { WorldState } from "@steward/contracts/world-state";
 
 /** Small deterministic PRNG, so a failing run can be reproduced. */
 export function prng(seed: number): () => number {

@@ -3,29 +3,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
-import {
-  DLQ_STREAM,
-  DeadLetter,
-  EVENTS_STREAM,
-  NodeEvent,
-  OBSERVER_DURABLE,
-  WORLD_KEY,
-  connectNats,
-  createRegistry,
-  emptyWorld,
-  ensureStreams,
-  eventSubject,
-  initTracing,
-  jetstream,
-  jetstreamManager,
-  openWorldBucket,
-  silentLogger,
-  traceHeaders,
-  withSpan,
-  type NatsConnection,
-  type Registry,
-  type WorldState,
-} from "@steward/shared";
+import { DLQ_STREAM, EVENTS_STREAM, OBSERVER_DURABLE, WORLD_KEY, eventSubject } from "@steward/contracts/subjects";
+import { DeadLetter, NodeEvent } from "@steward/contracts/events";
+import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket, traceHeaders, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
+import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
+import { initTracing, withSpan } from "@steward/platform/tracing";
+import { silentLogger } from "@steward/platform/logger";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createObserver, type Observer, type ObserverSettings } from "../src/observer.js";
 import { reduceWorld } from "../src/reduce.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { NodeEvent, WorldState, emptyWorld, type NodeEventInput } from "@steward/shared";
+import { NodeEvent, type NodeEventInput } from "@steward/contracts/events";
+import { WorldState, emptyWorld } from "@steward/contracts/world-state";
 import { RECENT_EVENT_IDS, markStale, reduceWorld } from "../src/reduce.js";
 
 const T0 = Date.parse("2025-01-01T00:00:00.000Z");

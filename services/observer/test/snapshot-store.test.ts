@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { emptyWorld, type Snapshot } from "@steward/shared";
+import { emptyWorld, type Snapshot } from "@steward/contracts/world-state";
 import { readSnapshotFile, removeLeftoverTempFiles, writeSnapshot } from "../src/snapshot-store.js";
 import { loadConfig } from "../src/config.js";
 

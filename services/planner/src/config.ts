@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { ConfigError, boolFlag, durationMs, parseEnv, port, secretString } from "@steward/shared";
+import { ConfigError, boolFlag, durationMs, parseEnv, port, secretString } from "@steward/platform/config";
 
 export const SERVICE_NAME = "planner";
 

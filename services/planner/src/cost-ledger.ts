@@ -1,4 +1,5 @@
-import type { CostReport, Sql } from "@steward/shared";
+import type { CostReport } from "@steward/contracts/task";
+import type { Sql } from "@steward/platform/db";
 import { AGENTS, type Caps, type Prices } from "./config.js";
 
 /** Advisory lock serialising reservations: the cap check and the insert must see every other reservation. */

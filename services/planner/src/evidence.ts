@@ -1,14 +1,9 @@
-import {
-  redactSecretsInText,
-  type Drift,
-  type DriftReport,
-  type FleetSpec,
-  type HealthCheck,
-  type LogTailReply,
-  type NodeEvent,
-  type ServiceSpec,
-  type Snapshot,
-} from "@steward/shared";
+import { redactSecretsInText } from "@steward/platform/redact";
+import type { Drift, DriftReport } from "@steward/contracts/drift";
+import type { FleetSpec, HealthCheck, ServiceSpec } from "@steward/fleet/fleet-spec";
+import type { LogTailReply } from "@steward/contracts/log-tail";
+import type { NodeEvent } from "@steward/contracts/events";
+import type { Snapshot } from "@steward/contracts/world-state";
 
 /** Where evidence comes from. The NATS-backed implementation lives in sources.ts; tests pass their own. */
 export interface EvidenceSources {

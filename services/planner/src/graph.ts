@@ -1,6 +1,10 @@
 import { Annotation, END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from "@langchain/langgraph";
 import type { Context } from "@opentelemetry/api";
-import { traceparentOf, withSpan, type FleetSpec, type Logger, type Sql, type TaskProposal } from "@steward/shared";
+import { traceparentOf, withSpan } from "@steward/platform/tracing";
+import type { FleetSpec } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
+import type { Sql } from "@steward/platform/db";
+import type { TaskProposal } from "@steward/contracts/task";
 import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";

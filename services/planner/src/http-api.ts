@@ -1,6 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
-import { HttpError, jsonApi, answerHealthOrMetrics, bearerMatches, contextFromTraceparent, readBodyText, sendJson, traceparentOf, withSpan, type Logger, type Registry } from "@steward/shared";
+import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
+import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
+import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
 import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
 import type { PlannerMetrics } from "./metrics.js";

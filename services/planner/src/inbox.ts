@@ -1,4 +1,4 @@
-import { TaskEnvelope } from "@steward/shared";
+import { TaskEnvelope } from "@steward/contracts/task";
 import { AGENTS } from "./config.js";
 
 export const MAX_TASK_ID = 200;

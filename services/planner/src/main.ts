@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-import { connectDb, connectNats, createRegistry, initTracing, redactUrl, runService } from "@steward/shared";
+import { connectDb } from "@steward/platform/db";
+import { connectNats } from "@steward/platform/bus";
+import { createRegistry } from "@steward/platform/metrics";
+import { initTracing } from "@steward/platform/tracing";
+import { redactUrl } from "@steward/platform/config";
+import { runService } from "@steward/platform/service-main";
 import { loadConfig } from "./config.js";
 import { createPlanner } from "./planner.js";
 

@@ -1,6 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { SpanKind, type Context } from "@opentelemetry/api";
-import { redactSecretsInText, withSpan, type Logger } from "@steward/shared";
+import { redactSecretsInText } from "@steward/platform/redact";
+import { withSpan } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
 import { BackendError, type BackendAnswer, type ClaudeBackend, type LocalBackend, type Prompt } from "./backends.js";
 import { groupFor, type ModelGroup, type PlannerConfig } from "./config.js";
 import { costUsd, utcDay, type CostLedger } from "./cost-ledger.js";

@@ -1,6 +1,10 @@
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
-import { listenHttp, migrate, type HttpListener, type Logger, type NatsConnection, type Registry, type Sql } from "@steward/shared";
+import { listenHttp, type HttpListener } from "@steward/platform/http";
+import { migrate, type Sql } from "@steward/platform/db";
+import type { Logger } from "@steward/platform/logger";
+import type { NatsConnection } from "@steward/platform/bus";
+import type { Registry } from "@steward/platform/metrics";
 import { createClaudeBackend, createOllamaBackend, type ClaudeBackend, type LocalBackend } from "./backends.js";
 import type { PlannerConfig } from "./config.js";
 import { createCostLedger, type CostLedger } from "./cost-ledger.js";

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { ACTIONS_CHANNEL, type FleetSpec, type Sql } from "@steward/shared";
+import { ACTIONS_CHANNEL } from "@steward/actions/action-row";
+import type { FleetSpec } from "@steward/fleet/fleet-spec";
+import type { Sql } from "@steward/platform/db";
 
 export { ACTIONS_CHANNEL };
 

@@ -1,4 +1,4 @@
-import type { DriftKind } from "@steward/shared";
+import type { DriftKind } from "@steward/contracts/drift";
 import type { Evidence } from "./evidence.js";
 import type { RawProposal } from "./proposals.js";
 

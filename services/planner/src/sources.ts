@@ -1,23 +1,11 @@
 import { stat } from "node:fs/promises";
-import {
-  DRIFT_KEY,
-  DriftReport,
-  EVENTS_STREAM,
-  LogTailReply,
-  NodeEvent,
-  Snapshot,
-  WORLD_KEY,
-  assertSubjectToken,
-  jetstream,
-  jetstreamManager,
-  loadFleetSpec,
-  logTailSubject,
-  openWorldBucket,
-  traceHeaders,
-  type FleetSpec,
-  type KV,
-  type NatsConnection,
-} from "@steward/shared";
+import { DRIFT_KEY, EVENTS_STREAM, WORLD_KEY, assertSubjectToken } from "@steward/contracts/subjects";
+import { DriftReport } from "@steward/contracts/drift";
+import { LogTailReply, logTailSubject } from "@steward/contracts/log-tail";
+import { NodeEvent } from "@steward/contracts/events";
+import { Snapshot } from "@steward/contracts/world-state";
+import { jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
+import { loadFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { EvidenceSources } from "./evidence.js";
 

@@ -1,4 +1,5 @@
-import type { ModelCall, Sql, Task, TaskDetail, TaskEnvelope, TaskProposal, TaskStep } from "@steward/shared";
+import type { ModelCall, Task, TaskDetail, TaskEnvelope, TaskProposal, TaskStep } from "@steward/contracts/task";
+import type { Sql } from "@steward/platform/db";
 
 /** A claimed task as the worker sees it. */
 export interface QueuedTask {

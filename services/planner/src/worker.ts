@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { SpanKind } from "@opentelemetry/api";
-import { context, contextFromTraceparent, trace, withSpan, type Logger } from "@steward/shared";
+import { context, contextFromTraceparent, trace, withSpan } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
 import { initialState, runConfig, type PlannerGraph, type RunContext } from "./graph.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { QueuedTask, TaskStore } from "./store.js";

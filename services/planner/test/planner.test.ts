@@ -1,20 +1,14 @@
 import { MemorySaver } from "@langchain/langgraph";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  CostReport,
-  TaskDetail,
-  connectDb,
-  createRegistry,
-  initTracing,
-  migrate,
-  parseFleetSpec,
-  silentLogger,
-  type DriftReport,
-  type FleetSpec,
-  type NodeEvent,
-  type Snapshot,
-  type Sql,
-} from "@steward/shared";
+import { CostReport, TaskDetail } from "@steward/contracts/task";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { createRegistry } from "@steward/platform/metrics";
+import { initTracing } from "@steward/platform/tracing";
+import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
+import { silentLogger } from "@steward/platform/logger";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { NodeEvent } from "@steward/contracts/events";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { createTestDatabase, startFakeAnthropic, startFakeOllama, waitFor, type FakeAnthropic, type FakeOllama, type TestDatabase } from "@steward/testkit";
 import { createClaudeBackend } from "../src/backends.js";
 import { loadConfig, type PlannerConfig } from "../src/config.js";
@@ -24,7 +18,7 @@ import { createPlannerMetrics } from "../src/metrics.js";
 import { createModelCaller } from "../src/model-caller.js";
 import { createPlanner, type Planner } from "../src/planner.js";
 import { buildPrompt } from "../src/prompt.js";
-import { context } from "@steward/shared";
+import { context } from "@steward/platform/tracing";
 
 const TOKEN = "planner-test-token-0123456789";
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

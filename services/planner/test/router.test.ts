@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "@steward/shared";
+import { ConfigError } from "@steward/platform/config";
 import { ROUTE_REASONS, estimateTokens, scoreRoute, type RouteInput } from "../src/router.js";
 import { groupFor, loadConfig, parseModelGroups } from "../src/config.js";
 import { validateEnvelope } from "../src/inbox.js";

@@ -2,7 +2,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectNats, ensureStreams, eventSubject, jetstream, logTailSubject, type NatsConnection } from "@steward/shared";
+import { connectNats, ensureStreams, jetstream, type NatsConnection } from "@steward/platform/bus";
+import { eventSubject } from "@steward/contracts/subjects";
+import { logTailSubject } from "@steward/contracts/log-tail";
 import { startNats, type NatsServerHandle } from "@steward/testkit";
 import { createNatsSources } from "../src/sources.js";
 

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { durationMs, parseEnv, port, secretString } from "@steward/shared";
+import { durationMs, parseEnv, port, secretString } from "@steward/platform/config";
 
 const Schema = z.object({
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),

@@ -1,5 +1,11 @@
 import { createHash } from "node:crypto";
-import { Counter, contextFromTraceparent, traceparentOf, withSpan, type Drift, type Logger, type Registry, type Snapshot, type Sql, type TaskEnvelope } from "@steward/shared";
+import { Counter, type Registry } from "@steward/platform/metrics";
+import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
+import type { Drift } from "@steward/contracts/drift";
+import type { Logger } from "@steward/platform/logger";
+import type { Snapshot } from "@steward/contracts/world-state";
+import type { Sql } from "@steward/platform/db";
+import type { TaskEnvelope } from "@steward/contracts/task";
 
 /**
  * Escalation: drift that a plain restart does not explain becomes a planner task, with the evidence attached.

@@ -1,11 +1,6 @@
 export { createSupervisor, type CycleResult, type Supervisor, type SupervisorDeps, type SupervisorSettings } from "./supervisor.js";
-export { computeDrift, countByKind, driftKey, type DiffOptions } from "./diff.js";
-export { loadSpecSafe, loadSnapshotFromFile, loadSnapshotFromKv, parseSnapshot, type Loaded, type SkipReason } from "./load.js";
 export { proposeActions, groupDeploys, holdFailedRevisions, expireCleared, ACTIONS_CHANNEL } from "./proposals.js";
 export { LeaderLock, SUPERVISOR_LOCK_KEY } from "./leader.js";
 export { loadSupervisorConfig, type SupervisorConfig } from "./config.js";
 export { createSupervisorMetrics, type SupervisorMetrics } from "./metrics.js";
-export { computeSecretDrift, judgeStores, agreementGroups, describeSecret, FLEET_WIDE, type StoreVerdict, type UnknownReason, type SecretDriftOptions } from "./secret-drift.js";
-export { computeRepoDrift, classifyRepo } from "./repo-drift.js";
-export { applyComposeDrift, type ComposeDriftOptions } from "./compose-drift.js";
 export { createEscalator, detectEscalations, DriftHistory, taskIdFor, type Escalation, type EscalationSignal, type EscalationSettings, type Escalator, type EscalatorOptions, type SucceededRestart } from "./escalate.js";

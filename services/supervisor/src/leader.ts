@@ -1,4 +1,5 @@
-import { postgres, type Logger, type Sql } from "@steward/shared";
+import { postgres, type Sql } from "@steward/platform/db";
+import type { Logger } from "@steward/platform/logger";
 
 /** Advisory lock key of the supervisor leader (migrations use 4242001). */
 export const SUPERVISOR_LOCK_KEY = 4242002;

@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-import { connectDb, connectNats, createRegistry, initTracing, redactUrl, runService, serveMetrics } from "@steward/shared";
+import { connectDb } from "@steward/platform/db";
+import { connectNats } from "@steward/platform/bus";
+import { createRegistry, serveMetrics } from "@steward/platform/metrics";
+import { initTracing } from "@steward/platform/tracing";
+import { redactUrl } from "@steward/platform/config";
+import { runService } from "@steward/platform/service-main";
 import { loadSupervisorConfig } from "./config.js";
 import { createEscalator } from "./escalate.js";
 import { createSupervisor } from "./supervisor.js";

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from "@steward/shared";
+import { Counter, Gauge, Histogram, type Registry } from "@steward/platform/metrics";
 
 export interface SupervisorMetrics {
   cycles: Counter<"result">;

@@ -1,19 +1,9 @@
 import { randomUUID } from "node:crypto";
-import {
-  ACTIONS_CHANNEL,
-  ACTION_COLUMNS,
-  OPEN_ACTION_STATES,
-  actionFromRow,
-  contextFromTraceparent,
-  traceparentOf,
-  transition,
-  withSpan,
-  type Action,
-  type ActionKind,
-  type ActionRow,
-  type Drift,
-  type Sql,
-} from "@steward/shared";
+import { ACTIONS_CHANNEL, ACTION_COLUMNS, actionFromRow, type ActionRow } from "@steward/actions/action-row";
+import { OPEN_ACTION_STATES, transition, type Action, type ActionKind } from "@steward/contracts/action";
+import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
+import type { Drift } from "@steward/contracts/drift";
+import type { Sql } from "@steward/platform/db";
 
 export { ACTIONS_CHANNEL };
 

@@ -1,26 +1,19 @@
 import { performance } from "node:perf_hooks";
-import {
-  DRIFT_KEY,
-  DriftKind,
-  DriftReport,
-  WORLD_KEY,
-  migrate,
-  openWorldBucket,
-  type Action,
-  type Drift,
-  type FleetSpec,
-  type KV,
-  type Logger,
-  type NatsConnection,
-  type Registry,
-  type Snapshot,
-  type Sql,
-} from "@steward/shared";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { DriftKind, DriftReport, type Drift } from "@steward/contracts/drift";
+import { migrate, type Sql } from "@steward/platform/db";
+import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import type { Action } from "@steward/contracts/action";
+import type { FleetSpec } from "@steward/fleet/fleet-spec";
+import type { Logger } from "@steward/platform/logger";
+import type { Registry } from "@steward/platform/metrics";
+import type { Snapshot } from "@steward/contracts/world-state";
 import type { SupervisorConfig } from "./config.js";
 import type { Escalator } from "./escalate.js";
-import { computeDrift, countByKind } from "./diff.js";
+import { computeDrift, countByKind } from "@steward/fleet/diff";
 import { LeaderLock } from "./leader.js";
-import { loadSnapshotFromFile, loadSnapshotFromKv, loadSpecSafe, type Loaded, type SkipReason } from "./load.js";
+import { loadSnapshotFromFile, loadSnapshotFromKv, type Loaded, type SkipReason } from "@steward/world/read";
+import { loadSpecSafe } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
 import { expireCleared, holdFailedRevisions, proposeActions } from "./proposals.js";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseFleetSpec, type FleetSpec, type NodeState } from "@steward/shared";
-import { computeDrift } from "../src/diff.js";
+import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
+import type { NodeState } from "@steward/contracts/world-state";
+import { computeDrift } from "@steward/fleet/diff";
 import { node, snapshot, svc, T0 } from "./fixtures.js";
 
 function fleet(): FleetSpec {

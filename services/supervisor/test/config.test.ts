@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "@steward/shared";
+import { ConfigError } from "@steward/platform/config";
 import { loadSupervisorConfig } from "../src/config.js";
 
 const base = { DATABASE_URL: "postgres://steward:hunter2-very-secret@db:5432/steward", FLEET_SPEC: "/etc/steward/fleet.yaml" };

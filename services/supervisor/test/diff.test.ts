@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { Drift, parseFleetSpec, type FleetSpec, type Snapshot } from "@steward/shared";
-import { computeDrift } from "../src/diff.js";
+import { Drift } from "@steward/contracts/drift";
+import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
+import type { Snapshot } from "@steward/contracts/world-state";
+import { computeDrift } from "@steward/fleet/diff";
 import { T0, TP, node, snapshot, spec, specYaml, svc } from "./fixtures.js";
 
 const NOW = new Date(Date.parse(T0) + 1000);

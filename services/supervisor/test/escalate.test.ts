@@ -1,7 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { TaskEnvelope, connectDb, initTracing, migrate, silentLogger, type Drift, type Sql } from "@steward/shared";
+import { TaskEnvelope } from "@steward/contracts/task";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { initTracing } from "@steward/platform/tracing";
+import { silentLogger } from "@steward/platform/logger";
+import type { Drift } from "@steward/contracts/drift";
 import { createTestDatabase, type TestDatabase } from "@steward/testkit";
 import { DriftHistory, createEscalator, detectEscalations, taskIdFor } from "../src/escalate.js";
 import { TP, node, snapshot, svc } from "./fixtures.js";

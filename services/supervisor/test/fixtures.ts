@@ -1,4 +1,5 @@
-import type { FleetSpec, NodeState, ServiceState, Snapshot } from "@steward/shared";
+import type { FleetSpec } from "@steward/fleet/fleet-spec";
+import type { NodeState, ServiceState, Snapshot } from "@steward/contracts/world-state";
 
 export const T0 = "2025-01-01T00:00:00.000Z";
 export const TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";

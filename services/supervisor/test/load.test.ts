@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadSnapshotFromFile, loadSpecSafe, parseSnapshot } from "../src/load.js";
+import { loadSnapshotFromFile, parseSnapshot } from "@steward/world/read";
+import { loadSpecSafe } from "@steward/fleet/load";
 import { node, snapshot, specYaml, svc } from "./fixtures.js";
 
 const good = JSON.stringify(snapshot([node("n1", [svc("api")])]));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Drift } from "@steward/shared";
+import type { Drift } from "@steward/contracts/drift";
 import { groupDeploys } from "../src/proposals.js";
 
 const d = (node: string, service: string, proposes: "deploy" | "restart" | "pull", kind: Drift["kind"] = "config_drift"): Drift & { proposes: typeof proposes } => ({

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { REPO_SERVICE, type Drift, type NodeState } from "@steward/shared";
-import { computeDrift } from "../src/diff.js";
-import { classifyRepo, computeRepoDrift } from "../src/repo-drift.js";
+import { REPO_SERVICE, type Drift } from "@steward/contracts/drift";
+import type { NodeState } from "@steward/contracts/world-state";
+import { computeDrift } from "@steward/fleet/diff";
+import { classifyRepo, computeRepoDrift } from "@steward/fleet/repo-drift";
 import { T0, node, snapshot, spec, svc } from "./fixtures.js";
 
 type Repo = NonNullable<NodeState["repo"]>;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { FleetSpec, NodeState, SecretStore } from "@steward/shared";
-import { computeSecretDrift, judgeStores } from "../src/secret-drift.js";
-import { computeDrift, driftKey } from "../src/diff.js";
+import type { FleetSpec, SecretStore } from "@steward/fleet/fleet-spec";
+import type { NodeState } from "@steward/contracts/world-state";
+import { computeSecretDrift, judgeStores } from "@steward/fleet/secret-drift";
+import { computeDrift, driftKey } from "@steward/fleet/diff";
 import { T0, node, snapshot, spec } from "./fixtures.js";
 
 type Reading = NonNullable<NodeState["secrets"]>[string][string];

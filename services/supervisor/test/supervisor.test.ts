@@ -2,28 +2,19 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  DRIFT_KEY,
-  DriftReport,
-  WORLD_KEY,
-  connectDb,
-  connectNats,
-  createRegistry,
-  initTracing,
-  migrate,
-  openWorldBucket,
-  silentLogger,
-  type KV,
-  type NatsConnection,
-  type Registry,
-  type Snapshot,
-  type Sql,
-} from "@steward/shared";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { DriftReport } from "@steward/contracts/drift";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
+import { initTracing } from "@steward/platform/tracing";
+import { silentLogger } from "@steward/platform/logger";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { createTestDatabase, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createSupervisor, type Supervisor } from "../src/supervisor.js";
 import { holdFailedRevisions, proposeActions } from "../src/proposals.js";
 import { SUPERVISOR_LOCK_KEY } from "../src/leader.js";
-import { computeDrift } from "../src/diff.js";
+import { computeDrift } from "@steward/fleet/diff";
 import { TP, node, snapshot, spec, specYaml, svc } from "./fixtures.js";
 
 let nats: NatsServerHandle;

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { Sql } from "@steward/shared";
+import type { Sql } from "@steward/platform/db";
 import { renderText, type Sink } from "../notification.js";
 import { TelegramError, type InlineKeyboard, type TelegramApi } from "../telegram-api.js";
 

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
-import { DRIFT_KEY, WORLD_KEY, type KV, type Logger } from "@steward/shared";
+import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import type { KV } from "@steward/platform/bus";
+import type { Logger } from "@steward/platform/logger";
 import type { ActionStore } from "../store.js";
 
 /**

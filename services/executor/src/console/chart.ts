@@ -1,4 +1,4 @@
-import type { CostReport } from "@steward/shared";
+import type { CostReport } from "@steward/contracts/task";
 import { html, type Html } from "./html.js";
 
 const usd = (n: number): string => `$${n.toFixed(n >= 100 ? 0 : 2)}`;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CostReport, Task } from "@steward/shared";
+import { CostReport, Task } from "@steward/contracts/task";
 
 export type PlannerRead<T> = { ok: true; value: T } | { ok: false; message: string };
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
-import type { KV, Logger } from "@steward/shared";
+import type { KV } from "@steward/platform/bus";
+import type { Logger } from "@steward/platform/logger";
 import type { ActionStore, StoreResult } from "../store.js";
 import { readDrift, readSnapshot } from "../world.js";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";

@@ -1,4 +1,7 @@
-import type { Action, AuditEntry, CostReport, DriftReport, NodeState, Snapshot, Task } from "@steward/shared";
+import type { Action, AuditEntry } from "@steward/contracts/action";
+import type { CostReport, Task } from "@steward/contracts/task";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { NodeState, Snapshot } from "@steward/contracts/world-state";
 import type { KvRead } from "../world.js";
 import { spendChart } from "./chart.js";
 import { html, type Html } from "./html.js";

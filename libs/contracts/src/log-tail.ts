@@ -1,0 +1,26 @@
+import { z } from "zod";
+
+/** Request/reply subject on which a node-agent answers with the tail of a declared service's log. */
+export const logTailSubject = (node: string): string => `steward.logs.${node}`;
+
+export const LOG_TAIL_MAX_BYTES = 65_536;
+
+export const LogTailRequest = z.strictObject({
+  service: z.string().min(1).max(63),
+  max_bytes: z.number().int().min(1).max(LOG_TAIL_MAX_BYTES).default(4096),
+});
+export type LogTailRequest = z.output<typeof LogTailRequest>;
+
+export const LogTailReply = z.discriminatedUnion("ok", [
+  z.strictObject({
+    ok: z.literal(true),
+    node: z.string(),
+    service: z.string(),
+    /** The last bytes of the log, cut at a line start, with secret-looking values redacted. */
+    text: z.string(),
+    bytes: z.number().int().nonnegative(),
+    truncated: z.boolean(),
+  }),
+  z.strictObject({ ok: z.literal(false), code: z.enum(["invalid", "unknown_service", "no_log", "error"]), message: z.string() }),
+]);
+export type LogTailReply = z.infer<typeof LogTailReply>;

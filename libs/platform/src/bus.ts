@@ -1,0 +1,82 @@
+import { connect, headers as natsHeaders, type MsgHdrs, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, StorageType, RetentionPolicy, DiscardPolicy } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { context, propagation, type Context } from "@opentelemetry/api";
+import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, EVENTS_STREAM, EVENTS_SUBJECTS, WORLD_BUCKET } from "@steward/contracts/subjects";
+
+export type { NatsConnection, JetStreamClient, JetStreamManager, KV, MsgHdrs };
+
+export async function connectNats(url: string, name: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+  return connect({ servers: url.split(","), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...opts });
+}
+
+export interface StreamSettings {
+  /** Replicas: 1 for a single server, 3 for the production cluster. */
+  replicas?: number;
+  /** Max age of events kept in the stream (ms). Default 7 days. */
+  maxAgeMs?: number;
+  /** De-duplication window for Nats-Msg-Id (ms). Default 2 minutes. */
+  duplicateWindowMs?: number;
+}
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+/** Creates (or updates) the streams and the KV bucket Steward needs. Idempotent. */
+export async function ensureStreams(nc: NatsConnection, s: StreamSettings = {}): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const replicas = s.replicas ?? 1;
+  const events = {
+    name: EVENTS_STREAM,
+    subjects: [EVENTS_SUBJECTS],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(s.maxAgeMs ?? 7 * 24 * 3_600_000),
+    duplicate_window: nanos(s.duplicateWindowMs ?? 120_000),
+    num_replicas: replicas,
+  };
+  const dlq = {
+    name: DLQ_STREAM,
+    subjects: [`${DLQ_SUBJECT_PREFIX}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(30 * 24 * 3_600_000),
+    num_replicas: replicas,
+  };
+  for (const cfg of [events, dlq]) {
+    try {
+      await jsm.streams.info(cfg.name);
+      await jsm.streams.update(cfg.name, cfg);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.streams.add(cfg);
+    }
+  }
+  await openWorldBucket(nc, replicas);
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: string; api_error?: { err_code?: number } };
+  return e?.api_error?.err_code === 10059 || /not found/i.test(e?.message ?? "");
+}
+
+export async function openWorldBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
+  return new Kvm(nc).create(WORLD_BUCKET, { history: 1, replicas, storage: StorageType.File });
+}
+
+/** Injects the active (or given) trace context into NATS headers. */
+export function traceHeaders(ctx: Context = context.active(), h: MsgHdrs = natsHeaders()): MsgHdrs {
+  propagation.inject(ctx, h, { set: (c, k, v) => c.set(k, String(v)) });
+  return h;
+}
+
+/** Extracts the trace context a publisher put in NATS headers. */
+export function contextFromHeaders(h: MsgHdrs | undefined, base: Context = context.active()): Context {
+  if (!h) return base;
+  return propagation.extract(base, h, {
+    get: (c, k) => c.get(k) || undefined,
+    keys: (c) => c.keys(),
+  });
+}
+
+export { natsHeaders, jetstream, jetstreamManager };
