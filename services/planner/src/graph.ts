@@ -8,7 +8,7 @@ import type { TaskProposal } from "@steward/contracts/task";
 import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
-import { buildPrompt, triage, type Turn } from "./prompt.js";
+import { buildPrompt, holdsRestricted, triage, type Turn } from "./prompt.js";
 import { checkProposal, insertProposedAction, parseModelAnswer, type RawProposal } from "./proposals.js";
 import { diagnoseByRules } from "./rules.js";
 import type { QueuedTask, TaskStore } from "./store.js";
@@ -94,7 +94,11 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     const agent = state.agent ?? "diagnostician";
     const evidence = state.evidence;
     const earlier = state.history.filter((t) => t.task_id !== state.task_id);
-    const out = await deps.caller.call({ taskId: state.task_id, agent, source: run.task.source, restricted: run.task.restricted, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max));
+    // A follow-up to a restricted question carries that question in its history: it stays local too.
+    const inheritsRestricted = !run.task.restricted && holdsRestricted(earlier);
+    if (inheritsRestricted) await store.addStep(state.task_id, "triage", "local only: this conversation holds restricted turns");
+    const restricted = run.task.restricted || inheritsRestricted;
+    const out = await deps.caller.call({ taskId: state.task_id, agent, source: run.task.source, restricted, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max));
     let outcome: Outcome;
     if (out.served === "rules") {
       const r = diagnoseByRules(evidence ?? emptyEvidence(), out.why);
@@ -166,7 +170,9 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     if (dropped.length > 0) lines.push("", "Dropped proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
     const answer = lines.join("\n");
     await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : o.by === "rules" ? "the rule-based runbooks" : "nobody: the model's answer was unusable"}` : ""}`);
-    return { answer, history: [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id }] };
+    // An answer drawn from restricted data is restricted data.
+    const restricted = runOf(state).task.restricted || holdsRestricted(state.history);
+    return { answer, history: [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id, ...(restricted ? { restricted } : {}) }] };
   }
 
   return new StateGraph(PlannerState)
@@ -197,7 +203,7 @@ export function initialState(task: QueuedTask): Partial<PlannerStateType> {
     outcome: null,
     proposals: [],
     answer: null,
-    history: [{ role: "user", content: task.content.slice(0, 4000), task_id: task.id }],
+    history: [{ role: "user", content: task.content.slice(0, 4000), task_id: task.id, ...(task.restricted ? { restricted: true } : {}) }],
   };
 }
 

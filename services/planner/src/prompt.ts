@@ -6,7 +6,12 @@ export interface Turn {
   role: "user" | "assistant";
   content: string;
   task_id: string;
+  /** Said in (or answered from) a restricted task: while this turn is in the history, every call stays local. */
+  restricted?: boolean;
 }
+
+/** Restricted is a property of the data: a conversation holding a restricted turn is restricted as a whole. */
+export const holdsRestricted = (turns: readonly Turn[]): boolean => turns.some((t) => t.restricted === true);
 
 const SHAPE = `Answer ONLY with a JSON object {"diagnosis": string, "answer": string, "proposals": [{"kind", "node", "service", "reason"}]}.
 Proposals may only use the kinds ${PLANNER_ACTION_KINDS.join(", ")} on a node and service named in the evidence; they wait for the operator's approval.

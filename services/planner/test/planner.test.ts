@@ -353,6 +353,33 @@ describe("diagnosis", () => {
     expect(anthropic.requests).toHaveLength(0);
   });
 
+  it("keeps a conversation local while it holds a restricted turn, even for an unrestricted follow-up", async () => {
+    const RESTRICTED_TEXT = "vault passphrase hint: blue-heron-1187";
+    ollama.setMode("down");
+    // No circuit: each call asks Ollama again, so the test can bring it back.
+    const { url } = await start({ OLLAMA_CIRCUIT_MS: "1" });
+    await post(url, envelope("cr-1", { conversation_id: "conv-r", restricted: true, content: `why is api down? ${RESTRICTED_TEXT}` }));
+    expect((await done(url, "cr-1")).calls).toMatchObject([{ provider: "rules", reason: "restricted" }]);
+    // The follow-up itself is not restricted, Claude is enabled and the local model is down: still local-only.
+    await post(url, envelope("cr-2", { conversation_id: "conv-r", content: "and what should I do now?" }));
+    const d2 = await done(url, "cr-2");
+    expect(d2.calls).toMatchObject([{ provider: "rules", reason: "restricted" }]);
+    expect(d2.steps.map((s) => s.message)).toContain("local only: this conversation holds restricted turns");
+    // With the local model back, the follow-up is served locally, history included.
+    ollama.setMode("up");
+    ollama.script(answer([]));
+    await post(url, envelope("cr-3", { conversation_id: "conv-r", content: "is it fixed?" }));
+    expect((await done(url, "cr-3")).calls).toMatchObject([{ provider: "ollama" }]);
+    expect(JSON.stringify(ollama.chats().at(-1)?.messages)).toContain(RESTRICTED_TEXT);
+    expect(JSON.stringify(anthropic.requests.map((r) => r.body))).not.toContain(RESTRICTED_TEXT);
+    expect(anthropic.requests).toHaveLength(0);
+    // A conversation without restricted turns still escalates: the check is on the data, not a blanket rule.
+    ollama.setMode("down");
+    anthropic.script({ json: { diagnosis: "d", answer: "a", proposals: [] } });
+    await post(url, envelope("cu-1", { conversation_id: "conv-u", content: "why is web slow?" }));
+    expect((await done(url, "cu-1")).calls[0]?.provider).toBe("anthropic");
+  });
+
   it("continues a conversation across tasks", async () => {
     ollama.script(answer([], "first diagnosis: the db port is closed"), answer([]));
     const { url } = await start();
