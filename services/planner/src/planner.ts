@@ -1,5 +1,6 @@
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import pg from "pg";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
 import { migrate, type Sql } from "@steward/platform/db";
 import type { Logger } from "@steward/platform/logger";
@@ -61,7 +62,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
           ? createClaudeBackend({ apiKey: config.claude.apiKey, baseUrl: config.claude.baseUrl, model: config.claude.model, maxRetries: config.claude.maxRetries, timeoutMs: config.claude.timeoutMs })
           : undefined));
   const sources = deps.sources ?? createNatsSources(requireNc(deps.nc), { fleetSpecPath: config.fleetSpecPath, logTailBytes: config.logTailBytes, logTailTimeoutMs: config.logTailTimeoutMs });
-  const ownSaver = deps.checkpointer ? undefined : PostgresSaver.fromConnString(config.databaseUrl);
+  const ownSaver = deps.checkpointer ? undefined : createCheckpointer(config.databaseUrl, logger);
   const checkpointer = deps.checkpointer ?? (ownSaver as BaseCheckpointSaver);
   const caller = createModelCaller({ config, local, claude, ledger, store, metrics, logger, clock });
   const runs = new Map<string, RunContext>();
@@ -145,4 +146,14 @@ export function createPlanner(deps: PlannerDeps): Planner {
 function requireNc(nc: NatsConnection | undefined): NatsConnection {
   if (!nc) throw new Error("createPlanner needs a NATS connection (or injected evidence sources)");
   return nc;
+}
+
+/**
+ * The checkpointer on its own pg pool. A pool whose idle client loses its server (PostgreSQL restarting) emits
+ * `error`; without a listener that event kills the process. The pool replaces the client on the next query.
+ */
+function createCheckpointer(databaseUrl: string, logger: Logger): PostgresSaver {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  pool.on("error", (err) => logger.warn({ err: err.message }, "checkpointer lost a database connection; it reconnects on the next query"));
+  return new PostgresSaver(pool);
 }
