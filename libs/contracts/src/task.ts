@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { boundedJsonObject, label, storableText } from "./limits.js";
+
+export const MAX_TASK_TTL_S = 30 * 24 * 3600;
 
 /** Where a task came from. */
 export const TaskSource = z.enum(["cli", "supervisor", "schedule", "telegram", "ntfy", "api", "web"]);
@@ -9,20 +12,21 @@ export type TaskSource = z.infer<typeof TaskSource>;
  * naming the field (blank task_id/content, ttl_s <= 0, blank idempotency_key, unknown target_agent) live in the planner.
  */
 export const TaskEnvelope = z.object({
-  task_id: z.string(),
-  content: z.string(),
+  task_id: storableText(10_000),
+  content: storableText(1_000_000),
   source: TaskSource,
-  user: z.string().min(1),
-  conversation_id: z.string().min(1).optional(),
-  target_agent: z.string().optional(),
-  ttl_s: z.number().optional(),
-  idempotency_key: z.string().optional(),
+  user: label(200).min(1),
+  conversation_id: label(200).min(1).optional(),
+  target_agent: storableText(64).optional(),
+  /** At most 30 days: a task that should live longer is a schedule, not a queue entry. */
+  ttl_s: z.number().max(MAX_TASK_TTL_S).optional(),
+  idempotency_key: storableText(200).optional(),
   /** Restricted data never leaves the house: such a task is only ever served by the local model. */
   restricted: z.boolean().default(false),
   /** Evidence attached by the sender (e.g. the supervisor's drift and recent events). Never secrets. */
-  evidence: z.record(z.string(), z.unknown()).optional(),
+  evidence: boundedJsonObject().optional(),
   /** W3C trace context, when the sender could not put it in a header. */
-  traceparent: z.string().optional(),
+  traceparent: storableText(512).optional(),
 });
 export type TaskEnvelope = z.output<typeof TaskEnvelope>;
 

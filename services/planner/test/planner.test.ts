@@ -221,6 +221,29 @@ describe("inbox", () => {
     expect(CostReport.parse((await get(url, "/cost")).json).caps.global_day_usd).toBe(30);
   });
 
+  it("refuses what it could not store with a 422 naming the field, while valid requests sent at the same moment succeed", async () => {
+    const { url } = await start({ WORKERS: "0" });
+    let deep: unknown = "leaf";
+    for (let i = 0; i < 3000; i++) deep = { a: deep };
+    const bad: [Record<string, unknown>, string][] = [
+      [{ ttl_s: 1e15 }, "ttl_s"],
+      [{ content: "why\u0000?" }, "content"],
+      [{ user: "op\u0000" }, "user"],
+      [{ evidence: { log: "x\uD800y" } }, "evidence.log"],
+      [{ evidence: deep }, "evidence"],
+    ];
+    const replies = await Promise.all([
+      ...bad.map(([over], i) => post(url, envelope(`t-lim-${i}`, over))),
+      ...Array.from({ length: 5 }, (_, i) => post(url, envelope(`t-ok-${i}`))),
+    ]);
+    bad.forEach(([, field], i) => {
+      expect(replies[i]?.status, field).toBe(422);
+      expect(String(replies[i]?.json.error?.["field"]), field).toMatch(new RegExp(`^${field.replace(".", "\\.")}`));
+    });
+    for (const r of replies.slice(bad.length)) expect(r.status).toBe(202);
+    expect((await get(url, "/tasks")).json.tasks?.map((t) => t.id).sort()).toEqual(["t-ok-0", "t-ok-1", "t-ok-2", "t-ok-3", "t-ok-4"]);
+  });
+
   it("returns the existing task for a repeated idempotency key and runs it once", async () => {
     ollama.script(answer([]));
     const { url } = await start();
