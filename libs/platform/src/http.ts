@@ -66,6 +66,18 @@ export async function listenHttp(handler: RequestListener, port: number, host: s
   };
 }
 
+export const DATABASE_UNREACHABLE = { code: "database_unreachable", message: "the database is unreachable; nothing was changed, try again when it is back" } as const;
+
+/** Connection-level failures (refused, reset, server shutting down, pool closed): the database is down, not the request wrong. */
+const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "CONNECTION_CLOSED", "CONNECTION_ENDED", "CONNECTION_DESTROYED", "CONNECT_TIMEOUT", "57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"]);
+
+export function isDatabaseUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  const errors = (err as { errors?: unknown } | null)?.errors;
+  return Array.isArray(errors) && errors.some((e) => isDatabaseUnreachable(e));
+}
+
 /**
  * A JSON API's request listener around an async router: an HttpError becomes its JSON error reply, anything else a
  * logged 500 that says nothing about internals; every request is counted by route and status.
@@ -78,9 +90,11 @@ export function jsonApi(
     route(req, res)
       .then(({ route: r, status }) => opts.count(r, status))
       .catch((err: unknown) => {
-        const status = err instanceof HttpError ? err.status : 500;
-        if (!(err instanceof HttpError)) opts.logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
-        const body = err instanceof HttpError ? err.body : { code: "internal", message: "internal error" };
+        const down = !(err instanceof HttpError) && isDatabaseUnreachable(err);
+        const status = err instanceof HttpError ? err.status : down ? 503 : 500;
+        if (down) opts.logger.warn({ err: (err as Error)?.message, url: req.url?.split("?")[0] }, "database unreachable: answering 503");
+        else if (!(err instanceof HttpError)) opts.logger.error({ err: (err as Error)?.message, method: req.method, url: req.url?.split("?")[0] }, "API request failed");
+        const body = err instanceof HttpError ? err.body : down ? DATABASE_UNREACHABLE : { code: "internal", message: "internal error" };
         if (!res.headersSent) sendJson(res, status, { error: body }, status === 413 ? { connection: "close" } : {});
         else res.end();
         opts.count("(error)", status);

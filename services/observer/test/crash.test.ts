@@ -87,6 +87,17 @@ describe("crash safety", () => {
       } else {
         // While folding and writing under a steady stream.
         await waitFor("child observer started", () => ready || child.exitCode !== null, 15_000, 5);
+        // A busy machine can starve the child: kill only once it has folded past the last snapshot (or caught up), so
+        // every other run is a kill in the middle of real writing, not another kill during start-up.
+        await waitFor(
+          "child to fold past the last snapshot",
+          async () => {
+            const r = await readSnapshotFile(path);
+            return child.exitCode !== null || (r.ok && (r.snapshot.world.last_seq > lastSeq || (published === events.length && r.snapshot.world.last_seq >= published)));
+          },
+          30_000,
+          10,
+        );
         await sleep(Math.floor(rnd() * 250));
       }
       child.kill("SIGKILL");
@@ -148,5 +159,5 @@ describe("crash safety", () => {
     } finally {
       await replay.stop();
     }
-  });
+  }, 180_000);
 });
