@@ -12,7 +12,7 @@ const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF
 
 export const hasUnstorableChars = (s: string): boolean => UNSTORABLE.test(s);
 
-const UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates";
+export const UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates";
 
 /** A string of at most `max` characters that PostgreSQL can store. */
 export const storableText = (max: number) => z.string().max(max).refine((s) => !hasUnstorableChars(s), UNSTORABLE_MESSAGE);

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
+import { hasUnstorableChars, UNSTORABLE_MESSAGE } from "@steward/contracts/limits";
 import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import type { KV } from "@steward/platform/bus";
@@ -28,10 +29,12 @@ export interface ApiDeps {
 }
 
 const ApiChannel = z.enum(["cli", "api", "web"]);
-const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters");
+// Whatever passes here must be storable: PostgreSQL refuses NUL, and an unpaired surrogate would be stored altered.
+const storable = (s: string) => !hasUnstorableChars(s);
+const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters").refine(storable, UNSTORABLE_MESSAGE);
 const ApproveBody = z.object({ actor: Actor.optional(), channel: ApiChannel.optional() });
 const RejectBody = ApproveBody.extend({
-  reason: z.string({ error: "is required" }).trim().min(1, "is required and must not be blank").max(2000, "must be at most 2000 characters"),
+  reason: z.string({ error: "is required" }).trim().min(1, "is required and must not be blank").max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE),
 });
 
 function decodeSegment(s: string): string {

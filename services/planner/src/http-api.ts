@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
+import { hasUnstorableChars } from "@steward/contracts/limits";
 import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
@@ -94,6 +95,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
       }
       const conversationId = url.searchParams.get("conversation_id") || undefined;
+      // Only storable text was ever stored: anything else cannot match, and PostgreSQL would refuse even to compare it.
+      if (conversationId !== undefined && hasUnstorableChars(conversationId)) throw new HttpError(400, { code: "invalid", field: "conversation_id", message: "conversation_id must not contain NUL or unpaired surrogates" });
       sendJson(res, 200, { tasks: await store.list({ limit, conversationId }) });
       return { route: "/tasks", status: 200 };
     }
@@ -105,7 +108,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       } catch {
         throw new HttpError(400, { code: "invalid", field: "id", message: "task id is not valid percent-encoding" });
       }
-      const detail = await store.get(id);
+      const detail = hasUnstorableChars(id) ? undefined : await store.get(id);
       if (!detail) throw new HttpError(404, { code: "not_found", message: `no task with id '${id}'` });
       sendJson(res, 200, detail);
       return { route: "/tasks/:id", status: 200 };
