@@ -10,7 +10,8 @@ import type { Logger } from "@steward/platform/logger";
 import type { NodeCommandReply } from "@steward/contracts/node-command";
 import type { Registry } from "@steward/platform/metrics";
 import type { ServiceObservation } from "@steward/contracts/events";
-import { SeenCommands, verifyCommand } from "./commands.js";
+import { SeenCommands, dispatchCommand, verifyCommand } from "./commands.js";
+import { createDriverTable, type ServiceKind } from "./driver.js";
 import { serveLogTail } from "./log-tail.js";
 import type { NodeAgentConfig } from "./config.js";
 import { createAgentMetrics, type AgentMetrics } from "./metrics.js";
@@ -72,8 +73,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   let stopping = false;
   let started = false;
   const baseDir = dirname(resolve(config.fleetSpec));
-  /** Every service this node declares, of any kind: a secret store in a non-process service is read through its driver. */
-  let specKinds = new Set<string>();
+  /** Every service this node declares, by kind: commands go to that kind's driver; a secret store in a non-process service is read through its driver. */
+  let declaredKinds = new Map<string, ServiceKind>();
   // Fingerprints of this node's secret stores; also resolves `{ secret: name }` env values for process services.
   const secrets = createSecretProbe({
     node,
@@ -85,7 +86,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     locate: (name) => {
       const svc = processes.services.get(name);
       if (svc) return { kind: "process", pid: svc.pid };
-      return specKinds.has(name) ? { kind: "other" } : { kind: "absent" };
+      return declaredKinds.has(name) ? { kind: "other" } : { kind: "absent" };
     },
     probeMs: config.secretProbeMs ?? 60_000,
     pollMs: config.secretPollMs ?? 5000,
@@ -121,8 +122,17 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     resolveSecret: (ref) => secrets.resolve(ref),
   });
 
+  // Commands for a service go to the driver of its kind; the table refuses an op the kind does not support.
+  const drivers = createDriverTable({ node, drivers: { process: processes, compose }, kindOf: (service) => declaredKinds.get(service), logger });
+
   function status(): ServiceObservation[] {
-    return processes.status().concat(compose.status()).sort((a, b) => a.service.localeCompare(b.service));
+    return drivers.observe();
+  }
+
+  function takeSpec(spec: FleetSpec): void {
+    secrets.setSpec(spec);
+    declaredKinds = new Map(Object.entries(spec.nodes[node]?.services ?? {}).map(([name, svc]) => [name, svc.kind]));
+    compose.setSpec(spec);
   }
 
   async function heartbeat(): Promise<void> {
@@ -194,9 +204,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     let spec: FleetSpec;
     try {
       spec = await loadFleetSpec(config.fleetSpec);
-      secrets.setSpec(spec);
-      specKinds = new Set(Object.keys(spec.nodes[node]?.services ?? {}));
-      compose.setSpec(spec);
+      takeSpec(spec);
     } catch (err) {
       metrics.specReloads.inc({ result: "invalid" });
       const problems = err instanceof FleetSpecError ? err.problems.slice(0, 10).map(formatProblem) : [(err as Error).message];
@@ -271,9 +279,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     setOp(cmd.op);
     // Consumed once it passed the checks, whatever happens next: the same id is never executed twice.
     seen.add(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
-    if (cmd.op === "pull") return repo.pull(cmd);
-    if (compose.has(cmd.service)) return compose.execute(cmd);
-    return processes.execute(cmd);
+    return dispatchCommand(cmd, { checkout: { pull: (c) => repo.pull(c) }, services: drivers });
   }
 
   return {
@@ -292,9 +298,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       const nodeSpec = spec.nodes[node];
       if (!nodeSpec) logger.warn({ node, file: config.fleetSpec }, "this node is not declared in the fleet spec; supervising nothing until it is");
       processes.load(spec);
-      secrets.setSpec(spec);
-      specKinds = new Set(Object.keys(nodeSpec?.services ?? {}));
-      compose.setSpec(spec);
+      takeSpec(spec);
 
       if (deps.nc) attachNats(deps.nc);
       else void connectLoop();

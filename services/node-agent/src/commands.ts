@@ -1,4 +1,28 @@
-import { SignedNodeCommand, checkNodeCommand, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
+import { NodeCommandOp, SignedNodeCommand, checkNodeCommand, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
+import type { DriverTable } from "./driver.js";
+
+/**
+ * Node command ops as the contract defines them, split by target: `pull` acts on the node's deploy checkout
+ * (service `@repo`), every other op on one service through the driver of its kind.
+ */
+export const CheckoutOp = NodeCommandOp.extract(["pull"]);
+export type CheckoutOp = (typeof CheckoutOp.options)[number];
+export const ServiceOp = NodeCommandOp.exclude(CheckoutOp.options);
+export type ServiceOp = (typeof ServiceOp.options)[number];
+
+/** Where verified commands go. */
+export interface CommandTargets {
+  /** The deploy checkout (the repo watcher). */
+  checkout: { [op in CheckoutOp]: (cmd: NodeCommandBody) => Promise<NodeCommandReply> };
+  /** Services, by the driver of their kind. */
+  services: Pick<DriverTable, "execute">;
+}
+
+/** Routes a verified command to its target. Never throws: a failure is a reply. */
+export function dispatchCommand(cmd: NodeCommandBody, to: CommandTargets): Promise<NodeCommandReply> {
+  const service = ServiceOp.safeParse(cmd.op);
+  return service.success ? to.services.execute({ ...cmd, op: service.data }) : to.checkout[CheckoutOp.parse(cmd.op)](cmd);
+}
 
 /**
  * Command ids already accepted, each kept until its command expires: a replay inside the command's
@@ -47,7 +71,9 @@ export function verifyCommand(data: Uint8Array, opts: { node: string; fleetKey: 
   }
   const body = (raw as { body?: { id?: unknown; op?: unknown } } | null)?.body;
   const rawId = typeof body?.id === "string" ? body.id.slice(0, 128) : null;
-  const rawOp = typeof body?.op === "string" && ["start", "stop", "restart"].includes(body.op) ? body.op : "unknown";
+  // The op label of the refusal metric: a known op even when the rest is malformed, else "unknown" (bounded label values).
+  const knownOp = NodeCommandOp.safeParse(body?.op);
+  const rawOp = knownOp.success ? knownOp.data : "unknown";
   const parsed = SignedNodeCommand.safeParse(raw);
   if (!parsed.success) {
     const message = parsed.error.issues

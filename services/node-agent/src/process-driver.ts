@@ -1,11 +1,12 @@
 import type { FleetSpec, ProcessService, SecretRef, ServiceSpec } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
-import type { NodeCommandBody, NodeCommandReply } from "@steward/contracts/node-command";
-import type { NodeEvent, ServiceObservation } from "@steward/contracts/events";
+import type { NodeCommandReply } from "@steward/contracts/node-command";
+import type { NodeEvent } from "@steward/contracts/events";
 import type { AgentMetrics } from "./metrics.js";
 import { newEventId } from "./publisher.js";
 import { diffServices, startOrder } from "./plan.js";
 import { SpawnError, SupervisedService, type ServiceHooks } from "./supervised-service.js";
+import type { OpHandler, ServiceCommand, ServiceDriver } from "./driver.js";
 
 export interface ProcessDriverDeps {
   node: string;
@@ -20,20 +21,18 @@ export interface ProcessDriverDeps {
   resolveSecret(ref: SecretRef): string | undefined;
 }
 
-/** `process` services: real child processes, their health checks, and the node commands that start, stop and restart them. */
-export interface ProcessDriver {
+/** `process` services: real child processes, their health checks, and the node commands that start, stop and restart them (a process has no deploy or rollback). */
+export interface ProcessDriver extends ServiceDriver {
+  readonly kind: "process";
+  readonly ops: { readonly start: OpHandler; readonly stop: OpHandler; readonly restart: OpHandler };
   /** The spec the agent starts with: every declared process service, none started yet. */
   load(spec: FleetSpec): void;
   /** A reloaded spec: new services are added stopped (Steward proposes, the operator approves), removed ones reported undeclared. */
   setSpec(spec: FleetSpec): void;
   /** Starts `autostart` services in dependency order, then reports every service once. */
   autostart(): Promise<void>;
-  has(service: string): boolean;
   /** Supervised services by name (the log tail and the secret probe read them). */
   readonly services: ReadonlyMap<string, SupervisedService>;
-  status(): ServiceObservation[];
-  /** Runs a verified node command for one of its services. Never throws. */
-  execute(cmd: NodeCommandBody): Promise<NodeCommandReply>;
   shutdown(): Promise<void>;
   /** Synchronous SIGKILL of every process group: for `process.on("exit")`. */
   killNow(): void;
@@ -102,27 +101,31 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
     return new SupervisedService(name, spec, { node, logDir: deps.logDir, baseDir: deps.baseDir, stopGraceMs: deps.stopGraceMs, logger: logger.child({ service: name }), hooks, resolveSecret: deps.resolveSecret });
   }
 
-  async function runOp(svc: SupervisedService, cmd: NodeCommandBody): Promise<number | null> {
-    switch (cmd.op) {
-      case "start":
-        return svc.start();
-      case "stop":
-        await svc.stop();
-        return null;
-      case "restart":
-        return svc.restart();
-      case "deploy":
-      case "rollback":
-      case "pull":
-        throw new Error(`op '${cmd.op}' does not apply to a process service`);
-      default: {
-        const never: never = cmd.op;
-        throw new Error(`unknown op ${String(never)}`);
-      }
+  /** Runs one op on a supervised service under its lock; `op` resolves with the pid it leaves running. Never throws. */
+  async function command(cmd: ServiceCommand, op: (svc: SupervisedService) => Promise<number | null>): Promise<NodeCommandReply> {
+    const svc = services.get(cmd.service);
+    if (!svc || (!svc.declared && cmd.op !== "stop")) {
+      const message = svc ? `service '${cmd.service}' is no longer declared on node '${node}'; only stop is allowed` : `no service '${cmd.service}' on node '${node}'`;
+      logger.warn({ code: "unknown_service", command_id: cmd.id, op: cmd.op, service: cmd.service }, "node command refused");
+      return { ok: false, id: cmd.id, code: "unknown_service", message };
+    }
+    logger.info({ command_id: cmd.id, action_id: cmd.action_id, op: cmd.op, service: cmd.service }, "executing node command");
+    try {
+      const pid = await svc.exclusive(() => op(svc));
+      emit(svc, true);
+      return { ok: true, id: cmd.id, node, service: cmd.service, pid, detail: `${cmd.op} done; state ${svc.state}` };
+    } catch (err) {
+      emit(svc, true);
+      const message = err instanceof SpawnError ? err.message : `${cmd.op} failed: ${(err as Error).message}`;
+      logger.warn({ code: "failed", command_id: cmd.id, op: cmd.op, service: cmd.service, message }, "node command failed");
+      return { ok: false, id: cmd.id, code: "failed", message };
+    } finally {
+      forgetIfGone(svc);
     }
   }
 
   return {
+    kind: "process",
     services,
 
     load(spec) {
@@ -171,28 +174,16 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
 
     has: (service) => services.has(service),
 
-    status: () => [...services.values()].map((s) => s.observation()),
+    observe: () => [...services.values()].map((s) => s.observation()),
 
-    async execute(cmd) {
-      const svc = services.get(cmd.service);
-      if (!svc || (!svc.declared && cmd.op !== "stop")) {
-        const message = svc ? `service '${cmd.service}' is no longer declared on node '${node}'; only stop is allowed` : `no service '${cmd.service}' on node '${node}'`;
-        logger.warn({ code: "unknown_service", command_id: cmd.id, op: cmd.op, service: cmd.service }, "node command refused");
-        return { ok: false, id: cmd.id, code: "unknown_service", message };
-      }
-      logger.info({ command_id: cmd.id, action_id: cmd.action_id, op: cmd.op, service: cmd.service }, "executing node command");
-      try {
-        const pid = await svc.exclusive(() => runOp(svc, cmd));
-        emit(svc, true);
-        return { ok: true, id: cmd.id, node, service: cmd.service, pid, detail: `${cmd.op} done; state ${svc.state}` };
-      } catch (err) {
-        emit(svc, true);
-        const message = err instanceof SpawnError ? err.message : `${cmd.op} failed: ${(err as Error).message}`;
-        logger.warn({ code: "failed", command_id: cmd.id, op: cmd.op, service: cmd.service, message }, "node command failed");
-        return { ok: false, id: cmd.id, code: "failed", message };
-      } finally {
-        forgetIfGone(svc);
-      }
+    ops: {
+      start: (cmd) => command(cmd, (svc) => svc.start()),
+      stop: (cmd) =>
+        command(cmd, async (svc) => {
+          await svc.stop();
+          return null;
+        }),
+      restart: (cmd) => command(cmd, (svc) => svc.restart()),
     },
 
     async shutdown() {

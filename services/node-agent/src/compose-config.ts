@@ -1,0 +1,83 @@
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { hmacHex } from "@steward/contracts/node-command";
+import type { EnvValue, SecretRef } from "@steward/fleet/fleet-spec";
+import { ComposeError, buildRevision, mergeComposeFiles, type StackRevision } from "./compose.js";
+import { StackDeployError, type StackSettings } from "./compose-stack.js";
+import { parseEnvFile } from "./env-file.js";
+
+/** A stack's configuration from the deploy checkout: the revision the spec asks for, and the environment of its containers. */
+export interface StackConfig {
+  /** The revision the spec asks for, computed from this node's deploy checkout (throws `ComposeError` naming the file). */
+  desired(s: StackSettings): Promise<StackRevision>;
+  /** The final environment of one container of `r`. Holds values: for the engine's create body only, never logged. */
+  containerEnv(s: StackSettings, r: StackRevision, service: string): Promise<Record<string, string>>;
+}
+
+export interface StackConfigDeps {
+  node: string;
+  /** Keys the env file digests: the config hash changes with a value without revealing it. */
+  fleetKey: string;
+  /** Resolves `{ secret: name }` env values; without it such values fail the deploy, naming the secret. */
+  resolveSecret?: ((ref: SecretRef) => string | undefined) | undefined;
+}
+
+/** Pure: keyed digests of an env file's values, by key. The values are dropped here. */
+export function envFileDigests(fleetKey: string, entries: Iterable<[string, string]>): Record<string, string> {
+  const digests: Record<string, string> = {};
+  for (const [k, v] of entries) digests[k] = hmacHex(fleetKey, `steward-env-file\u0000${k}\u0000${v}`).slice(0, 24);
+  return digests;
+}
+
+export type RenderedEnv = { ok: true; env: Record<string, string> } | { ok: false; secret: string; key: string };
+
+/**
+ * Pure: a container's environment, later sources winning: compose's `environment`, then the env file, then the
+ * spec's `env` (secret references resolved). The first secret that cannot be resolved fails it, by name.
+ */
+export function renderContainerEnv(compose: Record<string, string> | undefined, envFile: Iterable<[string, string]>, spec: Record<string, EnvValue>, resolveSecret: (ref: SecretRef) => string | undefined): RenderedEnv {
+  const env: Record<string, string> = { ...compose };
+  for (const [k, v] of envFile) env[k] = v;
+  for (const [k, v] of Object.entries(spec)) {
+    const value = typeof v === "string" ? v : resolveSecret(v);
+    if (value === undefined) return { ok: false, secret: (v as SecretRef).secret, key: k };
+    env[k] = value;
+  }
+  return { ok: true, env };
+}
+
+export function createStackConfig(deps: StackConfigDeps): StackConfig {
+  async function readText(s: StackSettings, rel: string): Promise<string> {
+    try {
+      return await readFile(resolve(s.checkout, rel), "utf8");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ComposeError(rel, code === "ENOENT" ? `not found in the deploy checkout ${s.checkout}` : `cannot read (${code ?? "error"})`);
+    }
+  }
+
+  return {
+    async desired(s) {
+      const files = [];
+      for (const f of s.spec.files) files.push({ path: f, text: await readText(s, f) });
+      const services = mergeComposeFiles(files);
+      const envFile = s.spec.env_file ? resolve(s.checkout, s.spec.env_file) : null;
+      const digests = s.spec.env_file ? envFileDigests(deps.fleetKey, parseEnvFile(await readText(s, s.spec.env_file))) : {};
+      return buildRevision({ project: s.project, services, env: s.spec.env, env_file: envFile, env_file_digests: digests });
+    },
+
+    async containerEnv(s, r, service) {
+      let envFile = new Map<string, string>();
+      if (r.env_file) {
+        try {
+          envFile = parseEnvFile(await readFile(r.env_file, "utf8"));
+        } catch (err) {
+          throw new StackDeployError(s.name, "config", `env file ${r.env_file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`);
+        }
+      }
+      const rendered = renderContainerEnv(r.services[service]?.environment, envFile, r.env, (ref) => deps.resolveSecret?.(ref));
+      if (!rendered.ok) throw new StackDeployError(s.name, "config", `secret '${rendered.secret}' (for ${rendered.key}) cannot be resolved on node ${deps.node}`);
+      return rendered.env;
+    },
+  };
+}

@@ -1,0 +1,113 @@
+import type { ServiceObservation } from "@steward/contracts/events";
+import type { Logger } from "@steward/platform/logger";
+import { withSpan } from "@steward/platform/tracing";
+import { observeContainers, worst } from "./compose.js";
+import type { StackConfig } from "./compose-config.js";
+import type { StackHealth } from "./compose-health.js";
+import type { Stack, StackSet } from "./compose-stack.js";
+import { DockerError, type DockerClient } from "./docker/client.js";
+import type { ContainerInspect } from "./docker/types.js";
+
+/** What the node sees of its stacks: their containers on the engine, folded into `service` observations. */
+export interface StackObserver {
+  /** Inspect data of every container of the stack's project (one removed meanwhile is skipped); throws when the engine does not answer. */
+  containers(s: Stack): Promise<ContainerInspect[]>;
+  /** Observes one stack and publishes the observation when it changed (always with `force`). */
+  probe(s: Stack, force?: boolean): Promise<void>;
+  /** Probes every stack; a call during a pass joins that pass. */
+  probeAll(): Promise<void>;
+  /** Resolves when no pass runs. */
+  idle(): Promise<void>;
+}
+
+export interface StackObserverDeps {
+  docker: Pick<DockerClient, "listProjectContainers" | "inspectContainer">;
+  stacks: StackSet;
+  config: StackConfig;
+  health: StackHealth;
+  /** Publishes a `service` observation of a stack. */
+  publish(o: ServiceObservation): void;
+  logger: Logger;
+}
+
+/** Pure: a stack the engine did not answer for. Not seeing it is not the same as it being down. */
+export function unreadableStack(name: string, starts: number, error: string, desiredHash: string | undefined): ServiceObservation {
+  const o: ServiceObservation = { service: name, state: "unknown", health: "none", starts, declared: true, detail: `cannot read containers: ${error}`.slice(0, 2000) };
+  if (desiredHash) o.desired_config_hash = desiredHash;
+  return o;
+}
+
+/** Pure: while a deploy runs the stack is reported starting, naming the revision. */
+export function deployingView(o: ServiceObservation, deploying: string | undefined): ServiceObservation {
+  return deploying === undefined ? o : { ...o, state: "starting", health: "starting", detail: `deploying ${deploying}` };
+}
+
+/** Pure: one variable of the running containers' environment, for the secret probe. The value stays with the caller. */
+export function containerEnvValue(running: readonly ContainerInspect[], service: string, key: string): { found: true; value: string } | { found: false; status: "missing"; detail: string } {
+  for (const c of running) {
+    const line = (c.Config.Env ?? []).find((e) => e.startsWith(`${key}=`));
+    if (line !== undefined) return { found: true, value: line.slice(key.length + 1) };
+  }
+  return { found: false, status: "missing", detail: running.length ? `no ${key} in the environment of stack ${service}` : `stack ${service} has no running container` };
+}
+
+export function createStackObserver(deps: StackObserverDeps): StackObserver {
+  const { docker, logger } = deps;
+  let probing: Promise<void> | undefined;
+
+  async function containers(s: Stack): Promise<ContainerInspect[]> {
+    const list = await docker.listProjectContainers(s.project);
+    const out: ContainerInspect[] = [];
+    for (const c of list) {
+      try {
+        out.push(await docker.inspectContainer(c.Id));
+      } catch (err) {
+        if (!(err instanceof DockerError && err.status === 404)) throw err; // removed meanwhile
+      }
+    }
+    return out;
+  }
+
+  function emit(s: Stack, o: ServiceObservation, force: boolean): void {
+    s.obs = o;
+    const key = JSON.stringify(o);
+    if (!force && key === s.lastKey) return;
+    s.lastKey = key;
+    deps.publish(o);
+  }
+
+  async function probe(s: Stack, force = false): Promise<void> {
+    await withSpan("probe.compose", { attributes: { "steward.service": s.name } }, async () => {
+      let desiredHash: string | undefined;
+      let desiredError: string | undefined;
+      try {
+        desiredHash = (await deps.config.desired(s)).hash;
+      } catch (err) {
+        desiredError = (err as Error).message;
+      }
+      let o: ServiceObservation;
+      try {
+        o = observeContainers(s.name, await containers(s), { desiredHash, desiredError, stoppedByCommand: s.stoppedByCommand });
+      } catch (err) {
+        o = unreadableStack(s.name, s.obs.starts, (err as Error).message, desiredHash);
+      }
+      if (o.state === "running") o.health = worst([o.health, await deps.health.specHealth(s)]);
+      else s.checks = [];
+      emit(s, deployingView(o, s.deploying), force);
+    });
+  }
+
+  return {
+    containers,
+    probe,
+    probeAll() {
+      probing ??= (async () => {
+        for (const s of deps.stacks.all()) await probe(s).catch((err: unknown) => logger.warn({ stack: s.name, err: (err as Error).message }, "stack probe failed"));
+      })().finally(() => (probing = undefined));
+      return probing;
+    },
+    idle: async () => {
+      await probing;
+    },
+  };
+}
