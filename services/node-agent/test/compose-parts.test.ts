@@ -1,0 +1,170 @@
+import { describe, expect, it } from "vitest";
+import { parseFleetSpec, type EnvValue } from "@steward/fleet/fleet-spec";
+import type { ServiceObservation } from "@steward/contracts/events";
+import { buildRevision, type StackRevision } from "../src/compose.js";
+import { isOrphan, serviceOf } from "../src/compose-apply.js";
+import { envFileDigests, renderContainerEnv } from "../src/compose-config.js";
+import { CONTROL_STEPS, startSequence } from "../src/compose-control.js";
+import { planRollback } from "../src/compose-deploy.js";
+import { containerGate, nextCheckProgress } from "../src/compose-health.js";
+import { containerEnvValue, deployingView, unreadableStack } from "../src/compose-observe.js";
+import { EMPTY_RECORD, recordDeploy, type StackRecord } from "../src/compose-records.js";
+import { stackSettings } from "../src/compose-stack.js";
+import type { ContainerInspect } from "../src/docker/types.js";
+
+function container(name: string, over: { running?: boolean; status?: ContainerInspect["State"]["Status"]; health?: "healthy" | "unhealthy" | "starting"; streak?: number; service?: string; env?: string[]; exit?: number } = {}): ContainerInspect {
+  const running = over.running ?? true;
+  return {
+    Id: `id-${name}`,
+    Name: `/${name}`,
+    Created: "2025-01-01T00:00:00Z",
+    Image: "sha256:aaaa",
+    RestartCount: 0,
+    State: {
+      Status: over.status ?? (running ? "running" : "exited"),
+      Running: running,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: false,
+      Dead: false,
+      Pid: running ? 42 : 0,
+      ExitCode: over.exit ?? 0,
+      Error: "",
+      StartedAt: "2025-01-01T00:00:00Z",
+      FinishedAt: "0001-01-01T00:00:00Z",
+      ...(over.health ? { Health: { Status: over.health, FailingStreak: over.streak ?? 0, Log: [] } } : {}),
+    },
+    Config: { Image: "app:v1", Env: over.env ?? null, Labels: over.service === undefined ? null : { "com.docker.compose.service": over.service }, Cmd: null },
+  };
+}
+
+const rev = (tag: string, services: string[] = ["app"]): StackRevision =>
+  buildRevision({ project: "shop", services: Object.fromEntries(services.map((s) => [s, { image: `${s}:${tag}`, environment: {}, labels: {}, depends_on: [], ports: [], volumes: [], other: {} }])), env: {}, env_file: null, env_file_digests: {} });
+
+describe("stack settings from the spec", () => {
+  const spec = (nodes: unknown, extra: Record<string, unknown> = {}) => {
+    const r = parseFleetSpec(JSON.stringify({ version: 1, nodes, ...extra }));
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    return r.spec;
+  };
+  it.each([
+    ["only compose services, project defaulting to the name, checkout the spec dir", spec({ n1: { services: { shop: { kind: "compose", files: ["c.yaml"] }, api: { kind: "process", command: ["x"] } } } }), [{ name: "shop", project: "shop", checkout: "/etc/steward", healthTimeoutMs: 120_000 }]],
+    ["project, node repo_path and the stack's own health timeout", spec({ n1: { repo_path: "deploy", services: { shop: { kind: "compose", files: ["c.yaml"], project: "p", deploy: { health_timeout: "5s" } } } } }), [{ name: "shop", project: "p", checkout: "/etc/steward/deploy", healthTimeoutMs: 5000 }]],
+    ["the fleet's repo path and deploy timeout", spec({ n1: { services: { shop: { kind: "compose", files: ["c.yaml"] } } } }, { repo: { path: "/srv/repo" }, deploy: { health_timeout: "9s" } }), [{ name: "shop", project: "shop", checkout: "/srv/repo", healthTimeoutMs: 9000 }]],
+    ["another node's stacks are not this node's", spec({ n2: { services: { shop: { kind: "compose", files: ["c.yaml"] } } } }), []],
+  ])("%s", (_what, s, want) => {
+    expect(stackSettings(s, "n1", "/etc/steward").map(({ name, project, checkout, healthTimeoutMs }) => ({ name, project, checkout, healthTimeoutMs }))).toEqual(want);
+  });
+});
+
+describe("container environment", () => {
+  const resolve = (ref: { secret: string }) => (ref.secret === "known" ? "s3cret" : undefined);
+  it.each<[string, Record<string, string> | undefined, [string, string][], Record<string, EnvValue>, ReturnType<typeof renderContainerEnv>]>([
+    ["compose, then env file, then spec win in that order", { A: "compose", B: "compose", C: "compose" }, [["B", "file"], ["C", "file"]], { C: "spec" }, { ok: true, env: { A: "compose", B: "file", C: "spec" } }],
+    ["a secret reference is resolved", undefined, [], { DB: { secret: "known" } }, { ok: true, env: { DB: "s3cret" } }],
+    ["the first unresolvable secret fails it, by name", { A: "x" }, [], { OK: { secret: "known" }, DB: { secret: "gone" }, LATER: { secret: "also-gone" } }, { ok: false, secret: "gone", key: "DB" }],
+  ])("%s", (_what, compose, envFile, spec, want) => {
+    expect(renderContainerEnv(compose, envFile, spec, resolve)).toEqual(want);
+  });
+
+  it("env file digests change with a value and never contain it", () => {
+    const a = envFileDigests("k".repeat(32), [["TOKEN", "value-one"]]);
+    const b = envFileDigests("k".repeat(32), [["TOKEN", "value-two"]]);
+    expect(a["TOKEN"]).toMatch(/^[0-9a-f]{24}$/);
+    expect(a["TOKEN"]).not.toBe(b["TOKEN"]);
+    expect(JSON.stringify(a)).not.toContain("value-one");
+    expect(envFileDigests("another-key-0123456789abcdef", [["TOKEN", "value-one"]])["TOKEN"]).not.toBe(a["TOKEN"]);
+  });
+});
+
+describe("container health gate", () => {
+  const deadline = 1000;
+  it.each<[string, ContainerInspect, number, unknown]>([
+    ["healthy passes", container("shop-app-1", { health: "healthy" }), 0, { pass: "shop-app-1 healthy" }],
+    ["running without a healthcheck passes", container("shop-app-1"), 0, { pass: "shop-app-1 running (no container healthcheck)" }],
+    ["starting waits", container("shop-app-1", { health: "starting" }), 0, { wait: "starting" }],
+    ["starting when the gate closes fails", container("shop-app-1", { health: "starting" }), 1000, { fail: "container shop-app-1 still starting when the health gate closed" }],
+    ["unhealthy fails at once", container("shop-app-1", { health: "unhealthy", streak: 3 }), 0, { fail: "container shop-app-1 is unhealthy (failing streak 3)" }],
+    ["exited fails at once", container("shop-app-1", { running: false, exit: 2 }), 0, { fail: "container shop-app-1 exited (exit code 2) during its health gate" }],
+  ])("%s", (_what, c, now, want) => {
+    expect(containerGate(c, now, deadline)).toEqual(want);
+  });
+
+  it.each([
+    [{ retries: 3, passedOnce: false, consecutiveFailures: 2 }, true, { retries: 3, passedOnce: true, consecutiveFailures: 0 }],
+    [{ retries: 3, passedOnce: true, consecutiveFailures: 0 }, false, { retries: 3, passedOnce: true, consecutiveFailures: 1 }],
+  ])("check progress %j after ok=%s", (p, ok, want) => {
+    expect(nextCheckProgress(p, ok)).toEqual(want);
+  });
+});
+
+describe("observation pieces", () => {
+  const running: ServiceObservation = { service: "shop", state: "running", health: "healthy", starts: 1, declared: true, config_hash: "sha256:1" };
+  it.each<[string, ServiceObservation, string | undefined, ServiceObservation]>([
+    ["no deploy: unchanged", running, undefined, running],
+    ["a deploy in progress reports starting, naming the revision", running, "sha256:2", { ...running, state: "starting", health: "starting", detail: "deploying sha256:2" }],
+  ])("%s", (_what, o, deploying, want) => {
+    expect(deployingView(o, deploying)).toEqual(want);
+  });
+
+  it("an engine that does not answer is unknown, keeping the starts and the desired hash", () => {
+    expect(unreadableStack("shop", 2, "connect ENOENT", "sha256:d")).toEqual({ service: "shop", state: "unknown", health: "none", starts: 2, declared: true, detail: "cannot read containers: connect ENOENT", desired_config_hash: "sha256:d" });
+    expect(unreadableStack("shop", 0, "x".repeat(3000), undefined).detail).toHaveLength(2000);
+  });
+
+  it.each<[string, ContainerInspect[], unknown]>([
+    ["found in a running container", [container("a", { env: ["OTHER=1"] }), container("b", { env: ["KEY=v=1"] })], { found: true, value: "v=1" }],
+    ["missing from every container", [container("a", { env: ["OTHER=1"] })], { found: false, status: "missing", detail: "no KEY in the environment of stack shop" }],
+    ["no running container", [], { found: false, status: "missing", detail: "stack shop has no running container" }],
+  ])("container env: %s", (_what, cs, want) => {
+    expect(containerEnvValue(cs, "shop", "KEY")).toEqual(want);
+  });
+});
+
+describe("what was deployed", () => {
+  const v1 = rev("v1");
+  const v2 = rev("v2");
+  it.each<[string, StackRecord, StackRevision, boolean, StackRecord]>([
+    ["first deploy on an empty node", EMPTY_RECORD, v1, false, { version: 1, deployed: v1, previous: null, previous_unknown: false }],
+    ["first deploy over containers Steward did not create", EMPTY_RECORD, v1, true, { version: 1, deployed: v1, previous: null, previous_unknown: true }],
+    ["a new revision pushes the deployed one to previous", { version: 1, deployed: v1, previous: null, previous_unknown: true }, v2, false, { version: 1, deployed: v2, previous: v1, previous_unknown: false }],
+    ["the same revision again keeps what ran before", { version: 1, deployed: v2, previous: v1, previous_unknown: false }, v2, false, { version: 1, deployed: v2, previous: v1, previous_unknown: false }],
+  ])("%s", (_what, rec, r, ranBefore, want) => {
+    expect(recordDeploy(rec, r, ranBefore)).toEqual(want);
+  });
+
+  it.each<[string, StackRecord, string | null | undefined, unknown]>([
+    ["nothing deployed", EMPTY_RECORD, undefined, { refuse: "nothing was deployed by Steward for shop on n1; nothing to roll back" }],
+    ["previous containers not Steward's", { version: 1, deployed: v2, previous: null, previous_unknown: true }, null, { refuse: "the containers that ran before were not deployed by Steward; they cannot be re-created" }],
+    ["a target other than the recorded one", { version: 1, deployed: v2, previous: v1, previous_unknown: false }, "sha256:0000", { refuse: `the previous revision recorded here is ${v1.hash}, not sha256:0000; refusing to roll back to something else` }],
+    ["null target when something ran before", { version: 1, deployed: v2, previous: v1, previous_unknown: false }, null, { refuse: `the previous revision recorded here is ${v1.hash}, not null; refusing to roll back to something else` }],
+    ["nothing ran before: remove", { version: 1, deployed: v1, previous: null, previous_unknown: false }, null, { remove: v1, record: { version: 1, deployed: null, previous: v1, previous_unknown: false } }],
+    ["back to the recorded previous revision", { version: 1, deployed: v2, previous: v1, previous_unknown: false }, v1.hash, { reapply: v1, record: { version: 1, deployed: v1, previous: v2, previous_unknown: false } }],
+    ["no target named: whatever ran before", { version: 1, deployed: v2, previous: v1, previous_unknown: false }, undefined, { reapply: v1, record: { version: 1, deployed: v1, previous: v2, previous_unknown: false } }],
+  ])("rollback: %s", (_what, rec, want, plan) => {
+    expect(planRollback(rec, want, "shop", "n1")).toEqual(plan);
+  });
+});
+
+describe("applying and controlling containers", () => {
+  it.each<[string, ContainerInspect, string, boolean]>([
+    ["a service of the revision", container("x", { service: "app" }), "app", false],
+    ["a service that left the files", container("x", { service: "old" }), "old", true],
+    ["a container without a service label", container("x"), "", true],
+  ])("orphans: %s", (_what, c, service, orphan) => {
+    expect(serviceOf(c)).toBe(service);
+    expect(isOrphan(c, rev("v1", ["app", "db"]))).toBe(orphan);
+  });
+
+  it.each<[string, ContainerInspect[], string[], string[]]>([
+    ["dependencies first", [container("web", { service: "web" }), container("db", { service: "db" })], ["db", "web"], ["id-db", "id-web"]],
+    ["unknown services last, in their listed order", [container("x", { service: "gone" }), container("web", { service: "web" }), container("y")], ["web"], ["id-web", "id-x", "id-y"]],
+    ["no order (spec unreadable): as listed", [container("b", { service: "b" }), container("a", { service: "a" })], [], ["id-b", "id-a"]],
+  ])("start sequence: %s", (_what, cs, order, want) => {
+    expect(startSequence(cs, order)).toEqual(want);
+  });
+
+  it("restart is stop then start; start and stop are one step", () => {
+    expect(CONTROL_STEPS).toEqual({ start: ["start"], stop: ["stop"], restart: ["stop", "start"] });
+  });
+});
