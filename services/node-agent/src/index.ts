@@ -2,7 +2,8 @@ export { createNodeAgent, AGENT_VERSION, type NodeAgent, type NodeAgentDeps } fr
 export { loadConfig, defaultLogDir, NodeAgentEnv, type NodeAgentConfig } from "./config.js";
 export { EventPublisher, newEventId, type PublishSink, type PublisherOptions } from "./publisher.js";
 export { BoundedQueue } from "./bounded-queue.js";
-export { SeenCommands, verifyCommand, type CommandVerdict } from "./commands.js";
+export { SeenCommands, verifyCommand, dispatchCommand, ServiceOp, CheckoutOp, type CommandVerdict, type CommandTargets } from "./commands.js";
+export { createDriverTable, runOp, supportedOps, unsupportedOp, type DriverTable, type DriverTableDeps, type DriversByKind, type OpHandler, type ServiceCommand, type ServiceDriver, type ServiceKind, type ServiceOps, type UnsupportedOp } from "./driver.js";
 export { runCheck, type CheckResult } from "./checks.js";
 export { aggregateHealth, checkHealth, checkName, diffServices, diskUsage, memUsedPct, restartDelayMs, shouldRestart, startOrder, type CheckProgress, type SpecDiff } from "./plan.js";
 export { createAgentMetrics, type AgentMetrics } from "./metrics.js";
