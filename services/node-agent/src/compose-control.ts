@@ -28,8 +28,8 @@ export function startSequence(containers: readonly ContainerInspect[], order: re
   return [...containers].sort((a, b) => rank(a) - rank(b)).map((c) => c.Id);
 }
 
-/** Pure: what an op does, in order. */
-export const CONTROL_STEPS: { readonly [op in ControlOp]: readonly ("stop" | "start")[] } = { start: ["start"], stop: ["stop"], restart: ["stop", "start"] };
+/** What an op does, in order. */
+const CONTROL_STEPS: { readonly [op in ControlOp]: readonly ("stop" | "start")[] } = { start: ["start"], stop: ["stop"], restart: ["stop", "start"] };
 
 export function createStackControl(deps: StackControlDeps): StackControl {
   return {

@@ -168,6 +168,17 @@ describe("compose driver", () => {
     expect(driver.observe()[0]).toMatchObject({ state: "exited", exit_code: 3, starts: 1 });
   });
 
+  it("restart stops then starts the stack's containers, and a stack without containers is refused", async () => {
+    await setup({});
+    expect(await execute(cmd("restart"))).toMatchObject({ ok: false, code: "failed", message: "stack shop has no containers on n1; deploy it" });
+    expect((await execute(cmd("deploy"))).ok).toBe(true);
+    const id = fake.find("shop-app-1")?.Id;
+    const before = fake.requests.length;
+    expect(await execute(cmd("restart"))).toMatchObject({ ok: true, detail: "restart done (1 container)" });
+    expect(fake.requests.slice(before).filter((r) => r.method === "POST").map((r) => r.path.replace(/^\/v[\d.]+/, ""))).toEqual([`/containers/${id}/stop`, `/containers/${id}/start`]);
+    expect(driver.observe()[0]).toMatchObject({ state: "running" });
+  });
+
   it("a missing compose file is reported on the spec side and fails a deploy naming it", async () => {
     await setup({});
     await rm(join(dir, "checkout", "compose.yaml"));

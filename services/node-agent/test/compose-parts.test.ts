@@ -4,7 +4,7 @@ import type { ServiceObservation } from "@steward/contracts/events";
 import { buildRevision, type StackRevision } from "../src/compose.js";
 import { isOrphan, serviceOf } from "../src/compose-apply.js";
 import { envFileDigests, renderContainerEnv } from "../src/compose-config.js";
-import { CONTROL_STEPS, startSequence } from "../src/compose-control.js";
+import { startSequence } from "../src/compose-control.js";
 import { planRollback } from "../src/compose-deploy.js";
 import { containerGate, nextCheckProgress } from "../src/compose-health.js";
 import { containerEnvValue, deployingView, unreadableStack } from "../src/compose-observe.js";
@@ -164,7 +164,4 @@ describe("applying and controlling containers", () => {
     expect(startSequence(cs, order)).toEqual(want);
   });
 
-  it("restart is stop then start; start and stop are one step", () => {
-    expect(CONTROL_STEPS).toEqual({ start: ["start"], stop: ["stop"], restart: ["stop", "start"] });
-  });
 });
