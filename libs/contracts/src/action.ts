@@ -8,6 +8,32 @@ export type ActionState = z.infer<typeof ActionState>;
 
 /** States in which an action still blocks a new proposal for the same (node, service, kind). */
 export const OPEN_ACTION_STATES = ["pending", "approved", "running"] as const satisfies readonly ActionState[];
+export type OpenActionState = (typeof OPEN_ACTION_STATES)[number];
+
+/** States an operator or the system can still cancel before anything ran: expiry applies to these. */
+export const UNSTARTED_ACTION_STATES = ["pending", "approved"] as const satisfies readonly OpenActionState[];
+
+/** States in which a run ended without success (the outcome is known bad, or unknown). */
+export const FAILED_ACTION_STATES = ["failed", "failed_unknown"] as const satisfies readonly ActionState[];
+
+/** States in which the executor ran the action to an end. */
+export const FINISHED_ACTION_STATES = ["succeeded", ...FAILED_ACTION_STATES] as const satisfies readonly ActionState[];
+
+/** States from which no transition leads anywhere: the action is over, run or not. */
+export const FINAL_ACTION_STATES = ActionState.options.filter((s): s is Exclude<ActionState, OpenActionState> => !(OPEN_ACTION_STATES as readonly ActionState[]).includes(s));
+
+/** Kinds that act on one service of one node, the way a node-agent driver starts, stops and restarts it. */
+export const SERVICE_ACTION_KINDS = ["start", "stop", "restart"] as const satisfies readonly ActionKind[];
+export const ServiceActionKind = z.enum(SERVICE_ACTION_KINDS);
+export type ServiceActionKind = z.infer<typeof ServiceActionKind>;
+
+/** Kinds a drift finding can propose (an operator's `stop` never comes from drift). */
+export const DRIFT_ACTION_KINDS = ["start", "restart", "deploy", "pull"] as const satisfies readonly ActionKind[];
+export const DriftActionKind = z.enum(DRIFT_ACTION_KINDS);
+export type DriftActionKind = z.infer<typeof DriftActionKind>;
+
+/** Kinds whose success brings a stopped or failing service back (restart and start). */
+export const RECOVERY_ACTION_KINDS = ["start", "restart"] as const satisfies readonly ActionKind[];
 
 export const Channel = z.enum(["cli", "api", "web", "ntfy", "telegram", "supervisor", "executor", "policy", "system"]);
 export type Channel = z.infer<typeof Channel>;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DriftActionKind } from "./action.js";
 
 export const DriftKind = z.enum(["missing", "down", "unhealthy", "unknown", "unmanaged", "config_drift", "secret_drift", "repo_drift", "deploy_failed"]);
 export type DriftKind = z.infer<typeof DriftKind>;
@@ -14,7 +15,7 @@ export const Drift = z.strictObject({
   message: z.string(),
   since: z.string().nullable(),
   /** The action this drift proposes, if any. */
-  proposes: z.enum(["start", "restart", "deploy", "pull"]).nullable(),
+  proposes: DriftActionKind.nullable(),
   /** What the proposed fix aims at, when it is a revision (a deploy's desired config hash). */
   target: z.string().max(200).optional(),
   traceparent: z.string().optional(),

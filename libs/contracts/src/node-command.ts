@@ -1,7 +1,9 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import { ActionKind } from "./action.js";
 
-export const NodeCommandOp = z.enum(["start", "stop", "restart", "deploy", "rollback", "pull"]);
+/** Every action kind, plus `rollback`, which only a failed rollout step asks for. */
+export const NodeCommandOp = z.enum([...ActionKind.options, "rollback"]);
 export type NodeCommandOp = z.infer<typeof NodeCommandOp>;
 
 export const NodeCommandBody = z.strictObject({

@@ -1,4 +1,4 @@
-import { ACTIONS_CHANNEL } from "@steward/actions/action-row";
+import { createActionsRepository } from "@steward/actions/repository";
 import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
@@ -47,6 +47,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   const { config, nc, sql, logger, registry } = deps;
   const clock = deps.clock ?? (() => new Date());
   const store = createAlertStore(sql);
+  const repo = createActionsRepository(sql);
   const metrics = createAlerterMetrics(registry, store);
   const timeoutMs = config.sendTimeoutMs;
   const executor = createExecutorClient({ url: config.executorUrl, token: config.apiToken, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
@@ -93,7 +94,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     let actions: Read<Awaited<ReturnType<typeof readActions>>>;
     try {
       const windowMin = Math.max(60, ...config.rules.map((r) => (r.rule === "action_failed" ? r.window_min : 0)));
-      actions = { ok: true, value: await readActions(sql, windowMin * 60_000) };
+      actions = { ok: true, value: await readActions(repo, windowMin * 60_000) };
     } catch (err) {
       actions = { ok: false, reason: `actions unreadable: ${(err as Error).message}` };
     }
@@ -111,7 +112,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     });
     const plan = reconcile(firing, ev, now.getTime(), config.renotifyMs);
     const pendingIds = plan.resolve.filter((a) => a.rule === "action_pending").map((a) => a.fingerprint.slice("action_pending:".length));
-    const outcomes = await actionOutcomes(sql, pendingIds);
+    const outcomes = await actionOutcomes(repo, pendingIds);
     const notes = new Map([...outcomes].map(([id, note]) => [`action_pending:${id}`, note]));
     const queued = await store.apply(plan, firing, sinkNames, now, notes);
     if (queued > 0) {
@@ -186,7 +187,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   async function fleet() {
     let pending = 0;
     try {
-      pending = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM actions WHERE state = 'pending'`)[0]?.n ?? 0;
+      pending = (await repo.countByState())["pending"] ?? 0;
     } catch {
       /* shown as 0 */
     }
@@ -208,7 +209,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       kv = await openWorldBucket(nc);
       takeSnapshot(await readKv(kv, WORLD_KEY, parseSnapshot));
       takeDrift(await readKv(kv, DRIFT_KEY, parseDriftReport));
-      const listening = await sql.listen(ACTIONS_CHANNEL, () => void trigger());
+      const listening = await repo.listen(() => void trigger());
       unlisten = () => listening.unlisten();
       watchLoop = watchWorld(kv);
       await pollCost();

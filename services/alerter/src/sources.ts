@@ -1,9 +1,8 @@
-import { ACTION_COLUMNS, actionFromRow, type ActionRow } from "@steward/actions/action-row";
+import type { ActionsRepository } from "@steward/actions/repository";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
-import type { Action } from "@steward/contracts/action";
+import { FINISHED_ACTION_STATES, type Action, type ActionState } from "@steward/contracts/action";
 import type { KV } from "@steward/platform/bus";
-import type { Sql } from "@steward/platform/db";
 import type { z } from "zod";
 import type { Read } from "./rules.js";
 
@@ -28,32 +27,22 @@ export async function readKv<T>(kv: KV, key: string, parse: (b: Uint8Array | und
   return parse(e && e.operation === "PUT" ? e.value : undefined);
 }
 
-const COLS = ACTION_COLUMNS.join(", ");
-
 /** Actions the rules look at (read-only: every change goes through the executor). */
-export async function readActions(sql: Sql, windowMs: number): Promise<{ pending: Action[]; latestFinished: Action[] }> {
-  const pending = await sql<ActionRow[]>`SELECT ${sql.unsafe(COLS)} FROM actions WHERE state = 'pending' AND expires_at > now() ORDER BY created_at LIMIT 500`;
-  const latest = await sql<ActionRow[]>`
-    SELECT DISTINCT ON (node, service, kind) ${sql.unsafe(COLS)} FROM actions
-    WHERE state IN ('succeeded', 'failed', 'failed_unknown') AND updated_at > now() - ${windowMs} * interval '1 millisecond'
-    ORDER BY node, service, kind, updated_at DESC`;
-  return { pending: pending.map(actionFromRow), latestFinished: latest.map(actionFromRow) };
+export async function readActions(actions: Pick<ActionsRepository, "listPending" | "latestFinished">, windowMs: number): Promise<{ pending: Action[]; latestFinished: Action[] }> {
+  return { pending: await actions.listPending(500), latestFinished: await actions.latestFinished(windowMs) };
 }
 
+const APPROVED_THEN_RAN: readonly ActionState[] = ["running", ...FINISHED_ACTION_STATES];
+const DECIDED: readonly ActionState[] = ["approved", "rejected", "expired"];
+
 /** What became of a pending action whose alert resolved: its state and who moved it, from the audit log. */
-export async function actionOutcomes(sql: Sql, ids: readonly string[]): Promise<Map<string, string>> {
+export async function actionOutcomes(actions: Pick<ActionsRepository, "decisions">, ids: readonly string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (ids.length === 0) return out;
-  const rows = await sql<{ id: string; state: string; node: string; service: string; kind: string; actor: string | null; channel: string | null; detail: string | null }[]>`
-    SELECT a.id, a.state, a.node, a.service, a.kind, au.actor, au.channel, au.detail
-    FROM actions a
-    LEFT JOIN LATERAL (
-      SELECT actor, channel, detail FROM action_audit WHERE action_id = a.id AND from_state = 'pending' AND to_state <> 'pending' ORDER BY id DESC LIMIT 1
-    ) au ON true
-    WHERE a.id IN ${sql(ids as string[])}`;
-  for (const r of rows) {
-    const by = r.actor ? ` by ${r.actor} via ${r.channel}` : "";
-    out.set(r.id, `${r.kind} ${r.node}/${r.service} was ${r.state === "pending" ? "no longer pending" : `${r.state === "running" || r.state === "succeeded" || r.state === "failed" ? "approved" : r.state}`}${by}${r.state !== "approved" && r.state !== "rejected" && r.state !== "expired" ? ` (now ${r.state})` : ""}${r.detail && r.state === "expired" ? `: ${r.detail}` : ""}`);
+  for (const { action: a, decidedBy } of await actions.decisions(ids)) {
+    const by = decidedBy ? ` by ${decidedBy.actor} via ${decidedBy.channel}` : "";
+    const was = a.state === "pending" ? "no longer pending" : APPROVED_THEN_RAN.includes(a.state) && a.state !== "failed_unknown" ? "approved" : a.state;
+    out.set(a.id, `${a.kind} ${a.node}/${a.service} was ${was}${by}${!DECIDED.includes(a.state) ? ` (now ${a.state})` : ""}${decidedBy?.detail && a.state === "expired" ? `: ${decidedBy.detail}` : ""}`);
   }
   return out;
 }

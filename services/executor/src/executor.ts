@@ -10,7 +10,7 @@ import { createApprovalTokens, deriveApprovalKey } from "./approval-tokens.js";
 import { createApprovalRoutes } from "./http-approvals.js";
 import { createExecutorMetrics } from "./metrics.js";
 import { runAction } from "./run.js";
-import { ACTIONS_CHANNEL, createActionStore, type ActionStore } from "./store.js";
+import { createActionsRepository, type ActionsRepository } from "@steward/actions/repository";
 
 export interface ExecutorDeps {
   config: ExecutorConfig;
@@ -26,13 +26,13 @@ export interface Executor {
   start(): Promise<{ url: string }>;
   /** Stops taking work, abandons (as failed_unknown) what is still verifying, closes the API. Leaves nc and sql open. */
   stop(): Promise<void>;
-  readonly store: ActionStore;
+  readonly store: ActionsRepository;
 }
 
 export function createExecutor(deps: ExecutorDeps): Executor {
   const { config, nc, sql, logger, registry } = deps;
   const clock = deps.clock ?? (() => new Date());
-  const store = createActionStore(sql);
+  const store = createActionsRepository(sql);
   const metrics = createExecutorMetrics(registry, store);
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
@@ -113,10 +113,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     async start() {
       await migrate(sql);
       const kv = await openWorldBucket(nc);
-      const listening = await sql.listen(ACTIONS_CHANNEL, poke);
+      const listening = await store.listen(poke);
       unlisten = () => listening.unlisten();
       const approvalKey = deriveApprovalKey(config.fleetKey);
-      const approvals = createApprovalRoutes({ sql, store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
+      const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
       const web = createConsole({ store, kv, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
       server = await listenHttp(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }), config.httpPort, config.httpHost);
       const port = server.port;

@@ -6,7 +6,7 @@ import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@stew
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import type { KV } from "@steward/platform/bus";
 import type { Logger } from "@steward/platform/logger";
-import type { ActionStore, StoreResult } from "./store.js";
+import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
 import { readDrift, readSnapshot } from "./world.js";
@@ -16,7 +16,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export const MAX_LIST_LIMIT = 500;
 
 export interface ApiDeps {
-  store: ActionStore;
+  store: ActionsRepository;
   kv: KV;
   registry: Registry;
   logger: Logger;
@@ -66,7 +66,7 @@ function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   throw new HttpError(422, { code: "invalid", field, message: `${field}: ${issue?.message ?? "invalid"}` });
 }
 
-function storeReply(res: ServerResponse, r: StoreResult, id: string): number {
+function storeReply(res: ServerResponse, r: MoveResult, id: string): number {
   if (r.ok) {
     sendJson(res, 200, { action: r.action });
     return 200;

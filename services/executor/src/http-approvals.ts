@@ -2,10 +2,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import { Counter, type Registry } from "@steward/platform/metrics";
 import type { Logger } from "@steward/platform/logger";
-import type { Sql } from "@steward/platform/db";
 import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type ClaimRefusal, type Decision } from "./approval-tokens.js";
 import { bearerMatches } from "@steward/platform/http";
-import { isUuid, type ActionStore, type StoreResult } from "./store.js";
+import { isUuid, type ActionsRepository, type MoveResult } from "@steward/actions/repository";
 
 /**
  * Approvals from outside the console:
@@ -14,11 +13,10 @@ import { isUuid, type ActionStore, type StoreResult } from "./store.js";
  * - `POST /approvals/tokens` (bearer API_TOKEN): mint an approve and a reject token for a pending action.
  * - `POST /approvals/channel` (bearer API_TOKEN): a decision relayed by a bot that checked its own allow-list
  *   (Telegram), or a refusal it wants audited. Channel and actor come from the body.
- * Every refusal that names an existing action is written to `action_audit` with the state unchanged.
+ * Every refusal that names an existing action is written to the action's audit log with the state unchanged.
  */
 export interface ApprovalRoutesDeps {
-  sql: Sql;
-  store: ActionStore;
+  store: ActionsRepository;
   tokens: ApprovalTokens;
   tokenKey: Buffer;
   apiToken: string;
@@ -95,7 +93,7 @@ function parse<S extends z.ZodType>(schema: S, v: unknown): z.output<S> {
 }
 
 export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
-  const { sql, store, tokens, logger } = deps;
+  const { store, tokens, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
   const ttlMs = deps.tokenTtlMs ?? DEFAULT_TTL_MS;
   const total = new Counter({
@@ -105,14 +103,8 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     registers: [deps.registry],
   });
 
-  /** An audit row that records a refused attempt; the action's state is read and written back unchanged. */
-  async function auditRefusal(actionId: string, actor: string, channel: "ntfy" | "telegram", detail: string): Promise<boolean> {
-    if (!isUuid(actionId)) return false;
-    const rows = await sql`INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
-                           SELECT id, state, state, ${actor}, ${channel}, ${detail.slice(0, 2000)} FROM actions WHERE id = ${actionId}
-                           RETURNING id`;
-    return rows.length === 1;
-  }
+  /** An audit row that records a refused attempt; the action's state is unchanged. */
+  const auditRefusal = (actionId: string, actor: string, channel: "ntfy" | "telegram", detail: string): Promise<boolean> => store.recordRefusal(actionId, { actor, channel, detail });
 
   async function refuse(actionId: string, actor: string, channel: "ntfy" | "telegram", r: Refusal, decision: string): Promise<never> {
     const audited = await auditRefusal(actionId, actor, channel, `refused ${decision} via ${channel}: ${r.code}: ${r.message}`).catch(() => false);
@@ -121,7 +113,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     throw r;
   }
 
-  const decided = (r: StoreResult, decision: Decision, channel: "ntfy" | "telegram"): { status: number; body: unknown } => {
+  const decided = (r: MoveResult, decision: Decision, channel: "ntfy" | "telegram"): { status: number; body: unknown } => {
     if (r.ok) {
       total.inc({ channel, result: decision === "approve" ? "approved" : "rejected" });
       return { status: 200, body: { action: r.action, message: `action ${r.action.id} ${r.action.state}` } };

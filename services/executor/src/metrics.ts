@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from "@steward/platform/metrics";
-import type { ActionStore } from "./store.js";
+import type { ActionsRepository } from "@steward/actions/repository";
 
 export interface ExecutorMetrics {
   commandSeconds: Histogram<"kind" | "outcome">;
@@ -9,7 +9,7 @@ export interface ExecutorMetrics {
   apiRequests: Counter<"route" | "status">;
 }
 
-export function createExecutorMetrics(registry: Registry, store: ActionStore): ExecutorMetrics {
+export function createExecutorMetrics(registry: Registry, store: Pick<ActionsRepository, "countByState">): ExecutorMetrics {
   // Read from Postgres at scrape time so every executor reports the shared truth, not its own share.
   new Gauge({
     name: "executor_actions",

@@ -5,7 +5,7 @@ import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@stewar
 import { traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
 import type { Action } from "@steward/contracts/action";
 import type { Logger } from "@steward/platform/logger";
-import type { ActionStore, RunOutcome, StoreResult } from "./store.js";
+import type { ActionsRepository, MoveResult, RunOutcome } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
 import { judgeWorld, type Verdict } from "./verify.js";
 import { readSnapshot } from "./world.js";
@@ -14,7 +14,7 @@ import { runRollout } from "./rollout.js";
 export interface RunDeps {
   nc: NatsConnection;
   kv: KV;
-  store: ActionStore;
+  store: ActionsRepository;
   logger: Logger;
   metrics: ExecutorMetrics;
   clock: () => Date;
@@ -61,7 +61,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  * in the world snapshot that the service really is back. Always ends the action unless the lease was lost
  * (then the sweeper has already ended it as failed_unknown).
  */
-export async function runAction(deps: RunDeps, action: Action, signal: AbortSignal): Promise<StoreResult | undefined> {
+export async function runAction(deps: RunDeps, action: Action, signal: AbortSignal): Promise<MoveResult | undefined> {
   const { store, config, logger } = deps;
   const log = logger.child({ action_id: action.id, node: action.node, service: action.service, kind: action.kind });
   return withSpan(

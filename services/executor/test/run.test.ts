@@ -4,7 +4,7 @@ import { checkNodeCommand } from "@steward/contracts/node-command";
 import { initTracing } from "@steward/platform/tracing";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import { waitFor } from "@steward/testkit";
-import { createActionStore, LOST_EXECUTOR_DETAIL } from "../src/store.js";
+import { createActionsRepository as createActionStore, LOST_EXECUTOR_DETAIL } from "@steward/actions/repository";
 import { api, FLEET_KEY, fakeAgent, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 
 let env: Env;

@@ -3,7 +3,7 @@ import type { Context } from "@opentelemetry/api";
 import { traceparentOf, withSpan } from "@steward/platform/tracing";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
-import type { Sql } from "@steward/platform/db";
+import type { ActionsRepository } from "@steward/actions/repository";
 import type { TaskProposal } from "@steward/contracts/task";
 import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
 import type { PlannerMetrics } from "./metrics.js";
@@ -48,7 +48,7 @@ export interface RunContext {
 }
 
 export interface GraphDeps {
-  sql: Sql;
+  actions: ActionsRepository;
   store: TaskStore;
   sources: EvidenceSources;
   caller: ModelCaller;
@@ -143,7 +143,7 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
         const v = c.proposal;
         seen.add(`${v.node}/${v.service}/${v.kind}`);
         const res = await withSpan("planner.propose_action", { parent: run.parent, attributes: { "steward.node": v.node, "steward.service": v.service, "steward.action_kind": v.kind, "steward.task_id": state.task_id } }, async (span) => {
-          const r = await insertProposedAction(deps.sql, v, { taskId: state.task_id, diagnosis: outcome.diagnosis, traceparent: traceparentOf() ?? null, now: deps.clock(), ttlMs: deps.actionTtlMs, actor: deps.actor });
+          const r = await insertProposedAction(deps.actions, v, { taskId: state.task_id, diagnosis: outcome.diagnosis, traceparent: traceparentOf() ?? null, now: deps.clock(), ttlMs: deps.actionTtlMs, actor: deps.actor });
           span.setAttribute("steward.proposed", r.inserted);
           if (r.actionId) span.setAttribute("steward.action_id", r.actionId);
           return r;

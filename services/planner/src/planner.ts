@@ -3,6 +3,7 @@ import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
 import { migrate, type Sql } from "@steward/platform/db";
+import { createActionsRepository } from "@steward/actions/repository";
 import type { Logger } from "@steward/platform/logger";
 import type { NatsConnection } from "@steward/platform/bus";
 import type { Registry } from "@steward/platform/metrics";
@@ -66,7 +67,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
   const checkpointer = deps.checkpointer ?? (ownSaver as BaseCheckpointSaver);
   const caller = createModelCaller({ config, local, claude, ledger, store, metrics, logger, clock });
   const runs = new Map<string, RunContext>();
-  const graph = buildPlannerGraph({ sql, store, sources, caller, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
+  const graph = buildPlannerGraph({ actions: createActionsRepository(sql), store, sources, caller, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
   const workers: Worker[] = Array.from({ length: config.workers }, (_, i) =>
     createWorker({
       settings: { workerId: `${config.plannerId}-w${i}`, pollMs: config.pollMs, leaseMs: config.leaseMs, backoffBaseMs: config.backoffBaseMs, backoffMaxMs: config.backoffMaxMs },

@@ -1,13 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { ACTIONS_CHANNEL } from "@steward/actions/action-row";
+import type { ActionsRepository } from "@steward/actions/repository";
+import { SERVICE_ACTION_KINDS } from "@steward/contracts/action";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
-import type { Sql } from "@steward/platform/db";
-
-export { ACTIONS_CHANNEL };
 
 /** The kinds a planner may propose: node/service operations from the action catalog. Never free-form commands. */
-export const PLANNER_ACTION_KINDS = ["start", "stop", "restart"] as const;
+export const PLANNER_ACTION_KINDS = SERVICE_ACTION_KINDS;
 
 export type RawProposal = { kind?: unknown; node?: unknown; service?: unknown; reason?: unknown } | unknown;
 
@@ -110,40 +107,25 @@ export interface InsertOptions {
 export type InsertResult = { inserted: true; actionId: string } | { inserted: false; actionId: string | null; state: string | null };
 
 /**
- * Inserts an accepted proposal as a `pending` action, the way the supervisor does: the open-action unique index is the
- * arbiter (ON CONFLICT DO NOTHING), an audit row says who (planner, channel system), NOTIFY on commit.
- * When the same action is already open and pending without a diagnosis, the diagnosis is attached to it so the approver sees why.
+ * Proposes an accepted proposal as a `pending` action, the way the supervisor does (the repository's open-action
+ * index is the arbiter), with an audit row that says who (planner, channel system). When the same action is already
+ * open and pending without a diagnosis, the diagnosis is attached to it so the approver sees why.
  */
-export async function insertProposedAction(sql: Sql, p: ValidProposal, o: InsertOptions): Promise<InsertResult> {
-  const id = randomUUID();
-  const expires = new Date(o.now.getTime() + o.ttlMs);
-  const diagnosis = o.diagnosis.slice(0, 8000);
-  return sql.begin(async (tx) => {
-    const rows = await tx`
-      INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, diagnosis, created_at, updated_at, expires_at, traceparent, task_id)
-      VALUES (${id}, ${p.node}, ${p.service}, ${p.kind}, 'pending', ${p.reason}, NULL, ${o.actor}, ${diagnosis}, ${o.now}, ${o.now}, ${expires}, ${o.traceparent}, ${o.taskId})
-      ON CONFLICT (node, service, kind) WHERE state IN ('pending', 'approved', 'running') DO NOTHING
-      RETURNING id`;
-    if (rows.length > 0) {
-      await tx`
-        INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
-        VALUES (${id}, NULL, 'pending', ${o.actor}, 'system', ${`proposed by planner task ${o.taskId}: ${p.reason}`.slice(0, 2000)})`;
-      await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
-      return { inserted: true as const, actionId: id };
-    }
-    const [open] = await tx<{ id: string; state: string }[]>`
-      SELECT id::text AS id, state FROM actions WHERE node = ${p.node} AND service = ${p.service} AND kind = ${p.kind} AND state IN ('pending', 'approved', 'running')`;
-    if (open && open.state === "pending") {
-      const upd = await tx`
-        UPDATE actions SET diagnosis = ${diagnosis}, task_id = ${o.taskId}, updated_at = ${o.now}
-        WHERE id = ${open.id} AND state = 'pending' AND diagnosis IS NULL RETURNING id`;
-      if (upd.length > 0) {
-        await tx`
-          INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
-          VALUES (${open.id}, 'pending', 'pending', ${o.actor}, 'system', ${`diagnosis attached by planner task ${o.taskId}`})`;
-        await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${open.id})`;
-      }
-    }
-    return { inserted: false as const, actionId: open?.id ?? null, state: open?.state ?? null };
+export async function insertProposedAction(actions: ActionsRepository, p: ValidProposal, o: InsertOptions): Promise<InsertResult> {
+  const r = await actions.propose({
+    node: p.node,
+    service: p.service,
+    kind: p.kind,
+    reason: p.reason,
+    driftKey: null,
+    proposedBy: o.actor,
+    channel: "system",
+    auditDetail: `proposed by planner task ${o.taskId}: ${p.reason}`,
+    now: o.now,
+    ttlMs: o.ttlMs,
+    traceparent: o.traceparent,
+    diagnosis: o.diagnosis,
+    taskId: o.taskId,
   });
+  return r.proposed ? { inserted: true, actionId: r.action.id } : { inserted: false, actionId: r.open?.id ?? null, state: r.open?.state ?? null };
 }

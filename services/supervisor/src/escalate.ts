@@ -4,7 +4,8 @@ import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platfo
 import type { Drift } from "@steward/contracts/drift";
 import type { Logger } from "@steward/platform/logger";
 import type { Snapshot } from "@steward/contracts/world-state";
-import type { Sql } from "@steward/platform/db";
+import type { ActionsRepository } from "@steward/actions/repository";
+import { RECOVERY_ACTION_KINDS } from "@steward/contracts/action";
 import type { TaskEnvelope } from "@steward/contracts/task";
 
 /**
@@ -151,7 +152,7 @@ export interface EscalatorOptions extends EscalationSettings {
 
 export interface Escalator {
   /** Records this cycle's drift and sends new escalations to the planner. Never throws. */
-  observe(input: { sql: Sql; drifts: readonly Drift[]; snapshot: Snapshot; now: Date }): Promise<Escalation[]>;
+  observe(input: { actions: Pick<ActionsRepository, "listFinished">; drifts: readonly Drift[]; snapshot: Snapshot; now: Date }): Promise<Escalation[]>;
 }
 
 export const taskIdFor = (key: string): string => `sup-${createHash("sha256").update(key).digest("hex").slice(0, 24)}`;
@@ -195,14 +196,13 @@ export function createEscalator(o: EscalatorOptions): Escalator {
   }
 
   return {
-    async observe({ sql, drifts, snapshot, now }) {
+    async observe({ actions, drifts, snapshot, now }) {
       try {
         history.record(drifts, snapshot, now, o.windowMs);
         const candidates = drifts.some((d) => d.kind === "down" || d.kind === "unhealthy");
         if (!candidates) return [];
-        const restarts = await sql<SucceededRestart[]>`
-          SELECT id::text AS id, node, service, kind, updated_at FROM actions
-          WHERE state = 'succeeded' AND kind IN ('restart', 'start') AND updated_at >= ${new Date(now.getTime() - o.windowMs)}`;
+        const succeeded = await actions.listFinished({ since: new Date(now.getTime() - o.windowMs), kinds: RECOVERY_ACTION_KINDS, states: ["succeeded"] });
+        const restarts: SucceededRestart[] = succeeded.map((a) => ({ id: a.id, node: a.node, service: a.service, kind: a.kind, updated_at: new Date(a.updated_at) }));
         const found = detectEscalations(drifts, snapshot, restarts, history, now, o).filter((e) => !sent.has(e.key));
         const done: Escalation[] = [];
         for (const e of found) {

@@ -1,5 +1,6 @@
 export { createSupervisor, type CycleResult, type Supervisor, type SupervisorDeps, type SupervisorSettings } from "./supervisor.js";
-export { proposeActions, groupDeploys, holdFailedRevisions, expireCleared, ACTIONS_CHANNEL } from "./proposals.js";
+export { reconcile, groupDeploys, planProposals, holdFailedRevisions, clearedActions, type Reconciled, type Proposal, type ActionsView } from "./reconcile.js";
+export { applyProposals, applyExpiries } from "./apply.js";
 export { LeaderLock, SUPERVISOR_LOCK_KEY } from "./leader.js";
 export { loadSupervisorConfig, type SupervisorConfig } from "./config.js";
 export { createSupervisorMetrics, type SupervisorMetrics } from "./metrics.js";

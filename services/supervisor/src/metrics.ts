@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from "@steward/platform/metrics";
+import { RECOVERY_ACTION_KINDS } from "@steward/contracts/action";
 
 export interface SupervisorMetrics {
   cycles: Counter<"result">;
@@ -26,6 +27,6 @@ export function createSupervisorMetrics(registry: Registry): SupervisorMetrics {
     reportWriteFailures: new Counter({ name: "supervisor_report_write_failures_total", help: "Drift reports that could not be written to KV", registers }),
   };
   // Zero series exist from the start, so rate() and absence alerts work before the first proposal.
-  for (const kind of ["start", "restart"]) m.proposed.inc({ kind }, 0);
+  for (const kind of RECOVERY_ACTION_KINDS) m.proposed.inc({ kind }, 0);
   return m;
 }

@@ -3,19 +3,21 @@ import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { DriftKind, DriftReport, type Drift } from "@steward/contracts/drift";
 import { migrate, type Sql } from "@steward/platform/db";
 import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
-import type { Action } from "@steward/contracts/action";
+import { FAILED_ACTION_STATES, type Action } from "@steward/contracts/action";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
 import type { Registry } from "@steward/platform/metrics";
 import type { Snapshot } from "@steward/contracts/world-state";
 import type { SupervisorConfig } from "./config.js";
 import type { Escalator } from "./escalate.js";
-import { computeDrift, countByKind } from "@steward/fleet/diff";
+import { countByKind } from "@steward/fleet/diff";
 import { LeaderLock } from "./leader.js";
 import { loadSnapshotFromFile, loadSnapshotFromKv, type Loaded, type SkipReason } from "@steward/world/read";
 import { loadSpecSafe } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
-import { expireCleared, holdFailedRevisions, proposeActions } from "./proposals.js";
+import { createActionsRepository } from "@steward/actions/repository";
+import { applyExpiries, applyProposals } from "./apply.js";
+import { reconcile } from "./reconcile.js";
 
 export type CycleResult =
   | { status: "ok"; drifts: Drift[]; proposed: Action[]; expired: string[] }
@@ -54,6 +56,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const { config, nc, sql, registry } = deps;
   const log = deps.logger.child({ supervisor: config.supervisorId });
   const clock = deps.clock ?? (() => new Date());
+  const actions = createActionsRepository(sql);
   const m = createSupervisorMetrics(registry);
   m.isLeader.set(0);
 
@@ -122,10 +125,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   async function evaluate(spec: FleetSpec, snapshot: Snapshot, now: Date, bucket: KV): Promise<CycleResult> {
+    const view = {
+      open: await actions.listOpen(),
+      failedDeploys: await actions.listFinished({ since: new Date(now.getTime() - FAILED_REVISION_HOLD_MS), kinds: ["deploy"], states: FAILED_ACTION_STATES }),
+    };
     const t0 = performance.now();
-    const computed = computeDrift(spec, snapshot, now, { snapshotMaxAgeMs: config.snapshotMaxAgeMs });
+    const decided = reconcile(spec, snapshot, view, now, { snapshotMaxAgeMs: config.snapshotMaxAgeMs });
     m.diffSeconds.observe((performance.now() - t0) / 1000);
-    const drifts = await holdFailedRevisions(sql, computed, { now, holdMs: FAILED_REVISION_HOLD_MS });
+    const drifts = decided.report;
     const report: DriftReport = {
       computed_at: now.toISOString(),
       snapshot_written_at: snapshot.written_at,
@@ -138,9 +145,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const counts = countByKind(drifts);
     for (const kind of DriftKind.options) m.drift.set({ kind }, counts[kind]);
     try {
-      const proposed = await proposeActions(sql, drifts, { supervisorId: config.supervisorId, now, ttlMs: config.actionTtlMs });
-      if (deps.escalator) await deps.escalator.observe({ sql, drifts, snapshot, now });
-      const expired = await expireCleared(sql, drifts, { supervisorId: config.supervisorId, now });
+      const opts = { supervisorId: config.supervisorId, now, ttlMs: config.actionTtlMs };
+      const { proposed } = await applyProposals(actions, decided, opts);
+      if (deps.escalator) await deps.escalator.observe({ actions, drifts, snapshot, now });
+      const expired = await applyExpiries(actions, decided, opts);
       for (const a of proposed) {
         m.proposed.inc({ kind: a.kind });
         log.info({ action: a.id, node: a.node, service: a.service, kind: a.kind, drift: a.drift_key }, "proposed action");

@@ -1,3 +1,4 @@
+import { createActionsRepository } from "@steward/actions/repository";
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -105,8 +106,8 @@ describe("escalator", () => {
               VALUES (${id}, 'n1', 'api', 'restart', 'succeeded', 'down', 'supervisor', ${succeeded}, ${succeeded}, ${NOW})`;
     const esc = createEscalator({ ...settings, plannerUrl: url, token: "planner-token-0123456789", logger: silentLogger() });
     const d = down(at(30));
-    expect(await esc.observe({ sql, drifts: [d], snapshot: snap(), now: NOW })).toHaveLength(1);
-    expect(await esc.observe({ sql, drifts: [d], snapshot: snap(), now: new Date(NOW.getTime() + 5000) })).toHaveLength(0);
+    expect(await esc.observe({ actions: createActionsRepository(sql), drifts: [d], snapshot: snap(), now: NOW })).toHaveLength(1);
+    expect(await esc.observe({ actions: createActionsRepository(sql), drifts: [d], snapshot: snap(), now: new Date(NOW.getTime() + 5000) })).toHaveLength(0);
     expect(received).toHaveLength(1);
     const env = TaskEnvelope.parse(received[0]?.body);
     expect(env).toMatchObject({ source: "supervisor", target_agent: "diagnostician", idempotency_key: `supervisor:restart_failed:${id}`, task_id: taskIdFor(`supervisor:restart_failed:${id}`), conversation_id: "supervisor:n1/api" });
@@ -119,7 +120,7 @@ describe("escalator", () => {
   it("retries next cycle when the planner is unreachable, and never throws", async () => {
     const esc = createEscalator({ ...settings, plannerUrl: "http://127.0.0.1:1", token: "planner-token-0123456789", logger: silentLogger() });
     const h = [down(at(300)), down(at(200)), down(at(100))];
-    for (const d of h.slice(0, 2)) await esc.observe({ sql, drifts: [d], snapshot: snap(), now: NOW });
-    await expect(esc.observe({ sql, drifts: [h[2] as Drift], snapshot: snap(), now: NOW })).resolves.toEqual([]);
+    for (const d of h.slice(0, 2)) await esc.observe({ actions: createActionsRepository(sql), drifts: [d], snapshot: snap(), now: NOW });
+    await expect(esc.observe({ actions: createActionsRepository(sql), drifts: [h[2] as Drift], snapshot: snap(), now: NOW })).resolves.toEqual([]);
   });
 });

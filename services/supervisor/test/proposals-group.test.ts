@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Drift } from "@steward/contracts/drift";
-import { groupDeploys } from "../src/proposals.js";
+import { groupDeploys } from "../src/reconcile.js";
 
 const d = (node: string, service: string, proposes: "deploy" | "restart" | "pull", kind: Drift["kind"] = "config_drift"): Drift & { proposes: typeof proposes } => ({
   key: `${kind}:${node}/${service}`,

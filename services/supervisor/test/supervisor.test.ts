@@ -12,7 +12,11 @@ import { silentLogger } from "@steward/platform/logger";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { createTestDatabase, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createSupervisor, type Supervisor } from "../src/supervisor.js";
-import { holdFailedRevisions, proposeActions } from "../src/proposals.js";
+import { holdFailedRevisions as hold, planProposals } from "../src/reconcile.js";
+import { applyProposals, type ApplyOptions } from "../src/apply.js";
+import { createActionsRepository } from "@steward/actions/repository";
+import { FAILED_ACTION_STATES } from "@steward/contracts/action";
+import type { Drift } from "@steward/contracts/drift";
 import { SUPERVISOR_LOCK_KEY } from "../src/leader.js";
 import { computeDrift } from "@steward/fleet/diff";
 import { TP, node, snapshot, spec, specYaml, svc } from "./fixtures.js";
@@ -55,6 +59,17 @@ beforeEach(async () => {
 afterEach(async () => {
   await Promise.all(running.splice(0).map((s) => s.stop()));
 });
+
+/** One cycle's proposal step on its own: what is open now, then the pure plan, then the write. */
+async function proposeActions(db: Sql, drifts: readonly Drift[], opts: ApplyOptions) {
+  const repo = createActionsRepository(db);
+  return (await applyProposals(repo, planProposals(drifts, await repo.listOpen()), opts)).proposed;
+}
+
+async function holdFailedRevisions(db: Sql, drifts: readonly Drift[], opts: { now: Date; holdMs: number }): Promise<Drift[]> {
+  const failed = await createActionsRepository(db).listFinished({ since: new Date(opts.now.getTime() - opts.holdMs), kinds: ["deploy"], states: FAILED_ACTION_STATES });
+  return hold(drifts, failed);
+}
 
 let seq = 0;
 interface Made {

@@ -2,14 +2,14 @@ import { createHash } from "node:crypto";
 import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import type { KV } from "@steward/platform/bus";
 import type { Logger } from "@steward/platform/logger";
-import type { ActionStore } from "../store.js";
+import type { ActionsRepository } from "@steward/actions/repository";
 
 /**
  * Tells open consoles that something they show has changed: the world snapshot or drift report (KV revision)
  * or any action (counts by state plus the newest actions' states). One shared poll, running only while at
  * least one console listens, so an executor nobody watches pays nothing.
  */
-export function createChangeFeed(deps: { kv: KV; store: Pick<ActionStore, "list" | "countByState">; logger: Logger; pollMs: number }) {
+export function createChangeFeed(deps: { kv: KV; store: Pick<ActionsRepository, "list" | "countByState">; logger: Logger; pollMs: number }) {
   const listeners = new Set<() => void>();
   let timer: NodeJS.Timeout | undefined;
   let last: string | undefined;

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { KV } from "@steward/platform/bus";
 import type { Logger } from "@steward/platform/logger";
-import type { ActionStore, StoreResult } from "../store.js";
+import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import { readDrift, readSnapshot } from "../world.js";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
 import { createChangeFeed } from "./changes.js";
@@ -15,7 +15,7 @@ export const MAX_FORM_BYTES = 16 * 1024;
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
 
 export interface ConsoleDeps {
-  store: ActionStore;
+  store: ActionsRepository;
   kv: KV;
   logger: Logger;
   apiToken: string;
@@ -151,7 +151,7 @@ export function createConsole(deps: ConsoleDeps) {
     return { route, status: 303 };
   }
 
-  function decisionFlash(r: StoreResult, verb: "approved" | "rejected"): Session["flash"] {
+  function decisionFlash(r: MoveResult, verb: "approved" | "rejected"): Session["flash"] {
     if (r.ok) {
       const a = r.action;
       return { kind: "ok", text: verb === "approved" ? `Approved ${a.kind} of ${a.node}/${a.service}; the executor runs it next.` : `Rejected ${a.kind} of ${a.node}/${a.service}.` };
@@ -168,7 +168,7 @@ export function createConsole(deps: ConsoleDeps) {
     const id = decode(rawId) ?? "";
     const backRaw = form.get("back") ?? "/console";
     const back = SAFE_BACK.test(backRaw) ? backRaw : "/console";
-    let r: StoreResult;
+    let r: MoveResult;
     if (decision === "approve") {
       r = await store.approve(id, session.actor, "web");
     } else {

@@ -1,9 +1,9 @@
-import type { Action } from "@steward/contracts/action";
+import type { Action, ActionState, AuditEntry, Channel } from "@steward/contracts/action";
 
 /** Postgres NOTIFY channel on which every new or changed action id is announced (executor, alerter and console listen). */
 export const ACTIONS_CHANNEL = "steward_actions";
 
-/** An `actions` row as postgres.js returns it (timestamps as Date). The table is in ../migrations. */
+/** An `actions` row as postgres.js returns it (timestamps as Date). The table is in libs/platform/migrations. */
 export interface ActionRow {
   id: string;
   node: string;
@@ -26,7 +26,7 @@ export interface ActionRow {
 /** The columns an `Action` is read from. */
 export const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent", "params", "task_id"] as const;
 
-/** Every service that reads actions maps rows the same way. */
+/** Rows become contract `Action`s in one place. */
 export function actionFromRow(r: ActionRow): Action {
   return {
     id: r.id,
@@ -46,4 +46,36 @@ export function actionFromRow(r: ActionRow): Action {
     params: r.params ?? {},
     task_id: r.task_id ?? null,
   };
+}
+
+/** An `action_audit` row as postgres.js returns it (bigserial ids may come back as strings). */
+export interface AuditRow {
+  id: string | number;
+  action_id: string;
+  at: Date;
+  from_state: ActionState | null;
+  to_state: ActionState;
+  actor: string;
+  channel: Channel;
+  detail: string | null;
+}
+
+export function auditFromRow(r: AuditRow): AuditEntry {
+  return {
+    id: Number(r.id),
+    action_id: r.action_id,
+    at: r.at.toISOString(),
+    from_state: r.from_state,
+    to_state: r.to_state,
+    actor: r.actor,
+    channel: r.channel,
+    detail: r.detail,
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Postgres throws on a malformed uuid; to a caller that is simply an action that does not exist. */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
 }

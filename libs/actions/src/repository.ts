@@ -1,0 +1,431 @@
+import { randomUUID } from "node:crypto";
+import {
+  FAILED_ACTION_STATES,
+  OPEN_ACTION_STATES,
+  UNSTARTED_ACTION_STATES,
+  transition,
+  type Action,
+  type ActionKind,
+  type ActionState,
+  type AuditEntry,
+  type Channel,
+  type TransitionEvent,
+} from "@steward/contracts/action";
+import type { postgres, Sql } from "@steward/platform/db";
+import { ACTIONS_CHANNEL, ACTION_COLUMNS, actionFromRow, auditFromRow, isUuid, type ActionRow, type AuditRow } from "./rows.js";
+
+export { ACTIONS_CHANNEL, isUuid };
+
+export const LOST_EXECUTOR_DETAIL = "executor lost mid-run; not re-run, check the service";
+
+export type MoveResult = { ok: true; action: Action } | { ok: false; code: "not_found" } | { ok: false; code: "invalid_transition"; state: ActionState };
+
+export type RunOutcome = "succeeded" | "failed";
+
+/** Who moved an action, and through which channel: every audit row names both. */
+export interface Audit {
+  actor: string;
+  channel: Channel;
+  detail?: string | null | undefined;
+}
+
+/** A new pending action. The open-action unique index (one per node, service, kind) decides whether it is new. */
+export interface NewAction {
+  node: string;
+  service: string;
+  kind: ActionKind;
+  reason: string;
+  driftKey: string | null;
+  proposedBy: string;
+  /** The audit row's channel and detail for the proposal. */
+  channel: Channel;
+  auditDetail: string;
+  now: Date;
+  ttlMs: number;
+  traceparent: string | null;
+  params?: Record<string, unknown> | undefined;
+  diagnosis?: string | null | undefined;
+  taskId?: string | null | undefined;
+}
+
+/**
+ * `proposed`: a new pending action. Otherwise the same (node, service, kind) is already open (`open`, or null when
+ * it closed between the insert and the read); `diagnosisAttached` when the proposal carried a diagnosis that was
+ * attached to that open, still undiagnosed, pending action.
+ */
+export type ProposeResult = { proposed: true; action: Action } | { proposed: false; open: { id: string; state: ActionState } | null; diagnosisAttached: boolean };
+
+export interface ListFilter {
+  state?: ActionState | undefined;
+  limit?: number | undefined;
+}
+
+export interface SweepResult {
+  id: string;
+  from: ActionState;
+  to: ActionState;
+}
+
+/** The first decision on a pending action (approve, reject, expire), from the audit log. */
+export interface Decision {
+  action: Action;
+  decidedBy: { actor: string; channel: Channel; detail: string | null } | null;
+}
+
+export interface ActionsRepository {
+  /** Inserts a pending action unless the same (node, service, kind) is open; idempotent across cycles and processes. */
+  propose(p: NewAction): Promise<ProposeResult>;
+  /** Adds nodes (and params) to a rollout still pending; false when it was decided meanwhile. */
+  extendRollout(id: string, change: { nodes: readonly string[]; params?: Record<string, unknown>; now: Date }, audit: Audit): Promise<boolean>;
+  /** A pending action, still pending and undiagnosed, takes the planner's diagnosis; false otherwise. */
+  attachDiagnosis(id: string, d: { diagnosis: string; taskId: string; now: Date }, audit: Audit): Promise<boolean>;
+  /** pending (or approved, when `from` allows it) → expired, conditional on the state read. */
+  expire(id: string, audit: Audit, opts?: { from?: readonly ActionState[]; now?: Date; result?: string }): Promise<MoveResult>;
+  /** An operator's decision on a pending action. A pending action already past its expiry is expired instead. */
+  approve(id: string, actor: string, channel: Channel): Promise<MoveResult>;
+  reject(id: string, actor: string, channel: Channel, reason: string): Promise<MoveResult>;
+  /** A refused attempt on an existing action, written to the audit log with the state unchanged; false when no such action. */
+  recordRefusal(id: string, audit: Audit): Promise<boolean>;
+  /** Takes the oldest approved, unexpired action for this executor. Two executors never get the same one. */
+  claimNext(executorId: string, leaseMs: number): Promise<Action | undefined>;
+  /** Extends the lease; false when the action is no longer this executor's running action (e.g. it was reaped). */
+  renewLease(id: string, executorId: string, leaseMs: number): Promise<boolean>;
+  finish(id: string, outcome: RunOutcome, result: string, opts?: { executorId?: string }): Promise<MoveResult>;
+  /** This executor stops mid-run (shutdown): the outcome is unknown, so failed_unknown, and never re-run. */
+  abandon(id: string, executorId: string, detail: string): Promise<MoveResult>;
+  /** A step inside a running action (one node of a rollout): an audit row running → running. False when no longer running. */
+  note(id: string, actor: string, detail: string): Promise<boolean>;
+  /** pending/approved actions past `expires_at` → expired. */
+  expireDue(): Promise<SweepResult[]>;
+  /** running actions whose lease lapsed lost their executor: failed_unknown, and never run again. */
+  reapLost(): Promise<SweepResult[]>;
+  /** Newest first. */
+  list(filter?: ListFilter): Promise<Action[]>;
+  /** Every open action (pending, approved, running). */
+  listOpen(): Promise<Action[]>;
+  /** Pending actions not yet past their expiry, oldest first. */
+  listPending(limit?: number): Promise<Action[]>;
+  /** Actions that finished (succeeded, failed, failed_unknown) at or after `since`, newest first, optionally of some kinds and states. */
+  listFinished(filter: { since: Date; kinds?: readonly ActionKind[]; states?: readonly ActionState[] }): Promise<Action[]>;
+  /** The newest finished action of each (node, service, kind) within the last `windowMs`. */
+  latestFinished(windowMs: number): Promise<Action[]>;
+  get(id: string): Promise<{ action: Action; audit: AuditEntry[] } | undefined>;
+  /** The one action whose id starts with `prefix` (at least 4 hex digits); undefined when none or several match. */
+  getByPrefix(prefix: string): Promise<Action | undefined>;
+  audit(id: string): Promise<AuditEntry[]>;
+  /** What became of these actions: each one with the audit row that moved it out of pending, if any. */
+  decisions(ids: readonly string[]): Promise<Decision[]>;
+  countByState(): Promise<Record<string, number>>;
+  /** Calls `onId` with the id of every action that was created or changed (delivered on commit). */
+  listen(onId: (id: string) => void): Promise<{ unlisten(): Promise<void> }>;
+}
+
+type Tx = postgres.TransactionSql;
+
+/** Quoted constants (never input): the partial unique index is only inferred from a literal predicate, not parameters. */
+const OPEN_PREDICATE = `state IN (${OPEN_ACTION_STATES.map((s) => `'${s}'`).join(", ")})`;
+const HEX_PREFIX = /^[0-9a-f-]{4,36}$/i;
+
+/**
+ * The actions repository: the only code that reads or writes `actions` and `action_audit`. Every state change
+ * asks the pure `transition()` for the target, then updates conditionally on the state it read, with its audit row
+ * and a NOTIFY in the same transaction: a lost race is a typed failure, never a second run.
+ */
+export function createActionsRepository(sql: Sql): ActionsRepository {
+  const cols = sql(ACTION_COLUMNS as unknown as string[]);
+
+  async function recordAudit(tx: Tx, id: string, from: ActionState | null, to: ActionState, audit: Audit): Promise<void> {
+    await tx`INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+             VALUES (${id}, ${from}, ${to}, ${audit.actor}, ${audit.channel}, ${audit.detail ?? null})`;
+    // Delivered only when the transaction commits, so listeners never see a change that rolled back.
+    await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
+  }
+
+  interface MoveOptions {
+    /** Written to `actions.result` when given. */
+    result?: string | undefined;
+    /** Only this executor may finish or renew what it claimed. */
+    executorId?: string | undefined;
+    /** Only from one of these states (a supervisor expires pending actions, never approved ones). */
+    from?: readonly ActionState[] | undefined;
+    /** The mover's clock for `updated_at`; the database's when absent. */
+    now?: Date | undefined;
+  }
+
+  async function move(tx: Tx, id: string, event: TransitionEvent, audit: Audit, opts: MoveOptions = {}): Promise<MoveResult> {
+    const [cur] = await tx<{ state: ActionState; executor_id: string | null }[]>`SELECT state, executor_id FROM actions WHERE id = ${id} FOR UPDATE`;
+    if (!cur) return { ok: false, code: "not_found" };
+    const t = transition(cur.state, event);
+    if (!t.ok) return { ok: false, code: "invalid_transition", state: cur.state };
+    if (opts.from && !opts.from.includes(cur.state)) return { ok: false, code: "invalid_transition", state: cur.state };
+    if (opts.executorId !== undefined && cur.executor_id !== opts.executorId) return { ok: false, code: "invalid_transition", state: cur.state };
+    const rows = await tx<ActionRow[]>`
+      UPDATE actions SET state = ${t.to}, updated_at = COALESCE(${opts.now ?? null}::timestamptz, now()), result = COALESCE(${opts.result ?? null}::text, result)
+      WHERE id = ${id} AND state = ${cur.state}
+      RETURNING ${cols}`;
+    const row = rows[0];
+    if (!row) return { ok: false, code: "invalid_transition", state: cur.state };
+    await recordAudit(tx, id, cur.state, t.to, audit);
+    return { ok: true, action: actionFromRow(row) };
+  }
+
+  async function inTx(id: string, fn: (tx: Tx) => Promise<MoveResult>): Promise<MoveResult> {
+    if (!isUuid(id)) return { ok: false, code: "not_found" };
+    return (await sql.begin((tx) => fn(tx))) as MoveResult;
+  }
+
+  async function decide(id: string, event: { type: "approve" } | { type: "reject" }, audit: Audit): Promise<MoveResult> {
+    return inTx(id, async (tx) => {
+      const [due] = await tx<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${id} AND state = 'pending' AND expires_at <= now() FOR UPDATE`;
+      if (due) {
+        const expired = await move(tx, id, { type: "expire" }, { actor: "system", channel: "system", detail: `expired before it was decided (${event.type} by ${audit.actor})` });
+        return expired.ok ? { ok: false, code: "invalid_transition", state: expired.action.state } : expired;
+      }
+      return move(tx, id, event, audit);
+    });
+  }
+
+  /** Moves every candidate that is still due, one transaction each, skipping rows another sweeper holds. */
+  async function sweep(ids: readonly string[], due: (tx: Tx, id: string) => Promise<boolean>, step: (tx: Tx, id: string) => Promise<MoveResult>): Promise<SweepResult[]> {
+    const out: SweepResult[] = [];
+    for (const id of ids) {
+      const r = await sql.begin(async (tx) => {
+        const [cur] = await tx<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${id} FOR UPDATE SKIP LOCKED`;
+        if (!cur || !(await due(tx, id))) return undefined;
+        const moved = await step(tx, id);
+        return moved.ok ? { id, from: cur.state, to: moved.action.state } : undefined;
+      });
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  async function auditOf(id: string): Promise<AuditEntry[]> {
+    if (!isUuid(id)) return [];
+    const rows = await sql<AuditRow[]>`SELECT id, action_id, at, from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+    return rows.map(auditFromRow);
+  }
+
+  const pendingTo = (to: "approved" | "rejected"): void => {
+    if (!transition("pending", { type: to === "approved" ? "approve" : "reject" }).ok) throw new Error(`the action state machine no longer allows pending -> ${to}`);
+  };
+
+  return {
+    async propose(p) {
+      const id = randomUUID();
+      const expires = new Date(p.now.getTime() + p.ttlMs);
+      const diagnosis = p.diagnosis?.slice(0, 8000) ?? null;
+      return sql.begin(async (tx): Promise<ProposeResult> => {
+        const rows = await tx<ActionRow[]>`
+          INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, diagnosis, created_at, updated_at, expires_at, traceparent, params, task_id)
+          VALUES (${id}, ${p.node}, ${p.service}, ${p.kind}, 'pending', ${p.reason}, ${p.driftKey}, ${p.proposedBy}, ${diagnosis}, ${p.now}, ${p.now}, ${expires}, ${p.traceparent}, ${tx.json((p.params ?? {}) as postgres.JSONValue)}, ${p.taskId ?? null})
+          ON CONFLICT (node, service, kind) WHERE ${tx.unsafe(OPEN_PREDICATE)} DO NOTHING
+          RETURNING ${cols}`;
+        const row = rows[0];
+        if (row) {
+          await recordAudit(tx, id, null, "pending", { actor: p.proposedBy, channel: p.channel, detail: p.auditDetail.slice(0, 2000) });
+          return { proposed: true, action: actionFromRow(row) };
+        }
+        const [open] = await tx<{ id: string; state: ActionState }[]>`
+          SELECT id::text AS id, state FROM actions WHERE node = ${p.node} AND service = ${p.service} AND kind = ${p.kind} AND state IN ${tx(OPEN_ACTION_STATES)}`;
+        let diagnosisAttached = false;
+        if (open && open.state === "pending" && diagnosis !== null && p.taskId) {
+          const upd = await tx`
+            UPDATE actions SET diagnosis = ${diagnosis}, task_id = ${p.taskId}, updated_at = ${p.now}
+            WHERE id = ${open.id} AND state = 'pending' AND diagnosis IS NULL RETURNING id`;
+          if (upd.length > 0) {
+            await recordAudit(tx, open.id, "pending", "pending", { actor: p.proposedBy, channel: p.channel, detail: `diagnosis attached by planner task ${p.taskId}` });
+            diagnosisAttached = true;
+          }
+        }
+        return { proposed: false, open: open ?? null, diagnosisAttached };
+      });
+    },
+
+    async attachDiagnosis(id, d, audit) {
+      if (!isUuid(id)) return false;
+      return sql.begin(async (tx) => {
+        const upd = await tx`
+          UPDATE actions SET diagnosis = ${d.diagnosis.slice(0, 8000)}, task_id = ${d.taskId}, updated_at = ${d.now}
+          WHERE id = ${id} AND state = 'pending' AND diagnosis IS NULL RETURNING id`;
+        if (upd.length === 0) return false;
+        await recordAudit(tx, id, "pending", "pending", audit);
+        return true;
+      });
+    },
+
+    async extendRollout(id, change, audit) {
+      if (!isUuid(id)) return false;
+      return sql.begin(async (tx) => {
+        const rows = await tx`
+          UPDATE actions SET params = params || ${tx.json({ ...(change.params ?? {}), nodes: [...change.nodes] } as postgres.JSONValue)}, updated_at = ${change.now}
+          WHERE id = ${id} AND state = 'pending' RETURNING id`;
+        if (rows.length === 0) return false;
+        await recordAudit(tx, id, "pending", "pending", audit);
+        return true;
+      });
+    },
+
+    expire(id, audit, opts = {}) {
+      return inTx(id, (tx) => move(tx, id, { type: "expire" }, audit, { from: opts.from, now: opts.now, result: opts.result }));
+    },
+
+    approve(id, actor, channel) {
+      pendingTo("approved");
+      return decide(id, { type: "approve" }, { actor, channel });
+    },
+
+    reject(id, actor, channel, reason) {
+      if (reason.trim() === "") throw new TypeError("a rejection needs a reason");
+      pendingTo("rejected");
+      return decide(id, { type: "reject" }, { actor, channel, detail: reason.trim() });
+    },
+
+    async recordRefusal(id, audit) {
+      if (!isUuid(id)) return false;
+      const rows = await sql`INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+                             SELECT id, state, state, ${audit.actor}, ${audit.channel}, ${(audit.detail ?? "").slice(0, 2000)} FROM actions WHERE id = ${id}
+                             RETURNING id`;
+      return rows.length === 1;
+    },
+
+    async claimNext(executorId, leaseMs) {
+      const from: ActionState = "approved";
+      const t = transition(from, { type: "start_run" });
+      if (!t.ok) throw new Error("the action state machine no longer allows approved -> running");
+      return sql.begin(async (tx) => {
+        const [cand] = await tx<{ id: string }[]>`
+          SELECT id FROM actions WHERE state = ${from} AND expires_at > now()
+          ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
+        if (!cand) return undefined;
+        const [row] = await tx<ActionRow[]>`
+          UPDATE actions SET state = ${t.to}, updated_at = now(), executor_id = ${executorId},
+                 lease_until = now() + ${leaseMs} * interval '1 millisecond'
+          WHERE id = ${cand.id} AND state = ${from}
+          RETURNING ${cols}`;
+        if (!row) return undefined;
+        await recordAudit(tx, row.id, from, t.to, { actor: executorId, channel: "executor", detail: `claimed by ${executorId}` });
+        return actionFromRow(row);
+      });
+    },
+
+    async renewLease(id, executorId, leaseMs) {
+      if (!isUuid(id)) return false;
+      const rows = await sql`
+        UPDATE actions SET lease_until = now() + ${leaseMs} * interval '1 millisecond'
+        WHERE id = ${id} AND state = 'running' AND executor_id = ${executorId}
+        RETURNING id`;
+      return rows.length === 1;
+    },
+
+    finish(id, outcome, result, opts = {}) {
+      const actor = opts.executorId ?? "executor";
+      return inTx(id, (tx) => move(tx, id, { type: outcome === "succeeded" ? "succeed" : "fail" }, { actor, channel: "executor", detail: result }, { result, executorId: opts.executorId }));
+    },
+
+    abandon(id, executorId, detail) {
+      return inTx(id, (tx) => move(tx, id, { type: "lose_executor" }, { actor: executorId, channel: "executor", detail }, { result: detail, executorId }));
+    },
+
+    async note(id, actor, detail) {
+      if (!isUuid(id)) return false;
+      const rows = await sql`
+        INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
+        SELECT id, 'running', 'running', ${actor}, 'executor', ${detail} FROM actions WHERE id = ${id} AND state = 'running'
+        RETURNING id`;
+      return rows.length === 1;
+    },
+
+    async expireDue() {
+      const due = await sql<{ id: string }[]>`
+        SELECT id FROM actions WHERE state IN ${sql(UNSTARTED_ACTION_STATES)} AND expires_at <= now() ORDER BY expires_at LIMIT 200`;
+      return sweep(
+        due.map((d) => d.id),
+        async (tx, id) => (await tx`SELECT 1 FROM actions WHERE id = ${id} AND expires_at <= now()`).length === 1,
+        (tx, id) => move(tx, id, { type: "expire" }, { actor: "system", channel: "system", detail: "expired before it was run" }),
+      );
+    },
+
+    async reapLost() {
+      const lost = await sql<{ id: string }[]>`
+        SELECT id FROM actions WHERE state = 'running' AND lease_until < now() ORDER BY lease_until LIMIT 200`;
+      return sweep(
+        lost.map((d) => d.id),
+        async (tx, id) => (await tx`SELECT 1 FROM actions WHERE id = ${id} AND state = 'running' AND lease_until < now()`).length === 1,
+        (tx, id) => move(tx, id, { type: "lose_executor" }, { actor: "system", channel: "system", detail: LOST_EXECUTOR_DETAIL }, { result: LOST_EXECUTOR_DETAIL }),
+      );
+    },
+
+    async list(filter = {}) {
+      const limit = filter.limit ?? 50;
+      const rows = filter.state
+        ? await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state = ${filter.state} ORDER BY created_at DESC, id LIMIT ${limit}`
+        : await sql<ActionRow[]>`SELECT ${cols} FROM actions ORDER BY created_at DESC, id LIMIT ${limit}`;
+      return rows.map(actionFromRow);
+    },
+
+    async listOpen() {
+      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(OPEN_ACTION_STATES)} ORDER BY created_at, id`;
+      return rows.map(actionFromRow);
+    },
+
+    async listPending(limit = 500) {
+      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state = 'pending' AND expires_at > now() ORDER BY created_at LIMIT ${limit}`;
+      return rows.map(actionFromRow);
+    },
+
+    async listFinished(filter) {
+      const states = filter.states ?? ["succeeded", ...FAILED_ACTION_STATES];
+      const rows = filter.kinds
+        ? await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(states as ActionState[])} AND kind IN ${sql(filter.kinds as ActionKind[])} AND updated_at >= ${filter.since} ORDER BY updated_at DESC`
+        : await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(states as ActionState[])} AND updated_at >= ${filter.since} ORDER BY updated_at DESC`;
+      return rows.map(actionFromRow);
+    },
+
+    async latestFinished(windowMs) {
+      const rows = await sql<ActionRow[]>`
+        SELECT DISTINCT ON (node, service, kind) ${cols} FROM actions
+        WHERE state IN ${sql(["succeeded", ...FAILED_ACTION_STATES])} AND updated_at > now() - ${windowMs} * interval '1 millisecond'
+        ORDER BY node, service, kind, updated_at DESC`;
+      return rows.map(actionFromRow);
+    },
+
+    async get(id) {
+      if (!isUuid(id)) return undefined;
+      const [row] = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE id = ${id}`;
+      if (!row) return undefined;
+      return { action: actionFromRow(row), audit: await auditOf(id) };
+    },
+
+    async getByPrefix(prefix) {
+      if (!HEX_PREFIX.test(prefix)) return undefined;
+      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE id::text LIKE ${`${prefix.toLowerCase()}%`} LIMIT 2`;
+      return rows.length === 1 && rows[0] ? actionFromRow(rows[0]) : undefined;
+    },
+
+    audit: auditOf,
+
+    async decisions(ids) {
+      const valid = ids.filter(isUuid);
+      if (valid.length === 0) return [];
+      const rows = await sql<(ActionRow & { au_actor: string | null; au_channel: Channel | null; au_detail: string | null })[]>`
+        SELECT ${sql(ACTION_COLUMNS.map((c) => `a.${c}`) as string[])}, au.actor AS au_actor, au.channel AS au_channel, au.detail AS au_detail
+        FROM actions a
+        LEFT JOIN LATERAL (
+          SELECT actor, channel, detail FROM action_audit WHERE action_id = a.id AND from_state = 'pending' AND to_state <> 'pending' ORDER BY id DESC LIMIT 1
+        ) au ON true
+        WHERE a.id IN ${sql(valid)}`;
+      return rows.map((r) => ({ action: actionFromRow(r), decidedBy: r.au_actor ? { actor: r.au_actor, channel: r.au_channel as Channel, detail: r.au_detail } : null }));
+    },
+
+    async countByState() {
+      const rows = await sql<{ state: string; n: string }[]>`SELECT state, count(*)::text AS n FROM actions GROUP BY state`;
+      return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+    },
+
+    async listen(onId) {
+      const l = await sql.listen(ACTIONS_CHANNEL, (payload) => onId(payload));
+      return { unlisten: () => l.unlisten() };
+    },
+  };
+}
