@@ -1,0 +1,56 @@
+import { randomUUID } from "node:crypto";
+import type { ActionKind, ActionState } from "@steward/contracts/action";
+import type { postgres, Sql } from "@steward/platform/db";
+
+/**
+ * Test fixtures only: put an action into a given state directly, without the state machine and without audit rows,
+ * the way a test sets up "an action that is already running" or "a deploy that failed an hour ago". Product code
+ * never imports this module; it moves actions through the repository.
+ */
+export interface SeedAction {
+  id?: string;
+  node?: string;
+  service?: string;
+  kind?: ActionKind;
+  state?: ActionState;
+  reason?: string;
+  driftKey?: string | null;
+  proposedBy?: string;
+  /** From now; negative is already expired. Default one hour. */
+  expiresInMs?: number;
+  createdAt?: Date;
+  updatedAt?: Date;
+  traceparent?: string | null;
+  params?: Record<string, unknown>;
+}
+
+export async function seedAction(sql: Sql, a: SeedAction = {}): Promise<string> {
+  const id = a.id ?? randomUUID();
+  await sql`
+    INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, expires_at, traceparent, params, created_at, updated_at)
+    VALUES (${id}, ${a.node ?? "node-1"}, ${a.service ?? `svc-${id.slice(0, 8)}`}, ${a.kind ?? "restart"}, ${a.state ?? "pending"},
+            ${a.reason ?? "service is down"}, ${a.driftKey ?? null}, ${a.proposedBy ?? "supervisor-test"},
+            now() + ${a.expiresInMs ?? 3_600_000} * interval '1 millisecond', ${a.traceparent ?? null},
+            ${sql.json((a.params ?? {}) as postgres.JSONValue)}, COALESCE(${a.createdAt ?? null}::timestamptz, now()), COALESCE(${a.updatedAt ?? null}::timestamptz, now()))`;
+  return id;
+}
+
+/** Overwrites columns of one action behind the state machine's back (tampering, a lapsed lease, a forced state). */
+export async function overwriteAction(
+  sql: Sql,
+  id: string,
+  set: { state?: ActionState; params?: Record<string, unknown>; diagnosis?: string | null; taskId?: string | null; leaseExpired?: boolean },
+): Promise<void> {
+  await sql.begin(async (tx) => {
+    if (set.state !== undefined) await tx`UPDATE actions SET state = ${set.state} WHERE id = ${id}`;
+    if (set.params !== undefined) await tx`UPDATE actions SET params = ${tx.json(set.params as postgres.JSONValue)} WHERE id = ${id}`;
+    if (set.diagnosis !== undefined) await tx`UPDATE actions SET diagnosis = ${set.diagnosis} WHERE id = ${id}`;
+    if (set.taskId !== undefined) await tx`UPDATE actions SET task_id = ${set.taskId} WHERE id = ${id}`;
+    if (set.leaseExpired) await tx`UPDATE actions SET lease_until = now() - interval '1 second' WHERE id = ${id}`;
+  });
+}
+
+/** Empties both tables between tests. */
+export async function clearActions(sql: Sql): Promise<void> {
+  await sql`TRUNCATE action_audit, actions CASCADE`;
+}
