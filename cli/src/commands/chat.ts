@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import type { Action, ActionState } from "@steward/contracts/action";
+import { FINAL_ACTION_STATES, type Action, type ActionState } from "@steward/contracts/action";
 import type { TaskDetail } from "@steward/contracts/task";
 import { ApiClient, ApiError, NoStackError } from "../api-client.js";
 import { shortId } from "../format.js";
@@ -19,7 +19,7 @@ export const CHAT_HELP = `Ask anything about the fleet in plain words; each line
   /help                  this text
   /quit                  leave (Ctrl-D works too)`;
 
-const FINAL_ACTION_STATES: ReadonlySet<ActionState> = new Set(["rejected", "expired", "succeeded", "failed", "failed_unknown"]);
+const FINAL_STATES: ReadonlySet<ActionState> = new Set(FINAL_ACTION_STATES);
 
 export interface ChatDeps {
   planner?: PlannerClient;
@@ -113,7 +113,7 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
     const budget = deps.followActionMs ?? 60_000;
     const deadline = Date.now() + budget;
     let last: ActionState = first.state;
-    while (!FINAL_ACTION_STATES.has(last) && Date.now() < deadline) {
+    while (!FINAL_STATES.has(last) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, deps.pollMs ?? 500));
       const a = (await (await executor()).action(id)).action;
       if (a.state !== last) {
@@ -121,7 +121,7 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
         io.out(`  … [${a.state}]${a.result ? ` ${a.result}` : ""}`);
       }
     }
-    if (!FINAL_ACTION_STATES.has(last)) io.out(`  still ${last}; see \`steward actions show ${shortId(id)}\``);
+    if (!FINAL_STATES.has(last)) io.out(`  still ${last}; see \`steward actions show ${shortId(id)}\``);
   };
 
   /**

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
-  FAILED_ACTION_STATES,
+  FINISHED_ACTION_STATES,
   OPEN_ACTION_STATES,
   UNSTARTED_ACTION_STATES,
   transition,
@@ -375,7 +375,7 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     },
 
     async listFinished(filter) {
-      const states = filter.states ?? ["succeeded", ...FAILED_ACTION_STATES];
+      const states = filter.states ?? FINISHED_ACTION_STATES;
       const rows = filter.kinds
         ? await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(states as ActionState[])} AND kind IN ${sql(filter.kinds as ActionKind[])} AND updated_at >= ${filter.since} ORDER BY updated_at DESC`
         : await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(states as ActionState[])} AND updated_at >= ${filter.since} ORDER BY updated_at DESC`;
@@ -385,7 +385,7 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     async latestFinished(windowMs) {
       const rows = await sql<ActionRow[]>`
         SELECT DISTINCT ON (node, service, kind) ${cols} FROM actions
-        WHERE state IN ${sql(["succeeded", ...FAILED_ACTION_STATES])} AND updated_at > now() - ${windowMs} * interval '1 millisecond'
+        WHERE state IN ${sql(FINISHED_ACTION_STATES)} AND updated_at > now() - ${windowMs} * interval '1 millisecond'
         ORDER BY node, service, kind, updated_at DESC`;
       return rows.map(actionFromRow);
     },

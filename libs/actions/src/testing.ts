@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import type { postgres, Sql } from "@steward/platform/db";
+import { ACTIONS_CHANNEL } from "./rows.js";
 
 /**
  * Test fixtures only: put an action into a given state directly, without the state machine and without audit rows,
@@ -18,6 +19,10 @@ export interface SeedAction {
   proposedBy?: string;
   /** From now; negative is already expired. Default one hour. */
   expiresInMs?: number;
+  /** An exact expiry instead of `expiresInMs`. */
+  expiresAt?: Date;
+  /** Announce it on the actions channel, as a proposal would. */
+  notify?: boolean;
   createdAt?: Date;
   updatedAt?: Date;
   traceparent?: string | null;
@@ -26,12 +31,14 @@ export interface SeedAction {
 
 export async function seedAction(sql: Sql, a: SeedAction = {}): Promise<string> {
   const id = a.id ?? randomUUID();
+  const expires = a.expiresAt ?? null;
   await sql`
     INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, expires_at, traceparent, params, created_at, updated_at)
     VALUES (${id}, ${a.node ?? "node-1"}, ${a.service ?? `svc-${id.slice(0, 8)}`}, ${a.kind ?? "restart"}, ${a.state ?? "pending"},
             ${a.reason ?? "service is down"}, ${a.driftKey ?? null}, ${a.proposedBy ?? "supervisor-test"},
-            now() + ${a.expiresInMs ?? 3_600_000} * interval '1 millisecond', ${a.traceparent ?? null},
+            COALESCE(${expires}::timestamptz, now() + ${a.expiresInMs ?? 3_600_000} * interval '1 millisecond'), ${a.traceparent ?? null},
             ${sql.json((a.params ?? {}) as postgres.JSONValue)}, COALESCE(${a.createdAt ?? null}::timestamptz, now()), COALESCE(${a.updatedAt ?? null}::timestamptz, now()))`;
+  if (a.notify) await sql`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
   return id;
 }
 
@@ -53,4 +60,10 @@ export async function overwriteAction(
 /** Empties both tables between tests. */
 export async function clearActions(sql: Sql): Promise<void> {
   await sql`TRUNCATE action_audit, actions CASCADE`;
+}
+
+/** The state of one action, or undefined when there is none. */
+export async function stateOf(sql: Sql, id: string): Promise<ActionState | undefined> {
+  const [r] = await sql<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${id}`;
+  return r?.state;
 }

@@ -34,6 +34,7 @@ export type DriftActionKind = z.infer<typeof DriftActionKind>;
 
 /** Kinds whose success brings a stopped or failing service back (restart and start). */
 export const RECOVERY_ACTION_KINDS = ["start", "restart"] as const satisfies readonly ActionKind[];
+export type RecoveryActionKind = (typeof RECOVERY_ACTION_KINDS)[number];
 
 export const Channel = z.enum(["cli", "api", "web", "ntfy", "telegram", "supervisor", "executor", "policy", "system"]);
 export type Channel = z.infer<typeof Channel>;

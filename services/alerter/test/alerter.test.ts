@@ -3,7 +3,6 @@
  * the Telegram Bot API. World documents are written to KV by the test (the full loop is alerter-e2e.test.ts).
  */
 import { createServer, type Server } from "node:http";
-import { randomUUID } from "node:crypto";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +14,7 @@ import { silentLogger } from "@steward/platform/logger";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
+import { seedAction, stateOf as actionState } from "@steward/actions/testing";
 import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createAlerter, type Alerter } from "../src/alerter.js";
 import { loadConfig } from "../src/config.js";
@@ -75,14 +75,8 @@ const metric = async (name: string, labels: string): Promise<number> => {
   return line ? Number(line.split(" ").at(-1)) : 0;
 };
 
-async function insertPending(service: string): Promise<string> {
-  const id = randomUUID();
-  await sql`INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at)
-            VALUES (${id}, 'n1', ${service}, 'restart', 'pending', ${`${service} is down`}, 'test', now() + interval '1 hour')`;
-  await sql`SELECT pg_notify('steward_actions', ${id})`;
-  return id;
-}
-const stateOf = async (id: string) => (await sql<{ state: string }[]>`SELECT state FROM actions WHERE id = ${id}`)[0]?.state;
+const insertPending = (service: string): Promise<string> => seedAction(sql, { node: "n1", service, reason: `${service} is down`, proposedBy: "test", notify: true });
+const stateOf = (id: string) => actionState(sql, id);
 
 beforeAll(async () => {
   [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_alerter")]);

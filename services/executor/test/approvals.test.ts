@@ -1,3 +1,4 @@
+import { overwriteAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkClaims, deriveApprovalKey, executionHash, signToken, verifyToken, type TokenClaims } from "../src/approval-tokens.js";
 import { api, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
@@ -124,7 +125,7 @@ describe("POST /approvals/:id/:decision (ntfy buttons)", () => {
         token = signToken({ ...claims.claims, tid: "never-issued" }, key);
         break;
       default:
-        await env.sql`UPDATE actions SET params = ${env.sql.json({ extra: "changed" })} WHERE id = ${id}`;
+        await overwriteAction(env.sql, id, { params: { extra: "changed" } });
         token = t.approve.token;
     }
     const r = await press(id, "approve", token);

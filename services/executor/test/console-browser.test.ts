@@ -2,6 +2,7 @@
  * The console in a real headless Chromium (Debian's `chromium` driven by playwright-core): sign-in, the fleet
  * overview from a snapshot in KV, approving with a real click, escaping of hostile names, live updates, tasks.
  */
+import { overwriteAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser } from "playwright-core";
 import { DRIFT_KEY } from "@steward/contracts/subjects";
@@ -110,7 +111,7 @@ describe("web console in Chromium", () => {
 
   it("approving a pending action with a real click moves it to approved, audited with channel web and the operator's name; new actions appear live", async () => {
     const id = await insertAction(env.sql, { node: "node-1", service: XSS });
-    await env.sql`UPDATE actions SET diagnosis = ${"process exited with code 1: <b>OOM</b>"}, params = ${env.sql.json({ grace_s: 5 })} WHERE id = ${id}`;
+    await overwriteAction(env.sql, id, { diagnosis: "process exited with code 1: <b>OOM</b>", params: { grace_s: 5 } });
     const ctx = await browser.newContext();
     try {
       const page = await signIn(ctx, url, { name: "ops-ann" });

@@ -7,6 +7,7 @@ import { createRegistry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
+import { seedAction, stateOf } from "@steward/actions/testing";
 import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createExecutor, type Executor } from "../src/executor.js";
 import { loadConfig, type ExecutorConfig } from "../src/config.js";
@@ -92,19 +93,11 @@ export interface NewAction {
   traceparent?: string | null;
 }
 
-export async function insertAction(sql: Sql, a: NewAction = {}): Promise<string> {
-  const id = randomUUID();
-  await sql`
-    INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at, traceparent)
-    VALUES (${id}, ${a.node ?? "node-1"}, ${a.service ?? `svc-${id.slice(0, 8)}`}, ${a.kind ?? "restart"}, ${a.state ?? "pending"},
-            ${"service is down"}, ${"supervisor-test"}, now() + ${a.expiresInMs ?? 3_600_000} * interval '1 millisecond', ${a.traceparent ?? null})`;
-  return id;
+export function insertAction(sql: Sql, a: NewAction = {}): Promise<string> {
+  return seedAction(sql, a);
 }
 
-export async function stateOf(sql: Sql, id: string): Promise<string | undefined> {
-  const [r] = await sql<{ state: string }[]>`SELECT state FROM actions WHERE id = ${id}`;
-  return r?.state;
-}
+export { stateOf };
 
 export function service(name: string, over: Partial<ServiceState> = {}): ServiceState {
   const now = new Date().toISOString();

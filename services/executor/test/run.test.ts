@@ -1,3 +1,4 @@
+import { overwriteAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { checkNodeCommand } from "@steward/contracts/node-command";
@@ -190,7 +191,7 @@ describe("store edge cases", () => {
     expect(await store.renewLease(id, "intruder", 60_000)).toBe(false);
     expect(await store.finish(id, "succeeded", "done", { executorId: "intruder" })).toEqual({ ok: false, code: "invalid_transition", state: "running" });
     expect(await store.renewLease(id, "owner", 60_000)).toBe(true);
-    await env.sql`UPDATE actions SET lease_until = now() - interval '1 second' WHERE id = ${id}`;
+    await overwriteAction(env.sql, id, { leaseExpired: true });
     expect((await store.reapLost()).map((r) => r.id)).toContain(id);
     expect(await store.renewLease(id, "owner", 60_000)).toBe(false);
     expect(await store.finish(id, "succeeded", "late", { executorId: "owner" })).toEqual({ ok: false, code: "invalid_transition", state: "failed_unknown" });

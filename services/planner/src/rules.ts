@@ -1,3 +1,4 @@
+import type { RecoveryActionKind } from "@steward/contracts/action";
 import type { DriftKind } from "@steward/contracts/drift";
 import type { Evidence } from "./evidence.js";
 import type { RawProposal } from "./proposals.js";
@@ -14,7 +15,7 @@ export interface Runbook {
   minCrashes?: number;
   /** Minimum used percentage of any disk on the node. */
   minDiskUsedPct?: number;
-  proposes: "start" | "restart" | null;
+  proposes: RecoveryActionKind | null;
   advice: string;
 }
 

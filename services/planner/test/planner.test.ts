@@ -1,4 +1,5 @@
 import { MemorySaver } from "@langchain/langgraph";
+import { clearActions } from "@steward/actions/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CostReport, TaskDetail } from "@steward/contracts/task";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
@@ -118,7 +119,8 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await sql`TRUNCATE planner_task_steps, planner_model_calls, planner_proposals, planner_dead_letters, planner_cost_ledger, planner_tasks, action_audit, actions CASCADE`;
+  await sql`TRUNCATE planner_task_steps, planner_model_calls, planner_proposals, planner_dead_letters, planner_cost_ledger, planner_tasks CASCADE`;
+  await clearActions(sql);
   ollama.reset();
   ollama.setMode("up");
   anthropic.reset();

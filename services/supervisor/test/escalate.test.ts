@@ -1,4 +1,5 @@
 import { createActionsRepository } from "@steward/actions/repository";
+import { clearActions, seedAction } from "@steward/actions/testing";
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -96,14 +97,13 @@ describe("escalator", () => {
 
   beforeEach(async () => {
     received.length = 0;
-    await sql`TRUNCATE action_audit, actions CASCADE`;
+    await clearActions(sql);
   });
 
   it("sends a planner task once per incident, with evidence, idempotency key and trace context", async () => {
     const id = randomUUID();
     const succeeded = new Date(NOW.getTime() - 60_000);
-    await sql`INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, created_at, updated_at, expires_at)
-              VALUES (${id}, 'n1', 'api', 'restart', 'succeeded', 'down', 'supervisor', ${succeeded}, ${succeeded}, ${NOW})`;
+    await seedAction(sql, { id, node: "n1", service: "api", kind: "restart", state: "succeeded", reason: "down", proposedBy: "supervisor", createdAt: succeeded, updatedAt: succeeded, expiresAt: NOW });
     const esc = createEscalator({ ...settings, plannerUrl: url, token: "planner-token-0123456789", logger: silentLogger() });
     const d = down(at(30));
     expect(await esc.observe({ actions: createActionsRepository(sql), drifts: [d], snapshot: snap(), now: NOW })).toHaveLength(1);

@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { clearActions, overwriteAction, seedAction } from "@steward/actions/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
@@ -51,7 +52,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await sql`TRUNCATE action_audit, actions CASCADE`;
+  await clearActions(sql);
   await kv.purge(WORLD_KEY);
   await kv.purge(DRIFT_KEY);
 });
@@ -236,13 +237,7 @@ describe("proposals", () => {
   it("a pending pull whose repo drift cleared is expired, but not while its node is stale", async () => {
     const { sup } = await make({ nodes: { n1: ["api"] } });
     await sup.start();
-    const insertPull = async () =>
-      (
-        await sql<{ id: string }[]>`
-          INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, expires_at)
-          VALUES (gen_random_uuid(), 'n1', '@repo', 'pull', 'pending', 'checkout behind', 'repo_drift:n1/@repo', 'test', now() + interval '1 hour')
-          RETURNING id`
-      )[0]!.id;
+    const insertPull = () => seedAction(sql, { node: "n1", service: "@repo", kind: "pull", reason: "checkout behind", driftKey: "repo_drift:n1/@repo", proposedBy: "test" });
 
     // Node stale: unknown is never "cleared", so the node-wide pull stays pending.
     const keep = await insertPull();
@@ -267,7 +262,7 @@ describe("proposals", () => {
     const audit = await sql`SELECT from_state, to_state, detail FROM action_audit WHERE action_id = ${first!.id} ORDER BY id`;
     expect(audit.at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", detail: expect.stringMatching(/^rollout extended to n0, n1, n2, n3/) });
     // Once approved, a node drifting later gets a rollout of its own.
-    await sql`UPDATE actions SET state = 'approved' WHERE id = ${first!.id}`;
+    expect((await createActionsRepository(sql).approve(first!.id, "alice", "cli")).ok).toBe(true);
     const later = await proposeActions(sql, [drift("n1"), drift("n4")], opts);
     expect(later.map((a) => [a.node, a.params])).toEqual([["n4", {}]]);
   });
@@ -277,7 +272,7 @@ describe("proposals", () => {
     const { sup } = await make({ nodes: { n1: ["api"] } });
     await sup.start();
     await sup.runCycle();
-    await sql`UPDATE actions SET task_id = 'task-1', diagnosis = 'crash loop: missing config'`;
+    for (const a of await actions()) await overwriteAction(sql, a.id, { taskId: "task-1", diagnosis: "crash loop: missing config" });
     await putSnapshot(fresh(snapshot([node("n1", [svc("api")])])));
     const r = await sup.runCycle();
     expect(r.status === "ok" && r.expired).toEqual([]);
@@ -287,10 +282,7 @@ describe("proposals", () => {
   it("a revision whose rollout failed is held back: alert naming the action, no new deploy; another revision is proposed", async () => {
     const drift = (target: string) => ({ key: "config_drift:n1/shop", kind: "config_drift" as const, node: "n1", service: "shop", severity: "action" as const, message: "shop differs", since: null, proposes: "deploy" as const, target });
     const now = new Date();
-    const [failed] = await sql<{ id: string }[]>`
-      INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at, params, updated_at)
-      VALUES (gen_random_uuid(), 'n1', 'shop', 'deploy', 'failed', 'roll out', 'sup', now() + interval '1 hour', ${sql.json({ nodes: ["n1", "n2"], target_config_hash: "sha256:bad" })}, now())
-      RETURNING id`;
+    const failed = { id: await seedAction(sql, { node: "n1", service: "shop", kind: "deploy", state: "failed", reason: "roll out", proposedBy: "sup", params: { nodes: ["n1", "n2"], target_config_hash: "sha256:bad" } }) };
     const [held] = await holdFailedRevisions(sql, [drift("sha256:bad")], { now, holdMs: 3_600_000 });
     expect(held).toMatchObject({ kind: "config_drift", severity: "alert", proposes: null });
     expect(held?.message).toContain(`not proposed again: the rollout of this revision failed (action ${failed!.id.slice(0, 8)}`);
@@ -308,7 +300,7 @@ describe("proposals", () => {
     const { sup } = await make({ nodes: { n1: ["api"] } });
     await sup.start();
     await sup.runCycle();
-    await sql`UPDATE actions SET state = 'approved'`;
+    for (const a of await actions()) expect((await createActionsRepository(sql).approve(a.id, "alice", "cli")).ok).toBe(true);
     await putSnapshot(fresh(snapshot([node("n1", [svc("api")])])));
     const r = await sup.runCycle();
     expect(r.status === "ok" && r.expired).toEqual([]);
