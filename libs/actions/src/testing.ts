@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { ActionKind, ActionState } from "@steward/contracts/action";
+import type { Action, ActionKind, ActionState, AuditEntry } from "@steward/contracts/action";
 import type { postgres, Sql } from "@steward/platform/db";
-import { ACTIONS_CHANNEL } from "./rows.js";
+import { ACTIONS_CHANNEL, ACTION_COLUMNS, actionFromRow, auditFromRow, type ActionRow, type AuditRow } from "./rows.js";
 
 /**
  * Test fixtures only: put an action into a given state directly, without the state machine and without audit rows,
@@ -66,4 +66,23 @@ export async function clearActions(sql: Sql): Promise<void> {
 export async function stateOf(sql: Sql, id: string): Promise<ActionState | undefined> {
   const [r] = await sql<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${id}`;
   return r?.state;
+}
+
+/** Every action, oldest first, as the repository maps them (for assertions over the whole table). */
+export async function actionsOf(sql: Sql): Promise<Action[]> {
+  const rows = await sql<ActionRow[]>`SELECT ${sql(ACTION_COLUMNS as unknown as string[])} FROM actions ORDER BY created_at, id`;
+  return rows.map(actionFromRow);
+}
+
+/** The audit log of one action, or of every action when no id is given, in the order it was written. */
+export async function auditOf(sql: Sql, actionId?: string): Promise<AuditEntry[]> {
+  const rows = actionId
+    ? await sql<AuditRow[]>`SELECT id, action_id, at, from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${actionId} ORDER BY id`
+    : await sql<AuditRow[]>`SELECT id, action_id, at, from_state, to_state, actor, channel, detail FROM action_audit ORDER BY id`;
+  return rows.map(auditFromRow);
+}
+
+/** The given fields of each row, for exact assertions on a few columns. */
+export function only<T, K extends keyof T>(rows: readonly T[], ...keys: K[]): Pick<T, K>[] {
+  return rows.map((r) => Object.fromEntries(keys.map((k) => [k, r[k]])) as Pick<T, K>);
 }

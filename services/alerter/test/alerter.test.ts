@@ -14,7 +14,7 @@ import { silentLogger } from "@steward/platform/logger";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
-import { seedAction, stateOf as actionState } from "@steward/actions/testing";
+import { seedAction, stateOf as actionState, auditOf, only } from "@steward/actions/testing";
 import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createAlerter, type Alerter } from "../src/alerter.js";
 import { loadConfig } from "../src/config.js";
@@ -257,7 +257,7 @@ describe("approvals outside the console", () => {
     const strangerPress = await tg.injectCallback({ from: STRANGER, message_id: msg.message_id, data: approve!.callback_data! });
     await tg.waitFor("stranger answer", () => tg.answers.find((a) => a.callback_query_id === strangerPress.callback_query!.id));
     expect(await stateOf(id)).toBe("pending");
-    const audit = await sql<{ from_state: string; to_state: string; channel: string; actor: string; detail: string }[]>`SELECT from_state, to_state, channel, actor, detail FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+    const audit = only(await auditOf(sql, id), "from_state", "to_state", "channel", "actor", "detail");
     expect(audit).toHaveLength(2);
     expect(audit[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "telegram:7001(@op)" });
     expect(audit[0]?.detail).toMatch(/not allow-listed/);
@@ -269,7 +269,7 @@ describe("approvals outside the console", () => {
     expect(await stateOf(id)).toBe("approved");
     const edit = await tg.waitFor("message edited", () => tg.edits.find((e) => e.message_id === msg.message_id));
     expect(edit.text).toContain("Approved by @op via Telegram");
-    const [last] = await sql<{ to_state: string; channel: string; actor: string }[]>`SELECT to_state, channel, actor FROM action_audit WHERE action_id = ${id} ORDER BY id DESC LIMIT 1`;
+    const [last] = only(await auditOf(sql, id), "to_state", "channel", "actor").slice(-1);
     expect(last).toEqual({ to_state: "approved", channel: "telegram", actor: "telegram:7001(@op)" });
     // Every callback was answered.
     const presses = tg.calls.filter((c) => c.method === "answerCallbackQuery").length;

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { auditOf, only } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIFT_KEY } from "@steward/contracts/subjects";
 import type { Action, AuditEntry } from "@steward/contracts/action";
@@ -30,7 +31,7 @@ describe("auth", () => {
       expect((await api(url, "/api/world", { token })).status).toBe(401);
     }
     expect(await stateOf(env.sql, id)).toBe("pending");
-    const audit = await env.sql`SELECT * FROM action_audit WHERE action_id = ${id}`;
+    const audit = await auditOf(env.sql, id);
     expect(audit.length).toBe(0);
   });
 
@@ -72,7 +73,7 @@ describe("transitions through the API", () => {
     const id = await insertAction(env.sql);
     const r = await api(url, `/api/actions/${id}/approve`, { method: "POST" });
     expect(r.status).toBe(200);
-    const [a] = await env.sql`SELECT actor, channel FROM action_audit WHERE action_id = ${id}`;
+    const [a] = only(await auditOf(env.sql, id), "actor", "channel");
     expect(a).toMatchObject({ actor: "operator", channel: "api" });
   });
 
@@ -94,7 +95,7 @@ describe("transitions through the API", () => {
     expect(app.status).toBe(409);
     expect(err(app.body)).toMatchObject({ code: "invalid_transition", state: "rejected", message: "action is rejected, not pending" });
     expect(await stateOf(env.sql, id)).toBe("rejected");
-    const audit = await env.sql`SELECT from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+    const audit = only(await auditOf(env.sql, id), "from_state", "to_state", "actor", "channel", "detail");
     expect(audit.map((r) => ({ ...r }))).toEqual([{ from_state: "pending", to_state: "rejected", actor: "carol", channel: "web", detail: "not now, maintenance window" }]);
   });
 

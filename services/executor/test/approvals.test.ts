@@ -1,4 +1,4 @@
-import { overwriteAction } from "@steward/actions/testing";
+import { overwriteAction, auditOf, only } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkClaims, deriveApprovalKey, executionHash, signToken, verifyToken, type TokenClaims } from "../src/approval-tokens.js";
 import { api, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
@@ -26,7 +26,7 @@ const mint = async (id: string): Promise<Minted> => {
   return r.body as Minted;
 };
 const press = (id: string, decision: string, token: string) => api(url, `/approvals/${id}/${decision}`, { method: "POST", body: { token }, token: null });
-const audit = async (id: string) => env.sql<{ from_state: string | null; to_state: string; actor: string; channel: string; detail: string | null }[]>`SELECT from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+const audit = async (id: string) => only(await auditOf(env.sql, id), "from_state", "to_state", "actor", "channel", "detail");
 const errorCode = (b: unknown) => (b as { error?: { code?: string; message?: string } }).error;
 
 describe("approval tokens (pure)", () => {

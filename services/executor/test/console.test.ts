@@ -1,3 +1,4 @@
+import { auditOf, only } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseCookies, spendChart, capLevel } from "../src/console/index.js";
 import { loadConfig } from "../src/config.js";
@@ -179,14 +180,14 @@ describe("console over HTTP (no browser)", () => {
       expect(rej.status, what).toBe(403);
     }
     expect(await stateOf(env.sql, id)).toBe("pending");
-    const [audit] = await env.sql<{ n: string }[]>`SELECT count(*)::text AS n FROM action_audit WHERE action_id = ${id}`;
+    const [audit] = [{ n: String((await auditOf(env.sql, id)).length) }];
     expect(audit?.n).toBe("0");
     // The same session with its token and our origin does change it: the refusals above were about CSRF.
     const ok = await post(`/console/actions/${id}/reject`, { csrf, reason: "not now", back: "https://evil.example/" }, { cookie });
     expect(ok.status).toBe(303);
     expect(ok.headers.get("location"), "no open redirect").toBe("/console");
     expect(await stateOf(env.sql, id)).toBe("rejected");
-    const [row] = await env.sql<{ actor: string; channel: string; detail: string }[]>`SELECT actor, channel, detail FROM action_audit WHERE action_id = ${id}`;
+    const [row] = only(await auditOf(env.sql, id), "actor", "channel", "detail");
     expect(row).toEqual({ actor: "ops-ann", channel: "web", detail: "not now" });
   });
 

@@ -1,5 +1,5 @@
 import { MemorySaver } from "@langchain/langgraph";
-import { clearActions } from "@steward/actions/testing";
+import { clearActions, actionsOf, auditOf, only } from "@steward/actions/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CostReport, TaskDetail } from "@steward/contracts/task";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
@@ -283,11 +283,11 @@ describe("diagnosis", () => {
       expect.stringContaining("service 'ghost' is not declared"),
       expect.stringContaining("node 'node9' is not declared"),
     ]);
-    const actions = await sql`SELECT * FROM actions`;
+    const actions = await actionsOf(sql);
     expect(actions).toHaveLength(1);
     expect(actions[0]).toMatchObject({ node: "node1", service: "api", kind: "restart", state: "pending", proposed_by: "planner", task_id: "t-local", diagnosis: "api cannot reach the database" });
     expect(String(actions[0]?.["traceparent"])).toContain("4bf92f3577b34da6a3ce929d0e0e4736");
-    expect(await sql`SELECT actor, channel, to_state FROM action_audit`).toEqual([{ actor: "planner", channel: "system", to_state: "pending" }]);
+    expect(only(await auditOf(sql), "actor", "channel", "to_state")).toEqual([{ actor: "planner", channel: "system", to_state: "pending" }]);
     expect(d.proposals.find((p) => p.accepted)?.action_id).toBe(actions[0]?.["id"]);
     // Evidence reached the model; secrets and env values did not.
     const sent = allOllamaText();
@@ -310,7 +310,7 @@ describe("diagnosis", () => {
     expect(d.task.state).toBe("succeeded");
     expect(d.task.answer).toContain("could not be used");
     expect(d.proposals).toEqual([]);
-    expect(await sql`SELECT id FROM actions`).toHaveLength(0);
+    expect(await actionsOf(sql)).toHaveLength(0);
   });
 
   it("escalates a context overflow to Claude and records the cost", async () => {

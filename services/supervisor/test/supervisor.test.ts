@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clearActions, overwriteAction, seedAction } from "@steward/actions/testing";
+import { clearActions, overwriteAction, seedAction, actionsOf, auditOf, only } from "@steward/actions/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
@@ -119,7 +119,7 @@ async function readReport(): Promise<DriftReport | undefined> {
   return e && e.operation === "PUT" ? DriftReport.parse(JSON.parse(e.string())) : undefined;
 }
 async function actions(): Promise<{ id: string; node: string; service: string; kind: string; state: string; drift_key: string; traceparent: string | null; proposed_by: string }[]> {
-  return sql`SELECT id, node, service, kind, state, drift_key, traceparent, proposed_by FROM actions ORDER BY created_at`;
+  return only(await actionsOf(sql), "id", "node", "service", "kind", "state", "drift_key", "traceparent", "proposed_by") as Awaited<ReturnType<typeof actions>>;
 }
 async function metric(r: Registry, name: string, labels = ""): Promise<number | undefined> {
   const text = await r.metrics();
@@ -141,9 +141,9 @@ describe("proposals", () => {
       const rows = await actions();
       expect(rows).toHaveLength(1);
       expect(rows[0]).toMatchObject({ node: "n1", service: "db", kind: "start", state: "pending", drift_key: "missing:n1/db", proposed_by: id });
-      const audit = await sql`SELECT from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${rows[0]!.id}`;
+      const audit = only(await auditOf(sql, rows[0]!.id), "from_state", "to_state", "actor", "channel", "detail");
       expect(audit).toEqual([{ from_state: null, to_state: "pending", actor: id, channel: "supervisor", detail: expect.stringContaining("db") }]);
-      const [exp] = await sql<{ ttl: number }[]>`SELECT extract(epoch FROM expires_at - created_at)::int AS ttl FROM actions`;
+      const [exp] = (await actionsOf(sql)).map((a) => ({ ttl: Math.round((Date.parse(a.expires_at) - Date.parse(a.created_at)) / 1000) }));
       expect(exp?.ttl).toBe(3600);
       await waitFor("notification", () => notified.length > 0);
       expect(notified).toEqual([rows[0]!.id]);
@@ -179,7 +179,7 @@ describe("proposals", () => {
     const [a, b] = await Promise.all([proposeActions(sql, drifts, { ...opts, supervisorId: "a" }), proposeActions(other, drifts, { ...opts, supervisorId: "b" })]);
     expect(a.length + b.length).toBe(1);
     expect(await actions()).toHaveLength(1);
-    expect(await sql`SELECT 1 FROM action_audit`).toHaveLength(1);
+    expect(await auditOf(sql)).toHaveLength(1);
   });
 
   it("a stale node is unknown: alert drift, nothing proposed", async () => {
@@ -223,7 +223,7 @@ describe("proposals", () => {
     const r2 = await sup.runCycle();
     expect(r2.status === "ok" && r2.drifts).toEqual([]);
     expect(await actions()).toEqual([expect.objectContaining({ id: row!.id, state: "expired" })]);
-    const audit = await sql`SELECT from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${row!.id} ORDER BY id`;
+    const audit = only(await auditOf(sql, row!.id), "from_state", "to_state", "actor", "channel", "detail");
     expect(audit).toEqual([
       expect.objectContaining({ from_state: null, to_state: "pending" }),
       { from_state: "pending", to_state: "expired", actor: id, channel: "supervisor", detail: "drift cleared: down:n1/api" },
@@ -257,9 +257,9 @@ describe("proposals", () => {
     const [first] = await proposeActions(sql, [drift("n1"), drift("n2")], opts);
     expect(first?.params).toEqual({ nodes: ["n1", "n2"] });
     expect(await proposeActions(sql, [drift("n0"), drift("n1"), drift("n2"), drift("n3")], opts)).toEqual([]);
-    const [row] = await sql<{ params: { nodes: string[] } }[]>`SELECT params FROM actions WHERE id = ${first!.id}`;
+    const row = (await actionsOf(sql)).find((a) => a.id === first!.id) as { params: { nodes: string[] } } | undefined;
     expect(row?.params.nodes).toEqual(["n0", "n1", "n2", "n3"]);
-    const audit = await sql`SELECT from_state, to_state, detail FROM action_audit WHERE action_id = ${first!.id} ORDER BY id`;
+    const audit = only(await auditOf(sql, first!.id), "from_state", "to_state", "detail");
     expect(audit.at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", detail: expect.stringMatching(/^rollout extended to n0, n1, n2, n3/) });
     // Once approved, a node drifting later gets a rollout of its own.
     expect((await createActionsRepository(sql).approve(first!.id, "alice", "cli")).ok).toBe(true);
