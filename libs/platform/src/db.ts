@@ -8,8 +8,13 @@ export { postgres };
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations/", import.meta.url));
 
+/** Seconds before the next connection attempt after `retries` failed ones: quick at first, never more than 1 s. */
+export const reconnectBackoff = (retries: number): number => Math.min(0.05 * 2 ** retries, 1);
+
 export function connectDb(url: string, opts: postgres.Options<Record<string, postgres.PostgresType>> = {}): Sql {
-  return postgres(url, { max: 5, onnotice: () => undefined, ...opts });
+  // postgres.js backs off up to 20 s between reconnects, counted across the pool: after a restart that took a few
+  // seconds the services would sit out the rest of that back-off with requests hanging. Retry at most a second apart.
+  return postgres(url, { max: 5, onnotice: () => undefined, backoff: reconnectBackoff, ...opts });
 }
 
 /** Applies migrations in file-name order, once each, under an advisory lock so two services starting together do not race. */

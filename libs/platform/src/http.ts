@@ -74,6 +74,8 @@ const CONNECTION_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EP
 export function isDatabaseUnreachable(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
+  // node-postgres (the LangGraph checkpointer's driver) says so in words only, without a code.
+  if (/^Connection terminated( unexpectedly| due to connection timeout)?$/.test((err as Error | null)?.message ?? "")) return true;
   const errors = (err as { errors?: unknown } | null)?.errors;
   return Array.isArray(errors) && errors.some((e) => isDatabaseUnreachable(e));
 }

@@ -138,3 +138,4 @@ export * from "./fake-ntfy.js";
 export * from "./fake-telegram.js";
 export { createGitFixture, gitSync, type GitFixture } from "./git-fixture.js";
 export * from "./loopback-server.js";
+export { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { SpanKind } from "@opentelemetry/api";
 import { context, contextFromTraceparent, trace, withSpan } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
+import { isDatabaseUnreachable } from "@steward/platform/http";
 import { initialState, runConfig, type PlannerGraph, type RunContext } from "./graph.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { QueuedTask, TaskStore } from "./store.js";
@@ -29,6 +30,23 @@ export interface WorkerDeps {
   modelSeconds?: (taskId: string) => number;
 }
 
+/**
+ * A task's outcome must reach the database. While it is unreachable (a restart takes seconds) keep trying until our
+ * lease ends, instead of losing the outcome and leaving the task leased to us for the rest of the lease.
+ */
+async function persist<T>(deps: WorkerDeps, task: QueuedTask, what: string, write: () => Promise<T>): Promise<T> {
+  const until = Date.now() + deps.settings.leaseMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!isDatabaseUnreachable(err) || Date.now() >= until) throw err;
+      if (attempt === 0) deps.logger.warn({ task: task.id, err: (err as Error).message }, `database unreachable: holding the task's ${what} until it is back`);
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+    }
+  }
+}
+
 /** Runs one claimed task through the graph. Exported for tests that drive a single task. */
 export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void> {
   const { store, metrics, logger, settings } = deps;
@@ -41,7 +59,7 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
       // Checkpoint once, when the graph ends: a task that dies mid-way is retried from its start by the queue,
       // so intermediate checkpoints buy nothing and cost a round of writes per step.
       const out = await deps.graph.invoke(initialState(task), { ...runConfig(task), durability: "exit" });
-      const ok = await store.complete(task.id, settings.workerId, out.agent ?? null, out.answer ?? "", deps.clock());
+      const ok = await persist(deps, task, "result", () => store.complete(task.id, settings.workerId, out.agent ?? null, out.answer ?? "", deps.clock()));
       if (ok) metrics.tasks.inc({ state: "succeeded" });
       else logger.warn({ task: task.id }, "task finished but was no longer ours (lease lapsed?)");
       span.setAttribute("steward.task.state", ok ? "succeeded" : "lost");
@@ -50,9 +68,11 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
       metrics.overheadSeconds.observe(Math.max(0, total - (deps.modelSeconds?.(task.id) ?? 0)));
     } catch (err) {
       const message = (err as Error).message?.slice(0, 1000) ?? String(err);
-      const r = await store.failAttempt(task.id, settings.workerId, message, deps.clock(), backoffMs(task.attempts, settings.backoffBaseMs, settings.backoffMaxMs));
+      // A database that went away is not the task's fault: hand it back to the queue at once, no back-off.
+      const delay = isDatabaseUnreachable(err) ? 0 : backoffMs(task.attempts, settings.backoffBaseMs, settings.backoffMaxMs);
+      const r = await persist(deps, task, "failed attempt", () => store.failAttempt(task.id, settings.workerId, message, deps.clock(), delay));
       await store.addStep(task.id, "error", `attempt ${task.attempts} failed: ${message}${r.to === "queued" ? `; retrying at ${r.retryAt.toISOString()}` : r.to === "dead" ? "; no attempts left (dead-lettered)" : ""}`).catch(() => undefined);
-      await store.flushSteps(task.id);
+      await store.flushSteps(task.id).catch(() => undefined);
       if (r.to === "dead") metrics.tasks.inc({ state: "dead" });
       span.setAttribute("steward.task.state", r.to);
       logger.warn({ task: task.id, attempt: task.attempts, outcome: r.to, err: message }, "task attempt failed");

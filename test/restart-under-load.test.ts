@@ -1,0 +1,165 @@
+/**
+ * The database and the bus restart under the services (an upgrade, a crash, a host reboot) while work is in flight:
+ * tasks queued and running in the planner, a proposal waiting for approval, an approved action to run. Every service
+ * runs as its real process (`dist/main.js`). Nothing may exit, the executor says 503 database_unreachable while
+ * PostgreSQL is down, work resumes within seconds of it coming back, and nothing runs twice.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes, randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeOllama, startNats, startPrivatePostgres, stopProcess, waitFor, type FakeOllama, type NatsServerHandle, type PrivatePostgres } from "@steward/testkit";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const TOKEN = randomBytes(24).toString("hex");
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  output: string;
+}
+
+let pg: PrivatePostgres;
+let nats: NatsServerHandle;
+let ollama: FakeOllama;
+let dir = "";
+const procs: Proc[] = [];
+let executorUrl = "";
+let plannerUrl = "";
+
+function launch(name: string, env: Record<string, string>): Proc {
+  const main = name.startsWith("node-agent") ? "services/node-agent/dist/main.js" : `services/${name}/dist/main.js`;
+  const child = spawn(process.execPath, [join(ROOT, main)], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const p: Proc = { name, child, output: "" };
+  child.stdout?.on("data", (d: Buffer) => (p.output += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (p.output += d.toString()));
+  procs.push(p);
+  return p;
+}
+
+/** A JSON reply, read field by field by each step (and failing loudly there if a field is missing). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+async function call(base: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${base}${path}`, {
+    method: init.method ?? "GET",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    signal: AbortSignal.timeout(20_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+function expectAllAlive(): void {
+  for (const p of procs) {
+    expect({ name: p.name, exit: p.child.exitCode, signal: p.child.signalCode }).toEqual({ name: p.name, exit: null, signal: null });
+    expect(p.output, `${p.name} logged a fatal error`).not.toMatch(/"level":60/);
+  }
+}
+
+const postTask = async (content: string) => {
+  const r = await call(plannerUrl, "/inbox", { method: "POST", body: { task_id: randomUUID(), content, source: "cli", user: "ops" } });
+  expect(r.status, JSON.stringify(r.body)).toBe(202);
+  return r.body.task.id as string;
+};
+const taskState = async (id: string): Promise<string> => (await call(plannerUrl, `/tasks/${id}`)).body?.task?.state ?? "";
+
+beforeAll(async () => {
+  [pg, nats] = await Promise.all([startPrivatePostgres(), startNats()]);
+  // The model takes a while to answer, so that tasks are running (not only queued) when the database goes away.
+  ollama = await startFakeOllama({ defaultAnswer: { content: JSON.stringify({ diagnosis: "looked at it", answer: "fine", proposals: [] }), delayMs: 700 } });
+  dir = await mkdtemp(join(tmpdir(), "steward-restart-"));
+  const fleet = join(dir, "fleet.yaml");
+  // `extra` is declared but never started: the supervisor proposes its start, and that action waits for approval.
+  const sleeper = `[${JSON.stringify(process.execPath)}, "-e", "setInterval(() => {}, 1000)"]`;
+  await writeFile(fleet, `version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: ${sleeper}\n      extra:\n        kind: process\n        command: ${sleeper}\n        autostart: false\n`);
+  const fleetKey = randomBytes(24).toString("hex");
+  const common = { NATS_URL: nats.url };
+  const withDb = { ...common, DATABASE_URL: pg.url };
+  launch("observer", { ...common, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0", SNAPSHOT_DEBOUNCE_MS: "20" });
+  launch("node-agent", { ...common, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, METRICS_PORT: "0", HEARTBEAT_MS: "500", STATE_DIR: join(dir, "agent") });
+  launch("supervisor", { ...withDb, FLEET_SPEC: fleet, METRICS_PORT: "0", RECHECK_MS: "500" });
+  const executor = launch("executor", { ...withDb, API_TOKEN: TOKEN, FLEET_KEY: fleetKey, HTTP_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
+  const planner = launch("planner", { ...withDb, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "2", POLL_MS: "200" });
+  executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 60_000, 20);
+  plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}`);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.allSettled(procs.map((p) => stopProcess(p.child, 5000)));
+  await ollama?.close();
+  await nats?.stop();
+  await pg?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("restarts under load", () => {
+  it("PostgreSQL restarts with tasks in flight and an action waiting: 503 while down, everything resumes, nothing runs twice", async () => {
+    const pending = await waitFor(
+      "the supervisor to propose starting n1/extra",
+      async () => {
+        const r = await call(executorUrl, "/api/actions?state=pending");
+        return r.status === 200 && (r.body.actions as { id: string; service: string; kind: string }[]).find((a) => a.service === "extra" && a.kind === "start");
+      },
+      60_000,
+      100,
+    );
+    const before = await Promise.all(Array.from({ length: 6 }, (_, i) => postTask(`before the restart #${i}`)));
+    await waitFor("a task to be running", async () => (await Promise.all(before.map(taskState))).includes("running"), 30_000, 50);
+
+    await pg.down();
+    // While it is down the executor says so, naming it (the CLI prints the message), and the planner refuses new work the same way.
+    const down = await waitFor("the executor to answer 503", async () => {
+      const r = await call(executorUrl, "/api/actions");
+      return r.status === 503 && r.body;
+    }, 30_000, 100);
+    expect(down.error.code).toBe("database_unreachable");
+    expect(down.error.message).toMatch(/database is unreachable/);
+    const inbox = await call(plannerUrl, "/inbox", { method: "POST", body: { task_id: randomUUID(), content: "while down", source: "cli", user: "ops" } });
+    expect(inbox.status).toBe(503);
+    expect(inbox.body.error.code).toBe("database_unreachable");
+    expectAllAlive();
+
+    await pg.up();
+    const back = Date.now();
+    // New work is picked up within seconds of the database coming back, not a lease later.
+    const after = await waitFor("the planner to take a task again", async () => {
+      const r = await call(plannerUrl, "/inbox", { method: "POST", body: { task_id: randomUUID(), content: "after the restart", source: "cli", user: "ops" } });
+      return r.status === 202 && (r.body.task.id as string);
+    }, 30_000, 200);
+    await waitFor("the new task to finish", async () => (await taskState(after)) === "succeeded", 10_000 + 5_000, 100);
+    expect(Date.now() - back).toBeLessThan(15_000);
+    // The tasks that were queued or running when it went down all finish, and none twice.
+    await waitFor("every earlier task to finish", async () => (await Promise.all(before.map(taskState))).every((s) => s === "succeeded"), 60_000, 200);
+
+    // The approval that was waiting goes through, and the start runs once.
+    const approved = await call(executorUrl, `/api/actions/${pending.id}/approve`, { method: "POST", body: { actor: "ops", channel: "cli" } });
+    expect(approved.status).toBe(200);
+    const done = await waitFor("the start of n1/extra to succeed", async () => {
+      const r = await call(executorUrl, `/api/actions/${pending.id}`);
+      return ["succeeded", "failed", "failed_unknown"].includes(r.body?.action?.state) && r.body;
+    }, 60_000, 200);
+    expect(done.action.state).toBe("succeeded");
+    const moves = (done.audit as { to_state: string }[]).map((a) => a.to_state);
+    expect(moves.filter((m) => m === "running")).toHaveLength(1);
+    expect(moves.slice(-3)).toEqual(["approved", "running", "succeeded"]);
+    expectAllAlive();
+  }, 240_000);
+
+  it("NATS restarts: every service reconnects and the loop runs again end to end", async () => {
+    const world = async () => (await call(executorUrl, "/api/world")).body?.world as { last_seq: number } | undefined;
+    const seqBefore = (await waitFor("a world snapshot", world, 30_000, 100)).last_seq;
+    await nats.restart();
+    // Heartbeats flow again: the observer folds past where it was, and the executor reads it from KV.
+    await waitFor("the world to move on after the restart", async () => ((await world())?.last_seq ?? 0) > seqBefore, 60_000, 200);
+    // The planner still investigates (it reads the world and recent events over NATS).
+    const id = await postTask("after the bus restart");
+    await waitFor("a task after the bus restart to finish", async () => (await taskState(id)) === "succeeded", 30_000, 100);
+    expectAllAlive();
+  }, 180_000);
+});
