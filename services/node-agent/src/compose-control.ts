@@ -1,3 +1,4 @@
+import type { ServiceActionKind } from "@steward/contracts/action";
 import { deployOrder } from "./compose.js";
 import { serviceOf, type StackApplier } from "./compose-apply.js";
 import type { StackConfig } from "./compose-config.js";
@@ -5,7 +6,8 @@ import type { StackObserver } from "./compose-observe.js";
 import { StackDeployError, type Stack } from "./compose-stack.js";
 import type { ContainerInspect } from "./docker/types.js";
 
-export type ControlOp = "start" | "stop" | "restart";
+/** The service kinds of the action catalog, applied to a whole stack. */
+export type ControlOp = ServiceActionKind;
 
 /** Start, stop and restart of a stack's existing containers (a stack without containers needs a deploy). */
 export interface StackControl {
