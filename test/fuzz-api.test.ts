@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { randomBytes, randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditOf, seedAction, stateOf } from "@steward/actions/testing";
 import { eventSubject } from "@steward/contracts/subjects";
 import { connectNats, ensureStreams, jetstream, type NatsConnection } from "@steward/platform/bus";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
@@ -235,9 +236,7 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
     // FRESH becomes a new pending action for each case, so that bodies reach the store and not only the 404 or 409.
     let n = 0;
     const freshAction = async (): Promise<string> => {
-      const id = randomUUID();
-      await sql`INSERT INTO actions (id, node, service, kind, state, reason, proposed_by, expires_at) VALUES (${id}, 'n1', ${"svc" + String(n++)}, 'restart', 'pending', 'fuzz', 'fuzz-test', now() + interval '1 hour')`;
-      return id;
+      return seedAction(sql, { node: "n1", service: `svc${String(n++)}`, kind: "restart", reason: "fuzz", proposedBy: "fuzz-test" });
     };
     const id = fc.oneof({ weight: 3, arbitrary: fc.constant("FRESH") }, { weight: 1, arbitrary: segment });
     // The cases an operator found by hand, always run: they must be 4xx naming the field, and change nothing.
@@ -248,7 +247,7 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
         const r = await send(executorUrl, c);
         checkReply(c, r, []);
         expect(r.status, JSON.stringify(c.body)).toBe(422);
-        expect((await sql`SELECT state FROM actions WHERE id = ${fresh}`)[0]?.["state"]).toBe("pending");
+        expect(await stateOf(sql, fresh)).toBe("pending");
       }
     }
     const routes = fc.oneof(
@@ -270,8 +269,7 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
       { numRuns: RUNS, seed: SEED, endOnFailure: true },
     );
     // Whatever was accepted is a legal history: every audit row is a transition the state machine allows.
-    const bad = await sql`SELECT a.id FROM actions a JOIN action_audit u ON u.action_id = a.id WHERE u.from_state = u.to_state`;
-    expect(bad).toEqual([]);
+    expect((await auditOf(sql)).filter((u) => u.from_state === u.to_state)).toEqual([]);
     expectAlive();
   }, 300_000);
 
