@@ -21,6 +21,10 @@ const server = createServer((req, res) => {
   res.writeHead(200, { "content-type": "text/plain" }).end(`${values.name} says hello\n`);
 });
 server.listen(port, "127.0.0.1", () => console.log(`${values.name} listening on 127.0.0.1:${port}`));
-const stop = () => server.close(() => process.exit(0));
+// Keep-alive health-check connections must not hold the exit up.
+const stop = () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+};
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);

@@ -2,7 +2,7 @@ import { Action, AuditEntry } from "@steward/contracts/action";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
 import { z } from "zod";
-import { readStackFile } from "./stack-file.js";
+import { readStackFile, wrongStack } from "./stack-file.js";
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -23,6 +23,8 @@ const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.stri
 export interface ApiClientOptions {
   url: string;
   token: string;
+  /** When the URL comes from the stack file: the stack id its answers must carry. */
+  stackId?: string | undefined;
   fetch?: typeof fetch;
 }
 
@@ -36,7 +38,7 @@ export class ApiClient {
     if (url && token) return new ApiClient({ url, token });
     const stack = await readStackFile(env);
     if (!stack) throw new NoStackError();
-    return new ApiClient({ url: url ?? stack.api_url, token: token ?? stack.token });
+    return new ApiClient({ url: url ?? stack.api_url, token: token ?? stack.token, stackId: url ? undefined : stack.stack_id });
   }
 
   private async call<T>(method: string, path: string, schema: z.ZodType<T>, body?: unknown): Promise<T> {
@@ -52,6 +54,8 @@ export class ApiClient {
     } catch (err) {
       throw new ApiError(0, "unreachable", `cannot reach the Steward API at ${this.opts.url}: ${(err as Error).message}`);
     }
+    const wrong = wrongStack(res, this.opts.stackId, this.opts.url);
+    if (wrong) throw new ApiError(0, "wrong_stack", wrong);
     const text = await res.text();
     let json: unknown;
     try {

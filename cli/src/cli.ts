@@ -1,13 +1,9 @@
 import { parseArgs } from "node:util";
-import { mkdtempSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
-import { join, resolve } from "node:path";
+import { userInfo } from "node:os";
 import { ApiClient, ApiError, NoStackError } from "./api-client.js";
 import { renderAction, renderActions, renderDrift, renderStatus } from "./commands/read.js";
 import { renderGithub, renderValidate, validateFile } from "./commands/validate.js";
 import { planCommand } from "./commands/plan.js";
-import { removeStackFile, stackFilePath, writeStackFile } from "./stack-file.js";
-import { startStack } from "./up/stack.js";
 import { taskCommand } from "./commands/task.js";
 import { costCommand } from "./commands/cost.js";
 import { chatCommand } from "./commands/chat.js";
@@ -23,7 +19,7 @@ export interface Io {
 export const USAGE = `steward — keeps your fleet in the state declared in git, and tells you the truth about it
 
 usage:
-  steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N]   all-in-one local stack (demo fleet by default)
+  steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N]   all-in-one local stack (demo fleet by default; --help lists its settings)
   steward status [--json]                      nodes, heartbeats, services, health
   steward drift [--json]                       where the world differs from the spec
   steward actions [--state S] [--json]         proposed and past actions
@@ -76,7 +72,8 @@ export async function runCli(argv: string[], io: Io): Promise<number | null> {
       case "reject":
         return await decide("reject", rest, io);
       case "up":
-        return await up(rest, io);
+        // Loaded only here: it imports every service's settings.
+        return await (await import("./up/up-command.js")).upCommand(rest, io);
       case "task":
         return await taskCommand(rest, io);
       case "cost":
@@ -177,69 +174,5 @@ async function decide(kind: "approve" | "reject", args: string[], io: Io): Promi
   const a = kind === "approve" ? await api.approve(full, actor) : await api.reject(full, actor, values.reason ?? "");
   if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
   else io.out(`${kind === "approve" ? "approved" : "rejected"} ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})${kind === "approve" ? "; the executor runs it and checks the service comes back healthy: `steward actions show " + a.id.slice(0, 8) + "`" : ""}`);
-  return 0;
-}
-
-async function up(args: string[], io: Io): Promise<number | null> {
-  const { values } = parseArgs({
-    args,
-    options: { fleet: { type: "string" }, dir: { type: "string" }, keep: { type: "boolean", default: false }, "api-port": { type: "string" }, "heartbeat-ms": { type: "string" } },
-  });
-  const dir = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), "steward-up-"));
-  io.out(`starting the local Steward stack in ${dir} ...`);
-  const stack = await startStack({
-    dir,
-    ...(values.fleet ? { fleetFile: resolve(values.fleet) } : {}),
-    ...(io.env["NATS_URL"] ? { natsUrl: io.env["NATS_URL"] } : {}),
-    ...(io.env["DATABASE_URL"] ? { databaseUrl: io.env["DATABASE_URL"] } : {}),
-    ...(values["api-port"] ? { apiPort: Number(values["api-port"]) } : {}),
-    ...(values["heartbeat-ms"] ? { heartbeatMs: Number(values["heartbeat-ms"]) } : {}),
-    log: (l) => io.out(`  ${l}`),
-  });
-  const stackFile = await writeStackFile(
-    { api_url: stack.apiUrl, ...(stack.plannerUrl ? { planner_url: stack.plannerUrl } : {}), token: stack.token, nats_url: stack.natsUrl, database_url: stack.databaseUrl, fleet_spec: stack.fleetFile, dir, pid: process.pid, started_at: new Date().toISOString(), metrics: stack.metrics, processes: Object.fromEntries([...stack.children].flatMap(([n, c]) => (c.pid ? [[n, c.pid]] : []))) },
-    io.env,
-  );
-  io.out(`
-Steward is up. The CLI in another terminal finds this stack through ${stackFile}.
-
-  API         ${stack.apiUrl}   (token in ${stackFile})
-  console     ${stack.apiUrl}/console   (sign in with that token)${stack.plannerUrl ? `\n  planner     ${stack.plannerUrl}   (steward task add, steward chat, steward cost)` : ""}
-  fleet spec  ${stack.fleetFile}
-  logs        ${join(dir, "logs")}/
-  metrics     ${Object.entries(stack.metrics).map(([k, v]) => `${k} ${v}`).join("\n              ")}
-
-Try:
-  steward status                      # nodes, heartbeats, services, health
-  steward drift                       # demo-b/reports is declared but never started: 'missing'
-  steward actions                     # ... so a start is proposed, pending your approval
-  steward approve <ID>                # the executor starts it and waits until its health check passes
-  kill -9 $(steward status --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).world.nodes["demo-a"].services.web.pid))')
-                                      # kill demo-a/web: 'down' within a second, and a restart is proposed${stack.plannerUrl ? `
-  steward chat                        # ask "why does demo-a/web keep restarting?"; /approve ID right there` : ""}
-
-Ctrl-C stops everything${values.keep ? "" : " and removes " + dir}.`);
-
-  await new Promise<void>((resolveStop) => {
-    let stopping = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      io.out(`\n${sig}: stopping the stack ...`);
-      void stack
-        .stop({ keepDir: values.keep })
-        .then(() => removeStackFile(io.env))
-        .finally(() => resolveStop());
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-    for (const [name, child] of stack.children) {
-      child.once("exit", (code, sig) => {
-        if (!stopping) io.err(`warning: ${name} exited (${code ?? sig}); see ${join(dir, "logs", name + ".log")}`);
-      });
-    }
-  });
-  io.out("stopped.");
-  void stackFilePath;
   return 0;
 }

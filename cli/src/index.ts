@@ -1,6 +1,6 @@
 export { runCli, USAGE, type Io } from "./cli.js";
 export { ApiClient, ApiError, NoStackError } from "./api-client.js";
-export { startStack, demoFleetYaml, type RunningStack, type StackOptions } from "./up/stack.js";
+export { upCommand } from "./up/up-command.js";
 export { readStackFile, writeStackFile, stackFilePath, StackFile } from "./stack-file.js";
 export { validateFile, renderValidate } from "./commands/validate.js";
 export { PlannerClient, NoPlannerError, type NewTask } from "./planner-client.js";

@@ -1,7 +1,7 @@
 import { CostReport, Task, TaskDetail, type TaskEnvelope } from "@steward/contracts/task";
 import { z } from "zod";
 import { ApiError } from "./api-client.js";
-import { readStackFile } from "./stack-file.js";
+import { readStackFile, wrongStack } from "./stack-file.js";
 
 /** No planner URL anywhere: neither STEWARD_PLANNER_URL nor a stack file from `steward up` that runs one. */
 export class NoPlannerError extends ApiError {
@@ -17,6 +17,8 @@ const Submitted = z.object({ task: Task, created: z.boolean() });
 export interface PlannerClientOptions {
   url: string;
   token: string;
+  /** When the URL comes from the stack file: the stack id its answers must carry. */
+  stackId?: string | undefined;
   fetch?: typeof fetch;
   timeoutMs?: number;
 }
@@ -41,7 +43,7 @@ export class PlannerClient {
     const stackUrl = url ?? stack?.planner_url;
     const stackToken = token ?? stack?.token;
     if (!stackUrl || !stackToken) throw new NoPlannerError();
-    return new PlannerClient({ url: stackUrl, token: stackToken });
+    return new PlannerClient({ url: stackUrl, token: stackToken, stackId: url ? undefined : stack?.stack_id });
   }
 
   private async call<T>(method: string, path: string, schema: z.ZodType<T>, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; data: T }> {
@@ -57,6 +59,8 @@ export class PlannerClient {
     } catch (err) {
       throw new ApiError(0, "unreachable", `cannot reach the Steward planner at ${this.opts.url}: ${(err as Error).message}`);
     }
+    const wrong = wrongStack(res, this.opts.stackId, this.opts.url);
+    if (wrong) throw new ApiError(0, "wrong_stack", wrong);
     const text = await res.text();
     let json: unknown;
     try {

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "@steward/platform/atomic-write";
+import { STACK_ID_HEADER } from "@steward/platform/stack-member";
 
 /** What `steward up` leaves behind so other terminals can talk to the stack it runs. */
 export const StackFile = z.object({
@@ -14,6 +15,8 @@ export const StackFile = z.object({
   database_url: z.string(),
   fleet_spec: z.string(),
   dir: z.string(),
+  /** Every process of the stack answers HTTP with this id (header x-steward-stack); absent in files of older versions. */
+  stack_id: z.string().min(1).optional(),
   pid: z.number().int(),
   started_at: z.string(),
   metrics: z.record(z.string(), z.string()).default({}),
@@ -46,4 +49,15 @@ export async function readStackFile(env: NodeJS.ProcessEnv = process.env): Promi
 
 export async function removeStackFile(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   await rm(stackFilePath(env), { force: true });
+}
+
+/**
+ * A stack's API answers with its stack id: an answer without it, or with another, comes from a process that is not
+ * the stack the stack file names (that stack is gone and something else took its port). Undefined when all is well.
+ */
+export function wrongStack(res: Pick<Response, "headers">, expected: string | undefined, url: string): string | undefined {
+  if (expected === undefined) return undefined;
+  const got = res.headers.get(STACK_ID_HEADER);
+  if (got === expected) return undefined;
+  return `${url} is not the stack in the stack file (stack ${expected}; it answers ${got ? `for stack ${got}` : "without a stack id"}): that stack is gone; start it again with \`steward up\``;
 }

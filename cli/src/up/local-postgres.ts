@@ -1,7 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { STACK_ID_ENV } from "@steward/platform/stack-member";
 
 export class LocalPostgresError extends Error {
   override name = "LocalPostgresError";
@@ -40,13 +42,37 @@ export interface LocalPostgres {
   url: string;
   proc: ChildProcess;
   stop(): Promise<void>;
+  /** Removes the cluster's files when they live outside the stack dir (as root); after stop. */
+  remove(): void;
+}
+
+/** The cluster lives as long as the stack: no fsync, so the shutdown checkpoint does not wait on the disk. */
+const THROWAWAY = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"];
+
+/** PostgreSQL cannot bind port 0; up picks a free port and retries with another when someone took it meanwhile. */
+const PORT_ATTEMPTS = 5;
+
+/** A port the OS just handed out (released again: PostgreSQL binds it itself, and `up` proves whom it reached). */
+async function anyFreePort(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.unref();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
 }
 
 /**
- * A throwaway cluster: initdb, listen on 127.0.0.1:`port`, trust auth, database `steward`.
+ * A throwaway cluster: initdb, listen on 127.0.0.1, trust auth, database `steward`. PostgreSQL cannot bind port 0,
+ * so the gap between picking a port and binding it is closed the other way: the cluster is named after the stack
+ * (`cluster_name`) and `up` only accepts the server that answers with that name; when the port was taken meanwhile,
+ * postgres exits and `up` tries another port.
  * As root the cluster lives in its own temp dir owned by `postgres` (it cannot reach into root's 0700 dirs).
  */
-export async function startLocalPostgres(dir: string, port: number, logFile: string): Promise<LocalPostgres> {
+export async function startLocalPostgres(dir: string, logFile: string, stackId: string): Promise<LocalPostgres> {
   const bin = findPostgresBin();
   const ids = runAsIds();
   const asOther = ids.uid !== undefined && ids.gid !== undefined;
@@ -58,54 +84,74 @@ export async function startLocalPostgres(dir: string, port: number, logFile: str
     chownSync(data, ids.uid, ids.gid);
   }
   try {
-    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "steward", "--auth=trust", "-E", "UTF8", "--no-sync"], { stdio: ["ignore", "ignore", "pipe"], cwd: dir, ...ids });
+    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "steward", "--auth=trust", "-E", "UTF8", "--no-sync", "--wal-segsize=1"], { stdio: ["ignore", "ignore", "pipe"], cwd: dir, ...ids });
   } catch (err) {
     const stderr = String((err as { stderr?: Buffer }).stderr ?? "").trim();
     throw new LocalPostgresError(`initdb failed: ${stderr || (err as Error).message}`);
   }
   writeFileSync(logFile, "");
   if (ids.uid !== undefined && ids.gid !== undefined) chownSync(logFile, ids.uid, ids.gid);
-  const logFd = openSync(logFile, "a");
-  const proc = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-k", dir], {
-    stdio: ["ignore", logFd, logFd],
-    cwd: dir,
-    ...ids,
-  });
+  const clusterName = `steward-${stackId}`;
+  let lastError = "";
+  for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+    const port = await anyFreePort();
+    const logFd = openSync(logFile, "a");
+    const proc = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", `cluster_name=${clusterName}`, ...THROWAWAY, "-k", dir], {
+      stdio: ["ignore", logFd, logFd],
+      cwd: dir,
+      detached: true,
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", [STACK_ID_ENV]: stackId },
+      ...ids,
+    });
+    closeSync(logFd);
+    const got = await awaitOurs(proc, port, clusterName, logFile);
+    if (got === "ready") return handle(proc, port, dir, asOther);
+    lastError = got;
+    await stopPostgres(proc);
+  }
+  throw new LocalPostgresError(`postgres did not start: ${lastError}; see ${logFile}`);
+}
+
+/** "ready" once the server on `port` is ours (by cluster name) and holds database `steward`; else why not. */
+async function awaitOurs(proc: ChildProcess, port: number, clusterName: string, logFile: string): Promise<string> {
+  const { default: postgres } = await import("postgres");
   const url = `postgres://steward@127.0.0.1:${port}/postgres`;
-  const { default: postgres } = await import("postgres").catch((err: unknown) => {
-    proc.kill("SIGKILL");
-    throw err;
-  });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new LocalPostgresError(`postgres exited with ${proc.exitCode}; see ${logFile}`);
+    if (proc.exitCode !== null || proc.signalCode !== null) return `postgres exited with ${proc.exitCode ?? proc.signalCode} (port ${port} taken?)`;
     const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => undefined });
     try {
-      await sql`select 1`;
+      const [row] = await sql<{ name: string }[]>`select current_setting('cluster_name') as name`;
+      if (row?.name !== clusterName) {
+        await sql.end();
+        return `another PostgreSQL answered on port ${port}`;
+      }
       await sql.unsafe("CREATE DATABASE steward");
       await sql.end();
-      break;
+      return "ready";
     } catch (err) {
       await sql.end({ timeout: 1 }).catch(() => undefined);
-      if (Date.now() > deadline) {
-        proc.kill("SIGKILL");
-        throw new LocalPostgresError(`postgres did not accept connections: ${(err as Error).message}`);
-      }
+      if (Date.now() > deadline) return `postgres did not accept connections: ${(err as Error).message}; see ${logFile}`;
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+async function stopPostgres(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const done = new Promise((r) => proc.once("exit", r));
+  proc.kill("SIGINT"); // fast shutdown: roll back open transactions, no checkpoint wait
+  const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+  await done;
+  clearTimeout(t);
+}
+
+function handle(proc: ChildProcess, port: number, dir: string, asOther: boolean): LocalPostgres {
   return {
     url: `postgres://steward@127.0.0.1:${port}/steward`,
     proc,
-    async stop() {
-      // Ctrl-C reaches postgres too (same process group), so it may be gone already: clean up either way.
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const done = new Promise((r) => proc.once("exit", r));
-        proc.kill("SIGINT"); // fast shutdown
-        const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-        await done;
-        clearTimeout(t);
-      }
+    stop: () => stopPostgres(proc),
+    remove() {
       if (asOther) rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "./logger.js";
+import { reportListening, STACK_ID_HEADER, stackId } from "./stack-member.js";
 
 /** An HTTP answer other than success, with the JSON error body the operator (or CLI) reads. */
 export class HttpError extends Error {
@@ -47,17 +48,30 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-/** Every Steward HTTP listener binds the same way. */
+/**
+ * Every Steward HTTP listener binds the same way. Under `steward up` every answer carries the stack id and the bound
+ * port is reported to `up` (see stack-member.ts).
+ */
 export async function listenHttp(handler: RequestListener, port: number, host: string): Promise<HttpListener> {
-  const server = createServer(handler);
+  const id = stackId();
+  const server = createServer(
+    id === undefined
+      ? handler
+      : (req, res) => {
+          res.setHeader(STACK_ID_HEADER, id);
+          handler(req, res);
+        },
+  );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());
   });
   const addr = server.address();
+  const bound = typeof addr === "object" && addr ? addr.port : port;
+  reportListening(bound);
   return {
     server,
-    port: typeof addr === "object" && addr ? addr.port : port,
+    port: bound,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,5 +1,6 @@
 import { ConfigError } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
+import { joinStack } from "./stack-member.js";
 
 export interface ServiceContext {
   logger: Logger;
@@ -34,6 +35,8 @@ export function runService(name: string, start: (ctx: ServiceContext) => Promise
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // Under `steward up`: stop the same way when `up` itself is gone.
+  joinStack((reason) => void shutdown(reason));
 
   startup.catch((err: unknown) => {
     if (err instanceof ConfigError) {

@@ -88,6 +88,9 @@ export const SINK_SETTINGS = {
   webhook: ["WEBHOOK_URL", "WEBHOOK_TOKEN"],
 } as const;
 
+/** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
+export const SETTINGS: readonly string[] = [...Object.keys(Base.shape), ...Object.values(SINK_SETTINGS).flat()];
+
 /** A sink counts as configured when any of its settings is present in the environment, even empty: then it must be right. */
 export function configuredSinks(env: Record<string, string | undefined>): ("ntfy" | "telegram" | "webhook")[] {
   return (Object.keys(SINK_SETTINGS) as (keyof typeof SINK_SETTINGS)[]).filter((s) => SINK_SETTINGS[s].some((k) => env[k] !== undefined));

@@ -37,6 +37,9 @@ const Env = z.object({
     .transform((v) => v || undefined),
 });
 
+/** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
+export const SETTINGS: readonly string[] = [...Object.keys(Env.shape)];
+
 export interface ExecutorConfig {
   databaseUrl: string;
   natsUrl: string;

@@ -32,6 +32,9 @@ export const NodeAgentEnv = z.object({
   REPO_FETCH_TIMEOUT_MS: durationMs(30_000),
 });
 
+/** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
+export const SETTINGS: readonly string[] = [...Object.keys(NodeAgentEnv.shape)];
+
 export interface NodeAgentConfig {
   nodeName: string;
   natsUrl: string;

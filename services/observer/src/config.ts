@@ -15,6 +15,9 @@ export const ObserverConfigSchema = z.object({
   STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 });
 
+/** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
+export const SETTINGS: readonly string[] = [...Object.keys(ObserverConfigSchema.shape)];
+
 export interface ObserverConfig {
   natsUrl: string;
   snapshotPath: string;

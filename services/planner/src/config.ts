@@ -68,6 +68,9 @@ const Env = z.object({
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
 });
 
+/** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
+export const SETTINGS: readonly string[] = [...Object.keys(Env.shape)];
+
 export interface Prices {
   inputPerMTok: number;
   outputPerMTok: number;

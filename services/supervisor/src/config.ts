@@ -28,6 +28,9 @@ const Schema = z.object({
   if (!t.success) ctx.addIssue({ code: "custom", path: ["PLANNER_TOKEN"], message: `${t.error.issues[0]?.message ?? "is invalid"} (needed because PLANNER_URL is set)` });
 });
 
+/** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
+export const SETTINGS: readonly string[] = [...Object.keys(Schema.shape)];
+
 export interface SupervisorConfig {
   natsUrl: string;
   databaseUrl: string;

@@ -1,0 +1,80 @@
+import { join } from "node:path";
+import type { UpService } from "./settings.js";
+
+/** What the services of one stack need to find each other. Ports are 0: each service binds its own and reports it. */
+export interface Wires {
+  dir: string;
+  natsUrl: string;
+  databaseUrl: string;
+  token: string;
+  fleetKey: string;
+  fleetFile: string;
+  /** The executor's API port: 0 (any) unless the operator asked for one (`--api-port`). */
+  apiPort: number;
+  /** Known once the executor has bound its port. */
+  apiUrl: string;
+  /** Known once the planner has bound its port; undefined without a planner. */
+  plannerUrl: string | undefined;
+  /** The node an agent runs as. */
+  node?: string;
+}
+
+/** The settings `up` owns for each service (see WIRING in settings.ts); everything else comes from the environment. */
+export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
+  const planner: Record<string, string> = w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.token } : {};
+  const metrics = { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1" };
+  switch (svc) {
+    case "observer":
+      return { NATS_URL: w.natsUrl, SNAPSHOT_PATH: join(w.dir, "world.json"), ...metrics };
+    case "planner":
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
+    case "executor":
+      // The executor reads the spec for deploy rollouts and shows the planner's tasks in the console.
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, FLEET_KEY: w.fleetKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl } : {}) };
+    case "supervisor":
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
+    case "alerter":
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
+    case "node-agent": {
+      const node = w.node ?? "node";
+      // What the agent deployed and its services' logs live with the stack, not in a shared temp dir.
+      return { NATS_URL: w.natsUrl, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.dir, "node-state", node), ...metrics };
+    }
+  }
+}
+
+/** `up`'s defaults for a service, which the operator's environment may override. */
+export function defaultsFor(svc: UpService, w: Pick<Wires, "apiUrl">): Record<string, string> {
+  if (svc === "alerter") return { CONSOLE_URL: `${w.apiUrl}/console` };
+  if (svc === "node-agent") return { HEARTBEAT_MS: "2000" };
+  return {};
+}
+
+/** Placeholder wiring to check settings before anything starts (the real URLs exist only once things run). */
+export function placeholderWires(dir: string, fleetFile: string, apiPort: number, withPlanner: boolean): Wires {
+  const secret = "wiring-is-set-at-start-3kd9f8s7a6";
+  return {
+    dir,
+    natsUrl: "nats://127.0.0.1:4222",
+    databaseUrl: "postgres://steward@127.0.0.1:5432/steward",
+    token: secret,
+    fleetKey: secret,
+    fleetFile,
+    apiPort,
+    apiUrl: "http://127.0.0.1:7070",
+    plannerUrl: withPlanner ? "http://127.0.0.1:7071" : undefined,
+    node: "node",
+  };
+}
+
+export interface Started {
+  name: string;
+  /** NATS and PostgreSQL: everything else needs them, so they stop last. */
+  engine: boolean;
+}
+
+/** Services newest first, then the engines newest first: nothing loses its bus or database while it drains. */
+export function stopOrder<T extends Started>(started: readonly T[]): T[] {
+  const newestFirst = [...started].reverse();
+  return [...newestFirst.filter((m) => !m.engine), ...newestFirst.filter((m) => m.engine)];
+}
