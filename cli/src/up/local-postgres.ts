@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -104,7 +104,7 @@ export async function startLocalPostgres(dir: string, logFile: string, stackId: 
       ...ids,
     });
     closeSync(logFd);
-    const got = await awaitOurs(proc, port, clusterName, logFile);
+    const got = await awaitOurs(proc, data, port, clusterName, logFile);
     if (got === "ready") return handle(proc, port, dir, asOther);
     lastError = got;
     await stopPostgres(proc);
@@ -112,28 +112,39 @@ export async function startLocalPostgres(dir: string, logFile: string, stackId: 
   throw new LocalPostgresError(`postgres did not start: ${lastError}; see ${logFile}`);
 }
 
+/**
+ * True once the postmaster says it accepts connections: line 8 of postmaster.pid reads "ready" (what `pg_ctl -w`
+ * waits for). Waiting on it, rather than on connection attempts, leaves no "the database system is starting up"
+ * FATAL lines in the log.
+ */
+export function postmasterReady(pidFile: string, pid: number | undefined): boolean {
+  try {
+    const lines = readFileSync(pidFile, "utf8").split("\n");
+    return Number(lines[0]) === pid && lines[7]?.trim() === "ready";
+  } catch {
+    return false;
+  }
+}
+
 /** "ready" once the server on `port` is ours (by cluster name) and holds database `steward`; else why not. */
-async function awaitOurs(proc: ChildProcess, port: number, clusterName: string, logFile: string): Promise<string> {
-  const { default: postgres } = await import("postgres");
-  const url = `postgres://steward@127.0.0.1:${port}/postgres`;
+async function awaitOurs(proc: ChildProcess, data: string, port: number, clusterName: string, logFile: string): Promise<string> {
   const deadline = Date.now() + 30_000;
-  for (;;) {
+  while (!postmasterReady(join(data, "postmaster.pid"), proc.pid)) {
     if (proc.exitCode !== null || proc.signalCode !== null) return `postgres exited with ${proc.exitCode ?? proc.signalCode} (port ${port} taken?)`;
-    const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => undefined });
-    try {
-      const [row] = await sql<{ name: string }[]>`select current_setting('cluster_name') as name`;
-      if (row?.name !== clusterName) {
-        await sql.end();
-        return `another PostgreSQL answered on port ${port}`;
-      }
-      await sql.unsafe("CREATE DATABASE steward");
-      await sql.end();
-      return "ready";
-    } catch (err) {
-      await sql.end({ timeout: 1 }).catch(() => undefined);
-      if (Date.now() > deadline) return `postgres did not accept connections: ${(err as Error).message}; see ${logFile}`;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    if (Date.now() > deadline) return `postgres did not become ready within 30 s; see ${logFile}`;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(`postgres://steward@127.0.0.1:${port}/postgres`, { max: 1, connect_timeout: 5, onnotice: () => undefined });
+  try {
+    const [row] = await sql<{ name: string }[]>`select current_setting('cluster_name') as name`;
+    if (row?.name !== clusterName) return `another PostgreSQL answered on port ${port}`;
+    await sql.unsafe("CREATE DATABASE steward");
+    return "ready";
+  } catch (err) {
+    return `postgres did not accept connections: ${(err as Error).message}; see ${logFile}`;
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
   }
 }
 

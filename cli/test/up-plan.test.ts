@@ -1,0 +1,127 @@
+/** The pure decisions of `steward up`: stop order, what each service is given, settings, the claim on STEWARD_HOME. */
+import { describe, expect, it } from "vitest";
+import { checkSettings, passThroughSettings, renderSettingsHelp, serviceEnv, UP_SERVICES, WIRING } from "../src/up/settings.js";
+import { defaultsFor, placeholderWires, stopOrder, wiringFor } from "../src/up/stack-plan.js";
+import { decideClaim } from "../src/up/home-claim.js";
+import { natsUrlFromPortsFile } from "../src/up/local-nats.js";
+import { wrongStack } from "../src/stack-file.js";
+
+describe("stop order", () => {
+  it("is the reverse of the start order for services, with the engines (NATS, PostgreSQL) last", () => {
+    const started = ["nats-server", "postgres", "observer", "planner", "executor", "supervisor", "alerter", "node-agent-a", "node-agent-b"].map((name) => ({ name, engine: name === "nats-server" || name === "postgres" }));
+    expect(stopOrder(started).map((m) => m.name)).toEqual(["node-agent-b", "node-agent-a", "alerter", "supervisor", "executor", "planner", "observer", "postgres", "nats-server"]);
+  });
+
+  it("engines given from outside (NATS_URL, DATABASE_URL) are simply absent", () => {
+    expect(stopOrder([{ name: "observer", engine: false }, { name: "executor", engine: false }]).map((m) => m.name)).toEqual(["executor", "observer"]);
+  });
+});
+
+describe("what each service is given", () => {
+  const wires = { ...placeholderWires("/stack", "/stack/fleet.yaml", 0, true), apiUrl: "http://127.0.0.1:4000", plannerUrl: "http://127.0.0.1:4001" };
+
+  it("settings from the environment reach exactly the services that read them (RECHECK_MS, VERIFY_TIMEOUT_MS)", () => {
+    const env = { PATH: "/bin", RECHECK_MS: "700", VERIFY_TIMEOUT_MS: "9000", UNRELATED: "x" };
+    const sup = serviceEnv("supervisor", { env, stackId: "s1", wiring: wiringFor("supervisor", wires) });
+    const exe = serviceEnv("executor", { env, stackId: "s1", wiring: wiringFor("executor", wires) });
+    const obs = serviceEnv("observer", { env, stackId: "s1", wiring: wiringFor("observer", wires) });
+    expect(sup["RECHECK_MS"]).toBe("700");
+    expect(exe["VERIFY_TIMEOUT_MS"]).toBe("9000");
+    expect(obs["RECHECK_MS"]).toBeUndefined();
+    expect(obs["VERIFY_TIMEOUT_MS"]).toBeUndefined();
+    for (const e of [sup, exe, obs]) {
+      expect(e["UNRELATED"]).toBeUndefined();
+      expect(e["STEWARD_STACK_ID"]).toBe("s1");
+    }
+  });
+
+  it("the wiring always wins: a stray HTTP_PORT or NATS_URL in the environment cannot move a service", () => {
+    const env = { HTTP_PORT: "7070", METRICS_PORT: "9466", NATS_URL: "nats://elsewhere:4222", API_TOKEN: "someone-elses-token-123" };
+    const exe = serviceEnv("executor", { env, stackId: "s1", wiring: wiringFor("executor", wires) });
+    expect(exe["HTTP_PORT"]).toBe("0");
+    expect(exe["NATS_URL"]).toBe(wires.natsUrl);
+    expect(exe["API_TOKEN"]).toBe(wires.token);
+    expect(serviceEnv("supervisor", { env, stackId: "s1", wiring: wiringFor("supervisor", wires) })["METRICS_PORT"]).toBe("0");
+  });
+
+  it("an empty setting is passed on (the service refuses it loudly rather than silently using a default)", () => {
+    const al = serviceEnv("alerter", { env: { NTFY_URL: "" }, stackId: "s1", wiring: wiringFor("alerter", wires), defaults: defaultsFor("alerter", wires) });
+    expect(al["NTFY_URL"]).toBe("");
+    expect(al["CONSOLE_URL"]).toBe("http://127.0.0.1:4000/console");
+  });
+
+  it("up's defaults give way to the environment (HEARTBEAT_MS)", () => {
+    const w = { ...wires, node: "n1" };
+    expect(serviceEnv("node-agent", { env: {}, stackId: "s", wiring: wiringFor("node-agent", w), defaults: defaultsFor("node-agent", w) })["HEARTBEAT_MS"]).toBe("2000");
+    expect(serviceEnv("node-agent", { env: { HEARTBEAT_MS: "300" }, stackId: "s", wiring: wiringFor("node-agent", w), defaults: defaultsFor("node-agent", w) })["HEARTBEAT_MS"]).toBe("300");
+  });
+
+  it("the executor gets the planner's URL and the fleet spec; node-agent state and logs live under the stack dir", () => {
+    const exe = wiringFor("executor", wires);
+    expect(exe["PLANNER_URL"]).toBe("http://127.0.0.1:4001");
+    expect(exe["FLEET_SPEC"]).toBe("/stack/fleet.yaml");
+    const agent = wiringFor("node-agent", { ...wires, node: "demo-a" });
+    expect(agent["STATE_DIR"]).toBe("/stack/node-state/demo-a");
+    expect(agent["LOG_DIR"]).toBe("/stack/service-logs/demo-a");
+    expect(wiringFor("supervisor", wires)["PLANNER_URL"]).toBe("http://127.0.0.1:4001");
+  });
+
+  it("every service binds port 0 unless the operator asked for an API port", () => {
+    for (const svc of UP_SERVICES) {
+      const w = wiringFor(svc, wires);
+      for (const k of ["HTTP_PORT", "METRICS_PORT"]) if (w[k] !== undefined) expect(w[k], `${svc} ${k}`).toBe("0");
+    }
+    expect(wiringFor("executor", { ...wires, apiPort: 7070 })["HTTP_PORT"]).toBe("7070");
+  });
+});
+
+describe("settings", () => {
+  it("the pass-through list comes from each service's SETTINGS, minus the wiring, and --help shows it", () => {
+    expect(passThroughSettings("supervisor")).toContain("RECHECK_MS");
+    expect(passThroughSettings("executor")).toContain("VERIFY_TIMEOUT_MS");
+    expect(passThroughSettings("alerter")).toContain("TELEGRAM_BOT_TOKEN");
+    expect(passThroughSettings("planner")).toContain("OLLAMA_URL");
+    for (const svc of UP_SERVICES) for (const k of passThroughSettings(svc)) expect(WIRING.has(k), `${svc} ${k}`).toBe(false);
+    const help = renderSettingsHelp();
+    for (const k of ["RECHECK_MS", "VERIFY_TIMEOUT_MS", "ESCALATE_WINDOW_MS", "OLLAMA_URL", "STOP_GRACE_MS"]) expect(help).toContain(k);
+  });
+
+  it("a bad setting is refused by the service's own parser, naming it (never its value)", () => {
+    const wires = placeholderWires("/stack", "/stack/fleet.yaml", 0, true);
+    const e = checkSettings("supervisor", serviceEnv("supervisor", { env: { RECHECK_MS: "soon-ish" }, stackId: "s", wiring: wiringFor("supervisor", wires) }));
+    expect(e?.message).toMatch(/RECHECK_MS/);
+    expect(e?.message).not.toContain("soon-ish");
+    expect(checkSettings("supervisor", serviceEnv("supervisor", { env: { RECHECK_MS: "500" }, stackId: "s", wiring: wiringFor("supervisor", wires) }))).toBeUndefined();
+  });
+});
+
+describe("one stack per STEWARD_HOME", () => {
+  const lock = { pid: 4242, stack_id: "abc", dir: "/tmp/s", started_at: "2026-01-01T00:00:00Z" };
+  it.each([
+    ["no lock", undefined, false, "take"],
+    ["a running stack", lock, true, "refuse"],
+    ["a lock whose up is gone", lock, false, "stale"],
+    ["a lock being written", "unreadable" as const, false, "refuse"],
+  ])("%s", (_name, existing, running, want) => {
+    const d = decideClaim("/home/op/.steward", existing, running);
+    const got = "refuse" in d ? "refuse" : d.take ? "take" : "stale";
+    expect(got).toBe(want);
+    if ("refuse" in d && existing !== "unreadable") expect(d.refuse).toMatch(/already running.*pid 4242.*own STEWARD_HOME/s);
+  });
+});
+
+describe("identity", () => {
+  it("nats-server's ports file gives the client URL; a half-written one gives nothing yet", () => {
+    expect(natsUrlFromPortsFile(`{"nats":["nats://127.0.0.1:38379"]}`)).toBe("nats://127.0.0.1:38379");
+    expect(natsUrlFromPortsFile(`{"nats":["nats://127.0.`)).toBeUndefined();
+    expect(natsUrlFromPortsFile("")).toBeUndefined();
+  });
+
+  it("the CLI accepts only answers carrying its stack's id", () => {
+    const res = (id?: string) => ({ headers: new Headers(id ? { "x-steward-stack": id } : {}) });
+    expect(wrongStack(res("s1"), "s1", "http://x")).toBeUndefined();
+    expect(wrongStack(res("s2"), "s1", "http://x")).toMatch(/not the stack in the stack file.*for stack s2/);
+    expect(wrongStack(res(), "s1", "http://x")).toMatch(/without a stack id/);
+    expect(wrongStack(res(), undefined, "http://x")).toBeUndefined();
+  });
+});
