@@ -88,7 +88,9 @@ nodes:
 `,
   );
   expect(steward("validate", fleet).code).toBe(0);
-  up = await startUp(home, ["--fleet", fleet, "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { OLLAMA_URL: ollama.url }, ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MODEL_GROUPS"]);
+  // The fake Ollama shares this process's event loop, which each spawnSync'd `steward` blocks for a while on a busy
+  // machine: a longer health timeout keeps it from counting as down (the planner would answer with its rules).
+  up = await startUp(home, ["--fleet", fleet, "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { OLLAMA_URL: ollama.url, OLLAMA_HEALTH_TIMEOUT_MS: "10000" }, ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MODEL_GROUPS"]);
 }, 120_000);
 
 afterAll(async () => {
