@@ -19,8 +19,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditOf, seedAction, stateOf } from "@steward/actions/testing";
-import { eventSubject } from "@steward/contracts/subjects";
-import { connectNats, ensureStreams, jetstream, type NatsConnection } from "@steward/platform/bus";
+import { EVENTS_STREAM, commandSubject, eventSubject } from "@steward/contracts/subjects";
+import { NodeCommandReply } from "@steward/contracts/node-command";
+import { connectNats, ensureStreams, jetstream, jetstreamManager, type NatsConnection } from "@steward/platform/bus";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { createTestDatabase, startNats, stopProcess, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 
@@ -67,6 +68,7 @@ beforeAll(async () => {
   const executor = launch("executor", "services/executor/dist/main.js", { ...common, API_TOKEN: TOKEN, FLEET_KEY: randomBytes(24).toString("hex"), HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
   // No model is reachable: the rule-based diagnoser answers, so tasks run to the end without a network.
   const planner = launch("planner", "services/planner/dist/main.js", { ...common, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
+  launch("node-agent", "services/node-agent/dist/main.js", { NATS_URL: nats.url, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), METRICS_PORT: "0", STATE_DIR: join(dir, "agent") });
   const observer = launch("observer", "services/observer/dist/main.js", { NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0" });
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 30_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
@@ -294,6 +296,30 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
     expectAlive();
   }, 300_000);
 
+  it("node commands: anything sent to a node-agent gets a refusal naming why, and the agent stays up", async () => {
+    // Well-formed but signed with a key the agent does not have: the mutations start from the closest thing to valid.
+    const body = { id: randomUUID(), node: "n1", op: "restart", service: "web", action_id: null, issued_at: new Date().toISOString(), expires_at: new Date(Date.now() + 60_000).toISOString() };
+    const signed = { body, sig: "ab".repeat(32) };
+    const payloads = fc.oneof(mutated(signed), fc.constant(body).chain((b) => mutated(b).map((m) => `{"body":${m},"sig":"${"cd".repeat(32)}"}`)), rawBody.filter((b) => b.length < 900_000));
+    await waitFor("the node-agent to answer commands", async () => {
+      try {
+        await nc.request(commandSubject("n1"), "{}", { timeout: 1000 });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 30_000, 100);
+    await fc.assert(
+      fc.asyncProperty(payloads, async (p) => {
+        const reply = NodeCommandReply.parse((await nc.request(commandSubject("n1"), p, { timeout: 10_000 })).json());
+        // Unsigned or forged: never executed, always refused with a code.
+        expect(reply.ok, p.slice(0, 200)).toBe(false);
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+    expectAlive();
+  }, 300_000);
+
   it("event stream: every message is folded or dead-lettered, none crashes the observer", async () => {
     const js = jetstream(nc);
     const validEvent = { id: "e", node: "n1", type: "heartbeat", ts: new Date().toISOString(), seq: 1, services: [] };
@@ -313,8 +339,16 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
       for (const m of text.matchAll(/^observer_events_(?:folded|dead_lettered)_total\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
       return n;
     };
-    await waitFor("every fuzzed event folded or dead-lettered", async () => (await counted()) >= published, 60_000, 100);
-    expect(await counted()).toBe(published);
+    // The node-agent's own heartbeats share the stream: the invariant is over the whole stream, so every message in it
+    // (the fuzzed ones among them) ends up counted exactly once, folded or dead-lettered.
+    const jsm = await jetstreamManager(nc);
+    await waitFor("every message in the stream folded or dead-lettered", async () => {
+      const before = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+      const n = await counted();
+      const after = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
+      expect(n).toBeLessThanOrEqual(after);
+      return before >= published && n >= before;
+    }, 60_000, 100);
     expectAlive();
   }, 300_000);
 });
