@@ -2,21 +2,11 @@ import { Action, AuditEntry } from "@steward/contracts/action";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
 import { z } from "zod";
+import { ApiError, NoStackError } from "./errors.js";
+import { httpFetch, type FetchLike } from "./http-fetch.js";
 import { readStackFile, wrongStack } from "./stack-file.js";
 
-export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-    this.name = "ApiError";
-  }
-}
-
-export class NoStackError extends Error {
-  constructor() {
-    super("no Steward API configured: set STEWARD_API_URL and STEWARD_TOKEN, or run `steward up` in another terminal");
-    this.name = "NoStackError";
-  }
-}
+export { ApiError, NoStackError };
 
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string().optional() }).passthrough() });
 
@@ -25,7 +15,8 @@ export interface ApiClientOptions {
   token: string;
   /** When the URL comes from the stack file: the stack id its answers must carry. */
   stackId?: string | undefined;
-  fetch?: typeof fetch;
+  /** The HTTP transport; node:http by default (it starts in a fraction of the time `fetch` takes on first use). */
+  fetch?: FetchLike;
 }
 
 /** Talks to the executor's HTTP API, the one control-plane endpoint the CLI needs. */
@@ -42,8 +33,8 @@ export class ApiClient {
   }
 
   private async call<T>(method: string, path: string, schema: z.ZodType<T>, body?: unknown): Promise<T> {
-    const f = this.opts.fetch ?? fetch;
-    let res: Response;
+    const f = this.opts.fetch ?? httpFetch;
+    let res: Awaited<ReturnType<FetchLike>>;
     try {
       res = await f(new URL(path, this.opts.url), {
         method,

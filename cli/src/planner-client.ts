@@ -1,6 +1,7 @@
 import { CostReport, Task, TaskDetail, type TaskEnvelope } from "@steward/contracts/task";
 import { z } from "zod";
-import { ApiError } from "./api-client.js";
+import { ApiError } from "./errors.js";
+import { httpFetch, type FetchLike } from "./http-fetch.js";
 import { readStackFile, wrongStack } from "./stack-file.js";
 
 /** No planner URL anywhere: neither STEWARD_PLANNER_URL nor a stack file from `steward up` that runs one. */
@@ -19,7 +20,7 @@ export interface PlannerClientOptions {
   token: string;
   /** When the URL comes from the stack file: the stack id its answers must carry. */
   stackId?: string | undefined;
-  fetch?: typeof fetch;
+  fetch?: FetchLike;
   timeoutMs?: number;
 }
 
@@ -47,8 +48,8 @@ export class PlannerClient {
   }
 
   private async call<T>(method: string, path: string, schema: z.ZodType<T>, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; data: T }> {
-    const f = this.opts.fetch ?? fetch;
-    let res: Response;
+    const f = this.opts.fetch ?? httpFetch;
+    let res: Awaited<ReturnType<FetchLike>>;
     try {
       res = await f(new URL(path, this.opts.url), {
         method,

@@ -2,7 +2,6 @@ import { readFile, mkdir, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "@steward/platform/atomic-write";
 import { STACK_ID_HEADER } from "@steward/platform/stack-member";
 
 /** What `steward up` leaves behind so other terminals can talk to the stack it runs. */
@@ -34,6 +33,8 @@ export const stackFilePath = (env: NodeJS.ProcessEnv = process.env): string => j
 export async function writeStackFile(s: StackFile, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   await mkdir(stewardHome(env), { recursive: true, mode: 0o700 });
   const p = stackFilePath(env);
+  // Loaded here, not at the top: every command that talks to the API reads this file, only `up` writes it.
+  const { writeFileAtomic } = await import("@steward/platform/atomic-write");
   await writeFileAtomic(p, JSON.stringify(s, null, 2) + "\n");
   return p;
 }
@@ -55,7 +56,7 @@ export async function removeStackFile(env: NodeJS.ProcessEnv = process.env): Pro
  * A stack's API answers with its stack id: an answer without it, or with another, comes from a process that is not
  * the stack the stack file names (that stack is gone and something else took its port). Undefined when all is well.
  */
-export function wrongStack(res: Pick<Response, "headers">, expected: string | undefined, url: string): string | undefined {
+export function wrongStack(res: { headers: { get(name: string): string | null } }, expected: string | undefined, url: string): string | undefined {
   if (expected === undefined) return undefined;
   const got = res.headers.get(STACK_ID_HEADER);
   if (got === expected) return undefined;

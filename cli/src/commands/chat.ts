@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import { FINAL_ACTION_STATES, type Action, type ActionState } from "@steward/contracts/action";
 import type { TaskDetail } from "@steward/contracts/task";
 import { ApiClient, ApiError, NoStackError } from "../api-client.js";
+import { CHAT } from "../command-table.js";
 import { shortId } from "../format.js";
+import { parseFlags } from "../parse.js";
 import { PlannerClient } from "../planner-client.js";
 import { renderActions } from "./read.js";
 import { followTask, operatorName, renderProposals, renderTaskDetail, renderTaskList, submitTask, TaskWaitTimeout, usd, type CommandIo } from "./task.js";
@@ -45,7 +46,7 @@ export function parseChatLine(line: string): { kind: "empty" } | { kind: "ask"; 
  * so the same code serves a person at a TTY and a test (or a script) piping lines into stdin.
  */
 export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps = {}): Promise<number> {
-  const { values } = parseArgs({ args, options: { conversation: { type: "string" }, agent: { type: "string" }, restricted: { type: "boolean", default: false }, timeout: { type: "string" } } });
+  const { values } = parseFlags(CHAT.flags, args);
   const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
   let api = deps.api;
   const executor = async () => (api ??= await ApiClient.fromEnv(io.env));

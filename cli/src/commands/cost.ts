@@ -1,6 +1,7 @@
-import { parseArgs } from "node:util";
 import type { CostReport } from "@steward/contracts/task";
+import { COST } from "../command-table.js";
 import { table } from "../format.js";
+import { parseFlags } from "../parse.js";
 import { PlannerClient } from "../planner-client.js";
 import { usd, type CommandIo } from "./task.js";
 
@@ -44,7 +45,7 @@ export function renderCost(r: CostReport): string {
 }
 
 export async function costCommand(args: string[], io: CommandIo, deps: { planner?: PlannerClient } = {}): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false } } });
+  const { values } = parseFlags(COST.flags, args);
   const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
   const r = await planner.cost();
   io.out(values.json ? JSON.stringify(r, null, 2) : renderCost(r));

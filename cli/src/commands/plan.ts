@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { parseDuration, type FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Drift } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
@@ -6,8 +5,9 @@ import { computeDrift } from "@steward/fleet/diff";
 import { loadSnapshotFromFile } from "@steward/world/read";
 import { loadSpecSafe } from "@steward/fleet/load";
 import { ApiClient } from "../api-client.js";
-import type { Io } from "../cli.js";
+import { PLAN, type Io } from "../command-table.js";
 import { table } from "../format.js";
+import { parseFlags } from "../parse.js";
 
 /** What the supervisor would do about one drift. `alert` and `report` never act. */
 export type PlanVerb = "create" | "restart" | "redeploy" | "pull" | "alert" | "report";
@@ -85,15 +85,11 @@ export function renderPlan(p: Plan): string {
   return out.join("\n");
 }
 
-export const PLAN_USAGE = "usage: steward plan [FLEET_FILE] [--snapshot FILE] [--now ISO] [--max-age 30s] [--json]";
+export const PLAN_USAGE = `usage: ${PLAN.usage[0][0]}`;
 
 /** `steward plan`: what the supervisor would do. Exit 0 whatever the drift; 1 when the spec or snapshot cannot be read; 2 on usage. */
 export async function planCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { snapshot: { type: "string" }, now: { type: "string" }, "max-age": { type: "string", default: "30s" }, json: { type: "boolean", default: false } },
-  });
+  const { values, positionals } = parseFlags(PLAN.flags, args, { positionals: true });
   if (positionals.length > 1) {
     io.err(PLAN_USAGE);
     return 2;

@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { userInfo } from "node:os";
-import { parseArgs } from "node:util";
 import { currentTraceHeaders, withSpan } from "@steward/platform/tracing";
 import type { Task, TaskDetail, TaskStep } from "@steward/contracts/task";
+import { TASK } from "../command-table.js";
+import { UsageError } from "../errors.js";
 import { ago, shortId, table } from "../format.js";
+import { parseFlags } from "../parse.js";
 import { PlannerClient, TERMINAL_STATES, type NewTask } from "../planner-client.js";
 
 export const usd = (n: number): string => (n === 0 ? "$0" : n < 0.01 ? `$${n.toFixed(4)}` : `$${n.toFixed(2)}`);
@@ -168,10 +170,7 @@ export function operatorName(env: NodeJS.ProcessEnv): string {
   }
 }
 
-const TASK_USAGE = `usage:
-  steward task add TEXT [--no-wait] [--conversation ID] [--agent NAME] [--ttl SECONDS] [--restricted] [--idempotency-key KEY] [--timeout SECONDS] [--json]
-  steward task show ID [--json]
-  steward task ls [--limit N] [--conversation ID] [--json]`;
+const TASK_USAGE = ["usage:", ...Object.values(TASK.subcommands).map((s) => `  ${s.usage[0][0]}`)].join("\n");
 
 function positiveNumber(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -180,13 +179,7 @@ function positiveNumber(name: string, v: string | undefined): number | undefined
   return n;
 }
 
-/** A mistake on the command line: exit 2, nothing sent. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 /** `steward task add|show|ls`. Exit 0 when the task succeeded (or was queued with --no-wait), 1 when it failed, 3 when still running at --timeout. */
 export async function taskCommand(args: string[], io: CommandIo, deps: { planner?: PlannerClient; pollMs?: number } = {}): Promise<number> {
@@ -214,20 +207,7 @@ export async function taskCommand(args: string[], io: CommandIo, deps: { planner
 }
 
 async function taskAdd(args: string[], io: CommandIo, deps: { planner?: PlannerClient; pollMs?: number }): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      "no-wait": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      conversation: { type: "string" },
-      agent: { type: "string" },
-      ttl: { type: "string" },
-      restricted: { type: "boolean", default: false },
-      "idempotency-key": { type: "string" },
-      timeout: { type: "string" },
-    },
-  });
+  const { values, positionals } = parseFlags(TASK.subcommands.add.flags, args, { positionals: true });
   const content = positionals.join(" ").trim();
   if (!content) throw new UsageError("say what the task is: steward task add \"why does web keep restarting?\"");
   const ttlS = positiveNumber("ttl", values.ttl);
@@ -271,7 +251,7 @@ async function taskAdd(args: string[], io: CommandIo, deps: { planner?: PlannerC
 }
 
 async function taskShow(args: string[], io: CommandIo, deps: { planner?: PlannerClient }): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean", default: false } } });
+  const { values, positionals } = parseFlags(TASK.subcommands.show.flags, args, { positionals: true });
   const id = positionals[0];
   if (!id) throw new UsageError("which task? steward task show ID");
   const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
@@ -281,7 +261,7 @@ async function taskShow(args: string[], io: CommandIo, deps: { planner?: Planner
 }
 
 async function taskLs(args: string[], io: CommandIo, deps: { planner?: PlannerClient }): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: "boolean", default: false }, limit: { type: "string", default: "20" }, conversation: { type: "string" } } });
+  const { values } = parseFlags(TASK.subcommands.ls.flags, args);
   const limit = positiveNumber("limit", values.limit) ?? 20;
   const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
   const tasks = await planner.tasks({ limit: Math.floor(limit), ...(values.conversation ? { conversationId: values.conversation } : {}) });

@@ -4,6 +4,8 @@ import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { formatProblem, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { validateFleetSpec, type RepoFileRead, type RepoFiles, type ValidationProblem } from "@steward/fleet/fleet-validate";
+import { VALIDATE, type Io } from "../command-table.js";
+import { parseFlags } from "../parse.js";
 
 export interface ValidateResult {
   file: string;
@@ -83,4 +85,21 @@ export function renderGithub(results: ValidateResult[]): string {
     if (r.problems.length === 0) lines.push(`${r.file}: ok`);
   }
   return lines.join("\n");
+}
+
+/** `steward validate FILE...`: exit 1 and one line per problem when a spec is invalid. */
+export async function validateCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags(VALIDATE.flags, args, { positionals: true });
+  if (positionals.length === 0) {
+    io.err(`usage: ${VALIDATE.usage[0][0]}`);
+    return 2;
+  }
+  const results = await Promise.all(positionals.map((f) => validateFile(f, values.repo)));
+  const ok = results.every((r) => r.ok);
+  if (values.json) io.out(JSON.stringify({ ok, results }, null, 2));
+  // Workflow commands are read from stdout.
+  else if (values.format === "github") io.out(renderGithub(results));
+  else if (ok) io.out(renderValidate(results));
+  else io.err(renderValidate(results.filter((r) => !r.ok)));
+  return ok ? 0 : 1;
 }

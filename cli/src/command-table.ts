@@ -1,0 +1,253 @@
+/**
+ * Every `steward` command: its name, what it does, how it is called, its flags, and a lazy loader.
+ * Help, shell completion, docs/cli.md and the flag check before a command runs are all derived from
+ * this table. It imports nothing heavy: a command's code (zod, the API client, the fleet library,
+ * tracing) is loaded only when that command runs, so `steward --help` answers in a blink.
+ */
+
+/** The streams a command writes to. */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Lines for `steward chat` (stdin when absent). */
+  in?: NodeJS.ReadableStream;
+}
+
+/** Returns the exit code, or null when the command keeps running (`up`). */
+export type CommandRun = (args: string[], io: Io) => Promise<number | null>;
+
+export interface FlagSpec {
+  readonly type: "boolean" | "string";
+  readonly default?: boolean | string;
+  /** Placeholder for the value in usage lines (`--state S`). */
+  readonly value?: string;
+  readonly summary: string;
+  /** The only values accepted; offered by shell completion. */
+  readonly choices?: readonly string[];
+  /** What the shell completes the value with. */
+  readonly complete?: "file" | "dir";
+  /** Accepted, but not shown in help or completion. */
+  readonly hidden?: boolean;
+}
+
+export type FlagSet = Readonly<Record<string, FlagSpec>>;
+
+/** One line of usage: the synopsis and what it does. */
+export type UsageLine = readonly [synopsis: string, summary: string];
+
+export interface SubcommandSpec {
+  readonly summary: string;
+  readonly usage: readonly UsageLine[];
+  /** Flags of this subcommand (the command's own flags apply too). */
+  readonly flags: FlagSet;
+  readonly aliases?: readonly string[];
+}
+
+export interface CommandSpec {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: readonly UsageLine[];
+  readonly flags: FlagSet;
+  readonly subcommands?: Readonly<Record<string, SubcommandSpec>>;
+  /** What the shell completes positional arguments with. */
+  readonly positionals?: "file" | "commands" | "shells";
+  /** The command prints its own --help (the table's usage and flags are still what completion and docs use). */
+  readonly ownHelp?: boolean;
+  /** The command starts a trace (its spans reach the planner): main.ts installs tracing for it. */
+  readonly traced?: boolean;
+  readonly load: () => Promise<CommandRun>;
+}
+
+const json = { type: "boolean", default: false, summary: "print the answer as JSON" } as const;
+
+export const UP = {
+  name: "up",
+  summary: "all-in-one local stack (demo fleet by default; --help lists its settings)",
+  usage: [["steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N] [--heartbeat-ms N]", "all-in-one local stack (demo fleet by default; --help lists its settings)"]],
+  flags: {
+    fleet: { type: "string", value: "FILE", summary: "fleet spec to run (default: a demo fleet written into the stack dir)", complete: "file" },
+    dir: { type: "string", value: "DIR", summary: "stack dir: logs, world snapshot, node-agent state (default: a new temp dir)", complete: "dir" },
+    keep: { type: "boolean", default: false, summary: "keep the stack dir after stopping (it is removed otherwise)" },
+    "api-port": { type: "string", value: "N", summary: "the executor's API port (default: any free port, printed and in the stack file)" },
+    "heartbeat-ms": { type: "string", value: "N", summary: "node-agent heartbeat interval (default 2000, or HEARTBEAT_MS)" },
+  },
+  // `up --help` also lists the settings passed through to each service: up/up-command.ts renders it.
+  ownHelp: true,
+  load: async () => (await import("./up/up-command.js")).upCommand,
+} as const satisfies CommandSpec;
+
+export const STATUS = {
+  name: "status",
+  summary: "nodes, heartbeats, services, health",
+  usage: [["steward status [--json]", "nodes, heartbeats, services, health"]],
+  flags: { json },
+  load: async () => (await import("./commands/world.js")).statusCommand,
+} as const satisfies CommandSpec;
+
+export const DRIFT = {
+  name: "drift",
+  summary: "where the world differs from the spec",
+  usage: [["steward drift [--json]", "where the world differs from the spec"]],
+  flags: { json },
+  load: async () => (await import("./commands/world.js")).driftCommand,
+} as const satisfies CommandSpec;
+
+export const ACTIONS = {
+  name: "actions",
+  summary: "proposed and past actions",
+  usage: [
+    ["steward actions [--state S] [--limit N] [--json]", "proposed and past actions"],
+    ["steward actions show ID [--json]", "one action with its audit trail"],
+  ],
+  flags: {
+    json,
+    state: { type: "string", value: "S", summary: "only actions in this state" },
+    limit: { type: "string", value: "N", default: "50", summary: "at most N actions, newest first" },
+  },
+  subcommands: {
+    show: { summary: "one action with its audit trail", usage: [["steward actions show ID [--json]", "one action with its audit trail"]], flags: {} },
+  },
+  load: async () => (await import("./commands/actions.js")).actionsCommand,
+} as const satisfies CommandSpec;
+
+const actor = { type: "string", value: "NAME", summary: "who decides, for the audit log (default: $STEWARD_USER or your login)" } as const;
+
+export const APPROVE = {
+  name: "approve",
+  summary: "approve a pending action (ID or its first characters)",
+  usage: [["steward approve ID [--as NAME]", "approve a pending action (ID or its first characters)"]],
+  // --reason is accepted (and ignored) as it always was, so a script that passes it keeps working.
+  flags: { as: actor, json, reason: { type: "string", value: "TEXT", summary: "ignored for approve", hidden: true } },
+  load: async () => (await import("./commands/actions.js")).approveCommand,
+} as const satisfies CommandSpec;
+
+export const REJECT = {
+  name: "reject",
+  summary: "reject a pending action",
+  usage: [["steward reject ID --reason TEXT [--as NAME]", "reject a pending action"]],
+  flags: { reason: { type: "string", value: "TEXT", summary: "why (required; it goes into the audit log)" }, as: actor, json },
+  load: async () => (await import("./commands/actions.js")).rejectCommand,
+} as const satisfies CommandSpec;
+
+export const VALIDATE = {
+  name: "validate",
+  summary: "check fleet specs and the repo they use (for CI): exit 1 and one line per problem",
+  usage: [["steward validate FILE... [--repo DIR] [--format text|github] [--json]", "check fleet specs and the repo they use (for CI): exit 1 and one line per problem"]],
+  flags: {
+    repo: { type: "string", value: "DIR", summary: "the repo the spec refers to (default: the spec's directory)", complete: "dir" },
+    format: { type: "string", value: "FORMAT", default: "text", choices: ["text", "github"], summary: "text, or GitHub Actions workflow commands" },
+    json,
+  },
+  positionals: "file",
+  load: async () => (await import("./commands/validate.js")).validateCommand,
+} as const satisfies CommandSpec;
+
+export const PLAN = {
+  name: "plan",
+  summary: "what the supervisor would create, restart, redeploy, pull, or only report (exit 0)",
+  usage: [["steward plan [FLEET_FILE] [--snapshot FILE] [--now ISO] [--max-age 30s] [--json]", "what the supervisor would create, restart, redeploy, pull, or only report (exit 0)"]],
+  flags: {
+    snapshot: { type: "string", value: "FILE", summary: "a saved world snapshot instead of the live API", complete: "file" },
+    now: { type: "string", value: "ISO", summary: "judge the snapshot as of this time" },
+    "max-age": { type: "string", value: "DURATION", default: "30s", summary: "a snapshot older than this is not trusted" },
+    json,
+  },
+  positionals: "file",
+  load: async () => (await import("./commands/plan.js")).planCommand,
+} as const satisfies CommandSpec;
+
+const conversation = { type: "string", value: "ID", summary: "the conversation the task belongs to" } as const;
+
+export const TASK = {
+  name: "task",
+  summary: "ask the planner, show a task, list recent tasks",
+  usage: [
+    ["steward task add TEXT [--no-wait] [--json]", "ask the planner; waits and shows progress (--no-wait prints the task id)"],
+    ["steward task show ID [--json]", "answer, evidence, proposed actions, model groups, cost"],
+    ["steward task ls [--conversation ID] [--json]", "recent tasks from every source"],
+  ],
+  flags: {},
+  subcommands: {
+    add: {
+      summary: "ask the planner; waits and shows progress (--no-wait prints the task id)",
+      usage: [["steward task add TEXT [--no-wait] [--conversation ID] [--agent NAME] [--ttl SECONDS] [--restricted] [--idempotency-key KEY] [--timeout SECONDS] [--json]", "ask the planner"]],
+      flags: {
+        "no-wait": { type: "boolean", default: false, summary: "print the task id and return at once" },
+        json,
+        conversation,
+        agent: { type: "string", value: "NAME", summary: "send the task to this agent" },
+        ttl: { type: "string", value: "SECONDS", summary: "the task expires if no worker starts it within SECONDS" },
+        restricted: { type: "boolean", default: false, summary: "restricted data: local models only" },
+        "idempotency-key": { type: "string", value: "KEY", summary: "the same key never runs twice" },
+        timeout: { type: "string", value: "SECONDS", summary: "stop waiting after SECONDS (exit 3; default 180)" },
+      },
+    },
+    show: { summary: "answer, evidence, proposed actions, model groups, cost", usage: [["steward task show ID [--json]", "one task"]], flags: { json } },
+    ls: {
+      summary: "recent tasks from every source",
+      usage: [["steward task ls [--limit N] [--conversation ID] [--json]", "recent tasks"]],
+      flags: { json, limit: { type: "string", value: "N", default: "20", summary: "at most N tasks" }, conversation },
+      aliases: ["list"],
+    },
+  },
+  traced: true,
+  load: async () => (await import("./commands/task.js")).taskCommand,
+} as const satisfies CommandSpec;
+
+export const CHAT = {
+  name: "chat",
+  summary: "a conversation with the planner; /approve ID and /reject ID REASON in place",
+  usage: [["steward chat [--conversation ID]", "a conversation with the planner; /approve ID and /reject ID REASON in place"]],
+  flags: {
+    conversation: { ...conversation, summary: "resume this conversation" },
+    agent: { type: "string", value: "NAME", summary: "send every task to this agent" },
+    restricted: { type: "boolean", default: false, summary: "restricted data: local models only" },
+    timeout: { type: "string", value: "SECONDS", summary: "how long to wait for one answer (default 300)" },
+  },
+  traced: true,
+  load: async () => (await import("./commands/chat.js")).chatCommand,
+} as const satisfies CommandSpec;
+
+export const COST = {
+  name: "cost",
+  summary: "model spend by day, agent, model group and source; headroom under each cap",
+  usage: [["steward cost [--json]", "model spend by day, agent, model group and source; headroom under each cap"]],
+  flags: { json },
+  load: async () => (await import("./commands/cost.js")).costCommand,
+} as const satisfies CommandSpec;
+
+export const COMPLETION = {
+  name: "completion",
+  summary: "a shell completion script for bash, zsh or fish",
+  usage: [["steward completion bash|zsh|fish", "a shell completion script (see docs/cli.md to install it)"]],
+  flags: {},
+  positionals: "shells",
+  load: async () => (await import("./completion.js")).completionCommand,
+} as const satisfies CommandSpec;
+
+export const HELP = {
+  name: "help",
+  summary: "every command, or one command's usage and flags",
+  usage: [["steward help [COMMAND]", "every command, or one command's usage and flags (same as steward COMMAND --help)"]],
+  flags: {},
+  positionals: "commands",
+  load: async () => (await import("./help.js")).helpCommand,
+} as const satisfies CommandSpec;
+
+/** In the order `steward help` lists them. */
+export const COMMANDS: readonly CommandSpec[] = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP];
+
+export function findCommand(name: string | undefined): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
+
+/** The subcommand `args` selects (its first word), if the command has one by that name or alias. */
+export function findSubcommand(spec: CommandSpec, args: readonly string[]): [string, SubcommandSpec] | undefined {
+  const word = args[0];
+  if (!spec.subcommands || word === undefined) return undefined;
+  return Object.entries(spec.subcommands).find(([name, sub]) => name === word || sub.aliases?.includes(word));
+}
+
+export const ENVIRONMENT =
+  "environment: STEWARD_API_URL, STEWARD_PLANNER_URL and STEWARD_TOKEN (or the stack file written by `steward up` in $STEWARD_HOME, default ~/.steward)";

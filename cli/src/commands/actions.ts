@@ -1,0 +1,59 @@
+import { userInfo } from "node:os";
+import { ApiClient } from "../api-client.js";
+import { ACTIONS, APPROVE, REJECT, type Io } from "../command-table.js";
+import { parseFlags } from "../parse.js";
+import { renderAction, renderActions } from "./read.js";
+
+const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() => {
+  try {
+    return userInfo().username;
+  } catch {
+    return "operator";
+  }
+})();
+
+/** `steward actions [show ID]`. */
+export async function actionsCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags(ACTIONS.flags, args, { positionals: true });
+  const api = await ApiClient.fromEnv(io.env);
+  if (positionals[0] === "show") {
+    const id = positionals[1];
+    if (!id) {
+      io.err("usage: steward actions show ID");
+      return 2;
+    }
+    const a = await api.action(await api.resolveActionId(id));
+    io.out(values.json ? JSON.stringify(a, null, 2) : renderAction(a));
+    return 0;
+  }
+  if (positionals.length > 0) {
+    io.err(`unknown argument '${positionals[0]}'; did you mean 'steward actions show ${positionals[0]}'?`);
+    return 2;
+  }
+  const list = await api.actions(values.state, Number(values.limit));
+  io.out(values.json ? JSON.stringify({ actions: list }, null, 2) : renderActions(list));
+  return 0;
+}
+
+export const approveCommand = (args: string[], io: Io): Promise<number> => decide("approve", args, io);
+export const rejectCommand = (args: string[], io: Io): Promise<number> => decide("reject", args, io);
+
+async function decide(kind: "approve" | "reject", args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags(kind === "approve" ? APPROVE.flags : REJECT.flags, args, { positionals: true });
+  const id = positionals[0];
+  if (!id) {
+    io.err(`usage: steward ${kind} ID${kind === "reject" ? " --reason TEXT" : ""}`);
+    return 2;
+  }
+  if (kind === "reject" && !values.reason?.trim()) {
+    io.err("error: --reason is required to reject an action (it goes into the audit log)");
+    return 2;
+  }
+  const api = await ApiClient.fromEnv(io.env);
+  const full = await api.resolveActionId(id);
+  const actor = values.as ?? operator(io.env);
+  const a = kind === "approve" ? await api.approve(full, actor) : await api.reject(full, actor, values.reason ?? "");
+  if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
+  else io.out(`${kind === "approve" ? "approved" : "rejected"} ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})${kind === "approve" ? "; the executor runs it and checks the service comes back healthy: `steward actions show " + a.id.slice(0, 8) + "`" : ""}`);
+  return 0;
+}
