@@ -102,7 +102,7 @@ export function renderCliDoc(): string {
       ...Object.entries(c.flags).map(([f, spec]) => [f, spec, undefined] as const),
     ].filter(([, f]) => !f.hidden);
     if (rows.length > 0) {
-      out.push("| flag | | |", "| --- | --- | --- |");
+      out.push("| flag | subcommand | what it does |", "| --- | --- | --- |");
       for (const [name, f, sub] of rows) {
         const value = f.type === "string" ? ` ${f.choices ? f.choices.join("\\|") : (f.value ?? "VALUE")}` : "";
         out.push(`| \`--${name}${value}\` | ${sub ? `${sub} ` : ""}| ${f.summary}${f.default !== undefined && f.default !== false ? ` (default ${String(f.default)})` : ""} |`);

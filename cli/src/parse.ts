@@ -23,7 +23,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const spec = findCommand(first);
   if (!spec) return { kind: "unknown-command", name: first };
   const words = beforeDashDash(rest);
-  if (spec.name !== "help" && words.some((w) => HELP_FLAGS.has(w))) {
+  if (words.some((w) => HELP_FLAGS.has(w))) {
     const sub = findSubcommand(spec, words);
     return { kind: "command-help", spec, ...(sub ? { sub: sub[0] } : {}) };
   }
