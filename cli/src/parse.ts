@@ -23,7 +23,7 @@ export function parseCommandLine(argv: readonly string[]): Invocation {
   const spec = findCommand(first);
   if (!spec) return { kind: "unknown-command", name: first };
   const words = beforeDashDash(rest);
-  if (words.some((w) => HELP_FLAGS.has(w))) {
+  if (!spec.ownHelp && words.some((w) => HELP_FLAGS.has(w))) {
     const sub = findSubcommand(spec, words);
     return { kind: "command-help", spec, ...(sub ? { sub: sub[0] } : {}) };
   }
