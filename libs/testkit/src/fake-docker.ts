@@ -223,6 +223,7 @@ export async function startFakeDocker(opts: FakeDockerOptions = {}): Promise<Fak
       res.writeHead(200, { "content-type": "text/plain" }).end("OK");
       return;
     }
+    if (req.method === "GET" && path === "/version") return send(res, 200, { Version: "24.0.0-fake", ApiVersion: "1.43", MinAPIVersion: "1.12" });
     if (req.method === "GET" && path === "/containers/json") {
       let filters: Record<string, string[]> = {};
       if (query["filters"]) {

@@ -139,3 +139,4 @@ export * from "./fake-telegram.js";
 export { createGitFixture, gitSync, type GitFixture } from "./git-fixture.js";
 export * from "./loopback-server.js";
 export { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
+export { startDockerd, importBusyboxImage, dockerdUnavailable, engineGet, type Dockerd } from "./dockerd.js";

@@ -25,7 +25,8 @@ export const NodeAgentEnv = z.object({
   SECRET_PROBE_MS: durationMs(60_000),
   SECRET_POLL_MS: durationMs(5000),
   DOCKER_HOST: z.string().regex(/^(unix:\/\/\/|tcp:\/\/|http:\/\/)/, "must be unix:///path or tcp://host:port").default("unix:///var/run/docker.sock"),
-  DOCKER_API_VERSION: z.string().regex(/^v?1\.\d+$/, "must look like v1.43").default("v1.43"),
+  // Unset: negotiated with the engine (the lower of its and the agent's maximum), as the Docker CLI does.
+  DOCKER_API_VERSION: z.string().regex(/^v?1\.\d+$/, "must look like v1.43").optional(),
   DOCKER_PROBE_MS: durationMs(5000),
   STATE_DIR: z.string().min(1).optional(),
   REPO_PROBE_MS: durationMs(60_000),
@@ -62,7 +63,8 @@ export interface NodeAgentConfig {
   secretPollMs?: number;
   /** Docker Engine API endpoint for compose stacks (touched only when the node declares one). */
   dockerHost?: string;
-  dockerApiVersion?: string;
+  /** A fixed Engine API version; unset: negotiated. */
+  dockerApiVersion?: string | undefined;
   /** How often compose stacks are probed (containers, health, config hash). */
   dockerProbeMs?: number;
   /** Where the agent keeps what it deployed (stack revisions for rollback). */

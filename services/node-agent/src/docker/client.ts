@@ -17,8 +17,11 @@ export class DockerError extends Error {
 export interface DockerClientOptions {
   /** `unix:///var/run/docker.sock` (default), `tcp://host:2375` or `http://host:2375`. */
   host?: string;
-  /** API version prefix, e.g. `v1.43`. */
-  apiVersion?: string;
+  /**
+   * A fixed API version, e.g. `v1.41` (DOCKER_API_VERSION). Without it the client negotiates as the Docker CLI
+   * does: it asks the engine's `/version` and speaks the lower of the engine's and its own (`MAX_API_VERSION`).
+   */
+  apiVersion?: string | undefined;
   timeoutMs?: number;
 }
 
@@ -36,6 +39,26 @@ export function parseDockerHost(host: string): Target {
   throw new Error(`DOCKER_HOST ${host}: only unix:// and tcp:// (plain HTTP) are supported`);
 }
 
+/** The newest Engine API version whose shapes this client speaks. */
+export const MAX_API_VERSION = "1.43";
+
+/** Pure: `1.41` vs `1.43` → negative, as numbers per part (`1.9` < `1.10`). */
+export function compareApiVersions(a: string, b: string): number {
+  const pa = a.replace(/^v/, "").split(".").map(Number);
+  const pb = b.replace(/^v/, "").split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Pure: the version to speak with an engine whose `/version` says `engineMax` (missing: ours, as the CLI does). */
+export function negotiateApiVersion(engineMax: string | undefined, ours = MAX_API_VERSION): string {
+  if (!engineMax || !/^v?\d+\.\d+$/.test(engineMax)) return ours;
+  return compareApiVersions(engineMax, ours) < 0 ? engineMax.replace(/^v/, "") : ours;
+}
+
 interface Raw {
   status: number;
   body: string;
@@ -47,14 +70,43 @@ interface Raw {
  */
 export class DockerClient {
   private readonly target: Target;
-  private readonly prefix: string;
+  /** `/v1.41`, once fixed or negotiated; negotiation runs again after the engine could not be reached. */
+  private prefix: string | undefined;
+  private negotiating: Promise<string> | undefined;
+  private readonly fixed: boolean;
   private readonly timeoutMs: number;
 
   constructor(opts: DockerClientOptions = {}) {
     this.target = parseDockerHost(opts.host ?? "unix:///var/run/docker.sock");
-    const v = opts.apiVersion ?? "v1.43";
-    this.prefix = `/${v.startsWith("v") ? v : `v${v}`}`;
+    this.fixed = opts.apiVersion !== undefined;
+    if (opts.apiVersion !== undefined) this.prefix = `/v${opts.apiVersion.replace(/^v/, "")}`;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  /** The API version in use (`1.41`), negotiating first when needed. */
+  async apiVersion(): Promise<string> {
+    return (await this.versionPrefix()).slice(2);
+  }
+
+  private versionPrefix(): Promise<string> {
+    if (this.prefix) return Promise.resolve(this.prefix);
+    this.negotiating ??= (async () => {
+      try {
+        const raw = await this.sendRaw("negotiate API version", "GET", "/version");
+        if (raw.status !== 200) throw new DockerError("negotiate API version", raw.status, engineMessage(raw.body));
+        let engineMax: string | undefined;
+        try {
+          engineMax = (JSON.parse(raw.body) as { ApiVersion?: unknown }).ApiVersion as string | undefined;
+        } catch {
+          engineMax = undefined;
+        }
+        this.prefix = `/v${negotiateApiVersion(typeof engineMax === "string" ? engineMax : undefined)}`;
+        return this.prefix;
+      } finally {
+        this.negotiating = undefined;
+      }
+    })();
+    return this.negotiating;
   }
 
   /** Containers of a compose project (all states), newest first as the engine returns them. */
@@ -127,12 +179,23 @@ export class DockerClient {
     }
   }
 
-  private send(op: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<Raw> {
+  private async send(op: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<Raw> {
+    const prefix = await this.versionPrefix();
+    try {
+      return await this.sendRaw(op, method, prefix + path, body, timeoutMs);
+    } catch (err) {
+      // The engine went away: it may come back as another version (an upgrade), so negotiate again.
+      if (!this.fixed && err instanceof DockerError && err.status === 0) this.prefix = undefined;
+      throw err;
+    }
+  }
+
+  private sendRaw(op: string, method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<Raw> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const opts: RequestOptions = {
       ...this.target,
       method,
-      path: this.prefix + path,
+      path,
       headers: { host: "docker", ...(payload ? { "content-type": "application/json", "content-length": String(payload.length) } : {}) },
     };
     return new Promise<Raw>((resolve, reject) => {
