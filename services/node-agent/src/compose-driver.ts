@@ -8,6 +8,7 @@ import { createEngineApplier, type StackApplier } from "./compose-apply.js";
 import { createStackConfig } from "./compose-config.js";
 import { createStackControl } from "./compose-control.js";
 import { createStackDeployer } from "./compose-deploy.js";
+import { createStackEvents } from "./compose-events.js";
 import { createStackHealth } from "./compose-health.js";
 import { containerEnvValue, createStackObserver } from "./compose-observe.js";
 import { createStackRecords } from "./compose-records.js";
@@ -48,7 +49,7 @@ export interface ComposeDriver extends ServiceDriver {
   setSpec(spec: FleetSpec): void;
   /** Probes every stack now; resolves when done. */
   probeNow(): Promise<void>;
-  /** Probes every `probeMs` until stopped. */
+  /** Follows the engine's events and probes every `probeMs` until stopped. */
   start(): void;
   stop(): Promise<void>;
   /** For the secret probe: one variable of a stack's running container environment; the value stays with the caller. */
@@ -64,6 +65,7 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
   const applier = deps.applier ?? createEngineApplier({ docker, observer, config, health, stopGraceS: deps.stopGraceS ?? 10 });
   const deployer = createStackDeployer({ node, config, observer, applier, health, records: createStackRecords({ stateDir: deps.stateDir, logger }), logger });
   const control = createStackControl({ node, config, observer, applier });
+  const events = createStackEvents({ docker, stacks, observer, logger });
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -105,14 +107,19 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
 
     setSpec(spec) {
       stacks.update(spec);
-      if (!closed && timer) void observer.probeAll();
+      if (!closed && timer) {
+        events.ensure();
+        void observer.probeAll();
+      }
     },
 
     probeNow: () => observer.probeAll(),
 
     start() {
       if (timer || closed) return;
+      events.ensure();
       void observer.probeAll();
+      // The probe stays as the safety net: events are what make a death seen at once.
       timer = setInterval(() => void observer.probeAll(), deps.probeMs);
     },
 
@@ -120,6 +127,7 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
       closed = true;
       if (timer) clearInterval(timer);
       timer = undefined;
+      await events.stop();
       await observer.idle();
     },
 

@@ -14,6 +14,10 @@ export interface StackObserver {
   containers(s: Stack): Promise<ContainerInspect[]>;
   /** Observes one stack and publishes the observation when it changed (always with `force`). */
   probe(s: Stack, force?: boolean): Promise<void>;
+  /** Probes one stack soon: calls while a probe of it runs fold into one more probe after it (events come in bursts). */
+  probeSoon(s: Stack): Promise<void>;
+  /** The engine is gone or going away: every stack is `unknown` at once (never `down`: nothing was seen to die). */
+  engineLost(detail: string): void;
   /** Probes every stack; a call during a pass joins that pass. */
   probeAll(): Promise<void>;
   /** Resolves when no pass runs. */
@@ -21,7 +25,7 @@ export interface StackObserver {
 }
 
 export interface StackObserverDeps {
-  docker: Pick<DockerClient, "listProjectContainers" | "inspectContainer">;
+  docker: Pick<DockerClient, "listProjectContainers" | "inspectContainer" | "engineGone">;
   stacks: StackSet;
   config: StackConfig;
   health: StackHealth;
@@ -51,9 +55,14 @@ export function containerEnvValue(running: readonly ContainerInspect[], service:
   return { found: false, status: "missing", detail: running.length ? `no ${key} in the environment of stack ${service}` : `stack ${service} has no running container` };
 }
 
+/** Said of every stack while the engine's socket is gone: dockerd removes it as it starts shutting down. */
+export const ENGINE_GONE = "the engine is shutting down or gone (its socket was removed)";
+
 export function createStackObserver(deps: StackObserverDeps): StackObserver {
   const { docker, logger } = deps;
   let probing: Promise<void> | undefined;
+  const soon = new Map<Stack, Promise<void>>();
+  const dirty = new Set<Stack>();
 
   async function containers(s: Stack): Promise<ContainerInspect[]> {
     const list = await docker.listProjectContainers(s.project);
@@ -93,13 +102,35 @@ export function createStackObserver(deps: StackObserverDeps): StackObserver {
       }
       if (o.state === "running") o.health = worst([o.health, await deps.health.specHealth(s)]);
       else s.checks = [];
+      // Checked last: a daemon shutting down still answers on open connections while it stops the containers.
+      if (docker.engineGone()) o = unreadableStack(s.name, s.obs.starts, ENGINE_GONE, desiredHash);
       emit(s, deployingView(o, s.deploying), force);
     });
+  }
+
+  function probeSoon(s: Stack): Promise<void> {
+    const cur = soon.get(s);
+    if (cur) {
+      dirty.add(s);
+      return cur;
+    }
+    const run = (async () => {
+      do {
+        dirty.delete(s);
+        await probe(s).catch((err: unknown) => logger.warn({ stack: s.name, err: (err as Error).message }, "stack probe failed"));
+      } while (dirty.has(s));
+    })().finally(() => soon.delete(s));
+    soon.set(s, run);
+    return run;
   }
 
   return {
     containers,
     probe,
+    probeSoon,
+    engineLost(detail) {
+      for (const s of deps.stacks.all()) emit(s, unreadableStack(s.name, s.obs.starts, detail, s.obs.desired_config_hash), false);
+    },
     probeAll() {
       probing ??= (async () => {
         for (const s of deps.stacks.all()) await probe(s).catch((err: unknown) => logger.warn({ stack: s.name, err: (err as Error).message }, "stack probe failed"));

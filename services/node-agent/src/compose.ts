@@ -406,8 +406,11 @@ export function observeContainers(name: string, containers: ContainerInspect[], 
       }
     }
     if (o.state === "running") {
-      o.health = worst(running.map(containerHealth));
-      const bad = running.filter((c) => containerHealth(c) === "unhealthy").map(short);
+      // A paused container still runs (its process exists) but serves nothing: unhealthy, never down.
+      const paused = running.filter((c) => c.State.Paused).map(short);
+      o.health = paused.length ? "unhealthy" : worst(running.map(containerHealth));
+      if (paused.length) problems.push(`paused: ${paused.join(", ")}`);
+      const bad = running.filter((c) => !c.State.Paused && containerHealth(c) === "unhealthy").map(short);
       if (bad.length) problems.push(`unhealthy: ${bad.join(", ")}`);
     }
     o.restart_count = containers.reduce((n, c) => n + (c.RestartCount ?? 0), 0);

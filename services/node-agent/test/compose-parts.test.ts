@@ -9,8 +9,10 @@ import { planRollback } from "../src/compose-deploy.js";
 import { containerGate, nextCheckProgress } from "../src/compose-health.js";
 import { containerEnvValue, deployingView, unreadableStack } from "../src/compose-observe.js";
 import { EMPTY_RECORD, recordDeploy, type StackRecord } from "../src/compose-records.js";
-import { stackSettings } from "../src/compose-stack.js";
-import type { ContainerInspect } from "../src/docker/types.js";
+import { createStackSet, stackSettings } from "../src/compose-stack.js";
+import { lostDetail, stacksOfEvent } from "../src/compose-events.js";
+import type { EventsEnd } from "../src/docker/client.js";
+import type { ContainerInspect, EngineEvent } from "../src/docker/types.js";
 
 function container(name: string, over: { running?: boolean; status?: ContainerInspect["State"]["Status"]; health?: "healthy" | "unhealthy" | "starting"; streak?: number; service?: string; env?: string[]; exit?: number } = {}): ContainerInspect {
   const running = over.running ?? true;
@@ -164,4 +166,33 @@ describe("applying and controlling containers", () => {
     expect(startSequence(cs, order)).toEqual(want);
   });
 
+});
+
+describe("engine events", () => {
+  const spec = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { services: { shop: { kind: "compose", files: ["c.yaml"], project: "shop-p" }, blog: { kind: "compose", files: ["c.yaml"] } } } } }));
+  if (!spec.ok) throw new Error("bad spec");
+  const set = createStackSet({ node: "n1", specDir: "/srv" });
+  set.update(spec.spec);
+  const ev = (Action: string, project?: string, Type = "container"): EngineEvent => ({ Type, Action, Actor: { ID: "c1", Attributes: project ? { "com.docker.compose.project": project } : {} } });
+
+  it.each([
+    ["die of a declared project", ev("die", "shop-p"), ["shop"]],
+    ["health change", ev("health_status: unhealthy", "blog"), ["blog"]],
+    ["pause", ev("pause", "blog"), ["blog"]],
+    ["a healthcheck run (exec_*) changes nothing", ev("exec_die", "blog"), []],
+    ["another project", ev("die", "other"), []],
+    ["no project label", ev("die"), []],
+    ["not a container", ev("die", "blog", "network"), []],
+  ] as [string, EngineEvent, string[]][])("%s", (_what, e, want) => {
+    expect(stacksOfEvent(e, set.all()).map((s) => s.name)).toEqual(want);
+  });
+
+  it.each([
+    [{ connected: true, reason: "ended", detail: "the engine closed its event stream" }, "engine event stream: the engine closed its event stream"],
+    [{ connected: false, reason: "broken", detail: "cannot reach the engine (ENOENT)" }, "engine event stream: cannot reach the engine (ENOENT)"],
+    [{ connected: false, reason: "refused", detail: "HTTP 404: page not found" }, undefined],
+    [{ connected: true, reason: "aborted", detail: "aborted" }, undefined],
+  ] as [EventsEnd, string | undefined][])("an ended stream %j → %s", (end, want) => {
+    expect(lostDetail(end)).toBe(want);
+  });
 });

@@ -206,6 +206,7 @@ describe("stack observation from containers", () => {
     ["all exited", [inspect("a", { running: false, exit: 137 })], { state: "exited", exit_code: 137 }],
     ["mixed hashes", [inspect("a", { hash: "h1" }), inspect("b", { hash: "h2" })], { config_hash: "mixed" }],
     ["no Steward label", [inspect("a")], { state: "running", config_hash: undefined }],
+    ["one paused (docker pause): running but unhealthy, never down", [inspect("a", { health: "healthy" }), { ...inspect("b"), State: { ...inspect("b").State, Paused: true, Status: "paused" } }], { state: "running", health: "unhealthy", detail: "paused: b" }],
   ] as [string, ContainerInspect[], Record<string, unknown>][])("%s", (_what, containers, want) => {
     const o = observeContainers("shop", containers, { desiredHash: "h1", stoppedByCommand: false });
     for (const [k, v] of Object.entries(want)) expect(o[k as keyof typeof o]).toEqual(v);

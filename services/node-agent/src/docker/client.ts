@@ -1,5 +1,6 @@
+import { existsSync } from "node:fs";
 import { request, type RequestOptions } from "node:http";
-import type { ContainerCreateBody, ContainerCreateResponse, ContainerInspect, ContainerSummary } from "./types.js";
+import type { ContainerCreateBody, ContainerCreateResponse, ContainerInspect, ContainerSummary, EngineEvent } from "./types.js";
 
 /** A request the engine answered with an error status (or that never got an answer). `status` 0: no answer. */
 export class DockerError extends Error {
@@ -37,6 +38,14 @@ export function parseDockerHost(host: string): Target {
   const m = /^(?:tcp|http):\/\/([^:/]+)(?::(\d+))?\/?$/.exec(host);
   if (m) return { host: m[1] as string, port: m[2] ? Number(m[2]) : 2375 };
   throw new Error(`DOCKER_HOST ${host}: only unix:// and tcp:// (plain HTTP) are supported`);
+}
+
+/** How a followed `/events` stream ended. `connected`: the engine answered 200 before it ended. */
+export interface EventsEnd {
+  connected: boolean;
+  /** `aborted`: by the caller; `ended`: the engine closed it; `refused`: a non-200 answer; `broken`: no connection or it broke. */
+  reason: "aborted" | "ended" | "refused" | "broken";
+  detail: string;
 }
 
 /** The newest Engine API version whose shapes this client speaks. */
@@ -107,6 +116,73 @@ export class DockerClient {
       }
     })();
     return this.negotiating;
+  }
+
+  /**
+   * True when the engine is going away: its unix socket is gone. dockerd removes the socket as soon as it starts
+   * shutting down, while connections already open keep answering (and report its containers dying) for seconds.
+   */
+  engineGone(): boolean {
+    return "socketPath" in this.target && !existsSync(this.target.socketPath);
+  }
+
+  /**
+   * Follows the engine's `/events` (filtered) on a connection of its own until the engine ends it, it breaks or
+   * `signal` aborts. `onConnected` runs once the engine accepted the stream. Never rejects.
+   */
+  async followEvents(filters: Record<string, string[]>, handlers: { onConnected(): void; onEvent(e: EngineEvent): void }, signal: AbortSignal): Promise<EventsEnd> {
+    let prefix: string;
+    try {
+      prefix = await this.versionPrefix();
+    } catch (err) {
+      return { connected: false, reason: "broken", detail: (err as Error).message };
+    }
+    const q = new URLSearchParams({ filters: JSON.stringify(filters) });
+    return new Promise<EventsEnd>((resolve) => {
+      let connected = false;
+      let done = false;
+      const finish = (reason: EventsEnd["reason"], detail: string) => {
+        if (done) return;
+        done = true;
+        signal.removeEventListener("abort", onAbort);
+        resolve({ connected, reason: signal.aborted ? "aborted" : reason, detail });
+      };
+      const req = request({ ...this.target, method: "GET", path: `${prefix}/events?${q}`, agent: false, headers: { host: "docker" } }, (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => finish("refused", `HTTP ${res.statusCode ?? 0}: ${engineMessage(Buffer.concat(chunks).toString("utf8"))}`));
+          res.on("error", (err) => finish("broken", err.message));
+          return;
+        }
+        connected = true;
+        handlers.onConnected();
+        let buf = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            try {
+              handlers.onEvent(JSON.parse(line) as EngineEvent);
+            } catch {
+              // a line that is not JSON: skipped
+            }
+          }
+        });
+        res.on("end", () => finish("ended", "the engine closed its event stream"));
+        res.on("error", (err) => finish("broken", err.message));
+        res.on("close", () => finish("broken", "the event stream was cut"));
+      });
+      const onAbort = () => req.destroy(new Error("aborted"));
+      signal.addEventListener("abort", onAbort);
+      req.on("error", (err: NodeJS.ErrnoException) => finish("broken", err.code === "ENOENT" || err.code === "ECONNREFUSED" ? `cannot reach the engine (${err.code})` : err.message));
+      req.end();
+      if (signal.aborted) onAbort();
+    });
   }
 
   /** Containers of a compose project (all states), newest first as the engine returns them. */

@@ -81,3 +81,12 @@ export interface ContainerCreateResponse {
   Id: string;
   Warnings: string[];
 }
+
+/** One line of `GET /events` (only what Steward reads). */
+export interface EngineEvent {
+  Type: string;
+  /** `die`, `kill`, `start`, `pause`, `health_status: healthy`, … */
+  Action: string;
+  Actor: { ID: string; Attributes?: Record<string, string> };
+  time?: number;
+}
