@@ -142,6 +142,8 @@ ${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n     
         FLEET_KEY,
         DOCKER_HOST: fakes[n]?.host,
         DOCKER_PROBE_MS: "200",
+        // A fake engine: the Engine API applier (the real Compose is tested against a live dockerd).
+        COMPOSE_APPLY: "engine-api",
         HEARTBEAT_MS: "500",
         SPEC_POLL_MS: "200",
         STATE_DIR: join(dir, "state", n),

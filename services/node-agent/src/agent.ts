@@ -93,7 +93,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     // Called only once probing runs, after `compose` below exists.
     containerEnv: (service, key) => compose.readContainerEnv(service, key),
   });
-  // Compose stacks through the Docker Engine API; the engine is only contacted when the node declares a stack.
+  // Compose stacks: applied with the real Compose when found (else the Engine API subset), observed through the
+  // Engine API; the engine is only contacted when the node declares a stack.
   const compose = createComposeDriver({
     node,
     docker: new DockerClient({ host: config.dockerHost, apiVersion: config.dockerApiVersion }),
@@ -101,6 +102,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     specDir: baseDir,
     stateDir: config.stateDir ?? join(config.logDir, "..", "state"),
     probeMs: config.dockerProbeMs ?? 5000,
+    composeApply: config.composeApply ?? "auto",
+    ...(config.dockerHost ? { dockerHost: config.dockerHost } : {}),
     logger: logger.child({ driver: "compose" }),
     publish: (o) => publisher.publish({ type: "service", id: newEventId(node), node, ts: now(), ...o }),
     resolveSecret: (ref) => secrets.resolve(ref),

@@ -12,6 +12,8 @@ export interface StackConfig {
   desired(s: StackSettings): Promise<StackRevision>;
   /** The final environment of one container of `r`. Holds values: for the engine's create body only, never logged. */
   containerEnv(s: StackSettings, r: StackRevision, service: string): Promise<Record<string, string>>;
+  /** What Steward adds to every container of `r`: the env file, then the spec's env (secrets resolved). Holds values. */
+  stackEnv(s: StackSettings, r: StackRevision): Promise<Record<string, string>>;
 }
 
 export interface StackConfigDeps {
@@ -56,6 +58,20 @@ export function createStackConfig(deps: StackConfigDeps): StackConfig {
     }
   }
 
+  async function render(s: StackSettings, r: StackRevision, compose: Record<string, string> | undefined): Promise<Record<string, string>> {
+    let envFile = new Map<string, string>();
+    if (r.env_file) {
+      try {
+        envFile = parseEnvFile(await readFile(r.env_file, "utf8"));
+      } catch (err) {
+        throw new StackDeployError(s.name, "config", `env file ${r.env_file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`);
+      }
+    }
+    const rendered = renderContainerEnv(compose, envFile, r.env, (ref) => deps.resolveSecret?.(ref));
+    if (!rendered.ok) throw new StackDeployError(s.name, "config", `secret '${rendered.secret}' (for ${rendered.key}) cannot be resolved on node ${deps.node}`);
+    return rendered.env;
+  }
+
   return {
     async desired(s) {
       const files = [];
@@ -66,18 +82,7 @@ export function createStackConfig(deps: StackConfigDeps): StackConfig {
       return buildRevision({ project: s.project, services, env: s.spec.env, env_file: envFile, env_file_digests: digests });
     },
 
-    async containerEnv(s, r, service) {
-      let envFile = new Map<string, string>();
-      if (r.env_file) {
-        try {
-          envFile = parseEnvFile(await readFile(r.env_file, "utf8"));
-        } catch (err) {
-          throw new StackDeployError(s.name, "config", `env file ${r.env_file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`);
-        }
-      }
-      const rendered = renderContainerEnv(r.services[service]?.environment, envFile, r.env, (ref) => deps.resolveSecret?.(ref));
-      if (!rendered.ok) throw new StackDeployError(s.name, "config", `secret '${rendered.secret}' (for ${rendered.key}) cannot be resolved on node ${deps.node}`);
-      return rendered.env;
-    },
+    containerEnv: (s, r, service) => render(s, r, r.services[service]?.environment),
+    stackEnv: (s, r) => render(s, r, undefined),
   };
 }

@@ -5,6 +5,7 @@ import type { Logger } from "@steward/platform/logger";
 import { withSpan } from "@steward/platform/tracing";
 import { ComposeError } from "./compose.js";
 import { createEngineApplier, type StackApplier } from "./compose-apply.js";
+import { createCliApplier, detectCompose, type ComposeCli } from "./compose-cli.js";
 import { createStackConfig } from "./compose-config.js";
 import { createStackControl } from "./compose-control.js";
 import { createStackDeployer } from "./compose-deploy.js";
@@ -37,9 +38,20 @@ export interface ComposeDriverDeps {
   pollMs?: number;
   /** Grace for `stop` before the engine kills (s). */
   stopGraceS?: number;
-  /** Applies stacks to the engine; defaults to the Engine API applier. */
+  /** Applies stacks to the engine; replaces the choice below (tests). */
   applier?: StackApplier;
+  /**
+   * `auto` (default): the real Compose when a binary is found at start (`docker compose`, else `docker-compose`),
+   * else the Engine API applier (a subset of Compose); `cli`: Compose or a clear deploy error; `engine-api`: never Compose.
+   */
+  composeApply?: ComposeApply;
+  /** DOCKER_HOST for the Compose CLI (the engine the client speaks to). */
+  dockerHost?: string;
+  /** Finds the Compose binary (tests). */
+  detect?: (env: NodeJS.ProcessEnv) => Promise<ComposeCli | undefined>;
 }
+
+export type ComposeApply = "auto" | "cli" | "engine-api";
 
 /** `compose` stacks: observed through the engine, deployed and rolled back from the deploy checkout, started and stopped. */
 export interface ComposeDriver extends ServiceDriver {
@@ -62,7 +74,38 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
   const config = createStackConfig({ node, fleetKey: deps.fleetKey, resolveSecret: deps.resolveSecret });
   const health = createStackHealth({ docker, pollMs: deps.pollMs ?? 250 });
   const observer = createStackObserver({ docker, stacks, config, health, publish: deps.publish, logger });
-  const applier = deps.applier ?? createEngineApplier({ docker, observer, config, health, stopGraceS: deps.stopGraceS ?? 10 });
+  const engine = createEngineApplier({ docker, observer, config, health, stopGraceS: deps.stopGraceS ?? 10 });
+  let chosen: Promise<StackApplier> | undefined;
+  /** Which applier deploys: decided once (at start, or at the first deploy), and logged. */
+  function choose(): Promise<StackApplier> {
+    chosen ??= (async (): Promise<StackApplier> => {
+      if (deps.applier) return deps.applier;
+      const mode = deps.composeApply ?? "auto";
+      if (mode === "engine-api") {
+        logger.info({ compose: "engine-api" }, "compose stacks are applied through the Engine API (COMPOSE_APPLY=engine-api)");
+        return engine;
+      }
+      const dockerHost = deps.dockerHost ?? process.env["DOCKER_HOST"] ?? "unix:///var/run/docker.sock";
+      const cli = await (deps.detect ?? detectCompose)({ ...process.env, DOCKER_HOST: dockerHost });
+      if (!cli) {
+        if (mode === "cli") {
+          logger.error({ compose: "none" }, "COMPOSE_APPLY=cli but neither `docker compose` nor `docker-compose` answers: deploys fail");
+          return { ...engine, apply: (st) => Promise.reject(new StackDeployError(st.name, "config", "COMPOSE_APPLY=cli but no Compose binary (docker compose, docker-compose) was found on this node")) };
+        }
+        logger.warn({ compose: "engine-api" }, "no Compose binary found (docker compose, docker-compose): stacks are applied through the Engine API, a subset of Compose");
+        return engine;
+      }
+      logger.info({ compose: cli.label }, `compose stacks are applied with ${cli.label}`);
+      return createCliApplier({ cli, dockerHost, stateDir: deps.stateDir, config, observer, health, engine });
+    })();
+    return chosen;
+  }
+  const applier: StackApplier = {
+    apply: async (s, r, deadline) => (await choose()).apply(s, r, deadline),
+    removeAll: async (s) => (await choose()).removeAll(s),
+    stopContainers: async (ids) => (await choose()).stopContainers(ids),
+    startContainers: async (ids) => (await choose()).startContainers(ids),
+  };
   const deployer = createStackDeployer({ node, config, observer, applier, health, records: createStackRecords({ stateDir: deps.stateDir, logger }), logger });
   const control = createStackControl({ node, config, observer, applier });
   const events = createStackEvents({ docker, stacks, observer, logger });
@@ -117,6 +160,7 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
 
     start() {
       if (timer || closed) return;
+      if (stacks.all().length > 0) void choose();
       events.ensure();
       void observer.probeAll();
       // The probe stays as the safety net: events are what make a death seen at once.

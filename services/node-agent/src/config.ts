@@ -28,6 +28,8 @@ export const NodeAgentEnv = z.object({
   // Unset: negotiated with the engine (the lower of its and the agent's maximum), as the Docker CLI does.
   DOCKER_API_VERSION: z.string().regex(/^v?1\.\d+$/, "must look like v1.43").optional(),
   DOCKER_PROBE_MS: durationMs(5000),
+  // auto: the real Compose (`docker compose`, else `docker-compose`) when found at start, else the Engine API subset.
+  COMPOSE_APPLY: z.enum(["auto", "cli", "engine-api"]).default("auto"),
   STATE_DIR: z.string().min(1).optional(),
   REPO_PROBE_MS: durationMs(60_000),
   REPO_FETCH_TIMEOUT_MS: durationMs(30_000),
@@ -65,6 +67,8 @@ export interface NodeAgentConfig {
   dockerHost?: string;
   /** A fixed Engine API version; unset: negotiated. */
   dockerApiVersion?: string | undefined;
+  /** How stacks are applied: the real Compose CLI (auto/cli) or the Engine API subset. */
+  composeApply?: "auto" | "cli" | "engine-api";
   /** How often compose stacks are probed (containers, health, config hash). */
   dockerProbeMs?: number;
   /** Where the agent keeps what it deployed (stack revisions for rollback). */
@@ -102,6 +106,7 @@ export function loadConfig(env: Record<string, string | undefined>): NodeAgentCo
     dockerHost: e.DOCKER_HOST,
     dockerApiVersion: e.DOCKER_API_VERSION,
     dockerProbeMs: e.DOCKER_PROBE_MS,
+    composeApply: e.COMPOSE_APPLY,
     stateDir: e.STATE_DIR ?? join(tmpdir(), `steward-node-agent-${e.NODE_NAME}`, "state"),
     repoProbeMs: e.REPO_PROBE_MS,
     repoFetchTimeoutMs: e.REPO_FETCH_TIMEOUT_MS,

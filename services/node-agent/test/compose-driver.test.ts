@@ -46,6 +46,8 @@ async function setup(env: Record<string, unknown>): Promise<void> {
     resolveSecret: (ref) => (secretsAvailable && ref.secret === "db_password" ? SECRET : undefined),
     pollMs: 20,
     stopGraceS: 1,
+    // The fake engine stands in for the Engine API only; the real Compose is tested on a live dockerd.
+    composeApply: "engine-api",
   });
   driver.setSpec(res.spec);
 }

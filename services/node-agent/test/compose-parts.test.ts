@@ -11,6 +11,7 @@ import { containerEnvValue, deployingView, unreadableStack } from "../src/compos
 import { EMPTY_RECORD, recordDeploy, type StackRecord } from "../src/compose-records.js";
 import { createStackSet, stackSettings } from "../src/compose-stack.js";
 import { lostDetail, stacksOfEvent } from "../src/compose-events.js";
+import { composeArgs, detectCompose, overrideFile, parseComposeVersion, redactedTail } from "../src/compose-cli.js";
 import type { EventsEnd } from "../src/docker/client.js";
 import type { ContainerInspect, EngineEvent } from "../src/docker/types.js";
 
@@ -194,5 +195,50 @@ describe("engine events", () => {
     [{ connected: true, reason: "aborted", detail: "aborted" }, undefined],
   ] as [EventsEnd, string | undefined][])("an ended stream %j → %s", (end, want) => {
     expect(lostDetail(end)).toBe(want);
+  });
+});
+
+describe("the Compose CLI", () => {
+  it.each([
+    ["2.27.0\n", "2.27.0"],
+    ["v2.29.1-desktop.1", "2.29.1-desktop.1"],
+    ["1.29.2", "1.29.2"],
+    ["docker: 'compose' is not a docker command.", undefined],
+  ])("version %j → %s", (out, want) => expect(parseComposeVersion(out)).toBe(want));
+
+  it("prefers docker compose (v2), else docker-compose (v1), else none", async () => {
+    const answers = (ok: Record<string, string>) => (file: string, args: readonly string[]) => {
+      const key = [file, ...args.slice(0, file === "docker" ? 1 : 0)].join(" ");
+      return Promise.resolve(key in ok ? { code: 0, stdout: ok[key] as string, stderr: "" } : { code: 1, stdout: "", stderr: "unknown command" });
+    };
+    expect(await detectCompose({}, answers({ "docker compose": "2.27.0", "docker-compose": "1.29.2" }))).toEqual({ command: ["docker", "compose"], version: "2.27.0", label: "docker compose 2.27.0" });
+    expect(await detectCompose({}, answers({ "docker-compose": "1.29.2" }))).toMatchObject({ command: ["docker-compose"], label: "docker-compose 1.29.2" });
+    expect(await detectCompose({}, answers({}))).toBeUndefined();
+  });
+
+  it("the override holds Steward's labels and variable NAMES only", () => {
+    const r = { hash: "sha256:abc", services: { web: {} as never, db: {} as never } };
+    const doc = JSON.parse(overrideFile(r, "shop", ["TOKEN", "MODE"], "3.8")) as Record<string, unknown>;
+    expect(doc).toEqual({
+      version: "3.8",
+      services: {
+        db: { labels: { "steward.config-hash": "sha256:abc", "steward.stack": "shop" }, environment: ["MODE", "TOKEN"] },
+        web: { labels: { "steward.config-hash": "sha256:abc", "steward.stack": "shop" }, environment: ["MODE", "TOKEN"] },
+      },
+    });
+    expect(JSON.parse(overrideFile(r, "shop", [], undefined))).not.toHaveProperty("version");
+  });
+
+  it("arguments: project, project directory, files in order, env file, then the command", () => {
+    expect(composeArgs({ command: ["docker", "compose"] }, "shop", "/srv/d/stacks", ["/a.yaml", "/b.json"], "/srv/d/.env", ["up", "-d", "--remove-orphans"])).toEqual({
+      file: "docker",
+      args: ["compose", "--project-name", "shop", "--project-directory", "/srv/d/stacks", "--file", "/a.yaml", "--file", "/b.json", "--env-file", "/srv/d/.env", "up", "-d", "--remove-orphans"],
+    });
+    expect(composeArgs({ command: ["docker-compose"] }, "p", "/x", ["/a.yaml"], null, ["up"]).args).toEqual(["--project-name", "p", "--project-directory", "/x", "--file", "/a.yaml", "up"]);
+  });
+
+  it("errors never carry a value Steward passed", () => {
+    expect(redactedTail("ERROR: bad value hunter2secret for X\n", ["hunter2secret", "ab"])).toBe("ERROR: bad value *** for X");
+    expect(redactedTail("x".repeat(3000), [], 10)).toBe(`…${"x".repeat(10)}`);
   });
 });

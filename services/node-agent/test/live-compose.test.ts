@@ -1,0 +1,125 @@
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseFleetSpec } from "@steward/fleet/fleet-spec";
+import { silentLogger } from "@steward/platform/logger";
+import { dockerdUnavailable, freePort, importBusyboxImage, startDockerd, type Dockerd } from "@steward/testkit";
+import { detectCompose } from "../src/compose-cli.js";
+import { createComposeDriver, type ComposeDriver } from "../src/compose-driver.js";
+import { DockerClient } from "../src/docker/client.js";
+import { runOp, type ServiceCommand } from "../src/driver.js";
+import type { ServiceOp } from "../src/commands.js";
+
+const run = promisify(execFile);
+const skip = dockerdUnavailable();
+const SECRET = `s-${randomUUID()}`;
+
+function cmd(op: ServiceOp): ServiceCommand {
+  const now = new Date();
+  return { id: randomUUID(), node: "n1", op, service: "live", action_id: null, issued_at: now.toISOString(), expires_at: new Date(now.getTime() + 120_000).toISOString() };
+}
+
+/** A web server with a healthcheck, its tag and port interpolated from the env file, on the host network. */
+const composeText = (healthTest: string) => `services:
+  web:
+    image: steward-test/busybox:\${WEB_TAG}
+    network_mode: host
+    command: ["httpd", "-f", "-p", "127.0.0.1:\${PORT}", "-h", "/var/www"]
+    healthcheck:
+      test: ${healthTest}
+      interval: 1s
+      timeout: 2s
+      retries: 2
+    stop_grace_period: 1s
+`;
+const HEALTHY = `["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:\${PORT}/"]`;
+
+describe.skipIf(skip)("the real Compose on a live dockerd", () => {
+  let dockerd: Dockerd;
+  let dir: string;
+  let port: number;
+  let driver: ComposeDriver;
+  let docker: DockerClient;
+  const cli = (...args: string[]) => run("docker", args, { env: { ...process.env, DOCKER_HOST: dockerd.host }, timeout: 60_000 });
+
+  beforeAll(async () => {
+    dockerd = await startDockerd();
+    await importBusyboxImage(dockerd.host, "steward-test/busybox:1");
+    await cli("tag", "steward-test/busybox:1", "steward-test/busybox:2");
+    dir = await mkdtemp(join(tmpdir(), "steward-live-compose-"));
+    port = await freePort();
+    await writeFile(join(dir, "compose.yaml"), composeText(HEALTHY));
+    await writeFile(join(dir, ".env"), `WEB_TAG=1\nPORT=${port}\n`);
+    const res = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { repo_path: ".", services: { live: { kind: "compose", files: ["compose.yaml"], env_file: ".env", env: { MODE: "live", TOKEN: { secret: "token" } }, deploy: { health_timeout: "90s" } } } } } }));
+    if (!res.ok) throw new Error(JSON.stringify(res.problems));
+    docker = new DockerClient({ host: dockerd.host, timeoutMs: 20_000 });
+    driver = createComposeDriver({
+      node: "n1",
+      docker,
+      dockerHost: dockerd.host,
+      fleetKey: "test-fleet-key-0123456789abcdef",
+      specDir: dir,
+      stateDir: join(dir, "state"),
+      probeMs: 60_000,
+      logger: silentLogger(),
+      publish: () => undefined,
+      resolveSecret: (ref) => (ref.secret === "token" ? SECRET : undefined),
+      pollMs: 200,
+    });
+    driver.setSpec(res.spec);
+  }, 180_000);
+
+  afterAll(async () => {
+    await driver?.stop();
+    await dockerd?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 120_000);
+
+  it("finds a Compose binary (docker compose v2, else docker-compose v1)", async () => {
+    const found = await detectCompose({ ...process.env, DOCKER_HOST: dockerd.host });
+    expect(found?.label).toMatch(/^(docker compose|docker-compose) \d+\.\d+\.\d+/);
+  }, 60_000);
+
+  it("deploys a stack with a healthcheck through Compose: healthy, serving, env file interpolated, Steward's env and labels on it", async () => {
+    const reply = await runOp(driver, cmd("deploy"));
+    expect(reply).toMatchObject({ ok: true });
+    await driver.probeNow();
+    const o = driver.observe()[0];
+    expect(o).toMatchObject({ state: "running", health: "healthy" });
+    expect(o?.config_hash).toBe(o?.desired_config_hash);
+    const { stdout } = await run("busybox", ["wget", "-q", "-O", "-", `http://127.0.0.1:${port}/`]);
+    expect(stdout).toBe("ok\n");
+    const [c] = await docker.listProjectContainers("live");
+    const ins = await docker.inspectContainer(c?.Id ?? "");
+    expect(ins.Config.Image).toBe("steward-test/busybox:1");
+    expect(ins.Config.Env).toEqual(expect.arrayContaining(["MODE=live", `TOKEN=${SECRET}`, "WEB_TAG=1"]));
+    expect(ins.Config.Labels?.["com.docker.compose.service"]).toBe("web");
+    // No value Steward passed is written to disk: the override names variables only.
+    const kept = await run("grep", ["-r", SECRET, join(dir, "state")]).then(() => "found", () => "absent");
+    expect(kept).toBe("absent");
+  }, 180_000);
+
+  it("a tag changed in the env file is a new revision; a revision whose healthcheck never passes fails its gate and rolls back to the files that ran", async () => {
+    const before = driver.observe()[0]?.config_hash;
+    await writeFile(join(dir, ".env"), `WEB_TAG=2\nPORT=${port}\n`);
+    await driver.probeNow();
+    expect(driver.observe()[0]?.desired_config_hash).not.toBe(before);
+    expect(await runOp(driver, cmd("deploy"))).toMatchObject({ ok: true });
+    const [c2] = await docker.listProjectContainers("live");
+    expect((await docker.inspectContainer(c2?.Id ?? "")).Config.Image).toBe("steward-test/busybox:2");
+    const good = driver.observe()[0]?.config_hash;
+
+    await writeFile(join(dir, "compose.yaml"), composeText(`["CMD", "false"]`));
+    const failed = await runOp(driver, cmd("deploy"));
+    expect(failed).toMatchObject({ ok: false });
+    expect(failed.ok ? "" : failed.message).toMatch(/unhealthy/);
+
+    expect(await runOp(driver, cmd("rollback"))).toMatchObject({ ok: true });
+    await driver.probeNow();
+    expect(driver.observe()[0]).toMatchObject({ state: "running", health: "healthy", config_hash: good });
+  }, 240_000);
+});
