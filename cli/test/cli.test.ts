@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +50,32 @@ describe("steward validate", () => {
     expect(r.ok).toBe(false);
     expect(r.results.map((x) => x.ok)).toEqual([false, true]);
   });
+});
+
+const composeBin = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"].some((p) => existsSync(p)) || ["/usr/libexec/docker/cli-plugins/docker-compose", "/usr/local/lib/docker/cli-plugins/docker-compose"].some((p) => existsSync(p));
+
+describe.skipIf(!composeBin)("steward validate with Compose's own config", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "steward-cli-compose-"));
+    await writeFile(join(dir, "fleet.yaml"), "version: 1\nrepo: { path: /srv/deploy }\nnodes:\n  a:\n    services:\n      web:\n        kind: compose\n        files: [compose.yaml]\n        env_file: .env\n");
+    await writeFile(join(dir, ".env"), "TAG=1.27\nAPI_TOKEN=hunter2-not-shown\n");
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  it("a key Compose refuses fails validation at the stack's files line; a valid file with ${VAR} from the env file is ok", async () => {
+    await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: nginx:${TAG}\n    imagee: hunter2-not-shown\n");
+    const bad = capture();
+    expect(await runCli(["validate", join(dir, "fleet.yaml")], bad.io)).toBe(1);
+    const text = bad.err.join("\n");
+    expect(text).toMatch(new RegExp(`fleet\\.yaml:8:nodes\\.a\\.services\\.web\\.files: docker[ -]compose .* config refuses the stack: .*imagee`));
+    expect(text).not.toContain("hunter2-not-shown");
+
+    await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: nginx:${TAG}\n    networks: [front]\nnetworks:\n  front: {}\n");
+    const good = capture();
+    expect(await runCli(["validate", join(dir, "fleet.yaml")], good.io)).toBe(0);
+    expect(good.out.join("\n")).toMatch(/fleet\.yaml: ok/);
+  }, 60_000);
 });
 
 describe("steward usage errors", () => {

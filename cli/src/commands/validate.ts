@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { formatProblem, type FleetSpec } from "@steward/fleet/fleet-spec";
+import { formatProblem, specLineFinder, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { validateFleetSpec, type RepoFileRead, type RepoFiles, type ValidationProblem } from "@steward/fleet/fleet-validate";
 import { VALIDATE, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
@@ -45,6 +45,53 @@ export function repoOnDisk(root: string): RepoFiles {
   };
 }
 
+/** Pure: `KEY=value` values of an env file, to keep them out of Compose's messages (a `.env` may hold secrets). */
+function envFileValues(text: string): string[] {
+  return text.split("\n").map((l) => l.replace(/^\s*export\s+/, "")).filter((l) => /^\s*[A-Za-z_][A-Za-z0-9_]*=/.test(l)).map((l) => l.slice(l.indexOf("=") + 1).trim().replace(/^(['"])(.*)\1$/, "$2"));
+}
+
+/**
+ * Each compose stack of a spec checked by Compose's own `config` (the real parser: interpolation, networks, every
+ * key), when a Compose binary is found; nothing when none is (the spec's own rules still ran).
+ */
+export async function composeConfigProblems(spec: FleetSpec, specText: string, file: string, root: string, skip: (path: string) => boolean): Promise<ValidationProblem[]> {
+  const stacks: { at: string; name: string; files: string[]; envFile: string | undefined }[] = [];
+  const seen = new Set<string>();
+  for (const [nodeName, node] of Object.entries(spec.nodes)) {
+    for (const [name, svc] of Object.entries(node.services)) {
+      if (svc.kind !== "compose") continue;
+      const at = `nodes.${nodeName}.services.${name}`;
+      const key = JSON.stringify([svc.files, svc.env_file ?? null]);
+      if (seen.has(key) || skip(at)) continue;
+      seen.add(key);
+      stacks.push({ at, name: svc.project ?? name, files: svc.files, envFile: svc.env_file });
+    }
+  }
+  if (stacks.length === 0) return [];
+  const { composeArgs, detectCompose, redactedTail, runProgram } = await import("@steward/node-agent/compose-cli");
+  const cli = await detectCompose(process.env);
+  if (!cli) return [];
+  const lineOf = specLineFinder(specText);
+  const problems: ValidationProblem[] = [];
+  for (const st of stacks) {
+    const first = st.files[0] as string;
+    const envPath = st.envFile ? join(root, st.envFile) : undefined;
+    let envText = "";
+    try {
+      if (envPath) envText = readFileSync(envPath, "utf8");
+    } catch {
+      // git-ignored and made on the node: Compose warns about the variables it cannot interpolate, nothing fails
+    }
+    const { file: bin, args } = composeArgs(cli, st.name, dirname(join(root, first)), st.files.map((f) => join(root, f)), envText ? (envPath as string) : null, ["config", "-q"]);
+    const r = await runProgram(bin, args, { env: process.env, cwd: root, timeoutMs: 60_000 });
+    if (r.code === 0) continue;
+    const lines = redactedTail(r.stderr || r.stdout, envFileValues(envText), 600).split("\n").filter((l) => l.trim()).slice(0, 4).join(" / ");
+    const path = `${st.at}.files`;
+    problems.push({ file, line: lineOf(path), path, severity: "error", rule: "compose_file", message: `${cli.label} config refuses the stack: ${lines}` });
+  }
+  return problems;
+}
+
 /** Validates one fleet spec and keeps the parsed spec; the repo root is `repoDir`, or the directory of the spec. */
 export async function validateSpecFile(file: string, repoDir?: string): Promise<ValidateResult & { spec?: FleetSpec }> {
   let text: string;
@@ -53,8 +100,16 @@ export async function validateSpecFile(file: string, repoDir?: string): Promise<
   } catch (err) {
     return { file, ok: false, problems: [{ file, path: "", message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, severity: "error", rule: "schema" }] };
   }
-  const r = validateFleetSpec(text, file, repoOnDisk(resolve(repoDir ?? dirname(file))));
-  return { file, ok: r.ok, problems: r.problems, ...(r.spec ? { spec: r.spec } : {}) };
+  const root = resolve(repoDir ?? dirname(file));
+  const r = validateFleetSpec(text, file, repoOnDisk(root));
+  let problems = r.problems;
+  if (r.spec) {
+    // A stack whose files already failed a rule is not handed to Compose as well.
+    const failed = (at: string) => r.problems.some((p) => p.severity === "error" && p.path.startsWith(`${at}.`));
+    problems = [...problems, ...(await composeConfigProblems(r.spec, text, file, root, failed))];
+  }
+  const ok = !problems.some((p) => p.severity === "error");
+  return { file, ok, problems, ...(r.spec ? { spec: r.spec } : {}) };
 }
 
 export async function validateFile(file: string, repoDir?: string): Promise<ValidateResult> {
