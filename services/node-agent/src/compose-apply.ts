@@ -12,7 +12,7 @@ import type { ContainerInspect } from "./docker/types.js";
  */
 export interface StackApplier {
   /**
-   * Per service in dependency order: pull, replace its container, start it, wait for its container health gate;
+   * Per service in dependency order: pull (per `pull_policy`, default only when missing), replace its container, start it, wait for its container health gate;
    * then removes the containers of services that left the files. Returns what each gate reached.
    */
   apply(s: Stack, r: StackRevision, deadline: number): Promise<string[]>;
@@ -24,7 +24,7 @@ export interface StackApplier {
 }
 
 export interface EngineApplierDeps {
-  docker: Pick<DockerClient, "pullImage" | "createContainer" | "startContainer" | "stopContainer" | "removeContainer">;
+  docker: Pick<DockerClient, "imageExists" | "pullImage" | "createContainer" | "startContainer" | "stopContainer" | "removeContainer">;
   observer: Pick<StackObserver, "containers">;
   config: Pick<StackConfig, "containerEnv">;
   health: Pick<StackHealth, "waitContainer">;
@@ -37,6 +37,16 @@ export const serviceOf = (c: ContainerInspect): string => c.Config.Labels?.[LABE
 
 /** Pure: containers of services a revision no longer has: they go with the deploy, as `docker compose up --remove-orphans`. */
 export const isOrphan = (c: ContainerInspect, r: Pick<StackRevision, "services">): boolean => !(serviceOf(c) in r.services);
+
+/**
+ * Pure: whether a deploy pulls the service's image, following Compose's `pull_policy` (default `missing`: only an
+ * image the engine does not have; a local-only tag no registry knows then deploys as it does with Compose).
+ */
+export function shouldPull(policy: unknown, exists: boolean): boolean {
+  if (policy === "always") return true;
+  if (policy === "never" || policy === "build") return false;
+  return !exists;
+}
 
 export function createEngineApplier(deps: EngineApplierDeps): StackApplier {
   const { docker } = deps;
@@ -57,7 +67,7 @@ export function createEngineApplier(deps: EngineApplierDeps): StackApplier {
         if (!def) continue;
         const env = await deps.config.containerEnv(s, r, service);
         try {
-          await docker.pullImage(def.image);
+          if (shouldPull(def.other["pull_policy"], await docker.imageExists(def.image))) await docker.pullImage(def.image);
         } catch (err) {
           throw new StackDeployError(s.name, "pull", `pull ${def.image}: ${(err as Error).message}`);
         }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseFleetSpec, type EnvValue } from "@steward/fleet/fleet-spec";
 import type { ServiceObservation } from "@steward/contracts/events";
 import { buildRevision, type StackRevision } from "../src/compose.js";
-import { isOrphan, serviceOf } from "../src/compose-apply.js";
+import { isOrphan, serviceOf, shouldPull } from "../src/compose-apply.js";
 import { envFileDigests, renderContainerEnv } from "../src/compose-config.js";
 import { startSequence } from "../src/compose-control.js";
 import { planRollback } from "../src/compose-deploy.js";
@@ -241,4 +241,16 @@ describe("the Compose CLI", () => {
     expect(redactedTail("ERROR: bad value hunter2secret for X\n", ["hunter2secret", "ab"])).toBe("ERROR: bad value *** for X");
     expect(redactedTail("x".repeat(3000), [], 10)).toBe(`…${"x".repeat(10)}`);
   });
+});
+
+describe("pull policy (Compose's pull_policy; default: only when missing)", () => {
+  it.each([
+    [undefined, true, false],
+    [undefined, false, true],
+    ["missing", true, false],
+    ["if_not_present", false, true],
+    ["always", true, true],
+    ["never", false, false],
+    ["build", false, false],
+  ])("%s, image present %s → pull %s", (policy, exists, want) => expect(shouldPull(policy, exists)).toBe(want));
 });

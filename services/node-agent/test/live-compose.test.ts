@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -122,4 +122,22 @@ describe.skipIf(skip)("the real Compose on a live dockerd", () => {
     await driver.probeNow();
     expect(driver.observe()[0]).toMatchObject({ state: "running", health: "healthy", config_hash: good });
   }, 240_000);
+
+  it("the Engine-API fallback deploys a local-only image without pulling (pull_policy missing, as Compose); no registry is reachable", async () => {
+    const sub = join(dir, "fallback");
+    await mkdir(sub, { recursive: true });
+    await writeFile(join(sub, "compose.yaml"), `services:\n  app:\n    image: steward-test/busybox:1\n    command: ["sleep", "100000"]\n    healthcheck: { test: ["CMD", "true"], interval: 1s }\n`);
+    const res = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { repo_path: ".", services: { local: { kind: "compose", files: ["compose.yaml"], deploy: { health_timeout: "60s" } } } } } }));
+    if (!res.ok) throw new Error(JSON.stringify(res.problems));
+    const fallback = createComposeDriver({ node: "n1", docker, fleetKey: "test-fleet-key-0123456789abcdef", specDir: sub, stateDir: join(sub, "state"), probeMs: 60_000, logger: silentLogger(), publish: () => undefined, pollMs: 200, stopGraceS: 1, composeApply: "engine-api" });
+    fallback.setSpec(res.spec);
+    try {
+      const reply = await runOp(fallback, { ...cmd("deploy"), service: "local" });
+      expect(reply).toMatchObject({ ok: true });
+      await fallback.probeNow();
+      expect(fallback.observe()[0]).toMatchObject({ state: "running", health: "healthy" });
+    } finally {
+      await fallback.stop();
+    }
+  }, 120_000);
 });

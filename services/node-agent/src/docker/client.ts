@@ -200,6 +200,14 @@ export class DockerClient {
     return this.json<ContainerInspect>("inspect container", "GET", `/containers/${encodeURIComponent(id)}/json`, undefined, [200]);
   }
 
+  /** Whether the engine has the image locally (`GET /images/{name}/json`: 404 is no). */
+  async imageExists(image: string): Promise<boolean> {
+    const raw = await this.send("inspect image", "GET", `/images/${encodeURIComponent(image)}/json`);
+    if (raw.status === 200) return true;
+    if (raw.status === 404) return false;
+    throw new DockerError("inspect image", raw.status, engineMessage(raw.body));
+  }
+
   /**
    * Pulls an image. The engine answers 200 and streams progress as JSON lines; a failure mid-way arrives as a
    * line with `error`, so the whole stream is read and checked.
