@@ -17,7 +17,10 @@ export function runService(name: string, start: (ctx: ServiceContext) => Promise
   const logger = createLogger(name);
   const stops: { what: string; fn: () => Promise<unknown> }[] = [];
   let stopping = false;
-  const startup = start({ logger, onStop: (what, fn) => stops.push({ what, fn }) });
+  // The signal handlers exist before start() runs: a signal that arrives while start-up is still synchronous would
+  // otherwise meet Node's default action and end the process without undoing anything. Handlers only run from the
+  // event loop, so by then `startup` holds start()'s promise.
+  let startup: Promise<void> = Promise.resolve();
 
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -38,6 +41,7 @@ export function runService(name: string, start: (ctx: ServiceContext) => Promise
   // Under `steward up`: stop the same way when `up` itself is gone.
   joinStack((reason) => void shutdown(reason));
 
+  startup = start({ logger, onStop: (what, fn) => stops.push({ what, fn }) });
   startup.catch((err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
