@@ -29,7 +29,7 @@ import { silentLogger } from "@steward/platform/logger";
 import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
 import { createSupervisor, loadSupervisorConfig, type Supervisor } from "@steward/supervisor";
 import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
-import { createTestDatabase, startFakeDocker, startNats, stopProcess, waitFor, type FakeDocker, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createTestDatabase, metricValue, startFakeDocker, startNats, stopProcess, waitFor, waitForTicks, type FakeDocker, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const AGENT_MAIN = join(ROOT, "services/node-agent/dist/main.js");
@@ -57,6 +57,8 @@ let nc: NatsConnection;
 let sql: Sql;
 let kv: KV;
 let supervisor: Supervisor;
+const supervisorRegistry = createRegistry("supervisor", false);
+const supervisorCycles = (registry = supervisorRegistry) => metricValue(registry, "supervisor_cycles_total");
 let fleetPath = "";
 let executor: Executor;
 const fakes: Record<string, FakeDocker> = {};
@@ -114,7 +116,7 @@ ${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n     
   await observer.start();
   stops.push(() => observer.stop());
   fleetPath = fleet;
-  supervisor = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger, registry: createRegistry("supervisor", false) });
+  supervisor = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger, registry: supervisorRegistry });
   await supervisor.start();
   stops.push(() => supervisor.stop());
   const execSql = connectDb(db.url, { max: 4 });
@@ -189,7 +191,7 @@ describe("rolling deploy across three node-agent processes", () => {
       throw new Error(`${err.message}: ${JSON.stringify(await sql`SELECT node, service, kind, state, params, reason FROM actions`)}`);
     });
     expect(pending[0]?.params.nodes).toEqual(["n1", "n2", "n3"]);
-    await new Promise((r) => setTimeout(r, 1000)); // more supervisor cycles: still one
+    await waitForTicks("supervisor cycles", () => supervisorCycles()); // more supervisor cycles: still one
     expect(await actionsOf("deploy", "pending")).toHaveLength(1);
     for (const a of pending) expect((await executor.store.approve(a.id, "alice", "cli")).ok).toBe(true);
     await waitFor("the rollout succeeded", async () => (await actionsOf("deploy", "succeeded")).length === 1, 30_000, 100).catch(async (err: Error) => {
@@ -289,7 +291,8 @@ describe("rolling deploy across three node-agent processes", () => {
     expect(stackOf(settled, "n2")?.state).toBe("running");
   });
   it("after the failed rollout the supervisor does not propose the same revision again: an alert that names the action", async () => {
-    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc, sql, logger: silentLogger(), registry: createRegistry("supervisor", false) });
+    const againRegistry = createRegistry("supervisor", false);
+    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc, sql, logger: silentLogger(), registry: againRegistry });
     await again.start();
     stops.push(() => again.stop());
     const r = await again.runCycle();
@@ -300,7 +303,7 @@ describe("rolling deploy across three node-agent processes", () => {
       expect(d).toMatchObject({ severity: "alert", proposes: null });
       expect(d.message).toMatch(/not proposed again: the rollout of this revision failed \(action [0-9a-f]{8}/);
     }
-    await new Promise((res) => setTimeout(res, 1000)); // a few more cycles
+    await waitForTicks("supervisor cycles", () => supervisorCycles(againRegistry)); // a few more cycles
     expect(await actionsOf("deploy", "pending")).toEqual([]);
   });
 });

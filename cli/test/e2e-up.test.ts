@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
-import { waitFor } from "@steward/testkit";
+import { waitFor, waitForChanges } from "@steward/testkit";
 import { runSteward, startUp, type RunningUp } from "./steward-process.js";
 
 let home = "";
@@ -24,6 +24,8 @@ const world = () => steward<Snapshot>("status", "--json").json;
 const drifts = () => steward<DriftReport>("drift", "--json").json?.drifts ?? [];
 const actions = () => steward<{ actions: Action[] }>("actions", "--json").json?.actions ?? [];
 const svc = (node: string, name: string) => world()?.world.nodes[node]?.services[name];
+/** Two new drift reports: a whole supervisor cycle ran after this call (proposals are made before the report is written). */
+const supervisorCycles = () => waitForChanges("the drift report's computed_at", () => steward<DriftReport>("drift", "--json").json?.computed_at, 2, 30_000, 100);
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "steward-e2e-home-"));
@@ -60,7 +62,7 @@ describe("steward up: the demo fleet, driven through the CLI", () => {
   it("a declared service that was never started is `missing` and gets exactly one proposed start", async () => {
     await waitFor("missing drift for demo-b/reports", () => drifts().find((d) => d.kind === "missing" && d.node === "demo-b" && d.service === "reports"), 20_000, 300);
     const start = await waitFor("pending start", () => actions().find((a) => a.node === "demo-b" && a.service === "reports" && a.kind === "start" && a.state === "pending"), 20_000, 300);
-    await new Promise((r) => setTimeout(r, 1500)); // several supervisor cycles
+    await supervisorCycles(); // more supervisor cycles: still one
     expect(actions().filter((a) => a.node === "demo-b" && a.service === "reports" && a.kind === "start")).toHaveLength(1);
     expect(steward("approve", start.id.slice(0, 8)).code).toBe(0);
     await waitFor("reports running and healthy", () => svc("demo-b", "reports")?.health === "healthy", 30_000, 300);
@@ -132,7 +134,7 @@ describe("steward up: the demo fleet, driven through the CLI", () => {
     const unknown = await waitFor("unknown drift", () => drifts().filter((d) => d.node === "demo-b" && d.kind === "unknown"), 10_000, 300);
     expect(unknown.length).toBeGreaterThan(0);
     expect(unknown.every((d) => d.severity === "alert" && d.proposes === null)).toBe(true);
-    await new Promise((r) => setTimeout(r, 2000));
+    await supervisorCycles();
     expect(actions().filter((a) => a.node === "demo-b" && a.state === "pending")).toHaveLength(0);
     expect(actions().length).toBe(before);
     expect(steward("status").stdout).toMatch(/demo-b\s+STALE/);

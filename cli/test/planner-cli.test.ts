@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { CostReport, TaskDetail, type TaskEnvelope } from "@steward/contracts/task";
 import { initTracing } from "@steward/platform/tracing";
+import { waitFor } from "@steward/testkit";
 import { runCli } from "../src/cli.js";
 import { parseChatLine } from "../src/commands/chat.js";
 import { PlannerClient } from "../src/planner-client.js";
@@ -332,11 +333,7 @@ describe("steward chat", () => {
 });
 
 async function waitForText(text: () => string, re: RegExp, timeoutMs = 10_000): Promise<RegExpExecArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = re.exec(text());
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re} in:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return waitFor(`${re}`, () => re.exec(text()) ?? undefined, timeoutMs, 20).catch((err: Error) => {
+    throw new Error(`${err.message} in:\n${text()}`);
+  });
 }

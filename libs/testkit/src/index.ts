@@ -140,3 +140,4 @@ export { createGitFixture, gitSync, type GitFixture } from "./git-fixture.js";
 export * from "./loopback-server.js";
 export { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
 export { startDockerd, importBusyboxImage, dockerdUnavailable, engineGet, type Dockerd } from "./dockerd.js";
+export { metricValue, sampleValue, waitForChanges, waitForTicks, type MetricsSource } from "./metrics.js";

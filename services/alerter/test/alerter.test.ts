@@ -15,7 +15,7 @@ import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
 import { seedAction, stateOf as actionState, auditOf, only } from "@steward/actions/testing";
-import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, waitForTicks, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createAlerter, type Alerter } from "../src/alerter.js";
 import { loadConfig } from "../src/config.js";
 
@@ -183,7 +183,7 @@ describe("alerts", () => {
     await tg.waitFor("telegram drift message", () => tg.sent.find((m) => m.text?.includes("Drift down: n1/web")));
     await waitFor("webhook drift", () => hooks.received.find((b) => (b as { alert?: { fingerprint?: string } }).alert?.fingerprint === "drift:down:n1/web"));
     // Still firing on later evaluations: not sent again (de-duplicated by fingerprint).
-    await new Promise((r) => setTimeout(r, 600));
+    await waitForTicks("alert evaluations", () => metric("alerter_evaluations_total", 'result="ok"'));
     expect(ntfy.published.filter((m) => m.title === "Drift down: n1/web")).toHaveLength(1);
 
     drifts = [];

@@ -74,6 +74,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         woken = false;
         try {
           claimed = await store.claimNext(config.executorId, config.leaseMs);
+          metrics.claimPolls.inc();
         } catch (err) {
           logger.warn({ err: (err as Error).message }, "could not claim work; retrying");
         }

@@ -7,6 +7,7 @@ export interface ExecutorMetrics {
   invalidReplies: Counter;
   swept: Counter<"to">;
   apiRequests: Counter<"route" | "status">;
+  claimPolls: Counter;
 }
 
 export function createExecutorMetrics(registry: Registry, store: Pick<ActionsRepository, "countByState">): ExecutorMetrics {
@@ -52,6 +53,11 @@ export function createExecutorMetrics(registry: Registry, store: Pick<ActionsRep
       name: "executor_api_requests_total",
       help: "HTTP API requests by route and status",
       labelNames: ["route", "status"],
+      registers: [registry],
+    }),
+    claimPolls: new Counter({
+      name: "executor_claim_polls_total",
+      help: "Times the worker asked Postgres for approved work (one per idle cycle, and after each claim)",
       registers: [registry],
     }),
   };

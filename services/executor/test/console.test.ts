@@ -217,7 +217,6 @@ describe("console over HTTP (no browser)", () => {
       return seen.includes(want);
     };
     expect(await until("retry:")).toBe(true);
-    await new Promise((r) => setTimeout(r, 300)); // let the feed take its first fingerprint
     await insertAction(env.sql);
     expect(await until("event: change")).toBe(true);
     ac.abort();

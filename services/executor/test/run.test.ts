@@ -4,8 +4,13 @@ import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { checkNodeCommand } from "@steward/contracts/node-command";
 import { initTracing } from "@steward/platform/tracing";
 import type { Action, AuditEntry } from "@steward/contracts/action";
+<<<<<<< HEAD
 import { waitFor } from "@steward/testkit";
 import { createActionsRepository as createActionStore, LOST_EXECUTOR_DETAIL } from "@steward/actions/repository";
+=======
+import { metricValue as metricAt, waitFor, waitForTicks } from "@steward/testkit";
+import { createActionStore, LOST_EXECUTOR_DETAIL } from "../src/store.js";
+>>>>>>> 1bbf040 (tests: wait on signals instead of fixed sleeps (evaluation and claim-poll counters, heartbeats, the spec-reload metric, folded seq, the drift report's computed_at, supervisor cycles); testkit metricValue/waitForTicks/waitForChanges; executor_claim_polls_total; the console event stream says retry: only once its change feed has a first fingerprint (a change just after connecting was lost))
 import { api, FLEET_KEY, fakeAgent, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 
 let env: Env;
@@ -147,11 +152,12 @@ describe("executing approved actions", () => {
     // The dead executor: claims, then never sends, renews or finishes.
     const claimed = await createActionStore(env.sql).claimNext("dead-executor", 200);
     expect(claimed?.id).toBe(id);
-    const { executor } = await startExecutor(env, { EXECUTOR_ID: "survivor" });
+    const { executor, url } = await startExecutor(env, { EXECUTOR_ID: "survivor" });
     try {
       const done = await terminal(id);
       expect(done).toMatchObject({ state: "failed_unknown", result: LOST_EXECUTOR_DETAIL });
-      await new Promise((r) => setTimeout(r, 500));
+      // Two more claim polls: the survivor had its chance to pick the action up again.
+      await waitForTicks("claim polls", () => metricAt(`${url}/metrics`, "executor_claim_polls_total"));
       expect(await stateOf(env.sql, id)).toBe("failed_unknown");
       expect(agent.received).toHaveLength(0);
       const audit = await auditOf(id);

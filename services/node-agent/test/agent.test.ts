@@ -8,7 +8,7 @@ import { initTracing, withSpan } from "@steward/platform/tracing";
 import { signNodeCommand } from "@steward/contracts/node-command";
 import { silentLogger } from "@steward/platform/logger";
 import type { ServiceEvent } from "@steward/contracts/events";
-import { freePort, startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
+import { freePort, startNats, waitFor, waitForTicks, type NatsServerHandle } from "@steward/testkit";
 import { createNodeAgent, type NodeAgent } from "../src/agent.js";
 import { FLEET_KEY, commandBody, httpService, metricValue, readStream, requestRaw, sendCommand, tapEvents, tempFleet, testConfig, type TempFleet } from "./helpers.js";
 
@@ -26,6 +26,7 @@ const ports: Record<string, number> = {};
 let services: Record<string, Record<string, unknown>>;
 
 const svc = (name: string) => agent.status().find((s) => s.service === name);
+const heartbeats = async () => tap.events.filter((e) => e.event.type === "heartbeat").length;
 const serviceEvents = (name: string) => tap.events.filter((e) => e.event.type === "service" && e.event.service === name) as { event: ServiceEvent; at: number }[];
 
 beforeAll(async () => {
@@ -86,8 +87,9 @@ describe("node-agent supervising real processes", () => {
   it("publishes heartbeats at the configured interval, restating every service", async () => {
     await waitFor("4 heartbeats", () => tap.events.filter((e) => e.event.type === "heartbeat").length >= 4, 5000);
     const hbs = tap.events.filter((e) => e.event.type === "heartbeat");
-    const gaps = hbs.slice(2).map((h, i) => h.at - hbs[i + 1]!.at);
-    // Timers slip on a busy machine: bound each gap loosely and the mean tightly.
+    // Gaps between the times the agent took each heartbeat (its `ts`): arrival times at the tap bunch up on a busy
+    // machine. Timers slip too: bound each gap loosely and the mean tightly.
+    const gaps = hbs.slice(2).map((h, i) => Date.parse(h.event.ts) - Date.parse(hbs[i + 1]!.event.ts));
     for (const g of gaps) {
       expect(g).toBeGreaterThan(250);
       expect(g).toBeLessThan(1200);
@@ -115,8 +117,9 @@ describe("node-agent supervising real processes", () => {
     const first = tap.events.slice(before).find((e) => (e.event.type === "service" && e.event.service === "web" && e.event.state === "exited") || (e.event.type === "heartbeat" && e.event.services.some((s) => s.service === "web" && s.state === "exited")));
     expect(first?.event.type).toBe("service");
     expect(svc("web")).toMatchObject({ state: "exited", signal: "SIGKILL", health: "none" });
-    // restart policy is `never` by default: it stays down.
-    await new Promise((r) => setTimeout(r, 600));
+    // restart policy is `never` by default: it stays down, still after three heartbeats (longer than the 1 s a
+    // policy restart waits first).
+    await waitForTicks("heartbeats", heartbeats, 3);
     expect(svc("web")).toMatchObject({ state: "exited", starts: 1 });
   });
 
@@ -214,12 +217,13 @@ describe("node-agent supervising real processes", () => {
     const newPort = await freePort();
     await fleet.write({ ...services, added: httpService(newPort) });
     await waitFor("added appears", () => svc("added"), 5000);
-    await new Promise((r) => setTimeout(r, 400));
+    await waitForTicks("heartbeats", heartbeats);
     expect(svc("added")).toMatchObject({ state: "stopped", starts: 0, declared: true });
     expect(svc("web")?.state).toBe("running");
 
+    const invalidBefore = await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" });
     await fleet.write({ version: "not a spec" } as never);
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor("invalid spec seen", async () => (await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })) > invalidBefore, 5000);
     expect(svc("added")).toBeDefined();
     expect(await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })).toBeGreaterThanOrEqual(1);
 

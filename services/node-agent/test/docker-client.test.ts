@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFakeDocker, type FakeDocker } from "@steward/testkit";
+import { startFakeDocker, waitFor, type FakeDocker } from "@steward/testkit";
 import { DockerClient, DockerError, parseDockerHost, splitImage } from "../src/docker/client.js";
 
 let fake: FakeDocker;
 let docker: DockerClient;
 
 beforeAll(async () => {
-  fake = await startFakeDocker({ missingImages: ["ghost/app:1"], healthDelayMs: 30 });
+  fake = await startFakeDocker({ missingImages: ["ghost/app:1"], healthDelayMs: 1000 }); // long enough to inspect "starting" on a busy machine
   docker = new DockerClient({ host: fake.host, apiVersion: "v1.43", timeoutMs: 2000 });
 });
 afterAll(async () => {
@@ -46,7 +46,7 @@ describe("docker client against the fake engine", () => {
     c = await docker.inspectContainer("shop-web-1");
     expect(c).toMatchObject({ Name: "/shop-web-1", RestartCount: 0, State: { Status: "running", Running: true, Health: { Status: "starting" } }, Config: { Labels: { "steward.config-hash": "sha256:abc" } } });
     expect(c.Image).toMatch(/^sha256:[0-9a-f]{64}$/);
-    await new Promise((r) => setTimeout(r, 60));
+    await waitFor("health check passes", async () => (await docker.inspectContainer(created.Id)).State.Health?.Status === "healthy", 5000, 10);
     expect((await docker.inspectContainer(created.Id)).State.Health?.Status).toBe("healthy");
 
     fake.setHealth("shop-web-1", "unhealthy");

@@ -37,7 +37,7 @@ async function newAgent(node: string, services: Record<string, unknown>, over: P
 
 describe("node-agent while NATS is unreachable", () => {
   it("keeps an exit seen during an outage and delivers it, in order, after reconnect", async () => {
-    const { agent, svc } = await newAgent("edge1", { app: httpService(await freePort()) }, { heartbeatMs: 200, hostProbeMs: 200 });
+    const { agent, registry, svc } = await newAgent("edge1", { app: httpService(await freePort()) }, { heartbeatMs: 200, hostProbeMs: 200 });
     await agent.start();
     await waitFor("app healthy", () => svc("app")?.health === "healthy", 10_000);
     await waitFor("running event stored", async () => (await readStream(admin, "edge1")).some((m) => m.event.type === "service" && m.event.state === "running"), 10_000);
@@ -46,8 +46,9 @@ describe("node-agent while NATS is unreachable", () => {
     const pid = svc("app")!.pid!;
     process.kill(pid, "SIGKILL");
     await waitFor("app exited locally", () => svc("app")?.state === "exited", 3000);
-    // Probing goes on during the outage.
-    await new Promise((r) => setTimeout(r, 500));
+    // Probing goes on during the outage: more events are taken and buffered.
+    const buffered = await metricValue(registry, "node_agent_backlog_size");
+    await waitFor("events buffered during the outage", async () => (await metricValue(registry, "node_agent_backlog_size")) >= buffered + 2, 5000);
     await nats.restart();
 
     const exit = await waitFor(

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
@@ -57,7 +57,8 @@ describe("EventPublisher with a fake sink", () => {
       const p = m.pending.shift()!;
       sent.push(p.load1);
       p.resolve();
-      await new Promise((r) => setTimeout(r, 1));
+      // The publisher refills the window it just freed (while there is something left to send).
+      await waitFor("the window refilled", () => m.pending.length === Math.min(2, 7 - sent.length), 2000, 1);
     }
     expect(m.peak()).toBe(2);
     expect(sent).toEqual([1, 2, 3, 4, 5, 6, 7]);
@@ -72,9 +73,16 @@ describe("EventPublisher with a fake sink", () => {
     await waitFor("3 in flight", () => m.pending.length === 3, 2000, 5);
     // 1 fails, 2 is still pending, 3 fails: nothing may be re-sent before 2 settles.
     const [p1, p2, p3] = m.pending.splice(0, 3);
-    p1!.reject(new Error("timeout"));
-    p3!.reject(new Error("timeout"));
-    await new Promise((r) => setTimeout(r, 60));
+    // Time under control: the failures are handled and their retry timer (20 ms) fires while 2 is still in flight.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      p1!.reject(new Error("timeout"));
+      p3!.reject(new Error("timeout"));
+      await vi.advanceTimersByTimeAsync(100);
+      expect(await metricValue(registry, "node_agent_publish_failures_total")).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
     expect(m.pending.length).toBe(0);
     p2!.resolve();
     const order: number[] = [];

@@ -180,8 +180,8 @@ describe("stale nodes", () => {
     for (let i = 0; i < 3; i++) {
       const e = beat(i, "running");
       lastBeat = Date.parse(e.ts);
-      await js.publish(eventSubject("s1", "heartbeat"), JSON.stringify(e), { msgID: e.id });
-      await new Promise((r) => setTimeout(r, 50));
+      const ack = await js.publish(eventSubject("s1", "heartbeat"), JSON.stringify(e), { msgID: e.id });
+      await waitFor(`heartbeat ${i} folded`, () => o.world().last_seq >= ack.seq, 5000, 10);
     }
     await waitFor("node up", () => o.world().nodes["s1"]?.status === "up");
     const stale = await waitFor("node stale", () => o.world().nodes["s1"]?.status === "stale" && o.world(), 5000, 10);

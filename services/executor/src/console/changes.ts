@@ -14,6 +14,7 @@ export function createChangeFeed(deps: { kv: KV; store: Pick<ActionsRepository, 
   let timer: NodeJS.Timeout | undefined;
   let last: string | undefined;
   let busy = false;
+  let firstTick: Promise<void> = Promise.resolve();
 
   async function fingerprint(): Promise<string> {
     const [w, d, recent, counts] = await Promise.all([deps.kv.get(WORLD_KEY), deps.kv.get(DRIFT_KEY), deps.store.list({ limit: 50 }), deps.store.countByState()]);
@@ -42,7 +43,7 @@ export function createChangeFeed(deps: { kv: KV; store: Pick<ActionsRepository, 
       listeners.add(fn);
       if (!timer) {
         last = undefined;
-        void tick();
+        firstTick = tick();
         timer = setInterval(() => void tick(), deps.pollMs);
         timer.unref();
       }
@@ -53,6 +54,10 @@ export function createChangeFeed(deps: { kv: KV; store: Pick<ActionsRepository, 
           timer = undefined;
         }
       };
+    },
+    /** Settles once the feed has its first fingerprint: a change after that reaches every subscriber. */
+    primed(): Promise<void> {
+      return firstTick;
     },
     get listeners(): number {
       return listeners.size;

@@ -186,9 +186,8 @@ export function createConsole(deps: ConsoleDeps) {
     return { route, status: 303 };
   }
 
-  function events(req: IncomingMessage, res: ServerResponse, session: Session): RouteResult {
+  async function events(req: IncomingMessage, res: ServerResponse, session: Session): Promise<RouteResult> {
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no", "x-content-type-options": "nosniff" });
-    res.write("retry: 2000\n\n");
     const alive = (): boolean => {
       if (res.writableEnded || res.destroyed) return false;
       if (sessions.get(session.id)) return true;
@@ -209,6 +208,10 @@ export function createConsole(deps: ConsoleDeps) {
     };
     req.on("close", done);
     res.on("close", done);
+    // The stream says it is live only once the feed has its first fingerprint: a change made after the console
+    // sees this line is never folded into that first fingerprint and lost.
+    await feed.primed();
+    if (!res.writableEnded && !res.destroyed) res.write("retry: 2000\n\n");
     return { route: "/console/events", status: 200 };
   }
 
