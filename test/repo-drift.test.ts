@@ -7,28 +7,15 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_SERVICE } from "@steward/contracts/drift";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
-import { silentLogger } from "@steward/platform/logger";
-import { createNodeAgent, loadConfig as loadAgentConfig } from "@steward/node-agent";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
-import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
-import { createGitFixture, createTestDatabase, startNats, waitFor, type GitFixture, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createGitFixture, waitFor, type GitFixture } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
+let stack: Stack;
 let fx: GitFixture;
-let nc: NatsConnection;
-let sql: Sql;
 let incomingHead = "";
-const stops: (() => Promise<void>)[] = [];
-const token = randomBytes(24).toString("hex");
-const fleetKey = randomBytes(24).toString("hex");
+let token = "";
 const ENV = "DB_PASSWORD=do-not-lose-me\n";
 let apiUrl = "";
 
@@ -39,40 +26,19 @@ beforeAll(async () => {
   await writeFile(join(fx.checkout, "stacks/app/config.yml"), "copied by hand\n");
   await writeFile(join(fx.checkout, "stacks/app/nginx.conf"), "copied by hand\n");
 
-  nats = await startNats();
-  db = await createTestDatabase();
-  nc = await connectNats(nats.url, "repo-drift-test");
-  sql = connectDb(db.url);
-  await ensureStreams(nc);
-  await migrate(sql);
-  const fleet = join(fx.root, "fleet.yaml");
-  await writeFile(fleet, `version: 1\nrepo:\n  path: ${JSON.stringify(fx.checkout)}\nnodes:\n  t1: {}\n`);
-  const common = { NATS_URL: nats.url, LOG_LEVEL: "silent" };
-  const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(fx.root, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20" }), nc, logger: silentLogger(), registry: createRegistry("observer", false) });
-  await observer.start();
-  stops.push(() => observer.stop());
-  const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...common, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "1000" }), nc, sql, logger: silentLogger(), registry: createRegistry("supervisor", false) });
-  await supervisor.start();
-  stops.push(() => supervisor.stop());
-  const executor = createExecutor({ config: loadExecutorConfig({ ...common, DATABASE_URL: db.url, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
-  apiUrl = (await executor.start()).url;
-  stops.push(() => executor.stop());
-  const agent = createNodeAgent({
-    config: loadAgentConfig({ ...common, NODE_NAME: "t1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "500", REPO_PROBE_MS: "500", LOG_DIR: join(fx.root, "logs"), STATE_DIR: join(fx.root, "state"), METRICS_PORT: "0" }),
-    nc,
-    logger: silentLogger(),
-    registry: createRegistry("node-agent", false),
+  stack = await startStack({
+    dir: fx.root,
+    fleet: `version: 1\nrepo:\n  path: ${JSON.stringify(fx.checkout)}\nnodes:\n  t1: {}\n`,
+    observer: true,
+    supervisor: { RECHECK_MS: "1000" },
+    executor: { VERIFY_TIMEOUT_MS: "20000" },
+    agents: { t1: { HEARTBEAT_MS: "500", REPO_PROBE_MS: "500", STATE_DIR: join(fx.root, "state") } },
   });
-  await agent.start();
-  stops.push(() => agent.stop());
+  ({ token, executorUrl: apiUrl } = stack);
 });
 
 afterAll(async () => {
-  for (const s of stops.reverse()) await s().catch(() => undefined);
-  await sql?.end();
-  await nc?.close();
-  await db?.drop();
-  await nats?.stop();
+  await stack?.stop();
   await fx?.cleanup();
 });
 

@@ -15,13 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIFT_KEY } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
-import { createNodeAgent, loadConfig as loadAgentConfig, type NodeAgent } from "@steward/node-agent";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
-import { createTestDatabase, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import type { NodeAgent } from "@steward/node-agent";
+import { waitFor } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
 
 /** Distinctive random values: if any of them shows up anywhere, it leaked. */
 const VALUE = `sv1-${randomBytes(16).toString("hex")}`;
@@ -29,18 +26,13 @@ const OTHER = `sv2-${randomBytes(16).toString("hex")}`;
 const B_ONLY = `sv3-${randomBytes(16).toString("hex")}`;
 const ALL_VALUES = [VALUE, OTHER, B_ONLY];
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
+let stack: Stack;
 let dir = "";
-let nc: NatsConnection;
 let tap: NatsConnection;
-let sql: Sql;
 let kv: KV;
 let agentA: NodeAgent;
-const stops: (() => Promise<void>)[] = [];
 /** Everything that could carry a value: every NATS message, every log line, every snapshot and drift report read. */
 const captured: { nats: string[]; logs: string[]; snapshots: string[]; reports: string[] } = { nats: [], logs: [], snapshots: [], reports: [] };
-const fleetKey = randomBytes(24).toString("hex");
 
 const STORE_A_ENV = "a/env_file:.env#DB_PASSWORD";
 const STORE_A_FILE = "a/file:secrets/db";
@@ -123,59 +115,44 @@ const storesOf = (s: Snapshot): Stores => ({
 });
 
 beforeAll(async () => {
-  [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_secrets")]);
   dir = await mkdtemp(join(tmpdir(), "steward-secret-drift-"));
-  tap = await connectNats(nats.url, "tap");
-  tap.subscribe(">", {
-    callback: (_err, msg) => {
-      if (!msg) return;
-      const headers = msg.headers ? [...msg.headers.keys()].map((k) => `${k}: ${msg.headers?.get(k)}`).join("\n") : "";
-      captured.nats.push(`${msg.subject}\n${headers}\n${new TextDecoder().decode(msg.data)}`);
-    },
-  });
-  await tap.flush();
-  nc = await connectNats(nats.url, "secret-drift-test");
-  sql = connectDb(db.url);
-  await Promise.all([ensureStreams(nc), migrate(sql)]);
-  kv = await openWorldBucket(nc);
-
   await mkdir(join(dir, "a", "secrets"), { recursive: true });
   await mkdir(join(dir, "b", "secrets"), { recursive: true });
   await writeFile(join(dir, "a", ".env"), `# rendered by the deploy\nexport DB_PASSWORD="${VALUE}"\nOTHER_SETTING=1\n`);
   await writeFile(join(dir, "a", "secrets", "db"), `${VALUE}\n`);
   await writeFile(join(dir, "b", "secrets", "db"), `${VALUE}\n`);
   await writeFile(join(dir, "b", "secrets", "b_only"), `${B_ONLY}\n`);
-  const fleet = join(dir, "fleet.yaml");
-  await writeFile(fleet, fleetYaml);
 
   const logger = bufferLogger();
-  const common = { NATS_URL: nats.url };
-  const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" }), nc, logger: logger.child({ svc: "observer" }), registry: createRegistry("observer", false) });
-  await observer.start();
-  stops.push(() => observer.stop());
-  const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...common, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger: logger.child({ svc: "supervisor" }), registry: createRegistry("supervisor", false) });
-  await supervisor.start();
-  stops.push(() => supervisor.stop());
-  for (const node of ["a", "b"]) {
-    const agent = createNodeAgent({
-      config: loadAgentConfig({ ...common, NODE_NAME: node, FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "500", SECRET_POLL_MS: "200", SECRET_PROBE_MS: "2000", LOG_DIR: join(dir, `logs-${node}`), METRICS_PORT: "0" }),
-      nc,
-      logger: logger.child({ svc: `node-agent-${node}` }),
-      registry: createRegistry(`node-agent-${node}`, false),
-    });
-    await agent.start();
-    stops.push(() => agent.stop());
-    if (node === "a") agentA = agent;
-  }
+  const agent = { HEARTBEAT_MS: "500", SECRET_POLL_MS: "200", SECRET_PROBE_MS: "2000" };
+  stack = await startStack({
+    dir,
+    dbPrefix: "steward_secrets",
+    fleet: fleetYaml,
+    logger: (service) => logger.child({ svc: service }),
+    // Tap every subject before any service publishes.
+    async beforeServices({ nats }) {
+      tap = await connectNats(nats.url, "tap");
+      tap.subscribe(">", {
+        callback: (_err, msg) => {
+          if (!msg) return;
+          const headers = msg.headers ? [...msg.headers.keys()].map((k) => `${k}: ${msg.headers?.get(k)}`).join("\n") : "";
+          captured.nats.push(`${msg.subject}\n${headers}\n${new TextDecoder().decode(msg.data)}`);
+        },
+      });
+      await tap.flush();
+    },
+    observer: true,
+    supervisor: { RECHECK_MS: "300" },
+    agents: { a: agent, b: agent },
+  });
+  kv = await openWorldBucket(stack.nc);
+  agentA = stack.agents["a"]!;
 });
 
 afterAll(async () => {
-  for (const s of stops.reverse()) await s().catch(() => undefined);
-  await sql?.end({ timeout: 1 });
-  await nc?.close();
   await tap?.close();
-  await db?.drop();
-  await nats?.stop();
+  await stack?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -234,7 +211,7 @@ describe("secret drift across two nodes", () => {
   });
 
   it("no secret value appears in any NATS message, log line, snapshot, drift report or database row", async () => {
-    const rows = await sql`SELECT row_to_json(a)::text AS t FROM actions a UNION ALL SELECT row_to_json(x)::text FROM action_audit x`;
+    const rows = await stack.sql`SELECT row_to_json(a)::text AS t FROM actions a UNION ALL SELECT row_to_json(x)::text FROM action_audit x`;
     const dbText = rows.map((r) => String(r["t"])).join("\n");
     await readSnapshot();
     // The captures are real: they saw the secret events, the logs, the snapshots and the reports.

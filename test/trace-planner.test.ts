@@ -6,86 +6,43 @@
  * The supervisor is left out on purpose: it would propose the same restart first, and the action would then
  * carry the supervisor's trace instead of the CLI's.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
 import { initTracing } from "@steward/platform/tracing";
-import { silentLogger } from "@steward/platform/logger";
 import { TaskDetail } from "@steward/contracts/task";
-import { createNodeAgent, loadConfig as loadAgentConfig } from "@steward/node-agent";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
-import { createPlanner, loadConfig as loadPlannerConfig } from "@steward/planner";
+import type { NodeAgent } from "@steward/node-agent";
 import { runCli } from "@steward/cli";
-import { createTestDatabase, freePort, startFakeOllama, startNats, waitFor, type FakeOllama, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { freePort, startFakeOllama, waitFor, type FakeOllama } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing({ serviceName: "steward-trace-planner-test", exporter });
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
+let stack: Stack;
 let ollama: FakeOllama;
-let dir = "";
-let nc: NatsConnection;
-let sql: Sql;
-const stops: (() => Promise<void>)[] = [];
-const token = randomBytes(24).toString("hex");
-const fleetKey = randomBytes(24).toString("hex");
+let token = "";
 let apiUrl = "";
 let plannerUrl = "";
-let agent: ReturnType<typeof createNodeAgent>;
+let agent: NodeAgent;
 
 beforeAll(async () => {
-  nats = await startNats();
-  db = await createTestDatabase();
   ollama = await startFakeOllama();
-  dir = await mkdtemp(join(tmpdir(), "steward-trace-planner-"));
-  nc = await connectNats(nats.url, "trace-planner-test");
-  sql = connectDb(db.url);
-  await ensureStreams(nc);
-  await migrate(sql);
   const port = await freePort();
-  const fleet = join(dir, "fleet.yaml");
-  await writeFile(
-    fleet,
-    `version: 1\nnodes:\n  t1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
-  );
-  const common = { NATS_URL: nats.url, LOG_LEVEL: "silent" };
-  const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20" }), nc, logger: silentLogger(), registry: createRegistry("observer", false) });
-  await observer.start();
-  stops.push(() => observer.stop());
-  const executor = createExecutor({ config: loadExecutorConfig({ ...common, DATABASE_URL: db.url, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
-  apiUrl = (await executor.start()).url;
-  stops.push(() => executor.stop());
-  agent = createNodeAgent({ config: loadAgentConfig({ ...common, NODE_NAME: "t1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "500", LOG_DIR: join(dir, "logs"), METRICS_PORT: "0" }), nc, logger: silentLogger(), registry: createRegistry("node-agent", false) });
-  await agent.start();
-  stops.push(() => agent.stop());
-  const planner = createPlanner({
-    config: loadPlannerConfig({ ...common, DATABASE_URL: db.url, API_TOKEN: token, FLEET_SPEC: fleet, HTTP_PORT: "0", OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "1", POLL_MS: "50" }),
-    sql,
-    nc,
-    logger: silentLogger(),
-    registry: createRegistry("planner", false),
+  stack = await startStack({
+    fleet: `version: 1\nnodes:\n  t1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
+    observer: true,
+    executor: { VERIFY_TIMEOUT_MS: "20000" },
+    agents: { t1: { HEARTBEAT_MS: "500" } },
+    planner: { OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "1", POLL_MS: "50" },
   });
-  plannerUrl = `http://127.0.0.1:${(await planner.start()).port}`;
-  stops.push(() => planner.stop());
+  ({ token, executorUrl: apiUrl, plannerUrl } = stack);
+  agent = stack.agents["t1"]!;
 });
 
 afterAll(async () => {
-  for (const s of stops.reverse()) await s().catch(() => undefined);
-  await sql?.end();
-  await nc?.close();
-  await db?.drop();
-  await nats?.stop();
+  await stack?.stop();
   await ollama?.close();
   await tracing.shutdown();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("trace context from the CLI through the planner", () => {

@@ -3,74 +3,37 @@
  * probe.exit → supervisor.propose → executor.run → executor.command → node-agent.command,
  * every component in this process so an in-memory exporter sees every span.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
 import { initTracing } from "@steward/platform/tracing";
-import { silentLogger } from "@steward/platform/logger";
-import { createNodeAgent, loadConfig as loadAgentConfig } from "@steward/node-agent";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
-import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
-import { createTestDatabase, freePort, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import type { NodeAgent } from "@steward/node-agent";
+import { freePort, waitFor } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
 
 const exporter = new InMemorySpanExporter();
 const tracing = initTracing({ serviceName: "steward-trace-test", exporter });
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
-let dir = "";
-let nc: NatsConnection;
-let sql: Sql;
-const stops: (() => Promise<void>)[] = [];
-const token = randomBytes(24).toString("hex");
-const fleetKey = randomBytes(24).toString("hex");
+let stack: Stack;
+let token = "";
 let apiUrl = "";
-let agent: ReturnType<typeof createNodeAgent>;
+let agent: NodeAgent;
 
 beforeAll(async () => {
-  nats = await startNats();
-  db = await createTestDatabase();
-  dir = await mkdtemp(join(tmpdir(), "steward-trace-"));
-  nc = await connectNats(nats.url, "trace-test");
-  sql = connectDb(db.url);
-  await ensureStreams(nc);
-  await migrate(sql);
   const port = await freePort();
-  const fleet = join(dir, "fleet.yaml");
-  await writeFile(
-    fleet,
-    `version: 1\nnodes:\n  t1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
-  );
-  const common = { NATS_URL: nats.url, LOG_LEVEL: "silent" };
-  const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20" }), nc, logger: silentLogger(), registry: createRegistry("observer", false) });
-  await observer.start();
-  stops.push(() => observer.stop());
-  const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...common, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "1000" }), nc, sql, logger: silentLogger(), registry: createRegistry("supervisor", false) });
-  await supervisor.start();
-  stops.push(() => supervisor.stop());
-  const executor = createExecutor({ config: loadExecutorConfig({ ...common, DATABASE_URL: db.url, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
-  apiUrl = (await executor.start()).url;
-  stops.push(() => executor.stop());
-  agent = createNodeAgent({ config: loadAgentConfig({ ...common, NODE_NAME: "t1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "500", LOG_DIR: join(dir, "logs"), METRICS_PORT: "0" }), nc, logger: silentLogger(), registry: createRegistry("node-agent", false) });
-  await agent.start();
-  stops.push(() => agent.stop());
+  stack = await startStack({
+    fleet: `version: 1\nnodes:\n  t1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
+    observer: true,
+    supervisor: { RECHECK_MS: "1000" },
+    executor: { VERIFY_TIMEOUT_MS: "20000" },
+    agents: { t1: { HEARTBEAT_MS: "500" } },
+  });
+  ({ token, executorUrl: apiUrl } = stack);
+  agent = stack.agents["t1"]!;
 });
 
 afterAll(async () => {
-  for (const s of stops.reverse()) await s().catch(() => undefined);
-  await sql?.end();
-  await nc?.close();
-  await db?.drop();
-  await nats?.stop();
+  await stack?.stop();
   await tracing.shutdown();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const api = async (path: string, init: RequestInit = {}) => {

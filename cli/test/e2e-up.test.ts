@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
-import { waitFor, waitForChanges } from "@steward/testkit";
+import { metricValue, waitFor, waitForTicks } from "@steward/testkit";
 import { runSteward, startUp, type RunningUp } from "./steward-process.js";
 
 let home = "";
@@ -24,8 +24,11 @@ const world = () => steward<Snapshot>("status", "--json").json;
 const drifts = () => steward<DriftReport>("drift", "--json").json?.drifts ?? [];
 const actions = () => steward<{ actions: Action[] }>("actions", "--json").json?.actions ?? [];
 const svc = (node: string, name: string) => world()?.world.nodes[node]?.services[name];
-/** Two new drift reports: a whole supervisor cycle ran after this call (proposals are made before the report is written). */
-const supervisorCycles = () => waitForChanges("the drift report's computed_at", () => steward<DriftReport>("drift", "--json").json?.computed_at, 2, 30_000, 100);
+/** Two more supervisor cycles (its metric, read from the URL `steward up` recorded in stack.json): one ran whole after this call. */
+const supervisorCycles = async () => {
+  const stack = JSON.parse(await readFile(join(home, "stack.json"), "utf8")) as { metrics: Record<string, string> };
+  await waitForTicks("supervisor cycles", () => metricValue(stack.metrics["supervisor"]!, "supervisor_cycles_total"), 2, 30_000);
+};
 
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "steward-e2e-home-"));

@@ -1,0 +1,187 @@
+/**
+ * A Steward stack in this process for end-to-end tests: a real nats-server, a throwaway PostgreSQL database and the
+ * services a test asks for, wired the way their main.ts wires them. It lives here and not in the testkit because the
+ * testkit must not depend on the services.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { connectDb, migrate, type Sql } from "@steward/platform/db";
+import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
+import { silentLogger, type Logger } from "@steward/platform/logger";
+import { createNodeAgent, loadConfig as loadAgentConfig, type NodeAgent } from "@steward/node-agent";
+import { createObserver, loadConfig as loadObserverConfig, type Observer } from "@steward/observer";
+import { createSupervisor, loadSupervisorConfig, type Supervisor } from "@steward/supervisor";
+import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
+import { createPlanner, loadConfig as loadPlannerConfig, type Planner } from "@steward/planner";
+import { createAlerter, loadConfig as loadAlerterConfig, type Alerter } from "@steward/alerter";
+import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+
+/** Settings a test adds to (or overrides in) a service's defaults, as the service reads them from its environment. */
+export type Env = Record<string, string>;
+
+export interface StackOptions {
+  /** fleet.yaml, written to `<dir>/fleet.yaml` (a function gets the stack's dir, for paths inside it). */
+  fleet?: string | ((dir: string) => string);
+  /** An existing fleet spec to use instead of `fleet`. */
+  fleetPath?: string;
+  /** The working directory (snapshot, logs); a fresh temp dir, removed on stop, when not given. */
+  dir?: string;
+  /** Prefix of the throwaway database's name. */
+  dbPrefix?: string;
+  /** Connections in the shared pool (postgres.js default when not given). */
+  sqlMax?: number;
+  /** The services to run, each with its settings on top of the defaults. Started in this order; agents by node. */
+  observer?: Env | true;
+  supervisor?: Env | true;
+  executor?: Env | true;
+  /** The executor gets a pool of its own with this many connections instead of the shared one. */
+  executorSqlMax?: number;
+  agents?: Record<string, Env>;
+  planner?: Env | true;
+  alerter?: Env | true;
+  /** The logger each service gets (silent when not given). */
+  logger?: (service: string) => Logger;
+  /** Runs once NATS and Postgres are up, before any service starts (tap subjects, write files that need the URLs). */
+  beforeServices?: (stack: Pick<Stack, "nats" | "db" | "nc" | "sql" | "dir">) => Promise<void>;
+}
+
+export interface Stack {
+  nats: NatsServerHandle;
+  db: TestDatabase;
+  /** The connection the services share, as in one process each would have its own. */
+  nc: NatsConnection;
+  sql: Sql;
+  dir: string;
+  fleetPath: string;
+  /** The executor's and planner's API token, and the fleet key that signs node commands. */
+  token: string;
+  fleetKey: string;
+  observer?: Observer;
+  supervisor?: Supervisor;
+  executor?: Executor;
+  planner?: Planner;
+  alerter?: Alerter;
+  agents: Record<string, NodeAgent>;
+  /** Each service's metrics registry, by service name (`node-agent-<node>` for agents). */
+  registries: Record<string, Registry>;
+  executorUrl: string;
+  plannerUrl: string;
+  alerterUrl: string;
+  /** Stops the services newest first, then closes connections, drops the database, stops NATS, removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+const settings = (over: Env | true | undefined): Env => (over === true || over === undefined ? {} : over);
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const stops: (() => Promise<unknown>)[] = [];
+  const ownDir = opts.dir === undefined;
+  const [nats, db, dir] = await Promise.all([startNats(), createTestDatabase(opts.dbPrefix), opts.dir ?? mkdtemp(join(tmpdir(), "steward-stack-"))]);
+  const nc = await connectNats(nats.url, "stack-test");
+  const sql = connectDb(db.url, opts.sqlMax === undefined ? undefined : { max: opts.sqlMax });
+  const registries: Record<string, Registry> = {};
+  const stack: Stack = {
+    nats,
+    db,
+    nc,
+    sql,
+    dir,
+    fleetPath: opts.fleetPath ?? join(dir, "fleet.yaml"),
+    token: randomBytes(24).toString("hex"),
+    fleetKey: randomBytes(24).toString("hex"),
+    agents: {},
+    registries,
+    executorUrl: "",
+    plannerUrl: "",
+    alerterUrl: "",
+    async stop() {
+      for (const s of stops.reverse()) await s().catch(() => undefined);
+      await sql.end({ timeout: 2 }).catch(() => undefined);
+      await nc.close().catch(() => undefined);
+      await db.drop().catch(() => undefined);
+      await nats.stop();
+      if (ownDir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await Promise.all([ensureStreams(nc), migrate(sql)]);
+    if (opts.fleet !== undefined && opts.fleetPath === undefined) await writeFile(stack.fleetPath, typeof opts.fleet === "string" ? opts.fleet : opts.fleet(dir));
+    await opts.beforeServices?.(stack);
+    const logger = (service: string) => opts.logger?.(service) ?? silentLogger();
+    const registry = (service: string) => (registries[service] = createRegistry(service, false));
+    const common = { NATS_URL: nats.url, LOG_LEVEL: "silent", METRICS_PORT: "0" };
+    const withDb = { ...common, DATABASE_URL: db.url };
+
+    if (opts.observer) {
+      const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", ...settings(opts.observer) }), nc, logger: logger("observer"), registry: registry("observer") });
+      await observer.start();
+      stops.push(() => observer.stop());
+      stack.observer = observer;
+    }
+    if (opts.supervisor) {
+      const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...withDb, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "1000", ...settings(opts.supervisor) }), nc, sql, logger: logger("supervisor"), registry: registry("supervisor") });
+      await supervisor.start();
+      stops.push(() => supervisor.stop());
+      stack.supervisor = supervisor;
+    }
+    if (opts.executor) {
+      const execSql = opts.executorSqlMax === undefined ? sql : connectDb(db.url, { max: opts.executorSqlMax });
+      const executor = createExecutor({
+        config: loadExecutorConfig({ ...withDb, API_TOKEN: stack.token, FLEET_KEY: stack.fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", ...settings(opts.executor) }),
+        nc,
+        sql: execSql,
+        logger: logger("executor"),
+        registry: registry("executor"),
+      });
+      stack.executorUrl = (await executor.start()).url;
+      stops.push(async () => {
+        await executor.stop();
+        if (execSql !== sql) await execSql.end({ timeout: 1 });
+      });
+      stack.executor = executor;
+    }
+    for (const [node, env] of Object.entries(opts.agents ?? {})) {
+      const name = `node-agent-${node}`;
+      const agent = createNodeAgent({
+        config: loadAgentConfig({ ...common, NODE_NAME: node, FLEET_SPEC: stack.fleetPath, FLEET_KEY: stack.fleetKey, HEARTBEAT_MS: "500", LOG_DIR: join(dir, `logs-${node}`), ...env }),
+        nc,
+        logger: logger(name),
+        registry: registry(name),
+      });
+      await agent.start();
+      stops.push(() => agent.stop());
+      stack.agents[node] = agent;
+    }
+    if (opts.planner) {
+      const planner = createPlanner({
+        config: loadPlannerConfig({ ...withDb, API_TOKEN: stack.token, FLEET_SPEC: stack.fleetPath, HTTP_PORT: "0", CLAUDE_ENABLED: "false", ...settings(opts.planner) }),
+        sql,
+        nc,
+        logger: logger("planner"),
+        registry: registry("planner"),
+      });
+      stack.plannerUrl = `http://127.0.0.1:${(await planner.start()).port}`;
+      stops.push(() => planner.stop());
+      stack.planner = planner;
+    }
+    if (opts.alerter) {
+      const alerter = createAlerter({
+        config: loadAlerterConfig({ ...withDb, API_TOKEN: stack.token, EXECUTOR_URL: stack.executorUrl, CONSOLE_URL: `${stack.executorUrl}/console`, ...settings(opts.alerter) }),
+        nc,
+        sql,
+        logger: logger("alerter"),
+        registry: registry("alerter"),
+      });
+      stack.alerterUrl = (await alerter.start()).url;
+      stops.push(() => alerter.stop());
+      stack.alerter = alerter;
+    }
+    return stack;
+  } catch (err) {
+    await stack.stop().catch(() => undefined);
+    throw err;
+  }
+}
