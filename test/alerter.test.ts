@@ -16,8 +16,7 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
 import { seedAction, stateOf as actionState, auditOf, only } from "@steward/actions/testing";
 import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, waitForTicks, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
-import { createAlerter, type Alerter } from "../src/alerter.js";
-import { loadConfig } from "../src/config.js";
+import { createAlerter, loadConfig, type Alerter } from "@steward/alerter";
 
 const API_TOKEN = "alerter-test-api-token-0123456789";
 const FLEET_KEY = "alerter-test-fleet-key-0123456789";
@@ -293,7 +292,7 @@ describe("approvals outside the console", () => {
 });
 
 describe("start-up refusals", () => {
-  const main = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+  const main = fileURLToPath(new URL("../services/alerter/dist/main.js", import.meta.url));
   it.each([
     ["TELEGRAM_BOT_TOKEN", { TELEGRAM_BOT_TOKEN: "", TELEGRAM_CHAT_ID: "1", TELEGRAM_ALLOWED_USERS: "1" }],
     ["NTFY_URL", { NTFY_URL: "changeme", NTFY_TOPIC: "steward-ops" }],

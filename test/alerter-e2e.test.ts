@@ -18,8 +18,7 @@ import { createObserver, loadConfig as loadObserverConfig } from "@steward/obser
 import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
 import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
 import { createTestDatabase, freePort, startFakeNtfy, startNats, waitFor, type FakeNtfy, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
-import { createAlerter } from "../src/alerter.js";
-import { loadConfig } from "../src/config.js";
+import { createAlerter, loadConfig } from "@steward/alerter";
 
 let nats: NatsServerHandle;
 let db: TestDatabase;

@@ -17,9 +17,8 @@ import { createNodeAgent, loadConfig as loadAgentConfig } from "@steward/node-ag
 import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
 import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
 import { createTestDatabase, freePort, startNats, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
-import { createExecutor } from "../src/executor.js";
-import { loadConfig as loadExecutorConfig } from "../src/config.js";
-import { launchChromium, signIn } from "./console-helpers.js";
+import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
+import { launchChromium, signIn } from "../services/executor/test/console-helpers.js";
 
 let nats: NatsServerHandle;
 let db: TestDatabase;
