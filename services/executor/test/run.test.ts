@@ -4,13 +4,8 @@ import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { checkNodeCommand } from "@steward/contracts/node-command";
 import { initTracing } from "@steward/platform/tracing";
 import type { Action, AuditEntry } from "@steward/contracts/action";
-<<<<<<< HEAD
-import { waitFor } from "@steward/testkit";
-import { createActionsRepository as createActionStore, LOST_EXECUTOR_DETAIL } from "@steward/actions/repository";
-=======
 import { metricValue as metricAt, waitFor, waitForTicks } from "@steward/testkit";
-import { createActionStore, LOST_EXECUTOR_DETAIL } from "../src/store.js";
->>>>>>> 1bbf040 (tests: wait on signals instead of fixed sleeps (evaluation and claim-poll counters, heartbeats, the spec-reload metric, folded seq, the drift report's computed_at, supervisor cycles); testkit metricValue/waitForTicks/waitForChanges; executor_claim_polls_total; the console event stream says retry: only once its change feed has a first fingerprint (a change just after connecting was lost))
+import { createActionsRepository as createActionStore, LOST_EXECUTOR_DETAIL } from "@steward/actions/repository";
 import { api, FLEET_KEY, fakeAgent, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 
 let env: Env;
