@@ -1,4 +1,4 @@
-import { LABEL_SERVICE, containerCreateBody, containerName, deployOrder, type StackRevision } from "./compose.js";
+import { LABEL_SERVICE, containerCreateBody, containerName, deployOrder, engineUnsupported, type StackRevision } from "./compose.js";
 import type { StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
 import type { StackObserver } from "./compose-observe.js";
@@ -61,6 +61,8 @@ export function createEngineApplier(deps: EngineApplierDeps): StackApplier {
 
   return {
     async apply(s, r, deadline) {
+      const unsupported = engineUnsupported(r.services);
+      if (unsupported) throw new StackDeployError(s.name, "config", unsupported);
       const steps: string[] = [];
       for (const service of deployOrder(r.services)) {
         const def = r.services[service];

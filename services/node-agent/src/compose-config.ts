@@ -22,6 +22,8 @@ export interface StackConfigDeps {
   fleetKey: string;
   /** Resolves `{ secret: name }` env values; without it such values fail the deploy, naming the secret. */
   resolveSecret?: ((ref: SecretRef) => string | undefined) | undefined;
+  /** True once the real Compose applies stacks: what only it can do (build, long syntax) is hashed, not refused. */
+  lenient?: () => boolean;
 }
 
 /** Pure: keyed digests of an env file's values, by key. The values are dropped here. */
@@ -76,7 +78,7 @@ export function createStackConfig(deps: StackConfigDeps): StackConfig {
     async desired(s) {
       const files = [];
       for (const f of s.spec.files) files.push({ path: f, text: await readText(s, f) });
-      const services = mergeComposeFiles(files);
+      const services = mergeComposeFiles(files, { lenient: deps.lenient?.() ?? false });
       const envFile = s.spec.env_file ? resolve(s.checkout, s.spec.env_file) : null;
       const digests = s.spec.env_file ? envFileDigests(deps.fleetKey, parseEnvFile(await readText(s, s.spec.env_file))) : {};
       return buildRevision({ project: s.project, services, env: s.spec.env, env_file: envFile, env_file_digests: digests });

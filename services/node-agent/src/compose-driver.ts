@@ -71,7 +71,8 @@ export interface ComposeDriver extends ServiceDriver {
 export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
   const { docker, logger, node } = deps;
   const stacks = createStackSet({ node, specDir: deps.specDir });
-  const config = createStackConfig({ node, fleetKey: deps.fleetKey, resolveSecret: deps.resolveSecret });
+  let viaCli = false;
+  const config = createStackConfig({ node, fleetKey: deps.fleetKey, resolveSecret: deps.resolveSecret, lenient: () => viaCli });
   const health = createStackHealth({ docker, pollMs: deps.pollMs ?? 250 });
   const observer = createStackObserver({ docker, stacks, config, health, publish: deps.publish, logger });
   const engine = createEngineApplier({ docker, observer, config, health, stopGraceS: deps.stopGraceS ?? 10 });
@@ -96,6 +97,7 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
         return engine;
       }
       logger.info({ compose: cli.label }, `compose stacks are applied with ${cli.label}`);
+      viaCli = true;
       return createCliApplier({ cli, dockerHost, stateDir: deps.stateDir, config, observer, health, engine });
     })();
     return chosen;
@@ -120,6 +122,8 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
       return withSpan("node-agent.compose", { attributes: { "steward.service": s.name, "steward.command.op": cmd.op } }, () =>
         exclusive(s, async (): Promise<NodeCommandReply> => {
           try {
+            // Which applier runs decides what the files may hold (with Compose: build, long syntax, …).
+            await choose();
             const detail = await op(s, cmd);
             await observer.probe(s, true).catch(() => undefined);
             logger.info({ stack: s.name, op: cmd.op, command_id: cmd.id }, "stack command done");
@@ -151,6 +155,7 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
     setSpec(spec) {
       stacks.update(spec);
       if (!closed && timer) {
+        if (stacks.all().length > 0) void choose();
         events.ensure();
         void observer.probeAll();
       }
@@ -160,9 +165,10 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
 
     start() {
       if (timer || closed) return;
-      if (stacks.all().length > 0) void choose();
       events.ensure();
-      void observer.probeAll();
+      // The first probe waits for the choice: with Compose, files only it can apply are not a spec-side problem.
+      if (stacks.all().length > 0) void choose().finally(() => void observer.probeAll());
+      else void observer.probeAll();
       // The probe stays as the safety net: events are what make a death seen at once.
       timer = setInterval(() => void observer.probeAll(), deps.probeMs);
     },

@@ -157,11 +157,15 @@ function healthcheck(v: unknown, file: string, svc: string): ComposeHealthcheck 
 /** Partial definition from one file: only the keys that file sets, so a later file overrides just those. */
 type Partial_ = Partial<ComposeServiceDef>;
 
-function normalizeService(name: string, raw: unknown, file: string): Partial_ {
+/**
+ * `lenient`: the real Compose applies the files, so what only the Engine-API applier cannot do (build, long
+ * port/volume syntax) is kept as written (hashed, in `other`) instead of refused.
+ */
+function normalizeService(name: string, raw: unknown, file: string, lenient: boolean): Partial_ {
   if (!isMap(raw)) throw new ComposeError(file, `services.${name}: expected a map`);
   const out: Partial_ = {};
   const where = (k: string) => `services.${name}.${k}`;
-  if (raw["build"] !== undefined && raw["image"] === undefined) throw new ComposeError(file, `${where("build")}: building images is not supported on a node; set image`);
+  if (raw["build"] !== undefined && raw["image"] === undefined && !lenient) throw new ComposeError(file, `${where("build")}: building images is not supported on a node; set image`);
   if (raw["image"] !== undefined) {
     if (typeof raw["image"] !== "string" || raw["image"].trim() === "") throw new ComposeError(file, `${where("image")}: expected an image name`);
     out.image = raw["image"].trim();
@@ -188,13 +192,16 @@ function normalizeService(name: string, raw: unknown, file: string): Partial_ {
   for (const k of ["ports", "volumes"] as const) {
     const v = raw[k];
     if (v === undefined) continue;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" && typeof x !== "number")) throw new ComposeError(file, `${where(k)}: only the short syntax (a list of strings) is supported`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" && typeof x !== "number")) {
+      if (!lenient) throw new ComposeError(file, `${where(k)}: only the short syntax (a list of strings) is supported`);
+      continue; // kept as written in `other` below
+    }
     out[k] = v.map((x) => String(x));
   }
   if (raw["working_dir"] !== undefined) out.working_dir = scalar(raw["working_dir"]);
   if (raw["user"] !== undefined) out.user = scalar(raw["user"]);
   const other: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) if (!KNOWN.has(k)) other[k] = v;
+  for (const [k, v] of Object.entries(raw)) if (!KNOWN.has(k) || ((k === "ports" || k === "volumes") && out[k] === undefined)) other[k] = v;
   if (Object.keys(other).length > 0) out.other = other;
   return out;
 }
@@ -216,7 +223,7 @@ function mergeService(base: Partial_, over: Partial_): Partial_ {
  * Parses and merges compose files in order (later files override earlier ones), as `docker compose -f a -f b` does.
  * `${VAR}` interpolation is not performed: values are used as written.
  */
-export function mergeComposeFiles(files: readonly { path: string; text: string }[]): ComposeServices {
+export function mergeComposeFiles(files: readonly { path: string; text: string }[], opts: { lenient?: boolean } = {}): ComposeServices {
   if (files.length === 0) throw new ComposeError(undefined, "no compose files");
   let merged: Record<string, Partial_> = {};
   for (const f of files) {
@@ -228,17 +235,18 @@ export function mergeComposeFiles(files: readonly { path: string; text: string }
     const next: Record<string, Partial_> = { ...merged };
     for (const [name, svc] of Object.entries(raw["services"])) {
       if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new ComposeError(f.path, `services.${name}: not a valid service name`);
-      const part = normalizeService(name, svc, f.path);
+      const part = normalizeService(name, svc, f.path, opts.lenient ?? false);
       next[name] = merged[name] ? mergeService(merged[name], part) : part;
     }
     merged = next;
   }
   const out: ComposeServices = {};
   for (const [name, p] of Object.entries(merged)) {
-    if (!p.image) throw new ComposeError(files[files.length - 1]?.path, `services.${name}: no image`);
+    if (!p.image && !(opts.lenient && p.other?.["build"] !== undefined)) throw new ComposeError(files[files.length - 1]?.path, `services.${name}: no image`);
     for (const dep of p.depends_on ?? []) if (!(dep in merged)) throw new ComposeError(undefined, `services.${name}.depends_on: '${dep}' is not a service of this stack`);
     const def: ComposeServiceDef = {
-      image: p.image,
+      // "" only when Compose builds it (lenient): the Engine-API applier refuses such a revision.
+      image: p.image ?? "",
       environment: p.environment ?? {},
       labels: p.labels ?? {},
       depends_on: uniqSorted(p.depends_on ?? []),
@@ -283,6 +291,15 @@ export function configHash(r: Omit<StackRevision, "hash">): string {
 
 export function buildRevision(input: Omit<StackRevision, "hash">): StackRevision {
   return { ...input, hash: configHash(input) };
+}
+
+/** Pure: why the Engine-API applier cannot apply these services (what only the real Compose does), if it cannot. */
+export function engineUnsupported(services: ComposeServices): string | undefined {
+  for (const [name, s] of Object.entries(services)) {
+    if (!s.image) return `services.${name}.build: building images needs Compose on the node (docker compose or docker-compose); set image`;
+    for (const k of ["ports", "volumes"] as const) if (s.other[k] !== undefined) return `services.${name}.${k}: the long syntax needs Compose on the node (docker compose or docker-compose); use the short syntax`;
+  }
+  return undefined;
 }
 
 /** Compose's container name for the first replica of a service. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ComposeError, buildRevision, composeDurationMs, configHash, containerCreateBody, deployOrder, mergeComposeFiles, splitCommand, type StackRevision } from "../src/compose.js";
+import { ComposeError, buildRevision, composeDurationMs, configHash, containerCreateBody, deployOrder, engineUnsupported, mergeComposeFiles, splitCommand, type StackRevision } from "../src/compose.js";
 import { observeContainers } from "../src/compose.js";
 import type { ContainerInspect } from "../src/docker/types.js";
 
@@ -100,6 +100,21 @@ services:
     }
     expect(err).toBeInstanceOf(ComposeError);
     expect((err as Error).message).toMatch(msg);
+  });
+
+  it("with the real Compose (lenient): build and long port/volume syntax are hashed as written, and only the Engine-API applier refuses them", () => {
+    const text = "services:\n  a:\n    build: .\n    ports: [{ target: 80, published: 8080 }]\n  b:\n    image: x\n    volumes: [{ type: volume, source: data, target: /data }]\n";
+    const s = mergeComposeFiles([file(text, "compose.yaml")], { lenient: true });
+    expect(s["a"]).toMatchObject({ image: "", ports: [], other: { build: ".", ports: [{ target: 80, published: 8080 }] } });
+    expect(s["b"]?.other).toEqual({ volumes: [{ type: "volume", source: "data", target: "/data" }] });
+    expect(engineUnsupported(s)).toMatch(/services\.a\.build: building images needs Compose on the node/);
+    expect(engineUnsupported({ b: s["b"] as NonNullable<(typeof s)["b"]> })).toMatch(/services\.b\.volumes: the long syntax needs Compose/);
+    // What the strict parser accepts hashes the same either way: the choice of applier is no drift.
+    const plain = "services:\n  a:\n    image: x\n    ports: ['80:80']\n";
+    expect(mergeComposeFiles([file(plain, "c.yaml")], { lenient: true })).toEqual(mergeComposeFiles([file(plain, "c.yaml")]));
+    expect(engineUnsupported(mergeComposeFiles([file(plain, "c.yaml")]))).toBeUndefined();
+    // Neither image nor build is refused by both.
+    expect(() => mergeComposeFiles([file("services:\n  a:\n    command: x\n", "c.yaml")], { lenient: true })).toThrow(/no image/);
   });
 
   it.each([

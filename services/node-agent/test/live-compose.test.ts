@@ -140,4 +140,26 @@ describe.skipIf(skip)("the real Compose on a live dockerd", () => {
       await fallback.stop();
     }
   }, 120_000);
+
+  it("with Compose, what only Compose does is applied: an image built from the checkout, a named volume in the long syntax", async () => {
+    const sub = join(dir, "built");
+    await mkdir(sub, { recursive: true });
+    await writeFile(join(sub, "Dockerfile"), `FROM steward-test/busybox:1\nCMD ["sleep", "100000"]\n`);
+    await writeFile(join(sub, "compose.yaml"), `services:\n  app:\n    build: .\n    network_mode: host\n    stop_grace_period: 1s\n    volumes: [{ type: volume, source: data, target: /data }]\n    healthcheck: { test: ["CMD", "touch", "/data/ok"], interval: 1s }\nvolumes:\n  data: {}\n`);
+    const res = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { repo_path: ".", services: { built: { kind: "compose", files: ["compose.yaml"], deploy: { health_timeout: "90s" } } } } } }));
+    if (!res.ok) throw new Error(JSON.stringify(res.problems));
+    const withCompose = createComposeDriver({ node: "n1", docker, dockerHost: dockerd.host, fleetKey: "test-fleet-key-0123456789abcdef", specDir: sub, stateDir: join(sub, "state"), probeMs: 60_000, logger: silentLogger(), publish: () => undefined, pollMs: 200 });
+    withCompose.setSpec(res.spec);
+    try {
+      const reply = await runOp(withCompose, { ...cmd("deploy"), service: "built" });
+      expect(reply).toMatchObject({ ok: true });
+      await withCompose.probeNow();
+      expect(withCompose.observe()[0]).toMatchObject({ state: "running", health: "healthy" });
+      const [c] = await docker.listProjectContainers("built");
+      const ins = await docker.inspectContainer(c?.Id ?? "");
+      expect(JSON.stringify(ins)).toMatch(/built_data|built-data/);
+    } finally {
+      await withCompose.stop();
+    }
+  }, 180_000);
 });
