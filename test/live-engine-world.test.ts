@@ -182,7 +182,28 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     expect(sorted.at(-1)).toBeLessThan(15_000);
   }, 600_000);
 
+  it("docker pause → running but unhealthy in the world (an unhealthy drift, never down); unpause → healthy again", async () => {
+    const [c] = (await docker("ps", "-q", "--filter", "label=com.docker.compose.project=ev")).stdout.trim().split("\n");
+    await docker("pause", c ?? "");
+    const paused = await waitFor("unhealthy in the world", async () => {
+      const x = await stack();
+      return x?.health === "unhealthy" ? x : undefined;
+    }, 20_000, 20);
+    expect(paused.state).toBe("running");
+    expect(paused.detail).toMatch(/paused/);
+    const d = await waitFor("the drift report sees it", async () => (await report())?.drifts.find((x) => x.node === "n1" && x.service === "ev" && x.kind !== "down" && x.kind === "unhealthy"), 20_000, 50);
+    expect(d.kind).toBe("unhealthy");
+    await docker("unpause", c ?? "");
+    await waitFor("healthy again", async () => (await stack())?.health === "healthy", 20_000, 20);
+  }, 120_000);
+
   it("dockerd stopped → unknown in the world, never down, no action proposed", async () => {
+    // Counted after a supervisor cycle that saw the stack healthy again, so no earlier proposal lands meanwhile.
+    const tb = Date.now();
+    await waitFor("a drift report after the unpause", async () => {
+      const r = await report();
+      return r && Date.parse(r.computed_at) > tb + 400 && !r.drifts.some((d) => d.node === "n1" && d.service === "ev") ? r : undefined;
+    }, 30_000, 100);
     const before = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM actions`)[0]?.n;
     const states: string[] = [];
     let sampling = true;
