@@ -35,9 +35,6 @@ export const RollbackCommandParams = z.strictObject({
 });
 export type RollbackCommandParams = z.output<typeof RollbackCommandParams>;
 
-/** Core NATS subject on which the executor announces a rollout stopped by a failed health gate. */
-export const DEPLOY_FAILED_ALERT_SUBJECT = "steward.alerts.deploy_failed";
-
 export const DeployFailedAlert = z.strictObject({
   action_id: z.string(),
   node: z.string(),

@@ -1,8 +1,5 @@
 import { z } from "zod";
 
-/** Request/reply subject on which a node-agent answers with the tail of a declared service's log. */
-export const logTailSubject = (node: string): string => `steward.logs.${node}`;
-
 export const LOG_TAIL_MAX_BYTES = 65_536;
 
 export const LogTailRequest = z.strictObject({

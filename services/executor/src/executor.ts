@@ -9,6 +9,7 @@ import { createConsole } from "./console/index.js";
 import { createApprovalTokens, deriveApprovalKey } from "./approval-tokens.js";
 import { createApprovalRoutes } from "./http-approvals.js";
 import { createExecutorMetrics } from "./metrics.js";
+import { createNodeCommandClient } from "./node-command-client.js";
 import { runAction } from "./run.js";
 import { createActionsRepository, type ActionsRepository } from "@steward/actions/repository";
 
@@ -67,7 +68,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   }
 
   async function work(kv: KV): Promise<void> {
-    const runDeps = { nc, kv, store, logger, metrics, clock, config };
+    const commands = createNodeCommandClient({ nc, fleetKey: config.fleetKey, commandTtlMs: config.commandTtlMs, clock, metrics });
+    const runDeps = { nc, kv, store, commands, logger, metrics, clock, config };
     while (!abort.signal.aborted) {
       if (inflight.size < config.concurrency) {
         let claimed;

@@ -1,16 +1,34 @@
-import { randomUUID } from "node:crypto";
-import { DEPLOY_FAILED_ALERT_SUBJECT, DeployActionParams, DeployFailedAlert } from "@steward/contracts/deploy";
-import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@steward/contracts/node-command";
-import { assertSubjectToken, commandSubject } from "@steward/contracts/subjects";
+import { DeployActionParams, DeployFailedAlert } from "@steward/contracts/deploy";
+import { assertSubjectToken, DEPLOY_FAILED_ALERT_SUBJECT } from "@steward/contracts/subjects";
 import { loadFleetSpec } from "@steward/fleet/fleet-spec";
-import { traceHeaders } from "@steward/platform/bus";
-import { withSpan, SpanStatusCode } from "@steward/platform/tracing";
+import { traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
 import type { Action } from "@steward/contracts/action";
 import type { Snapshot } from "@steward/contracts/world-state";
-import type { RunDeps } from "./run.js";
+import type { Logger } from "@steward/platform/logger";
+import type { ActionsRepository } from "@steward/actions/repository";
+import type { NodeCommandClient } from "./node-command-client.js";
+import { gateStep, type Ending, type Step } from "./verdict.js";
 import { readSnapshot } from "./world.js";
 
-export type RolloutEnding = { outcome: "succeeded" | "failed" | "abandoned" | "lost"; result: string };
+export type RolloutEnding = Ending;
+
+/** What a rollout needs: the node-command client, the world, the audit trail, and NATS for the deploy_failed alert. */
+export interface RolloutDeps {
+  nc: NatsConnection;
+  kv: KV;
+  store: Pick<ActionsRepository, "note">;
+  commands: NodeCommandClient;
+  logger: Logger;
+  clock: () => Date;
+  config: {
+    executorId: string;
+    commandTimeoutMs: number;
+    verifyTimeoutMs: number;
+    verifyPollMs: number;
+    fleetSpecPath?: string | undefined;
+    deployHealthTimeoutMs?: number | undefined;
+  };
+}
 
 export interface RolloutPlan {
   service: string;
@@ -93,8 +111,6 @@ export function judgeDeployed(snapshot: Snapshot | undefined, node: string, serv
   return { ok: true, detail: `${node}/${service} is running${s.health === "healthy" ? " and healthy" : ""} with config ${short(s.config_hash)}` };
 }
 
-type Step = { ok: true; detail: string } | { ok: false; detail: string };
-
 /**
  * A `deploy` action: rolls one stack out across its nodes, at most `maxParallel` at a time, in order. Each node's
  * health gate must pass within the deadline (the node waits for its containers and checks, then the world must
@@ -102,7 +118,7 @@ type Step = { ok: true; detail: string } | { ok: false; detail: string };
  * `rollback` to the revision it ran before, an alert is published, and the action fails naming the node.
  * Every step is an audit row.
  */
-export async function runRollout(deps: RunDeps, action: Action, signal: AbortSignal, leaseLost: () => boolean): Promise<RolloutEnding> {
+export async function runRollout(deps: RolloutDeps, action: Action, signal: AbortSignal, leaseLost: () => boolean): Promise<RolloutEnding> {
   const { config, logger } = deps;
   const log = logger.child({ action_id: action.id, service: action.service, kind: "deploy" });
   const planned = await planRollout(action, { fleetSpecPath: config.fleetSpecPath, defaultHealthTimeoutMs: config.deployHealthTimeoutMs });
@@ -152,7 +168,7 @@ export async function runRollout(deps: RunDeps, action: Action, signal: AbortSig
   return { outcome: "succeeded", result: `deployed ${plan.service} to ${deployed.join(", ")}; every health gate passed` };
 }
 
-async function deployNode(deps: RunDeps, action: Action, plan: RolloutPlan, node: string, previous: string | null, note: (d: string) => Promise<void>, signal: AbortSignal): Promise<Step> {
+async function deployNode(deps: RolloutDeps, action: Action, plan: RolloutPlan, node: string, previous: string | null, note: (d: string) => Promise<void>, signal: AbortSignal): Promise<Step> {
   await note(`node ${node}: deploying ${plan.service} (running config before: ${short(previous)})`);
   const sentAt = deps.clock();
   const sent = await sendNodeCommand(deps, action, node, "deploy", { health_timeout_ms: plan.healthTimeoutMs, previous_config_hash: previous }, plan.healthTimeoutMs);
@@ -179,14 +195,14 @@ async function deployNode(deps: RunDeps, action: Action, plan: RolloutPlan, node
   }
 }
 
-async function rollbackNode(deps: RunDeps, action: Action, plan: RolloutPlan, node: string, previous: string | null, note: (d: string) => Promise<void>): Promise<Step> {
+async function rollbackNode(deps: RolloutDeps, action: Action, plan: RolloutPlan, node: string, previous: string | null, note: (d: string) => Promise<void>): Promise<Step> {
   await note(`node ${node}: rolling back to ${previous ? `config ${short(previous)}` : "what ran before (nothing deployed by Steward)"}`);
   const r = await sendNodeCommand(deps, action, node, "rollback", { to_config_hash: previous, health_timeout_ms: plan.healthTimeoutMs }, plan.healthTimeoutMs);
   await note(r.ok ? `node ${node}: rolled back (${r.detail})` : `node ${node}: rollback failed: ${r.detail}`);
   return r.ok ? { ok: true, detail: `rolled back: ${r.detail}` } : r;
 }
 
-async function raiseAlert(deps: RunDeps, action: Action, node: string, detail: string, rolledBack: boolean, untouched: string[]): Promise<void> {
+async function raiseAlert(deps: RolloutDeps, action: Action, node: string, detail: string, rolledBack: boolean, untouched: string[]): Promise<void> {
   const alert = DeployFailedAlert.parse({ action_id: action.id, node, service: action.service, detail: detail.slice(0, 4000), rolled_back: rolledBack, untouched, at: deps.clock().toISOString() });
   try {
     deps.nc.publish(DEPLOY_FAILED_ALERT_SUBJECT, JSON.stringify(alert), { headers: traceHeaders() });
@@ -198,56 +214,6 @@ async function raiseAlert(deps: RunDeps, action: Action, node: string, detail: s
 }
 
 /** One signed command to a node-agent, waiting up to the health gate plus the usual command timeout for the reply. */
-async function sendNodeCommand(deps: RunDeps, action: Action, node: string, op: "deploy" | "rollback", params: Record<string, unknown>, gateMs: number): Promise<Step> {
-  const { config, metrics } = deps;
-  const issued = deps.clock();
-  const body: NodeCommandBody = {
-    id: randomUUID(),
-    node,
-    op,
-    service: action.service,
-    action_id: action.id,
-    params,
-    issued_at: issued.toISOString(),
-    expires_at: new Date(issued.getTime() + config.commandTtlMs).toISOString(),
-  };
-  const payload = JSON.stringify(signNodeCommand(body, config.fleetKey));
-  return withSpan("executor.command", { attributes: { "steward.node": node, "steward.op": op } }, async (span) => {
-    const started = process.hrtime.bigint();
-    const observe = (outcome: string) => metrics.commandSeconds.observe({ kind: op, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-    let raw: string;
-    try {
-      const msg = await deps.nc.request(commandSubject(node), payload, { timeout: gateMs + config.commandTimeoutMs, headers: traceHeaders() });
-      raw = msg.string();
-    } catch (err) {
-      observe("error");
-      const e = err as { name?: string; message?: string; code?: string };
-      const detail = /no responders/i.test(`${e.name} ${e.message} ${e.code}`) || e.code === "503"
-        ? `no node-agent is listening on ${node} (no responders)`
-        : /timeout/i.test(`${e.name} ${e.message}`)
-          ? `the node-agent on ${node} did not reply within ${gateMs + config.commandTimeoutMs} ms`
-          : `the command could not be sent: ${e.message ?? String(err)}`;
-      span.setStatus({ code: SpanStatusCode.ERROR, message: detail });
-      return { ok: false, detail };
-    }
-    let reply: NodeCommandReply | undefined;
-    try {
-      const p = NodeCommandReply.safeParse(JSON.parse(raw));
-      if (p.success) reply = p.data;
-    } catch {
-      // not JSON
-    }
-    if (!reply) {
-      observe("invalid_reply");
-      metrics.invalidReplies.inc();
-      return { ok: false, detail: `the node-agent on ${node} sent an invalid reply` };
-    }
-    if (!reply.ok) {
-      observe("refused");
-      span.setStatus({ code: SpanStatusCode.ERROR, message: reply.message });
-      return { ok: false, detail: reply.code === "failed" ? reply.message : `${reply.code}: ${reply.message}` };
-    }
-    observe("ok");
-    return { ok: true, detail: reply.detail };
-  });
+async function sendNodeCommand(deps: RolloutDeps, action: Action, node: string, op: "deploy" | "rollback", params: Record<string, unknown>, gateMs: number): Promise<Step> {
+  return gateStep(await deps.commands.send({ node, op, service: action.service, actionId: action.id, params, timeoutMs: gateMs + deps.config.commandTimeoutMs }));
 }

@@ -1,6 +1,7 @@
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { LOG_TAIL_MAX_BYTES, LogTailRequest, logTailSubject, type LogTailReply } from "@steward/contracts/log-tail";
+import { LOG_TAIL_MAX_BYTES, LogTailRequest, type LogTailReply } from "@steward/contracts/log-tail";
+import { logTailSubject } from "@steward/contracts/subjects";
 import { contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
 import { redactSecretsInText } from "@steward/platform/redact";
 import { withSpan } from "@steward/platform/tracing";

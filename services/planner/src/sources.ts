@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
-import { DRIFT_KEY, EVENTS_STREAM, WORLD_KEY, assertSubjectToken } from "@steward/contracts/subjects";
+import { DRIFT_KEY, EVENTS_STREAM, WORLD_KEY, assertSubjectToken, logTailSubject, nodeEventsSubjects } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
-import { LogTailReply, logTailSubject } from "@steward/contracts/log-tail";
+import { LogTailReply } from "@steward/contracts/log-tail";
 import { NodeEvent } from "@steward/contracts/events";
 import { Snapshot } from "@steward/contracts/world-state";
 import { jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
@@ -40,7 +40,7 @@ export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions):
     drift: async () => readJson(await bucket(), DRIFT_KEY, (v) => DriftReport.parse(v)),
 
     async events(node, sinceMs, limit) {
-      const subject = `steward.events.${assertSubjectToken(node)}.>`;
+      const subject = nodeEventsSubjects(assertSubjectToken(node));
       const jsm = await jetstreamManager(nc);
       const info = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: subject });
       const total = Object.values(info.state.subjects ?? {}).reduce((a, n) => a + n, 0);

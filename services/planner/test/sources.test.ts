@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNats, ensureStreams, jetstream, type NatsConnection } from "@steward/platform/bus";
-import { eventSubject } from "@steward/contracts/subjects";
-import { logTailSubject } from "@steward/contracts/log-tail";
+import { eventSubject, logTailSubject } from "@steward/contracts/subjects";
 import { startNats, type NatsServerHandle } from "@steward/testkit";
 import { createNatsSources } from "../src/sources.js";
 
