@@ -8,13 +8,13 @@ import type { CostReport } from "@steward/contracts/task";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Logger } from "@steward/platform/logger";
 import type { Snapshot } from "@steward/contracts/world-state";
+import { createExecutorClient } from "@steward/executor/client";
+import { createPlannerClient } from "@steward/planner/client";
 import { createAlertStore, type AlertStore } from "./alert-store.js";
 import type { AlerterConfig } from "./config.js";
 import { createDelivery } from "./delivery.js";
-import { createExecutorClient } from "./executor-client.js";
 import { createAlerterMetrics } from "./metrics.js";
 import type { Sink } from "./notification.js";
-import { createPlannerClient } from "./planner-client.js";
 import { evaluate, reconcile, type Read } from "./rules.js";
 import { createNtfySink } from "./sinks/ntfy.js";
 import { createTelegramSink } from "./sinks/telegram.js";
@@ -50,8 +50,8 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   const repo = createActionsRepository(sql);
   const metrics = createAlerterMetrics(registry, store);
   const timeoutMs = config.sendTimeoutMs;
-  const executor = createExecutorClient({ url: config.executorUrl, token: config.apiToken, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) });
-  const planner = config.plannerUrl ? createPlannerClient({ url: config.plannerUrl, token: config.plannerToken, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }) : undefined;
+  const executor = createExecutorClient({ url: config.executorUrl, token: config.apiToken, timeoutMs, label: "the executor", fetch: deps.fetch });
+  const planner = config.plannerUrl ? createPlannerClient({ url: config.plannerUrl, token: config.plannerToken, timeoutMs, fetch: deps.fetch }) : undefined;
   const abort = new AbortController();
 
   const sinks = new Map<string, Sink>();

@@ -4,9 +4,9 @@ import type { DriftReport } from "@steward/contracts/drift";
 import type { Logger } from "@steward/platform/logger";
 import type { Snapshot } from "@steward/contracts/world-state";
 import type { Sql } from "@steward/platform/db";
-import type { ExecutorClient } from "./executor-client.js";
+import { ApiBadResponse, ApiError, ApiUnreachable, type ExecutorClient } from "@steward/executor/client";
+import type { PlannerClient } from "@steward/planner/client";
 import type { AlerterMetrics } from "./metrics.js";
-import type { PlannerClient } from "./planner-client.js";
 import type { Read } from "./rules.js";
 import type { TelegramApi, TgUpdate, TgUser } from "./telegram-api.js";
 
@@ -100,7 +100,7 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
       metrics.telegramCallbacks.inc({ result: "not_allowed" });
       logger.warn({ action_id: row.action_id, user_id: userId, chat_id: chatId, decision: row.decision }, "telegram press from a user/chat that is not allow-listed; refused");
       await executor
-        .decide({ actionId: row.action_id, decision: "refuse", channel: "telegram", actor, detail: `${row.decision} pressed by user ${userId} in chat ${chatId}, which is not allow-listed` })
+        .relayDecision({ action_id: row.action_id, decision: "refuse", channel: "telegram", actor, detail: `${row.decision} pressed by user ${userId} in chat ${chatId}, which is not allow-listed` })
         .catch((err: Error) => logger.error({ action_id: row.action_id, err: err.message }, "could not audit a refused telegram press"));
       return answer(q.id, "Not allowed: you are not on this bot's allow-list. The attempt was recorded.", true);
     }
@@ -111,10 +111,22 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
     }
     let outcome: string;
     try {
-      const r = await executor.decide({ actionId: row.action_id, decision: row.decision, channel: "telegram", actor, ...(row.decision === "reject" ? { detail: `rejected in Telegram by ${actor}` } : {}) });
       const who = q.from.username ? `@${q.from.username}` : `user ${userId}`;
-      outcome = r.ok ? (row.decision === "approve" ? `✅ Approved by ${who} via Telegram` : `❌ Rejected by ${who} via Telegram`) : `⚠️ Could not ${row.decision}: ${r.message}`;
-      metrics.telegramCallbacks.inc({ result: r.ok ? (row.decision === "approve" ? "approved" : "rejected") : "refused" });
+      try {
+        await executor
+          .relayDecision({ action_id: row.action_id, decision: row.decision, channel: "telegram", actor, ...(row.decision === "reject" ? { detail: `rejected in Telegram by ${actor}` } : {}) })
+          // A 2xx is a decision taken, even if its body were off the contract.
+          .catch((err: unknown) => {
+            if (!(err instanceof ApiBadResponse && err.status >= 200 && err.status < 300)) throw err;
+          });
+        outcome = row.decision === "approve" ? `✅ Approved by ${who} via Telegram` : `❌ Rejected by ${who} via Telegram`;
+        metrics.telegramCallbacks.inc({ result: row.decision === "approve" ? "approved" : "rejected" });
+      } catch (err) {
+        // The executor answered but did not decide (already decided, gone, …): the operator reads why.
+        if (!(err instanceof ApiError) || err instanceof ApiUnreachable) throw err;
+        outcome = `⚠️ Could not ${row.decision}: ${err.message}`;
+        metrics.telegramCallbacks.inc({ result: "refused" });
+      }
     } catch (err) {
       // Nothing was decided: free the button so the operator can press it again.
       await sql`UPDATE telegram_callbacks SET used_at = NULL, used_by = NULL WHERE id = ${row.id}`;
@@ -177,7 +189,7 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
           return reply(m.chat.id, "No planner is configured (PLANNER_URL), so tasks cannot be taken.");
         }
         try {
-          const task = await deps.planner.submit({
+          const { task } = await deps.planner.submit({
             task_id: randomUUID(),
             content,
             source: "telegram",

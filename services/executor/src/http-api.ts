@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { z } from "zod";
+import type { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
-import { hasUnstorableChars, UNSTORABLE_MESSAGE } from "@steward/contracts/limits";
+import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, type ActionListReply, type DecisionReply } from "@steward/contracts/executor-api";
 import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import type { KV } from "@steward/platform/bus";
@@ -13,7 +13,7 @@ import { readDrift, readSnapshot } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
-export const MAX_LIST_LIMIT = 500;
+export const MAX_LIST_LIMIT = MAX_ACTION_LIST_LIMIT;
 
 export interface ApiDeps {
   store: ActionsRepository;
@@ -27,15 +27,6 @@ export interface ApiDeps {
   /** The operator web console (console/); mounted under /console when given. */
   console?: WebConsole;
 }
-
-const ApiChannel = z.enum(["cli", "api", "web"]);
-// Whatever passes here must be storable: PostgreSQL refuses NUL, and an unpaired surrogate would be stored altered.
-const storable = (s: string) => !hasUnstorableChars(s);
-const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters").refine(storable, UNSTORABLE_MESSAGE);
-const ApproveBody = z.object({ actor: Actor.optional(), channel: ApiChannel.optional() });
-const RejectBody = ApproveBody.extend({
-  reason: z.string({ error: "is required" }).trim().min(1, "is required and must not be blank").max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE),
-});
 
 function decodeSegment(s: string): string {
   try {
@@ -68,7 +59,8 @@ function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
 
 function storeReply(res: ServerResponse, r: MoveResult, id: string): number {
   if (r.ok) {
-    sendJson(res, 200, { action: r.action });
+    const body: DecisionReply = { action: r.action };
+    sendJson(res, 200, body);
     return 200;
   }
   if (r.code === "not_found") {
@@ -115,7 +107,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
         limit = Number(limitRaw);
         if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
       }
-      sendJson(res, 200, { actions: await store.list({ state: state?.data, limit }) });
+      const body: ActionListReply = { actions: await store.list({ state: state?.data, limit }) };
+      sendJson(res, 200, body);
       return { route: "/api/actions", status: 200 };
     }
     if (seg[0] === "actions" && seg.length === 2 && seg[1]) {
@@ -127,13 +120,13 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     }
     if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "approve") {
       allow("POST", "/api/actions/:id/approve");
-      const body = validate(ApproveBody, await readJson(req));
+      const body = validate(ApproveRequest, await readJson(req));
       const r = await store.approve(seg[1], body.actor ?? "operator", body.channel ?? "api");
       return { route: "/api/actions/:id/approve", status: storeReply(res, r, seg[1]) };
     }
     if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "reject") {
       allow("POST", "/api/actions/:id/reject");
-      const body = validate(RejectBody, await readJson(req));
+      const body = validate(RejectRequest, await readJson(req));
       const r = await store.reject(seg[1], body.actor ?? "operator", body.channel ?? "api", body.reason);
       return { route: "/api/actions/:id/reject", status: storeReply(res, r, seg[1]) };
     }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { z } from "zod";
+import type { z } from "zod";
+import { ApprovalTokenRequest, ChannelDecisionRequest, MintTokensRequest, type MintedTokens } from "@steward/contracts/executor-api";
 import { Counter, type Registry } from "@steward/platform/metrics";
 import type { Logger } from "@steward/platform/logger";
 import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type ClaimRefusal, type Decision } from "./approval-tokens.js";
@@ -38,15 +39,6 @@ class Refusal extends Error {
   }
 }
 
-const TokenBody = z.object({ token: z.string({ error: "is required" }).min(1, "is required") });
-const MintBody = z.object({ action_id: z.string({ error: "is required" }), ttl_s: z.number().int().positive().max(7 * 86_400).optional() });
-const ChannelBody = z.object({
-  action_id: z.string({ error: "is required" }),
-  decision: z.enum(["approve", "reject", "refuse"]),
-  channel: z.enum(["telegram", "ntfy"]),
-  actor: z.string().trim().min(1, "must not be blank").max(128),
-  detail: z.string().trim().max(2000).optional(),
-});
 
 const REFUSAL: Record<ClaimRefusal | "malformed" | "bad_signature" | "unknown_token", { status: number; code: string }> = {
   malformed: { status: 400, code: "invalid_token" },
@@ -125,7 +117,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   async function byToken(req: IncomingMessage, res: ServerResponse, actionId: string, decision: Decision): Promise<number> {
     const actor = "ntfy-button";
     const body = await readBody(req);
-    const { token } = parse(TokenBody, body);
+    const { token } = parse(ApprovalTokenRequest, body);
     const v = verifyToken(token, deps.tokenKey);
     if (!v.ok) {
       const m = REFUSAL[v.code];
@@ -162,23 +154,24 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   }
 
   async function mint(req: IncomingMessage, res: ServerResponse): Promise<number> {
-    const b = parse(MintBody, await readBody(req));
+    const b = parse(MintTokensRequest, await readBody(req));
     const found = await store.get(b.action_id);
     if (!found) throw new Refusal(404, "not_found", `no action with id '${b.action_id}'`);
     if (found.action.state !== "pending") throw new Refusal(409, "invalid_transition", `action is ${found.action.state}, not pending`);
     const t = await tokens.mint(found.action, b.ttl_s ? b.ttl_s * 1000 : ttlMs);
-    send(res, 201, {
+    const minted: MintedTokens = {
       action_id: found.action.id,
       expires_at: t.expiresAt,
       exec_hash: t.execHash,
       approve: { token: t.approve, path: `/approvals/${found.action.id}/approve` },
       reject: { token: t.reject, path: `/approvals/${found.action.id}/reject` },
-    });
+    };
+    send(res, 201, minted);
     return 201;
   }
 
   async function relay(req: IncomingMessage, res: ServerResponse): Promise<number> {
-    const b = parse(ChannelBody, await readBody(req));
+    const b = parse(ChannelDecisionRequest, await readBody(req));
     if (b.decision === "refuse") {
       const ok = await auditRefusal(b.action_id, b.actor, b.channel, `refused via ${b.channel}: ${b.detail ?? "not allowed"}`);
       total.inc({ channel: b.channel, result: "refused" });

@@ -5,13 +5,14 @@ import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@stew
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
+import { MAX_TASK_LIST_LIMIT, type InboxReply, type TaskListReply } from "@steward/contracts/planner-api";
 import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { TaskStore } from "./store.js";
 
 export const MAX_BODY_BYTES = 256 * 1024;
-export const MAX_LIST_LIMIT = 500;
+export const MAX_LIST_LIMIT = MAX_TASK_LIST_LIMIT;
 
 export interface ApiDeps {
   store: TaskStore;
@@ -61,7 +62,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       span.setAttribute("steward.created", r.created);
       metrics.inbox.inc({ result: r.created ? "created" : "duplicate" });
       if (r.created) deps.onQueued?.();
-      sendJson(res, r.created ? 202 : 200, { task: r.task, created: r.created });
+      const body: InboxReply = { task: r.task, created: r.created };
+      sendJson(res, r.created ? 202 : 200, body);
       return r.created ? 202 : 200;
     });
   }
@@ -97,7 +99,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       const conversationId = url.searchParams.get("conversation_id") || undefined;
       // Only storable text was ever stored: anything else cannot match, and PostgreSQL would refuse even to compare it.
       if (conversationId !== undefined && hasUnstorableChars(conversationId)) throw new HttpError(400, { code: "invalid", field: "conversation_id", message: "conversation_id must not contain NUL or unpaired surrogates" });
-      sendJson(res, 200, { tasks: await store.list({ limit, conversationId }) });
+      const body: TaskListReply = { tasks: await store.list({ limit, conversationId }) };
+      sendJson(res, 200, body);
       return { route: "/tasks", status: 200 };
     }
     if (path.startsWith("/tasks/")) {

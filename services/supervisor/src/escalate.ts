@@ -7,6 +7,7 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import type { ActionsRepository } from "@steward/actions/repository";
 import { RECOVERY_ACTION_KINDS } from "@steward/contracts/action";
 import type { TaskEnvelope } from "@steward/contracts/task";
+import { ApiBadResponse, ApiError, ApiUnreachable, createPlannerClient } from "@steward/planner/client";
 
 /**
  * Escalation: drift that a plain restart does not explain becomes a planner task, with the evidence attached.
@@ -160,8 +161,7 @@ export const taskIdFor = (key: string): string => `sup-${createHash("sha256").up
 export function createEscalator(o: EscalatorOptions): Escalator {
   const history = new DriftHistory();
   const sent = new Set<string>();
-  const doFetch = o.fetch ?? fetch;
-  const url = new URL("/inbox", o.plannerUrl).toString();
+  const planner = createPlannerClient({ url: o.plannerUrl, token: o.token, timeoutMs: o.timeoutMs ?? 3000, fetch: o.fetch });
   const counter = o.registry
     ? ((o.registry.getSingleMetric("supervisor_escalations_total") as Counter<"signal" | "result"> | undefined) ??
       new Counter({ name: "supervisor_escalations_total", help: "Drift escalated to the planner, by signal and result", labelNames: ["signal", "result"], registers: [o.registry] }))
@@ -183,15 +183,15 @@ export function createEscalator(o: EscalatorOptions): Escalator {
         evidence: e.evidence,
         ...(traceparent ? { traceparent } : {}),
       };
-      const res = await doFetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${o.token}`, ...(traceparent ? { traceparent } : {}) },
-        body: JSON.stringify(envelope),
-        signal: AbortSignal.timeout(o.timeoutMs ?? 3000),
-      });
-      span.setAttribute("http.response.status_code", res.status);
-      await res.body?.cancel().catch(() => undefined);
-      return res.status === 200 || res.status === 202;
+      try {
+        await planner.submit(envelope, traceparent ? { headers: { traceparent } } : {});
+        return true;
+      } catch (err) {
+        // Unreachable: the caller counts an error. An answer: the planner took it (2xx) or refused it.
+        if (!(err instanceof ApiError) || err instanceof ApiUnreachable) throw err;
+        span.setAttribute("http.response.status_code", err.status);
+        return err instanceof ApiBadResponse && (err.status === 200 || err.status === 202);
+      }
     });
   }
 

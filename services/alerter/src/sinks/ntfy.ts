@@ -1,5 +1,5 @@
 import type { NtfySinkConfig } from "../config.js";
-import type { ExecutorClient, MintedTokens } from "../executor-client.js";
+import type { ExecutorClient, MintedTokens } from "@steward/executor/client";
 import { describeAction, type NotificationPayload, type Sink } from "../notification.js";
 import { postJson } from "./http.js";
 
@@ -27,7 +27,7 @@ const PRIORITY = { critical: 5, warning: 4, info: 3 } as const;
 const TAGS = { critical: "rotating_light", warning: "warning", info: "information_source" } as const;
 
 /** Pure: the ntfy JSON publish body for a notification. With `tokens`, Approve/Reject http buttons call the executor. */
-export function ntfyMessage(p: NotificationPayload, o: { topic: string; consoleUrl?: string | undefined; executorPublicUrl: string; tokens?: MintedTokens | undefined }): NtfyMessage {
+export function ntfyMessage(p: NotificationPayload, o: { topic: string; consoleUrl?: string | undefined; executorPublicUrl: string; tokens?: Pick<MintedTokens, "action_id" | "expires_at" | "approve" | "reject"> | undefined }): NtfyMessage {
   const resolved = p.kind === "resolved";
   const lines = [resolved && p.note ? p.note : p.message];
   if (p.action && !resolved) lines.push(`Will run: ${describeAction(p.action)}`, `Expires: ${p.action.expires_at}`);
@@ -65,7 +65,7 @@ export function createNtfySink(cfg: NtfySinkConfig, o: { executor: ExecutorClien
       let payload = p;
       if (p.action && p.rule === "action_pending" && p.kind !== "resolved") {
         try {
-          tokens = await o.executor.mintTokens(p.action.id);
+          tokens = await o.executor.mintApprovalTokens(p.action.id);
         } catch (err) {
           const status = (err as { status?: number }).status;
           // Decided (or gone) before the push went out: say so, without buttons that could only be refused.

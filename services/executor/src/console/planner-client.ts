@@ -1,53 +1,38 @@
-import { z } from "zod";
-import { CostReport, Task } from "@steward/contracts/task";
+import type { CostReport, Task } from "@steward/contracts/task";
+import { ApiBadResponse, ApiUnreachable, createPlannerClient as createTypedPlannerClient } from "@steward/planner/client";
 
 export type PlannerRead<T> = { ok: true; value: T } | { ok: false; message: string };
 
-const TasksBody = z.object({ tasks: z.array(Task) });
+/** Pure: a failed planner read in the console's words (never the token). */
+export function plannerReadFailure(err: unknown, base: string, path: string): string {
+  if (err instanceof ApiUnreachable) return `planner at ${base} is unreachable (${err.reason})`;
+  if (err instanceof ApiBadResponse && err.status >= 200 && err.status < 300) {
+    return err.problem === "not_json" ? `planner's answer to GET ${path} is not JSON` : `planner's answer to GET ${path} does not match the contract (${err.detail})`;
+  }
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === "number" && status > 0 ? `planner answered ${status} to GET ${path}` : `planner read failed: ${(err as Error)?.message ?? String(err)}`;
+}
 
 /**
- * Reads the planner's task list and cost report for the console. The planner is optional and may be down:
- * every failure is returned as an operator-readable message (never the token), never thrown.
+ * Reads the planner's task list and cost report for the console, through the planner's typed client. The planner
+ * is optional and may be down: every failure is returned as an operator-readable message, never thrown.
  */
 export function createPlannerClient(opts: { baseUrl: string; token: string; timeoutMs?: number; fetch?: typeof fetch }) {
   const base = opts.baseUrl.replace(/\/+$/, "");
-  const doFetch = opts.fetch ?? fetch;
-  const timeoutMs = opts.timeoutMs ?? 3000;
+  const client = createTypedPlannerClient({ url: base, token: opts.token, timeoutMs: opts.timeoutMs ?? 3000, fetch: opts.fetch });
 
-  async function get<S extends z.ZodType>(path: string, schema: S): Promise<PlannerRead<z.output<S>>> {
-    let res: Response;
+  async function read<T>(path: string, get: () => Promise<T>): Promise<PlannerRead<T>> {
     try {
-      res = await doFetch(base + path, { headers: { authorization: `Bearer ${opts.token}`, accept: "application/json" }, signal: AbortSignal.timeout(timeoutMs) });
+      return { ok: true, value: await get() };
     } catch (err) {
-      const e = err as Error;
-      const why = e.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : ((e.cause as Error | undefined)?.message ?? e.message);
-      return { ok: false, message: `planner at ${base} is unreachable (${why})` };
+      return { ok: false, message: plannerReadFailure(err, base, path) };
     }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => undefined);
-      return { ok: false, message: `planner answered ${res.status} to GET ${path}` };
-    }
-    let body: unknown;
-    try {
-      body = await res.json();
-    } catch {
-      return { ok: false, message: `planner's answer to GET ${path} is not JSON` };
-    }
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return { ok: false, message: `planner's answer to GET ${path} does not match the contract (${issue?.path.join(".") || "(body)"}: ${issue?.message ?? "invalid"})` };
-    }
-    return { ok: true, value: parsed.data };
   }
 
   return {
     baseUrl: base,
-    async tasks(): Promise<PlannerRead<Task[]>> {
-      const r = await get("/tasks", TasksBody);
-      return r.ok ? { ok: true, value: r.value.tasks } : r;
-    },
-    cost: (): Promise<PlannerRead<CostReport>> => get("/cost", CostReport),
+    tasks: (): Promise<PlannerRead<Task[]>> => read("/tasks", () => client.tasks()),
+    cost: (): Promise<PlannerRead<CostReport>> => read("/cost", () => client.cost()),
   };
 }
 

@@ -1,0 +1,71 @@
+import type { Action, ActionState } from "@steward/contracts/action";
+import { DriftReport } from "@steward/contracts/drift";
+import {
+  ActionDetailReply,
+  ActionListReply,
+  ChannelDecisionReply,
+  DecisionReply,
+  MintedTokens,
+  type ApiChannel,
+  type ChannelDecisionRequest,
+  type MintTokensRequest,
+  type RejectRequest,
+} from "@steward/contracts/executor-api";
+import { Snapshot } from "@steward/contracts/world-state";
+import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp } from "@steward/platform/http-client";
+
+/**
+ * The typed client of the executor's HTTP API (`@steward/executor/client`). Imports only contracts and the small
+ * HTTP helper, so the CLI loads it in a blink: no NATS, PostgreSQL, pino or OpenTelemetry behind it.
+ * Every failure is an ApiError: ApiUnreachable (no answer), ApiBadResponse (off the contract), or the API's own code.
+ */
+export { ApiBadResponse, ApiError, ApiUnreachable };
+export type { MintedTokens, ChannelDecisionReply, ChannelDecisionRequest };
+export type ActionDetail = ActionDetailReply;
+
+export interface ExecutorClientOptions {
+  url: string;
+  token: string;
+  /** Per request; default 15 s. */
+  timeoutMs?: number | undefined;
+  fetch?: typeof fetch | undefined;
+  /** How the executor is named in messages; default "the Steward API" (what the CLI says). */
+  label?: string | undefined;
+}
+
+export interface ExecutorClient {
+  readonly url: string;
+  world(): Promise<Snapshot>;
+  drift(): Promise<DriftReport>;
+  actions(opts?: { state?: ActionState | undefined; limit?: number | undefined }): Promise<Action[]>;
+  action(id: string): Promise<ActionDetail>;
+  approve(id: string, by: { actor: string; channel: ApiChannel }): Promise<Action>;
+  reject(id: string, by: { actor: string; channel: ApiChannel } & Pick<RejectRequest, "reason">): Promise<Action>;
+  /** An approve and a reject token for a pending action (what ntfy buttons carry). 409 when it is no longer pending. */
+  mintApprovalTokens(actionId: string, opts?: Pick<MintTokensRequest, "ttl_s">): Promise<MintedTokens>;
+  /** A decision (or a refusal to audit) relayed by a bot that checked its own allow-list. */
+  relayDecision(d: ChannelDecisionRequest): Promise<ChannelDecisionReply>;
+}
+
+const enc = encodeURIComponent;
+
+export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClient {
+  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the Steward API", timeoutMs: opts.timeoutMs, fetch: opts.fetch });
+  return {
+    url: opts.url,
+    world: async () => (await http.call("GET", "/api/world", Snapshot)).data,
+    drift: async () => (await http.call("GET", "/api/drift", DriftReport)).data,
+    async actions(o = {}) {
+      const q = new URLSearchParams();
+      if (o.limit !== undefined) q.set("limit", String(o.limit));
+      if (o.state) q.set("state", o.state);
+      const query = q.size > 0 ? `?${q.toString()}` : "";
+      return (await http.call("GET", `/api/actions${query}`, ActionListReply)).data.actions;
+    },
+    action: async (id) => (await http.call("GET", `/api/actions/${enc(id)}`, ActionDetailReply)).data,
+    approve: async (id, by) => (await http.call("POST", `/api/actions/${enc(id)}/approve`, DecisionReply, { body: { actor: by.actor, channel: by.channel } })).data.action,
+    reject: async (id, by) => (await http.call("POST", `/api/actions/${enc(id)}/reject`, DecisionReply, { body: { actor: by.actor, channel: by.channel, reason: by.reason } })).data.action,
+    mintApprovalTokens: async (actionId, o = {}) => (await http.call("POST", "/approvals/tokens", MintedTokens, { body: { action_id: actionId, ...(o.ttl_s !== undefined ? { ttl_s: o.ttl_s } : {}) } })).data,
+    relayDecision: async (d) => (await http.call("POST", "/approvals/channel", ChannelDecisionReply, { body: d })).data,
+  };
+}

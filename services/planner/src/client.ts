@@ -1,0 +1,52 @@
+import { InboxReply, TaskListReply } from "@steward/contracts/planner-api";
+import { CostReport, TaskDetail, type Task, type TaskEnvelope } from "@steward/contracts/task";
+import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp } from "@steward/platform/http-client";
+
+/**
+ * The typed client of the planner's HTTP API (`@steward/planner/client`): the task inbox, tasks and the cost ledger.
+ * Imports only contracts and the small HTTP helper (no LangGraph, NATS, PostgreSQL, pino or OpenTelemetry), so the
+ * CLI, the alerter, the console and the supervisor load it cheaply.
+ * Every failure is an ApiError: ApiUnreachable (no answer), ApiBadResponse (off the contract), or the API's own code.
+ */
+export { ApiBadResponse, ApiError, ApiUnreachable };
+export type { InboxReply };
+
+export interface PlannerClientOptions {
+  url: string;
+  token: string | undefined;
+  /** Per request; default 15 s. */
+  timeoutMs?: number | undefined;
+  fetch?: typeof fetch | undefined;
+  /** How the planner is named in messages; default "the planner". */
+  label?: string | undefined;
+}
+
+export interface PlannerClient {
+  readonly url: string;
+  /**
+   * POST /inbox. `created` is false when the idempotency key was seen before: the existing task comes back,
+   * nothing runs twice. `headers` carries a `traceparent` so the planner's spans continue the caller's trace.
+   */
+  submit(envelope: TaskEnvelope, opts?: { headers?: Record<string, string> }): Promise<InboxReply>;
+  /** GET /tasks; without a limit the planner's default (50). */
+  tasks(opts?: { limit?: number | undefined; conversationId?: string | undefined }): Promise<Task[]>;
+  task(id: string): Promise<TaskDetail>;
+  cost(): Promise<CostReport>;
+}
+
+export function createPlannerClient(opts: PlannerClientOptions): PlannerClient {
+  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the planner", timeoutMs: opts.timeoutMs, fetch: opts.fetch });
+  return {
+    url: opts.url,
+    submit: async (envelope, o = {}) => (await http.call("POST", "/inbox", InboxReply, { body: envelope, ...(o.headers ? { headers: o.headers } : {}) })).data,
+    async tasks(o = {}) {
+      const q = new URLSearchParams();
+      if (o.limit !== undefined) q.set("limit", String(o.limit));
+      if (o.conversationId) q.set("conversation_id", o.conversationId);
+      const query = q.size > 0 ? `?${q.toString()}` : "";
+      return (await http.call("GET", `/tasks${query}`, TaskListReply)).data.tasks;
+    },
+    task: async (id) => (await http.call("GET", `/tasks/${encodeURIComponent(id)}`, TaskDetail)).data,
+    cost: async () => (await http.call("GET", "/cost", CostReport)).data,
+  };
+}
