@@ -1,9 +1,9 @@
 export { createExecutor, type Executor, type ExecutorDeps } from "./executor.js";
 export { loadConfig, SERVICE_NAME, type ExecutorConfig } from "./config.js";
-export { judgeWorld, type Verdict, type VerifyTarget } from "./verify.js";
+export { judgeWorld, type VerifyTarget } from "./verify.js";
 export { runAction, type RunDeps } from "./run.js";
 export { createNodeCommandClient, classifyRequestError, classifyReply, type NodeCommandClient, type NodeCommandClientDeps, type NodeCommandRequest, type CommandOutcome, type SentCommand, type RequestFailure } from "./node-command-client.js";
-export { commandStep, gateStep, type Ending, type Step } from "./verdict.js";
+export { commandStep, gateStep, type Ending, type Step, type Verdict } from "./verdict.js";
 export { createApiHandler, MAX_BODY_BYTES, type ApiDeps } from "./http-api.js";
 export { createExecutorMetrics, type ExecutorMetrics } from "./metrics.js";
 export { readSnapshot, readDrift, readKvJson, type KvRead } from "./world.js";

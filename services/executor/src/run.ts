@@ -7,8 +7,8 @@ import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { NodeCommandClient } from "./node-command-client.js";
-import { commandStep, type Ending } from "./verdict.js";
-import { judgeWorld, type Verdict } from "./verify.js";
+import { commandStep, type Ending, type Verdict } from "./verdict.js";
+import { judgeWorld } from "./verify.js";
 import { readSnapshot } from "./world.js";
 import { runRollout } from "./rollout.js";
 

@@ -8,6 +8,9 @@ import type { RunOutcome } from "@steward/actions/repository";
  */
 export type Ending = { outcome: RunOutcome | "abandoned" | "lost"; result: string };
 
+/** What the world shows about an action's effect: done (and how it looks), or not yet (and what was seen). */
+export type Verdict = { ok: true; detail: string } | { ok: false; seen: string };
+
 /** A rollout step on one node: what the node (or the world) said. */
 export type Step = { ok: true; detail: string } | { ok: false; detail: string };
 

@@ -1,5 +1,5 @@
 import type { Snapshot } from "@steward/contracts/world-state";
-import type { Verdict } from "./verify.js";
+import type { Verdict } from "./verdict.js";
 
 /**
  * Pure judgement of a `pull`: the node's next `repo` report (made after the command was sent) shows the

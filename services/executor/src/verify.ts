@@ -1,8 +1,7 @@
 import type { ActionKind } from "@steward/contracts/action";
 import type { Snapshot } from "@steward/contracts/world-state";
+import type { Verdict } from "./verdict.js";
 import { judgeRepo } from "./verify-repo.js";
-
-export type Verdict = { ok: true; detail: string } | { ok: false; seen: string };
 
 export interface VerifyTarget {
   node: string;
