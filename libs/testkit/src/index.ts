@@ -141,3 +141,4 @@ export * from "./loopback-server.js";
 export { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
 export { startDockerd, importBusyboxImage, dockerdUnavailable, engineGet, type Dockerd } from "./dockerd.js";
 export { metricValue, sampleValue, waitForChanges, waitForTicks, type MetricsSource } from "./metrics.js";
+export { importGraph } from "./import-graph.js";

@@ -9,5 +9,5 @@ export { createExecutorMetrics, type ExecutorMetrics } from "./metrics.js";
 export { readSnapshot, readDrift, readKvJson, type KvRead } from "./world.js";
 export { createApprovalTokens, deriveApprovalKey, executionHash, signToken, verifyToken, checkClaims, APPROVAL_KEY_LABEL, type ApprovalTokens, type TokenClaims, type Decision } from "./approval-tokens.js";
 export { createApprovalRoutes, type ApprovalRoutes, type ApprovalRoutesDeps } from "./http-approvals.js";
-export { createConsole, createPlannerClient, spendChart, type Console, type ConsoleDeps, type PlannerClient } from "./console/index.js";
+export { createConsole, spendChart, type Console, type ConsoleDeps } from "./console/index.js";
 export { runRollout, planRollout, judgeDeployed, DEFAULT_HEALTH_TIMEOUT_MS, type RolloutDeps, type RolloutEnding, type RolloutPlan, type DeployVerdict } from "./rollout.js";

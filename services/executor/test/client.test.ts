@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, listenOnLoopback } from "@steward/testkit";
+import { freePort, importGraph, listenOnLoopback } from "@steward/testkit";
 import { ApiBadResponse, ApiError, ApiUnreachable, createExecutorClient } from "../src/client.js";
 import { API_TOKEN, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 
@@ -96,5 +96,10 @@ describe("@steward/executor/client", () => {
     } finally {
       await standIn.close();
     }
+  });
+
+  it("loads only contracts, zod and the HTTP helper (the CLI imports it on every command)", () => {
+    const graph = importGraph("@steward/executor/client");
+    expect(graph.filter((m) => !/^libs\/contracts\/dist\//.test(m))).toEqual(["libs/platform/dist/http-client.js", "services/executor/dist/client.js", "zod"]);
   });
 });

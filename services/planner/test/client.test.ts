@@ -4,7 +4,7 @@ import type { TaskEnvelope } from "@steward/contracts/task";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { createRegistry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
-import { createTestDatabase, freePort, listenOnLoopback, readJsonLoose, type TestDatabase } from "@steward/testkit";
+import { createTestDatabase, freePort, importGraph, listenOnLoopback, readJsonLoose, type TestDatabase } from "@steward/testkit";
 import { ApiBadResponse, ApiError, ApiUnreachable, createPlannerClient } from "../src/client.js";
 import { loadConfig } from "../src/config.js";
 import { createPlanner, type Planner } from "../src/planner.js";
@@ -112,5 +112,10 @@ describe("@steward/planner/client", () => {
     } finally {
       await standIn.close();
     }
+  });
+
+  it("loads only contracts, zod and the HTTP helper (the CLI imports it on every command)", () => {
+    const graph = importGraph("@steward/planner/client");
+    expect(graph.filter((m) => !/^libs\/contracts\/dist\//.test(m))).toEqual(["libs/platform/dist/http-client.js", "services/planner/dist/client.js", "zod"]);
   });
 });
