@@ -131,13 +131,13 @@ export async function createTestDatabase(prefix = "steward_test"): Promise<TestD
     },
   };
 }
-export * from "./fake-ollama.js";
-export * from "./fake-anthropic.js";
+export { startFakeOllama, type OllamaChatRequest, type OllamaAnswer, type RecordedOllamaRequest, type FakeOllamaMode, type FakeOllamaOptions, type FakeOllama } from "./fake-ollama.js";
+export { startFakeAnthropic, type AnthropicMessagesRequest, type AnthropicAnswer, type RecordedAnthropicRequest, type FakeAnthropicOptions, type FakeAnthropic } from "./fake-anthropic.js";
 export { startFakeDocker, type FakeDocker, type FakeDockerOptions, type FakeContainer, type FakeHealth, type RecordedRequest } from "./fake-docker.js";
-export * from "./fake-ntfy.js";
-export * from "./fake-telegram.js";
+export { startFakeNtfy, type NtfyAction, type NtfyPublished, type FakeNtfy, type FakeNtfyOptions } from "./fake-ntfy.js";
+export { startFakeTelegram, type TgUser, type TgChat, type TgButton, type TgMessage, type TgCallbackQuery, type TgUpdate, type FakeTelegram } from "./fake-telegram.js";
 export { createGitFixture, gitSync, type GitFixture } from "./git-fixture.js";
-export * from "./loopback-server.js";
+export { listenOnLoopback, readText, readJsonLoose, type LoopbackServer } from "./loopback-server.js";
 export { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.js";
 export { startDockerd, importBusyboxImage, dockerdUnavailable, engineGet, type Dockerd } from "./dockerd.js";
 export { metricValue, sampleValue, waitForChanges, waitForTicks, type MetricsSource } from "./metrics.js";

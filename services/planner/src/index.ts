@@ -1,17 +1,6 @@
-export * from "./config.js";
-export * from "./router.js";
-export * from "./inbox.js";
-export * from "./cost-ledger.js";
-export * from "./store.js";
-export * from "./backends.js";
-export * from "./model-caller.js";
-export * from "./evidence.js";
-export * from "./sources.js";
-export * from "./rules.js";
-export * from "./proposals.js";
-export * from "./prompt.js";
-export * from "./graph.js";
-export * from "./worker.js";
-export * from "./http-api.js";
-export * from "./metrics.js";
-export * from "./planner.js";
+// The planner's public surface: what wires it up in a process (main, the stack fixture, the benchmark). Its typed
+// HTTP client is `@steward/planner/client`; its settings are `@steward/planner/config`.
+export { createPlanner, type Planner, type PlannerDeps } from "./planner.js";
+export { loadConfig, SERVICE_NAME, type PlannerConfig } from "./config.js";
+export { createNatsSources } from "./sources.js";
+export { createOllamaBackend } from "./backends.js";
