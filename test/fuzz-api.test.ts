@@ -9,15 +9,14 @@
  * Seeded: a failure prints the seed and the shrunk counterexample. FUZZ_RUNS (default 600 per property) and
  * FUZZ_SEED change the run; `FUZZ_RUNS=20000 npx vitest run test/fuzz-api.test.ts` is the longer run.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { request } from "node:http";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { randomBytes, randomUUID } from "node:crypto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnService, type ServiceName, type ServiceProcess } from "./support/service-process.js";
 import { auditOf, seedAction, stateOf } from "@steward/actions/testing";
 import { EVENTS_STREAM, commandSubject, eventSubject } from "@steward/contracts/subjects";
 import { NodeCommandReply } from "@steward/contracts/node-command";
@@ -25,32 +24,22 @@ import { connectNats, ensureStreams, jetstream, jetstreamManager, type NatsConne
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { createTestDatabase, startNats, stopProcess, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const RUNS = Number(process.env["FUZZ_RUNS"] ?? 600);
 const SEED = process.env["FUZZ_SEED"] === undefined ? 20261130 : Number(process.env["FUZZ_SEED"]);
 const TOKEN = randomBytes(24).toString("hex");
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  output: string;
-}
 
 let nats: NatsServerHandle;
 let db: TestDatabase;
 let dir = "";
 let nc: NatsConnection;
 let sql: Sql;
-const procs: Proc[] = [];
+const procs: ServiceProcess[] = [];
 let executorUrl = "";
 let plannerUrl = "";
 let observerMetrics = "";
 
-function launch(name: string, main: string, env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [join(ROOT, main)], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  const p: Proc = { name, child, output: "" };
-  child.stdout?.on("data", (d: Buffer) => (p.output += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (p.output += d.toString()));
+function launch(name: ServiceName, env: Record<string, string>): ServiceProcess {
+  const p = spawnService(name, env);
   procs.push(p);
   return p;
 }
@@ -65,11 +54,11 @@ beforeAll(async () => {
   const fleet = join(dir, "fleet.yaml");
   await writeFile(fleet, "version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: [\"true\"]\n");
   const common = { NATS_URL: nats.url, DATABASE_URL: db.url };
-  const executor = launch("executor", "services/executor/dist/main.js", { ...common, API_TOKEN: TOKEN, FLEET_KEY: randomBytes(24).toString("hex"), HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
+  const executor = launch("executor", { ...common, API_TOKEN: TOKEN, FLEET_KEY: randomBytes(24).toString("hex"), HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
   // No model is reachable: the rule-based diagnoser answers, so tasks run to the end without a network.
-  const planner = launch("planner", "services/planner/dist/main.js", { ...common, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
-  launch("node-agent", "services/node-agent/dist/main.js", { NATS_URL: nats.url, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), METRICS_PORT: "0", STATE_DIR: join(dir, "agent") });
-  const observer = launch("observer", "services/observer/dist/main.js", { NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0" });
+  const planner = launch("planner", { ...common, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
+  launch("node-agent", { NATS_URL: nats.url, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), METRICS_PORT: "0", STATE_DIR: join(dir, "agent") });
+  const observer = launch("observer", { NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0" });
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 30_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
   observerMetrics = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);

@@ -4,38 +4,26 @@
  * runs as its real process (`dist/main.js`). Nothing may exit, the executor says 503 database_unreachable while
  * PostgreSQL is down, work resumes within seconds of it coming back, and nothing runs twice.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { randomBytes, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnService, type ServiceName, type ServiceProcess } from "./support/service-process.js";
 import { startFakeOllama, startNats, startPrivatePostgres, stopProcess, waitFor, type FakeOllama, type NatsServerHandle, type PrivatePostgres } from "@steward/testkit";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const TOKEN = randomBytes(24).toString("hex");
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  output: string;
-}
 
 let pg: PrivatePostgres;
 let nats: NatsServerHandle;
 let ollama: FakeOllama;
 let dir = "";
-const procs: Proc[] = [];
+const procs: ServiceProcess[] = [];
 let executorUrl = "";
 let plannerUrl = "";
 
-function launch(name: string, env: Record<string, string>): Proc {
-  const main = name.startsWith("node-agent") ? "services/node-agent/dist/main.js" : `services/${name}/dist/main.js`;
-  const child = spawn(process.execPath, [join(ROOT, main)], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  const p: Proc = { name, child, output: "" };
-  child.stdout?.on("data", (d: Buffer) => (p.output += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (p.output += d.toString()));
+function launch(name: ServiceName, env: Record<string, string>): ServiceProcess {
+  const p = spawnService(name, env);
   procs.push(p);
   return p;
 }
