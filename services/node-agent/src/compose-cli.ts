@@ -1,13 +1,14 @@
 import { execFile } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { deployOrder, LABEL_CONFIG_HASH, LABEL_STACK, type StackRevision } from "./compose.js";
+import { writeFileAtomic } from "@steward/platform/atomic-write";
+import { contentHash, deployOrder, LABEL_CONFIG_HASH, LABEL_STACK, type StackRevision } from "./compose.js";
 import { serviceOf, type StackApplier } from "./compose-apply.js";
-import type { StackConfig } from "./compose-config.js";
+import type { ComposeHasher, StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
 import type { StackObserver } from "./compose-observe.js";
-import { StackDeployError, type Stack } from "./compose-stack.js";
+import { StackDeployError, type Stack, type StackSettings } from "./compose-stack.js";
 
 /** The Compose implementation found on the node: `docker compose` (v2 plugin) or `docker-compose` (v1). */
 export interface ComposeCli {
@@ -56,10 +57,11 @@ export async function detectCompose(env: NodeJS.ProcessEnv, run: Run = runProgra
  * the stack) and the NAMES of the variables it adds to every container (env file, spec env), whose values Compose
  * takes from its own environment.
  */
-export function overrideFile(r: Pick<StackRevision, "hash" | "services">, stack: string, envKeys: readonly string[], version: string | undefined): string {
+export function overrideFile(r: Pick<StackRevision, "hash" | "content_hash" | "services">, stack: string, envKeys: readonly string[], version: string | undefined): string {
   const services: Record<string, unknown> = {};
   for (const name of Object.keys(r.services).sort()) {
-    const svc: Record<string, unknown> = { labels: { [LABEL_CONFIG_HASH]: r.hash, [LABEL_STACK]: stack } };
+    // The content hash: the revision's full identity includes Compose's hash of this very file.
+    const svc: Record<string, unknown> = { labels: { [LABEL_CONFIG_HASH]: contentHash(r), [LABEL_STACK]: stack } };
     if (envKeys.length) svc["environment"] = [...envKeys].sort();
     services[name] = svc;
   }
@@ -83,36 +85,52 @@ export function redactedTail(text: string, values: readonly string[], max = 1500
   return out.length > max ? `…${out.slice(-max)}` : out;
 }
 
-export interface CliApplierDeps {
+/**
+ * Pure: Compose's answer to `config --hash "*"` (one `service hash` per line, both versions) as hashes by service;
+ * undefined when no line has that shape.
+ */
+export function parseConfigHashes(out: string): Record<string, string> | undefined {
+  const hashes: Record<string, string> = {};
+  for (const line of out.split("\n")) {
+    const m = /^(\S+)\s+([0-9a-f]{64})$/.exec(line.trim());
+    if (m) hashes[m[1] as string] = m[2] as string;
+  }
+  return Object.keys(hashes).length ? hashes : undefined;
+}
+
+export interface ComposeProjectDeps {
   cli: ComposeCli;
   /** DOCKER_HOST for Compose. */
   dockerHost: string;
-  /** The stack's files of each applied revision are kept here, so a rollback applies the files it ran. */
+  /** The stack's files of each revision are kept here, so a rollback applies the files it ran. */
   stateDir: string;
-  config: Pick<StackConfig, "desired" | "stackEnv">;
-  observer: Pick<StackObserver, "containers">;
-  health: Pick<StackHealth, "waitContainer">;
-  /** Removal, stop and start of containers by id stay on the Engine API. */
-  engine: StackApplier;
   run?: Run;
-  now?: () => number;
 }
 
-/** Deploys stacks with the real Compose: `up -d --remove-orphans` of the stack's files, then the container health gates. */
-export function createCliApplier(deps: CliApplierDeps): StackApplier {
-  const run = deps.run ?? runProgram;
-  const now = deps.now ?? Date.now;
-  const revDir = (s: Stack, r: StackRevision) => join(deps.stateDir, "compose", s.name, r.hash.replace(/^sha256:/, "").slice(0, 16));
+/** One stack revision laid out for Compose: its kept files, Steward's override, the arguments and environment. */
+interface Prepared {
+  projectDir: string;
+  files: string[];
+  env: Record<string, string>;
+  procEnv: NodeJS.ProcessEnv;
+}
 
-  /** The files of `r`: the checkout's when they are that revision (kept for later), else the kept copy. */
-  async function filesOf(s: Stack, r: StackRevision): Promise<{ files: string[]; version: string | undefined }> {
+/**
+ * A stack revision as Compose sees it: the files of the revision (kept per content hash, so a rollback applies the
+ * files it ran) plus Steward's override, the same for `config --hash` as for `up`, so the hashes agree.
+ */
+function composeProject(deps: ComposeProjectDeps) {
+  const run = deps.run ?? runProgram;
+  const revDir = (s: StackSettings, r: StackRevision) => join(deps.stateDir, "compose", s.name, contentHash(r).replace(/^sha256:/, "").slice(0, 16));
+
+  /** Lays out `r` for Compose; `fromCheckout`: the checkout holds r's files now (they are kept), else the kept copy is used. */
+  async function prepare(s: StackSettings, r: StackRevision, env: Record<string, string>, fromCheckout: boolean): Promise<Prepared> {
     const kept = revDir(s, r);
-    const current = await deps.config.desired(s).catch(() => undefined);
-    if (current?.hash === r.hash) {
+    if (fromCheckout) {
       for (const f of s.spec.files) {
         const dest = join(kept, "files", f);
         await mkdir(dirname(dest), { recursive: true });
-        await writeFile(dest, await readFile(resolve(s.checkout, f)));
+        await writeFileAtomic(dest, await readFile(resolve(s.checkout, f)));
       }
     }
     const files = s.spec.files.map((f) => join(kept, "files", f));
@@ -123,20 +141,57 @@ export function createCliApplier(deps: CliApplierDeps): StackApplier {
     } catch (err) {
       throw new StackDeployError(s.name, "config", `the files of revision ${r.hash} are not kept on this node (${(err as NodeJS.ErrnoException).code ?? "unreadable"}); they cannot be applied again`);
     }
-    return { files, version };
+    const override = join(kept, "steward.override.json");
+    await writeFileAtomic(override, overrideFile(r, s.name, Object.keys(env), version));
+    const procEnv: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/root", DOCKER_HOST: deps.dockerHost, ...env };
+    return { projectDir: resolve(s.checkout, dirname(s.spec.files[0] as string)), files: [...files, override], env, procEnv };
   }
+
+  async function compose(s: StackSettings, r: StackRevision, p: Prepared, verb: readonly string[], timeoutMs: number) {
+    const { file, args } = composeArgs(deps.cli, r.project, p.projectDir, p.files, r.env_file, verb);
+    return run(file, args, { env: p.procEnv, cwd: p.projectDir, timeoutMs });
+  }
+
+  return { prepare, compose };
+}
+
+/**
+ * Compose's own config hash of each service of the checkout's revision (`config --hash "*"`): what the containers'
+ * `com.docker.compose.config-hash` labels say once that revision runs. It covers what interpolation makes of `.env`
+ * and the environment, and (v1) the image the tag points at.
+ */
+export function createComposeHasher(deps: ComposeProjectDeps): ComposeHasher {
+  const project = composeProject(deps);
+  return async (s, r, env) => {
+    const p = await project.prepare(s, r, env, true);
+    const res = await project.compose(s, r, p, ["config", "--hash=*"], 60_000);
+    const hashes = res.code === 0 ? parseConfigHashes(res.stdout) : undefined;
+    if (!hashes) throw new Error(`${deps.cli.label} config --hash (exit ${res.code}): ${redactedTail(res.stderr || res.stdout, Object.values(env), 600) || "no hashes"}`);
+    return hashes;
+  };
+}
+
+export interface CliApplierDeps extends ComposeProjectDeps {
+  config: Pick<StackConfig, "desired" | "stackEnv">;
+  observer: Pick<StackObserver, "containers">;
+  health: Pick<StackHealth, "waitContainer">;
+  /** Removal, stop and start of containers by id stay on the Engine API. */
+  engine: StackApplier;
+  now?: () => number;
+}
+
+/** Deploys stacks with the real Compose: `up -d --remove-orphans` of the stack's files, then the container health gates. */
+export function createCliApplier(deps: CliApplierDeps): StackApplier {
+  const now = deps.now ?? Date.now;
+  const project = composeProject(deps);
 
   return {
     ...deps.engine,
     async apply(s, r, deadline) {
       const env = await deps.config.stackEnv(s, r);
-      const { files, version } = await filesOf(s, r);
-      const override = join(revDir(s, r), "steward.override.json");
-      await writeFile(override, overrideFile(r, s.name, Object.keys(env), version));
-      const projectDir = resolve(s.checkout, dirname(s.spec.files[0] as string));
-      const { file, args } = composeArgs(deps.cli, r.project, projectDir, [...files, override], r.env_file, ["up", "-d", "--remove-orphans"]);
-      const procEnv: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/root", DOCKER_HOST: deps.dockerHost, ...env };
-      const res = await run(file, args, { env: procEnv, cwd: projectDir, timeoutMs: Math.max(30_000, deadline - now()) });
+      const current = await deps.config.desired(s, { maxAgeMs: Number.POSITIVE_INFINITY }).catch(() => undefined);
+      const p = await project.prepare(s, r, env, current !== undefined && contentHash(current) === contentHash(r));
+      const res = await project.compose(s, r, p, ["up", "-d", "--remove-orphans"], Math.max(30_000, deadline - now()));
       if (res.code !== 0) throw new StackDeployError(s.name, "start", `${deps.cli.label} up (exit ${res.code}): ${redactedTail(res.stderr || res.stdout, Object.values(env))}`);
       const steps: string[] = [];
       const containers = await deps.observer.containers(s);

@@ -43,7 +43,8 @@ export function createStackControl(deps: StackControlDeps): StackControl {
         s.stoppedByCommand = step === "stop";
         if (step === "stop") await deps.applier.stopContainers(containers.map((c) => c.Id));
         else {
-          const r = await deps.config.desired(s).catch(() => undefined);
+          // Only the start order is needed: no fresh ask of Compose (a restart is not held up by it).
+          const r = await deps.config.desired(s, { maxAgeMs: Number.POSITIVE_INFINITY }).catch(() => undefined);
           await deps.applier.startContainers(startSequence(containers, r ? deployOrder(r.services) : []));
         }
       }

@@ -1,7 +1,7 @@
 import { DeployCommandParams, RollbackCommandParams } from "@steward/contracts/deploy";
 import type { NodeCommandBody } from "@steward/contracts/node-command";
 import type { Logger } from "@steward/platform/logger";
-import type { StackRevision } from "./compose.js";
+import { contentHash, type StackRevision } from "./compose.js";
 import type { StackApplier } from "./compose-apply.js";
 import type { StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
@@ -83,6 +83,13 @@ export function createStackDeployer(deps: StackDeployerDeps): StackDeployer {
       await deps.records.save(s.name, next);
       logger.info({ stack: s.name, config_hash: r.hash, previous: next.previous?.hash ?? null, timeout_ms: timeout }, "deploying stack");
       const done = await bringTo(s, r, deadline);
+      // Compose (v1) hashes the image a tag points at: one pulled or built by this deploy changes the revision's
+      // resolved hash. The record takes what now runs, so a later rollback names it as the world saw it.
+      const after = await deps.config.desired(s).catch(() => undefined);
+      if (after && after.hash !== r.hash && contentHash(after) === contentHash(r)) {
+        await deps.records.save(s.name, { ...next, deployed: after });
+        return `deployed ${after.hash} (${done})`;
+      }
       return `deployed ${r.hash} (${done})`;
     },
 

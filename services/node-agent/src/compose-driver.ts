@@ -5,8 +5,8 @@ import type { Logger } from "@steward/platform/logger";
 import { withSpan } from "@steward/platform/tracing";
 import { ComposeError } from "./compose.js";
 import { createEngineApplier, type StackApplier } from "./compose-apply.js";
-import { createCliApplier, detectCompose, type ComposeCli } from "./compose-cli.js";
-import { createStackConfig } from "./compose-config.js";
+import { createCliApplier, createComposeHasher, detectCompose, type ComposeCli } from "./compose-cli.js";
+import { createStackConfig, type ComposeHasher } from "./compose-config.js";
 import { createStackControl } from "./compose-control.js";
 import { createStackDeployer } from "./compose-deploy.js";
 import { createStackEvents } from "./compose-events.js";
@@ -49,6 +49,11 @@ export interface ComposeDriverDeps {
   dockerHost?: string;
   /** Finds the Compose binary (tests). */
   detect?: (env: NodeJS.ProcessEnv) => Promise<ComposeCli | undefined>;
+  /**
+   * How long Compose's resolved config hashes of an unchanged revision serve periodic probes (ms, default 30 s): each
+   * ask is a Compose process. A changed `.env` or image behind a tag is seen within this plus `probeMs`.
+   */
+  resolvedMaxAgeMs?: number;
 }
 
 export type ComposeApply = "auto" | "cli" | "engine-api";
@@ -72,9 +77,20 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
   const { docker, logger, node } = deps;
   const stacks = createStackSet({ node, specDir: deps.specDir });
   let viaCli = false;
-  const config = createStackConfig({ node, fleetKey: deps.fleetKey, resolveSecret: deps.resolveSecret, lenient: () => viaCli });
+  /** Set once the real Compose applies stacks: config drift is then Compose's own config hash of the resolved files. */
+  let hasher: ComposeHasher | undefined;
+  const config = createStackConfig({ node, fleetKey: deps.fleetKey, resolveSecret: deps.resolveSecret, lenient: () => viaCli, composeHashes: () => hasher });
   const health = createStackHealth({ docker, pollMs: deps.pollMs ?? 250 });
-  const observer = createStackObserver({ docker, stacks, config, health, publish: deps.publish, logger });
+  const observer = createStackObserver({
+    docker,
+    stacks,
+    config,
+    health,
+    publish: deps.publish,
+    logger,
+    resolvedKey: () => (hasher ? deps.fleetKey : undefined),
+    resolvedMaxAgeMs: deps.resolvedMaxAgeMs ?? 30_000,
+  });
   const engine = createEngineApplier({ docker, observer, config, health, stopGraceS: deps.stopGraceS ?? 10 });
   let chosen: Promise<StackApplier> | undefined;
   /** Which applier deploys: decided once (at start, or at the first deploy), and logged. */
@@ -98,6 +114,7 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
       }
       logger.info({ compose: cli.label }, `compose stacks are applied with ${cli.label}`);
       viaCli = true;
+      hasher = createComposeHasher({ cli, dockerHost, stateDir: deps.stateDir });
       return createCliApplier({ cli, dockerHost, stateDir: deps.stateDir, config, observer, health, engine });
     })();
     return chosen;

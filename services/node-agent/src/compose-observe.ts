@@ -12,8 +12,12 @@ import type { ContainerInspect } from "./docker/types.js";
 export interface StackObserver {
   /** Inspect data of every container of the stack's project (one removed meanwhile is skipped); throws when the engine does not answer. */
   containers(s: Stack): Promise<ContainerInspect[]>;
-  /** Observes one stack and publishes the observation when it changed (always with `force`). */
-  probe(s: Stack, force?: boolean): Promise<void>;
+  /**
+   * Observes one stack and publishes the observation when it changed (always with `force`). Compose's resolved hashes
+   * of the wanted revision are asked again unless `fresh` is false, when the last ones for the same content serve
+   * (probes on engine events: a death is reported without waiting for a Compose process).
+   */
+  probe(s: Stack, force?: boolean, fresh?: boolean): Promise<void>;
   /** Probes one stack soon: calls while a probe of it runs fold into one more probe after it (events come in bursts). */
   probeSoon(s: Stack): Promise<void>;
   /** The engine is gone or going away: every stack is `unknown` at once (never `down`: nothing was seen to die). */
@@ -32,6 +36,10 @@ export interface StackObserverDeps {
   /** Publishes a `service` observation of a stack. */
   publish(o: ServiceObservation): void;
   logger: Logger;
+  /** The key the running revision's Compose hashes are folded with, once Compose applies stacks (see `observedHash`). */
+  resolvedKey?: () => string | undefined;
+  /** How long Compose's resolved hashes of an unchanged revision serve a periodic probe (ms). */
+  resolvedMaxAgeMs?: number;
 }
 
 /** Pure: a stack the engine did not answer for. Not seeing it is not the same as it being down. */
@@ -85,18 +93,18 @@ export function createStackObserver(deps: StackObserverDeps): StackObserver {
     deps.publish(o);
   }
 
-  async function probe(s: Stack, force = false): Promise<void> {
+  async function probe(s: Stack, force = false, fresh = true): Promise<void> {
     await withSpan("probe.compose", { attributes: { "steward.service": s.name } }, async () => {
       let desiredHash: string | undefined;
       let desiredError: string | undefined;
       try {
-        desiredHash = (await deps.config.desired(s)).hash;
+        desiredHash = (await deps.config.desired(s, { maxAgeMs: fresh ? (deps.resolvedMaxAgeMs ?? 0) : Number.POSITIVE_INFINITY })).hash;
       } catch (err) {
         desiredError = (err as Error).message;
       }
       let o: ServiceObservation;
       try {
-        o = observeContainers(s.name, await containers(s), { desiredHash, desiredError, stoppedByCommand: s.stoppedByCommand });
+        o = observeContainers(s.name, await containers(s), { desiredHash, desiredError, stoppedByCommand: s.stoppedByCommand, resolvedKey: deps.resolvedKey?.() });
       } catch (err) {
         o = unreadableStack(s.name, s.obs.starts, (err as Error).message, desiredHash);
       }
@@ -117,7 +125,7 @@ export function createStackObserver(deps: StackObserverDeps): StackObserver {
     const run = (async () => {
       do {
         dirty.delete(s);
-        await probe(s).catch((err: unknown) => logger.warn({ stack: s.name, err: (err as Error).message }, "stack probe failed"));
+        await probe(s, false, false).catch((err: unknown) => logger.warn({ stack: s.name, err: (err as Error).message }, "stack probe failed"));
       } while (dirty.has(s));
     })().finally(() => soon.delete(s));
     soon.set(s, run);

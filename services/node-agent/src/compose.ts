@@ -271,8 +271,15 @@ export function mergeComposeFiles(files: readonly { path: string; text: string }
  * revision record and hashed into the config hash.
  */
 export interface StackRevision {
-  /** `sha256:<hex>` over everything below. */
+  /**
+   * The revision's identity: `sha256:<hex>` over everything below (the content hash), or, where the real Compose
+   * applies stacks, `compose:<hex>` over the content hash and Compose's own resolved config hashes.
+   */
   hash: string;
+  /** Set when `hash` includes Compose's hashes: the content hash alone (the `steward.config-hash` label). */
+  content_hash?: string;
+  /** Compose's own config hash of each service's resolved configuration (`config --hash "*"`), when Compose applies. */
+  compose_hashes?: Record<string, string>;
   project: string;
   services: ComposeServices;
   env: Record<string, EnvValue>;
@@ -283,14 +290,32 @@ export interface StackRevision {
 }
 
 /** Hash over the normalized stack; stable under key order in files, maps and the spec (canonical JSON). */
-export function configHash(r: Omit<StackRevision, "hash">): string {
+export function configHash(r: Omit<StackRevision, "hash" | "content_hash" | "compose_hashes">): string {
   const env = Object.fromEntries(Object.entries(r.env).map(([k, v]) => [k, typeof v === "string" ? v : { secret: v.secret }]));
   const doc = { v: 1, project: r.project, services: r.services, env, env_file: r.env_file === null ? null : r.env_file_digests };
   return `sha256:${createHash("sha256").update(canonicalJson(doc)).digest("hex")}`;
 }
 
-export function buildRevision(input: Omit<StackRevision, "hash">): StackRevision {
+export function buildRevision(input: Omit<StackRevision, "hash" | "content_hash" | "compose_hashes">): StackRevision {
   return { ...input, hash: configHash(input) };
+}
+
+/** The content hash of a revision: what Steward's label on its containers says. */
+export const contentHash = (r: Pick<StackRevision, "hash" | "content_hash">): string => r.content_hash ?? r.hash;
+
+/**
+ * Pure: a revision's identity from its content hash and Compose's resolved config hash of each service. Keyed with the
+ * fleet key: Compose hashes the resolved environment (secret values included), so the published digest must not be
+ * one anybody could test guesses against.
+ */
+export function resolvedHash(key: string, content: string, compose: Record<string, string>): string {
+  return `compose:${hmacHex(key, canonicalJson({ v: 1, content, compose }))}`;
+}
+
+/** Pure: the revision `base` (content only) with Compose's resolved hashes folded into its identity. */
+export function withComposeHashes(key: string, base: StackRevision, compose: Record<string, string>): StackRevision {
+  const content = contentHash(base);
+  return { ...base, content_hash: content, compose_hashes: compose, hash: resolvedHash(key, content, compose) };
 }
 
 /** Pure: why the Engine-API applier cannot apply these services (what only the real Compose does), if it cannot. */
@@ -314,6 +339,8 @@ export const LABEL_PROJECT = "com.docker.compose.project";
 export const LABEL_SERVICE = "com.docker.compose.service";
 export const LABEL_CONFIG_HASH = "steward.config-hash";
 export const LABEL_STACK = "steward.stack";
+/** Compose's hash of a service's resolved configuration, set by both Compose versions on every container. */
+export const LABEL_COMPOSE_HASH = "com.docker.compose.config-hash";
 
 const ns = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : ms * 1_000_000);
 
@@ -344,7 +371,7 @@ export function containerCreateBody(r: StackRevision, stack: string, service: st
       [LABEL_SERVICE]: service,
       "com.docker.compose.container-number": "1",
       "com.docker.compose.oneoff": "False",
-      [LABEL_CONFIG_HASH]: r.hash,
+      [LABEL_CONFIG_HASH]: contentHash(r),
       [LABEL_STACK]: stack,
     },
     HostConfig: {},
@@ -400,8 +427,40 @@ export function worst(hs: ServiceHealth[]): ServiceHealth {
   return "none";
 }
 
+/**
+ * Pure: the running revision's identity from the containers' labels when Compose applies stacks: Steward's content
+ * label with Compose's config-hash label of each service, folded as `resolvedHash` folds the wanted revision's. A
+ * container without Compose's label (made by the Engine-API applier) leaves the content hash: never equal to a
+ * resolved one, so it is drift. One service whose containers disagree is `mixed`.
+ */
+export function observedHash(containers: readonly ContainerInspect[], key: string | undefined): { hash?: string; problem?: string } {
+  const contents = new Set(containers.map((c) => c.Config.Labels?.[LABEL_CONFIG_HASH] ?? ""));
+  if (contents.size > 1) return { hash: "mixed", problem: "containers carry different config hashes" };
+  const content = [...contents][0];
+  if (!content) return {};
+  if (key === undefined) return { hash: content };
+  const byService = new Map<string, Set<string>>();
+  for (const c of containers) {
+    const service = c.Config.Labels?.[LABEL_SERVICE] ?? "";
+    const set = byService.get(service) ?? new Set<string>();
+    set.add(c.Config.Labels?.[LABEL_COMPOSE_HASH] ?? "");
+    byService.set(service, set);
+  }
+  const compose: Record<string, string> = {};
+  for (const [service, set] of [...byService].sort(([a], [b]) => a.localeCompare(b))) {
+    if (set.has("")) return { hash: content };
+    if (set.size > 1) return { hash: "mixed", problem: `the containers of service ${service} carry different Compose config hashes` };
+    compose[service] = [...set][0] as string;
+  }
+  return { hash: resolvedHash(key, content, compose) };
+}
+
 /** Pure: a stack's observation from its containers' inspect data. Never reads env. */
-export function observeContainers(name: string, containers: ContainerInspect[], opts: { desiredHash?: string | undefined; desiredError?: string | undefined; stoppedByCommand: boolean }): ServiceObservation {
+export function observeContainers(
+  name: string,
+  containers: ContainerInspect[],
+  opts: { desiredHash?: string | undefined; desiredError?: string | undefined; stoppedByCommand: boolean; resolvedKey?: string | undefined },
+): ServiceObservation {
   const o: ServiceObservation = { service: name, state: "stopped", health: "none", starts: containers.length > 0 ? 1 : 0, declared: true };
   if (opts.desiredHash) o.desired_config_hash = opts.desiredHash;
   const problems: string[] = [];
@@ -434,12 +493,9 @@ export function observeContainers(name: string, containers: ContainerInspect[], 
     const images = [...new Set(containers.map((c) => c.Image))].sort();
     if (images.length === 1) o.image_digest = images[0] as string;
     else o.image_digest = `combined:${hmacHex("steward-images", images.join(",")).slice(0, 32)}`;
-    const hashes = new Set(containers.map((c) => c.Config.Labels?.[LABEL_CONFIG_HASH] ?? ""));
-    if (hashes.size === 1 && !hashes.has("")) o.config_hash = [...hashes][0] as string;
-    else if (hashes.size > 1) {
-      o.config_hash = "mixed";
-      problems.push("containers carry different config hashes");
-    }
+    const seen = observedHash(containers, opts.resolvedKey);
+    if (seen.hash) o.config_hash = seen.hash;
+    if (seen.problem) problems.push(seen.problem);
   }
   if (problems.length) o.detail = problems.join("; ").slice(0, 2000);
   return o;

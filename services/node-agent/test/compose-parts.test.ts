@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parseFleetSpec, type EnvValue } from "@steward/fleet/fleet-spec";
 import type { ServiceObservation } from "@steward/contracts/events";
-import { buildRevision, type StackRevision } from "../src/compose.js";
+import { buildRevision, observedHash, resolvedHash, withComposeHashes, type StackRevision } from "../src/compose.js";
 import { isOrphan, serviceOf, shouldPull } from "../src/compose-apply.js";
-import { envFileDigests, renderContainerEnv } from "../src/compose-config.js";
+import { createStackConfig, envFileDigests, renderContainerEnv } from "../src/compose-config.js";
 import { startSequence } from "../src/compose-control.js";
 import { planRollback } from "../src/compose-deploy.js";
 import { containerGate, nextCheckProgress } from "../src/compose-health.js";
@@ -11,9 +11,12 @@ import { containerEnvValue, deployingView, unreadableStack } from "../src/compos
 import { EMPTY_RECORD, recordDeploy, type StackRecord } from "../src/compose-records.js";
 import { createStackSet, stackSettings } from "../src/compose-stack.js";
 import { lostDetail, stacksOfEvent } from "../src/compose-events.js";
-import { composeArgs, detectCompose, overrideFile, parseComposeVersion, redactedTail } from "../src/compose-cli.js";
+import { composeArgs, createComposeHasher, detectCompose, overrideFile, parseComposeVersion, parseConfigHashes, redactedTail } from "../src/compose-cli.js";
 import type { EventsEnd } from "../src/docker/client.js";
 import type { ContainerInspect, EngineEvent } from "../src/docker/types.js";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 function container(name: string, over: { running?: boolean; status?: ContainerInspect["State"]["Status"]; health?: "healthy" | "unhealthy" | "starting"; streak?: number; service?: string; env?: string[]; exit?: number } = {}): ContainerInspect {
   const running = over.running ?? true;
@@ -253,4 +256,119 @@ describe("pull policy (Compose's pull_policy; default: only when missing)", () =
     ["never", false, false],
     ["build", false, false],
   ])("%s, image present %s → pull %s", (policy, exists, want) => expect(shouldPull(policy, exists)).toBe(want));
+});
+
+describe("config drift from Compose's own config hash", () => {
+  const H = (c: string) => c.repeat(64);
+  it.each([
+    ["v1 (`docker-compose config --hash=*`)", `api ${H("a")}\nweb ${H("b")}\n`, { api: H("a"), web: H("b") }],
+    ["v2 (`docker compose config --hash \"*\"`), trailing spaces", `web ${H("b")}  \n`, { web: H("b") }],
+    ["a warning line among them is skipped", `WARNING: something\nweb ${H("c")}`, { web: H("c") }],
+    ["nothing of that shape", "ERROR: no such service\n", undefined],
+    ["a short hash is not one", "web abc123\n", undefined],
+  ])("%s", (_, out, want) => expect(parseConfigHashes(out)).toEqual(want));
+
+  const KEY = "fleet-key-0123456789";
+  const labelled = (name: string, service: string, content: string | undefined, compose: string | undefined): ContainerInspect => {
+    const c = container(name, { service });
+    c.Config.Labels = { "com.docker.compose.service": service, ...(content ? { "steward.config-hash": content } : {}), ...(compose ? { "com.docker.compose.config-hash": compose } : {}) };
+    return c;
+  };
+  const want = resolvedHash(KEY, "sha256:c1", { api: H("a"), web: H("b") });
+  it.each([
+    ["both services carry the wanted hashes → the wanted identity", [labelled("a1", "api", "sha256:c1", H("a")), labelled("w1", "web", "sha256:c1", H("b"))], KEY, { hash: want }],
+    ["replicas of one service agree → the same", [labelled("a1", "api", "sha256:c1", H("a")), labelled("a2", "api", "sha256:c1", H("a")), labelled("w1", "web", "sha256:c1", H("b"))], KEY, { hash: want }],
+    ["one service's resolved config differs (an interpolated tag) → another identity", [labelled("a1", "api", "sha256:c1", H("a")), labelled("w1", "web", "sha256:c1", H("d"))], KEY, { hash: resolvedHash(KEY, "sha256:c1", { api: H("a"), web: H("d") }) }],
+    ["replicas disagree → mixed, named", [labelled("a1", "api", "sha256:c1", H("a")), labelled("a2", "api", "sha256:c1", H("e"))], KEY, { hash: "mixed", problem: "the containers of service api carry different Compose config hashes" }],
+    ["made by the Engine-API applier (no Compose label) → the content hash, never a resolved one", [labelled("a1", "api", "sha256:c1", undefined)], KEY, { hash: "sha256:c1" }],
+    ["no Steward label → nothing to compare", [labelled("a1", "api", undefined, H("a"))], KEY, {}],
+    ["different Steward labels → mixed", [labelled("a1", "api", "sha256:c1", H("a")), labelled("w1", "web", "sha256:c2", H("b"))], KEY, { hash: "mixed", problem: "containers carry different config hashes" }],
+    ["without Compose (no key) → the content label as before", [labelled("a1", "api", "sha256:c1", H("a"))], undefined, { hash: "sha256:c1" }],
+  ] as [string, ContainerInspect[], string | undefined, object][])("%s", (_, cs, key, out) => expect(observedHash(cs, key)).toEqual(out));
+
+  it("the resolved identity is keyed (nobody without the fleet key can test guesses of the environment against it)", () => {
+    expect(want).toMatch(/^compose:[0-9a-f]{64}$/);
+    expect(resolvedHash("other-key", "sha256:c1", { api: H("a"), web: H("b") })).not.toBe(want);
+    expect(resolvedHash(KEY, "sha256:c1", { web: H("b"), api: H("a") })).toBe(want);
+  });
+
+  it("a revision with Compose's hashes keeps its content hash for the label and the kept files", () => {
+    const base = buildRevision({ project: "p", services: {}, env: {}, env_file: null, env_file_digests: {} });
+    const r = withComposeHashes(KEY, base, { api: H("a") });
+    expect(r.content_hash).toBe(base.hash);
+    expect(r.hash).toBe(resolvedHash(KEY, base.hash, { api: H("a") }));
+    expect(JSON.parse(overrideFile(r, "shop", [], undefined)).services).toEqual({});
+  });
+
+  it("desired(): Compose's hashes fold into the identity; reused only for the same content and environment within maxAgeMs", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "steward-hash-"));
+    try {
+      await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: app:${TAG}\n");
+      await writeFile(join(dir, ".env"), "TAG=1\n");
+      const spec = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { repo_path: ".", services: { shop: { kind: "compose", files: ["compose.yaml"], env_file: ".env", env: { TOKEN: { secret: "t" } } } } } } }));
+      if (!spec.ok) throw new Error("spec");
+      const [stack] = stackSettings(spec.spec, "n1", dir);
+      let answer = H("a");
+      let secret = "v1";
+      const asked: Record<string, string>[] = [];
+      let t = 0;
+      let hashing = true;
+      const config = createStackConfig({ node: "n1", fleetKey: KEY, resolveSecret: () => secret, composeHashes: () => (hashing ? (_s, _r, env) => (asked.push(env), Promise.resolve({ web: answer })) : undefined), now: () => t });
+      const s = stack as NonNullable<typeof stack>;
+      const r1 = await config.desired(s);
+      expect(r1.hash).toBe(resolvedHash(KEY, r1.content_hash as string, { web: H("a") }));
+      expect(asked[0]).toEqual({ TAG: "1", TOKEN: "v1" });
+      // What Compose resolves changed while Steward's content did not (an image behind a tag, a variable Compose reads).
+      answer = H("b");
+      t = 10_000;
+      expect((await config.desired(s, { maxAgeMs: 30_000 })).hash).toBe(r1.hash);
+      expect(asked).toHaveLength(1);
+      const r2 = await config.desired(s, { maxAgeMs: 5_000 });
+      expect(asked).toHaveLength(2);
+      expect(r2.content_hash).toBe(r1.content_hash);
+      expect(r2.hash).not.toBe(r1.hash);
+      // A changed secret value is a changed environment: asked again whatever the age.
+      secret = "v2";
+      await config.desired(s, { maxAgeMs: Number.POSITIVE_INFINITY });
+      expect(asked).toHaveLength(3);
+      // The interpolated tag in the env file: the content changes too, asked again.
+      await writeFile(join(dir, ".env"), "TAG=2\n");
+      const r3 = await config.desired(s, { maxAgeMs: Number.POSITIVE_INFINITY });
+      expect(asked).toHaveLength(4);
+      expect(r3.content_hash).not.toBe(r1.content_hash);
+      // Without Compose: the content hash alone, as before.
+      hashing = false;
+      const plain = await config.desired(s);
+      expect(plain.hash).toBe(r3.content_hash);
+      expect(plain.content_hash).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the hasher runs `config --hash=*` on the kept files plus the same override `up` uses, values only in its environment", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "steward-hasher-"));
+    try {
+      await writeFile(join(dir, "compose.yaml"), "version: '3.8'\nservices:\n  web:\n    image: app:1\n");
+      const calls: { file: string; args: readonly string[]; env: NodeJS.ProcessEnv }[] = [];
+      let out = { code: 0, stdout: `web ${H("a")}\n`, stderr: "" };
+      const hasher = createComposeHasher({ cli: { command: ["docker-compose"], version: "1.29.2", label: "docker-compose 1.29.2" }, dockerHost: "unix:///x.sock", stateDir: join(dir, "state"), run: (file, args, opts) => (calls.push({ file, args, env: opts.env }), Promise.resolve(out)) });
+      const settings = { name: "shop", project: "shop", checkout: dir, healthTimeoutMs: 1000, spec: { kind: "compose", files: ["compose.yaml"], env: {} } } as never;
+      const r = buildRevision({ project: "shop", services: { web: {} as never }, env: {}, env_file: null, env_file_digests: {} });
+      expect(await hasher(settings, r, { TOKEN: "hunter2-secret" })).toEqual({ web: H("a") });
+      const call = calls[0];
+      expect(call?.args.slice(-2)).toEqual(["config", "--hash=*"]);
+      expect(call?.env["TOKEN"]).toBe("hunter2-secret");
+      expect(call?.env["DOCKER_HOST"]).toBe("unix:///x.sock");
+      expect(call?.args.join(" ")).not.toContain("hunter2");
+      const files = (call?.args ?? []).filter((_, i, a) => a[i - 1] === "--file");
+      expect(files).toHaveLength(2);
+      expect(await readFile(files[0] as string, "utf8")).toContain("image: app:1");
+      expect(JSON.parse(await readFile(files[1] as string, "utf8"))).toEqual(JSON.parse(overrideFile(r, "shop", ["TOKEN"], "3.8")));
+      out = { code: 1, stdout: "", stderr: "ERROR: invalid interpolation of hunter2-secret" };
+      await expect(hasher(settings, r, { TOKEN: "hunter2-secret" })).rejects.toThrow(/docker-compose 1.29.2 config --hash \(exit 1\): ERROR: invalid interpolation of \*\*\*/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

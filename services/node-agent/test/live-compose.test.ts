@@ -90,6 +90,8 @@ describe.skipIf(skip)("the real Compose on a live dockerd", () => {
     await driver.probeNow();
     const o = driver.observe()[0];
     expect(o).toMatchObject({ state: "running", health: "healthy" });
+    // Compose's own config hash of the resolved files: the containers' labels agree with `config --hash "*"`.
+    expect(o?.config_hash).toMatch(/^compose:[0-9a-f]{64}$/);
     expect(o?.config_hash).toBe(o?.desired_config_hash);
     const { stdout } = await run("busybox", ["wget", "-q", "-O", "-", `http://127.0.0.1:${port}/`]);
     expect(stdout).toBe("ok\n");
@@ -122,6 +124,44 @@ describe.skipIf(skip)("the real Compose on a live dockerd", () => {
     await driver.probeNow();
     expect(driver.observe()[0]).toMatchObject({ state: "running", health: "healthy", config_hash: good });
   }, 240_000);
+
+  it("config drift is Compose's own hash of the resolved files: a tag interpolated from the project's .env (no env_file in the spec) changes it", async () => {
+    const sub = join(dir, "implicit");
+    await mkdir(sub, { recursive: true });
+    await writeFile(join(sub, "compose.yaml"), `services:\n  app:\n    image: steward-test/busybox:\${TAG}\n    network_mode: host\n    command: ["sleep", "100000"]\n    stop_grace_period: 1s\n    healthcheck: { test: ["CMD", "true"], interval: 1s }\n`);
+    // Compose reads .env from the project directory by itself; Steward's spec does not name it.
+    await writeFile(join(sub, ".env"), "TAG=1\n");
+    const res = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { repo_path: ".", services: { implicit: { kind: "compose", files: ["compose.yaml"], deploy: { health_timeout: "90s" } } } } } }));
+    if (!res.ok) throw new Error(JSON.stringify(res.problems));
+    const d = createComposeDriver({ node: "n1", docker, dockerHost: dockerd.host, fleetKey: "test-fleet-key-0123456789abcdef", specDir: sub, stateDir: join(sub, "state"), probeMs: 60_000, logger: silentLogger(), publish: () => undefined, pollMs: 200, resolvedMaxAgeMs: 0 });
+    d.setSpec(res.spec);
+    try {
+      expect(await runOp(d, { ...cmd("deploy"), service: "implicit" })).toMatchObject({ ok: true });
+      await d.probeNow();
+      const first = d.observe()[0];
+      expect(first).toMatchObject({ state: "running", health: "healthy" });
+      expect(first?.config_hash).toBe(first?.desired_config_hash);
+      const [c1] = await docker.listProjectContainers("implicit");
+      const label = (await docker.inspectContainer(c1?.Id ?? "")).Config.Labels ?? {};
+      expect(label["com.docker.compose.config-hash"]).toMatch(/^[0-9a-f]{64}$/);
+
+      await writeFile(join(sub, ".env"), "TAG=2\n");
+      await d.probeNow();
+      const drifted = d.observe()[0];
+      expect(drifted?.config_hash).toBe(first?.config_hash);
+      expect(drifted?.desired_config_hash).not.toBe(first?.desired_config_hash);
+
+      expect(await runOp(d, { ...cmd("deploy"), service: "implicit" })).toMatchObject({ ok: true });
+      await d.probeNow();
+      const after = d.observe()[0];
+      expect(after).toMatchObject({ state: "running", health: "healthy" });
+      expect(after?.config_hash).toBe(drifted?.desired_config_hash);
+      const [c2] = await docker.listProjectContainers("implicit");
+      expect((await docker.inspectContainer(c2?.Id ?? "")).Config.Image).toBe("steward-test/busybox:2");
+    } finally {
+      await d.stop();
+    }
+  }, 180_000);
 
   it("the Engine-API fallback deploys a local-only image without pulling (pull_policy missing, as Compose); no registry is reachable", async () => {
     const sub = join(dir, "fallback");
