@@ -8,7 +8,7 @@ import { serviceOf, type StackApplier } from "./compose-apply.js";
 import type { ComposeHasher, StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
 import type { StackObserver } from "./compose-observe.js";
-import { StackDeployError, type Stack, type StackSettings } from "./compose-stack.js";
+import { StackDeployError, type StackSettings } from "./compose-stack.js";
 
 /** The Compose implementation found on the node: `docker compose` (v2 plugin) or `docker-compose` (v1). */
 export interface ComposeCli {
