@@ -22,7 +22,7 @@ import { EVENTS_STREAM, commandSubject, eventSubject } from "@steward/contracts/
 import { NodeCommandReply } from "@steward/contracts/node-command";
 import { connectNats, ensureStreams, jetstream, jetstreamManager, type NatsConnection } from "@steward/platform/bus";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { createTestDatabase, startNats, stopProcess, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createTestDatabase, startFakeTelegram, startNats, stopProcess, waitFor, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 
 const RUNS = Number(process.env["FUZZ_RUNS"] ?? 600);
 const SEED = process.env["FUZZ_SEED"] === undefined ? 20261130 : Number(process.env["FUZZ_SEED"]);
@@ -37,6 +37,12 @@ const procs: ServiceProcess[] = [];
 let executorUrl = "";
 let plannerUrl = "";
 let observerMetrics = "";
+let alerterUrl = "";
+let tg: FakeTelegram;
+const WEBHOOK_SECRET = randomBytes(24).toString("hex");
+/** The one operator on the bot's allow-list, and the chat alerts go to. */
+const OPERATOR = { id: 7001, is_bot: false, first_name: "Ops", username: "ops_on_call" };
+const ALERT_CHAT = { id: -100500, type: "group" };
 
 function launch(name: ServiceName, env: Record<string, string>): ServiceProcess {
   const p = spawnService(name, env);
@@ -62,6 +68,24 @@ beforeAll(async () => {
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 30_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
   observerMetrics = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
+  // The alerter with its Telegram bot on a webhook (the fake Bot API only records what the bot sends).
+  tg = await startFakeTelegram();
+  const alerter = launch("alerter", {
+    ...common,
+    API_TOKEN: TOKEN,
+    EXECUTOR_URL: executorUrl,
+    PLANNER_URL: plannerUrl,
+    METRICS_PORT: "0",
+    TELEGRAM_API_URL: tg.apiUrl,
+    TELEGRAM_BOT_TOKEN: tg.token,
+    TELEGRAM_CHAT_ID: String(ALERT_CHAT.id),
+    TELEGRAM_ALLOWED_USERS: String(OPERATOR.id),
+    TELEGRAM_MODE: "webhook",
+    TELEGRAM_WEBHOOK_URL: "http://127.0.0.1:9/telegram/webhook",
+    TELEGRAM_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    TASK_WAIT_MS: "2000",
+  });
+  alerterUrl = await waitFor("alerter", () => /steward alerter on (http:\/\/\S+) /.exec(alerter.output)?.[1], 30_000, 20);
 }, 90_000);
 
 afterAll(async () => {
@@ -70,6 +94,7 @@ afterAll(async () => {
   await sql?.end({ timeout: 2 });
   await db?.drop();
   await nats?.stop();
+  await tg?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -261,6 +286,126 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
     );
     // Whatever was accepted is a legal history: every audit row is a transition the state machine allows.
     expect((await auditOf(sql)).filter((u) => u.from_state === u.to_state)).toEqual([]);
+    expectAlive();
+  }, 300_000);
+
+  it("ntfy buttons and bot relays: /approvals/:id/approve|reject, /approvals/tokens, /approvals/channel", async () => {
+    // FRESH_ID becomes a new pending action, FRESH_TOKEN a token minted for it (for the decision in the path): bodies
+    // then reach the signature check, the claims and the store, not only the 404.
+    let n = 0;
+    const fresh = () => seedAction(sql, { node: "n1", service: `btn${String(n++)}`, kind: "restart", reason: "fuzz", proposedBy: "fuzz-test" });
+    const mint = async (id: string) => {
+      const r = await send(executorUrl, { method: "POST", path: "/approvals/tokens", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ action_id: id }) });
+      expect(r.status, r.text).toBe(201);
+      return JSON.parse(r.text) as { approve: { token: string }; reject: { token: string } };
+    };
+    // Found by hand, always run: a relayed decision whose actor or detail PostgreSQL cannot store is a 422 naming it.
+    for (const [over, field] of [[{ actor: "telegram:1(@a\u0000b)" }, "actor"], [{ actor: "\uD800" }, "actor"], [{ decision: "refuse", detail: "x\u0000" }, "detail"]] as const) {
+      const a = await fresh();
+      const r = await send(executorUrl, { method: "POST", path: "/approvals/channel", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:1", ...over }) });
+      expect(r.status, r.text).toBe(422);
+      expect((JSON.parse(r.text) as { error: { field: string } }).error.field).toBe(field);
+      expect(await stateOf(sql, a)).toBe("pending");
+    }
+    const id = fc.oneof({ weight: 4, arbitrary: fc.constant("FRESH_ID") }, { weight: 1, arbitrary: segment });
+    /** A minted token with one character changed, cut short or lengthened: what a mangled button would send. */
+    const tokenLike = fc.oneof(
+      { weight: 3, arbitrary: fc.constant("FRESH_TOKEN") },
+      fc.tuple(fc.nat(), fc.constantFrom("A", "_", ".", "\u0000", "\uD800", "")).map(([i, c]) => `FRESH_TOKEN@${i}${c}`),
+      fc.constantFrom("st1", "st1..", "st1.a.b", "st1." + "A".repeat(3000) + ".x"),
+      nastyString,
+    );
+    const byToken = fc.oneof(tokenLike.map((t) => JSON.stringify({ token: t })), mutated({ token: "FRESH_TOKEN" }));
+    const routes = fc.oneof(
+      { weight: 4, arbitrary: fc.tuple(id, fc.constantFrom("approve", "reject")).map(([i, d]) => `/approvals/${i}/${d}`) },
+      { weight: 2, arbitrary: fc.constantFrom("/approvals/tokens", "/approvals/channel") },
+      { weight: 1, arbitrary: fc.constantFrom("/approvals/", "/approvals", "/approvals/FRESH_ID", "/approvals/FRESH_ID/approve/x", "/approvals/tokens/x") },
+    );
+    const bodies = fc.oneof(
+      { weight: 3, arbitrary: byToken },
+      { weight: 2, arbitrary: mutated({ action_id: "FRESH_ID", ttl_s: 600 }) },
+      { weight: 3, arbitrary: mutated({ action_id: "FRESH_ID", decision: "approve", channel: "telegram", actor: "telegram:7001(@ops)", detail: "pressed" }) },
+      { weight: 1, arbitrary: rawBody.filter((b) => b.length < 100_000) },
+    );
+    await fc.assert(
+      fc.asyncProperty(cases(routes, bodies), async (c) => {
+        const r = await withBystander(
+          () => send(executorUrl, { method: "GET", path: "/api/actions?limit=1", headers: auth }),
+          async () => {
+            let { path, body } = c;
+            if (path.includes("FRESH_ID") || body?.includes("FRESH_")) {
+              const a = await fresh();
+              const t = await mint(a);
+              const token = path.endsWith("/reject") ? t.reject.token : t.approve.token;
+              path = path.replace("FRESH_ID", a);
+              body = body
+                ?.replaceAll("FRESH_ID", a)
+                .replace(/FRESH_TOKEN@(\d+)(.?)/u, (_m, i: string, ch: string) => JSON.stringify(token.slice(0, Number(i) % token.length) + ch + token.slice((Number(i) % token.length) + 1)).slice(1, -1))
+                .replaceAll("FRESH_TOKEN", token);
+            }
+            return send(executorUrl, { ...c, path, ...(body === undefined ? {} : { body }) });
+          },
+        );
+        checkReply(c, r, []);
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+    expect((await auditOf(sql)).filter((u) => u.from_state === u.to_state && u.to_state !== "pending")).toEqual([]);
+    expectAlive();
+  }, 300_000);
+
+  it("alerter: the Telegram webhook (messages and button presses) and its other routes", async () => {
+    // Buttons that exist: the alerter posts each pending action to the chat with Approve/Reject, one row per button.
+    await seedAction(sql, { node: "n1", service: "tg-button", kind: "restart", reason: "fuzz", proposedBy: "fuzz-test" });
+    const buttons = await waitFor("the alerter to post buttons", async () => {
+      const rows = await sql<{ id: string }[]>`SELECT id FROM telegram_callbacks WHERE message_id IS NOT NULL ORDER BY created_at DESC LIMIT 20`;
+      return rows.length >= 2 && rows.map((r) => r.id);
+    }, 60_000, 100);
+    const hook = (body: string, secret = WEBHOOK_SECRET) => send(alerterUrl, { method: "POST", path: "/telegram/webhook", headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": secret }, body });
+    let updateId = 1;
+    const j = (v: unknown) => fc.oneof({ weight: 3, arbitrary: fc.constant(JSON.stringify(v)) }, { weight: 1, arbitrary: nastyJson });
+    const user = fc.record({ id: j(OPERATOR.id), username: j(OPERATOR.username), first: j("Ops") }).map((u) => `{"id":${u.id},"is_bot":false,"first_name":${u.first},"username":${u.username}}`);
+    const chat = j(ALERT_CHAT.id).map((id) => `{"id":${id},"type":"group"}`);
+    const message = fc
+      .record({ mid: j(1), chat, from: user, text: j("/status").chain((t) => fc.oneof(fc.constant(t), fc.constantFrom('"/help"', '"/task why is web down?"', '"/task"', '"hello"', '"/status@steward_test_bot"'))) })
+      .map((m) => `{"message_id":${m.mid},"date":1764547200,"chat":${m.chat},"from":${m.from},"text":${m.text}}`);
+    const callback = fc
+      .record({ qid: j("q1"), from: user, message, data: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...buttons).map((b) => JSON.stringify(b)) }, { weight: 1, arbitrary: nastyJson }) })
+      .map((q) => `{"id":${q.qid},"from":${q.from},"message":${q.message},"chat_instance":"ci","data":${q.data}}`);
+    const update = fc.oneof(message.map((m) => `"message":${m}`), callback.map((q) => `"callback_query":${q}`), fc.constantFrom('"edited_message":{"message_id":1}', '"poll":{}'));
+    const bodies = fc.oneof(
+      { weight: 6, arbitrary: fc.tuple(j(0), update).map(([id, u]) => `{"update_id":${id === "0" ? String(updateId++) : id},${u}}`) },
+      { weight: 1, arbitrary: mutated({ update_id: 5, message: { message_id: 1, chat: ALERT_CHAT, from: OPERATOR, text: "/status" } }) },
+      { weight: 1, arbitrary: rawBody },
+    );
+    const secret = fc.oneof({ weight: 8, arbitrary: fc.constant(WEBHOOK_SECRET) }, { weight: 1, arbitrary: fc.constantFrom("", "x", WEBHOOK_SECRET + "x", WEBHOOK_SECRET.toUpperCase()) });
+    const path = fc.oneof({ weight: 8, arbitrary: fc.constant("/telegram/webhook") }, { weight: 1, arbitrary: fc.constantFrom("/telegram/webhook/", "/telegram", "/", "/healthz", "/metrics") }, { weight: 1, arbitrary: segment.map((s) => `/telegram/${s}`) });
+    const alerterCase = fc.record({ method: fc.oneof({ weight: 8, arbitrary: fc.constant("POST") }, { weight: 1, arbitrary: method }), path, secret, ct: contentType, body: bodies }).map(
+      ({ method: m, path: p, secret: s, ct, body }): Case => ({ method: m, path: p, headers: { "x-telegram-bot-api-secret-token": s, ...(ct ? { "content-type": ct } : {}) }, ...(m === "GET" || m === "HEAD" ? {} : { body }) }),
+    );
+    // A valid command at the same moment: answered 200, and the bot replies to it.
+    const bystander = () => hook(JSON.stringify({ update_id: 900_000 + updateId++, message: { message_id: 1, date: 1764547200, chat: ALERT_CHAT, from: OPERATOR, text: "/help" } }));
+    await fc.assert(
+      fc.asyncProperty(alerterCase, async (c) => {
+        const r = await withBystander(bystander, () => send(alerterUrl, c));
+        checkReply(c, r, []);
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+    // The cases found by hand, always run: a 4xx naming the field, and the bot still answers the next valid update.
+    for (const [body, field] of [
+      [`{"update_id":1,"message":{"message_id":1,"chat":{"id":1},"from":{"id":1},"text":"/task a\\u0000b"}}`, "message.text"],
+      [`{"update_id":1,"callback_query":{"id":"q","from":{"id":7001,"username":"\\ud800"},"data":"${buttons[0]}"}}`, "callback_query.from.username"],
+      [`{"update_id":1e16,"message":{"message_id":1,"chat":{"id":1}}}`, "update_id"],
+      [`{"update_id":1,"callback_query":{"id":"q","from":{"id":1},"data":"${"x".repeat(65)}"}}`, "callback_query.data"],
+    ] as const) {
+      const r = await hook(body);
+      expect(r.status, body).toBe(422);
+      expect((JSON.parse(r.text) as { error: { field: string } }).error.field).toBe(field);
+    }
+    const sentBefore = tg.sent.length;
+    expect((await bystander()).status).toBe(200);
+    expect(tg.sent.length).toBeGreaterThan(sentBefore);
     expectAlive();
   }, 300_000);
 

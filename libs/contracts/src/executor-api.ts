@@ -41,7 +41,7 @@ export const DecisionReply = z.object({ action: Action });
 export type DecisionReply = z.infer<typeof DecisionReply>;
 
 /** `POST /approvals/:id/approve|reject` (an ntfy button): the signed single-use token is the authority. */
-export const ApprovalTokenRequest = z.object({ token: z.string({ error: "is required" }).min(1, "is required") });
+export const ApprovalTokenRequest = z.object({ token: z.string({ error: "is required" }).min(1, "is required").max(2048, "must be at most 2048 characters") });
 export type ApprovalTokenRequest = z.input<typeof ApprovalTokenRequest>;
 
 /** `POST /approvals/tokens` (bearer): mint an approve and a reject token for a pending action. */
@@ -57,8 +57,8 @@ export const ChannelDecisionRequest = z.object({
   action_id: z.string({ error: "is required" }),
   decision: z.enum(["approve", "reject", "refuse"]),
   channel: z.enum(["telegram", "ntfy"]),
-  actor: z.string().trim().min(1, "must not be blank").max(128),
-  detail: z.string().trim().max(2000).optional(),
+  actor: Actor,
+  detail: z.string().trim().max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE).optional(),
 });
 export type ChannelDecisionRequest = z.input<typeof ChannelDecisionRequest>;
 

@@ -6,6 +6,7 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import type { Sql } from "@steward/platform/db";
 import { ApiBadResponse, ApiError, ApiUnreachable, type ExecutorClient } from "@steward/executor/client";
 import type { PlannerClient } from "@steward/planner/client";
+import { TelegramUpdate } from "@steward/contracts/telegram";
 import type { AlerterMetrics } from "./metrics.js";
 import type { Read } from "./rules.js";
 import type { TelegramApi, TgUpdate, TgUser } from "./telegram-api.js";
@@ -60,6 +61,9 @@ export function renderStatus(v: FleetView): string {
   lines.push(`Pending actions: ${v.pendingActions}`);
   return lines.join("\n");
 }
+
+/** Telegram's updates are small; anything larger is not one. */
+const MAX_WEBHOOK_BYTES = 1_000_000;
 
 const HELP = "Steward bot. /status shows the fleet; /task <question or request> asks the planner and replies with its answer. Pending actions arrive with Approve/Reject buttons.";
 
@@ -235,9 +239,11 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
         try {
           const updates = await api.getUpdates(offset, timeoutS, signal);
           backoff = 1000;
-          for (const u of updates) {
-            offset = u.update_id + 1;
-            await handle(u);
+          for (const raw of updates) {
+            const u = TelegramUpdate.safeParse(raw);
+            if (typeof raw?.update_id === "number" && Number.isSafeInteger(raw.update_id)) offset = raw.update_id + 1;
+            if (u.success) await handle(u.data as TgUpdate);
+            else logger.warn({ field: u.error.issues[0]?.path.join(".") ?? "" }, "telegram update off the expected shape; skipped");
           }
         } catch (err) {
           if (signal.aborted) break;
@@ -257,24 +263,37 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
         res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "unauthorized", message: "wrong or missing X-Telegram-Bot-Api-Secret-Token" } }));
         return;
       }
+      const refuse = (status: number, error: { code: string; message: string; field?: string }) =>
+        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error }));
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const c of req as AsyncIterable<Buffer>) {
         size += c.length;
-        if (size > 1_000_000) {
-          res.writeHead(413).end();
+        if (size > MAX_WEBHOOK_BYTES) {
+          refuse(413, { code: "too_large", message: `request body is larger than ${MAX_WEBHOOK_BYTES} bytes` });
           return;
         }
         chunks.push(c);
       }
-      let u: TgUpdate;
+      let raw: unknown;
       try {
-        u = JSON.parse(Buffer.concat(chunks).toString("utf8")) as TgUpdate;
-        if (typeof u?.update_id !== "number") throw new Error("no update_id");
+        raw = JSON.parse(Buffer.concat(chunks).toString("utf8"));
       } catch {
-        res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "invalid", message: "body is not a Telegram Update" } }));
+        refuse(400, { code: "invalid_json", message: "body is not JSON (a Telegram Update)" });
         return;
       }
+      if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+        refuse(400, { code: "invalid_json", message: "body must be a JSON object (a Telegram Update)" });
+        return;
+      }
+      const parsed = TelegramUpdate.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const field = issue?.path.join(".") || "(body)";
+        refuse(422, { code: "invalid", field, message: `${field}: ${issue?.message ?? "invalid"}` });
+        return;
+      }
+      const u = parsed.data as TgUpdate;
       await handle(u);
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     },

@@ -34,7 +34,7 @@ const MAX_BODY = 8 * 1024;
 const DEFAULT_TTL_MS = 24 * 3_600_000;
 
 class Refusal extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(readonly status: number, readonly code: string, message: string, readonly field?: string) {
     super(message);
   }
 }
@@ -81,7 +81,7 @@ function parse<S extends z.ZodType>(schema: S, v: unknown): z.output<S> {
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const field = issue?.path.join(".") || "(body)";
-  throw new Refusal(422, "invalid", `${field}: ${issue?.message ?? "invalid"}`);
+  throw new Refusal(422, "invalid", `${field}: ${issue?.message ?? "invalid"}`, field);
 }
 
 export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
@@ -207,7 +207,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       throw new Refusal(404, "not_found", `no route ${method} ${path}`);
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
-      if (!res.headersSent) send(res, err.status, { error: { code: err.code, message: err.message } });
+      if (!res.headersSent) send(res, err.status, { error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
       return { route, status: err.status };
     }
   };
