@@ -302,7 +302,7 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
     // Found by hand, always run: a relayed decision whose actor or detail PostgreSQL cannot store is a 422 naming it.
     for (const [over, field] of [[{ actor: "telegram:1(@a\u0000b)" }, "actor"], [{ actor: "\uD800" }, "actor"], [{ decision: "refuse", detail: "x\u0000" }, "detail"]] as const) {
       const a = await fresh();
-      const r = await send(executorUrl, { method: "POST", path: "/approvals/channel", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:1", ...over }) });
+      const r = await send(executorUrl, { method: "POST", path: "/approvals/channel", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(Object.assign({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:1" }, over)) });
       expect(r.status, r.text).toBe(422);
       expect((JSON.parse(r.text) as { error: { field: string } }).error.field).toBe(field);
       expect(await stateOf(sql, a)).toBe("pending");
