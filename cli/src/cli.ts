@@ -1,3 +1,4 @@
+import { loadCommand } from "./command-runners.js";
 import type { Io } from "./command-table.js";
 import { ApiError, NoStackError, UsageError } from "./errors.js";
 import { renderCommandHelp, renderUsage, renderUsageOf, VERSION } from "./help.js";
@@ -40,7 +41,7 @@ export async function runCli(argv: string[], io: Io): Promise<number | null> {
       break;
   }
   // Only the command that runs is loaded: `status` never loads the fleet library, `validate` never the API client.
-  const run = await inv.spec.load();
+  const run = await loadCommand(inv.spec.name);
   try {
     return await run(inv.args, io);
   } catch (err) {

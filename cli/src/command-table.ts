@@ -1,8 +1,8 @@
 /**
- * Every `steward` command: its name, what it does, how it is called, its flags, and a lazy loader.
- * Help, shell completion, docs/cli.md and the flag check before a command runs are all derived from
- * this table. It imports nothing heavy: a command's code (zod, the API client, the fleet library,
- * tracing) is loaded only when that command runs, so `steward --help` answers in a blink.
+ * Every `steward` command: its name, what it does, how it is called and its flags. Help, shell completion,
+ * docs/cli.md, the flag check before a command runs and each command's own flag parsing are all derived from
+ * this table. It is data and imports nothing, so commands import it freely; the code that runs each command is
+ * found by name in command-runners.ts, which nothing but the dispatcher imports (no import circle).
  */
 
 /** The streams a command writes to. */
@@ -56,7 +56,6 @@ export interface CommandSpec {
   readonly ownHelp?: boolean;
   /** The command starts a trace (its spans reach the planner): main.ts installs tracing for it. */
   readonly traced?: boolean;
-  readonly load: () => Promise<CommandRun>;
 }
 
 const json = { type: "boolean", default: false, summary: "print the answer as JSON" } as const;
@@ -74,7 +73,6 @@ export const UP = {
   },
   // `up --help` also lists the settings passed through to each service: up/up-command.ts renders it.
   ownHelp: true,
-  load: async () => (await import("./up/up-command.js")).upCommand,
 } as const satisfies CommandSpec;
 
 export const STATUS = {
@@ -82,7 +80,6 @@ export const STATUS = {
   summary: "nodes, heartbeats, services, health",
   usage: [["steward status [--json]", "nodes, heartbeats, services, health"]],
   flags: { json },
-  load: async () => (await import("./commands/world.js")).statusCommand,
 } as const satisfies CommandSpec;
 
 export const DRIFT = {
@@ -90,7 +87,6 @@ export const DRIFT = {
   summary: "where the world differs from the spec",
   usage: [["steward drift [--json]", "where the world differs from the spec"]],
   flags: { json },
-  load: async () => (await import("./commands/world.js")).driftCommand,
 } as const satisfies CommandSpec;
 
 export const ACTIONS = {
@@ -108,7 +104,6 @@ export const ACTIONS = {
   subcommands: {
     show: { summary: "one action with its audit trail", usage: [["steward actions show ID [--json]", "one action with its audit trail"]], flags: {} },
   },
-  load: async () => (await import("./commands/actions.js")).actionsCommand,
 } as const satisfies CommandSpec;
 
 const actor = { type: "string", value: "NAME", summary: "who decides, for the audit log (default: $STEWARD_USER or your login)" } as const;
@@ -119,7 +114,6 @@ export const APPROVE = {
   usage: [["steward approve ID [--as NAME]", "approve a pending action (ID or its first characters)"]],
   // --reason is accepted (and ignored) as it always was, so a script that passes it keeps working.
   flags: { as: actor, json, reason: { type: "string", value: "TEXT", summary: "ignored for approve", hidden: true } },
-  load: async () => (await import("./commands/actions.js")).approveCommand,
 } as const satisfies CommandSpec;
 
 export const REJECT = {
@@ -127,7 +121,6 @@ export const REJECT = {
   summary: "reject a pending action",
   usage: [["steward reject ID --reason TEXT [--as NAME]", "reject a pending action"]],
   flags: { reason: { type: "string", value: "TEXT", summary: "why (required; it goes into the audit log)" }, as: actor, json },
-  load: async () => (await import("./commands/actions.js")).rejectCommand,
 } as const satisfies CommandSpec;
 
 export const VALIDATE = {
@@ -140,7 +133,6 @@ export const VALIDATE = {
     json,
   },
   positionals: "file",
-  load: async () => (await import("./commands/validate.js")).validateCommand,
 } as const satisfies CommandSpec;
 
 export const PLAN = {
@@ -154,7 +146,6 @@ export const PLAN = {
     json,
   },
   positionals: "file",
-  load: async () => (await import("./commands/plan.js")).planCommand,
 } as const satisfies CommandSpec;
 
 const conversation = { type: "string", value: "ID", summary: "the conversation the task belongs to" } as const;
@@ -192,7 +183,6 @@ export const TASK = {
     },
   },
   traced: true,
-  load: async () => (await import("./commands/task.js")).taskCommand,
 } as const satisfies CommandSpec;
 
 export const CHAT = {
@@ -206,7 +196,6 @@ export const CHAT = {
     timeout: { type: "string", value: "SECONDS", summary: "how long to wait for one answer (default 300)" },
   },
   traced: true,
-  load: async () => (await import("./commands/chat.js")).chatCommand,
 } as const satisfies CommandSpec;
 
 export const COST = {
@@ -214,7 +203,6 @@ export const COST = {
   summary: "model spend by day, agent, model group and source; headroom under each cap",
   usage: [["steward cost [--json]", "model spend by day, agent, model group and source; headroom under each cap"]],
   flags: { json },
-  load: async () => (await import("./commands/cost.js")).costCommand,
 } as const satisfies CommandSpec;
 
 export const COMPLETION = {
@@ -223,7 +211,6 @@ export const COMPLETION = {
   usage: [["steward completion bash|zsh|fish", "a shell completion script (see docs/cli.md to install it)"]],
   flags: {},
   positionals: "shells",
-  load: async () => (await import("./completion.js")).completionCommand,
 } as const satisfies CommandSpec;
 
 export const HELP = {
@@ -232,11 +219,15 @@ export const HELP = {
   usage: [["steward help [COMMAND]", "every command, or one command's usage and flags (same as steward COMMAND --help)"]],
   flags: {},
   positionals: "commands",
-  load: async () => (await import("./help.js")).helpCommand,
 } as const satisfies CommandSpec;
 
+const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP] as const;
+
+/** The command names, from the table: command-runners.ts must have a runner for each. */
+export type CommandName = (typeof ORDER)[number]["name"];
+
 /** In the order `steward help` lists them. */
-export const COMMANDS: readonly CommandSpec[] = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP];
+export const COMMANDS: readonly CommandSpec[] = ORDER;
 
 export function findCommand(name: string | undefined): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);

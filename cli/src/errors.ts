@@ -3,12 +3,8 @@
  * dispatcher can recognise them without loading zod or the clients.
  */
 
-export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-    this.name = "ApiError";
-  }
-}
+/** What the typed API clients throw (the HTTP helper has no runtime imports, so the dispatcher loads it cheaply). */
+export { ApiError } from "@steward/platform/http-client";
 
 export class NoStackError extends Error {
   constructor() {

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { COMMANDS, ENVIRONMENT, findCommand, type CommandSpec, type FlagSet, type Io, type UsageLine } from "./command-table.js";
+import { COMMANDS, ENVIRONMENT, type CommandSpec, type FlagSet, type UsageLine } from "./command-table.js";
 
 const COLUMN = 45;
 
@@ -24,7 +24,8 @@ export function renderUsage(): string {
   ].join("\n");
 }
 
-function flagLines(flags: FlagSet): string[] {
+/** One line per visible flag, aligned: `--state S    only actions in this state`. */
+export function flagLines(flags: FlagSet): string[] {
   const rows = Object.entries(flags)
     .filter(([, f]) => !f.hidden)
     .map(([name, f]) => {
@@ -58,23 +59,6 @@ export function renderUsageOf(spec: CommandSpec, sub?: string): string {
 }
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
-
-/** `steward help [COMMAND]`. */
-export async function helpCommand(args: string[], io: Io): Promise<number | null> {
-  const [name, sub] = args;
-  if (name === undefined) {
-    io.out(renderUsage());
-    return 0;
-  }
-  const spec = findCommand(name);
-  if (!spec) {
-    io.err(`unknown command '${name}'; the commands are: ${COMMANDS.map((c) => c.name).join(", ")}`);
-    return 2;
-  }
-  if (spec.ownHelp) return (await spec.load())(["--help"], io);
-  io.out(renderCommandHelp(spec, sub !== undefined && spec.subcommands?.[sub] ? sub : undefined));
-  return 0;
-}
 
 /** docs/cli.md: every command with its flags, from the table (a test keeps the file equal to this). */
 export function renderCliDoc(): string {

@@ -2,6 +2,7 @@ import { readFile, mkdir, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
+import { ApiError, type JsonHttpOptions } from "@steward/platform/http-client";
 import { STACK_ID_HEADER } from "@steward/platform/stack-member";
 
 /** What `steward up` leaves behind so other terminals can talk to the stack it runs. */
@@ -61,4 +62,13 @@ export function wrongStack(res: { headers: { get(name: string): string | null } 
   const got = res.headers.get(STACK_ID_HEADER);
   if (got === expected) return undefined;
   return `${url} is not the stack in the stack file (stack ${expected}; it answers ${got ? `for stack ${got}` : "without a stack id"}): that stack is gone; start it again with \`steward up\``;
+}
+
+/** For the API clients: an answer that is not from the stack the stack file names is refused (wrong_stack, exit 1). */
+export function refuseOtherStacks(expected: string | undefined, url: string): JsonHttpOptions["onReply"] {
+  if (expected === undefined) return undefined;
+  return (reply) => {
+    const wrong = wrongStack(reply, expected, url);
+    if (wrong) throw new ApiError(0, "wrong_stack", wrong);
+  };
 }

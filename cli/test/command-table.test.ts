@@ -172,8 +172,9 @@ describe("docs/cli.md", () => {
 
 /** Runs the built CLI with a loader hook that writes the URL of every module it loads to a file. */
 describe("what each command loads (the built CLI, a real process)", () => {
-  // stack-member.js is the one platform module the stack file needs (the stack id header); it imports nothing.
-  const HEAVY = [/\/node_modules\/zod\//, /\/libs\/platform\/(?!dist\/stack-member\.js$)/, /@opentelemetry/, /nats/, /postgres/, /pino/, /prom-client/, /\/libs\/fleet\//];
+  // stack-member.js (the stack id header) and http-client.js (the API clients' errors) are the platform modules the
+  // dispatcher and the stack file need; neither imports anything.
+  const HEAVY = [/\/node_modules\/zod\//, /\/libs\/platform\/(?!dist\/(stack-member|http-client)\.js$)/, /@opentelemetry/, /nats/, /postgres/, /pino/, /prom-client/, /\/libs\/fleet\//];
   let dir = "";
   let api: Server;
   let apiUrl = "";

@@ -14,7 +14,7 @@ import { initTracing } from "@steward/platform/tracing";
 import { waitFor } from "@steward/testkit";
 import { runCli } from "../src/cli.js";
 import { parseChatLine } from "../src/commands/chat.js";
-import { PlannerClient } from "../src/planner-client.js";
+import { connectPlanner } from "../src/connect-planner.js";
 import { defaultFrames, startFakePlanner, type FakePlanner } from "./fake-planner.js";
 
 const exporter = new InMemorySpanExporter();
@@ -233,7 +233,7 @@ describe("planner client configuration", () => {
     const h = await mkdtemp(join(tmpdir(), "steward-stackfile-"));
     try {
       await writeFile(join(h, "stack.json"), JSON.stringify({ api_url: fake.url, planner_url: fake.url, token: "s3cret-token", nats_url: "x", database_url: "x", fleet_spec: "x", dir: h, pid: 1, started_at: "now" }));
-      const p = await PlannerClient.fromEnv({ STEWARD_HOME: h });
+      const p = await connectPlanner({ STEWARD_HOME: h });
       expect(p.url).toBe(fake.url);
       expect((await p.cost()).caps.global_day_usd).toBe(30);
     } finally {

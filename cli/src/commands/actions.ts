@@ -1,5 +1,6 @@
 import { userInfo } from "node:os";
-import { ApiClient } from "../api-client.js";
+import type { ActionState } from "@steward/contracts/action";
+import { connectApi, resolveActionId } from "../connect-api.js";
 import { ACTIONS, APPROVE, REJECT, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
 import { renderAction, renderActions } from "./read.js";
@@ -15,14 +16,14 @@ const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() 
 /** `steward actions [show ID]`. */
 export async function actionsCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags(ACTIONS.flags, args, { positionals: true });
-  const api = await ApiClient.fromEnv(io.env);
+  const api = await connectApi(io.env);
   if (positionals[0] === "show") {
     const id = positionals[1];
     if (!id) {
       io.err("usage: steward actions show ID");
       return 2;
     }
-    const a = await api.action(await api.resolveActionId(id));
+    const a = await api.action(await resolveActionId(api, id));
     io.out(values.json ? JSON.stringify(a, null, 2) : renderAction(a));
     return 0;
   }
@@ -30,7 +31,8 @@ export async function actionsCommand(args: string[], io: Io): Promise<number> {
     io.err(`unknown argument '${positionals[0]}'; did you mean 'steward actions show ${positionals[0]}'?`);
     return 2;
   }
-  const list = await api.actions(values.state, Number(values.limit));
+    // The state is the executor's to check: an unknown one is its 400, as it always was.
+  const list = await api.actions({ state: values.state as ActionState | undefined, limit: Number(values.limit) });
   io.out(values.json ? JSON.stringify({ actions: list }, null, 2) : renderActions(list));
   return 0;
 }
@@ -49,10 +51,10 @@ async function decide(kind: "approve" | "reject", args: string[], io: Io): Promi
     io.err("error: --reason is required to reject an action (it goes into the audit log)");
     return 2;
   }
-  const api = await ApiClient.fromEnv(io.env);
-  const full = await api.resolveActionId(id);
+  const api = await connectApi(io.env);
+  const full = await resolveActionId(api, id);
   const actor = values.as ?? operator(io.env);
-  const a = kind === "approve" ? await api.approve(full, actor) : await api.reject(full, actor, values.reason ?? "");
+  const a = kind === "approve" ? await api.approve(full, { actor, channel: "cli" }) : await api.reject(full, { actor, channel: "cli", reason: values.reason ?? "" });
   if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
   else io.out(`${kind === "approve" ? "approved" : "rejected"} ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})${kind === "approve" ? "; the executor runs it and checks the service comes back healthy: `steward actions show " + a.id.slice(0, 8) + "`" : ""}`);
   return 0;

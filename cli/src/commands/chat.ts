@@ -2,11 +2,12 @@ import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { FINAL_ACTION_STATES, type Action, type ActionState } from "@steward/contracts/action";
 import type { TaskDetail } from "@steward/contracts/task";
-import { ApiClient, ApiError, NoStackError } from "../api-client.js";
+import { connectApi, resolveActionId, type ExecutorClient } from "../connect-api.js";
+import { connectPlanner, resolveTaskId, type PlannerClient } from "../connect-planner.js";
+import { ApiError, NoStackError } from "../errors.js";
 import { CHAT } from "../command-table.js";
 import { shortId } from "../format.js";
 import { parseFlags } from "../parse.js";
-import { PlannerClient } from "../planner-client.js";
 import { renderActions } from "./read.js";
 import { followTask, operatorName, renderProposals, renderTaskDetail, renderTaskList, submitTask, TaskWaitTimeout, usd, type CommandIo } from "./task.js";
 
@@ -24,7 +25,7 @@ const FINAL_STATES: ReadonlySet<ActionState> = new Set(FINAL_ACTION_STATES);
 
 export interface ChatDeps {
   planner?: PlannerClient;
-  api?: ApiClient;
+  api?: ExecutorClient;
   pollMs?: number;
   /** How long to wait for one answer before handing the prompt back (the task keeps running). */
   timeoutMs?: number;
@@ -47,9 +48,9 @@ export function parseChatLine(line: string): { kind: "empty" } | { kind: "ask"; 
  */
 export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps = {}): Promise<number> {
   const { values } = parseFlags(CHAT.flags, args);
-  const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
+  const planner = deps.planner ?? (await connectPlanner(io.env));
   let api = deps.api;
-  const executor = async () => (api ??= await ApiClient.fromEnv(io.env));
+  const executor = async () => (api ??= await connectApi(io.env));
   const user = operatorName(io.env);
   const timeoutMs = values.timeout ? Number(values.timeout) * 1000 : (deps.timeoutMs ?? 300_000);
   let conversationId = values.conversation ?? randomUUID();
@@ -80,7 +81,7 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
   const resolveAction = async (prefix: string): Promise<string> => {
     const local = [...proposed.values()].filter((id) => id.startsWith(prefix.toLowerCase()));
     if (local.length === 1) return local[0]!;
-    return (await executor()).resolveActionId(prefix);
+    return resolveActionId(await executor(), prefix);
   };
 
   const ask = async (text: string) => {
@@ -133,7 +134,7 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
     const api = await executor();
     const was = (await api.action(id)).action;
     io.out(`not approved: action ${shortId(id)} is ${was.state}${was.result ? ` (${was.result})` : ""}`);
-    const again = (await api.actions("pending")).find((x) => x.node === was.node && x.service === was.service && x.kind === was.kind);
+    const again = (await api.actions({ state: "pending", limit: 50 })).find((x) => x.node === was.node && x.service === was.service && x.kind === was.kind);
     if (again) {
       proposed.set(shortId(again.id), again.id);
       io.out(`the same ${again.kind} of ${again.node}/${again.service} is pending again as ${shortId(again.id)}: /approve ${shortId(again.id)}`);
@@ -177,7 +178,7 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
         const id = await resolveAction(c.id);
         let a: Action;
         try {
-          a = await (await executor()).approve(id, user);
+          a = await (await executor()).approve(id, { actor: user, channel: "cli" });
         } catch (err) {
           if (err instanceof ApiError && err.status === 409) {
             await explainDecided(id, err);
@@ -195,12 +196,12 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
           return true;
         }
         const id = await resolveAction(c.id);
-        const a = await (await executor()).reject(id, user, c.rest);
+        const a = await (await executor()).reject(id, { actor: user, channel: "cli", reason: c.rest });
         io.out(`rejected ${shortId(a.id)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})`);
         return true;
       }
       case "pending":
-        io.out(renderActions(await (await executor()).actions("pending")));
+        io.out(renderActions(await (await executor()).actions({ state: "pending", limit: 50 })));
         return true;
       case "tasks":
         io.out(renderTaskList(await planner.tasks({ limit: 10 })));
@@ -210,7 +211,7 @@ export async function chatCommand(args: string[], io: CommandIo, deps: ChatDeps 
           io.out("usage: /show TASK_ID");
           return true;
         }
-        const d = await planner.task(await planner.resolveTaskId(c.id));
+        const d = await planner.task(await resolveTaskId(planner, c.id));
         remember(d);
         io.out(renderTaskDetail(d));
         const hint = renderProposals(d, true).split("\n").find((l) => l.trimStart().startsWith("approve with"));

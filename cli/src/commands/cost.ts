@@ -2,7 +2,7 @@ import type { CostReport } from "@steward/contracts/task";
 import { COST } from "../command-table.js";
 import { table } from "../format.js";
 import { parseFlags } from "../parse.js";
-import { PlannerClient } from "../planner-client.js";
+import { connectPlanner, type PlannerClient } from "../connect-planner.js";
 import { usd, type CommandIo } from "./task.js";
 
 const pct = (used: number, cap: number): string => (cap <= 0 ? "-" : `${Math.round((used / cap) * 100)}%`);
@@ -46,7 +46,7 @@ export function renderCost(r: CostReport): string {
 
 export async function costCommand(args: string[], io: CommandIo, deps: { planner?: PlannerClient } = {}): Promise<number> {
   const { values } = parseFlags(COST.flags, args);
-  const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
+  const planner = deps.planner ?? (await connectPlanner(io.env));
   const r = await planner.cost();
   io.out(values.json ? JSON.stringify(r, null, 2) : renderCost(r));
   return 0;

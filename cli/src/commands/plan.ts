@@ -4,7 +4,7 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import { computeDrift } from "@steward/fleet/diff";
 import { loadSnapshotFromFile } from "@steward/world/read";
 import { loadSpecSafe } from "@steward/fleet/load";
-import { ApiClient } from "../api-client.js";
+import { connectApi } from "../connect-api.js";
 import { PLAN, type Io } from "../command-table.js";
 import { table } from "../format.js";
 import { parseFlags } from "../parse.js";
@@ -126,8 +126,7 @@ export async function planCommand(args: string[], io: Io): Promise<number> {
     // A saved snapshot is judged as of when it was written, so an old file is not "too old to trust".
     now = new Date(values.now ?? snapshot.written_at);
   } else {
-    const api = await ApiClient.fromEnv(io.env);
-    snapshot = await api.world();
+    snapshot = await (await connectApi(io.env)).world();
     source = "the live world (API)";
     now = values.now !== undefined ? new Date(values.now) : new Date();
   }

@@ -6,7 +6,7 @@ import { TASK } from "../command-table.js";
 import { UsageError } from "../errors.js";
 import { ago, shortId, table } from "../format.js";
 import { parseFlags } from "../parse.js";
-import { PlannerClient, TERMINAL_STATES, type NewTask } from "../planner-client.js";
+import { cliEnvelope, connectPlanner, resolveTaskId, TERMINAL_STATES, type NewTask, type PlannerClient } from "../connect-planner.js";
 
 export const usd = (n: number): string => (n === 0 ? "$0" : n < 0.01 ? `$${n.toFixed(4)}` : `$${n.toFixed(2)}`);
 
@@ -146,7 +146,7 @@ export async function submitTask<T>(planner: PlannerClient, a: AskOptions, then:
       ...(a.restricted ? { restricted: true } : {}),
       ...(headers["traceparent"] ? { traceparent: headers["traceparent"] } : {}),
     };
-    const r = await planner.submit(t, headers);
+    const r = await planner.submit(cliEnvelope(t), { headers });
     span.setAttribute("steward.task_id", r.task.id);
     span.setAttribute("steward.task.created", r.created);
     return then(r);
@@ -212,7 +212,7 @@ async function taskAdd(args: string[], io: CommandIo, deps: { planner?: PlannerC
   if (!content) throw new UsageError("say what the task is: steward task add \"why does web keep restarting?\"");
   const ttlS = positiveNumber("ttl", values.ttl);
   const timeoutS = positiveNumber("timeout", values.timeout) ?? 180;
-  const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
+  const planner = deps.planner ?? (await connectPlanner(io.env));
   const progress = values.json ? io.err : io.out;
   return submitTask(
     planner,
@@ -254,8 +254,8 @@ async function taskShow(args: string[], io: CommandIo, deps: { planner?: Planner
   const { values, positionals } = parseFlags(TASK.subcommands.show.flags, args, { positionals: true });
   const id = positionals[0];
   if (!id) throw new UsageError("which task? steward task show ID");
-  const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
-  const d = await planner.task(await planner.resolveTaskId(id));
+  const planner = deps.planner ?? (await connectPlanner(io.env));
+  const d = await planner.task(await resolveTaskId(planner, id));
   io.out(values.json ? JSON.stringify(d, null, 2) : renderTaskDetail(d));
   return 0;
 }
@@ -263,7 +263,7 @@ async function taskShow(args: string[], io: CommandIo, deps: { planner?: Planner
 async function taskLs(args: string[], io: CommandIo, deps: { planner?: PlannerClient }): Promise<number> {
   const { values } = parseFlags(TASK.subcommands.ls.flags, args);
   const limit = positiveNumber("limit", values.limit) ?? 20;
-  const planner = deps.planner ?? (await PlannerClient.fromEnv(io.env));
+  const planner = deps.planner ?? (await connectPlanner(io.env));
   const tasks = await planner.tasks({ limit: Math.floor(limit), ...(values.conversation ? { conversationId: values.conversation } : {}) });
   io.out(values.json ? JSON.stringify({ tasks }, null, 2) : renderTaskList(tasks));
   return 0;

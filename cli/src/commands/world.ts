@@ -1,4 +1,4 @@
-import { ApiClient } from "../api-client.js";
+import { connectApi } from "../connect-api.js";
 import { DRIFT, STATUS, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
 import { renderDrift, renderStatus } from "./read.js";
@@ -6,7 +6,7 @@ import { renderDrift, renderStatus } from "./read.js";
 /** `steward status`: the world snapshot the observer keeps, through the executor's API. */
 export async function statusCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags(STATUS.flags, args);
-  const snap = await (await ApiClient.fromEnv(io.env)).world();
+  const snap = await (await connectApi(io.env)).world();
   io.out(values.json ? JSON.stringify(snap, null, 2) : renderStatus(snap));
   return 0;
 }
@@ -14,7 +14,7 @@ export async function statusCommand(args: string[], io: Io): Promise<number> {
 /** `steward drift`: the supervisor's last drift report. */
 export async function driftCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags(DRIFT.flags, args);
-  const report = await (await ApiClient.fromEnv(io.env)).drift();
+  const report = await (await connectApi(io.env)).drift();
   io.out(values.json ? JSON.stringify(report, null, 2) : renderDrift(report));
   return 0;
 }

@@ -2,8 +2,10 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { parseFleetSpec } from "@steward/fleet/fleet-spec";
+import { UP } from "../command-table.js";
+import { flagLines } from "../help.js";
+import { parseFlags } from "../parse.js";
 import { removeStackFile, stewardHome, writeStackFile } from "../stack-file.js";
 import { alertsOn } from "./alerter-env.js";
 import { claimHome } from "./home-claim.js";
@@ -17,7 +19,8 @@ export interface UpIo {
   env: NodeJS.ProcessEnv;
 }
 
-export const UP_USAGE = `usage: steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N] [--heartbeat-ms N]
+/** `steward up --help`: the synopsis and flags from the command table, and the settings each service takes from the environment. */
+export const upUsage = (): string => `usage: ${UP.usage[0][0]}
 
 Runs a whole local Steward: nats-server and a throwaway PostgreSQL cluster (unless NATS_URL / DATABASE_URL are set),
 the observer, planner, executor, supervisor, the alerter (when a sink is configured) and one node-agent per node of
@@ -25,16 +28,10 @@ the fleet (the demo fleet unless --fleet). Every process binds a port of its own
 file ($STEWARD_HOME/stack.json, default ~/.steward) tells the CLI where they are. One stack per STEWARD_HOME: run a
 second one with its own STEWARD_HOME. Ctrl-C stops the services newest first, then NATS and PostgreSQL.
 
-  --fleet FILE        fleet spec to run (default: a demo fleet written into the stack dir)
-  --dir DIR           stack dir: logs, world snapshot, node-agent state (default: a new temp dir)
-  --keep              keep the stack dir after stopping (it is removed otherwise)
-  --api-port N        the executor's API port (default: any free port, printed and in the stack file)
-  --heartbeat-ms N    node-agent heartbeat interval (default 2000, or HEARTBEAT_MS)
+${flagLines(UP.flags).join("\n")}
 
 Settings passed through from this environment to the services that read them (see each service's README):
-`;
-
-export const upUsage = (): string => `${UP_USAGE}${renderSettingsHelp()}`;
+${renderSettingsHelp()}`;
 
 const intFlag = (v: string | undefined, name: string, min: number, max: number): number | undefined | string => {
   if (v === undefined) return undefined;
@@ -52,14 +49,13 @@ function servicesToRun(env: NodeJS.ProcessEnv): UpService[] {
  * 1: the home is taken by a running stack, or start-up failed (everything started is stopped again).
  */
 export async function upCommand(argv: string[], io: UpIo): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { fleet: { type: "string" }, dir: { type: "string" }, keep: { type: "boolean", default: false }, "api-port": { type: "string" }, "heartbeat-ms": { type: "string" }, help: { type: "boolean", short: "h", default: false } },
-  });
-  if (values.help) {
+  // `up` prints its own help (it lists the settings too); the dispatcher hands --help through.
+  const words = argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv;
+  if (words.includes("--help") || words.includes("-h")) {
     io.out(upUsage());
     return 0;
   }
+  const { values } = parseFlags(UP.flags, argv);
   const apiPort = intFlag(values["api-port"], "--api-port", 0, 65535);
   const heartbeatMs = intFlag(values["heartbeat-ms"], "--heartbeat-ms", 1, 3_600_000);
   for (const bad of [apiPort, heartbeatMs]) {

@@ -52,6 +52,20 @@ export interface ResponseSchema<T> {
   safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } };
 }
 
+/** The part of an HTTP answer the helper reads: fetch's Response has it, and so does any other transport's answer. */
+export interface HttpReply {
+  ok: boolean;
+  status: number;
+  headers: { get(name: string): string | null };
+  text(): Promise<string>;
+}
+
+/**
+ * One HTTP request. The global `fetch` is one; the CLI passes one over node:http, which starts in a fraction of the
+ * time the first `fetch` in a process takes (undici is loaded on first use).
+ */
+export type HttpTransport = (url: URL, init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal }) => Promise<HttpReply>;
+
 export interface JsonHttpOptions {
   /** Base URL of the API (a trailing slash is fine). */
   url: string;
@@ -60,7 +74,13 @@ export interface JsonHttpOptions {
   label: string;
   /** Per request; default 15 s. */
   timeoutMs?: number | undefined;
-  fetch?: typeof fetch | undefined;
+  /** The transport; the global `fetch` by default. */
+  fetch?: HttpTransport | undefined;
+  /**
+   * Sees every answer (its status and headers) before its body is read; what it throws is what the call throws.
+   * The CLI refuses an answer that does not carry its stack's id (`x-steward-stack`) this way.
+   */
+  onReply?: ((reply: Pick<HttpReply, "status" | "headers">) => void) | undefined;
 }
 
 export interface JsonRequest {
@@ -96,8 +116,8 @@ export function createJsonHttp(opts: JsonHttpOptions): JsonHttp {
   return {
     url: opts.url,
     async call(method, path, schema, req = {}) {
-      const f = opts.fetch ?? fetch;
-      let res: Response;
+      const f: HttpTransport = opts.fetch ?? fetch;
+      let res: HttpReply;
       try {
         res = await f(new URL(base + path), {
           method,
@@ -112,9 +132,12 @@ export function createJsonHttp(opts: JsonHttpOptions): JsonHttp {
         });
       } catch (err) {
         const e = err as Error;
-        const reason = e?.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : ((e?.cause as Error | undefined)?.message ?? e?.message ?? String(err));
+        // fetch rejects with the TimeoutError itself; node:http with an AbortError caused by it.
+        const timedOut = e?.name === "TimeoutError" || (e?.cause as Error | undefined)?.name === "TimeoutError";
+        const reason = timedOut ? `no answer within ${timeoutMs} ms` : ((e?.cause as Error | undefined)?.message ?? e?.message ?? String(err));
         throw new ApiUnreachable(opts.url, reason, `cannot reach ${opts.label} at ${opts.url}: ${e?.message ?? String(err)}`);
       }
+      opts.onReply?.(res);
       let text: string;
       try {
         text = await res.text();

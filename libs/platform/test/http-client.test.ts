@@ -1,6 +1,7 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listenOnLoopback, readText, freePort, type LoopbackServer } from "@steward/testkit";
-import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, errorFromAnswer, type ResponseSchema } from "../src/http-client.js";
+import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, errorFromAnswer, type HttpTransport, type ResponseSchema } from "../src/http-client.js";
 
 /** A hand-written schema: the helper must work with anything that has safeParse, zod or not. */
 const Greeting: ResponseSchema<{ hello: string }> = {
@@ -36,6 +37,7 @@ describe("createJsonHttp against a stand-in", () => {
       const reply = (status: number, body: string) => res.writeHead(status, { "content-type": "application/json" }).end(body);
       const path = (req.url ?? "").split("?")[0];
       if (path === "/prefix/hello") return reply(200, JSON.stringify({ hello: "world" }));
+      if (path === "/stamped") return res.writeHead(200, { "content-type": "application/json", "x-stamp": "stack-1" }).end(JSON.stringify({ hello: "stamped" }));
       if (path === "/created") return reply(201, JSON.stringify({ hello: "new" }));
       if (path === "/garbage") return reply(200, "<html>not json</html>");
       if (path === "/garbage-502") return reply(502, "Bad Gateway");
@@ -99,5 +101,44 @@ describe("createJsonHttp against a stand-in", () => {
     expect((err as ApiUnreachable).reason).toMatch(/ECONNREFUSED/);
     expect((err as Error).message).toMatch(new RegExp(`^cannot reach the API at ${url}: `));
     expect(JSON.stringify({ m: (err as Error).message, r: (err as ApiUnreachable).reason })).not.toContain("secret-token-value");
+  });
+
+  /** A transport that is not fetch: node:http, as the CLI uses (counted, so a test sees it was the one used). */
+  let nodeHttpCalls = 0;
+  const nodeHttp: HttpTransport = (url, init) =>
+    new Promise((resolve, reject) => {
+      nodeHttpCalls += 1;
+      const req = request(url, { method: init.method, headers: init.headers, signal: init.signal, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          resolve({ ok: status >= 200 && status < 300, status, headers: { get: (n) => (res.headers[n.toLowerCase()] as string | undefined) ?? null }, text: async () => Buffer.concat(chunks).toString("utf8") });
+        });
+      });
+      req.on("error", reject);
+      req.end(init.body);
+    });
+
+  it("uses the transport it is given, and a reply hook sees the headers first: what it throws is what the call throws", async () => {
+    const seenStamps: (string | null)[] = [];
+    const accept = createJsonHttp({ url: api.url, label: "the API", fetch: nodeHttp, onReply: (r) => void seenStamps.push(r.headers.get("x-stamp")) });
+    const before = nodeHttpCalls;
+    expect(await accept.call("GET", "/stamped", Greeting)).toEqual({ status: 200, data: { hello: "stamped" } });
+    expect(nodeHttpCalls).toBe(before + 1);
+    expect(seenStamps).toEqual(["stack-1"]);
+
+    const refusal = new ApiError(0, "wrong_stack", "not our stack");
+    const refuse = createJsonHttp({ url: api.url, label: "the API", fetch: nodeHttp, onReply: (r) => { if (r.headers.get("x-stamp") !== "stack-2") throw refusal; } });
+    // Refused before the body is looked at: an answer off the contract is still the hook's refusal.
+    expect(await refuse.call("GET", "/stamped", Greeting).catch((e: unknown) => e)).toBe(refusal);
+    expect(await refuse.call("GET", "/off-contract", Greeting).catch((e: unknown) => e)).toBe(refusal);
+  });
+
+  it("a node:http transport that gets no answer within the timeout → ApiUnreachable saying so", async () => {
+    const err = await createJsonHttp({ url: api.url, label: "the API", timeoutMs: 200, fetch: nodeHttp }).call("GET", "/silent", Greeting).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiUnreachable);
+    expect(err).toMatchObject({ status: 0, code: "unreachable", reason: "no answer within 200 ms" });
   });
 });

@@ -12,7 +12,7 @@ import {
   type RejectRequest,
 } from "@steward/contracts/executor-api";
 import { Snapshot } from "@steward/contracts/world-state";
-import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp } from "@steward/platform/http-client";
+import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, type HttpTransport, type JsonHttpOptions } from "@steward/platform/http-client";
 
 /**
  * The typed client of the executor's HTTP API (`@steward/executor/client`). Imports only contracts and the small
@@ -28,7 +28,10 @@ export interface ExecutorClientOptions {
   token: string;
   /** Per request; default 15 s. */
   timeoutMs?: number | undefined;
-  fetch?: typeof fetch | undefined;
+  /** The transport; the global `fetch` by default (any fetch-like function fits). */
+  fetch?: HttpTransport | undefined;
+  /** Sees each answer's status and headers before its body is read; what it throws, the call throws. */
+  onReply?: JsonHttpOptions["onReply"];
   /** How the executor is named in messages; default "the Steward API" (what the CLI says). */
   label?: string | undefined;
 }
@@ -50,7 +53,7 @@ export interface ExecutorClient {
 const enc = encodeURIComponent;
 
 export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClient {
-  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the Steward API", timeoutMs: opts.timeoutMs, fetch: opts.fetch });
+  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the Steward API", timeoutMs: opts.timeoutMs, fetch: opts.fetch, onReply: opts.onReply });
   return {
     url: opts.url,
     world: async () => (await http.call("GET", "/api/world", Snapshot)).data,

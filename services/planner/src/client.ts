@@ -1,6 +1,6 @@
 import { InboxReply, TaskListReply } from "@steward/contracts/planner-api";
 import { CostReport, TaskDetail, type Task, type TaskEnvelope } from "@steward/contracts/task";
-import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp } from "@steward/platform/http-client";
+import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, type HttpTransport, type JsonHttpOptions } from "@steward/platform/http-client";
 
 /**
  * The typed client of the planner's HTTP API (`@steward/planner/client`): the task inbox, tasks and the cost ledger.
@@ -16,7 +16,10 @@ export interface PlannerClientOptions {
   token: string | undefined;
   /** Per request; default 15 s. */
   timeoutMs?: number | undefined;
-  fetch?: typeof fetch | undefined;
+  /** The transport; the global `fetch` by default (any fetch-like function fits). */
+  fetch?: HttpTransport | undefined;
+  /** Sees each answer's status and headers before its body is read; what it throws, the call throws. */
+  onReply?: JsonHttpOptions["onReply"];
   /** How the planner is named in messages; default "the planner". */
   label?: string | undefined;
 }
@@ -35,7 +38,7 @@ export interface PlannerClient {
 }
 
 export function createPlannerClient(opts: PlannerClientOptions): PlannerClient {
-  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the planner", timeoutMs: opts.timeoutMs, fetch: opts.fetch });
+  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the planner", timeoutMs: opts.timeoutMs, fetch: opts.fetch, onReply: opts.onReply });
   return {
     url: opts.url,
     submit: async (envelope, o = {}) => (await http.call("POST", "/inbox", InboxReply, { body: envelope, ...(o.headers ? { headers: o.headers } : {}) })).data,
