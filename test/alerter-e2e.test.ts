@@ -4,85 +4,36 @@
  * with Approve/Reject buttons → the test presses Approve the way the ntfy app does (an HTTP call to the executor's
  * approval route) → the executor restarts the process through the node-agent → the drift clears → resolved pushes.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
-import { silentLogger } from "@steward/platform/logger";
-import { createNodeAgent, loadConfig as loadAgentConfig } from "@steward/node-agent";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
-import { createExecutor, loadConfig as loadExecutorConfig } from "@steward/executor";
-import { createTestDatabase, freePort, startFakeNtfy, startNats, waitFor, type FakeNtfy, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
-import { createAlerter, loadConfig } from "@steward/alerter";
+import { auditOf, only, stateOf } from "@steward/actions/testing";
+import { freePort, startFakeNtfy, waitFor, type FakeNtfy } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
-let dir = "";
-let nc: NatsConnection;
-let sql: Sql;
+let stack: Stack;
 let ntfy: FakeNtfy;
-let agent: ReturnType<typeof createNodeAgent>;
-const stops: (() => Promise<void>)[] = [];
-const token = randomBytes(24).toString("hex");
-const fleetKey = randomBytes(24).toString("hex");
 
 beforeAll(async () => {
-  nats = await startNats();
-  db = await createTestDatabase("steward_alerter_e2e");
-  dir = await mkdtemp(join(tmpdir(), "steward-alerter-e2e-"));
-  nc = await connectNats(nats.url, "alerter-e2e");
-  sql = connectDb(db.url);
-  await ensureStreams(nc);
-  await migrate(sql);
-  ntfy = await startFakeNtfy();
   const port = await freePort();
-  const fleet = join(dir, "fleet.yaml");
-  await writeFile(
-    fleet,
-    `version: 1\nnodes:\n  e1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        restart: never\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
-  );
-  const common = { NATS_URL: nats.url, LOG_LEVEL: "silent" };
-  const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", SNAPSHOT_MAX_INTERVAL_MS: "1000" }), nc, logger: silentLogger(), registry: createRegistry("observer", false) });
-  await observer.start();
-  stops.push(() => observer.stop());
-  const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...common, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "1000" }), nc, sql, logger: silentLogger(), registry: createRegistry("supervisor", false) });
-  await supervisor.start();
-  stops.push(() => supervisor.stop());
-  const executor = createExecutor({ config: loadExecutorConfig({ ...common, DATABASE_URL: db.url, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", POLL_MS: "200" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
-  const { url: apiUrl } = await executor.start();
-  stops.push(() => executor.stop());
-  agent = createNodeAgent({ config: loadAgentConfig({ ...common, NODE_NAME: "e1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "500", LOG_DIR: join(dir, "logs"), METRICS_PORT: "0" }), nc, logger: silentLogger(), registry: createRegistry("node-agent", false) });
-  await agent.start();
-  stops.push(() => agent.stop());
-  const alerter = createAlerter({
-    config: loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN: token, EXECUTOR_URL: apiUrl, CONSOLE_URL: `${apiUrl}/console`, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-e2e", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100" }),
-    nc,
-    sql,
-    logger: silentLogger(),
-    registry: createRegistry("alerter", false),
+  ntfy = await startFakeNtfy();
+  stack = await startStack({
+    dbPrefix: "steward_alerter_e2e",
+    fleet: `version: 1\nnodes:\n  e1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        restart: never\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
+    observer: { SNAPSHOT_MAX_INTERVAL_MS: "1000" },
+    supervisor: true,
+    executor: { POLL_MS: "200" },
+    agents: { e1: {} },
+    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-e2e", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100" },
   });
-  await alerter.start();
-  stops.push(() => alerter.stop());
 });
 
 afterAll(async () => {
-  for (const s of stops.reverse()) await s().catch(() => undefined);
+  await stack?.stop();
   await ntfy?.close();
-  await sql?.end();
-  await nc?.close();
-  await db?.drop();
-  await nats?.stop();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("killed process → push with buttons → press → restart → resolved", () => {
   it("runs the whole path", async () => {
-    const running = () => agent.status().find((x) => x.service === "web" && x.state === "running" && x.health === "healthy");
+    const running = () => stack.agents["e1"]?.status().find((x) => x.service === "web" && x.state === "running" && x.health === "healthy");
     const pid = await waitFor("web healthy", () => running()?.pid, 30_000, 50);
     process.kill(pid, "SIGKILL");
 
@@ -97,10 +48,10 @@ describe("killed process → push with buttons → press → restart → resolve
     const pressed = await ntfy.press(push, "Approve");
     expect(pressed.status).toBe(200);
     const actionId = approve.url!.split("/").at(-2)!;
-    const [audit] = await sql<{ channel: string; actor: string }[]>`SELECT channel, actor FROM action_audit WHERE action_id = ${actionId} AND to_state = 'approved'`;
-    expect(audit).toEqual({ channel: "ntfy", actor: "ntfy-button" });
+    const approved = (await auditOf(stack.sql, actionId)).filter((a) => a.to_state === "approved");
+    expect(only(approved, "channel", "actor")).toEqual([{ channel: "ntfy", actor: "ntfy-button" }]);
 
-    await waitFor("action succeeded", async () => (await sql<{ state: string }[]>`SELECT state FROM actions WHERE id = ${actionId}`)[0]?.state === "succeeded" || undefined, 30_000, 100);
+    await waitFor("action succeeded", async () => (await stateOf(stack.sql, actionId)) === "succeeded", 30_000, 100);
     const back = await waitFor("web running again with a new pid", () => {
       const s = running();
       return s && s.pid !== pid ? s : undefined;

@@ -6,37 +6,29 @@ import { createServer, type Server } from "node:http";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
+import type { Sql } from "@steward/platform/db";
+import { openWorldBucket, type KV } from "@steward/platform/bus";
 import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import { silentLogger } from "@steward/platform/logger";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
-import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
 import { seedAction, stateOf as actionState, auditOf, only } from "@steward/actions/testing";
-import { createTestDatabase, startFakeNtfy, startFakeTelegram, startNats, waitFor, waitForTicks, type FakeNtfy, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
-import { createAlerter, loadConfig, type Alerter } from "@steward/alerter";
+import { startFakeNtfy, startFakeTelegram, waitFor, waitForTicks, type FakeNtfy, type FakeTelegram } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
 
 const API_TOKEN = "alerter-test-api-token-0123456789";
-const FLEET_KEY = "alerter-test-fleet-key-0123456789";
 const OPERATOR = { id: 7001, is_bot: false, first_name: "Op", username: "op" };
 const STRANGER = { id: 6666, is_bot: false, first_name: "Mallory" };
 const ALERT_CHAT = { id: -1001, type: "group" as const, title: "ops" };
 const OTHER_CHAT = { id: -2002, type: "group" as const, title: "elsewhere" };
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
-let nc: NatsConnection;
+let stack: Stack;
 let sql: Sql;
 let kv: KV;
-let executor: Executor;
 let executorUrl = "";
 let ntfy: FakeNtfy;
 let tg: FakeTelegram;
 let hooks: { server: Server; url: string; received: unknown[] };
 let planner: { server: Server; url: string; inbox: unknown[]; spend: number };
-let alerter: Alerter;
 let alerterUrl = "";
 let alive = true;
 let heart: NodeJS.Timeout | undefined;
@@ -78,17 +70,6 @@ const insertPending = (service: string): Promise<string> => seedAction(sql, { no
 const stateOf = (id: string) => actionState(sql, id);
 
 beforeAll(async () => {
-  [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_alerter")]);
-  nc = await connectNats(nats.url, "alerter-test");
-  sql = connectDb(db.url, { max: 4 });
-  await migrate(sql);
-  kv = await openWorldBucket(nc);
-  await beat();
-  heart = setInterval(() => {
-    if (alive) void beat().catch(() => undefined);
-  }, 200);
-  executor = createExecutor({ config: loadExecutorConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN, FLEET_KEY, HTTP_PORT: "0", EXECUTOR_WORKER: "false" }), nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
-  executorUrl = (await executor.start()).url;
   ntfy = await startFakeNtfy({ token: "tk_ntfy_access_token_1" });
   tg = await startFakeTelegram();
   const received: unknown[] = [];
@@ -117,48 +98,51 @@ beforeAll(async () => {
       return { status: 404, body: {} };
     })),
   };
-  const config = loadConfig({
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    API_TOKEN,
-    EXECUTOR_URL: executorUrl,
-    PLANNER_URL: planner.url,
-    CONSOLE_URL: `${executorUrl}/console`,
-    METRICS_PORT: "0",
-    NTFY_URL: ntfy.url,
-    NTFY_TOPIC: "steward-test",
-    NTFY_TOKEN: "tk_ntfy_access_token_1",
-    TELEGRAM_API_URL: tg.apiUrl,
-    TELEGRAM_BOT_TOKEN: tg.token,
-    TELEGRAM_CHAT_ID: String(ALERT_CHAT.id),
-    TELEGRAM_ALLOWED_USERS: String(OPERATOR.id),
-    TELEGRAM_ALLOWED_CHATS: String(ALERT_CHAT.id),
-    TELEGRAM_POLL_TIMEOUT_S: "1",
-    WEBHOOK_URL: `${hooks.url}/hook`,
-    ALERT_EVAL_MS: "200",
-    ALERT_DEADMAN_S: "2",
-    COST_POLL_MS: "200",
-    RETRY_BASE_MS: "100",
-    RETRY_MAX_MS: "2000",
+  stack = await startStack({
+    dbPrefix: "steward_alerter",
+    sqlMax: 4,
+    // World and drift documents come from the test, a heartbeat every 200 ms while `alive`.
+    beforeServices: async ({ nc }) => {
+      kv = await openWorldBucket(nc);
+      await beat();
+      heart = setInterval(() => {
+        if (alive) void beat().catch(() => undefined);
+      }, 200);
+    },
+    executor: { EXECUTOR_WORKER: "false" },
+    alerter: {
+      PLANNER_URL: planner.url,
+      NTFY_URL: ntfy.url,
+      NTFY_TOPIC: "steward-test",
+      NTFY_TOKEN: "tk_ntfy_access_token_1",
+      TELEGRAM_API_URL: tg.apiUrl,
+      TELEGRAM_BOT_TOKEN: tg.token,
+      TELEGRAM_CHAT_ID: String(ALERT_CHAT.id),
+      TELEGRAM_ALLOWED_USERS: String(OPERATOR.id),
+      TELEGRAM_ALLOWED_CHATS: String(ALERT_CHAT.id),
+      TELEGRAM_POLL_TIMEOUT_S: "1",
+      WEBHOOK_URL: `${hooks.url}/hook`,
+      ALERT_EVAL_MS: "200",
+      ALERT_DEADMAN_S: "2",
+      COST_POLL_MS: "200",
+      RETRY_BASE_MS: "100",
+      RETRY_MAX_MS: "2000",
+    },
   });
-  alerter = createAlerter({ config, nc, sql, logger: silentLogger(), registry: createRegistry("alerter", false) });
-  alerterUrl = (await alerter.start()).url;
+  sql = stack.sql;
+  executorUrl = stack.executorUrl;
+  alerterUrl = stack.alerterUrl;
 });
 
 afterAll(async () => {
   if (heart) clearInterval(heart);
-  await alerter?.stop().catch(() => undefined);
-  await executor?.stop().catch(() => undefined);
+  await stack?.stop();
   await ntfy?.close();
   await tg?.close();
   hooks?.server.closeAllConnections();
   hooks?.server.close();
   planner?.server.closeAllConnections();
   planner?.server.close();
-  await nc?.close().catch(() => undefined);
-  await sql?.end({ timeout: 2 }).catch(() => undefined);
-  await db?.drop().catch(() => undefined);
-  await nats?.stop();
 });
 
 describe("alerts", () => {

@@ -10,30 +10,23 @@
  *
  * Needs root, dockerd and `npx tsc -b` first (the agent runs from services/node-agent/dist).
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
-import { silentLogger } from "@steward/platform/logger";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
-import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
-import { createTestDatabase, dockerdUnavailable, importBusyboxImage, startDockerd, startNats, stopProcess, waitFor, type Dockerd, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import type { ActionKind, ActionState } from "@steward/contracts/action";
+import { actionsOf, only } from "@steward/actions/testing";
+import { openWorldBucket, type KV } from "@steward/platform/bus";
+import { dockerdUnavailable, importBusyboxImage, startDockerd, stopProcess, waitFor, type Dockerd } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
+import { spawnService, type ServiceProcess } from "./support/service-process.js";
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const AGENT_MAIN = join(ROOT, "services/node-agent/dist/main.js");
-const FLEET_KEY = randomBytes(24).toString("hex");
 const skip = dockerdUnavailable();
 
 const COMPOSE = `services:
@@ -47,16 +40,10 @@ const COMPOSE = `services:
 
 describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
   let dockerd: Dockerd;
-  let nats: NatsServerHandle;
-  let db: TestDatabase;
+  let stack: Stack;
   let dir = "";
-  let nc: NatsConnection;
-  let sql: Sql;
   let kv: KV;
-  let executor: Executor;
-  let agent: ChildProcess | undefined;
-  const agentLog: string[] = [];
-  const stops: (() => Promise<void>)[] = [];
+  let agent: ServiceProcess | undefined;
   const docker = (...args: string[]) => run("docker", args, { env: { ...process.env, DOCKER_HOST: dockerd.host }, timeout: 60_000 });
 
   const world = async () => {
@@ -67,75 +54,52 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     const e = await kv.get(DRIFT_KEY);
     return e && e.length > 0 ? DriftReport.parse(JSON.parse(e.string())) : undefined;
   };
-  const stack = async () => (await world())?.world.nodes["n1"]?.services["ev"];
-  const actions = (kind: string, state: string) => sql<{ id: string }[]>`SELECT id FROM actions WHERE kind = ${kind} AND state = ${state} ORDER BY created_at`;
-  const logs = () => agentLog.join("").slice(-6000);
+  const stackState = async () => (await world())?.world.nodes["n1"]?.services["ev"];
+  const actions = (kind: ActionKind, state: ActionState) => actionsOf(stack.sql, { kind, state });
+  const logs = () => (agent?.output ?? "").slice(-6000);
 
   beforeAll(async () => {
-    [dockerd, nats, db] = await Promise.all([startDockerd(), startNats(), createTestDatabase("steward_live_engine")]);
-    stops.push(() => dockerd.stop());
-    await importBusyboxImage(dockerd.host, "steward-test/busybox:1");
     dir = await mkdtemp(join(tmpdir(), "steward-live-world-"));
-    nc = await connectNats(nats.url, "live-engine-test");
-    sql = connectDb(db.url, { max: 4 });
-    await Promise.all([ensureStreams(nc), migrate(sql)]);
-    kv = await openWorldBucket(nc);
-    const fleet = join(dir, "fleet.yaml");
-    await writeFile(fleet, `version: 1\ndeploy: { max_parallel: 1, health_timeout: 60s }\nnodes:\n  n1:\n    repo_path: checkout\n    services:\n      ev:\n        kind: compose\n        files: [compose.yaml]\n`);
-    await run("mkdir", ["-p", join(dir, "checkout")]);
+    await mkdir(join(dir, "checkout"));
     await writeFile(join(dir, "checkout", "compose.yaml"), COMPOSE);
-
-    const logger = silentLogger();
-    const observer = createObserver({ config: loadObserverConfig({ NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" }), nc, logger, registry: createRegistry("observer", false) });
-    await observer.start();
-    stops.push(() => observer.stop());
-    const supervisor = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger, registry: createRegistry("supervisor", false) });
-    await supervisor.start();
-    stops.push(() => supervisor.stop());
-    const execSql = connectDb(db.url, { max: 4 });
-    executor = createExecutor({
-      config: loadExecutorConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN: randomBytes(16).toString("hex"), FLEET_KEY, HTTP_PORT: "0", EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "20000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleet, COMMAND_TIMEOUT_MS: "120000" }),
-      nc,
-      sql: execSql,
-      logger,
-      registry: createRegistry("executor", false),
+    const fleetPath = join(dir, "fleet.yaml");
+    [dockerd, stack] = await Promise.all([
+      startDockerd(),
+      startStack({
+        dir,
+        dbPrefix: "steward_live_engine",
+        sqlMax: 4,
+        fleet: `version: 1\ndeploy: { max_parallel: 1, health_timeout: 60s }\nnodes:\n  n1:\n    repo_path: checkout\n    services:\n      ev:\n        kind: compose\n        files: [compose.yaml]\n`,
+        beforeServices: async ({ nc }) => {
+          kv = await openWorldBucket(nc);
+        },
+        observer: true,
+        supervisor: { RECHECK_MS: "300" },
+        executor: { EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "20000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleetPath, COMMAND_TIMEOUT_MS: "120000" },
+        executorSqlMax: 4,
+      }),
+    ]);
+    await importBusyboxImage(dockerd.host, "steward-test/busybox:1");
+    agent = spawnService("node-agent", {
+      NODE_NAME: "n1",
+      NATS_URL: stack.nats.url,
+      FLEET_SPEC: stack.fleetPath,
+      FLEET_KEY: stack.fleetKey,
+      DOCKER_HOST: dockerd.host,
+      // A minute: whatever is seen sooner came from the engine's events.
+      DOCKER_PROBE_MS: "60000",
+      HEARTBEAT_MS: "1000",
+      SPEC_POLL_MS: "500",
+      STATE_DIR: join(dir, "state"),
+      LOG_DIR: join(dir, "logs"),
+      METRICS_PORT: "0",
     });
-    await executor.start();
-    stops.push(async () => {
-      await executor.stop();
-      await execSql.end({ timeout: 1 });
-    });
-    agent = spawn(process.execPath, [AGENT_MAIN], {
-      env: {
-        PATH: process.env["PATH"] ?? "",
-        NODE_NAME: "n1",
-        NATS_URL: nats.url,
-        FLEET_SPEC: fleet,
-        FLEET_KEY,
-        DOCKER_HOST: dockerd.host,
-        // A minute: whatever is seen sooner came from the engine's events.
-        DOCKER_PROBE_MS: "60000",
-        HEARTBEAT_MS: "1000",
-        SPEC_POLL_MS: "500",
-        STATE_DIR: join(dir, "state"),
-        LOG_DIR: join(dir, "logs"),
-        METRICS_PORT: "0",
-        LOG_LEVEL: "info",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    agent.stdout?.on("data", (d: Buffer) => agentLog.push(d.toString()));
-    agent.stderr?.on("data", (d: Buffer) => agentLog.push(d.toString()));
-    const a = agent;
-    stops.push(() => stopProcess(a, 20_000));
   }, 180_000);
 
   afterAll(async () => {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
-    await sql?.end({ timeout: 1 });
-    await nc?.close();
-    await db?.drop();
-    await nats?.stop();
+    if (agent) await stopProcess(agent.child, 20_000).catch(() => undefined);
+    await stack?.stop();
+    await dockerd?.stop().catch(() => undefined);
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 120_000);
 
@@ -146,12 +110,12 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     }, 60_000, 100).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
-    expect((await executor.store.approve(deploy?.id ?? "", "alice", "cli")).ok).toBe(true);
+    expect((await stack.executor!.store.approve(deploy?.id ?? "", "alice", "cli")).ok).toBe(true);
     await waitFor("the deploy succeeded", async () => (await actions("deploy", "succeeded")).length === 1, 120_000, 100).catch(async (err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(await sql`SELECT kind, state, result FROM actions`)}\n${logs()}`);
+      throw new Error(`${err.message}: ${JSON.stringify(only(await actionsOf(stack.sql), "kind", "state", "result"))}\n${logs()}`);
     });
     const s = await waitFor("healthy in the world", async () => {
-      const x = await stack();
+      const x = await stackState();
       return x?.state === "running" && x.health === "healthy" ? x : undefined;
     }, 30_000, 50);
     expect(s.config_hash).toBe(s.desired_config_hash);
@@ -173,9 +137,9 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
       latencies.push(Date.now() - t0);
       const down = (await report())?.drifts.find((d) => d.node === "n1" && d.service === "ev");
       expect(down?.kind).toBe("down");
-      expect((await executor.store.approve(restart?.id ?? "", "alice", "cli")).ok).toBe(true);
+      expect((await stack.executor!.store.approve(restart?.id ?? "", "alice", "cli")).ok).toBe(true);
       await waitFor(`restart ${i} succeeded`, async () => (await actions("restart", "succeeded")).length === i + 1, 60_000, 50);
-      await waitFor(`running again ${i}`, async () => (await stack())?.state === "running", 30_000, 50);
+      await waitFor(`running again ${i}`, async () => (await stackState())?.state === "running", 30_000, 50);
     }
     const sorted = [...latencies].sort((a, b) => a - b);
     console.log(`docker kill → pending restart action (live dockerd, poll 60 s): p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms over ${sorted.length} kills`);
@@ -186,7 +150,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     const [c] = (await docker("ps", "-q", "--filter", "label=com.docker.compose.project=ev")).stdout.trim().split("\n");
     await docker("pause", c ?? "");
     const paused = await waitFor("unhealthy in the world", async () => {
-      const x = await stack();
+      const x = await stackState();
       return x?.health === "unhealthy" ? x : undefined;
     }, 20_000, 20);
     expect(paused.state).toBe("running");
@@ -194,7 +158,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     const d = await waitFor("the drift report sees it", async () => (await report())?.drifts.find((x) => x.node === "n1" && x.service === "ev" && x.kind !== "down" && x.kind === "unhealthy"), 20_000, 50);
     expect(d.kind).toBe("unhealthy");
     await docker("unpause", c ?? "");
-    await waitFor("healthy again", async () => (await stack())?.health === "healthy", 20_000, 20);
+    await waitFor("healthy again", async () => (await stackState())?.health === "healthy", 20_000, 20);
   }, 120_000);
 
   it("dockerd stopped → unknown in the world, never down, no action proposed", async () => {
@@ -204,12 +168,12 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
       const r = await report();
       return r && Date.parse(r.computed_at) > tb + 400 && !r.drifts.some((d) => d.node === "n1" && d.service === "ev") ? r : undefined;
     }, 30_000, 100);
-    const before = (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM actions`)[0]?.n;
+    const before = (await actionsOf(stack.sql)).length;
     const states: string[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const x = await stack();
+        const x = await stackState();
         if (x && states.at(-1) !== x.state) states.push(x.state);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -217,7 +181,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     const t0 = Date.now();
     const down = dockerd.down();
     const s = await waitFor("unknown in the world", async () => {
-      const x = await stack();
+      const x = await stackState();
       return x?.state === "unknown" ? x : undefined;
     }, 30_000, 20);
     const seenAfter = Date.now() - t0;
@@ -233,7 +197,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     }, 30_000, 100);
     sampling = false;
     await sampler;
-    expect((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM actions`)[0]?.n).toBe(before);
+    expect((await actionsOf(stack.sql)).length).toBe(before);
     // The daemon killed the container while shutting down: the world went from running to unknown, never exited.
     expect(states).toEqual(["running", "unknown"]);
     console.log(`dockerd SIGTERM → unknown in the world: ${seenAfter} ms`);

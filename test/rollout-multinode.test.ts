@@ -11,30 +11,24 @@
  *
  * Needs `npx tsc -b` first (the agents run from services/node-agent/dist).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployFailedAlert } from "@steward/contracts/deploy";
 import { DEPLOY_FAILED_ALERT_SUBJECT, DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { connectNats, ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
+import { actionsOf as actionsIn, only } from "@steward/actions/testing";
+import { openWorldBucket, type KV } from "@steward/platform/bus";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
-import { createObserver, loadConfig as loadObserverConfig } from "@steward/observer";
-import { createSupervisor, loadSupervisorConfig, type Supervisor } from "@steward/supervisor";
-import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from "@steward/executor";
-import { createTestDatabase, metricValue, startFakeDocker, startNats, stopProcess, waitFor, waitForTicks, type FakeDocker, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { createSupervisor, loadSupervisorConfig } from "@steward/supervisor";
+import { metricValue, startFakeDocker, stopProcess, waitFor, waitForTicks, type FakeDocker } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
+import { spawnService, type ServiceProcess } from "./support/service-process.js";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const AGENT_MAIN = join(ROOT, "services/node-agent/dist/main.js");
 const NODES = ["n1", "n2", "n3"] as const;
-const FLEET_KEY = randomBytes(24).toString("hex");
 
 const compose = (tag: string) => `services:
   db:
@@ -50,20 +44,14 @@ const compose = (tag: string) => `services:
       retries: 3
 `;
 
-let nats: NatsServerHandle;
-let db: TestDatabase;
+let stack: Stack;
 let dir = "";
-let nc: NatsConnection;
-let sql: Sql;
 let kv: KV;
-let supervisor: Supervisor;
-const supervisorRegistry = createRegistry("supervisor", false);
-const supervisorCycles = (registry = supervisorRegistry) => metricValue(registry, "supervisor_cycles_total");
-let fleetPath = "";
-let executor: Executor;
+const supervisorCycles = (registry: Registry = stack.registries["supervisor"]!) => metricValue(registry, "supervisor_cycles_total");
 const fakes: Record<string, FakeDocker> = {};
-const agents: { node: string; proc: ChildProcess; log: string[] }[] = [];
-const stops: (() => Promise<void>)[] = [];
+const agents: ServiceProcess[] = [];
+/** Stopped before the stack: the agents and the second supervisor. */
+const stops: (() => Promise<unknown>)[] = [];
 const alerts: DeployFailedAlert[] = [];
 
 async function world(): Promise<Snapshot | undefined> {
@@ -78,96 +66,72 @@ async function report(): Promise<DriftReport | undefined> {
 
 const stackOf = (s: Snapshot | undefined, node: string) => s?.world.nodes[node]?.services["shop"];
 
-async function actionsOf(kind: string, state: string): Promise<{ id: string; node: string; params: { nodes?: string[] } }[]> {
-  return sql<{ id: string; node: string; params: { nodes?: string[] } }[]>`SELECT id, node, params FROM actions WHERE kind = ${kind} AND state = ${state} ORDER BY node`;
+async function actionsOf(kind: "deploy", state: "pending" | "succeeded") {
+  return (await actionsIn(stack.sql, { kind, state })).sort((a, b) => a.node.localeCompare(b.node));
+}
+
+/** The actions table in a failure message. */
+async function actionRows(): Promise<string> {
+  return JSON.stringify(only(await actionsIn(stack.sql), "node", "service", "kind", "state", "params", "reason", "result"));
 }
 
 function agentLogs(): string {
-  return agents.map((a) => `--- ${a.node}\n${a.log.join("").slice(-4000)}`).join("\n");
+  return agents.map((a) => `--- ${a.name}\n${a.output.slice(-4000)}`).join("\n");
 }
 
 beforeAll(async () => {
-  [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_rollout")]);
   dir = await mkdtemp(join(tmpdir(), "steward-rollout-"));
-  nc = await connectNats(nats.url, "rollout-test");
-  sql = connectDb(db.url, { max: 4 });
-  await Promise.all([ensureStreams(nc), migrate(sql)]);
-  kv = await openWorldBucket(nc);
-  nc.subscribe(DEPLOY_FAILED_ALERT_SUBJECT, { callback: (_e, msg) => void alerts.push(DeployFailedAlert.parse(msg.json())) });
-
-  const fleet = join(dir, "fleet.yaml");
-  await writeFile(
-    fleet,
-    `version: 1
-deploy: { max_parallel: 1, health_timeout: 5s }
-nodes:
-${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n      shop:\n        kind: compose\n        files: [stacks/shop/compose.yaml]\n`).join("")}`,
-  );
   for (const n of NODES) {
     await mkdir(join(dir, "checkouts", n, "stacks", "shop"), { recursive: true });
     await writeFile(join(dir, "checkouts", n, "stacks", "shop", "compose.yaml"), compose("v1"));
     // n2's engine: the new version never becomes healthy.
     fakes[n] = await startFakeDocker({ healthDelayMs: 100, healthPolicy: n === "n2" ? (c) => (c.Config.Image === "shop/app:v2" ? "unhealthy" : "healthy") : () => "healthy" });
-    stops.push(() => fakes[n]?.stop() ?? Promise.resolve());
   }
-
-  const logger = silentLogger();
-  const observer = createObserver({ config: loadObserverConfig({ NATS_URL: nats.url, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" }), nc, logger, registry: createRegistry("observer", false) });
-  await observer.start();
-  stops.push(() => observer.stop());
-  fleetPath = fleet;
-  supervisor = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "300", METRICS_PORT: "0" }), nc, sql, logger, registry: supervisorRegistry });
-  await supervisor.start();
-  stops.push(() => supervisor.stop());
-  const execSql = connectDb(db.url, { max: 4 });
-  executor = createExecutor({
-    config: loadExecutorConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN: randomBytes(16).toString("hex"), FLEET_KEY, HTTP_PORT: "0", EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "5000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleet }),
-    nc,
-    sql: execSql,
-    logger,
-    registry: createRegistry("executor", false),
-  });
-  await executor.start();
-  stops.push(async () => {
-    await executor.stop();
-    await execSql.end({ timeout: 1 });
+  const fleetPath = join(dir, "fleet.yaml");
+  stack = await startStack({
+    dir,
+    dbPrefix: "steward_rollout",
+    sqlMax: 4,
+    fleet: `version: 1
+deploy: { max_parallel: 1, health_timeout: 5s }
+nodes:
+${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n      shop:\n        kind: compose\n        files: [stacks/shop/compose.yaml]\n`).join("")}`,
+    beforeServices: async ({ nc }) => {
+      kv = await openWorldBucket(nc);
+      nc.subscribe(DEPLOY_FAILED_ALERT_SUBJECT, { callback: (_e, msg) => void alerts.push(DeployFailedAlert.parse(msg.json())) });
+    },
+    observer: true,
+    supervisor: { RECHECK_MS: "300" },
+    executor: { EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "5000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleetPath },
+    executorSqlMax: 4,
   });
 
   for (const n of NODES) {
-    const log: string[] = [];
-    const proc = spawn(process.execPath, [AGENT_MAIN], {
-      env: {
-        PATH: process.env["PATH"] ?? "",
-        NODE_NAME: n,
-        NATS_URL: nats.url,
-        FLEET_SPEC: fleet,
-        FLEET_KEY,
-        DOCKER_HOST: fakes[n]?.host,
-        DOCKER_PROBE_MS: "200",
-        // A fake engine: the Engine API applier (the real Compose is tested against a live dockerd).
-        COMPOSE_APPLY: "engine-api",
-        HEARTBEAT_MS: "500",
-        SPEC_POLL_MS: "200",
-        STATE_DIR: join(dir, "state", n),
-        LOG_DIR: join(dir, "logs", n),
-        METRICS_PORT: "0",
-        LOG_LEVEL: "info",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
+    const agent = spawnService("node-agent", {
+      NODE_NAME: n,
+      NATS_URL: stack.nats.url,
+      FLEET_SPEC: stack.fleetPath,
+      FLEET_KEY: stack.fleetKey,
+      DOCKER_HOST: fakes[n]!.host,
+      DOCKER_PROBE_MS: "200",
+      // A fake engine: the Engine API applier (the real Compose is tested against a live dockerd).
+      COMPOSE_APPLY: "engine-api",
+      HEARTBEAT_MS: "500",
+      SPEC_POLL_MS: "200",
+      STATE_DIR: join(dir, "state", n),
+      LOG_DIR: join(dir, "logs", n),
+      METRICS_PORT: "0",
     });
-    proc.stdout?.on("data", (d: Buffer) => log.push(d.toString()));
-    proc.stderr?.on("data", (d: Buffer) => log.push(d.toString()));
-    agents.push({ node: n, proc, log });
-    stops.push(() => stopProcess(proc));
+    agent.name = n;
+    agents.push(agent);
+    stops.push(() => stopProcess(agent.child));
   }
 }, 60_000);
 
 afterAll(async () => {
   for (const s of stops.reverse()) await s().catch(() => undefined);
-  await sql?.end({ timeout: 1 });
-  await nc?.close();
-  await db?.drop();
-  await nats?.stop();
+  await stack?.stop();
+  for (const f of Object.values(fakes)) await f.stop().catch(() => undefined);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -188,15 +152,14 @@ describe("rolling deploy across three node-agent processes", () => {
       const p = await actionsOf("deploy", "pending");
       return p.length === 1 ? p : undefined;
     }, 10_000, 100).catch(async (err: Error) => {
-      throw new Error(`${err.message}: ${JSON.stringify(await sql`SELECT node, service, kind, state, params, reason FROM actions`)}`);
+      throw new Error(`${err.message}: ${await actionRows()}`);
     });
-    expect(pending[0]?.params.nodes).toEqual(["n1", "n2", "n3"]);
+    expect(pending[0]?.params?.["nodes"]).toEqual(["n1", "n2", "n3"]);
     await waitForTicks("supervisor cycles", () => supervisorCycles()); // more supervisor cycles: still one
     expect(await actionsOf("deploy", "pending")).toHaveLength(1);
-    for (const a of pending) expect((await executor.store.approve(a.id, "alice", "cli")).ok).toBe(true);
+    for (const a of pending) expect((await stack.executor!.store.approve(a.id, "alice", "cli")).ok).toBe(true);
     await waitFor("the rollout succeeded", async () => (await actionsOf("deploy", "succeeded")).length === 1, 30_000, 100).catch(async (err: Error) => {
-      const rows = await sql`SELECT node, state, result FROM actions`;
-      throw new Error(`${err.message}: ${JSON.stringify(rows)}\n${agentLogs()}`);
+      throw new Error(`${err.message}: ${await actionRows()}\n${agentLogs()}`);
     });
     const s = await world();
     for (const n of NODES) {
@@ -224,10 +187,10 @@ describe("rolling deploy across three node-agent processes", () => {
       const p = await actionsOf("deploy", "pending");
       return p.length === 1 ? p : undefined;
     }, 10_000, 100);
-    expect(pending?.params.nodes).toEqual(["n1", "n2", "n3"]);
+    expect(pending?.params?.["nodes"]).toEqual(["n1", "n2", "n3"]);
     rollout = pending!.id;
     // The supervisor would re-propose after the failed rollout below; the story ends with the operator.
-    await supervisor.stop();
+    await stack.supervisor!.stop();
   });
 
   it("n2 fails its health gate: the rollout stops, n2 rolls back, n3 is untouched, an alert is raised, the audit tells the story", async () => {
@@ -235,10 +198,10 @@ describe("rolling deploy across three node-agent processes", () => {
     const n3Requests = fakes["n3"]?.requests.length ?? 0;
     const id = rollout;
     expect(id).not.toBe("");
-    expect((await executor.store.approve(id, "alice", "cli")).ok).toBe(true);
+    expect((await stack.executor!.store.approve(id, "alice", "cli")).ok).toBe(true);
 
     const done = await waitFor("rollout to end", async () => {
-      const a = await executor.store.get(id);
+      const a = await stack.executor!.store.get(id);
       return a && ["succeeded", "failed", "failed_unknown"].includes(a.action.state) ? a : undefined;
     }, 40_000, 100);
     expect(done.action.state).toBe("failed");
@@ -292,7 +255,8 @@ describe("rolling deploy across three node-agent processes", () => {
   });
   it("after the failed rollout the supervisor does not propose the same revision again: an alert that names the action", async () => {
     const againRegistry = createRegistry("supervisor", false);
-    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: nats.url, DATABASE_URL: db.url, FLEET_SPEC: fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc, sql, logger: silentLogger(), registry: againRegistry });
+    // A second supervisor, as after a restart: it reads the failed rollout from the table, not from memory.
+    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc: stack.nc, sql: stack.sql, logger: silentLogger(), registry: againRegistry });
     await again.start();
     stops.push(() => again.stop());
     const r = await again.runCycle();

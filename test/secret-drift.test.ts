@@ -17,6 +17,7 @@ import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import type { NodeAgent } from "@steward/node-agent";
+import { actionTablesAsText } from "@steward/actions/testing";
 import { waitFor } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
 
@@ -211,8 +212,7 @@ describe("secret drift across two nodes", () => {
   });
 
   it("no secret value appears in any NATS message, log line, snapshot, drift report or database row", async () => {
-    const rows = await stack.sql`SELECT row_to_json(a)::text AS t FROM actions a UNION ALL SELECT row_to_json(x)::text FROM action_audit x`;
-    const dbText = rows.map((r) => String(r["t"])).join("\n");
+    const dbText = await actionTablesAsText(stack.sql);
     await readSnapshot();
     // The captures are real: they saw the secret events, the logs, the snapshots and the reports.
     expect(captured.nats.some((m) => m.startsWith("steward.events.a.secret"))).toBe(true);

@@ -68,9 +68,12 @@ export async function stateOf(sql: Sql, id: string): Promise<ActionState | undef
   return r?.state;
 }
 
-/** Every action, oldest first, as the repository maps them (for assertions over the whole table). */
-export async function actionsOf(sql: Sql): Promise<Action[]> {
-  const rows = await sql<ActionRow[]>`SELECT ${sql(ACTION_COLUMNS as unknown as string[])} FROM actions ORDER BY created_at, id`;
+/** Every action, oldest first, as the repository maps them (for assertions over the whole table); `where` keeps one kind and/or state. */
+export async function actionsOf(sql: Sql, where: { kind?: ActionKind; state?: ActionState } = {}): Promise<Action[]> {
+  const rows = await sql<ActionRow[]>`
+    SELECT ${sql(ACTION_COLUMNS as unknown as string[])} FROM actions
+    WHERE (${where.kind ?? null}::text IS NULL OR kind = ${where.kind ?? null}) AND (${where.state ?? null}::text IS NULL OR state = ${where.state ?? null})
+    ORDER BY created_at, id`;
   return rows.map(actionFromRow);
 }
 
@@ -85,4 +88,10 @@ export async function auditOf(sql: Sql, actionId?: string): Promise<AuditEntry[]
 /** The given fields of each row, for exact assertions on a few columns. */
 export function only<T, K extends keyof T>(rows: readonly T[], ...keys: K[]): Pick<T, K>[] {
   return rows.map((r) => Object.fromEntries(keys.map((k) => [k, r[k]])) as Pick<T, K>);
+}
+
+/** Every column of every row of both tables as JSON text, for checks that something (a secret) was stored nowhere. */
+export async function actionTablesAsText(sql: Sql): Promise<string> {
+  const rows = await sql<{ t: string }[]>`SELECT row_to_json(a)::text AS t FROM actions a UNION ALL SELECT row_to_json(x)::text FROM action_audit x`;
+  return rows.map((r) => r.t).join("\n");
 }

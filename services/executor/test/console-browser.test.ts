@@ -2,13 +2,13 @@
  * The console in a real headless Chromium (Debian's `chromium` driven by playwright-core): sign-in, the fleet
  * overview from a snapshot in KV, approving with a real click, escaping of hostile names, live updates, tasks.
  */
-import { overwriteAction } from "@steward/actions/testing";
+import { auditOf, only, overwriteAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Browser } from "playwright-core";
+import { launchChromium, type Browser } from "@steward/testkit/browser";
 import { DRIFT_KEY } from "@steward/contracts/subjects";
 import type { DriftReport } from "@steward/contracts/drift";
 import { insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
-import { costReport, launchChromium, signIn, startFakePlanner, task } from "./console-helpers.js";
+import { costReport, signIn, startFakePlanner, task } from "./console-helpers.js";
 
 const XSS = `<img src=x onerror="window.__xss=1">`;
 
@@ -136,7 +136,7 @@ describe("web console in Chromium", () => {
       await page.waitForSelector(".flash.ok");
       expect(await page.locator(".flash.ok").innerText()).toContain(`Approved restart of node-1/${XSS}`);
       expect(await stateOf(env.sql, id)).toBe("approved");
-      const audit = await env.sql<{ to_state: string; actor: string; channel: string }[]>`SELECT to_state, actor, channel FROM action_audit WHERE action_id = ${id} ORDER BY id`;
+      const audit = only(await auditOf(env.sql, id), "to_state", "actor", "channel");
       expect(audit).toEqual([{ to_state: "approved", actor: "ops-ann", channel: "web" }]);
       expect(await stateOf(env.sql, later)).toBe("pending");
 

@@ -1,33 +1,11 @@
 import { createServer, type Server } from "node:http";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { signIn as signInAs, type BrowserContext, type Page } from "@steward/testkit/browser";
 import type { CostReport, Task } from "@steward/contracts/task";
 import { API_TOKEN } from "./helpers.js";
 
-export const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-
-/** Debian's chromium, never a downloaded browser build. playwright gives it a fresh temporary profile and removes it. */
-export async function launchChromium(): Promise<{ browser: Browser; close(): Promise<void> }> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  return {
-    browser,
-    async close() {
-      await browser.close().catch(() => undefined);
-    },
-  };
-}
-
-/** Signs in through the login form like an operator would, and returns the page on the overview. */
+/** Signs in with this suite's API token unless told otherwise. */
 export async function signIn(ctx: BrowserContext, url: string, opts: { token?: string; name?: string } = {}): Promise<Page> {
-  const page = await ctx.newPage();
-  await page.goto(`${url}/console`);
-  await page.waitForURL(/\/console\/login$/);
-  await page.fill("#token", opts.token ?? API_TOKEN);
-  await page.fill("#name", opts.name ?? "web");
-  await page.click("button[type=submit]");
-  return page;
+  return signInAs(ctx, url, { ...opts, token: opts.token ?? API_TOKEN });
 }
 
 /** Plays the planner's read API (GET /tasks, GET /cost with the bearer token) for the console. */

@@ -25,7 +25,10 @@ export const CONSOLE_JS = String.raw`(() => {
       const r = await fetch(location.pathname + location.search, { headers: { "x-console-partial": "1" }, credentials: "same-origin", cache: "no-store" });
       if (r.status === 401) { location.href = "/console/login"; return; }
       if (r.ok) {
-        main.innerHTML = await r.text();
+        const html = await r.text();
+        // The operator may have started typing while the fetch was on its way: keep what they typed.
+        if (editing()) { dirty = true; setLive("changes waiting until you finish typing", "warn"); return; }
+        main.innerHTML = html;
         setLive("live, updated " + new Date().toLocaleTimeString(), "ok");
       }
     } catch (e) {
