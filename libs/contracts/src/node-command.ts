@@ -31,7 +31,21 @@ export const NodeCommandRejection = z.enum(["invalid", "bad_signature", "wrong_n
 export type NodeCommandRejection = z.infer<typeof NodeCommandRejection>;
 
 export const NodeCommandReply = z.discriminatedUnion("ok", [
-  z.strictObject({ ok: z.literal(true), id: z.string(), node: z.string(), service: z.string(), pid: z.number().int().nullable(), detail: z.string() }),
+  z.strictObject({
+    ok: z.literal(true),
+    id: z.string(),
+    node: z.string(),
+    service: z.string(),
+    pid: z.number().int().nullable(),
+    detail: z.string(),
+    /**
+     * Stream sequence up to which the events stream holds every event the node produced before replying (its
+     * observation of the service after the command among them). A world folded up to it shows the service as it was
+     * after the command, whatever the node said during it; a verdict waits for it. Absent: the node could not
+     * confirm its events were stored (NATS trouble) or is older.
+     */
+    events_seq: z.number().int().nonnegative().optional(),
+  }),
   z.strictObject({ ok: z.literal(false), id: z.string().nullable(), code: NodeCommandRejection, message: z.string() }),
 ]);
 export type NodeCommandReply = z.infer<typeof NodeCommandReply>;

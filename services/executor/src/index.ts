@@ -1,6 +1,6 @@
 export { createExecutor, type Executor, type ExecutorDeps } from "./executor.js";
 export { loadConfig, SERVICE_NAME, type ExecutorConfig } from "./config.js";
-export { judgeWorld, type VerifyTarget } from "./verify.js";
+export { judgeWorld, judgeDeployed, observedAfter, commandMark, type VerifyTarget, type CommandMark, type DeployVerdict } from "./verify.js";
 export { runAction, type RunDeps } from "./run.js";
 export { createNodeCommandClient, classifyRequestError, classifyReply, type NodeCommandClient, type NodeCommandClientDeps, type NodeCommandRequest, type CommandOutcome, type SentCommand, type RequestFailure } from "./node-command-client.js";
 export { commandStep, gateStep, type Ending, type Step, type Verdict } from "./verdict.js";
@@ -10,4 +10,4 @@ export { readSnapshot, readDrift, readKvJson, type KvRead } from "./world.js";
 export { createApprovalTokens, deriveApprovalKey, executionHash, signToken, verifyToken, checkClaims, APPROVAL_KEY_LABEL, type ApprovalTokens, type TokenClaims, type Decision } from "./approval-tokens.js";
 export { createApprovalRoutes, type ApprovalRoutes, type ApprovalRoutesDeps } from "./http-approvals.js";
 export { createConsole, spendChart, type Console, type ConsoleDeps } from "./console/index.js";
-export { runRollout, planRollout, judgeDeployed, DEFAULT_HEALTH_TIMEOUT_MS, type RolloutDeps, type RolloutEnding, type RolloutPlan, type DeployVerdict } from "./rollout.js";
+export { runRollout, planRollout, DEFAULT_HEALTH_TIMEOUT_MS, type RolloutDeps, type RolloutEnding, type RolloutPlan } from "./rollout.js";

@@ -8,6 +8,7 @@ export interface ExecutorMetrics {
   swept: Counter<"to">;
   apiRequests: Counter<"route" | "status">;
   claimPolls: Counter;
+  verifyReads: Counter<"kind">;
 }
 
 export function createExecutorMetrics(registry: Registry, store: Pick<ActionsRepository, "countByState">): ExecutorMetrics {
@@ -53,6 +54,12 @@ export function createExecutorMetrics(registry: Registry, store: Pick<ActionsRep
       name: "executor_api_requests_total",
       help: "HTTP API requests by route and status",
       labelNames: ["route", "status"],
+      registers: [registry],
+    }),
+    verifyReads: new Counter({
+      name: "executor_verify_reads_total",
+      help: "World snapshot reads while verifying a command's effect (single actions and each rollout node)",
+      labelNames: ["kind"],
       registers: [registry],
     }),
     claimPolls: new Counter({

@@ -10,7 +10,8 @@ export type RequestFailure = "no_responders" | "timeout" | "send_failed";
 
 /** What one node command came to. Every failure carries the sentence the action's result and audit show. */
 export type CommandOutcome =
-  | { ok: true; pid: number | null; detail: string }
+  /** `eventsSeq`: where in the events stream the node's report after the command ends (null: it could not say). */
+  | { ok: true; pid: number | null; detail: string; eventsSeq: number | null }
   | { ok: false; failure: RequestFailure | "invalid_reply"; message: string }
   | { ok: false; failure: "refused"; code: NodeCommandRejection; nodeMessage: string; message: string };
 
@@ -77,7 +78,7 @@ export function classifyReply(raw: string): CommandOutcome {
   }
   const reply = parsed.data;
   if (!reply.ok) return { ok: false, failure: "refused", code: reply.code, nodeMessage: reply.message, message: `the node-agent refused the command: ${reply.code}: ${reply.message}` };
-  return { ok: true, pid: reply.pid, detail: reply.detail };
+  return { ok: true, pid: reply.pid, detail: reply.detail, eventsSeq: reply.events_seq ?? null };
 }
 
 /** The `outcome` label of `executor_command_seconds`. */

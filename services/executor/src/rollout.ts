@@ -3,11 +3,12 @@ import { assertSubjectToken, DEPLOY_FAILED_ALERT_SUBJECT } from "@steward/contra
 import { loadFleetSpec } from "@steward/fleet/fleet-spec";
 import { traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
 import type { Action } from "@steward/contracts/action";
-import type { Snapshot } from "@steward/contracts/world-state";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository } from "@steward/actions/repository";
+import type { ExecutorMetrics } from "./metrics.js";
 import type { NodeCommandClient } from "./node-command-client.js";
 import { gateStep, type Ending, type Step } from "./verdict.js";
+import { commandMark, judgeDeployed, type DeployVerdict } from "./verify.js";
 import { readSnapshot } from "./world.js";
 
 export type RolloutEnding = Ending;
@@ -19,6 +20,7 @@ export interface RolloutDeps {
   store: Pick<ActionsRepository, "note">;
   commands: NodeCommandClient;
   logger: Logger;
+  metrics?: Pick<ExecutorMetrics, "verifyReads">;
   clock: () => Date;
   config: {
     executorId: string;
@@ -88,29 +90,6 @@ export async function planRollout(action: Action, opts: { fleetSpecPath?: string
   };
 }
 
-export type DeployVerdict = { ok: true; detail: string } | { ok: false; final: boolean; seen: string };
-
-/**
- * Pure: does the world show the node running the deployed stack, healthy, observed after the command was sent?
- * `final` marks a verdict that waiting cannot change (the stack is unhealthy or down after the deploy).
- */
-export function judgeDeployed(snapshot: Snapshot | undefined, node: string, service: string, sentAt: Date): DeployVerdict {
-  if (!snapshot) return { ok: false, final: false, seen: "no world snapshot yet" };
-  const n = snapshot.world.nodes[node];
-  if (!n) return { ok: false, final: false, seen: `node '${node}' is not in the world snapshot` };
-  if (n.status === "stale") return { ok: false, final: false, seen: `node '${node}' is stale` };
-  const s = n.services[service];
-  if (!s) return { ok: false, final: false, seen: `${node}/${service} is not in the world snapshot` };
-  const observedAt = Math.max(Date.parse(s.updated_at), Date.parse(s.since));
-  if (!(observedAt >= sentAt.getTime())) return { ok: false, final: false, seen: `${node}/${service} last observed ${s.state}/${s.health} before the deploy was sent` };
-  if (s.state === "starting") return { ok: false, final: false, seen: `${node}/${service} is still deploying` };
-  if (s.state !== "running") return { ok: false, final: true, seen: `${node}/${service} is ${s.state}${s.detail ? ` (${s.detail})` : ""}` };
-  if (s.health === "unhealthy") return { ok: false, final: true, seen: `${node}/${service} is running but unhealthy${s.detail ? ` (${s.detail})` : ""}` };
-  if (s.health !== "healthy" && s.health !== "none") return { ok: false, final: false, seen: `${node}/${service} is running, health ${s.health}` };
-  if (s.desired_config_hash && s.config_hash !== s.desired_config_hash) return { ok: false, final: false, seen: `${node}/${service} runs config ${short(s.config_hash)}, not ${short(s.desired_config_hash)}` };
-  return { ok: true, detail: `${node}/${service} is running${s.health === "healthy" ? " and healthy" : ""} with config ${short(s.config_hash)}` };
-}
-
 /**
  * A `deploy` action: rolls one stack out across its nodes, at most `maxParallel` at a time, in order. Each node's
  * health gate must pass within the deadline (the node waits for its containers and checks, then the world must
@@ -171,17 +150,22 @@ export async function runRollout(deps: RolloutDeps, action: Action, signal: Abor
 async function deployNode(deps: RolloutDeps, action: Action, plan: RolloutPlan, node: string, previous: string | null, note: (d: string) => Promise<void>, signal: AbortSignal): Promise<Step> {
   await note(`node ${node}: deploying ${plan.service} (running config before: ${short(previous)})`);
   const sentAt = deps.clock();
-  const sent = await sendNodeCommand(deps, action, node, "deploy", { health_timeout_ms: plan.healthTimeoutMs, previous_config_hash: previous }, plan.healthTimeoutMs);
-  if (!sent.ok) {
+  const outcome = await sendOutcome(deps, action, node, "deploy", { health_timeout_ms: plan.healthTimeoutMs, previous_config_hash: previous }, plan.healthTimeoutMs);
+  const sent = gateStep(outcome);
+  if (!sent.ok || !outcome.ok) {
     await note(`node ${node}: health gate failed: ${sent.detail}`);
     return sent;
   }
-  // The node saw its containers healthy; the world (observer) must agree before the gate counts as passed.
+  // The node saw its containers healthy; the world (observer) must agree before the gate counts as passed, from
+  // what the node reported after its deploy ended (by the reply's stream sequence), never from a heartbeat that
+  // restated the old state while it was deploying.
+  const mark = commandMark(sentAt, outcome.eventsSeq);
   const deadline = Date.now() + deps.config.verifyTimeoutMs;
   let last: DeployVerdict = { ok: false, final: false, seen: "nothing read yet" };
   for (;;) {
+    deps.metrics?.verifyReads.inc({ kind: "deploy" });
     const snap = await readSnapshot(deps.kv).catch(() => undefined);
-    last = judgeDeployed(snap?.ok ? snap.value : undefined, node, plan.service, sentAt);
+    last = judgeDeployed(snap?.ok ? snap.value : undefined, node, plan.service, mark);
     if (last.ok) {
       await note(`node ${node}: healthy (${sent.detail}; world: ${last.detail})`);
       return { ok: true, detail: last.detail };
@@ -214,6 +198,10 @@ async function raiseAlert(deps: RolloutDeps, action: Action, node: string, detai
 }
 
 /** One signed command to a node-agent, waiting up to the health gate plus the usual command timeout for the reply. */
+function sendOutcome(deps: RolloutDeps, action: Action, node: string, op: "deploy" | "rollback", params: Record<string, unknown>, gateMs: number) {
+  return deps.commands.send({ node, op, service: action.service, actionId: action.id, params, timeoutMs: gateMs + deps.config.commandTimeoutMs });
+}
+
 async function sendNodeCommand(deps: RolloutDeps, action: Action, node: string, op: "deploy" | "rollback", params: Record<string, unknown>, gateMs: number): Promise<Step> {
-  return gateStep(await deps.commands.send({ node, op, service: action.service, actionId: action.id, params, timeoutMs: gateMs + deps.config.commandTimeoutMs }));
+  return gateStep(await sendOutcome(deps, action, node, op, params, gateMs));
 }

@@ -8,7 +8,7 @@ import type { ActionsRepository, MoveResult } from "@steward/actions/repository"
 import type { ExecutorMetrics } from "./metrics.js";
 import type { NodeCommandClient } from "./node-command-client.js";
 import { commandStep, type Ending, type Verdict } from "./verdict.js";
-import { judgeWorld } from "./verify.js";
+import { commandMark, judgeWorld } from "./verify.js";
 import { readSnapshot } from "./world.js";
 import { runRollout } from "./rollout.js";
 
@@ -125,14 +125,16 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
   const sentAt = clock();
   const command = await deps.commands.send({ node: action.node, op, service: action.service, actionId: action.id, timeoutMs: config.commandTimeoutMs });
   const sent = commandStep(command, action.kind, action.service);
-  if (!sent.ok) return { outcome: "failed", result: sent.detail };
+  if (!sent.ok || !command.ok) return { outcome: "failed", result: sent.detail };
+  const mark = commandMark(sentAt, command.eventsSeq);
   if (leaseLost()) return { outcome: "lost", result: `command ${command.commandId} was sent but the lease was lost` };
 
   const deadline = Date.now() + config.verifyTimeoutMs;
   let last: Verdict = { ok: false, seen: "nothing read yet" };
   for (;;) {
+    deps.metrics.verifyReads.inc({ kind: action.kind });
     const snap = await readSnapshot(deps.kv).catch((err: Error) => ({ ok: false as const, code: "unreadable" as const, message: `world bucket read failed: ${err.message}` }));
-    last = snap.ok ? judgeWorld(snap.value, action, sentAt) : { ok: false, seen: snap.message };
+    last = snap.ok ? judgeWorld(snap.value, action, mark) : { ok: false, seen: snap.message };
     if (last.ok) return { outcome: "succeeded", result: `${sent.detail}; verified: ${last.detail}` };
     if (leaseLost()) return { outcome: "lost", result: `lease lost while verifying; last seen: ${last.seen}` };
     if (signal.aborted) return { outcome: "abandoned", result: `executor stopped while verifying (command ${command.commandId} had succeeded); outcome unknown, not re-run, check the service; last seen: ${last.seen}` };

@@ -1,5 +1,5 @@
 import type { ActionKind } from "@steward/contracts/action";
-import type { Snapshot } from "@steward/contracts/world-state";
+import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
 import type { Verdict } from "./verdict.js";
 import { judgeRepo } from "./verify-repo.js";
 
@@ -10,24 +10,57 @@ export interface VerifyTarget {
 }
 
 /**
- * Pure judgement of whether the world shows the action's effect. A command that returned ok proves nothing:
- * the service must be seen in the wanted state by an observation made after the command was sent, so a
- * snapshot from before the command (still saying `running`) never counts.
+ * Where a command ended, as far as the world is concerned. `eventsSeq` is the stream sequence the node's reply
+ * named: every event the node produced before replying (its observation after the command among them) is stored at
+ * or below it. Null when the node could not say (an older agent, or NATS trouble): then only observations
+ * time-stamped after the command was sent count, and none of them is final, since a heartbeat sent during the
+ * command carries a new time and the old state.
  */
-export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, sentAt: Date): Verdict {
+export interface CommandMark {
+  sentAt: Date;
+  eventsSeq: number | null;
+}
+
+/** A mark from a reply's `events_seq` (undefined when the node gave none). */
+export const commandMark = (sentAt: Date, eventsSeq: number | undefined | null): CommandMark => ({ sentAt, eventsSeq: eventsSeq ?? null });
+
+/**
+ * Pure: whether this observation of a service may speak for the moment after the command. By sequence when the
+ * node gave one: the world must have folded the stream up to it (the per-service fold keeps the newest observation
+ * by the node's own event time, so nothing the node said during the command can override what it said after).
+ * By time otherwise.
+ */
+export function observedAfter(snapshot: Snapshot, svc: Pick<ServiceState, "updated_at" | "since" | "state" | "health">, name: string, mark: CommandMark): { ok: true } | { ok: false; seen: string } {
+  if (mark.eventsSeq !== null) {
+    if (snapshot.world.last_seq < mark.eventsSeq) {
+      return { ok: false, seen: `the world has folded events up to seq ${snapshot.world.last_seq}, not yet up to seq ${mark.eventsSeq} where the node's report after the command ends (${name} still shows ${svc.state}/${svc.health})` };
+    }
+    return { ok: true };
+  }
+  const observedAt = Math.max(Date.parse(svc.updated_at), Date.parse(svc.since));
+  if (!(observedAt >= mark.sentAt.getTime())) {
+    return { ok: false, seen: `service ${name} last observed ${svc.state}/${svc.health} at ${svc.updated_at}, before the command was sent at ${mark.sentAt.toISOString()}` };
+  }
+  return { ok: true };
+}
+
+/**
+ * Pure judgement of whether the world shows the action's effect. A command that returned ok proves nothing:
+ * the service must be seen in the wanted state by an observation made after the command (see `CommandMark`),
+ * so a snapshot from before the command (still saying `running`) never counts.
+ */
+export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, mark: CommandMark): Verdict {
   if (!snapshot) return { ok: false, seen: "no world snapshot yet" };
-  if (target.kind === "pull") return judgeRepo(snapshot, target, sentAt);
+  if (target.kind === "pull") return judgeRepo(snapshot, target, mark.sentAt);
   const name = `${target.node}/${target.service}`;
   const node = snapshot.world.nodes[target.node];
   if (!node) return { ok: false, seen: `node '${target.node}' is not in the world snapshot` };
   if (node.status === "stale") return { ok: false, seen: `node '${target.node}' is stale (no heartbeats); its services are unknown` };
   const svc = node.services[target.service];
   if (!svc) return { ok: false, seen: `service ${name} is not in the world snapshot` };
-  const observedAt = Math.max(Date.parse(svc.updated_at), Date.parse(svc.since));
+  const after = observedAfter(snapshot, svc, name, mark);
+  if (!after.ok) return after;
   const now = `${svc.state}/${svc.health}`;
-  if (!(observedAt >= sentAt.getTime())) {
-    return { ok: false, seen: `service ${name} last observed ${now} at ${svc.updated_at}, before the command was sent at ${sentAt.toISOString()}` };
-  }
   if (target.kind === "stop") {
     return svc.state === "stopped" || svc.state === "exited"
       ? { ok: true, detail: `service ${name} is ${svc.state}` }
@@ -42,4 +75,31 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
     .filter(([, c]) => !c.ok)
     .map(([k, c]) => `${k}${c.detail ? `: ${c.detail}` : ""}`);
   return { ok: false, seen: `service ${name} is running but ${svc.health}${failing.length ? ` (failing: ${failing.join("; ")})` : ""}` };
+}
+
+export type DeployVerdict = { ok: true; detail: string } | { ok: false; final: boolean; seen: string };
+
+const short = (h: string | null | undefined): string => (!h ? "none" : h.startsWith("sha256:") ? h.slice(7, 19) : h.slice(0, 12));
+
+/**
+ * Pure: does the world show the node running the deployed stack, healthy, observed after the deploy step ended?
+ * `final` marks a verdict that waiting cannot change (the stack is unhealthy or down after the deploy); only an
+ * observation placed after the node's reply by sequence can be final, never one placed by time.
+ */
+export function judgeDeployed(snapshot: Snapshot | undefined, node: string, service: string, mark: CommandMark): DeployVerdict {
+  if (!snapshot) return { ok: false, final: false, seen: "no world snapshot yet" };
+  const n = snapshot.world.nodes[node];
+  if (!n) return { ok: false, final: false, seen: `node '${node}' is not in the world snapshot` };
+  if (n.status === "stale") return { ok: false, final: false, seen: `node '${node}' is stale` };
+  const s = n.services[service];
+  if (!s) return { ok: false, final: false, seen: `${node}/${service} is not in the world snapshot` };
+  const after = observedAfter(snapshot, s, `${node}/${service}`, mark);
+  if (!after.ok) return { ok: false, final: false, seen: after.seen };
+  const final = mark.eventsSeq !== null;
+  if (s.state === "starting") return { ok: false, final: false, seen: `${node}/${service} is still deploying` };
+  if (s.state !== "running") return { ok: false, final, seen: `${node}/${service} is ${s.state}${s.detail ? ` (${s.detail})` : ""}` };
+  if (s.health === "unhealthy") return { ok: false, final, seen: `${node}/${service} is running but unhealthy${s.detail ? ` (${s.detail})` : ""}` };
+  if (s.health !== "healthy" && s.health !== "none") return { ok: false, final: false, seen: `${node}/${service} is running, health ${s.health}` };
+  if (s.desired_config_hash && s.config_hash !== s.desired_config_hash) return { ok: false, final: false, seen: `${node}/${service} runs config ${short(s.config_hash)}, not ${short(s.desired_config_hash)}` };
+  return { ok: true, detail: `${node}/${service} is running${s.health === "healthy" ? " and healthy" : ""} with config ${short(s.config_hash)}` };
 }

@@ -37,8 +37,10 @@ describe("classifyRequestError", () => {
 
 describe("classifyReply", () => {
   it.each<[string, string, Partial<CommandOutcome> & { ok: boolean }, RegExp | null]>([
-    ["ok with a pid", JSON.stringify({ ok: true, id: "c1", node: "n1", service: "web", pid: 42, detail: "started" }), { ok: true, pid: 42, detail: "started" }, null],
+    ["ok with a pid", JSON.stringify({ ok: true, id: "c1", node: "n1", service: "web", pid: 42, detail: "started" }), { ok: true, pid: 42, detail: "started", eventsSeq: null }, null],
     ["ok without a pid", JSON.stringify({ ok: true, id: "c1", node: "n1", service: "web", pid: null, detail: "deployed" }), { ok: true, pid: null }, null],
+    ["ok with the node's events_seq", JSON.stringify({ ok: true, id: "c1", node: "n1", service: "web", pid: null, detail: "deployed", events_seq: 1234 }), { ok: true, eventsSeq: 1234 }, null],
+    ["a negative events_seq is off contract", JSON.stringify({ ok: true, id: "c1", node: "n1", service: "web", pid: null, detail: "deployed", events_seq: -1 }), { ok: false, failure: "invalid_reply" }, /invalid reply: events_seq: /],
     ["refused", JSON.stringify({ ok: false, id: "c1", code: "unknown_service", message: "no service 'ghost' here" }), { ok: false, failure: "refused", code: "unknown_service", nodeMessage: "no service 'ghost' here" }, /^the node-agent refused the command: unknown_service: no service 'ghost' here$/],
     ["failed (the node ran it)", JSON.stringify({ ok: false, id: "c1", code: "failed", message: "container app-1 is unhealthy" }), { ok: false, failure: "refused", code: "failed" }, /refused the command: failed: container app-1 is unhealthy/],
     ["not JSON", "stop please", { ok: false, failure: "invalid_reply" }, /^the node-agent sent an invalid reply: not JSON$/],
@@ -53,7 +55,7 @@ describe("classifyReply", () => {
 });
 
 describe("commandStep and gateStep", () => {
-  const ok = (pid: number | null): CommandOutcome => ({ ok: true, pid, detail: "done" });
+  const ok = (pid: number | null): CommandOutcome => ({ ok: true, pid, detail: "done", eventsSeq: null });
   const refused = (code: "failed" | "expired"): CommandOutcome => ({ ok: false, failure: "refused", code, nodeMessage: "gate failed", message: `the node-agent refused the command: ${code}: gate failed` });
   const silent: CommandOutcome = { ok: false, failure: "no_responders", message: "no node-agent is listening for commands on n1 (no responders)" };
   it.each<[string, () => unknown, unknown]>([

@@ -3,8 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Action } from "@steward/contracts/action";
-import { judgeDeployed, planRollout } from "../src/rollout.js";
-import { service, snapshot } from "./helpers.js";
+import { planRollout } from "../src/rollout.js";
 
 let dir: string;
 let fleet: string;
@@ -52,26 +51,5 @@ describe("planRollout", () => {
   it("an unreadable spec falls back to defaults and says so", async () => {
     const r = await planRollout(action({}), { fleetSpecPath: join(dir, "nope.yaml"), defaultHealthTimeoutMs: 7000 });
     expect(r).toMatchObject({ ok: true, plan: { healthTimeoutMs: 7000, maxParallel: 1 }, note: expect.stringMatching(/fleet spec unreadable/) });
-  });
-});
-
-describe("judgeDeployed", () => {
-  const sent = new Date(Date.now() - 1000);
-  const old = new Date(Date.now() - 60_000).toISOString();
-  it.each([
-    ["healthy on the new hash", service("shop", { config_hash: "h2", desired_config_hash: "h2" }), { ok: true }],
-    ["observed before the command", service("shop", { config_hash: "h2", desired_config_hash: "h2", since: old, updated_at: old }), { ok: false, final: false }],
-    ["still deploying", service("shop", { state: "starting", health: "starting" }), { ok: false, final: false }],
-    ["unhealthy after the deploy", service("shop", { health: "unhealthy", config_hash: "h2", desired_config_hash: "h2" }), { ok: false, final: true }],
-    ["exited after the deploy", service("shop", { state: "exited", health: "none" }), { ok: false, final: true }],
-    ["running the old hash", service("shop", { config_hash: "h1", desired_config_hash: "h2" }), { ok: false, final: false }],
-  ])("%s", (_what, svc, want) => {
-    expect(judgeDeployed(snapshot({ a: [svc] }), "a", "shop", sent)).toMatchObject(want);
-  });
-  it("a stale node or no snapshot never passes", () => {
-    const s = snapshot({ a: [service("shop")] });
-    (s.world.nodes["a"] as { status: string }).status = "stale";
-    expect(judgeDeployed(s, "a", "shop", sent)).toMatchObject({ ok: false, final: false });
-    expect(judgeDeployed(undefined, "a", "shop", sent)).toMatchObject({ ok: false, final: false });
   });
 });

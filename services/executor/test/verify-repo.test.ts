@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { REPO_SERVICE } from "@steward/contracts/drift";
 import type { NodeState, Snapshot } from "@steward/contracts/world-state";
-import { judgeWorld } from "../src/verify.js";
+import { commandMark, judgeWorld } from "../src/verify.js";
 
 type Repo = NonNullable<NodeState["repo"]>;
 const SENT = new Date("2026-01-01T00:00:10.000Z");
@@ -28,7 +28,7 @@ describe("judgeWorld for pull", () => {
     ["stale node", snap({}, "stale"), false, /stale/],
     ["head unknown", snap({ head: null, error: "the checkout has no commit" }), false, /no commit/],
   ])("%s", (_name, s, ok, text) => {
-    const v = judgeWorld(s, target, SENT);
+    const v = judgeWorld(s, target, commandMark(SENT, null));
     expect(v.ok).toBe(ok);
     expect(v.ok ? v.detail : v.seen).toMatch(text);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Snapshot } from "@steward/contracts/world-state";
-import { judgeWorld } from "../src/verify.js";
+import { commandMark, judgeDeployed, judgeWorld, type CommandMark } from "../src/verify.js";
 import { service, snapshot } from "./helpers.js";
 
 const sent = new Date("2030-01-01T00:00:10.000Z");
@@ -40,10 +40,58 @@ const cases: { name: string; snap: Snapshot | undefined; kind?: "start" | "resta
   { name: "stop: still running", kind: "stop", snap: snapshot({ n1: [service("web", { since: after, updated_at: after })] }), ok: false, says: /not stopped/ },
 ];
 
+/** The world folded up to stream sequence `seq`. */
+const at = (seq: number, s: Snapshot): Snapshot => ({ ...s, world: { ...s.world, last_seq: seq } });
+const byTime = commandMark(sent, undefined);
+const bySeq = (seq: number): CommandMark => commandMark(sent, seq);
+
 describe("judgeWorld", () => {
   it.each(cases)("$name", ({ snap, kind, ok, says }) => {
-    const v = judgeWorld(snap, { node: "n1", service: "web", kind: kind ?? "restart" }, sent);
+    const v = judgeWorld(snap, { node: "n1", service: "web", kind: kind ?? "restart" }, byTime);
     expect(v.ok).toBe(ok);
     expect(v.ok ? v.detail : v.seen).toMatch(says);
+  });
+
+  // With the node's events_seq, time no longer decides: the world must have folded the node's report after the command.
+  const seqCases: { name: string; snap: Snapshot; mark: CommandMark; kind?: "restart" | "stop"; ok: boolean; says: RegExp }[] = [
+    { name: "world behind the reply's seq, already healthy", snap: at(41, snapshot({ n1: [service("web", { since: after, updated_at: after })] })), mark: bySeq(42), ok: false, says: /folded events up to seq 41, not yet up to seq 42/ },
+    { name: "world at the reply's seq, healthy", snap: at(42, snapshot({ n1: [service("web", { since: before, updated_at: before })] })), mark: bySeq(42), ok: true, says: /running and healthy/ },
+    { name: "world past the reply's seq, exited", snap: at(50, snapshot({ n1: [service("web", { since: after, updated_at: after, state: "exited" })] })), mark: bySeq(42), ok: false, says: /is exited/ },
+    { name: "stop: world at the seq, stopped", kind: "stop", snap: at(42, snapshot({ n1: [service("web", { state: "stopped", health: "none" })] })), mark: bySeq(42), ok: true, says: /is stopped/ },
+    { name: "stale node even past the seq", snap: at(99, stale(snapshot({ n1: [service("web")] }))), mark: bySeq(42), ok: false, says: /stale/ },
+  ];
+  it.each(seqCases)("by sequence: $name", ({ snap, mark, kind, ok, says }) => {
+    const v = judgeWorld(snap, { node: "n1", service: "web", kind: kind ?? "restart" }, mark);
+    expect(v.ok).toBe(ok);
+    expect(v.ok ? v.detail : v.seen).toMatch(says);
+  });
+});
+
+describe("judgeDeployed", () => {
+  const shop = (over: Parameters<typeof service>[1] = {}) => service("shop", { since: after, updated_at: after, config_hash: "h2", desired_config_hash: "h2", ...over });
+  const cases: { name: string; snap: Snapshot | undefined; mark: CommandMark; want: { ok: boolean; final?: boolean }; says: RegExp }[] = [
+    // The race of issue 16: a heartbeat during the deploy restates the old `stopped` with a new time.
+    { name: "heartbeat during the deploy restating stopped, world not yet at the reply's seq", snap: at(10, snapshot({ a: [shop({ state: "stopped", health: "none", config_hash: "h1" })] })), mark: bySeq(12), want: { ok: false, final: false }, says: /not yet up to seq 12/ },
+    { name: "the same heartbeat, node gave no seq: by time, never final", snap: at(10, snapshot({ a: [shop({ state: "stopped", health: "none", config_hash: "h1" })] })), mark: byTime, want: { ok: false, final: false }, says: /is stopped/ },
+    { name: "stopped once the world holds the node's report after the deploy: final", snap: at(12, snapshot({ a: [shop({ state: "stopped", health: "none" })] })), mark: bySeq(12), want: { ok: false, final: true }, says: /is stopped/ },
+    { name: "unhealthy after the deploy: final", snap: at(13, snapshot({ a: [shop({ health: "unhealthy", detail: "healthcheck failed" })] })), mark: bySeq(12), want: { ok: false, final: true }, says: /unhealthy \(healthcheck failed\)/ },
+    { name: "healthy on the new hash, by seq", snap: at(12, snapshot({ a: [shop({ since: before, updated_at: before })] })), mark: bySeq(12), want: { ok: true }, says: /running and healthy with config h2/ },
+    { name: "healthy on the new hash, by time", snap: snapshot({ a: [shop()] }), mark: byTime, want: { ok: true }, says: /running and healthy/ },
+    { name: "observed before the command, by time", snap: snapshot({ a: [shop({ since: before, updated_at: before })] }), mark: byTime, want: { ok: false, final: false }, says: /before the command was sent/ },
+    { name: "still deploying", snap: at(12, snapshot({ a: [shop({ state: "starting", health: "starting" })] })), mark: bySeq(12), want: { ok: false, final: false }, says: /still deploying/ },
+    { name: "health starting", snap: at(12, snapshot({ a: [shop({ health: "starting" })] })), mark: bySeq(12), want: { ok: false, final: false }, says: /health starting/ },
+    { name: "running the old hash", snap: at(12, snapshot({ a: [shop({ config_hash: "h1" })] })), mark: bySeq(12), want: { ok: false, final: false }, says: /runs config h1, not h2/ },
+    { name: "node absent", snap: at(12, snapshot({ n1: [shop()] })), mark: bySeq(1), want: { ok: false, final: false }, says: /node .a. is not in the world/ },
+    { name: "no snapshot", snap: undefined, mark: bySeq(1), want: { ok: false, final: false }, says: /no world snapshot/ },
+  ];
+  it.each(cases)("$name", ({ snap, mark, want, says }) => {
+    const v = judgeDeployed(snap, "a", "shop", mark);
+    expect(v).toMatchObject(want);
+    expect(v.ok ? v.detail : v.seen).toMatch(says);
+  });
+  it("a stale node never passes, even past the seq", () => {
+    const s = at(50, snapshot({ a: [shop()] }));
+    (s.world.nodes["a"] as { status: string }).status = "stale";
+    expect(judgeDeployed(s, "a", "shop", bySeq(12))).toMatchObject({ ok: false, final: false, seen: expect.stringMatching(/stale/) });
   });
 });

@@ -24,6 +24,8 @@ import { DockerClient } from "./docker/client.js";
 import { createRepoWatcher } from "./repo-watch.js";
 
 export const AGENT_VERSION = "0.1.0";
+/** How long a command's reply waits for the events published before it to be stored (see `events_seq`). */
+const REPLY_EVENTS_WAIT_MS = 2000;
 
 type Subscription = ReturnType<NatsConnection["subscribe"]>;
 type Msg = Parameters<NonNullable<NonNullable<Parameters<NatsConnection["subscribe"]>[1]>["callback"]>>[1];
@@ -282,7 +284,13 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     setOp(cmd.op);
     // Consumed once it passed the checks, whatever happens next: the same id is never executed twice.
     seen.add(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
-    return dispatchCommand(cmd, { checkout: { pull: (c) => repo.pull(c) }, services: drivers });
+    const reply = await dispatchCommand(cmd, { checkout: { pull: (c) => repo.pull(c) }, services: drivers });
+    if (!reply.ok) return reply;
+    // The driver published what it saw after the command before returning; the reply says where in the stream
+    // that is, so the executor never takes a heartbeat sent during the command for the command's outcome.
+    const seq = await publisher.storedThrough(REPLY_EVENTS_WAIT_MS);
+    if (seq === null) logger.warn({ command_id: cmd.id, backlog: publisher.backlog }, "events not stored in time; the reply carries no events_seq");
+    return seq === null ? reply : { ...reply, events_seq: seq };
   }
 
   return {

@@ -53,6 +53,11 @@ export class EventPublisher {
   private inFlight = 0;
   private seq = 0;
   private droppedCount = 0;
+  /** Local sequences of events neither stored (acknowledged) nor dropped yet. */
+  private readonly outstanding = new Set<number>();
+  /** Highest stream sequence any acknowledgement carried. */
+  private storedSeq = 0;
+  private waiters: (() => void)[] = [];
   private failing = false;
   private closed = false;
   private readonly enc = new TextEncoder();
@@ -121,8 +126,13 @@ export class EventPublisher {
       data: this.enc.encode(JSON.stringify(event)),
       trace: currentTraceHeaders(),
     };
+    this.outstanding.add(entry.seq);
     const dropped = this.queue.push(entry);
-    if (dropped) this.countDropped(1);
+    if (dropped) {
+      this.outstanding.delete(dropped.seq);
+      this.countDropped(1);
+      this.wake();
+    }
     this.opts.metrics.backlogSize.set(this.backlog);
     this.pump();
   }
@@ -135,6 +145,34 @@ export class EventPublisher {
       await new Promise((r) => setTimeout(r, 20));
     }
     return true;
+  }
+
+  /**
+   * Waits until every event published before this call is stored in the stream (or was dropped), then returns the
+   * highest stream sequence acknowledged so far: a world folded up to it holds everything this agent said until now.
+   * Null when that did not happen within the timeout (NATS unreachable, a backlog). A command's reply carries it, so
+   * the executor can tell an observation made after the command from one made during it.
+   */
+  async storedThrough(timeoutMs: number): Promise<number | null> {
+    const target = this.seq;
+    const done = () => {
+      for (const s of this.outstanding) if (s <= target) return false;
+      return true;
+    };
+    if (done()) return this.storedSeq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve(null);
+      }, timeoutMs);
+      const check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve(this.storedSeq);
+      };
+      this.waiters.push(check);
+    });
   }
 
   close(): void {
@@ -161,7 +199,7 @@ export class EventPublisher {
     this.opts.metrics.inFlight.set(this.inFlight);
     const headers = natsHeaders();
     for (const [k, v] of Object.entries(e.trace)) headers.set(k, v);
-    let p: Promise<{ duplicate: boolean }>;
+    let p: Promise<{ duplicate: boolean; seq: number }>;
     try {
       p = sink.publish(e.subject, e.data, { msgID: e.event.id, headers, timeout: this.opts.publishTimeoutMs });
     } catch (err) {
@@ -170,6 +208,9 @@ export class EventPublisher {
     p.then(
       (ack) => {
         this.settle();
+        this.outstanding.delete(e.seq);
+        if (ack.seq > this.storedSeq) this.storedSeq = ack.seq;
+        this.wake();
         if (this.failing) {
           this.failing = false;
           this.opts.logger.info("publishing again");
@@ -202,6 +243,10 @@ export class EventPublisher {
     );
   }
 
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
   private settle(): void {
     this.inFlight--;
     this.opts.metrics.inFlight.set(this.inFlight);
@@ -218,7 +263,11 @@ export class EventPublisher {
     const failed = this.failed.sort((a, b) => a.seq - b.seq);
     this.failed = [];
     const dropped = this.queue.unshiftAll(failed);
-    if (dropped.length > 0) this.countDropped(dropped.length);
+    if (dropped.length > 0) {
+      for (const d of dropped) this.outstanding.delete(d.seq);
+      this.countDropped(dropped.length);
+      this.wake();
+    }
     this.pump();
   }
 }

@@ -207,6 +207,12 @@ describe("node-agent supervising real processes", () => {
     const evs = tap.events.slice(before).filter((e) => e.event.type === "service" && e.event.service === "later") as { event: ServiceEvent }[];
     expect(evs.some((e) => e.event.state === "stopped")).toBe(true);
     expect(evs.some((e) => e.event.state === "exited")).toBe(false);
+    // The reply names the stream sequence through which the node's report after the stop is stored.
+    const eventsSeq = stop.ok ? stop.events_seq : undefined;
+    expect(eventsSeq).toBeGreaterThan(0);
+    const stored = (await readStream(nc, node)).filter((m) => m.event.type === "service" && m.event.service === "later" && m.event.state === "stopped");
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored[0]!.seq).toBeLessThanOrEqual(eventsSeq!);
     const restart = await sendCommand(nc, node, commandBody(node, "restart", "web"));
     expect(restart).toMatchObject({ ok: true });
     expect(svc("web")).toMatchObject({ state: "running", starts: 2 });

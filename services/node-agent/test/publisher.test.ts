@@ -111,6 +111,53 @@ describe("EventPublisher with a fake sink", () => {
   });
 });
 
+describe("EventPublisher.storedThrough (the events_seq of a command's reply)", () => {
+  /** A sink that answers each publish with the stream sequence the test hands it. */
+  function seqSink() {
+    const pending: { load1: number; ack: (seq: number) => void; fail: (e: Error) => void }[] = [];
+    const sink: PublishSink = {
+      publish(_subject, data) {
+        const load1 = (JSON.parse(new TextDecoder().decode(data)) as { load1: number }).load1;
+        return new Promise((resolve, reject) => pending.push({ load1, ack: (seq) => resolve({ duplicate: false, seq }), fail: reject }));
+      },
+    };
+    return { sink, pending };
+  }
+
+  it("waits for every event published before the call (in any ack order), not for later ones, and names the highest stored seq", async () => {
+    const { publisher } = makePublisher({ maxInFlight: 8 });
+    const m = seqSink();
+    publisher.setSink(m.sink);
+    for (let i = 1; i <= 3; i++) publisher.publish(hostEvent(i));
+    let got: number | null | undefined;
+    const barrier = publisher.storedThrough(5000).then((v) => (got = v));
+    publisher.publish(hostEvent(4)); // after the call: never waited for
+    await waitFor("4 publishes in flight", () => m.pending.length === 4, 2000, 5);
+    m.pending[2]!.ack(12);
+    m.pending[0]!.ack(10);
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r)); // acks settle in microtasks
+    expect(got).toBeUndefined(); // the second event is not stored yet
+    m.pending[1]!.ack(11);
+    await barrier;
+    expect(got).toBe(12);
+    publisher.close();
+  });
+
+  it("answers at once when nothing is outstanding, null when the events are not stored in time, and counts a dropped event as settled", async () => {
+    const { publisher } = makePublisher({ maxInFlight: 1, backlogMax: 1 });
+    expect(await publisher.storedThrough(10)).toBe(0);
+    const m = seqSink();
+    publisher.setSink(m.sink, false); // disconnected: nothing goes out
+    publisher.publish(hostEvent(1));
+    expect(await publisher.storedThrough(50)).toBeNull();
+    const barrier = publisher.storedThrough(5000);
+    publisher.publish(hostEvent(2)); // the backlog holds one: event 1 is dropped, event 2 came after the call
+    expect(publisher.dropped).toBe(1);
+    expect(await barrier).toBe(0);
+    publisher.close();
+  });
+});
+
 describe("EventPublisher on a real JetStream", () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
@@ -137,6 +184,18 @@ describe("EventPublisher on a real JetStream", () => {
     expect(stored[0]!.msgId).toBe(ev.id);
     expect(await metricValue(registry, "node_agent_events_published_total", { type: "host" })).toBe(1);
     expect(await metricValue(registry, "node_agent_events_duplicate_total", { type: "host" })).toBe(1);
+    publisher.close();
+  });
+
+  it("storedThrough names the stream sequence of the last event published before it", async () => {
+    const { publisher } = makePublisher();
+    publisher.attach(nc);
+    const ids = [1, 2, 3].map((i) => `${node}-barrier-${i}-${Date.now()}`);
+    ids.forEach((id, i) => publisher.publish(hostEvent(i + 1, id)));
+    const seq = await publisher.storedThrough(5000);
+    const stored = (await readStream(nc, node)).filter((m) => ids.includes(m.event.id));
+    expect(stored.map((m) => m.event.id)).toEqual(ids);
+    expect(seq).toBe(stored[2]!.seq);
     publisher.close();
   });
 
