@@ -1,7 +1,8 @@
 /** The pure decisions of `steward up`: stop order, what each service is given, settings, the claim on STEWARD_HOME. */
 import { describe, expect, it } from "vitest";
 import { checkSettings, passThroughSettings, renderSettingsHelp, serviceEnv, UP_SERVICES, WIRING } from "../src/up/settings.js";
-import { defaultsFor, placeholderWires, stopOrder, wiringFor } from "../src/up/stack-plan.js";
+import { join } from "node:path";
+import { defaultsFor, operatorStateDir, placeholderWires, stopOrder, wiringFor } from "../src/up/stack-plan.js";
 import { decideClaim } from "../src/up/home-claim.js";
 import { natsUrlFromPortsFile } from "../src/up/local-nats.js";
 import { wrongStack } from "../src/stack-file.js";
@@ -64,6 +65,28 @@ describe("what each service is given", () => {
     expect(agent["STATE_DIR"]).toBe("/stack/node-state/demo-a");
     expect(agent["LOG_DIR"]).toBe("/stack/service-logs/demo-a");
     expect(wiringFor("supervisor", wires)["PLANNER_URL"]).toBe("http://127.0.0.1:4001");
+  });
+
+  it("node-agents get the operator's Docker settings (DOCKER_HOST, DOCKER_API_VERSION, DOCKER_PROBE_MS, COMPOSE_APPLY)", () => {
+    const env = { DOCKER_HOST: "unix:///run/steward-test/docker.sock", DOCKER_API_VERSION: "v1.41", DOCKER_PROBE_MS: "700", COMPOSE_APPLY: "cli" };
+    const agent = serviceEnv("node-agent", { env, stackId: "s", wiring: wiringFor("node-agent", { ...wires, node: "n1" }), defaults: defaultsFor("node-agent", wires) });
+    expect(agent).toMatchObject(env);
+    expect(checkSettings("node-agent", agent)).toBeUndefined();
+    for (const k of Object.keys(env)) expect(passThroughSettings("node-agent")).toContain(k);
+    // Only to the agents: no other service reads them.
+    expect(serviceEnv("executor", { env, stackId: "s", wiring: wiringFor("executor", wires) })["DOCKER_HOST"]).toBeUndefined();
+  });
+
+  it("node-agent state: under the stack dir (removed with it) unless the operator set STATE_DIR, then <STATE_DIR>/<node>", () => {
+    const env = { STATE_DIR: "/var/lib/steward" };
+    const own = serviceEnv("node-agent", { env: {}, stackId: "s", wiring: wiringFor("node-agent", { ...wires, node: "n1" }) });
+    expect(own["STATE_DIR"]).toBe("/stack/node-state/n1");
+    const given = { ...wires, stateDir: operatorStateDir(env) };
+    const a = serviceEnv("node-agent", { env, stackId: "s", wiring: wiringFor("node-agent", { ...given, node: "n1" }) });
+    const b = serviceEnv("node-agent", { env, stackId: "s", wiring: wiringFor("node-agent", { ...given, node: "n2" }) });
+    expect([a["STATE_DIR"], b["STATE_DIR"]]).toEqual(["/var/lib/steward/n1", "/var/lib/steward/n2"]);
+    expect(operatorStateDir({ STATE_DIR: "rel/state" })).toBe(join(process.cwd(), "rel/state"));
+    expect(operatorStateDir({ STATE_DIR: "" })).toBeUndefined();
   });
 
   it("every service binds port 0 unless the operator asked for an API port", () => {

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { UpService } from "./settings.js";
 
 /** What the services of one stack need to find each other. Ports are 0: each service binds its own and reports it. */
@@ -17,6 +17,8 @@ export interface Wires {
   plannerUrl: string | undefined;
   /** The node an agent runs as. */
   node?: string;
+  /** The operator's STATE_DIR: node-agents keep their state in `<it>/<node>` (kept after the stack stops). */
+  stateDir?: string | undefined;
 }
 
 /** The settings `up` owns for each service (see WIRING in settings.ts); everything else comes from the environment. */
@@ -37,11 +39,15 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
       return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
     case "node-agent": {
       const node = w.node ?? "node";
-      // What the agent deployed and its services' logs live with the stack, not in a shared temp dir.
-      return { NATS_URL: w.natsUrl, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.dir, "node-state", node), ...metrics };
+      // What the agent deployed and its services' logs live with the stack (removed with it), not in a shared temp
+      // dir; an operator's STATE_DIR keeps deploy records across stacks, one folder per node so agents never share one.
+      return { NATS_URL: w.natsUrl, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.stateDir ?? join(w.dir, "node-state"), node), ...metrics };
     }
   }
 }
+
+/** The operator's STATE_DIR (absolute), when set: node-agent state then outlives the stack. */
+export const operatorStateDir = (env: NodeJS.ProcessEnv): string | undefined => (env["STATE_DIR"] ? resolve(env["STATE_DIR"]) : undefined);
 
 /** `up`'s defaults for a service, which the operator's environment may override. */
 export function defaultsFor(svc: UpService, w: Pick<Wires, "apiUrl">): Record<string, string> {
@@ -51,7 +57,7 @@ export function defaultsFor(svc: UpService, w: Pick<Wires, "apiUrl">): Record<st
 }
 
 /** Placeholder wiring to check settings before anything starts (the real URLs exist only once things run). */
-export function placeholderWires(dir: string, fleetFile: string, apiPort: number, withPlanner: boolean): Wires {
+export function placeholderWires(dir: string, fleetFile: string, apiPort: number, withPlanner: boolean, stateDir?: string): Wires {
   const secret = "wiring-is-set-at-start-3kd9f8s7a6";
   return {
     dir,
@@ -64,6 +70,7 @@ export function placeholderWires(dir: string, fleetFile: string, apiPort: number
     apiUrl: "http://127.0.0.1:7070",
     plannerUrl: withPlanner ? "http://127.0.0.1:7071" : undefined,
     node: "node",
+    stateDir,
   };
 }
 

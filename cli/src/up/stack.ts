@@ -9,7 +9,7 @@ import { startLocalNats } from "./local-nats.js";
 import { startLocalPostgres } from "./local-postgres.js";
 import { alertsOn, ALERTS_OFF_MESSAGE } from "./alerter-env.js";
 import { serviceEnv, type UpService } from "./settings.js";
-import { defaultsFor, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
+import { defaultsFor, operatorStateDir, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
 
 const serviceMain = (pkg: string): string => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
 export const DEMO_SERVICE = fileURLToPath(new URL("../../demo/http-service.mjs", import.meta.url));
@@ -242,6 +242,7 @@ export function createStack(o: StackOptions): Stack {
       apiPort: o.apiPort ?? 0,
       apiUrl: "",
       plannerUrl: undefined,
+      stateDir: operatorStateDir(o.env),
     };
     const envOf = (svc: UpService, wires: Wires = w) => serviceEnv(svc, { env: o.env, stackId: o.stackId, wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires) });
     const metrics: Record<string, string> = {};

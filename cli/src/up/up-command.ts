@@ -11,7 +11,7 @@ import { alertsOn } from "./alerter-env.js";
 import { claimHome } from "./home-claim.js";
 import { checkSettings, renderSettingsHelp, serviceEnv, type UpService } from "./settings.js";
 import { createStack, plannerMainPath, ServiceStartError, StackStopped, writeDemoFleet, type RunningStack } from "./stack.js";
-import { defaultsFor, placeholderWires, wiringFor } from "./stack-plan.js";
+import { defaultsFor, operatorStateDir, placeholderWires, wiringFor } from "./stack-plan.js";
 
 export interface UpIo {
   out: (s: string) => void;
@@ -31,7 +31,9 @@ second one with its own STEWARD_HOME. Ctrl-C stops the services newest first, th
 ${flagLines(UP.flags).join("\n")}
 
 Settings passed through from this environment to the services that read them (see each service's README):
-${renderSettingsHelp()}`;
+${renderSettingsHelp()}
+Node-agents keep their state (deploy records) in <dir>/node-state/<node>, removed with the stack; with STATE_DIR set,
+in $STATE_DIR/<node>, kept.`;
 
 const intFlag = (v: string | undefined, name: string, min: number, max: number): number | undefined | string => {
   if (v === undefined) return undefined;
@@ -86,7 +88,7 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
 
   // Every service's settings, checked by the service's own parser: a bad one exits 2 naming it, before anything starts.
   const dirGiven = values.dir ? resolve(values.dir) : undefined;
-  const wires = placeholderWires(dirGiven ?? tmpdir(), fleetFile ?? "fleet.yaml", typeof apiPort === "number" ? apiPort : 0, plannerMainPath() !== undefined);
+  const wires = placeholderWires(dirGiven ?? tmpdir(), fleetFile ?? "fleet.yaml", typeof apiPort === "number" ? apiPort : 0, plannerMainPath() !== undefined, operatorStateDir(io.env));
   const problems = servicesToRun(io.env).flatMap((svc) => {
     const e = checkSettings(svc, serviceEnv(svc, { env: io.env, stackId: "check", wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires) }));
     return e ? [e.message] : [];
