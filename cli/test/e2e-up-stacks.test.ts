@@ -123,6 +123,11 @@ describe("two stacks at once", () => {
     const [sa, sb] = [await stackFile(a.home), await stackFile(b.home)];
     expect(sa.stack_id).not.toBe(sb.stack_id);
     expect(new URL(sa.api_url).port).not.toBe(new URL(sb.api_url).port);
+    // The stack file names every process up started, the engines included: PostgreSQL's postmaster by its PID.
+    for (const s of [sa, sb]) {
+      expect(Object.keys(s.processes)).toEqual(expect.arrayContaining(["nats-server", "postgres", "observer", "planner", "executor", "supervisor"]));
+      expect(readFileSync(`/proc/${s.processes["postgres"]}/cmdline`, "utf8")).toContain(`cluster_name=steward-${s.stack_id}`);
+    }
     for (const [u, s] of [[a, sa], [b, sb]] as const) {
       for (const url of [s.api_url, s.planner_url!]) {
         const res = await fetch(`${url}/healthz`);

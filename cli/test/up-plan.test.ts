@@ -104,6 +104,7 @@ describe("settings", () => {
     expect(passThroughSettings("executor")).toContain("VERIFY_TIMEOUT_MS");
     expect(passThroughSettings("alerter")).toContain("TELEGRAM_BOT_TOKEN");
     expect(passThroughSettings("planner")).toContain("OLLAMA_URL");
+    for (const k of ["WORKERS", "CLAUDE_MAX_TOKENS", "CLAUDE_PRICE_INPUT_PER_MTOK", "CLAUDE_PRICE_OUTPUT_PER_MTOK"]) expect(passThroughSettings("planner")).toContain(k);
     for (const svc of UP_SERVICES) for (const k of passThroughSettings(svc)) expect(WIRING.has(k), `${svc} ${k}`).toBe(false);
     const help = renderSettingsHelp();
     for (const k of ["RECHECK_MS", "VERIFY_TIMEOUT_MS", "ESCALATE_WINDOW_MS", "OLLAMA_URL", "STOP_GRACE_MS"]) expect(help).toContain(k);
@@ -115,6 +116,16 @@ describe("settings", () => {
     expect(e?.message).toMatch(/RECHECK_MS/);
     expect(e?.message).not.toContain("soon-ish");
     expect(checkSettings("supervisor", serviceEnv("supervisor", { env: { RECHECK_MS: "500" }, stackId: "s", wiring: wiringFor("supervisor", wires) }))).toBeUndefined();
+  });
+
+  it("the planner's WORKERS, CLAUDE_MAX_TOKENS and CLAUDE_PRICE_* reach it; WORKERS=0 (an API-only planner) is refused in a stack of one planner", () => {
+    const wires = placeholderWires("/stack", "/stack/fleet.yaml", 0, true);
+    const env = { WORKERS: "3", CLAUDE_MAX_TOKENS: "4096", CLAUDE_PRICE_INPUT_PER_MTOK: "1.5", CLAUDE_PRICE_OUTPUT_PER_MTOK: "7" };
+    const pl = serviceEnv("planner", { env, stackId: "s", wiring: wiringFor("planner", wires) });
+    expect(pl).toMatchObject(env);
+    expect(checkSettings("planner", pl)).toBeUndefined();
+    const zero = checkSettings("planner", serviceEnv("planner", { env: { WORKERS: "0" }, stackId: "s", wiring: wiringFor("planner", wires) }));
+    expect(zero?.message).toMatch(/^planner: .*\n {2}WORKERS: is 0/s);
   });
 });
 

@@ -18,9 +18,19 @@ interface ServiceConfig {
   load(env: Record<string, string | undefined>): unknown;
 }
 
+/**
+ * The planner's own parser, plus what only a stack with one planner makes wrong: WORKERS=0 is an API-only planner
+ * (one beside others that run the tasks); as the stack's only planner it would accept tasks and never run them.
+ */
+function loadStackPlanner(env: Record<string, string | undefined>): unknown {
+  const c = planner.loadConfig(env);
+  if (c.workers === 0) throw new ConfigError(planner.SERVICE_NAME, [{ setting: "WORKERS", message: "is 0: this stack's only planner would accept tasks and never run them; set 1 or more" }]);
+  return c;
+}
+
 const CONFIGS: Record<UpService, ServiceConfig> = {
   observer: { settings: observer.SETTINGS, load: observer.loadConfig },
-  planner: { settings: planner.SETTINGS, load: planner.loadConfig },
+  planner: { settings: planner.SETTINGS, load: loadStackPlanner },
   executor: { settings: executor.SETTINGS, load: executor.loadConfig },
   supervisor: { settings: supervisor.SETTINGS, load: supervisor.loadSupervisorConfig },
   alerter: { settings: alerter.SETTINGS, load: (env) => alerter.loadConfig(env) },
