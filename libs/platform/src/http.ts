@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "./logger.js";
+import type { Registry } from "./metrics.js";
 import { reportListening, STACK_ID_HEADER, stackId } from "./stack-member.js";
 
 /** An HTTP answer other than success, with the JSON error body the operator (or CLI) reads. */
@@ -38,6 +39,39 @@ export function bearerMatches(header: string | undefined, token: string): boolea
   const m = /^Bearer\s+(.+)$/i.exec(header ?? "");
   const given = m?.[1]?.trim() ?? "";
   return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
+}
+
+/** What every Steward JSON API is given besides its own stores: the registry /metrics serves, a logger for failed requests, the bearer token. */
+export interface JsonApiDeps {
+  registry: Registry;
+  logger: Logger;
+  apiToken: string;
+}
+
+/** The parts of a request every JSON router reads: the URL, its path without trailing slashes, the method. */
+export function requestTarget(req: IncomingMessage): { url: URL; path: string; method: string } {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  return { url, path: url.pathname.replace(/\/+$/, "") || "/", method: req.method ?? "GET" };
+}
+
+/** Answers 401 with the bearer challenge unless the request carries `token`; true when it answered. */
+export function refusedWithoutBearer(req: IncomingMessage, res: ServerResponse, token: string): boolean {
+  if (bearerMatches(req.headers.authorization, token)) return false;
+  sendJson(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
+  return true;
+}
+
+/** 405 naming the route and the one method it allows, unless `method` is that one. */
+export function allowMethod(method: string, want: string, route: string): void {
+  if (method !== want) throw new HttpError(405, { code: "method_not_allowed", message: `${route} allows ${want} only`, route });
+}
+
+/** A list's `?limit=`: absent or empty is `fallback`, else an integer from 1 to `max` (400 naming the field otherwise). */
+export function parseListLimit(raw: string | null, max: number, fallback = 50): number {
+  if (raw === null || raw === "") return fallback;
+  const limit = Number(raw);
+  if (!/^\d+$/.test(raw) || limit < 1 || limit > max) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${max}` });
+  return limit;
 }
 
 export interface HttpListener {

@@ -1,6 +1,39 @@
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HttpError, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
+import type { IncomingMessage } from "node:http";
+import { HttpError, allowMethod, bearerMatches, parseListLimit, readBodyText, requestTarget, sendJson } from "@steward/platform/http";
+
+describe("request helpers", () => {
+  it("requestTarget drops trailing slashes and keeps the query", () => {
+    const t = requestTarget({ url: "/api/actions//?limit=3", method: "POST" } as IncomingMessage);
+    expect([t.path, t.method, t.url.searchParams.get("limit")]).toEqual(["/api/actions", "POST", "3"]);
+    expect(requestTarget({ url: "/" } as IncomingMessage)).toMatchObject({ path: "/", method: "GET" });
+  });
+
+  it.each([
+    [null, 50],
+    ["", 50],
+    ["1", 1],
+    ["200", 200],
+  ])("parseListLimit(%j) is %d", (raw, want) => expect(parseListLimit(raw, 200)).toBe(want));
+
+  it.each(["0", "201", "-1", "1.5", "ten", " 5"])("parseListLimit(%j) is a 400 naming limit", (raw) => {
+    const err = (() => {
+      try {
+        parseListLimit(raw, 200);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(HttpError);
+    expect(err).toMatchObject({ status: 400, body: { field: "limit", message: "limit must be an integer from 1 to 200" } });
+  });
+
+  it("allowMethod passes the allowed method and answers 405 naming the route otherwise", () => {
+    expect(() => allowMethod("GET", "GET", "/tasks")).not.toThrow();
+    expect(() => allowMethod("POST", "GET", "/tasks")).toThrow(expect.objectContaining({ status: 405, body: { code: "method_not_allowed", message: "/tasks allows GET only", route: "/tasks" } }));
+  });
+});
 
 describe("bearerMatches", () => {
   it.each([

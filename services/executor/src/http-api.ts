@@ -2,10 +2,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
 import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, type ActionListReply, type DecisionReply } from "@steward/contracts/executor-api";
-import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
-import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
+import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
+import { answerHealthOrMetrics } from "@steward/platform/metrics";
 import type { KV } from "@steward/platform/bus";
-import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
@@ -13,15 +12,11 @@ import { readDrift, readSnapshot } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
-export const MAX_LIST_LIMIT = MAX_ACTION_LIST_LIMIT;
 
-export interface ApiDeps {
+export interface ApiDeps extends JsonApiDeps {
   store: ActionsRepository;
   kv: KV;
-  registry: Registry;
-  logger: Logger;
   metrics: ExecutorMetrics;
-  apiToken: string;
   /** ntfy buttons and bot relays (http-approvals.ts); mounted under /approvals/ when given. */
   approvals?: ApprovalRoutes;
   /** The operator web console (console/); mounted under /console when given. */
@@ -76,37 +71,24 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   const { store, kv, registry, logger, metrics } = deps;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const path = url.pathname.replace(/\/+$/, "") || "/";
-    const method = req.method ?? "GET";
-
+    const { url, path, method } = requestTarget(req);
     const ops = await answerHealthOrMetrics(path, method, res, registry);
     if (ops) return { route: ops, status: res.statusCode };
     if (deps.approvals && path.startsWith("/approvals/")) return deps.approvals(req, res, path, method);
     if (deps.console && (path === "/console" || path.startsWith("/console/"))) return deps.console.handle(req, res, path);
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
 
-    if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
-      sendJson(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
-      return { route: "/api", status: 401 };
-    }
+    if (refusedWithoutBearer(req, res, deps.apiToken)) return { route: "/api", status: 401 };
 
     const seg = path.split("/").slice(2).map(decodeSegment);
-    const allow = (want: string, r: string) => {
-      if (method !== want) throw new HttpError(405, { code: "method_not_allowed", message: `${r} allows ${want} only`, route: r });
-    };
+    const allow = (want: string, r: string) => allowMethod(method, want, r);
 
     if (seg[0] === "actions" && seg.length === 1) {
       allow("GET", "/api/actions");
       const stateRaw = url.searchParams.get("state");
-      const limitRaw = url.searchParams.get("limit");
       const state = stateRaw === null || stateRaw === "" ? undefined : ActionState.safeParse(stateRaw);
       if (state && !state.success) throw new HttpError(400, { code: "invalid", field: "state", message: `state must be one of ${ActionState.options.join(", ")}` });
-      let limit = 50;
-      if (limitRaw !== null && limitRaw !== "") {
-        limit = Number(limitRaw);
-        if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
-      }
+      const limit = parseListLimit(url.searchParams.get("limit"), MAX_ACTION_LIST_LIMIT);
       const body: ActionListReply = { actions: await store.list({ state: state?.data, limit }) };
       sendJson(res, 200, body);
       return { route: "/api/actions", status: 200 };

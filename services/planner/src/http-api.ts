@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
 import { hasUnstorableChars } from "@steward/contracts/limits";
-import { HttpError, jsonApi, bearerMatches, readBodyText, sendJson } from "@steward/platform/http";
-import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
+import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
+import { answerHealthOrMetrics } from "@steward/platform/metrics";
 import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
-import type { Logger } from "@steward/platform/logger";
 import { MAX_TASK_LIST_LIMIT, type InboxReply, type TaskListReply } from "@steward/contracts/planner-api";
 import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
@@ -12,15 +11,11 @@ import type { PlannerMetrics } from "./metrics.js";
 import type { TaskStore } from "./store.js";
 
 export const MAX_BODY_BYTES = 256 * 1024;
-export const MAX_LIST_LIMIT = MAX_TASK_LIST_LIMIT;
 
-export interface ApiDeps {
+export interface ApiDeps extends JsonApiDeps {
   store: TaskStore;
   ledger: CostLedger;
-  registry: Registry;
   metrics: PlannerMetrics;
-  logger: Logger;
-  apiToken: string;
   defaultTtlS: number;
   maxAttempts: number;
   clock: () => Date;
@@ -69,33 +64,23 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    const path = url.pathname.replace(/\/+$/, "") || "/";
-    const method = req.method ?? "GET";
+    const { url, path, method } = requestTarget(req);
     const ops = await answerHealthOrMetrics(path, method, res, registry);
     if (ops) return { route: ops, status: res.statusCode };
     const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost";
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
-    if (!bearerMatches(req.headers.authorization, deps.apiToken)) {
+    if (refusedWithoutBearer(req, res, deps.apiToken)) {
       if (path === "/inbox") metrics.rejected.inc({ reason: "unauthorized" });
-      sendJson(res, 401, { error: { code: "unauthorized", message: "missing or wrong bearer token" } }, { "www-authenticate": 'Bearer realm="steward"' });
       return { route: path.startsWith("/tasks/") ? "/tasks/:id" : path, status: 401 };
     }
-    const allow = (want: string, r: string) => {
-      if (method !== want) throw new HttpError(405, { code: "method_not_allowed", message: `${r} allows ${want} only` });
-    };
+    const allow = (want: string, r: string) => allowMethod(method, want, r);
     if (path === "/inbox") {
       allow("POST", "/inbox");
       return { route: "/inbox", status: await inbox(req, res) };
     }
     if (path === "/tasks") {
       allow("GET", "/tasks");
-      const limitRaw = url.searchParams.get("limit");
-      let limit = 50;
-      if (limitRaw !== null && limitRaw !== "") {
-        limit = Number(limitRaw);
-        if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > MAX_LIST_LIMIT) throw new HttpError(400, { code: "invalid", field: "limit", message: `limit must be an integer from 1 to ${MAX_LIST_LIMIT}` });
-      }
+      const limit = parseListLimit(url.searchParams.get("limit"), MAX_TASK_LIST_LIMIT);
       const conversationId = url.searchParams.get("conversation_id") || undefined;
       // Only storable text was ever stored: anything else cannot match, and PostgreSQL would refuse even to compare it.
       if (conversationId !== undefined && hasUnstorableChars(conversationId)) throw new HttpError(400, { code: "invalid", field: "conversation_id", message: "conversation_id must not contain NUL or unpaired surrogates" });
