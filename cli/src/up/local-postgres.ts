@@ -1,9 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { STACK_ID_ENV } from "@steward/platform/stack-member";
+import { freeLoopbackPort } from "./free-port.js";
 
 export class LocalPostgresError extends Error {
   override name = "LocalPostgresError";
@@ -52,19 +52,6 @@ const THROWAWAY = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "ful
 /** PostgreSQL cannot bind port 0; up picks a free port and retries with another when someone took it meanwhile. */
 const PORT_ATTEMPTS = 5;
 
-/** A port the OS just handed out (released again: PostgreSQL binds it itself, and `up` proves whom it reached). */
-async function anyFreePort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
 /**
  * A throwaway cluster: initdb, listen on 127.0.0.1, trust auth, database `steward`. PostgreSQL cannot bind port 0,
  * so the gap between picking a port and binding it is closed the other way: the cluster is named after the stack
@@ -94,7 +81,7 @@ export async function startLocalPostgres(dir: string, logFile: string, stackId: 
   const clusterName = `steward-${stackId}`;
   let lastError = "";
   for (let attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
-    const port = await anyFreePort();
+    const port = await freeLoopbackPort();
     const logFd = openSync(logFile, "a");
     const proc = spawn(join(bin, "postgres"), ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", `cluster_name=${clusterName}`, ...THROWAWAY, "-k", dir], {
       stdio: ["ignore", logFd, logFd],

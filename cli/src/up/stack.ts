@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStackReport, STACK_ID_HEADER } from "@steward/platform/stack-member";
+import { freeLoopbackPort } from "./free-port.js";
 import { startLocalNats } from "./local-nats.js";
 import { startLocalPostgres } from "./local-postgres.js";
 import { alertsOn, ALERTS_OFF_MESSAGE } from "./alerter-env.js";
@@ -22,19 +22,6 @@ export function plannerMainPath(): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A port for a demo service (the demo fleet's own processes, not the stack's: they are declared with fixed ports). */
-async function demoPort(): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /** The demo fleet: two nodes of tiny real HTTP services, one declared but not started (so there is something to approve). */
@@ -64,7 +51,8 @@ ${svc("worker", ports.worker)}${svc("reports", ports.reports, false)}`;
 }
 
 export async function writeDemoFleet(file: string): Promise<void> {
-  writeFileSync(file, demoFleetYaml({ web: await demoPort(), api: await demoPort(), worker: await demoPort(), reports: await demoPort() }));
+  // Ports for the demo fleet's own processes (declared in the spec with fixed ports), not the stack's.
+  writeFileSync(file, demoFleetYaml({ web: await freeLoopbackPort(), api: await freeLoopbackPort(), worker: await freeLoopbackPort(), reports: await freeLoopbackPort() }));
 }
 
 export interface StackOptions {

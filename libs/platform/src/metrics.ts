@@ -12,6 +12,29 @@ export function createRegistry(service: string, withDefaults = true): Registry {
 }
 
 /**
+ * A gauge read at scrape time (from Postgres, so every replica reports the shared truth, not its own share): one
+ * value per value of its single label. A failed read keeps the values of the last good one rather than failing the scrape.
+ */
+export function scrapeTimeGauge<L extends string>(
+  registry: Registry,
+  opts: { name: string; help: string; label: L; read: () => Promise<Record<string, number> | undefined> },
+): Gauge<L> {
+  const { read, label } = opts;
+  return new Gauge({
+    name: opts.name,
+    help: opts.help,
+    labelNames: [label],
+    registers: [registry],
+    async collect() {
+      const values = await read().catch(() => undefined);
+      if (!values) return;
+      this.reset();
+      for (const [value, n] of Object.entries(values)) this.set({ [label]: value } as Record<L, string>, n);
+    },
+  });
+}
+
+/**
  * Answers the two routes every Steward HTTP listener has without auth: GET /healthz and GET /metrics.
  * Returns the route it answered, or undefined when the request is for something else.
  */

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from "@steward/platform/metrics";
+import { Counter, Histogram, scrapeTimeGauge, type Registry } from "@steward/platform/metrics";
 import type { AlertStore } from "./alert-store.js";
 
 export interface AlerterMetrics {
@@ -14,30 +14,8 @@ export function createAlerterMetrics(registry: Registry, store?: AlertStore): Al
     // Read from Postgres at scrape time: the shared truth, whichever alerter queued it.
     let cached: Promise<Awaited<ReturnType<AlertStore["counts"]>> | undefined> | undefined;
     const counts = () => (cached ??= store.counts().catch(() => undefined).finally(() => setTimeout(() => (cached = undefined), 100)));
-    new Gauge({
-      name: "alerter_alerts_firing",
-      help: "Alerts firing now, by rule",
-      labelNames: ["rule"],
-      registers: [registry],
-      async collect() {
-        const c = await counts();
-        if (!c) return;
-        this.reset();
-        for (const [rule, n] of Object.entries(c.firing)) this.set({ rule }, n);
-      },
-    });
-    new Gauge({
-      name: "alerter_notifications_unsent",
-      help: "Notifications queued and not yet delivered (pending or failing), by sink",
-      labelNames: ["sink"],
-      registers: [registry],
-      async collect() {
-        const c = await counts();
-        if (!c) return;
-        this.reset();
-        for (const [sink, n] of Object.entries(c.unsent)) this.set({ sink }, n);
-      },
-    });
+    scrapeTimeGauge(registry, { name: "alerter_alerts_firing", help: "Alerts firing now, by rule", label: "rule", read: async () => (await counts())?.firing });
+    scrapeTimeGauge(registry, { name: "alerter_notifications_unsent", help: "Notifications queued and not yet delivered (pending or failing), by sink", label: "sink", read: async () => (await counts())?.unsent });
   }
   return {
     notifications: new Counter({

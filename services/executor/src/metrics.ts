@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from "@steward/platform/metrics";
+import { Counter, Histogram, scrapeTimeGauge, type Registry } from "@steward/platform/metrics";
 import type { ActionsRepository } from "@steward/actions/repository";
 
 export interface ExecutorMetrics {
@@ -12,19 +12,7 @@ export interface ExecutorMetrics {
 }
 
 export function createExecutorMetrics(registry: Registry, store: Pick<ActionsRepository, "countByState">): ExecutorMetrics {
-  // Read from Postgres at scrape time so every executor reports the shared truth, not its own share.
-  new Gauge({
-    name: "executor_actions",
-    help: "Actions by state (from Postgres, at scrape time)",
-    labelNames: ["state"],
-    registers: [registry],
-    async collect() {
-      const counts = await store.countByState().catch(() => undefined);
-      if (!counts) return;
-      this.reset();
-      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-    },
-  });
+  scrapeTimeGauge(registry, { name: "executor_actions", help: "Actions by state (from Postgres, at scrape time)", label: "state", read: () => store.countByState() });
   return {
     commandSeconds: new Histogram({
       name: "executor_command_seconds",
