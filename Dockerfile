@@ -5,7 +5,7 @@ COPY package.json package-lock.json tsconfig.base.json tsconfig.json ./
 COPY libs ./libs
 COPY services ./services
 COPY cli ./cli
-RUN npm ci --no-audit --no-fund && npx tsc -b && npm prune --omit=dev
+RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// How fast `steward` answers (not a test): `node bench/cli-startup.js` after `npx tsc -b`; part of `npm run bench`.
+// How fast `steward` answers (not a test): `node bench/cli-startup.js` after `npm run build` (tsc -b, then the CLI bundle); part of `npm run bench`.
 // Options: --runs N (default 20), --compare DIR (another build's cli/dist, e.g. main before a change, run in the same rounds),
 // --api URL --token T (a running stack, e.g. `steward up`; default: an in-process API that serves a valid snapshot).
 // Every round runs each case once, in turn, so load from other work on the machine falls on all of them alike;
-// `node -e 0` in the same rounds is the floor no Node CLI goes under.
+// `node -e 0` in the same rounds is the floor no Node CLI goes under. Needs bash (its `time` gives CPU time too).
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -48,17 +48,25 @@ async function fakeApi() {
   return { url: `http://127.0.0.1:${srv.address().port}`, token: "bench-token", close: () => srv.close() };
 }
 
-/** Wall time from spawn to exit; the child's own stdout is checked, not timed separately. */
+/**
+ * Wall time and CPU time (user + sys) of one run, as bash's `time` measures them around `node …` (bash's own start is
+ * not counted). CPU time says what a command costs whatever else the machine does; wall time is what the operator
+ * waits. The child's stdout is checked, not timed separately.
+ */
 function timeRun(args, env, cwd) {
   return new Promise((res, rej) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, args, { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const script = 'TIMEFORMAT="@@time %3R %3U %3S"; time "$@"';
+    const child = spawn("bash", ["-c", script, "bash", process.execPath, ...args], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
     child.on("error", rej);
-    child.on("close", (code) => (code === 0 ? res({ ms: performance.now() - t0, out }) : rej(new Error(`node ${args.join(" ")} exited ${code}: ${err}`))));
+    child.on("close", (code) => {
+      const t = /@@time ([\d.]+) ([\d.]+) ([\d.]+)\s*$/.exec(err);
+      if (code !== 0 || !t) return rej(new Error(`node ${args.join(" ")} exited ${code}: ${err}`));
+      res({ ms: Number(t[1]) * 1000, cpuMs: (Number(t[2]) + Number(t[3])) * 1000, out });
+    });
   });
 }
 
@@ -76,21 +84,29 @@ const cases = [
   ]),
 ];
 
-const times = new Map(cases.map((c) => [c.name, []]));
+const times = new Map(cases.map((c) => [c.name, { wall: [], cpu: [] }]));
 for (const c of cases) {
   const r = await timeRun(c.args, env, c.cwd ?? root); // warm the file cache; not counted
   if (c.check && !c.check(r.out)) throw new Error(`${c.name}: unexpected output`);
 }
-for (let i = 0; i < RUNS; i++) for (const c of cases) times.get(c.name).push((await timeRun(c.args, env, c.cwd ?? root)).ms);
+for (let i = 0; i < RUNS; i++) {
+  for (const c of cases) {
+    const r = await timeRun(c.args, env, c.cwd ?? root);
+    times.get(c.name).wall.push(r.ms);
+    times.get(c.name).cpu.push(r.cpuMs);
+  }
+}
 api.close();
 
-const base = median(times.get(cases[0].name));
-console.log(`\nsteward CLI start-up, ${RUNS} runs each, interleaved; ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${new Date().toISOString()}`);
+const base = times.get(cases[0].name);
+const baseWall = median(base.wall);
+const baseCpu = median(base.cpu);
+console.log(`\nsteward CLI start-up, ${RUNS} runs each, interleaved; ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} at the end, ${new Date().toISOString()}`);
 console.log(`status against ${values.api ? values.api : "an in-process API (5 nodes × 6 services)"}\n`);
-console.log("| command | median | p90 | min | median − baseline | × baseline |");
-console.log("| --- | --- | --- | --- | --- | --- |");
+console.log("| command | wall median | wall p90 | wall min | CPU median | wall − baseline | wall × baseline | CPU × baseline |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const c of cases) {
-  const xs = times.get(c.name);
-  const m = median(xs);
-  console.log(`| \`${c.name}\` | ${ms(m)} | ${ms(pct(xs, 90))} | ${ms(Math.min(...xs))} | ${c === cases[0] ? "-" : ms(m - base)} | ${(m / base).toFixed(2)} |`);
+  const { wall, cpu } = times.get(c.name);
+  const m = median(wall);
+  console.log(`| \`${c.name}\` | ${ms(m)} | ${ms(pct(wall, 90))} | ${ms(Math.min(...wall))} | ${ms(median(cpu))} | ${c === cases[0] ? "-" : ms(m - baseWall)} | ${(m / baseWall).toFixed(2)} | ${(median(cpu) / baseCpu).toFixed(2)} |`);
 }

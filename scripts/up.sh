@@ -15,5 +15,5 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
-npx tsc -b
+npm run -s build
 exec node cli/dist/main.js up "$@"

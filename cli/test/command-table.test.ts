@@ -170,11 +170,19 @@ describe("docs/cli.md", () => {
   });
 });
 
-/** Runs the built CLI with a loader hook that writes the URL of every module it loads to a file. */
+/**
+ * Runs the built CLI (cli/dist/main.js: the bundle, which the test setup keeps current) with a loader hook that writes
+ * the URL of every file it loads. The bundle's manifest says which modules each of its files holds, so the checks
+ * below are about modules (`/node_modules/zod/…`), whether they were loaded as files of their own or in a chunk.
+ */
 describe("what each command loads (the built CLI, a real process)", () => {
+  const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
+  const ZOD = /\/node_modules\/zod\//;
   // stack-member.js (the stack id header) and http-client.js (the API clients' errors) are the platform modules the
   // dispatcher and the stack file need; neither imports anything.
-  const HEAVY = [/\/node_modules\/zod\//, /\/libs\/platform\/(?!dist\/(stack-member|http-client)\.js$)/, /@opentelemetry/, /nats/, /postgres/, /pino/, /prom-client/, /\/libs\/fleet\//];
+  const HEAVY = [/\/libs\/platform\/(?!dist\/(stack-member|http-client)\.js$)/, /@opentelemetry/, /nats/, /postgres/, /pino/, /prom-client/, /\/libs\/fleet\//, /\/node_modules\/yaml\//];
+  /** File in cli/dist → the modules it holds (repo-relative), from the bundle's manifest. */
+  let bundled: Record<string, string[]> = {};
   let dir = "";
   let api: Server;
   let apiUrl = "";
@@ -186,6 +194,7 @@ describe("what each command loads (the built CLI, a real process)", () => {
   });
 
   beforeAll(async () => {
+    bundled = (JSON.parse(await readFile(join(DIST, "chunks/manifest.json"), "utf8")) as { chunks: Record<string, string[]> }).chunks;
     dir = await mkdtemp(join(tmpdir(), "steward-loads-"));
     await writeFile(join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs";\nexport async function load(url, context, next) {\n  appendFileSync(process.env.LOADED_FILE, url + "\\n");\n  return next(url, context);\n}\n`);
     await writeFile(join(dir, "record.mjs"), `import { register } from "node:module";\nregister(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)});\n`);
@@ -202,7 +211,7 @@ describe("what each command loads (the built CLI, a real process)", () => {
   });
 
   /** Async spawn: the API above answers from this process's event loop. */
-  async function loads(args: string[]): Promise<{ code: number | null; stdout: string; loaded: string[] }> {
+  async function loads(args: string[]): Promise<{ code: number | null; stdout: string; files: string[]; modules: string[] }> {
     const file = join(dir, `loaded-${args.join("-")}.txt`);
     await writeFile(file, "");
     const child = spawn(process.execPath, ["--import", join(dir, "record.mjs"), CLI, ...args], {
@@ -212,23 +221,42 @@ describe("what each command loads (the built CLI, a real process)", () => {
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const code = await new Promise<number | null>((r) => child.on("close", r));
-    return { code, stdout, loaded: (await readFile(file, "utf8")).split("\n").filter(Boolean) };
+    const loaded = (await readFile(file, "utf8")).split("\n").filter(Boolean);
+    const inDist = (u: string): string | undefined => {
+      const p = u.startsWith("file:") ? fileURLToPath(u) : "";
+      return p.startsWith(DIST) ? p.slice(DIST.length) : undefined;
+    };
+    return {
+      code,
+      stdout,
+      files: loaded.flatMap((u) => inDist(u) ?? []),
+      modules: loaded.flatMap((u) => bundled[inDist(u) ?? ""]?.map((m) => `/${m}`) ?? [u]),
+    };
   }
+
+  it("cli/dist/main.js is the bundle: `steward --help` reads that one file of the CLI's", async () => {
+    expect(await readFile(CLI, "utf8")).toContain("// steward CLI bundle");
+    const r = await loads(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.files).toEqual(["main.js"]);
+  });
 
   it.each([["--help"], ["--version"], ["completion", "bash"], ["status", "--help"]])("steward %s loads no zod, platform, fleet or tracing", async (...args) => {
     const r = await loads(args);
     expect(r.code).toBe(0);
     // The recorder sees the CLI's own modules: a hook that saw nothing would prove nothing.
-    expect(r.loaded.some((u) => u.endsWith("/cli/dist/command-table.js"))).toBe(true);
-    for (const heavy of HEAVY) expect(r.loaded.filter((u) => heavy.test(u))).toEqual([]);
+    expect(r.modules.some((m) => /\/cli\/(src|dist)\/command-table\.(ts|js)$/.test(m))).toBe(true);
+    for (const heavy of [ZOD, ...HEAVY]) expect(r.modules.filter((m) => heavy.test(m))).toEqual([]);
+    if (args[0] === "--version") expect(r.stdout).toBe(`steward ${VERSION}\n`);
   });
 
-  it("steward status --json loads zod and the contracts (it validates the answer) but no platform, fleet or tracing", async () => {
+  it("steward status --json loads zod and the contracts (it validates the answer) but no platform, fleet, YAML or tracing", async () => {
     const r = await loads(["status", "--json"]);
     expect(r.code).toBe(0);
     expect(Snapshot.parse(JSON.parse(r.stdout))).toEqual(snapshot);
-    expect(r.loaded.some((u) => /\/node_modules\/zod\//.test(u))).toBe(true);
-    for (const heavy of HEAVY.slice(1)) expect(r.loaded.filter((u) => heavy.test(u))).toEqual([]);
-    expect(r.loaded.filter((u) => /\/commands\/(plan|task|chat|validate|up)\.js$/.test(u))).toEqual([]);
+    expect(r.modules.some((m) => ZOD.test(m))).toBe(true);
+    expect(r.modules.some((m) => m.endsWith("/libs/contracts/dist/world-state.js"))).toBe(true);
+    for (const heavy of HEAVY) expect(r.modules.filter((m) => heavy.test(m))).toEqual([]);
+    expect(r.modules.filter((m) => /\/(commands\/(plan|task|chat|validate|cost)|up\/up-command)\.(js|ts)$/.test(m))).toEqual([]);
   });
 });

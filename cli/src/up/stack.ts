@@ -12,7 +12,8 @@ import { serviceEnv, type UpService } from "./settings.js";
 import { defaultsFor, operatorStateDir, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
 
 const serviceMain = (pkg: string): string => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
-export const DEMO_SERVICE = fileURLToPath(new URL("../../demo/http-service.mjs", import.meta.url));
+/** By package name, not by a path relative to this file: the bundled CLI runs this code from cli/dist/chunks/. */
+const demoService = (): string => fileURLToPath(import.meta.resolve("@steward/cli/demo/http-service.mjs"));
 
 /** The planner's entry point when it is built; `steward up` runs without it otherwise. */
 export function plannerMainPath(): string | undefined {
@@ -28,7 +29,7 @@ export function plannerMainPath(): string | undefined {
 export function demoFleetYaml(ports: { web: number; api: number; worker: number; reports: number }): string {
   const svc = (name: string, port: number, autostart = true) => `      ${name}:
         kind: process
-        command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(DEMO_SERVICE)}, --port, "${port}", --name, ${name}]
+        command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(demoService())}, --port, "${port}", --name, ${name}]
         autostart: ${autostart}
         health:
           - type: http
