@@ -25,7 +25,8 @@ import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { DriftReport } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
-import { auditOf } from "@steward/actions/testing";
+import { actionsOf, auditOf, only } from "@steward/actions/testing";
+import type { Action } from "@steward/contracts/action";
 import { dockerdUnavailable, importBusyboxImage, startDockerd, startFakeNtfy, stopProcess, waitFor, type Dockerd, type FakeNtfy } from "@steward/testkit";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
 import { startStack, type Stack } from "./support/stack.js";
@@ -110,24 +111,25 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
     return e && e.length > 0 ? DriftReport.parse(JSON.parse(e.string())) : undefined;
   };
   const svc = async (node: string, service: string) => (await world())?.world.nodes[node]?.services[service];
-  type Row = { id: string; node: string; state: string; result: string | null; params: { nodes?: string[]; target_config_hash?: string } };
-  const actions = (service: string, kind: string, state: string) => stack.sql<Row[]>`SELECT id, node, state, result, params FROM actions WHERE service = ${service} AND kind = ${kind} AND state = ${state} ORDER BY created_at`;
+  type Params = { nodes?: string[]; target_config_hash?: string };
+  const paramsOf = (a: Action): Params => (a.params ?? {}) as Params;
+  const actions = async (service: string, kind: "deploy", state: "pending") => (await actionsOf(stack.sql, { kind, state })).filter((a) => a.service === service);
   const logs = () => agents.map((a) => `--- ${a.name}\n${a.output.slice(-3000)}`).join("\n");
-  const explain = async (err: Error) => new Error(`${err.message}\nactions: ${JSON.stringify(await stack.sql`SELECT node, service, kind, state, result FROM actions ORDER BY created_at`)}\n${logs()}`);
+  const explain = async (err: Error) => new Error(`${err.message}\nactions: ${JSON.stringify(only(await actionsOf(stack.sql), "node", "service", "kind", "state", "result"))}\n${logs()}`);
   const approve = async (id: string) => expect((await stack.executor?.store.approve(id, "alice", "cli"))?.ok).toBe(true);
   /** The one pending deploy of `service`, once it names `nodes` (a rollout proposed while nodes still report drift grows). */
   const pendingDeploy = (service: string, nodes?: readonly string[]) =>
     waitFor(`a pending deploy of ${service}${nodes ? ` over ${nodes.join(", ")}` : ""}`, async () => {
       const [p] = await actions(service, "deploy", "pending");
       if (!p) return undefined;
-      return !nodes || JSON.stringify(p.params.nodes ?? [p.node]) === JSON.stringify(nodes) ? p : undefined;
+      return !nodes || JSON.stringify(paramsOf(p).nodes ?? [p.node]) === JSON.stringify(nodes) ? p : undefined;
     }, 120_000, 100).catch(async (err: Error) => {
       throw await explain(err);
     });
   const finished = (id: string) =>
     waitFor(`action ${id} finished`, async () => {
-      const [r] = await stack.sql<Row[]>`SELECT id, node, state, result, params FROM actions WHERE id = ${id} AND state IN ('succeeded', 'failed', 'failed_unknown')`;
-      return r;
+      const r = (await actionsOf(stack.sql)).find((a) => a.id === id);
+      return r && ["succeeded", "failed", "failed_unknown"].includes(r.state) ? r : undefined;
     }, 300_000, 200).catch(async (err: Error) => {
       throw await explain(err);
     });
@@ -215,7 +217,7 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
     });
     expect(drift.proposes).toBe("deploy");
     const deploy = await pendingDeploy("shop");
-    expect(deploy.params.target_config_hash).toBe(drift.target);
+    expect(paramsOf(deploy).target_config_hash).toBe(drift.target);
     await approve(deploy.id);
     const done = await finished(deploy.id);
     expect(done.state, done.result ?? "").toBe("succeeded");
@@ -233,7 +235,7 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
     const good = await svc("n1", "shop");
     await commit("n1", { "shop/compose.yaml": shopCompose(WEB_NEVER) }, "shop: broken health");
     const deploy = await pendingDeploy("shop");
-    expect(deploy.params.target_config_hash).not.toBe(good?.config_hash);
+    expect(paramsOf(deploy).target_config_hash).not.toBe(good?.config_hash);
     await approve(deploy.id);
     const done = await finished(deploy.id);
     expect(done.state).toBe("failed");
