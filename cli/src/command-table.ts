@@ -126,9 +126,16 @@ export const REJECT = {
 export const VALIDATE = {
   name: "validate",
   summary: "check fleet specs and the repo they use (for CI): exit 1 and one line per problem",
-  usage: [["steward validate FILE... [--repo DIR] [--format text|github] [--json]", "check fleet specs and the repo they use (for CI): exit 1 and one line per problem"]],
+  usage: [["steward validate FILE... [--repo DIR] [--compose-apply auto|cli|engine-api] [--format text|github] [--json]", "check fleet specs and the repo they use (for CI): exit 1 and one line per problem"]],
   flags: {
-    repo: { type: "string", value: "DIR", summary: "the repo the spec refers to (default: the spec's directory)", complete: "dir" },
+    repo: { type: "string", value: "DIR", summary: "the deploy checkout the spec's files are in (default: the spec's declared repo path, resolved from its directory)", complete: "dir" },
+    "compose-apply": {
+      type: "string",
+      value: "MODE",
+      default: "auto",
+      choices: ["auto", "cli", "engine-api"],
+      summary: "how the nodes apply compose files (their COMPOSE_APPLY): engine-api makes keys only Compose applies errors; cli makes them warnings when no Compose binary is here",
+    },
     format: { type: "string", value: "FORMAT", default: "text", choices: ["text", "github"], summary: "text, or GitHub Actions workflow commands" },
     json,
   },

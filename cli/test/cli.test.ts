@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -54,28 +54,98 @@ describe("steward validate", () => {
 
 const composeBin = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"].some((p) => existsSync(p)) || ["/usr/libexec/docker/cli-plugins/docker-compose", "/usr/local/lib/docker/cli-plugins/docker-compose"].some((p) => existsSync(p));
 
-describe.skipIf(!composeBin)("steward validate with Compose's own config", () => {
+describe.skipIf(!composeBin)("steward validate with Compose's own config (the real binary)", () => {
   let dir = "";
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "steward-cli-compose-"));
-    await writeFile(join(dir, "fleet.yaml"), "version: 1\nrepo: { path: /srv/deploy }\nnodes:\n  a:\n    services:\n      web:\n        kind: compose\n        files: [compose.yaml]\n        env_file: .env\n");
-    await writeFile(join(dir, ".env"), "TAG=1.27\nAPI_TOKEN=hunter2-not-shown\n");
+    // The checkout is declared relative to the spec: compose paths resolve there, not in the spec's folder.
+    await mkdir(join(dir, "deploy"));
+    await writeFile(join(dir, "fleet.yaml"), "version: 1\nrepo: { path: deploy }\nnodes:\n  a:\n    services:\n      web:\n        kind: compose\n        files: [compose.yaml]\n        env_file: .env\n");
+    await writeFile(join(dir, "deploy", ".env"), "TAG=1.27\nAPI_TOKEN=hunter2-not-shown\n");
   });
   afterAll(async () => rm(dir, { recursive: true, force: true }));
+  const compose = (text: string) => writeFile(join(dir, "deploy", "compose.yaml"), text);
 
-  it("a key Compose refuses fails validation at the stack's files line; a valid file with ${VAR} from the env file is ok", async () => {
-    await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: nginx:${TAG}\n    imagee: hunter2-not-shown\n");
+  it("a key Compose refuses is reported at its line in the compose file, values from the env file never shown", async () => {
+    await compose("services:\n  web:\n    image: nginx:${TAG}\n    imagee: hunter2-not-shown\n");
     const bad = capture();
     expect(await runCli(["validate", join(dir, "fleet.yaml")], bad.io)).toBe(1);
     const text = bad.err.join("\n");
-    expect(text).toMatch(new RegExp(`fleet\\.yaml:8:nodes\\.a\\.services\\.web\\.files: docker[ -]compose .* config refuses the stack: .*imagee`));
+    expect(text).toMatch(/deploy\/compose\.yaml:4:services\.web\.imagee: docker[ -]compose \S+ config: .*imagee/);
     expect(text).not.toContain("hunter2-not-shown");
+  }, 60_000);
 
-    await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: nginx:${TAG}\n    networks: [front]\nnetworks:\n  front: {}\n");
+  it("what only Compose applies (networks, ${VAR} from the env file, long ports, devices, deploy.resources) is ok with Compose", async () => {
+    await compose(
+      "services:\n  web:\n    image: nginx:${TAG}\n    networks: [front]\n    ports:\n      - target: 80\n        published: 8080\n    devices: ['/dev/null:/dev/null']\n    deploy:\n      resources:\n        limits: { cpus: '0.5', memory: 256M }\nnetworks:\n  front: {}\n",
+    );
     const good = capture();
     expect(await runCli(["validate", join(dir, "fleet.yaml")], good.io)).toBe(0);
-    expect(good.out.join("\n")).toMatch(/fleet\.yaml: ok/);
+    expect(good.out.join("\n")).toBe(`${join(dir, "fleet.yaml")}: ok`);
   }, 60_000);
+
+  it("a wrong type and bad YAML are placed on their lines; an unset variable is a warning on the line using it", async () => {
+    await compose("services:\n  web:\n    image: nginx\n    ports: 80\n");
+    const typed = capture();
+    expect(await runCli(["validate", join(dir, "fleet.yaml")], typed.io)).toBe(1);
+    expect(typed.err.join("\n")).toMatch(/deploy\/compose\.yaml:4:services\.web\.ports: .*config: .*services\.web\.ports contains an invalid type/);
+
+    await compose("services:\n  web:\n    image: nginx\n     ports: [1]\n");
+    const yaml = capture();
+    expect(await runCli(["validate", join(dir, "fleet.yaml")], yaml.io)).toBe(1);
+    expect(yaml.err.join("\n")).toMatch(/deploy\/compose\.yaml:3: YAML: /);
+
+    await compose("services:\n  web:\n    image: nginx:${TAG}\n    environment: [\"MODE=${MODE_UNSET_IN_TEST}\"]\n");
+    const unset = capture();
+    expect(await runCli(["validate", join(dir, "fleet.yaml")], unset.io)).toBe(0);
+    expect(unset.out.join("\n")).toMatch(/deploy\/compose\.yaml:4: warning: \$\{MODE_UNSET_IN_TEST\} is not set/);
+  }, 60_000);
+
+  it("--compose-apply engine-api: the nodes have no Compose, so what the Engine-API applier cannot apply is an error", async () => {
+    await compose("services:\n  web:\n    image: nginx:${TAG}\n    devices: ['/dev/null:/dev/null']\n");
+    const c = capture();
+    expect(await runCli(["validate", "--compose-apply", "engine-api", join(dir, "fleet.yaml")], c.io)).toBe(1);
+    expect(c.err.join("\n").split("\n")).toEqual([
+      expect.stringMatching(/deploy\/compose\.yaml:3:services\.web\.image: variable interpolation/),
+      expect.stringMatching(/deploy\/compose\.yaml:4:services\.web\.devices: 'devices' is applied only by Compose/),
+    ]);
+  }, 60_000);
+});
+
+describe("steward validate without a Compose binary", () => {
+  let dir = "";
+  let path: string | undefined;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "steward-cli-nocompose-"));
+    await mkdir(join(dir, "empty-bin"));
+    await writeFile(join(dir, "fleet.yaml"), "version: 1\nrepo: { path: . }\nnodes:\n  a:\n    services:\n      web:\n        kind: compose\n        files: [compose.yaml]\n");
+    await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: nginx\n    networks: [front]\n    imagee: typo\nnetworks:\n  front: {}\n");
+    path = process.env["PATH"];
+    process.env["PATH"] = join(dir, "empty-bin"); // neither docker nor docker-compose is found
+  });
+  afterAll(async () => {
+    process.env["PATH"] = path;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("never says ok while ignoring parts: keys only Compose applies are errors (warnings with --compose-apply cli), a typo always an error", async () => {
+    const c = capture();
+    expect(await runCli(["validate", join(dir, "fleet.yaml")], c.io)).toBe(1);
+    const f = join(dir, "compose.yaml");
+    expect(c.err.join("\n").split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^${f}:4:services\\.web\\.networks: 'networks' is applied only by Compose.*install Compose`)),
+      expect.stringMatching(new RegExp(`^${f}:5:services\\.web\\.imagee: 'imagee' is not a Compose service key$`)),
+      expect.stringMatching(new RegExp(`^${f}:6:networks: top-level 'networks'`)),
+    ]);
+    const cli = capture();
+    await writeFile(join(dir, "compose.yaml"), "services:\n  web:\n    image: nginx\n    networks: [front]\nnetworks:\n  front: {}\n");
+    expect(await runCli(["validate", "--compose-apply", "cli", join(dir, "fleet.yaml")], cli.io)).toBe(0);
+    expect(cli.out.join("\n").split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^${f}:4:services\\.web\\.networks: warning: .*not checked: no Compose binary here`)),
+      expect.stringMatching(new RegExp(`^${f}:5:networks: warning: `)),
+      `${join(dir, "fleet.yaml")}: ok`,
+    ]);
+  });
 });
 
 describe("steward usage errors", () => {

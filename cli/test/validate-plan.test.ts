@@ -33,7 +33,7 @@ async function fixture(name: string, fleet: string, fs: Record<string, string> =
 const COMPOSE = "services:\n  web:\n    image: nginx\n";
 const incident = [
   "version: 1",
-  "repo: { path: /srv/deploy }",
+  "repo: { path: . }",
   "nodes:",
   "  web1:",
   "    services:",
@@ -77,7 +77,7 @@ describe("steward validate against the repo", () => {
   });
 
   it("a git-ignored env file is a warning; exit 0", async () => {
-    const f = await fixture("ignored", "version: 1\nrepo: { path: /srv/deploy }\nnodes:\n  web1:\n    services:\n      app:\n        kind: compose\n        files: [compose.yml]\n        env_file: .env\n", {
+    const f = await fixture("ignored", "version: 1\nrepo: { path: . }\nnodes:\n  web1:\n    services:\n      app:\n        kind: compose\n        files: [compose.yml]\n        env_file: .env\n", {
       "compose.yml": COMPOSE,
       ".gitignore": ".env\n",
     });
@@ -86,12 +86,24 @@ describe("steward validate against the repo", () => {
     expect(c.out.join("\n").split("\n")).toEqual([`${f}:9:nodes.web1.services.app.env_file: warning: env file '.env' is not in the repo (git-ignored): it must be created on each node`, `${f}: ok`]);
   });
 
-  it("--repo sets the repo root", async () => {
+  it("compose paths resolve against the spec's declared repo path (from its directory, as the node-agent does), or --repo", async () => {
     const root = join(dir, "split");
-    await files(root, { "deploy/compose.yml": COMPOSE, "ops/fleet.yaml": "version: 1\nrepo: { path: /srv/deploy }\nnodes:\n  a:\n    services:\n      s: { kind: compose, files: [deploy/compose.yml] }\n" });
-    const f = join(root, "ops/fleet.yaml");
-    expect(await runCli(["validate", f], capture().io)).toBe(1);
-    expect(await runCli(["validate", f, "--repo", root], capture().io)).toBe(0);
+    const spec = (repo: string, nodeRepo = "") => `version: 1\nrepo: { path: ${repo} }\nnodes:\n  a:\n${nodeRepo}    services:\n      s: { kind: compose, files: [deploy/compose.yml] }\n`;
+    await files(root, { "deploy/compose.yml": COMPOSE, "ops/fleet.yaml": spec("/srv/deploy"), "ops/relative.yaml": spec(".."), "ops/per-node.yaml": spec("/srv/deploy", "    repo_path: ..\n"), "ops/wrong.yaml": spec(".") });
+    // An absolute checkout on the nodes is not here: said once, at the line that declares it.
+    const c = capture();
+    expect(await runCli(["validate", join(root, "ops/fleet.yaml")], c.io)).toBe(1);
+    expect(c.err.join("\n").split("\n")).toEqual([`${join(root, "ops/fleet.yaml")}:2:repo.path: deploy checkout '/srv/deploy' (/srv/deploy) is not here, so its files cannot be checked: run in a checkout of the repo with --repo DIR`]);
+    expect(await runCli(["validate", join(root, "ops/fleet.yaml"), "--repo", root], capture().io)).toBe(0);
+    // A relative one resolves from the spec's directory, not the spec's directory itself; a node's repo_path wins.
+    expect(await runCli(["validate", join(root, "ops/relative.yaml")], capture().io)).toBe(0);
+    expect(await runCli(["validate", join(root, "ops/per-node.yaml")], capture().io)).toBe(0);
+    const wrong = capture();
+    expect(await runCli(["validate", join(root, "ops/wrong.yaml")], wrong.io)).toBe(1);
+    expect(wrong.err.join("\n")).toMatch(/ops\/wrong\.yaml:6:nodes\.a\.services\.s\.files\.0: compose file 'deploy\/compose\.yml' does not exist in the repo/);
+    const gone = capture();
+    expect(await runCli(["validate", join(root, "ops/relative.yaml"), "--repo", join(root, "nope")], gone.io)).toBe(1);
+    expect(gone.err.join("\n")).toMatch(/--repo .*nope is not a directory/);
   });
 
   it("--format github prints workflow annotations on stdout", async () => {

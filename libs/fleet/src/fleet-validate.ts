@@ -19,11 +19,13 @@ export interface ValidationProblem extends SpecProblem {
 export type RepoFileRead =
   | { ok: true; text: string }
   /** `ignored`: git ignores this path, so it is expected to exist only on the node, not in the repo. */
-  | { ok: false; reason: "missing" | "not_a_file" | "unreadable"; ignored?: boolean };
+  | { ok: false; reason: "missing" | "not_a_file" | "unreadable"; ignored?: boolean }
+  /** The node's deploy checkout is not here to read (reported once by the caller, not for every file). */
+  | { ok: false; reason: "no_checkout" };
 
-/** The repo the spec lives in, read relative to its root. */
+/** The repo the spec refers to, read relative to the deploy checkout of `node` (the spec's declared repo path). */
 export interface RepoFiles {
-  read(relPath: string): RepoFileRead;
+  read(relPath: string, node: string): RepoFileRead;
 }
 
 type RuleProblem = Omit<ValidationProblem, "file" | "line">;
@@ -50,12 +52,14 @@ function repoRelative(p: string): string | undefined {
   return parts.join("/");
 }
 
-function checkFile(files: RepoFiles, path: string, declared: string, what: string, opts: { ignoredIsFine: boolean }): RuleProblem | { text: string } {
+function checkFile(files: RepoFiles, node: string, path: string, declared: string, what: string, opts: { ignoredIsFine: boolean }): RuleProblem | { text: string } | { skipped: true } {
   const rel = repoRelative(declared);
   if (rel === undefined) return { severity: "error", rule: "file_exists", path, message: `${what} '${declared}' must be a path relative to the repo root, inside it` };
-  const r = files.read(rel);
+  const r = files.read(rel, node);
   if (r.ok) return { text: r.text };
   switch (r.reason) {
+    case "no_checkout":
+      return { skipped: true };
     case "missing":
       if (r.ignored && opts.ignoredIsFine) {
         return { severity: "warning", rule: "file_exists", path, message: `${what} '${declared}' is not in the repo (git-ignored): it must be created on each node` };
@@ -66,7 +70,7 @@ function checkFile(files: RepoFiles, path: string, declared: string, what: strin
     case "unreadable":
       return { severity: "error", rule: "file_exists", path, message: `${what} '${declared}' cannot be read` };
     default: {
-      const never: never = r.reason;
+      const never: never = r;
       return never;
     }
   }
@@ -176,14 +180,15 @@ export function checkRepoRules(spec: FleetSpec, files: RepoFiles): RuleProblem[]
           const path = `${at}.files.${i}`;
           if (seen.has(f)) problems.push({ severity: "error", rule: "compose_file", path, message: `'${f}' is listed twice` });
           seen.add(f);
-          const r = checkFile(files, path, f, "compose file", { ignoredIsFine: false });
+          const r = checkFile(files, nodeName, path, f, "compose file", { ignoredIsFine: false });
+          if ("skipped" in r) return;
           if (!("text" in r)) return void problems.push(r);
           const why = notComposeReason(r.text);
           if (why) problems.push({ severity: "error", rule: "compose_file", path, message: `'${f}' is not a compose file: ${why}${composeHint(f)}` });
         });
         if (svc.env_file !== undefined) {
-          const r = checkFile(files, `${at}.env_file`, svc.env_file, "env file", { ignoredIsFine: true });
-          if (!("text" in r)) problems.push(r);
+          const r = checkFile(files, nodeName, `${at}.env_file`, svc.env_file, "env file", { ignoredIsFine: true });
+          if (!("text" in r) && !("skipped" in r)) problems.push(r);
         }
       }
     }
@@ -210,8 +215,8 @@ export function checkRepoRules(spec: FleetSpec, files: RepoFiles): RuleProblem[]
         problems.push({ severity: "error", rule: "placement", path: `${path}.service`, message: `store is the environment of '${store.service}', which is not declared on node '${store.node}'` });
       }
       if (store.type === "env_file" && repoRelative(store.path) !== undefined) {
-        const r = checkFile(files, `${path}.path`, store.path, "env file", { ignoredIsFine: true });
-        if (!("text" in r)) problems.push(r);
+        const r = checkFile(files, store.node, `${path}.path`, store.path, "env file", { ignoredIsFine: true });
+        if (!("text" in r) && !("skipped" in r)) problems.push(r);
       }
     });
   }
