@@ -378,14 +378,22 @@ describe("diagnosis", () => {
     expect(anthropic.requests).toHaveLength(0);
   });
 
-  it("keeps a conversation local while it holds a restricted turn, even for an unrestricted follow-up", async () => {
+  it("a conversation with a restricted turn, then an unrestricted follow-up while Claude is enabled: the Anthropic stand-in receives no request containing restricted text (question, attached evidence, tool output, the answer drawn from them)", async () => {
     const RESTRICTED_TEXT = "vault passphrase hint: blue-heron-1187";
-    ollama.setMode("down");
-    // No circuit: each call asks Ollama again, so the test can bring it back.
-    const { url } = await start({ OLLAMA_CIRCUIT_MS: "1" });
-    await post(url, envelope("cr-1", { conversation_id: "conv-r", restricted: true, content: `why is api down? ${RESTRICTED_TEXT}` }));
-    expect((await done(url, "cr-1")).calls).toMatchObject([{ provider: "rules", reason: "restricted" }]);
+    const RESTRICTED_EVIDENCE = "customer ledger row 77-ALPHA-QUINCE";
+    const RESTRICTED_LOG = "payroll export path /srv/hr/salaries-2026.csv";
+    const RESTRICTED_ANSWER = "the restricted answer names ledger 77-ALPHA-QUINCE";
+    // Tool output gathered for the restricted task: the service's log tail.
+    const sources = makeSources({ logTail: async (node, service) => ({ ok: true, node, service, text: `starting\n${RESTRICTED_LOG}\nerror: connection refused\n`, bytes: 90, truncated: false }) });
+    // No circuit: each call asks Ollama again, so the test can take it down and bring it back.
+    const { url } = await start({ OLLAMA_CIRCUIT_MS: "1" }, { sources });
+    ollama.script(answer([], RESTRICTED_ANSWER));
+    await post(url, envelope("cr-1", { conversation_id: "conv-r", restricted: true, content: `why is api down? ${RESTRICTED_TEXT}`, evidence: { note: RESTRICTED_EVIDENCE } }));
+    expect((await done(url, "cr-1")).calls).toMatchObject([{ provider: "ollama" }]);
+    // The local model did see all of it: the texts were in play, so their absence below means something.
+    for (const t of [RESTRICTED_TEXT, RESTRICTED_EVIDENCE, RESTRICTED_LOG]) expect(allOllamaText()).toContain(t);
     // The follow-up itself is not restricted, Claude is enabled and the local model is down: still local-only.
+    ollama.setMode("down");
     await post(url, envelope("cr-2", { conversation_id: "conv-r", content: "and what should I do now?" }));
     const d2 = await done(url, "cr-2");
     expect(d2.calls).toMatchObject([{ provider: "rules", reason: "restricted" }]);
@@ -395,8 +403,11 @@ describe("diagnosis", () => {
     ollama.script(answer([]));
     await post(url, envelope("cr-3", { conversation_id: "conv-r", content: "is it fixed?" }));
     expect((await done(url, "cr-3")).calls).toMatchObject([{ provider: "ollama" }]);
-    expect(JSON.stringify(ollama.chats().at(-1)?.messages)).toContain(RESTRICTED_TEXT);
-    expect(JSON.stringify(anthropic.requests.map((r) => r.body))).not.toContain(RESTRICTED_TEXT);
+    const lastLocal = JSON.stringify(ollama.chats().at(-1)?.messages);
+    expect(lastLocal).toContain(RESTRICTED_TEXT);
+    expect(lastLocal).toContain(RESTRICTED_ANSWER);
+    const toClaude = JSON.stringify(anthropic.requests.map((r) => r.body));
+    for (const t of [RESTRICTED_TEXT, RESTRICTED_EVIDENCE, RESTRICTED_LOG, RESTRICTED_ANSWER]) expect(toClaude).not.toContain(t);
     expect(anthropic.requests).toHaveLength(0);
     // A conversation without restricted turns still escalates: the check is on the data, not a blanket rule.
     ollama.setMode("down");
