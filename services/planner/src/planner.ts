@@ -1,6 +1,6 @@
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
-import pg from "pg";
+import { createCheckpointerPool } from "./checkpointer-pool.js";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
 import { migrate, type Sql } from "@steward/platform/db";
 import { createActionsRepository } from "@steward/actions/repository";
@@ -149,12 +149,7 @@ function requireNc(nc: NatsConnection | undefined): NatsConnection {
   return nc;
 }
 
-/**
- * The checkpointer on its own pg pool. A pool whose idle client loses its server (PostgreSQL restarting) emits
- * `error`; without a listener that event kills the process. The pool replaces the client on the next query.
- */
+/** The checkpointer on its own pg pool, which rides through a database restart (checkpointer-pool.ts). */
 function createCheckpointer(databaseUrl: string, logger: Logger): PostgresSaver {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
-  pool.on("error", (err) => logger.warn({ err: err.message }, "checkpointer lost a database connection; it reconnects on the next query"));
-  return new PostgresSaver(pool);
+  return new PostgresSaver(createCheckpointerPool(databaseUrl, logger));
 }
