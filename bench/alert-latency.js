@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Steward alert latency (issue 4): time from a drift report landing in KV `steward_world/drift` (as the supervisor
-// writes it) to the ntfy push being accepted by an ntfy-compatible server. Real nats-server and PostgreSQL, the real
+// Steward alert latency (issue 4): time from a drift report landing in the world store (as the supervisor
+// writes it: per-node records, then the header) to the ntfy push being accepted by an ntfy-compatible server. Real nats-server and PostgreSQL, the real
 // alerter (built), a local ntfy. Target: p99 < 2 s (Alertmanager's default group_wait alone is 30 s).
 // Run: `npx tsc -b && node bench/alert-latency.js [--drifts 30]`
 import { parseArgs } from "node:util";
@@ -8,7 +8,8 @@ import { cpus, totalmem } from "node:os";
 import { connectDb, migrate } from "@steward/platform/db";
 import { connectNats, openWorldBucket } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { putWorldSnapshot } from "@steward/world/testing";
+import { createDriftWriter } from "@steward/world/drift-store";
 import { silentLogger } from "@steward/platform/logger";
 import { createAlerter, loadConfig } from "@steward/alerter";
 import { createTestDatabase, startFakeNtfy, startNats } from "@steward/testkit";
@@ -29,20 +30,21 @@ try {
   const now = () => new Date().toISOString();
   const snapshot = () => ({ written_at: now(), observer_id: "bench", world: { version: 1, last_seq: 1, events_applied: 1, event_time: now(), nodes: {} } });
   const report = (drifts) => ({ computed_at: now(), snapshot_written_at: null, world_seq: 1, supervisor_id: "bench", skipped: null, drifts });
-  await kv.put(WORLD_KEY, JSON.stringify(snapshot()));
-  await kv.put(DRIFT_KEY, JSON.stringify(report([])));
+  const drift = createDriftWriter(kv);
+  await putWorldSnapshot(kv, snapshot());
+  await drift.write(report([]));
   const config = loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN: "bench-api-token-0123456789", METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-bench", ALERT_EVAL_MS: "5000", ALERT_DEADMAN_S: "3600" });
   alerter = createAlerter({ config, nc, sql, logger: silentLogger(), registry: createRegistry("alerter", false) });
   await alerter.start();
   const lat = [];
   for (let i = 0; i < N; i++) {
     const key = `down:bench/svc-${i}`;
-    const drift = { key, kind: "down", node: "bench", service: `svc-${i}`, severity: "action", message: `svc-${i} exited`, since: now(), proposes: "restart" };
+    const found = { key, kind: "down", node: "bench", service: `svc-${i}`, severity: "action", message: `svc-${i} exited`, since: now(), proposes: "restart" };
     const t0 = performance.now();
-    await kv.put(DRIFT_KEY, JSON.stringify(report([drift])));
+    await drift.write(report([found]));
     const m = await ntfy.waitFor((p) => p.title === `Drift down: bench/svc-${i}`, 30_000);
     lat.push(m.receivedAt - t0);
-    await kv.put(DRIFT_KEY, JSON.stringify(report([])));
+    await drift.write(report([]));
     await ntfy.waitFor((p) => p.title === `Resolved: Drift down: bench/svc-${i}`, 30_000);
   }
   const r = { drifts: N, p50_ms: +pct(lat, 50).toFixed(1), p99_ms: +pct(lat, 99).toFixed(1), max_ms: +Math.max(...lat).toFixed(1), target_p99_ms: 2000 };

@@ -13,7 +13,8 @@ import { Worker } from "node:worker_threads";
 import { connectDb, migrate } from "@steward/platform/db";
 import { connectNats, ensureStreams, jetstream, openWorldBucket } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
-import { DRIFT_KEY, eventSubject, WORLD_KEY } from "@steward/contracts/subjects";
+import { eventSubject } from "@steward/contracts/subjects";
+import { putDriftReport, putWorldSnapshot } from "@steward/world/testing";
 import { initTracing } from "@steward/platform/tracing";
 import { logTailSubject } from "@steward/contracts/log-tail";
 import { silentLogger } from "@steward/platform/logger";
@@ -142,9 +143,9 @@ async function seedEvidence(nc, now) {
   const kv = await openWorldBucket(nc);
   const svc = (name, state) => ({ name, state, health: state === "running" ? "healthy" : "none", exit_code: state === "running" ? null : 1, starts: 7, declared: true, since: at, updated_at: at, checks: {}, last_event_id: "ev-1" });
   const node = (name, services) => ({ name, status: "up", last_heartbeat: at, heartbeat_interval_ms: 5000, agent_started_at: at, dropped_events: 0, host: { load1: 0.4, mem_used_pct: 41, disks: [{ path: "/", used_pct: 52, free_bytes: 1e10 }], at }, services });
-  await kv.put(WORLD_KEY, JSON.stringify({ written_at: at, observer_id: "bench", world: { version: 1, last_seq: 100, events_applied: 100, event_time: at, nodes: { node1: node("node1", { api: svc("api", "exited"), web: svc("web", "running") }), node2: node("node2", { db: svc("db", "running") }) } } }));
+  await putWorldSnapshot(kv, ({ written_at: at, observer_id: "bench", world: { version: 1, last_seq: 100, events_applied: 100, event_time: at, nodes: { node1: node("node1", { api: svc("api", "exited"), web: svc("web", "running") }), node2: node("node2", { db: svc("db", "running") }) } } }));
   const drift = { key: "down:node1/api", kind: "down", node: "node1", service: "api", severity: "action", message: "api on node1 is exited (exit code 1)", since: at, proposes: "restart" };
-  await kv.put(DRIFT_KEY, JSON.stringify({ computed_at: at, snapshot_written_at: at, world_seq: 100, supervisor_id: "bench", skipped: null, drifts: [drift] }));
+  await putDriftReport(kv, ({ computed_at: at, snapshot_written_at: at, world_seq: 100, supervisor_id: "bench", skipped: null, drifts: [drift] }));
   const js = jetstream(nc);
   for (let i = 0; i < 100; i++) {
     const ev = i % 2

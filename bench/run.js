@@ -13,7 +13,9 @@ import { parseArgs } from "node:util";
 import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { jetstream, ensureStreams, connectNats, openWorldBucket } from "@steward/platform/bus";
-import { EVENTS_STREAM, WORLD_KEY, commandSubject } from "@steward/contracts/subjects";
+import { EVENTS_STREAM, commandSubject } from "@steward/contracts/subjects";
+import { clearWorldStore } from "@steward/world/testing";
+import { readWorldNodes } from "@steward/world/world-store";
 import { silentLogger } from "@steward/platform/logger";
 import { createRegistry } from "@steward/platform/metrics";
 import { connectDb, migrate } from "@steward/platform/db";
@@ -76,7 +78,7 @@ async function foldBench() {
       const obs = createObserver({ config: { snapshotPath: join(dir, `world-${r}.json`), observerId: "bench", snapshotDebounceMs: 50, staleCheckMs: 1e9, missedHeartbeats: 3, snapshotMaxIntervalMs: 1e9, streamReplicas: 1 }, nc, logger: silentLogger(), registry: createRegistry("observer", false) });
       // Force a full replay: the observer resumes from its snapshot, and a fresh path has none; KV holds the previous round's, so clear it.
       const kv = await openWorldBucket(nc);
-      await kv.purge(WORLD_KEY).catch(() => undefined);
+      await clearWorldStore(kv).catch(() => undefined);
       await obs.start();
       await waitFor("observer to reach the 10% mark", () => obs.world().last_seq >= mark, 600_000, 1);
       t = performance.now();
@@ -140,9 +142,8 @@ async function killBench() {
     await launch("node-agent", { NODE_NAME: "bench", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "1000", LOG_DIR: join(dir, "logs"), STATE_DIR: join(dir, "state"), ...docker });
     const kv = await openWorldBucket(nc);
     const svc = async (name) => {
-      const e = await kv.get(WORLD_KEY);
-      if (!e) return undefined;
-      return JSON.parse(new TextDecoder().decode(e.value)).world.nodes.bench?.services[name];
+      const r = await readWorldNodes(kv, ["bench"]);
+      return r.ok ? r.value.world.nodes.bench?.services[name] : undefined;
     };
     const command = async (op, service, params) => {
       const now = Date.now();

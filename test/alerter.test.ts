@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "@steward/platform/db";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
+import { putDriftReport, putWorldSnapshot } from "@steward/world/testing";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { seedAction, stateOf as actionState, auditOf, only } from "@steward/actions/testing";
@@ -41,9 +41,15 @@ function snapshot(): Snapshot {
 let drifts: DriftReport["drifts"] = [];
 const report = (): DriftReport => ({ computed_at: iso(), snapshot_written_at: null, world_seq: 1, supervisor_id: "test", skipped: null, drifts });
 
-async function beat(): Promise<void> {
-  await kv.put(WORLD_KEY, JSON.stringify(snapshot()));
-  await kv.put(DRIFT_KEY, JSON.stringify(report()));
+/** One writer at a time, like the one observer and the one leading supervisor (the timer and a test both beat). */
+let beating: Promise<void> = Promise.resolve();
+function beat(): Promise<void> {
+  const next = beating.then(async () => {
+    await putWorldSnapshot(kv, snapshot());
+    await putDriftReport(kv, report());
+  });
+  beating = next.catch(() => undefined);
+  return next;
 }
 
 async function listen(handler: (path: string, body: string) => { status: number; body: unknown }): Promise<{ server: Server; url: string }> {

@@ -15,8 +15,9 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignedNodeCommand, checkNodeCommand, type NodeCommandReply } from "@steward/contracts/node-command";
-import { commandSubject, eventSubject, WORLD_KEY } from "@steward/contracts/subjects";
-import { Snapshot } from "@steward/contracts/world-state";
+import { commandSubject, eventSubject } from "@steward/contracts/subjects";
+import { readWorld } from "@steward/world/world-store";
+import type { Snapshot } from "@steward/contracts/world-state";
 import type { NodeEventInput } from "@steward/contracts/events";
 import { jetstream, openWorldBucket, type KV } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
@@ -34,8 +35,8 @@ let kv: KV;
 let observer: Observer | undefined;
 
 async function world(): Promise<Snapshot | undefined> {
-  const e = await kv.get(WORLD_KEY);
-  return e && e.length > 0 ? Snapshot.parse(JSON.parse(e.string())) : undefined;
+  const r = await readWorld(kv);
+  return r.ok ? r.value : undefined;
 }
 
 function startObserver(): Promise<Observer> {

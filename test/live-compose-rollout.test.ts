@@ -21,9 +21,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import { DriftReport } from "@steward/contracts/drift";
-import { Snapshot } from "@steward/contracts/world-state";
+import { readWorld } from "@steward/world/world-store";
+import { readDrift } from "@steward/world/drift-store";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
 import { actionsOf, auditOf, only } from "@steward/actions/testing";
 import type { Action } from "@steward/contracts/action";
@@ -103,12 +102,12 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
   };
 
   const world = async () => {
-    const e = await kv.get(WORLD_KEY);
-    return e && e.length > 0 ? Snapshot.parse(JSON.parse(e.string())) : undefined;
+    const r = await readWorld(kv);
+    return r.ok ? r.value : undefined;
   };
   const report = async () => {
-    const e = await kv.get(DRIFT_KEY);
-    return e && e.length > 0 ? DriftReport.parse(JSON.parse(e.string())) : undefined;
+    const r = await readDrift(kv);
+    return r.ok ? r.value : undefined;
   };
   const svc = async (node: string, service: string) => (await world())?.world.nodes[node]?.services[service];
   type Params = { nodes?: string[]; target_config_hash?: string };

@@ -16,9 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import { DriftReport } from "@steward/contracts/drift";
-import { Snapshot } from "@steward/contracts/world-state";
+import { readWorld } from "@steward/world/world-store";
+import { readDrift } from "@steward/world/drift-store";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import { actionsOf, only } from "@steward/actions/testing";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
@@ -47,12 +46,12 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
   const docker = (...args: string[]) => run("docker", args, { env: { ...process.env, DOCKER_HOST: dockerd.host }, timeout: 60_000 });
 
   const world = async () => {
-    const e = await kv.get(WORLD_KEY);
-    return e && e.length > 0 ? Snapshot.parse(JSON.parse(e.string())) : undefined;
+    const r = await readWorld(kv);
+    return r.ok ? r.value : undefined;
   };
   const report = async () => {
-    const e = await kv.get(DRIFT_KEY);
-    return e && e.length > 0 ? DriftReport.parse(JSON.parse(e.string())) : undefined;
+    const r = await readDrift(kv);
+    return r.ok ? r.value : undefined;
   };
   const stackState = async () => (await world())?.world.nodes["n1"]?.services["ev"];
   const actions = (kind: ActionKind, state: ActionState) => actionsOf(stack.sql, { kind, state });

@@ -16,9 +16,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployFailedAlert } from "@steward/contracts/deploy";
-import { DEPLOY_FAILED_ALERT_SUBJECT, DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import { DriftReport } from "@steward/contracts/drift";
-import { Snapshot } from "@steward/contracts/world-state";
+import { DEPLOY_FAILED_ALERT_SUBJECT } from "@steward/contracts/subjects";
+import { readWorld } from "@steward/world/world-store";
+import { readDrift } from "@steward/world/drift-store";
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
 import { actionsOf as actionsIn, only } from "@steward/actions/testing";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
 import { createRegistry, type Registry } from "@steward/platform/metrics";
@@ -55,13 +57,13 @@ const stops: (() => Promise<unknown>)[] = [];
 const alerts: DeployFailedAlert[] = [];
 
 async function world(): Promise<Snapshot | undefined> {
-  const e = await kv.get(WORLD_KEY);
-  return e && e.length > 0 ? Snapshot.parse(JSON.parse(e.string())) : undefined;
+  const r = await readWorld(kv);
+  return r.ok ? r.value : undefined;
 }
 
 async function report(): Promise<DriftReport | undefined> {
-  const e = await kv.get(DRIFT_KEY);
-  return e && e.length > 0 ? DriftReport.parse(JSON.parse(e.string())) : undefined;
+  const r = await readDrift(kv);
+  return r.ok ? r.value : undefined;
 }
 
 const stackOf = (s: Snapshot | undefined, node: string) => s?.world.nodes[node]?.services["shop"];

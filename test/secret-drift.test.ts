@@ -12,8 +12,8 @@ import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIFT_KEY } from "@steward/contracts/subjects";
-import { DriftReport } from "@steward/contracts/drift";
+import type { DriftReport } from "@steward/contracts/drift";
+import { readDrift } from "@steward/world/drift-store";
 import { Snapshot } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import type { NodeAgent } from "@steward/node-agent";
@@ -82,11 +82,10 @@ function bufferLogger() {
 }
 
 async function latestReport(): Promise<DriftReport | undefined> {
-  const e = await kv.get(DRIFT_KEY);
-  if (!e || e.length === 0) return undefined;
-  const text = e.string();
-  captured.reports.push(text);
-  return DriftReport.parse(JSON.parse(text));
+  const r = await readDrift(kv);
+  if (!r.ok) return undefined;
+  captured.reports.push(JSON.stringify(r.value));
+  return r.value;
 }
 
 async function readSnapshot(): Promise<Snapshot | undefined> {

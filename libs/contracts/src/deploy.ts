@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { NODE_NAME_PATTERN } from "./subjects.js";
 
 /**
  * `params` of a `deploy` action: which nodes to roll the stack out to, in order, and how.
@@ -7,7 +8,7 @@ import { z } from "zod";
  */
 export const DeployActionParams = z.strictObject({
   nodes: z
-    .array(z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, "node names are single NATS subject tokens"))
+    .array(z.string().regex(NODE_NAME_PATTERN, "node names are single NATS subject tokens"))
     .min(1, "list at least one node")
     .refine((n) => new Set(n).size === n.length, "a node is listed twice")
     .optional(),

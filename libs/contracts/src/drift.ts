@@ -33,6 +33,22 @@ export const DriftReport = z.strictObject({
 });
 export type DriftReport = z.infer<typeof DriftReport>;
 
+/** The drift report's header record (KV `drift.header`); the findings live in one record per node. */
+export const DriftHeader = z.strictObject({
+  computed_at: z.string(),
+  snapshot_written_at: z.string().nullable(),
+  world_seq: z.number().int().nonnegative(),
+  supervisor_id: z.string(),
+  skipped: z.strictObject({ at: z.string(), reason: z.string() }).nullable(),
+  /** Findings in the node records this header covers. */
+  drift_count: z.number().int().nonnegative(),
+});
+export type DriftHeader = z.infer<typeof DriftHeader>;
+
+/** One node's findings (KV `drift.node.<name>`), sorted by key. */
+export const NodeDrifts = z.strictObject({ node: z.string(), drifts: z.array(Drift) });
+export type NodeDrifts = z.infer<typeof NodeDrifts>;
+
 /**
  * The pseudo-service of a node's deploy checkout in drifts and actions (`repo_drift`, `pull`). Not a valid
  * service name, so it never clashes with a declared service.

@@ -1,4 +1,8 @@
 import { z } from "zod";
+import { NODE_NAME_PATTERN } from "./subjects.js";
+
+/** A node's name: one NATS subject token (its events' subject) and one KV key token (its world record). */
+export const NodeName = z.string().regex(NODE_NAME_PATTERN, "must be a single NATS subject token: letters, digits, '-' or '_' (max 63)");
 
 /** What a node-agent knows about one of its services right now. */
 /** `unknown`: the agent cannot observe it right now (e.g. the Docker engine does not answer); never treated as down. */
@@ -10,7 +14,7 @@ export type ServiceHealth = z.infer<typeof ServiceHealth>;
 const Base = {
   /** Unique per event; used as `Nats-Msg-Id` so re-sends de-duplicate. */
   id: z.string().min(8).max(128),
-  node: z.string().min(1).max(63),
+  node: NodeName,
   /** ISO timestamp at the agent. */
   ts: z.iso.datetime(),
 };

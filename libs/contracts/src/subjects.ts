@@ -12,10 +12,36 @@ export const dlqSubject = (source: string): string => `${DLQ_SUBJECT_PREFIX}.${s
 
 export const OBSERVER_DURABLE = "observer";
 
-/** KV bucket holding the latest world snapshot (key `world`) and the supervisor's drift report (key `drift`). */
+/**
+ * KV bucket holding the world store: one record per node plus a small header, for the world (written by the
+ * observer) and for the supervisor's drift report. No value grows with the fleet: NATS refuses messages over 1 MiB.
+ * Only `@steward/world` reads and writes these keys.
+ */
 export const WORLD_BUCKET = "steward_world";
-export const WORLD_KEY = "world";
-export const DRIFT_KEY = "drift";
+/** Header of the world: last applied stream sequence, write revision, written_at, observer_id. Written after the nodes it covers. */
+export const WORLD_HEADER_KEY = "world.header";
+/** Prefix of the per-node world records (`world.node.<name>`). */
+export const WORLD_NODE_PREFIX = "world.node.";
+export const worldNodeKey = (node: string): string => `${WORLD_NODE_PREFIX}${assertSubjectToken(node)}`;
+/** Watch filter covering the world header and every node record. */
+export const WORLD_KEYS = "world.>";
+/** Header of the drift report (computed_at, skipped, counts). Written after the per-node drift records. */
+export const DRIFT_HEADER_KEY = "drift.header";
+export const DRIFT_NODE_PREFIX = "drift.node.";
+/**
+ * Drift records are per node, and some findings are fleet-wide (node `*`): a name that is not a key token is
+ * stored as `=` + its base64url (a token never contains `=`, so the two cannot collide).
+ */
+export const driftNodeKey = (node: string): string => `${DRIFT_NODE_PREFIX}${/^[A-Za-z0-9_-]+$/.test(node) ? node : `=${Buffer.from(node, "utf8").toString("base64url")}`}`;
+/** The node name a drift record's key stands for (the inverse of `driftNodeKey` after the prefix). */
+export const driftNodeFromKey = (token: string): string => (token.startsWith("=") ? Buffer.from(token.slice(1), "base64url").toString("utf8") : token);
+export const DRIFT_KEYS = "drift.>";
+/**
+ * Where older versions kept the whole world and the whole drift report as one value each. Removed at start by
+ * the new writers, so an old reader reports "missing" instead of reading a frozen world.
+ */
+export const LEGACY_WORLD_KEY = "world";
+export const LEGACY_DRIFT_KEY = "drift";
 
 /** Request/reply subject on which a node-agent takes signed commands. */
 export const commandSubject = (node: string): string => `steward.cmd.${node}`;
@@ -25,6 +51,9 @@ export const logTailSubject = (node: string): string => `steward.logs.${node}`;
 
 /** Core NATS subject on which the executor announces a rollout stopped by a failed health gate. */
 export const DEPLOY_FAILED_ALERT_SUBJECT = "steward.alerts.deploy_failed";
+
+/** What a node name may be: a single NATS subject token, which is also a valid KV key token. */
+export const NODE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,63}$/;
 
 /** Names must be valid single NATS tokens. */
 export function assertSubjectToken(s: string): string {

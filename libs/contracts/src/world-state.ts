@@ -104,3 +104,21 @@ export type Snapshot = z.infer<typeof Snapshot>;
 export function emptyWorld(): WorldState {
   return { version: 1, last_seq: 0, events_applied: 0, event_time: null, nodes: {} };
 }
+
+/**
+ * The world store's header record (KV `world.header`): what a snapshot says besides its nodes. Written after the
+ * node records it covers, so a reader that has seen a header has seen every node written before it.
+ */
+export const WorldHeader = z.strictObject({
+  version: z.literal(1),
+  last_seq: z.number().int().nonnegative(),
+  events_applied: z.number().int().nonnegative(),
+  event_time: z.string().nullable(),
+  /** Writes so far (continued from the previous header by a restarted observer). */
+  revision: z.number().int().nonnegative(),
+  /** Node records the store holds as of this header; fewer seen by a reader means its view is incomplete. */
+  node_count: z.number().int().nonnegative(),
+  written_at: z.string(),
+  observer_id: z.string(),
+});
+export type WorldHeader = z.infer<typeof WorldHeader>;

@@ -1,7 +1,5 @@
 import { readFile } from "node:fs/promises";
 import { Snapshot } from "@steward/contracts/world-state";
-import { WORLD_KEY } from "@steward/contracts/subjects";
-import type { KV } from "@steward/platform/bus";
 import type { SpecSkipReason } from "@steward/fleet/load";
 
 /** Why the world could not be read. A bounded set: it is a metric label. */
@@ -38,15 +36,4 @@ export async function loadSnapshotFromFile(path: string): Promise<Loaded<Snapsho
     return fail(code === "ENOENT" ? "snapshot_missing" : "snapshot_unreadable", `${path}: cannot read: ${code ?? String(err)}`);
   }
   return parseSnapshot(text, path);
-}
-
-export async function loadSnapshotFromKv(kv: KV, key = WORLD_KEY): Promise<Loaded<Snapshot>> {
-  let entry;
-  try {
-    entry = await kv.get(key);
-  } catch (err) {
-    return fail("snapshot_unreadable", `kv ${key}: ${(err as Error).message}`);
-  }
-  if (!entry || entry.operation !== "PUT") return fail("snapshot_missing", `kv ${key}: no snapshot yet`);
-  return parseSnapshot(entry.string(), `kv ${key}`);
 }

@@ -1,9 +1,10 @@
 import { createActionsRepository } from "@steward/actions/repository";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
 import { migrate, type Sql } from "@steward/platform/db";
-import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { openWorldBucket, type NatsConnection } from "@steward/platform/bus";
+import { watchWorld, type WorldCache } from "@steward/world/world-store";
+import { watchDrift, type DriftCache } from "@steward/world/drift-store";
 import type { CostReport } from "@steward/contracts/task";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Logger } from "@steward/platform/logger";
@@ -19,7 +20,7 @@ import { evaluate, reconcile, type Read } from "./rules.js";
 import { createNtfySink } from "./sinks/ntfy.js";
 import { createTelegramSink } from "./sinks/telegram.js";
 import { createWebhookSink } from "./sinks/webhook.js";
-import { actionOutcomes, parseDriftReport, parseSnapshot, readActions, readKv } from "./sources.js";
+import { actionOutcomes, readActions, toRead } from "./sources.js";
 import { createTelegramApi } from "./telegram-api.js";
 import { createTelegramBot, type TelegramBot } from "./telegram-bot.js";
 
@@ -67,7 +68,8 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   const delivery = createDelivery({ sql, sinks, logger, metrics, retry: config.retry, idleMs: Math.min(500, config.retry.baseMs) });
 
   const startedAt = clock().getTime();
-  let kv: KV | undefined;
+  let worldCache: WorldCache | undefined;
+  let driftCache: DriftCache | undefined;
   let snapshot: Read<Snapshot> = { ok: false, reason: "no world snapshot seen yet" };
   let drift: Read<DriftReport> = { ok: false, reason: "no drift report seen yet" };
   let lastGoodSnapshotAt: number | undefined;
@@ -75,9 +77,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   let cost: Read<CostReport> = { ok: false, reason: planner ? "cost not fetched yet" : "no planner configured" };
   const timers: NodeJS.Timeout[] = [];
   let server: HttpListener | undefined;
-  let watchLoop: Promise<void> | undefined;
   let pollLoop: Promise<void> | undefined;
-  let stopWatch: (() => void) | undefined;
   let unlisten: (() => Promise<void>) | undefined;
 
   function takeSnapshot(r: Read<Snapshot>): void {
@@ -146,32 +146,12 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     return running;
   }
 
-  async function watchWorld(bucket: KV): Promise<void> {
-    while (!abort.signal.aborted) {
-      try {
-        // The whole bucket, filtered here: multi-key watches need nats-server 2.10+.
-        const it = await bucket.watch();
-        stopWatch = () => it.stop();
-        for await (const e of it) {
-          const bytes = e.operation === "PUT" ? e.value : undefined;
-          if (e.key === WORLD_KEY) takeSnapshot(parseSnapshot(bytes));
-          else if (e.key === DRIFT_KEY) takeDrift(parseDriftReport(bytes));
-          else continue;
-          void trigger();
-        }
-      } catch (err) {
-        if (abort.signal.aborted) break;
-        logger.warn({ err: (err as Error).message }, "world bucket watch failed; re-reading and watching again");
-      }
-      if (abort.signal.aborted) break;
-      await new Promise((r) => setTimeout(r, 500));
-      try {
-        takeSnapshot(await readKv(bucket, WORLD_KEY, parseSnapshot));
-        takeDrift(await readKv(bucket, DRIFT_KEY, parseDriftReport));
-      } catch {
-        /* next watch attempt reports it */
-      }
-    }
+  /** Both documents come from the world store's watched copies; each write a reader has fully seen triggers one evaluation. */
+  function takeWorld(): void {
+    if (worldCache) takeSnapshot(toRead(worldCache.read()));
+  }
+  function takeReport(): void {
+    if (driftCache) takeDrift(toRead(driftCache.read()));
   }
 
   async function pollCost(): Promise<void> {
@@ -206,12 +186,27 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     evaluateNow: trigger,
     async start() {
       await migrate(sql);
-      kv = await openWorldBucket(nc);
-      takeSnapshot(await readKv(kv, WORLD_KEY, parseSnapshot));
-      takeDrift(await readKv(kv, DRIFT_KEY, parseDriftReport));
+      const kv = await openWorldBucket(nc);
+      const onError = (err: Error) => logger.warn({ err: err.message }, "world store watch failed; re-reading and watching again");
+      worldCache = watchWorld(kv, {
+        onChange: () => {
+          takeWorld();
+          void trigger();
+        },
+        onError,
+      });
+      driftCache = watchDrift(kv, {
+        onChange: () => {
+          takeReport();
+          void trigger();
+        },
+        onError,
+      });
+      await Promise.race([Promise.all([worldCache.ready(), driftCache.ready()]), new Promise((r) => setTimeout(r, 10_000).unref())]);
+      takeWorld();
+      takeReport();
       const listening = await repo.listen(() => void trigger());
       unlisten = () => listening.unlisten();
-      watchLoop = watchWorld(kv);
       await pollCost();
       timers.push(setInterval(() => void trigger(), config.evalMs));
       if (planner) timers.push(setInterval(() => void pollCost(), config.costPollMs));
@@ -255,8 +250,8 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     async stop() {
       abort.abort();
       for (const t of timers) clearInterval(t);
-      stopWatch?.();
-      await watchLoop?.catch(() => undefined);
+      await worldCache?.stop();
+      await driftCache?.stop();
       await pollLoop?.catch(() => undefined);
       await running?.catch(() => undefined);
       await delivery.stop();

@@ -1,30 +1,10 @@
 import type { ActionsRepository } from "@steward/actions/repository";
-import { DriftReport } from "@steward/contracts/drift";
-import { Snapshot } from "@steward/contracts/world-state";
 import { FINISHED_ACTION_STATES, type Action, type ActionState } from "@steward/contracts/action";
-import type { KV } from "@steward/platform/bus";
-import type { z } from "zod";
 import type { Read } from "./rules.js";
 
-/** Parses one world-bucket document. Unreadable is reported as such, never as "empty". */
-export function parseDoc<S extends z.ZodType>(bytes: Uint8Array | undefined, schema: S, what: string): Read<z.output<S>> {
-  if (!bytes || bytes.length === 0) return { ok: false, reason: `no ${what} yet` };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return { ok: false, reason: `${what} is not valid JSON` };
-  }
-  const p = schema.safeParse(raw);
-  return p.success ? { ok: true, value: p.data } : { ok: false, reason: `${what} does not match its schema: ${p.error.issues[0]?.message ?? "invalid"}` };
-}
-
-export const parseSnapshot = (b: Uint8Array | undefined) => parseDoc(b, Snapshot, "world snapshot");
-export const parseDriftReport = (b: Uint8Array | undefined) => parseDoc(b, DriftReport, "drift report");
-
-export async function readKv<T>(kv: KV, key: string, parse: (b: Uint8Array | undefined) => Read<T>): Promise<Read<T>> {
-  const e = await kv.get(key);
-  return parse(e && e.operation === "PUT" ? e.value : undefined);
+/** A world-store read in the rules' terms: unreadable is reported as such (with why), never as "empty". */
+export function toRead<T>(r: { ok: true; value: T } | { ok: false; reason: string; detail: string }): Read<T> {
+  return r.ok ? { ok: true, value: r.value } : { ok: false, reason: r.detail };
 }
 
 /** Actions the rules look at (read-only: every change goes through the executor). */

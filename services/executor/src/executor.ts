@@ -1,6 +1,7 @@
 import { listenHttp, type HttpListener } from "@steward/platform/http";
 import { migrate, type Sql } from "@steward/platform/db";
-import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { openWorldBucket, type NatsConnection } from "@steward/platform/bus";
+import { openWorldView, type WorldView } from "./world.js";
 import type { Logger } from "@steward/platform/logger";
 import type { Registry } from "@steward/platform/metrics";
 import type { ExecutorConfig } from "./config.js";
@@ -38,6 +39,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
   let server: HttpListener | undefined;
+  let worldView: WorldView | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
@@ -67,9 +69,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     });
   }
 
-  async function work(kv: KV): Promise<void> {
+  async function work(world: WorldView): Promise<void> {
     const commands = createNodeCommandClient({ nc, fleetKey: config.fleetKey, commandTtlMs: config.commandTtlMs, clock, metrics });
-    const runDeps = { nc, kv, store, commands, logger, metrics, clock, config };
+    const runDeps = { nc, world, store, commands, logger, metrics, clock, config };
     while (!abort.signal.aborted) {
       if (inflight.size < config.concurrency) {
         let claimed;
@@ -116,18 +118,20 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     async start() {
       await migrate(sql);
       const kv = await openWorldBucket(nc);
+      const world = await openWorldView(kv, logger);
+      worldView = world;
       const listening = await store.listen(poke);
       unlisten = () => listening.unlisten();
       const approvalKey = deriveApprovalKey(config.fleetKey);
       const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
-      const web = createConsole({ store, kv, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
-      server = await listenHttp(createApiHandler({ store, kv, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }), config.httpPort, config.httpHost);
+      const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
+      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }), config.httpPort, config.httpHost);
       const port = server.port;
       const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
       if (config.worker) {
         await sweep();
         sweeper = setInterval(() => void sweep(), config.sweepMs);
-        loop = work(kv);
+        loop = work(world);
       }
       const url = `http://${host}:${port}`;
       logger.info({ url, executor_id: config.executorId }, "executor listening");
@@ -141,6 +145,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       await Promise.allSettled([...inflight]);
       await unlisten?.().catch(() => undefined);
       await server?.close();
+      await worldView?.stop();
     },
   };
 }

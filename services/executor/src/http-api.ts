@@ -4,18 +4,17 @@ import { ActionState } from "@steward/contracts/action";
 import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, type ActionListReply, type DecisionReply } from "@steward/contracts/executor-api";
 import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
 import { answerHealthOrMetrics } from "@steward/platform/metrics";
-import type { KV } from "@steward/platform/bus";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
-import { readDrift, readSnapshot } from "./world.js";
+import type { WorldView } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
 export interface ApiDeps extends JsonApiDeps {
   store: ActionsRepository;
-  kv: KV;
+  world: Pick<WorldView, "snapshot" | "drift">;
   metrics: ExecutorMetrics;
   /** ntfy buttons and bot relays (http-approvals.ts); mounted under /approvals/ when given. */
   approvals?: ApprovalRoutes;
@@ -68,7 +67,7 @@ function storeReply(res: ServerResponse, r: MoveResult, id: string): number {
 
 /** The executor's HTTP API: /api/* needs the bearer token; /healthz and /metrics do not. */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { store, kv, registry, logger, metrics } = deps;
+  const { store, world, registry, logger, metrics } = deps;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
     const { url, path, method } = requestTarget(req);
@@ -115,7 +114,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if ((seg[0] === "world" || seg[0] === "drift") && seg.length === 1) {
       const r = `/api/${seg[0]}`;
       allow("GET", r);
-      const doc = seg[0] === "world" ? await readSnapshot(kv) : await readDrift(kv);
+      const doc = seg[0] === "world" ? await world.snapshot() : await world.drift();
       if (!doc.ok) throw new HttpError(503, { code: doc.code === "none" ? "no_snapshot" : "unreadable_snapshot", message: doc.message });
       sendJson(res, 200, doc.value);
       return { route: r, status: 200 };

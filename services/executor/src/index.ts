@@ -6,7 +6,7 @@ export { createNodeCommandClient, classifyRequestError, classifyReply, type Node
 export { commandStep, gateStep, type Ending, type Step, type Verdict } from "./verdict.js";
 export { createApiHandler, MAX_BODY_BYTES, type ApiDeps } from "./http-api.js";
 export { createExecutorMetrics, type ExecutorMetrics } from "./metrics.js";
-export { readSnapshot, readDrift, readKvJson, type KvRead } from "./world.js";
+export { openWorldView, type WorldView, type KvRead } from "./world.js";
 export { createApprovalTokens, deriveApprovalKey, executionHash, signToken, verifyToken, checkClaims, APPROVAL_KEY_LABEL, type ApprovalTokens, type TokenClaims, type Decision } from "./approval-tokens.js";
 export { createApprovalRoutes, type ApprovalRoutes, type ApprovalRoutesDeps } from "./http-approvals.js";
 export { createConsole, spendChart, type Console, type ConsoleDeps } from "./console/index.js";

@@ -1,7 +1,7 @@
 import { DeployActionParams, DeployFailedAlert } from "@steward/contracts/deploy";
 import { assertSubjectToken, DEPLOY_FAILED_ALERT_SUBJECT } from "@steward/contracts/subjects";
 import { loadFleetSpec } from "@steward/fleet/fleet-spec";
-import { traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
+import { traceHeaders, type NatsConnection } from "@steward/platform/bus";
 import type { Action } from "@steward/contracts/action";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository } from "@steward/actions/repository";
@@ -9,14 +9,14 @@ import type { ExecutorMetrics } from "./metrics.js";
 import type { NodeCommandClient } from "./node-command-client.js";
 import { gateStep, type Ending, type Step } from "./verdict.js";
 import { commandMark, judgeDeployed, type DeployVerdict } from "./verify.js";
-import { readSnapshot } from "./world.js";
+import type { WorldView } from "./world.js";
 
 export type RolloutEnding = Ending;
 
 /** What a rollout needs: the node-command client, the world, the audit trail, and NATS for the deploy_failed alert. */
 export interface RolloutDeps {
   nc: NatsConnection;
-  kv: KV;
+  world: Pick<WorldView, "nodes">;
   store: Pick<ActionsRepository, "note">;
   commands: NodeCommandClient;
   logger: Logger;
@@ -108,8 +108,8 @@ export async function runRollout(deps: RolloutDeps, action: Action, signal: Abor
     await deps.store.note(action.id, config.executorId, detail).catch((err: Error) => log.warn({ err: err.message }, "could not write a rollout audit row"));
   };
 
-  const world = await readSnapshot(deps.kv).catch(() => undefined);
-  const before = new Map(plan.nodes.map((n) => [n, (world?.ok ? world.value.world.nodes[n]?.services[plan.service]?.config_hash : undefined) ?? null]));
+  const world = deps.world.nodes(plan.nodes);
+  const before = new Map(plan.nodes.map((n) => [n, (world.ok ? world.value.world.nodes[n]?.services[plan.service]?.config_hash : undefined) ?? null]));
   await note(
     `rollout of ${plan.service} to ${plan.nodes.join(", ")}: at most ${plan.maxParallel} at a time, health gate ${plan.healthTimeoutMs} ms per node${planned.note ? `; ${planned.note}` : ""}`,
   );
@@ -164,8 +164,8 @@ async function deployNode(deps: RolloutDeps, action: Action, plan: RolloutPlan, 
   let last: DeployVerdict = { ok: false, final: false, seen: "nothing read yet" };
   for (;;) {
     deps.metrics?.verifyReads.inc({ kind: "deploy" });
-    const snap = await readSnapshot(deps.kv).catch(() => undefined);
-    last = judgeDeployed(snap?.ok ? snap.value : undefined, node, plan.service, mark);
+    const snap = deps.world.nodes([node]);
+    last = judgeDeployed(snap.ok ? snap.value : undefined, node, plan.service, mark);
     if (last.ok) {
       await note(`node ${node}: healthy (${sent.detail}; world: ${last.detail})`);
       return { ok: true, detail: last.detail };

@@ -1,7 +1,7 @@
 import { assertSubjectToken } from "@steward/contracts/subjects";
 import { contextFromTraceparent, withSpan, SpanStatusCode } from "@steward/platform/tracing";
 import type { NodeCommandOp } from "@steward/contracts/node-command";
-import type { KV, NatsConnection } from "@steward/platform/bus";
+import type { NatsConnection } from "@steward/platform/bus";
 import type { Action } from "@steward/contracts/action";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
@@ -9,12 +9,12 @@ import type { ExecutorMetrics } from "./metrics.js";
 import type { NodeCommandClient } from "./node-command-client.js";
 import { commandStep, type Ending, type Verdict } from "./verdict.js";
 import { commandMark, judgeWorld } from "./verify.js";
-import { readSnapshot } from "./world.js";
+import type { WorldView } from "./world.js";
 import { runRollout } from "./rollout.js";
 
 export interface RunDeps {
   nc: NatsConnection;
-  kv: KV;
+  world: Pick<WorldView, "nodes">;
   store: ActionsRepository;
   /** Signs, sends and classifies node commands (single actions and rollouts alike). */
   commands: NodeCommandClient;
@@ -133,7 +133,8 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
   let last: Verdict = { ok: false, seen: "nothing read yet" };
   for (;;) {
     deps.metrics.verifyReads.inc({ kind: action.kind });
-    const snap = await readSnapshot(deps.kv).catch((err: Error) => ({ ok: false as const, code: "unreadable" as const, message: `world bucket read failed: ${err.message}` }));
+    // One node, from the executor's watched copy of the world store: no KV read per poll.
+    const snap = deps.world.nodes([action.node]);
     last = snap.ok ? judgeWorld(snap.value, action, mark) : { ok: false, seen: snap.message };
     if (last.ok) return { outcome: "succeeded", result: `${sent.detail}; verified: ${last.detail}` };
     if (leaseLost()) return { outcome: "lost", result: `lease lost while verifying; last seen: ${last.seen}` };

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { auditOf, only } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIFT_KEY } from "@steward/contracts/subjects";
+import { putDriftReport } from "@steward/world/testing";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
 import { api, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
@@ -151,7 +151,7 @@ describe("reads", () => {
     expect(w.status).toBe(200);
     expect(w.body).toEqual(snap);
     const drift: DriftReport = { computed_at: new Date().toISOString(), snapshot_written_at: snap.written_at, world_seq: 1, supervisor_id: "s", skipped: null, drifts: [] };
-    await env.kv.put(DRIFT_KEY, JSON.stringify(drift));
+    await putDriftReport(env.kv, drift);
     expect((await api(url, "/api/drift")).body).toEqual(drift);
   });
 

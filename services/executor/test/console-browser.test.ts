@@ -5,7 +5,7 @@
 import { auditOf, only, overwriteAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, type Browser } from "@steward/testkit/browser";
-import { DRIFT_KEY } from "@steward/contracts/subjects";
+import { putDriftReport } from "@steward/world/testing";
 import type { DriftReport } from "@steward/contracts/drift";
 import { insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, signIn, startFakePlanner, task } from "./console-helpers.js";
@@ -49,7 +49,7 @@ beforeAll(async () => {
       { key: `unmanaged:node-1/${XSS}`, kind: "unmanaged", node: "node-1", service: XSS, severity: "report", message: `${XSS} runs but is not declared`, since: null, proposes: null },
     ],
   };
-  await env.kv.put(DRIFT_KEY, JSON.stringify(drift));
+  await putDriftReport(env.kv, drift);
 });
 
 afterAll(async () => {

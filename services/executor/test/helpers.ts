@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { checkNodeCommand, SignedNodeCommand, type NodeCommandReply } from "@steward/contracts/node-command";
-import { commandSubject, WORLD_KEY } from "@steward/contracts/subjects";
+import { commandSubject } from "@steward/contracts/subjects";
+import { putWorldSnapshot } from "@steward/world/testing";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
@@ -125,7 +126,7 @@ export function snapshot(nodes: Record<string, ServiceState[]>): Snapshot {
 }
 
 export async function putWorld(kv: KV, snap: Snapshot): Promise<void> {
-  await kv.put(WORLD_KEY, JSON.stringify(snap));
+  await putWorldSnapshot(kv, snap);
 }
 
 export interface ReceivedCommand {

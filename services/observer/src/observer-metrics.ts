@@ -4,6 +4,9 @@ export interface ObserverMetrics {
   folded: Counter<"type">;
   deadLettered: Counter<"reason">;
   snapshotsWritten: Counter;
+  nodesWritten: Counter;
+  fileSnapshotsWritten: Counter;
+  fileIntervalSeconds: Gauge;
   snapshotWriteErrors: Counter<"store">;
   snapshotWriteSeconds: Histogram;
   lastSeq: Gauge;
@@ -16,11 +19,14 @@ export function createObserverMetrics(registry: Registry): ObserverMetrics {
   return {
     folded: new Counter({ name: "observer_events_folded_total", help: "Events folded into the world, by event type", labelNames: ["type"], registers }),
     deadLettered: new Counter({ name: "observer_events_dead_lettered_total", help: "Messages sent to the dead-letter stream instead of being folded, by reason", labelNames: ["reason"], registers }),
-    snapshotsWritten: new Counter({ name: "observer_snapshots_written_total", help: "World snapshots written (file and KV)", registers }),
-    snapshotWriteErrors: new Counter({ name: "observer_snapshot_write_errors_total", help: "Failed snapshot writes, by store", labelNames: ["store"], registers }),
+    snapshotsWritten: new Counter({ name: "observer_snapshots_written_total", help: "Writes to the world store (changed node records, then the header)", registers }),
+    nodesWritten: new Counter({ name: "observer_world_nodes_written_total", help: "Node records written to the world store (only nodes that changed)", registers }),
+    fileSnapshotsWritten: new Counter({ name: "observer_snapshot_files_written_total", help: "Whole-world snapshot files written (the observer's resume point)", registers }),
+    fileIntervalSeconds: new Gauge({ name: "observer_snapshot_file_interval_seconds", help: "Current interval between snapshot files, adapted to what one costs", registers }),
+    snapshotWriteErrors: new Counter({ name: "observer_snapshot_write_errors_total", help: "Failed writes, by store (kv, kv_oversized, file)", labelNames: ["store"], registers }),
     snapshotWriteSeconds: new Histogram({
       name: "observer_snapshot_write_seconds",
-      help: "Time to write one snapshot (file fsync + rename + KV put)",
+      help: "Time to write the changed nodes and the header to the world store",
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),

@@ -1,18 +1,21 @@
 import { createHash } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JsMsg } from "@nats-io/jetstream";
 import { type DeadLetter, NodeEvent } from "@steward/contracts/events";
 import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, OBSERVER_DURABLE, dlqSubject } from "@steward/contracts/subjects";
 import { contextFromHeaders, ensureStreams, jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
-import { emptyWorld, type Snapshot, type WorldState } from "@steward/contracts/world-state";
+import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
+import { loadSnapshotFromFile } from "@steward/world/read";
+import { createWorldWriter, readWorld, WorldWriteError, type WorldWriter } from "@steward/world/world-store";
 import { tracer, type Context } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
 import type { Registry } from "@steward/platform/metrics";
 import type { ObserverConfig } from "./config.js";
 import { createObserverMetrics } from "./observer-metrics.js";
 import { advanceSeq, foldInto, markStale } from "./reduce.js";
-import { SnapshotWriteError, readSnapshotFile, readSnapshotKv, removeLeftoverTempFiles, writeSnapshot } from "./snapshot-store.js";
+import { removeLeftoverTempFiles, writeSnapshotFile } from "./snapshot-store.js";
 
 export type ObserverSettings = Pick<
   ObserverConfig,
@@ -63,6 +66,14 @@ const nanos = (ms: number) => ms * 1_000_000;
 /** A write that failed waits this long before the next try, so a full disk does not spin. */
 const WRITE_RETRY_MS = 1_000;
 const CONSUMER_RETRY_MS = 1_000;
+/**
+ * The file snapshot (the whole world, the observer's resume point) costs in proportion to the fleet. It is written
+ * at an interval of this many times its last cost, so it takes at most ~1/FILE_COST_FACTOR of the observer's time
+ * at any fleet size; a small world is written as often as the store, a 5,000-node one every few seconds.
+ */
+const FILE_COST_FACTOR = 20;
+/** Upper bound on the file interval: a restart replays at most this much of the stream. */
+const FILE_MAX_INTERVAL_MS = 30_000;
 
 export function createObserver(deps: ObserverDeps): Observer {
   const { config, nc, logger, registry } = deps;
@@ -72,6 +83,9 @@ export function createObserver(deps: ObserverDeps): Observer {
 
   let world: WorldState = emptyWorld();
   let kv: KV | undefined;
+  let store: WorldWriter | undefined;
+  /** When the file snapshot is due next (adaptive, see FILE_COST_FACTOR). */
+  let fileDueAt = 0;
   let messages: ConsumerMessages | undefined;
   let loop: Promise<void> | undefined;
   let ticker: ReturnType<typeof setInterval> | undefined;
@@ -84,19 +98,19 @@ export function createObserver(deps: ObserverDeps): Observer {
   let unacked: JsMsg | undefined;
 
   async function loadWorld(): Promise<WorldState> {
-    const file = await readSnapshotFile(config.snapshotPath);
+    const file = await loadSnapshotFromFile(config.snapshotPath);
     if (file.ok) {
-      logger.info({ path: config.snapshotPath, last_seq: file.snapshot.world.last_seq }, "resuming from snapshot file");
-      return file.snapshot.world;
+      logger.info({ path: config.snapshotPath, last_seq: file.value.world.last_seq }, "resuming from snapshot file");
+      return file.value.world;
     }
-    if (file.reason !== "missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
+    if (file.reason !== "snapshot_missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
     if (kv) {
-      const fromKv = await readSnapshotKv(kv).catch((err: Error) => ({ ok: false as const, reason: "unparseable" as const, detail: err.message }));
+      const fromKv = await readWorld(kv);
       if (fromKv.ok) {
-        logger.info({ last_seq: fromKv.snapshot.world.last_seq }, "resuming from KV snapshot");
-        return fromKv.snapshot.world;
+        logger.info({ last_seq: fromKv.value.world.last_seq, nodes: Object.keys(fromKv.value.world.nodes).length }, "resuming from the world store");
+        return fromKv.value.world;
       }
-      if (fromKv.reason !== "missing") logger.warn({ reason: fromKv.reason, detail: fromKv.detail }, "KV snapshot unusable");
+      if (fromKv.reason !== "snapshot_missing") logger.warn({ reason: fromKv.reason, detail: fromKv.detail }, "world store unusable");
     }
     logger.info("no usable snapshot: replaying the stream from the start");
     return emptyWorld();
@@ -151,37 +165,59 @@ export function createObserver(deps: ObserverDeps): Observer {
     }, delayMs);
   }
 
-  async function writeNow(): Promise<void> {
+  /**
+   * Writes the nodes that changed to the world store (header last), then acks what it covers; the file snapshot
+   * goes with it when due. Acks are flow control only: a restart resumes from its snapshot's sequence.
+   */
+  async function writeNow(forceFile = false): Promise<void> {
     while (writing) await writing;
     if (writeTimer) {
       clearTimeout(writeTimer);
       writeTimer = undefined;
     }
+    if (!store) return;
     dirty = false;
-    const snapshot: Snapshot = { world, written_at: clock().toISOString(), observer_id: config.observerId };
+    const writtenAt = clock().toISOString();
     const ack = unacked;
+    const fileStart = performance.now();
+    const fileDue = forceFile || Date.now() >= fileDueAt;
+    const prepared = store.prepare(world, writtenAt);
+    const fileJson = fileDue ? prepared.snapshotJson() : undefined;
     let retry = false;
     writing = (async () => {
       const end = metrics.snapshotWriteSeconds.startTimer();
       try {
-        await writeSnapshot(config.snapshotPath, snapshot, kv);
+        const r = await prepared.commit();
         metrics.snapshotsWritten.inc();
-      } catch (err) {
-        const store = err instanceof SnapshotWriteError ? err.store : "file";
-        metrics.snapshotWriteErrors.inc({ store });
-        logger.error({ err: (err as Error).message, store }, "snapshot write failed");
-        // The file is what a restart trusts; a KV failure alone does not hold back the ack.
-        if (store === "file") {
-          retry = true;
-          return;
+        metrics.nodesWritten.inc(r.nodesWritten);
+        if (r.oversized.length > 0) {
+          metrics.snapshotWriteErrors.inc({ store: "kv_oversized" }, r.oversized.length);
+          logger.error({ nodes: r.oversized }, "node records too big for one KV message: left out of the world store (readers see them as unknown)");
         }
+        lastWriteAt = clock().getTime();
+        if (ack) {
+          safeAck(ack);
+          if (unacked === ack) unacked = undefined;
+        }
+      } catch (err) {
+        metrics.snapshotWriteErrors.inc({ store: "kv" });
+        logger.error({ err: (err as Error).message, failures: err instanceof WorldWriteError ? err.failures.length : undefined }, "world store write failed; retrying");
+        retry = true;
       } finally {
         end();
       }
-      lastWriteAt = clock().getTime();
-      if (ack) {
-        safeAck(ack);
-        if (unacked === ack) unacked = undefined;
+      if (fileJson !== undefined) {
+        try {
+          await writeSnapshotFile(config.snapshotPath, fileJson);
+          metrics.fileSnapshotsWritten.inc();
+        } catch (err) {
+          metrics.snapshotWriteErrors.inc({ store: "file" });
+          logger.error({ err: (err as Error).message, path: config.snapshotPath }, "snapshot file write failed");
+        }
+        const costMs = performance.now() - fileStart;
+        const interval = Math.min(FILE_MAX_INTERVAL_MS, Math.max(config.snapshotDebounceMs, FILE_COST_FACTOR * costMs));
+        metrics.fileIntervalSeconds.set(interval / 1000);
+        fileDueAt = Date.now() + interval;
       }
       updateNodeGauges();
     })();
@@ -192,6 +228,18 @@ export function createObserver(deps: ObserverDeps): Observer {
     }
     if (retry) scheduleWrite(Math.max(WRITE_RETRY_MS, config.snapshotDebounceMs));
     else if (dirty) scheduleWrite();
+    else if (Date.now() < fileDueAt && !stopping) scheduleFile();
+  }
+
+  /** A file snapshot skipped for cost is still written once due, even if nothing else changes meanwhile. */
+  let fileTimer: ReturnType<typeof setTimeout> | undefined;
+  function scheduleFile(): void {
+    if (fileTimer) return;
+    fileTimer = setTimeout(() => {
+      fileTimer = undefined;
+      if (!stopping && !writing && !writeTimer) void writeNow();
+    }, Math.max(0, fileDueAt - Date.now()) + 1);
+    fileTimer.unref?.();
   }
 
   async function deadLetter(m: JsMsg, reason: DeadLetter["reason"], detail: string, ctx: Context): Promise<void> {
@@ -309,6 +357,7 @@ export function createObserver(deps: ObserverDeps): Observer {
       if (removed) logger.info({ removed }, "removed temp files left by an interrupted snapshot write");
       await ensureStreams(nc, { replicas: config.streamReplicas });
       kv = await openWorldBucket(nc, config.streamReplicas);
+      store = createWorldWriter({ kv, observerId: config.observerId, maxRecordBytes: nc.info?.max_payload ? nc.info.max_payload - 4096 : undefined });
       world = await loadWorld();
       const jsm = await jetstreamManager(nc);
       const info = await jsm.streams.info(EVENTS_STREAM);
@@ -321,7 +370,7 @@ export function createObserver(deps: ObserverDeps): Observer {
       metrics.lastSeq.set(world.last_seq);
       updateNodeGauges();
       await recreateConsumer();
-      await writeNow();
+      await writeNow(true);
       loop = run();
       ticker = setInterval(onTick, Math.min(config.staleCheckMs, config.snapshotMaxIntervalMs));
       logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "observer started");
@@ -332,11 +381,13 @@ export function createObserver(deps: ObserverDeps): Observer {
       ticker = undefined;
       if (writeTimer) clearTimeout(writeTimer);
       writeTimer = undefined;
+      if (fileTimer) clearTimeout(fileTimer);
+      fileTimer = undefined;
       await messages?.close().catch(() => undefined);
       await loop;
       loop = undefined;
       messages = undefined;
-      await writeNow();
+      await writeNow(true);
       logger.info({ last_seq: world.last_seq }, "observer stopped");
     },
     // A shallow copy: callers keep a stable view while the observer goes on folding into its own.

@@ -4,13 +4,14 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EVENTS_STREAM, WORLD_KEY, eventSubject } from "@steward/contracts/subjects";
+import { EVENTS_STREAM, eventSubject } from "@steward/contracts/subjects";
 import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
 import { startNats, stopProcess, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createObserver } from "../src/observer.js";
-import { readSnapshotFile } from "../src/snapshot-store.js";
+import { loadSnapshotFromFile as readSnapshotFile } from "@steward/world/read";
+import { clearWorldStore } from "@steward/world/testing";
 import { makeEvents, prng } from "./helpers.js";
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), "..", "dist", "main.js");
@@ -93,7 +94,7 @@ describe("crash safety", () => {
           "child to fold past the last snapshot",
           async () => {
             const r = await readSnapshotFile(path);
-            return child.exitCode !== null || (r.ok && (r.snapshot.world.last_seq > lastSeq || (published === events.length && r.snapshot.world.last_seq >= published)));
+            return child.exitCode !== null || (r.ok && (r.value.world.last_seq > lastSeq || (published === events.length && r.value.world.last_seq >= published)));
           },
           30_000,
           10,
@@ -106,11 +107,11 @@ describe("crash safety", () => {
       if (r.ok) {
         sawSnapshot = true;
         // The snapshot never goes back in the stream.
-        expect(r.snapshot.world.last_seq).toBeGreaterThanOrEqual(lastSeq);
-        lastSeq = r.snapshot.world.last_seq;
+        expect(r.value.world.last_seq).toBeGreaterThanOrEqual(lastSeq);
+        lastSeq = r.value.world.last_seq;
       } else {
         // Before the first write there is no file; once written, it is always whole.
-        expect({ kill: i, reason: r.reason, sawSnapshot }).toEqual({ kill: i, reason: "missing", sawSnapshot: false });
+        expect({ kill: i, reason: r.reason, sawSnapshot }).toEqual({ kill: i, reason: "snapshot_missing", sawSnapshot: false });
       }
     }
     publishing = false;
@@ -133,7 +134,7 @@ describe("crash safety", () => {
       "restarted observer to catch up",
       async () => {
         const r = await readSnapshotFile(path);
-        return r.ok && r.snapshot.world.last_seq === streamSeq && r.snapshot;
+        return r.ok && r.value.world.last_seq === streamSeq && r.value;
       },
       30_000,
       50,
@@ -144,7 +145,7 @@ describe("crash safety", () => {
     expect((await readdir(dirname(path))).filter((n) => n.endsWith(".tmp"))).toEqual([]);
 
     // Full replay, in-process, from nothing: fresh file, no KV snapshot.
-    await (await openWorldBucket(nc)).delete(WORLD_KEY);
+    await clearWorldStore(await openWorldBucket(nc));
     const replay = createObserver({
       config: { snapshotPath: join(dir, "replay", "world.json"), observerId: "replay", snapshotDebounceMs: 20, staleCheckMs: 1000, missedHeartbeats: 3, snapshotMaxIntervalMs: 5000, streamReplicas: 1 },
       nc,

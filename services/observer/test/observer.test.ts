@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
-import { DLQ_STREAM, EVENTS_STREAM, OBSERVER_DURABLE, WORLD_KEY, eventSubject } from "@steward/contracts/subjects";
+import { DLQ_STREAM, EVENTS_STREAM, OBSERVER_DURABLE, eventSubject } from "@steward/contracts/subjects";
 import { DeadLetter, NodeEvent } from "@steward/contracts/events";
 import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket, traceHeaders, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry, type Registry } from "@steward/platform/metrics";
@@ -13,7 +13,8 @@ import { silentLogger } from "@steward/platform/logger";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createObserver, type Observer, type ObserverSettings } from "../src/observer.js";
 import { reduceWorld } from "../src/reduce.js";
-import { readSnapshotFile } from "../src/snapshot-store.js";
+import { loadSnapshotFromFile as readSnapshotFile } from "@steward/world/read";
+import { clearWorldStore } from "@steward/world/testing";
 import { makeEvents, publishEvents, withoutSeq } from "./helpers.js";
 
 const exporter = new InMemorySpanExporter();
@@ -115,11 +116,11 @@ describe("replay", () => {
     expect(withoutSeq(incremental)).toStrictEqual(withoutSeq(expected));
 
     const onDisk = await readSnapshotFile(cfgA.snapshotPath);
-    expect(onDisk.ok && onDisk.snapshot.world).toStrictEqual(incremental);
+    expect(onDisk.ok && onDisk.value.world).toStrictEqual(incremental);
 
     // A full replay: fresh file and no KV snapshot.
     const kv = await openWorldBucket(nc);
-    await kv.delete(WORLD_KEY);
+    await clearWorldStore(kv);
     const b = await startObserver(settings("replay-b"));
     const replayed = await caughtUp(b, incremental.last_seq);
     expect(replayed).toStrictEqual(incremental);
@@ -190,7 +191,7 @@ describe("stale nodes", () => {
     expect(stale.nodes["s1"]?.services["web"]?.detail).toMatch(/last known: running\/healthy/);
     const file = await waitFor("stale snapshot on disk", async () => {
       const r = await readSnapshotFile(cfg.snapshotPath);
-      return r.ok && r.snapshot.world.nodes["s1"]?.status === "stale" && r.snapshot;
+      return r.ok && r.value.world.nodes["s1"]?.status === "stale" && r.value;
     });
     expect(file.world.nodes["s1"]?.services["web"]?.state).toBe("unknown");
 
@@ -207,7 +208,7 @@ describe("stale nodes", () => {
     expect(first.ok).toBe(true);
     await waitFor("a newer idle snapshot", async () => {
       const r = await readSnapshotFile(cfg.snapshotPath);
-      return r.ok && first.ok && Date.parse(r.snapshot.written_at) >= Date.parse(first.snapshot.written_at) + 150;
+      return r.ok && first.ok && Date.parse(r.value.written_at) >= Date.parse(first.value.written_at) + 150;
     }, 3000);
   });
 });

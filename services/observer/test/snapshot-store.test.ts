@@ -3,7 +3,10 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { emptyWorld, type Snapshot } from "@steward/contracts/world-state";
-import { readSnapshotFile, removeLeftoverTempFiles, writeSnapshot } from "../src/snapshot-store.js";
+import { loadSnapshotFromFile as readSnapshotFile } from "@steward/world/read";
+import { removeLeftoverTempFiles, writeSnapshotFile } from "../src/snapshot-store.js";
+
+const writeSnapshot = (p: string, s: Snapshot) => writeSnapshotFile(p, JSON.stringify(s));
 import { loadConfig } from "../src/config.js";
 
 let dir: string;
@@ -17,12 +20,12 @@ afterAll(async () => {
 const snap = (last_seq: number): Snapshot => ({ world: { ...emptyWorld(), last_seq }, written_at: new Date(0).toISOString(), observer_id: "t" });
 
 describe("readSnapshotFile", () => {
-  const cases: { name: string; content: string | null; reason: "missing" | "unparseable" | "invalid" }[] = [
-    { name: "missing file", content: null, reason: "missing" },
-    { name: "truncated JSON", content: JSON.stringify(snap(3)).slice(0, 20), reason: "unparseable" },
-    { name: "empty file", content: "", reason: "unparseable" },
-    { name: "empty object is not an empty world", content: "{}", reason: "invalid" },
-    { name: "wrong version", content: JSON.stringify({ ...snap(1), world: { ...emptyWorld(), version: 2 } }), reason: "invalid" },
+  const cases: { name: string; content: string | null; reason: "snapshot_missing" | "snapshot_invalid" }[] = [
+    { name: "missing file", content: null, reason: "snapshot_missing" },
+    { name: "truncated JSON", content: JSON.stringify(snap(3)).slice(0, 20), reason: "snapshot_invalid" },
+    { name: "empty file", content: "", reason: "snapshot_invalid" },
+    { name: "empty object is not an empty world", content: "{}", reason: "snapshot_invalid" },
+    { name: "wrong version", content: JSON.stringify({ ...snap(1), world: { ...emptyWorld(), version: 2 } }), reason: "snapshot_invalid" },
   ];
   it.each(cases)("$name → $reason", async ({ name, content, reason }) => {
     const p = join(dir, `${name.replace(/\W/g, "_")}.json`);
@@ -40,7 +43,7 @@ describe("readSnapshotFile", () => {
     await writeSnapshot(p, snap(41));
     await writeSnapshot(p, snap(42));
     const r = await readSnapshotFile(p);
-    expect(r).toEqual({ ok: true, snapshot: snap(42) });
+    expect(r).toEqual({ ok: true, value: snap(42) });
     expect((await readdir(dir)).filter((n) => n.endsWith(".tmp"))).toEqual([]);
   });
 

@@ -8,7 +8,8 @@ import type { Snapshot } from "@steward/contracts/world-state";
 /** Where evidence comes from. The NATS-backed implementation lives in sources.ts; tests pass their own. */
 export interface EvidenceSources {
   spec(): Promise<FleetSpec>;
-  world(): Promise<Snapshot | undefined>;
+  /** The world, or only the named nodes (a record each) when given. */
+  world(nodes?: readonly string[]): Promise<Snapshot | undefined>;
   drift(): Promise<DriftReport | undefined>;
   /** Recent events of a node, oldest first. */
   events(node: string, sinceMs: number, limit: number): Promise<NodeEvent[]>;
@@ -180,7 +181,7 @@ export async function gatherEvidence(src: EvidenceSources, input: GatherInput, s
   }
 
   try {
-    const snap = await src.world();
+    const snap = await src.world(targetNodes);
     if (snap) {
       for (const t of ev.targets) {
         const s = snap.world.nodes[t.node]?.services[t.service];

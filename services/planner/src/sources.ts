@@ -1,12 +1,12 @@
 import { stat } from "node:fs/promises";
-import { DRIFT_KEY, EVENTS_STREAM, WORLD_KEY, assertSubjectToken, logTailSubject, nodeEventsSubjects } from "@steward/contracts/subjects";
-import { DriftReport } from "@steward/contracts/drift";
+import { EVENTS_STREAM, assertSubjectToken, logTailSubject, nodeEventsSubjects } from "@steward/contracts/subjects";
 import { LogTailReply } from "@steward/contracts/log-tail";
 import { NodeEvent } from "@steward/contracts/events";
-import { Snapshot } from "@steward/contracts/world-state";
 import { jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
 import { loadFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { DeliverPolicy } from "@nats-io/jetstream";
+import { readWorld, readWorldNodes } from "@steward/world/world-store";
+import { readDrift } from "@steward/world/drift-store";
 import type { EvidenceSources } from "./evidence.js";
 
 export interface NatsSourcesOptions {
@@ -15,10 +15,11 @@ export interface NatsSourcesOptions {
   logTailTimeoutMs: number;
 }
 
-async function readJson<T>(kv: KV, key: string, parse: (v: unknown) => T): Promise<T | undefined> {
-  const e = await kv.get(key);
-  if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
-  return parse(JSON.parse(e.string()));
+/** Missing is "nothing yet" (undefined); unusable is an error the evidence notes, never an empty world. */
+function orMissing<T>(r: { ok: true; value: T } | { ok: false; reason: string; detail: string }): T | undefined {
+  if (r.ok) return r.value;
+  if (r.reason.endsWith("_missing")) return undefined;
+  throw new Error(r.detail);
 }
 
 /** Evidence from the real system: KV `steward_world`, the STEWARD_EVENTS stream, the fleet spec file, node-agents' log tails. */
@@ -36,8 +37,9 @@ export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions):
       cached = { stamp, spec };
       return spec;
     },
-    world: async () => readJson(await bucket(), WORLD_KEY, (v) => Snapshot.parse(v)),
-    drift: async () => readJson(await bucket(), DRIFT_KEY, (v) => DriftReport.parse(v)),
+    // Only the nodes the task is about: one record each, never the whole fleet.
+    world: async (nodes) => orMissing(nodes ? await readWorldNodes(await bucket(), nodes) : await readWorld(await bucket())),
+    drift: async () => orMissing(await readDrift(await bucket())),
 
     async events(node, sinceMs, limit) {
       const subject = nodeEventsSubjects(assertSubjectToken(node));

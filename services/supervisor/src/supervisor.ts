@@ -1,6 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import { DriftKind, DriftReport, type Drift } from "@steward/contracts/drift";
+import { DriftKind, type DriftReport, type Drift } from "@steward/contracts/drift";
 import { migrate, type Sql } from "@steward/platform/db";
 import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { FAILED_ACTION_STATES, type Action } from "@steward/contracts/action";
@@ -12,7 +11,9 @@ import type { SupervisorConfig } from "./config.js";
 import type { Escalator } from "./escalate.js";
 import { countByKind } from "@steward/fleet/diff";
 import { LeaderLock } from "./leader.js";
-import { loadSnapshotFromFile, loadSnapshotFromKv, type Loaded, type SkipReason } from "@steward/world/read";
+import { loadSnapshotFromFile, type Loaded, type SkipReason } from "@steward/world/read";
+import { watchWorld, type WorldCache } from "@steward/world/world-store";
+import { createDriftWriter, readDrift, type DriftWriter } from "@steward/world/drift-store";
 import { loadSpecSafe } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
 import { createActionsRepository } from "@steward/actions/repository";
@@ -49,6 +50,9 @@ export interface Supervisor {
 
 const SKIP_WARN_EVERY_MS = 60_000;
 
+/** How long start-up waits for the world store's first load before its first cycle (which then skips, not guesses). */
+const WORLD_LOAD_WAIT_MS = 10_000;
+
 /** How long a revision whose rollout failed is not proposed again (a new commit changes the hash sooner). */
 const FAILED_REVISION_HOLD_MS = 24 * 3_600_000;
 
@@ -61,10 +65,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   m.isLeader.set(0);
 
   let kv: KV | undefined;
+  let worldCache: WorldCache | undefined;
+  let driftWriter: DriftWriter | undefined;
   let stopped = true;
   let timers: NodeJS.Timeout[] = [];
-  let watchStop: (() => void) | undefined;
-  let watchDone: Promise<void> | undefined;
   let lastGood: DriftReport | undefined;
   let lastWritten: DriftReport | undefined;
   let current: Promise<CycleResult> | undefined;
@@ -75,6 +79,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const leader = new LeaderLock(sql, log, (isLeader) => {
     m.isLeader.set(isLeader ? 1 : 0);
     if (isLeader) {
+      // Another leader may have written the report meanwhile: start from what KV holds, not from our last write.
+      driftWriter = undefined;
       log.info("became leader");
       trigger("leader");
     } else if (stopped) {
@@ -119,7 +125,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const now = clock();
     const spec = await loadSpecSafe(config.fleetSpecPath);
     if (!spec.ok) return skip(spec, now);
-    const snapshot = config.snapshotPath ? await loadSnapshotFromFile(config.snapshotPath) : await loadSnapshotFromKv(kv);
+    // A cycle sees at least what the store held when it started (one small read of the header).
+    if (worldCache) await worldCache.sync(2_000).catch(() => false);
+    const snapshot: Loaded<Snapshot> = config.snapshotPath
+      ? await loadSnapshotFromFile(config.snapshotPath)
+      : (worldCache?.read() ?? { ok: false, reason: "snapshot_missing", detail: "world store not watched yet" });
     if (!snapshot.ok) return skip(snapshot, now);
     return evaluate(spec.value, snapshot.value, now, kv);
   }
@@ -195,19 +205,14 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   /** A fresh leader continues from the previous leader's last good report rather than from nothing. */
   async function readExistingReport(bucket: KV): Promise<DriftReport | undefined> {
-    try {
-      const e = await bucket.get(DRIFT_KEY);
-      if (!e || e.operation !== "PUT") return undefined;
-      const r = DriftReport.safeParse(JSON.parse(e.string()));
-      return r.success ? { ...r.data, skipped: null } : undefined;
-    } catch {
-      return undefined;
-    }
+    const r = await readDrift(bucket, 10_000);
+    return r.ok ? { ...r.value, skipped: null } : undefined;
   }
 
   async function writeReport(bucket: KV, report: DriftReport): Promise<void> {
     try {
-      await bucket.put(DRIFT_KEY, JSON.stringify(DriftReport.parse(report)));
+      driftWriter ??= createDriftWriter(bucket);
+      await driftWriter.write(report);
       lastWritten = report;
     } catch (err) {
       m.reportWriteFailures.inc();
@@ -220,13 +225,15 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     await migrate(sql);
     kv = await openWorldBucket(nc);
     stopped = false;
-    const iter = await kv.watch({ key: WORLD_KEY });
-    watchStop = () => iter.stop();
-    watchDone = (async () => {
-      for await (const e of iter) {
-        if (e.operation === "PUT") trigger("snapshot");
-      }
-    })().catch((err: unknown) => log.error({ err: (err as Error).message }, "snapshot watch ended"));
+    if (!config.snapshotPath) {
+      // One cycle per observer write (its header), not per node record: the cycle coalesces anyway.
+      worldCache = watchWorld(kv, {
+        onChange: () => trigger("world"),
+        onError: (err) => log.warn({ err: err.message }, "world store watch failed; re-reading"),
+      });
+      const loaded = await Promise.race([worldCache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), WORLD_LOAD_WAIT_MS).unref())]);
+      if (!loaded) log.warn({ waited_ms: WORLD_LOAD_WAIT_MS }, "world store not loaded yet; cycles skip until it is");
+    }
     timers = [
       setInterval(() => trigger("timer"), config.recheckMs),
       setInterval(() => {
@@ -235,7 +242,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     ];
     await leader.check();
     trigger("start");
-    log.info({ snapshot: config.snapshotPath ?? `kv ${WORLD_KEY}`, spec: config.fleetSpecPath }, "supervisor started");
+    log.info({ snapshot: config.snapshotPath ?? "world store (kv)", spec: config.fleetSpecPath }, "supervisor started");
   }
 
   async function stop(): Promise<void> {
@@ -243,9 +250,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     stopped = true;
     for (const t of timers) clearInterval(t);
     timers = [];
-    watchStop?.();
-    await watchDone;
     await Promise.allSettled([current, queued]);
+    await worldCache?.stop();
+    worldCache = undefined;
     await leader.release();
     log.info("supervisor stopped");
   }

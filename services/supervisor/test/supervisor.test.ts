@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clearActions, overwriteAction, seedAction, actionsOf, auditOf, only } from "@steward/actions/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import { DriftReport } from "@steward/contracts/drift";
+import type { DriftReport } from "@steward/contracts/drift";
+import { clearWorldStore, putWorldSnapshot } from "@steward/world/testing";
+import { readDrift } from "@steward/world/drift-store";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry, type Registry } from "@steward/platform/metrics";
@@ -53,8 +54,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await clearActions(sql);
-  await kv.purge(WORLD_KEY);
-  await kv.purge(DRIFT_KEY);
+  await clearWorldStore(kv);
 });
 
 afterEach(async () => {
@@ -112,11 +112,11 @@ async function make(opts: { nodes?: Record<string, string[]>; specPath?: string;
 
 const fresh = (s: Snapshot): Snapshot => ({ ...s, written_at: new Date().toISOString() });
 async function putSnapshot(s: Snapshot): Promise<void> {
-  await kv.put(WORLD_KEY, JSON.stringify(s));
+  await putWorldSnapshot(kv, s);
 }
 async function readReport(): Promise<DriftReport | undefined> {
-  const e = await kv.get(DRIFT_KEY);
-  return e && e.operation === "PUT" ? DriftReport.parse(JSON.parse(e.string())) : undefined;
+  const r = await readDrift(kv);
+  return r.ok ? r.value : undefined;
 }
 async function actions(): Promise<{ id: string; node: string; service: string; kind: string; state: string; drift_key: string; traceparent: string | null; proposed_by: string }[]> {
   return only(await actionsOf(sql), "id", "node", "service", "kind", "state", "drift_key", "traceparent", "proposed_by") as Awaited<ReturnType<typeof actions>>;

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { DRIFT_KEY, WORLD_KEY } from "@steward/contracts/subjects";
-import type { KV } from "@steward/platform/bus";
+import type { WorldView } from "../world.js";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository } from "@steward/actions/repository";
 
@@ -9,7 +8,7 @@ import type { ActionsRepository } from "@steward/actions/repository";
  * or any action (counts by state plus the newest actions' states). One shared poll, running only while at
  * least one console listens, so an executor nobody watches pays nothing.
  */
-export function createChangeFeed(deps: { kv: KV; store: Pick<ActionsRepository, "list" | "countByState">; logger: Logger; pollMs: number }) {
+export function createChangeFeed(deps: { world: Pick<WorldView, "revision">; store: Pick<ActionsRepository, "list" | "countByState">; logger: Logger; pollMs: number }) {
   const listeners = new Set<() => void>();
   let timer: NodeJS.Timeout | undefined;
   let last: string | undefined;
@@ -17,9 +16,9 @@ export function createChangeFeed(deps: { kv: KV; store: Pick<ActionsRepository, 
   let firstTick: Promise<void> = Promise.resolve();
 
   async function fingerprint(): Promise<string> {
-    const [w, d, recent, counts] = await Promise.all([deps.kv.get(WORLD_KEY), deps.kv.get(DRIFT_KEY), deps.store.list({ limit: 50 }), deps.store.countByState()]);
+    const [recent, counts] = await Promise.all([deps.store.list({ limit: 50 }), deps.store.countByState()]);
     const h = createHash("sha256");
-    h.update(`${w?.revision ?? 0}|${d?.revision ?? 0}|${JSON.stringify(counts)}|`);
+    h.update(`${deps.world.revision()}|${JSON.stringify(counts)}|`);
     for (const a of recent) h.update(`${a.id}:${a.state}:${a.updated_at};`);
     return h.digest("base64url");
   }

@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
-import type { KV } from "@steward/platform/bus";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
-import { readDrift, readSnapshot } from "../world.js";
+import type { WorldView } from "../world.js";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets.js";
 import { createChangeFeed } from "./changes.js";
 import { html, type Html } from "./html.js";
@@ -16,7 +15,7 @@ export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
 
 export interface ConsoleDeps {
   store: ActionsRepository;
-  kv: KV;
+  world: Pick<WorldView, "snapshot" | "drift" | "revision">;
   logger: Logger;
   apiToken: string;
   /** When set, the console shows the planner's tasks and cost (GET {plannerUrl}/tasks and /cost, same bearer token). */
@@ -94,11 +93,11 @@ function decode(s: string): string | undefined {
  * API, with channel `web` and the name given at sign-in as the actor.
  */
 export function createConsole(deps: ConsoleDeps) {
-  const { store, kv, logger } = deps;
+  const { store, world, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
   const ttlMs = deps.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const sessions = createSessionStore({ ttlMs, now: () => clock().getTime() });
-  const feed = createChangeFeed({ kv, store, logger, pollMs: deps.changePollMs ?? 1000 });
+  const feed = createChangeFeed({ world, store, logger, pollMs: deps.changePollMs ?? 1000 });
   const planner = deps.plannerUrl ? createPlannerClient({ baseUrl: deps.plannerUrl, token: deps.apiToken }) : undefined;
   const keepAliveMs = deps.keepAliveMs ?? 15_000;
 
@@ -223,7 +222,7 @@ export function createConsole(deps: ConsoleDeps) {
       return { route, status };
     };
     if (path === "/console") {
-      const [snapshot, drift, pending, recent] = await Promise.all([readSnapshot(kv), readDrift(kv), store.list({ state: "pending", limit: 100 }), store.list({ limit: 30 })]);
+      const [snapshot, drift, pending, recent] = await Promise.all([world.snapshot(), world.drift(), store.list({ state: "pending", limit: 100 }), store.list({ limit: 30 })]);
       return show("overview", "Fleet", overviewBody({ snapshot, drift, pending, recent: recent.filter((a) => a.state !== "pending").slice(0, 20) }, session, now), "/console");
     }
     if (path === "/console/actions") {

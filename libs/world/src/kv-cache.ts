@@ -1,0 +1,179 @@
+import type { KV } from "@steward/platform/bus";
+
+/** A record as a reader saw it: parsed, or why it could not be. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; detail: string };
+
+/** What one applied header changed: the header itself and the item names written or removed since the last one. */
+export interface CacheChange<H> {
+  header: H;
+  changed: readonly string[];
+  removed: readonly string[];
+}
+
+export interface KvCacheOptions<H, V> {
+  kv: KV;
+  /** Watch filter, e.g. `world.>`. */
+  filter: string;
+  headerKey: string;
+  /** Key prefix of the items, e.g. `world.node.`; the rest of the key is the item's name. */
+  itemPrefix: string;
+  parseHeader(text: string): Parsed<H>;
+  parseItem(text: string, name: string): Parsed<V>;
+  /** Called after a header was applied (with the items it covers), from the watch loop. */
+  onChange?: (change: CacheChange<H>) => void;
+  onError?: (err: Error) => void;
+  /** Wait before re-watching after the watch ended with an error. */
+  retryMs?: number;
+}
+
+export type CacheState<H, V> =
+  | { status: "loading" }
+  | { status: "broken"; detail: string }
+  | { status: "ready"; header: Parsed<H> | undefined; items: ReadonlyMap<string, Parsed<V>>; revision: number };
+
+export interface KvCache<H, V> {
+  /** Resolves once the first load finished (every record present when the watch started has been seen). */
+  ready(): Promise<void>;
+  state(): CacheState<H, V>;
+  item(name: string): Parsed<V> | undefined;
+  /** Counts applied headers: changes whenever readers would see something new. */
+  revision(): number;
+  /**
+   * Read-your-writes: resolves once the cache has applied the header KV holds now (one small get), or false
+   * after `timeoutMs`. For request/response readers; watch-driven readers do not need it.
+   */
+  sync(timeoutMs?: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A local copy of one header-plus-items family of KV records, kept current by a KV watch, like an informer: the
+ * watch first delivers every current record, then each change. Item writes are staged until the header written
+ * after them arrives, so a reader sees whole writes only (never half of one writer's batch), and a header that
+ * arrives tells the reader exactly which items changed.
+ */
+export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
+  let header: Parsed<H> | undefined;
+  const items = new Map<string, Parsed<V>>();
+  /** Item writes (null: deleted) not yet covered by a header. */
+  const staged = new Map<string, Parsed<V> | null>();
+  let initialized = false;
+  let broken: string | undefined;
+  let revision = 0;
+  /** KV revision (stream sequence) of the last header record applied, deletions included. */
+  let headerSeq = 0;
+  let waiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
+  let stopped = false;
+  let stopWatch: (() => void) | undefined;
+  let resolveReady!: () => void;
+  const readyP = new Promise<void>((r) => (resolveReady = r));
+
+  function applyStaged(): { changed: string[]; removed: string[] } {
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [name, v] of staged) {
+      if (v === null) {
+        if (items.delete(name)) removed.push(name);
+      } else {
+        items.set(name, v);
+        changed.push(name);
+      }
+    }
+    staged.clear();
+    return { changed, removed };
+  }
+
+  function markReady(): void {
+    if (initialized) return;
+    initialized = true;
+    broken = undefined;
+    resolveReady();
+    wake();
+  }
+
+  function wake(): void {
+    const due = waiters.filter((w) => w.seq <= headerSeq);
+    waiters = waiters.filter((w) => w.seq > headerSeq);
+    for (const w of due) w.resolve(true);
+  }
+
+  async function watchOnce(): Promise<void> {
+    // The first load is complete once the header KV held when we started (or a newer one) has been applied: the
+    // watch delivers in write order and the header is written after the items it covers. A missing header means
+    // nothing complete was ever written: the first load is then empty (the watch may deliver nothing at all).
+    const head = await o.kv.get(o.headerKey);
+    const loadedAt = head && head.operation === "PUT" ? head.revision : 0;
+    const iter = await o.kv.watch({ key: o.filter });
+    stopWatch = () => iter.stop();
+    if (loadedAt === 0) markReady();
+    for await (const e of iter) {
+      if (e.key === o.headerKey) {
+        header = e.operation === "PUT" ? o.parseHeader(e.string()) : undefined;
+        const { changed, removed } = applyStaged();
+        revision++;
+        headerSeq = e.revision;
+        if (waiters.length > 0 && initialized) wake();
+        if (header?.ok && initialized) o.onChange?.({ header: header.value, changed, removed });
+      } else if (e.key.startsWith(o.itemPrefix)) {
+        const name = e.key.slice(o.itemPrefix.length);
+        staged.set(name, e.operation === "PUT" ? o.parseItem(e.string(), name) : null);
+      }
+      if (!initialized && e.key === o.headerKey && e.revision >= loadedAt) {
+        markReady();
+        if (header?.ok) o.onChange?.({ header: header.value, changed: [...items.keys()], removed: [] });
+      }
+    }
+  }
+
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        await watchOnce();
+        if (stopped) break;
+        throw new Error("watch ended");
+      } catch (err) {
+        if (stopped) break;
+        broken = `watch of ${o.filter} failed: ${(err as Error).message}`;
+        o.onError?.(err as Error);
+      }
+      // Re-list from scratch: the next watch delivers every current record again.
+      initialized = false;
+      header = undefined;
+      items.clear();
+      staged.clear();
+      await new Promise((r) => setTimeout(r, o.retryMs ?? 500));
+    }
+  })();
+
+  return {
+    ready: () => readyP,
+    state() {
+      if (broken && !initialized) return { status: "broken", detail: broken };
+      if (!initialized) return { status: "loading" };
+      return { status: "ready", header, items, revision };
+    },
+    item: (name) => (initialized ? items.get(name) : undefined),
+    revision: () => revision,
+    async sync(timeoutMs = 5_000) {
+      const e = await o.kv.get(o.headerKey);
+      const seq = e?.revision ?? 0;
+      if (initialized && headerSeq >= seq) return true;
+      return new Promise<boolean>((resolve) => {
+        const w = { seq, resolve };
+        waiters.push(w);
+        setTimeout(() => {
+          waiters = waiters.filter((x) => x !== w);
+          resolve(false);
+        }, timeoutMs).unref();
+      });
+    },
+    async stop() {
+      stopped = true;
+      for (const w of waiters) w.resolve(false);
+      waiters = [];
+      stopWatch?.();
+      resolveReady();
+      await loop;
+    },
+  };
+}

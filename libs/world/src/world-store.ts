@@ -1,0 +1,236 @@
+import { LEGACY_WORLD_KEY, NODE_NAME_PATTERN, WORLD_HEADER_KEY, WORLD_KEYS, WORLD_NODE_PREFIX, worldNodeKey } from "@steward/contracts/subjects";
+import { NodeState, WorldHeader, type Snapshot, type WorldState } from "@steward/contracts/world-state";
+import type { KV } from "@steward/platform/bus";
+import { createKvCache, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
+import type { Loaded } from "./read.js";
+import { parseRecord, putAll, type WriteFailure } from "./records.js";
+
+const parseHeader = (text: string): Parsed<WorldHeader> => parseRecord(text, WorldHeader, `kv ${WORLD_HEADER_KEY}`);
+const parseNode = (text: string, name: string): Parsed<NodeState> => {
+  const p = parseRecord(text, NodeState, `kv ${WORLD_NODE_PREFIX}${name}`);
+  if (p.ok && p.value.name !== name) return { ok: false, detail: `kv ${WORLD_NODE_PREFIX}${name}: holds node '${p.value.name}'` };
+  return p;
+};
+
+/** Builds a snapshot from a header and node records; fewer nodes than the header counts is an incomplete view. */
+function assemble(header: Parsed<WorldHeader> | undefined, items: ReadonlyMap<string, Parsed<NodeState>>, only?: readonly string[]): Loaded<Snapshot> {
+  if (!header) return { ok: false, reason: "snapshot_missing", detail: `kv ${WORLD_HEADER_KEY}: no world written yet` };
+  if (!header.ok) return { ok: false, reason: "snapshot_invalid", detail: header.detail };
+  const h = header.value;
+  const nodes: Record<string, NodeState> = {};
+  const names = only ?? [...items.keys()];
+  for (const name of names) {
+    const n = items.get(name);
+    if (!n) continue;
+    if (!n.ok) return { ok: false, reason: "snapshot_invalid", detail: n.detail };
+    nodes[name] = n.value;
+  }
+  if (!only && items.size < h.node_count) {
+    return { ok: false, reason: "snapshot_unreadable", detail: `world store incomplete: the header counts ${h.node_count} nodes, ${items.size} are stored` };
+  }
+  return {
+    ok: true,
+    value: {
+      world: { version: h.version, last_seq: h.last_seq, events_applied: h.events_applied, event_time: h.event_time, nodes },
+      written_at: h.written_at,
+      observer_id: h.observer_id,
+    },
+  };
+}
+
+export interface WorldWatchOptions {
+  /** After each observer write a reader has fully seen: which nodes changed. */
+  onChange?: (change: CacheChange<WorldHeader>) => void;
+  onError?: (err: Error) => void;
+}
+
+/** A reader's local copy of the world, kept current by a KV watch. */
+export interface WorldCache {
+  ready(): Promise<void>;
+  /** The whole world as of the last observer write seen. */
+  read(): Loaded<Snapshot>;
+  /** Only the named nodes (absent ones are left out), with the header's sequence and times. */
+  nodes(names: readonly string[]): Loaded<Snapshot>;
+  /** Changes whenever the world a reader sees changed. */
+  revision(): number;
+  /** Waits (bounded) until the cache holds at least what KV holds now: read-your-writes for request handlers. */
+  sync(timeoutMs?: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+function cacheRead(cache: KvCache<WorldHeader, NodeState>, only?: readonly string[]): Loaded<Snapshot> {
+  const s = cache.state();
+  if (s.status === "loading") return { ok: false, reason: "snapshot_missing", detail: "world store still loading" };
+  if (s.status === "broken") return { ok: false, reason: "snapshot_unreadable", detail: s.detail };
+  return assemble(s.header, s.items, only);
+}
+
+/** Watches the world store: an initial load, then one update per observer write, per node. */
+export function watchWorld(kv: KV, opts: WorldWatchOptions = {}): WorldCache {
+  const cache = createKvCache({ kv, filter: WORLD_KEYS, headerKey: WORLD_HEADER_KEY, itemPrefix: WORLD_NODE_PREFIX, parseHeader, parseItem: parseNode, ...opts });
+  return {
+    ready: () => cache.ready(),
+    read: () => cacheRead(cache),
+    nodes: (names) => cacheRead(cache, names),
+    revision: () => cache.revision(),
+    sync: (t) => cache.sync(t),
+    stop: () => cache.stop(),
+  };
+}
+
+/** One-shot read of the whole world (loads every record, then stops watching). */
+export async function readWorld(kv: KV, timeoutMs = 30_000): Promise<Loaded<Snapshot>> {
+  let lastErr: string | undefined;
+  const cache = watchWorld(kv, { onError: (err) => (lastErr = err.message) });
+  try {
+    const loaded = await Promise.race([cache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+    if (!loaded) return { ok: false, reason: "snapshot_unreadable", detail: `world store not loaded within ${timeoutMs} ms${lastErr ? `: ${lastErr}` : ""}` };
+    return cache.read();
+  } catch (err) {
+    return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
+  } finally {
+    await cache.stop();
+  }
+}
+
+/** One-shot read of a few nodes: the header and one record per node, nothing else. */
+export async function readWorldNodes(kv: KV, asked: readonly string[]): Promise<Loaded<Snapshot>> {
+  // A name that cannot be a node (not a key token) is simply not in the world.
+  const names = asked.filter((n) => NODE_NAME_PATTERN.test(n));
+  try {
+    const [head, ...entries] = await Promise.all([kv.get(WORLD_HEADER_KEY), ...names.map((n) => kv.get(worldNodeKey(n)))]);
+    const header = head && head.operation === "PUT" ? parseHeader(head.string()) : undefined;
+    const items = new Map<string, Parsed<NodeState>>();
+    entries.forEach((e, i) => {
+      const name = names[i];
+      if (e && e.operation === "PUT" && name !== undefined) items.set(name, parseNode(e.string(), name));
+    });
+    return assemble(header, items, names);
+  } catch (err) {
+    return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
+  }
+}
+
+export interface WorldWriteResult {
+  nodesWritten: number;
+  nodesDeleted: number;
+  /** Nodes too big for one KV message: left out (readers see them as never reported: unknown, never missing). */
+  oversized: string[];
+  revision: number;
+}
+
+/** A world write that did not complete; the header was not written, so readers still see the previous write. */
+export class WorldWriteError extends Error {
+  constructor(readonly failures: readonly WriteFailure[]) {
+    super(`world store write failed for ${failures.length} record(s): ${failures.slice(0, 3).map((f) => `${f.key}: ${f.message}`).join("; ")}`);
+    this.name = "WorldWriteError";
+  }
+}
+
+export interface PreparedWrite {
+  /** The whole snapshot as JSON (the observer's file), from the JSON of each node this write already made. */
+  snapshotJson(): string;
+  /** Writes the changed nodes, then the header. Throws WorldWriteError; the header is then not written. */
+  commit(): Promise<WorldWriteResult>;
+}
+
+export interface WorldWriter {
+  /**
+   * Takes what changed from `world` now, synchronously (the observer goes on folding meanwhile): a node object
+   * the observer replaced is a changed node, compared by content before it is written.
+   */
+  prepare(world: WorldState, writtenAt: string): PreparedWrite;
+  write(world: WorldState, writtenAt: string): Promise<WorldWriteResult>;
+}
+
+export interface WorldWriterOptions {
+  kv: KV;
+  observerId: string;
+  /** Largest record NATS takes (the server's max_payload); a bigger node is left out and reported. */
+  maxRecordBytes?: number;
+}
+
+/**
+ * The world's only writer (the observer). The fold never mutates a node in place, so an unchanged node is the same
+ * object and costs nothing. The first write after a start writes every node and removes records of nodes the
+ * world no longer has (and the legacy single-value key).
+ */
+export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
+  const maxBytes = o.maxRecordBytes ?? 1024 * 1024 - 4096;
+  const written = new Map<string, { node: NodeState; json: string }>();
+  let revision: number | undefined;
+  let primed = false;
+
+  async function prime(): Promise<void> {
+    const prev = await o.kv.get(WORLD_HEADER_KEY);
+    const p = prev && prev.operation === "PUT" ? parseHeader(prev.string()) : undefined;
+    revision = p?.ok ? p.value.revision : 0;
+  }
+
+  async function staleKeys(names: ReadonlySet<string>): Promise<string[]> {
+    const out: string[] = [];
+    const keys = await o.kv.keys(`${WORLD_NODE_PREFIX}*`);
+    for await (const k of keys) {
+      const name = k.slice(WORLD_NODE_PREFIX.length);
+      if (!names.has(name)) out.push(name);
+    }
+    return out;
+  }
+
+  function prepare(world: WorldState, writtenAt: string): PreparedWrite {
+    const all: { name: string; json: string }[] = [];
+    const puts: { key: string; name: string; node: NodeState; json: string }[] = [];
+    const same: { name: string; node: NodeState; json: string }[] = [];
+    const oversized: string[] = [];
+    const names = new Set<string>();
+    for (const name in world.nodes) {
+      const node = world.nodes[name] as NodeState;
+      names.add(name);
+      const prev = written.get(name);
+      if (prev && prev.node === node) {
+        all.push({ name, json: prev.json });
+        continue;
+      }
+      const json = JSON.stringify(node);
+      all.push({ name, json });
+      if (prev && prev.json === json) same.push({ name, node, json });
+      else if (Buffer.byteLength(json) > maxBytes) oversized.push(name);
+      else puts.push({ key: worldNodeKey(name), name, node, json });
+    }
+    const gone = [...written.keys()].filter((n) => !names.has(n));
+    const base = { version: world.version, last_seq: world.last_seq, events_applied: world.events_applied, event_time: world.event_time };
+    const nodeCount = names.size - oversized.length;
+
+    return {
+      snapshotJson() {
+        const parts = all.map((e) => `${JSON.stringify(e.name)}:${e.json}`);
+        return `{"world":${JSON.stringify(base).slice(0, -1)},"nodes":{${parts.join(",")}}},"written_at":${JSON.stringify(writtenAt)},"observer_id":${JSON.stringify(o.observerId)}}`;
+      },
+      async commit() {
+        for (const s of same) written.set(s.name, { node: s.node, json: s.json });
+        if (revision === undefined) await prime();
+        if (!primed) {
+          for (const n of await staleKeys(names)) if (!gone.includes(n)) gone.push(n);
+          await o.kv.purge(LEGACY_WORLD_KEY).catch(() => undefined);
+        }
+        const failures = await putAll(o.kv, [...puts.map((p) => ({ key: p.key, value: p.json })), ...gone.map((n) => ({ key: worldNodeKey(n), value: null }))]);
+        const failed = new Set(failures.map((f) => f.key));
+        for (const p of puts) if (!failed.has(p.key)) written.set(p.name, { node: p.node, json: p.json });
+        for (const n of gone) if (!failed.has(worldNodeKey(n))) written.delete(n);
+        if (failures.length > 0) throw new WorldWriteError(failures);
+        const next = (revision ?? 0) + 1;
+        const header: WorldHeader = { ...base, revision: next, node_count: nodeCount, written_at: writtenAt, observer_id: o.observerId };
+        try {
+          await o.kv.put(WORLD_HEADER_KEY, JSON.stringify(header));
+        } catch (err) {
+          throw new WorldWriteError([{ key: WORLD_HEADER_KEY, message: (err as Error).message }]);
+        }
+        revision = next;
+        primed = true;
+        return { nodesWritten: puts.length, nodesDeleted: gone.length, oversized, revision: next };
+      },
+    };
+  }
+
+  return { prepare, write: (world, writtenAt) => prepare(world, writtenAt).commit() };
+}

@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DRIFT_HEADER_KEY, LEGACY_WORLD_KEY, WORLD_HEADER_KEY, worldNodeKey } from "@steward/contracts/subjects";
+import type { Drift, DriftReport } from "@steward/contracts/drift";
+import { emptyWorld, type NodeState, type WorldState } from "@steward/contracts/world-state";
+import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
+import { createWorldWriter, readWorld, readWorldNodes, watchWorld } from "../src/world-store.js";
+import { createDriftWriter, readDrift, watchDrift } from "../src/drift-store.js";
+import { clearWorldStore } from "../src/testing.js";
+
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let kv: KV;
+
+beforeAll(async () => {
+  nats = await startNats();
+  nc = await connectNats(nats.url, "world-store-test");
+  kv = await openWorldBucket(nc);
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
+beforeEach(async () => {
+  await clearWorldStore(kv);
+});
+
+const T = "2026-12-01T00:00:00.000Z";
+
+function node(name: string, services = 20): NodeState {
+  const s: NodeState["services"] = {};
+  for (let i = 0; i < services; i++) {
+    const n = `svc-${i}`;
+    s[n] = { name: n, state: "running", health: "healthy", starts: 1, declared: true, since: T, updated_at: T, checks: {}, last_event_id: `ev-${name}-${i}`, detail: "x".repeat(200) };
+  }
+  return { name, status: "up", last_heartbeat: T, heartbeat_interval_ms: 5000, agent_started_at: T, dropped_events: 0, host: null, services: s };
+}
+
+function world(n: number, seq = 1): WorldState {
+  const w = emptyWorld();
+  w.last_seq = seq;
+  for (let i = 0; i < n; i++) w.nodes[`n${i}`] = node(`n${i}`);
+  return w;
+}
+
+describe("world store", () => {
+  it("a world far over 1 MiB is written as one record per node and read back whole", async () => {
+    const w = world(300);
+    expect(JSON.stringify(w).length).toBeGreaterThan(2 * 1024 * 1024);
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    const r = await writer.write(w, T);
+    expect(r).toMatchObject({ nodesWritten: 300, nodesDeleted: 0, oversized: [], revision: 1 });
+    const back = await readWorld(kv);
+    expect(back.ok).toBe(true);
+    if (!back.ok) return;
+    expect(back.value.world).toEqual(w);
+    expect(back.value).toMatchObject({ written_at: T, observer_id: "obs-1" });
+    expect(JSON.parse(writer.prepare(w, T).snapshotJson())).toEqual(back.value);
+  });
+
+  it("writes only nodes whose object changed, and a watcher hears which", async () => {
+    const w = world(50);
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    await writer.write(w, T);
+    const changes: string[][] = [];
+    const cache = watchWorld(kv, { onChange: (c) => changes.push([...c.changed]) });
+    try {
+      await cache.ready();
+      expect(cache.read()).toMatchObject({ ok: true });
+      expect(changes).toHaveLength(1);
+      expect(changes[0]).toHaveLength(50);
+
+      w.nodes["n7"] = { ...(w.nodes["n7"] as NodeState), status: "stale" };
+      w.nodes["n9"] = { ...(w.nodes["n9"] as NodeState) }; // same content, new object: not written
+      w.last_seq = 2;
+      const r = await writer.write(w, T);
+      expect(r.nodesWritten).toBe(1);
+      await waitFor("the change", () => changes.length === 2);
+      expect(changes[1]).toEqual(["n7"]);
+      const seen = cache.read();
+      expect(seen.ok && seen.value.world.nodes["n7"]?.status).toBe("stale");
+      expect(seen.ok && seen.value.world.last_seq).toBe(2);
+      expect(cache.nodes(["n7", "nope"])).toMatchObject({ ok: true, value: { world: { nodes: { n7: { status: "stale" } } } } });
+    } finally {
+      await cache.stop();
+    }
+  });
+
+  it("a node written without its header yet stays invisible until the header arrives", async () => {
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    await writer.write(world(3), T);
+    const cache = watchWorld(kv);
+    try {
+      await cache.ready();
+      await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
+      const h = await kv.get(WORLD_HEADER_KEY);
+      // A later key proves the watch has delivered the node put before it.
+      await kv.put(worldNodeKey("n2"), JSON.stringify(node("n2")));
+      await new Promise((r) => setTimeout(r, 200));
+      const before = cache.read();
+      expect(before.ok && before.value.world.nodes["n1"]?.status).toBe("up");
+      await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");
+      await waitFor("header applied", () => {
+        const r = cache.read();
+        return r.ok && r.value.world.nodes["n1"]?.status === "stale";
+      });
+    } finally {
+      await cache.stop();
+    }
+  });
+
+  it("missing, torn and incomplete stores are typed failures, never an empty world", async () => {
+    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_missing" });
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    await writer.write(world(3), T);
+    await kv.put(worldNodeKey("n1"), '{"name":"n1","stat');
+    await kv.put(WORLD_HEADER_KEY, (await kv.get(WORLD_HEADER_KEY))?.string() ?? "");
+    const torn = await readWorld(kv);
+    expect(torn).toMatchObject({ ok: false, reason: "snapshot_invalid" });
+    expect(!torn.ok && torn.detail).toContain("world.node.n1");
+    await kv.purge(worldNodeKey("n1"));
+    await kv.put(WORLD_HEADER_KEY, (await kv.get(WORLD_HEADER_KEY))?.string() ?? "");
+    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_unreadable", detail: expect.stringContaining("incomplete") });
+    expect(await readWorldNodes(kv, ["n2"])).toMatchObject({ ok: true, value: { world: { nodes: { n2: { name: "n2" } } } } });
+  });
+
+  it("a fresh writer removes node records the world no longer has, and the legacy single-value key", async () => {
+    await createWorldWriter({ kv, observerId: "a" }).write(world(5), T);
+    await kv.put(LEGACY_WORLD_KEY, "{}");
+    const second = createWorldWriter({ kv, observerId: "b" });
+    const r = await second.write(world(2, 9), T);
+    expect(r).toMatchObject({ nodesWritten: 2, nodesDeleted: 3, revision: 2 });
+    const back = await readWorld(kv);
+    expect(back.ok && Object.keys(back.value.world.nodes).sort()).toEqual(["n0", "n1"]);
+    expect((await kv.get(LEGACY_WORLD_KEY))?.operation).not.toBe("PUT");
+  });
+});
+
+describe("drift store", () => {
+  const drift = (node: string, i: number): Drift => ({
+    key: `unknown:${node}/svc-${i}`,
+    kind: "unknown",
+    node,
+    service: `svc-${i}`,
+    severity: "alert",
+    message: `node ${node} is stale (last heartbeat ${T}): state of svc-${i} is unknown`,
+    since: T,
+    proposes: null,
+  });
+  const report = (nodes: number, perNode = 20): DriftReport => ({
+    computed_at: T,
+    snapshot_written_at: T,
+    world_seq: 7,
+    supervisor_id: "sup",
+    skipped: null,
+    drifts: Array.from({ length: nodes }, (_, n) => Array.from({ length: perNode }, (_, i) => drift(`n${n}`, i))).flat().sort((a, b) => (a.key < b.key ? -1 : 1)),
+  });
+
+  it("an outage of every node (thousands of findings, well over 1 MiB) is published and read back", async () => {
+    const big = report(400);
+    expect(JSON.stringify(big).length).toBeGreaterThan(1024 * 1024);
+    const writer = createDriftWriter(kv);
+    expect(await writer.write(big)).toEqual({ nodesWritten: 400, nodesDeleted: 0 });
+    const back = await readDrift(kv);
+    expect(back).toEqual({ ok: true, value: big });
+    // Unchanged nodes are not written again; a node whose findings cleared is removed.
+    const smaller = { ...big, drifts: big.drifts.filter((d) => d.node !== "n3") };
+    expect(await writer.write(smaller)).toEqual({ nodesWritten: 0, nodesDeleted: 1 });
+    expect(await readDrift(kv)).toEqual({ ok: true, value: smaller });
+  });
+
+  it("a watcher sees each report once its header is written; no report is drift_missing", async () => {
+    expect(await readDrift(kv)).toMatchObject({ ok: false, reason: "drift_missing" });
+    const cache = watchDrift(kv);
+    try {
+      await cache.ready();
+      await createDriftWriter(kv).write(report(3, 2));
+      await waitFor("report", () => cache.read().ok);
+      const r = cache.read();
+      expect(r.ok && r.value.drifts).toHaveLength(6);
+      expect((await kv.get(DRIFT_HEADER_KEY))?.json()).toMatchObject({ drift_count: 6 });
+    } finally {
+      await cache.stop();
+    }
+  });
+});
