@@ -85,7 +85,7 @@ describe("web console in Chromium", () => {
       });
       await page.waitForURL(/\/console$/);
       const web = page.locator('section[data-node="node-1"] tr[data-service="web"]');
-      await expect.poll(() => web.getAttribute("data-state")).toBe("running");
+      await expect.poll(() => web.getAttribute("data-state"), { timeout: 15_000 }).toBe("running");
       expect(await web.getAttribute("data-health")).toBe("healthy");
       const db = page.locator('tr[data-service="db"]');
       expect(await db.innerText()).toContain("connection refused");
@@ -130,7 +130,7 @@ describe("web console in Chromium", () => {
 
       // Proposed while the page is open: it appears without a reload.
       const later = await insertAction(env.sql, { node: "node-1", service: "db" });
-      await page.locator(`article.pending[data-action-id="${later}"]`).waitFor({ timeout: 10_000 });
+      await page.locator(`article.pending[data-action-id="${later}"]`).waitFor({ timeout: 30_000 });
 
       await card.locator("button.approve").click();
       await page.waitForSelector(".flash.ok");

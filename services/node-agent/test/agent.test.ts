@@ -85,18 +85,16 @@ describe("node-agent supervising real processes", () => {
   });
 
   it("publishes heartbeats at the configured interval, restating every service", async () => {
-    await waitFor("4 heartbeats", () => tap.events.filter((e) => e.event.type === "heartbeat").length >= 4, 5000);
+    await waitFor("4 heartbeats", () => tap.events.filter((e) => e.event.type === "heartbeat").length >= 4, 20_000);
     const hbs = tap.events.filter((e) => e.event.type === "heartbeat");
     // Gaps between the times the agent took each heartbeat (its `ts`): arrival times at the tap bunch up on a busy
-    // machine. Timers slip too: bound each gap loosely and the mean tightly.
+    // machine. Timers never fire early but slip late under load (a tick is skipped while one runs), so the bounds
+    // are: not faster than the 500 ms asked for, and nowhere near the 5 s default.
     const gaps = hbs.slice(2).map((h, i) => Date.parse(h.event.ts) - Date.parse(hbs[i + 1]!.event.ts));
-    for (const g of gaps) {
-      expect(g).toBeGreaterThan(250);
-      expect(g).toBeLessThan(1200);
-    }
+    for (const g of gaps) expect(g).toBeGreaterThan(250);
     const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
     expect(mean).toBeGreaterThan(400);
-    expect(mean).toBeLessThan(750);
+    expect(mean).toBeLessThan(2000);
     const last = hbs.at(-1)!.event;
     expect(last).toMatchObject({ interval_ms: 500, dropped_events: 0 });
     expect(last.type === "heartbeat" && last.services.map((s) => s.service)).toEqual(["api", "later", "phoenix", "steady", "web"]);
@@ -109,8 +107,9 @@ describe("node-agent supervising real processes", () => {
     const before = tap.events.length;
     const killedAt = Date.now();
     process.kill(pid, "SIGKILL");
-    const exited = await waitFor("web exited event", () => tap.events.slice(before).find((e) => e.event.type === "service" && e.event.service === "web" && e.event.state === "exited"), 3000, 5);
-    expect(exited.at - killedAt).toBeLessThan(1000);
+    const exited = await waitFor("web exited event", () => tap.events.slice(before).find((e) => e.event.type === "service" && e.event.service === "web" && e.event.state === "exited"), 15_000, 5);
+    // "At once" is proven by the order below (before any heartbeat); the clock bound only catches a poll of seconds.
+    expect(exited.at - killedAt).toBeLessThan(5000);
     expect(exited.event).toMatchObject({ signal: "SIGKILL", exit_code: null, declared: true, starts: 1 });
     expect((exited.event as ServiceEvent).pid).toBeUndefined();
     // The first event that tells of the exit is the service event, not a heartbeat.
@@ -127,12 +126,12 @@ describe("node-agent supervising real processes", () => {
     const pid = svc("phoenix")!.pid!;
     const before = tap.events.length;
     process.kill(pid, "SIGKILL");
-    await waitFor("phoenix running again", () => svc("phoenix")?.state === "running" && svc("phoenix")?.pid !== pid, 5000);
+    await waitFor("phoenix running again", () => svc("phoenix")?.state === "running" && svc("phoenix")?.pid !== pid, 20_000);
     expect(svc("phoenix")?.starts).toBe(2);
     const states = () => tap.events.slice(before).filter((e) => e.event.type === "service" && e.event.service === "phoenix").map((e) => (e.event as ServiceEvent).state);
-    await waitFor("running event", () => states().includes("running"), 2000);
+    await waitFor("running event", () => states().includes("running"), 10_000);
     expect(states().slice(0, 2)).toEqual(["exited", "running"]);
-    await waitFor("phoenix healthy again", () => svc("phoenix")?.health === "healthy", 5000);
+    await waitFor("phoenix healthy again", () => svc("phoenix")?.health === "healthy", 20_000);
     const checks = tap.events.filter((e) => e.event.type === "health_check" && e.event.service === "phoenix" && e.event.ok).map((e) => e.event.type === "health_check" && e.event.check);
     expect(new Set(checks)).toEqual(new Set(["tcp-0", "self-test"]));
   });
@@ -148,7 +147,7 @@ describe("node-agent supervising real processes", () => {
   it("marks a service unhealthy after `retries` consecutive failed checks", async () => {
     const before = tap.events.length;
     await fetch(`http://127.0.0.1:${ports.api}/fail`);
-    const unhealthy = await waitFor("api unhealthy event", () => tap.events.slice(before).find((e) => e.event.type === "service" && e.event.service === "api" && e.event.health === "unhealthy"), 5000);
+    const unhealthy = await waitFor("api unhealthy event", () => tap.events.slice(before).find((e) => e.event.type === "service" && e.event.service === "api" && e.event.health === "unhealthy"), 20_000);
     expect(unhealthy.event).toMatchObject({ state: "running" });
     const failedCheck = tap.events.slice(before).filter((e) => e.event.type === "health_check" && e.event.service === "api");
     // Only the change of ok-ness is published, not every failure.
@@ -165,7 +164,7 @@ describe("node-agent supervising real processes", () => {
     const pid = reply.reply.ok ? reply.reply.pid : null;
     expect(pid).toBeGreaterThan(0);
     expect(svc("later")).toMatchObject({ state: "running", pid, starts: 1 });
-    await waitFor("later healthy", () => svc("later")?.health === "healthy", 5000);
+    await waitFor("later healthy", () => svc("later")?.health === "healthy", 20_000);
     const cmdSpan = exporter.getFinishedSpans().find((s) => s.name === "node-agent.command" && s.attributes["steward.command.op"] === "start");
     expect(cmdSpan?.spanContext().traceId).toBe(reply.traceId);
     expect(cmdSpan?.parentSpanContext?.spanId).toBe(reply.spanId);
@@ -216,26 +215,26 @@ describe("node-agent supervising real processes", () => {
     const restart = await sendCommand(nc, node, commandBody(node, "restart", "web"));
     expect(restart).toMatchObject({ ok: true });
     expect(svc("web")).toMatchObject({ state: "running", starts: 2 });
-    await waitFor("web healthy again", () => svc("web")?.health === "healthy", 5000);
+    await waitFor("web healthy again", () => svc("web")?.health === "healthy", 20_000);
   });
 
   it("reloads the spec: a new service is added stopped (never started), a removed one is reported undeclared until stopped, an invalid spec is ignored", async () => {
     const newPort = await freePort();
     await fleet.write({ ...services, added: httpService(newPort) });
-    await waitFor("added appears", () => svc("added"), 5000);
+    await waitFor("added appears", () => svc("added"), 20_000);
     await waitForTicks("heartbeats", heartbeats);
     expect(svc("added")).toMatchObject({ state: "stopped", starts: 0, declared: true });
     expect(svc("web")?.state).toBe("running");
 
     const invalidBefore = await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" });
     await fleet.write({ version: "not a spec" } as never);
-    await waitFor("invalid spec seen", async () => (await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })) > invalidBefore, 5000);
+    await waitFor("invalid spec seen", async () => (await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })) > invalidBefore, 20_000);
     expect(svc("added")).toBeDefined();
     expect(await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })).toBeGreaterThanOrEqual(1);
 
     const { api: _api, ...withoutApi } = services;
     await fleet.write({ ...withoutApi, added: httpService(newPort) });
-    await waitFor("api undeclared", () => svc("api")?.declared === false, 5000);
+    await waitFor("api undeclared", () => svc("api")?.declared === false, 20_000);
     expect(svc("api")).toMatchObject({ state: "running" });
     const refusedStart = await sendCommand(nc, node, commandBody(node, "start", "api"));
     expect(refusedStart).toMatchObject({ ok: false, code: "unknown_service" });

@@ -13,6 +13,8 @@ export interface NatsSourcesOptions {
   fleetSpecPath: string;
   logTailBytes: number;
   logTailTimeoutMs: number;
+  /** How long one read of a node's events waits for more when none are pending (default 1 s; it stops sooner once none are). */
+  eventsFetchExpiresMs?: number;
 }
 
 /** Missing is "nothing yet" (undefined); unusable is an error the evidence notes, never an empty world. */
@@ -50,7 +52,7 @@ export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions):
       const c = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: subject, deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() });
       const out: NodeEvent[] = [];
       // An ordered consumer is ephemeral: the server drops it once idle. Stop as soon as nothing is pending.
-      const iter = await c.fetch({ max_messages: Math.min(total, 5000), expires: 1000 });
+      const iter = await c.fetch({ max_messages: Math.min(total, 5000), expires: opts.eventsFetchExpiresMs ?? 1000 });
       for await (const m of iter) {
         const parsed = NodeEvent.safeParse(m.json());
         if (parsed.success) {

@@ -369,7 +369,7 @@ describe("triggers", () => {
     const rows = await waitFor("proposal for web", async () => {
       const r = await actions();
       return r.length > 0 ? r : undefined;
-    }, 5_000);
+    }, 20_000);
     expect(rows.map((r) => r.drift_key)).toEqual(["missing:n1/web"]);
   });
 
@@ -380,9 +380,10 @@ describe("triggers", () => {
     await waitFor("first report", () => readReport());
     const t0 = Date.now();
     await putSnapshot(fresh(snapshot([node("n1", [svc("api", { state: "exited", starts: 1 })])])));
-    await waitFor("restart proposal", async () => (await actions()).length > 0, 5_000, 10);
+    await waitFor("restart proposal", async () => (await actions()).length > 0, 20_000, 10);
+    // Promptly: a third of RECHECK_MS at most, generous for a busy machine and still far from waiting for the timer.
     const elapsed = Date.now() - t0;
-    expect(elapsed).toBeLessThan(2_000);
+    expect(elapsed).toBeLessThan(10_000);
     expect((await actions())[0]?.kind).toBe("restart");
   });
 
@@ -426,8 +427,9 @@ describe("leader lock", () => {
 
     const t0 = Date.now();
     await a.sup.stop();
-    await waitFor("b to take over", () => b.sup.isLeader(), 5_000);
-    expect(Date.now() - t0).toBeLessThan(3_000);
+    // Within seconds (b retries the lock every 200 ms), not after a lease or session timeout.
+    await waitFor("b to take over", () => b.sup.isLeader(), 15_000);
+    expect(Date.now() - t0).toBeLessThan(10_000);
     const r = await b.sup.runCycle();
     expect(r.status === "ok" && r.proposed).toEqual([]);
     await writeFile(specPath, specYaml({ n1: ["api", "web"] }));
@@ -451,8 +453,8 @@ describe("leader lock", () => {
     await waitFor("a new lock holder", async () => {
       const pid = await lockHolder();
       return pid !== undefined && pid !== first;
-    }, 5_000);
-    await waitFor("exactly one leader", () => a.sup.isLeader() !== b.sup.isLeader(), 5_000);
+    }, 20_000);
+    await waitFor("exactly one leader", () => a.sup.isLeader() !== b.sup.isLeader(), 20_000);
     const leaders = [a, b].filter((x) => x.sup.isLeader());
     expect(leaders).toHaveLength(1);
     expect((await leaders[0]!.sup.runCycle()).status).toBe("ok");
