@@ -7,6 +7,7 @@ import type { Sql } from "@steward/platform/db";
 import { ApiBadResponse, ApiError, ApiUnreachable, type ExecutorClient } from "@steward/executor/client";
 import type { PlannerClient } from "@steward/planner/client";
 import { TelegramUpdate } from "@steward/contracts/telegram";
+import { HttpError, readBodyText } from "@steward/platform/http";
 import type { AlerterMetrics } from "./metrics.js";
 import type { Read } from "./rules.js";
 import type { TelegramApi, TgUpdate, TgUser } from "./telegram-api.js";
@@ -263,21 +264,20 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
         res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "unauthorized", message: "wrong or missing X-Telegram-Bot-Api-Secret-Token" } }));
         return;
       }
+      // A refused body may be left unread: the connection closes, so no client reuses a socket the server drops.
       const refuse = (status: number, error: { code: string; message: string; field?: string }) =>
-        res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify({ error }));
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const c of req as AsyncIterable<Buffer>) {
-        size += c.length;
-        if (size > MAX_WEBHOOK_BYTES) {
-          refuse(413, { code: "too_large", message: `request body is larger than ${MAX_WEBHOOK_BYTES} bytes` });
-          return;
-        }
-        chunks.push(c);
+        res.writeHead(status, { "content-type": "application/json", ...(status === 413 ? { connection: "close" } : {}) }).end(JSON.stringify({ error }));
+      let text: string;
+      try {
+        text = await readBodyText(req, MAX_WEBHOOK_BYTES);
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        refuse(err.status, { code: "too_large", message: `request body is larger than ${MAX_WEBHOOK_BYTES} bytes` });
+        return;
       }
       let raw: unknown;
       try {
-        raw = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        raw = JSON.parse(text);
       } catch {
         refuse(400, { code: "invalid_json", message: "body is not JSON (a Telegram Update)" });
         return;

@@ -52,11 +52,13 @@ const REFUSAL: Record<ClaimRefusal | "malformed" | "bad_signature" | "unknown_to
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const json = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), "cache-control": "no-store" });
+  // A 413 leaves the body unread: close the connection, so no client reuses a socket the server drops.
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(json), "cache-control": "no-store", ...(status === 413 ? { connection: "close" } : {}) });
   res.end(json);
 }
 
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  if (Number(req.headers["content-length"] ?? 0) > MAX_BODY) throw new Refusal(413, "too_large", `request body is larger than ${MAX_BODY} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
