@@ -3,11 +3,12 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { writeFileAtomic } from "@steward/platform/atomic-write";
-import { contentHash, deployOrder, LABEL_CONFIG_HASH, LABEL_STACK, type StackRevision } from "./compose.js";
+import { contentHash, deployOrder, LABEL_COMPOSE_HASH, LABEL_CONFIG_HASH, LABEL_STACK, type StackRevision } from "./compose.js";
 import { serviceOf, type StackApplier } from "./compose-apply.js";
 import type { ComposeHasher, StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
 import type { StackObserver } from "./compose-observe.js";
+import type { ContainerInspect } from "./docker/types.js";
 import { StackDeployError, type StackSettings } from "./compose-stack.js";
 
 /** The Compose implementation found on the node: `docker compose` (v2 plugin) or `docker-compose` (v1). */
@@ -98,6 +99,40 @@ export function parseConfigHashes(out: string): Record<string, string> | undefin
   return Object.keys(hashes).length ? hashes : undefined;
 }
 
+/**
+ * Pure: where the containers Compose just brought up disagree with what `config --hash` says of the same files, or
+ * undefined when they agree. Some Compose releases hash differently for `config --hash` than for the label (v2.22
+ * until the fix of docker/compose#14001 skips env resolution there; v2.23.0 printed nothing): Steward must not
+ * report drift that Compose's own `up` would not act on.
+ */
+export function hashDisagreement(containers: readonly ContainerInspect[], hashes: Record<string, string>): string | undefined {
+  for (const c of containers) {
+    const service = serviceOf(c);
+    if (!(service in hashes)) continue;
+    const label = c.Config.Labels?.[LABEL_COMPOSE_HASH];
+    if (label !== hashes[service]) return `service ${service}: its container's ${LABEL_COMPOSE_HASH} is ${label ? label.slice(0, 12) : "missing"}, config --hash says ${(hashes[service] as string).slice(0, 12)}`;
+  }
+  return undefined;
+}
+
+/** Where a Compose whose `config --hash` disagreed with its own labels is remembered (by its label), across restarts. */
+const verdictPath = (stateDir: string) => join(stateDir, "compose", "config-hash-check.json");
+
+/** Why this Compose's `config --hash` is not trusted, if it was found out before (its label, e.g. `docker compose 2.27.0`). */
+export async function distrustedHashes(stateDir: string, label: string): Promise<string | undefined> {
+  try {
+    const doc = JSON.parse(await readFile(verdictPath(stateDir), "utf8")) as { unreliable?: Record<string, string> };
+    return doc.unreliable?.[label];
+  } catch {
+    return undefined;
+  }
+}
+
+export async function distrustHashes(stateDir: string, label: string, detail: string): Promise<void> {
+  await mkdir(join(stateDir, "compose"), { recursive: true });
+  await writeFileAtomic(verdictPath(stateDir), JSON.stringify({ version: 1, unreliable: { [label]: detail } }, null, 2));
+}
+
 export interface ComposeProjectDeps {
   cli: ComposeCli;
   /** DOCKER_HOST for Compose. */
@@ -165,9 +200,9 @@ export function createComposeHasher(deps: ComposeProjectDeps): ComposeHasher {
   return async (s, r, env) => {
     const p = await project.prepare(s, r, env, true);
     const res = await project.compose(s, r, p, ["config", "--hash=*"], 60_000);
-    const hashes = res.code === 0 ? parseConfigHashes(res.stdout) : undefined;
-    if (!hashes) throw new Error(`${deps.cli.label} config --hash (exit ${res.code}): ${redactedTail(res.stderr || res.stdout, Object.values(env), 600) || "no hashes"}`);
-    return hashes;
+    if (res.code !== 0) throw new Error(`${deps.cli.label} config --hash (exit ${res.code}): ${redactedTail(res.stderr || res.stdout, Object.values(env), 600)}`);
+    // Answered, but no hashes (Compose v2.23.0 prints nothing for `*`): none to trust.
+    return parseConfigHashes(res.stdout);
   };
 }
 
@@ -177,6 +212,11 @@ export interface CliApplierDeps extends ComposeProjectDeps {
   health: Pick<StackHealth, "waitContainer">;
   /** Removal, stop and start of containers by id stay on the Engine API. */
   engine: StackApplier;
+  /**
+   * While Compose's hashes are part of the revision's identity: after a deploy, `config --hash` of the applied files
+   * must reproduce the labels `up` wrote, else `unreliable` is told why (and drift falls back to the content hash).
+   */
+  resolved?: { active(): boolean; unreliable(detail: string): void };
   now?: () => number;
 }
 
@@ -197,6 +237,12 @@ export function createCliApplier(deps: CliApplierDeps): StackApplier {
       const containers = await deps.observer.containers(s);
       for (const service of deployOrder(r.services)) {
         for (const c of containers.filter((x) => serviceOf(x) === service)) steps.push(await deps.health.waitContainer(s, c.Id, service, deadline));
+      }
+      if (deps.resolved?.active()) {
+        const check = await project.compose(s, r, p, ["config", "--hash=*"], 60_000);
+        const hashes = check.code === 0 ? parseConfigHashes(check.stdout) : undefined;
+        const wrong = hashes ? hashDisagreement(await deps.observer.containers(s), hashes) : check.code === 0 ? "config --hash printed no hashes" : undefined;
+        if (wrong) deps.resolved.unreliable(`stack ${s.name}: ${wrong}`);
       }
       return steps;
     },

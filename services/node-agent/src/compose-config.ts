@@ -34,8 +34,11 @@ export interface StackConfigDeps {
   now?: () => number;
 }
 
-/** Asks Compose for the resolved config hash of each service of a revision; `env` is what Steward adds (holds values). */
-export type ComposeHasher = (s: StackSettings, r: StackRevision, env: Record<string, string>) => Promise<Record<string, string>>;
+/**
+ * Asks Compose for the resolved config hash of each service of a revision; `env` is what Steward adds (holds values).
+ * Undefined: this Compose gives no hashes to trust, the content hash stands alone.
+ */
+export type ComposeHasher = (s: StackSettings, r: StackRevision, env: Record<string, string>) => Promise<Record<string, string> | undefined>;
 
 /** Pure: keyed digests of an env file's values, by key. The values are dropped here. */
 export function envFileDigests(fleetKey: string, entries: Iterable<[string, string]>): Record<string, string> {
@@ -102,8 +105,9 @@ export function createStackConfig(deps: StackConfigDeps): StackConfig {
       // The environment's values (secrets) change Compose's hash too; they are keyed here, never kept.
       const key = `${base.hash}\u0000${hmacHex(deps.fleetKey, JSON.stringify(Object.entries(env).sort(([a], [b]) => a.localeCompare(b))))}`;
       const cached = resolved.get(s.name);
-      if (cached?.key === key && now() - cached.at <= (opts?.maxAgeMs ?? 0)) return withComposeHashes(deps.fleetKey, base, cached.hashes);
+      if (cached?.key === key && now() - cached.at < (opts?.maxAgeMs ?? 0)) return withComposeHashes(deps.fleetKey, base, cached.hashes);
       const hashes = await hasher(s, base, env);
+      if (!hashes) return base;
       resolved.set(s.name, { key, at: now(), hashes });
       return withComposeHashes(deps.fleetKey, base, hashes);
     },

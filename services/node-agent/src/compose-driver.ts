@@ -5,7 +5,7 @@ import type { Logger } from "@steward/platform/logger";
 import { withSpan } from "@steward/platform/tracing";
 import { ComposeError } from "./compose.js";
 import { createEngineApplier, type StackApplier } from "./compose-apply.js";
-import { createCliApplier, createComposeHasher, detectCompose, type ComposeCli } from "./compose-cli.js";
+import { createCliApplier, createComposeHasher, detectCompose, distrustHashes, distrustedHashes, type ComposeCli } from "./compose-cli.js";
 import { createStackConfig, type ComposeHasher } from "./compose-config.js";
 import { createStackControl } from "./compose-control.js";
 import { createStackDeployer } from "./compose-deploy.js";
@@ -114,8 +114,23 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
       }
       logger.info({ compose: cli.label }, `compose stacks are applied with ${cli.label}`);
       viaCli = true;
-      hasher = createComposeHasher({ cli, dockerHost, stateDir: deps.stateDir });
-      return createCliApplier({ cli, dockerHost, stateDir: deps.stateDir, config, observer, health, engine });
+      const fallBack = (detail: string) => {
+        if (!hasher) return;
+        hasher = undefined;
+        logger.warn({ compose: cli.label, detail }, "Compose's config --hash does not reproduce the labels its own up wrote: config drift uses Steward's content hash only");
+        void distrustHashes(deps.stateDir, cli.label, detail).catch((err: unknown) => logger.warn({ err: (err as Error).message }, "could not record the config-hash verdict"));
+      };
+      const distrusted = await distrustedHashes(deps.stateDir, cli.label);
+      if (distrusted) logger.warn({ compose: cli.label, detail: distrusted }, "Compose's config --hash was found not to reproduce its labels before: config drift uses Steward's content hash only");
+      else {
+        const ask = createComposeHasher({ cli, dockerHost, stateDir: deps.stateDir });
+        hasher = async (st, r, env) => {
+          const hashes = await ask(st, r, env);
+          if (!hashes) fallBack("config --hash printed no hashes");
+          return hashes;
+        };
+      }
+      return createCliApplier({ cli, dockerHost, stateDir: deps.stateDir, config, observer, health, engine, resolved: { active: () => hasher !== undefined, unreliable: fallBack } });
     })();
     return chosen;
   }

@@ -11,7 +11,7 @@ import { containerEnvValue, deployingView, unreadableStack } from "../src/compos
 import { EMPTY_RECORD, recordDeploy, type StackRecord } from "../src/compose-records.js";
 import { createStackSet, stackSettings } from "../src/compose-stack.js";
 import { lostDetail, stacksOfEvent } from "../src/compose-events.js";
-import { composeArgs, createComposeHasher, detectCompose, overrideFile, parseComposeVersion, parseConfigHashes, redactedTail } from "../src/compose-cli.js";
+import { composeArgs, createComposeHasher, detectCompose, distrustHashes, distrustedHashes, hashDisagreement, overrideFile, parseComposeVersion, parseConfigHashes, redactedTail } from "../src/compose-cli.js";
 import type { EventsEnd } from "../src/docker/client.js";
 import type { ContainerInspect, EngineEvent } from "../src/docker/types.js";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -286,6 +286,26 @@ describe("config drift from Compose's own config hash", () => {
     ["without Compose (no key) → the content label as before", [labelled("a1", "api", "sha256:c1", H("a"))], undefined, { hash: "sha256:c1" }],
   ] as [string, ContainerInspect[], string | undefined, object][])("%s", (_, cs, key, out) => expect(observedHash(cs, key)).toEqual(out));
 
+  it.each([
+    ["every container carries what config --hash says", [labelled("a1", "api", "sha256:c1", H("a")), labelled("w1", "web", "sha256:c1", H("b"))], undefined],
+    ["an orphan's service is not asked about", [labelled("a1", "api", "sha256:c1", H("a")), labelled("o1", "old", "sha256:c1", H("f"))], undefined],
+    ["a label that differs (a Compose that hashes differently for config --hash than for up)", [labelled("a1", "api", "sha256:c1", H("a")), labelled("w1", "web", "sha256:c1", H("d"))], `service web: its container's com.docker.compose.config-hash is ${"d".repeat(12)}, config --hash says ${"b".repeat(12)}`],
+    ["no label at all", [labelled("a1", "api", "sha256:c1", undefined)], `service api: its container's com.docker.compose.config-hash is missing, config --hash says ${"a".repeat(12)}`],
+  ] as [string, ContainerInspect[], string | undefined][])("after up: %s", (_, cs, want) => expect(hashDisagreement(cs, { api: H("a"), web: H("b") })).toBe(want));
+
+  it("a Compose found not to reproduce its labels is remembered by its label across restarts", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "steward-verdict-"));
+    try {
+      expect(await distrustedHashes(dir, "docker compose 2.27.0")).toBeUndefined();
+      await distrustHashes(dir, "docker compose 2.27.0", "stack shop: service web differs");
+      expect(await distrustedHashes(dir, "docker compose 2.27.0")).toBe("stack shop: service web differs");
+      // Another version (an upgrade) is asked again.
+      expect(await distrustedHashes(dir, "docker compose 2.30.1")).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("the resolved identity is keyed (nobody without the fleet key can test guesses of the environment against it)", () => {
     expect(want).toMatch(/^compose:[0-9a-f]{64}$/);
     expect(resolvedHash("other-key", "sha256:c1", { api: H("a"), web: H("b") })).not.toBe(want);
@@ -313,7 +333,8 @@ describe("config drift from Compose's own config hash", () => {
       const asked: Record<string, string>[] = [];
       let t = 0;
       let hashing = true;
-      const config = createStackConfig({ node: "n1", fleetKey: KEY, resolveSecret: () => secret, composeHashes: () => (hashing ? (_s, _r, env) => (asked.push(env), Promise.resolve({ web: answer })) : undefined), now: () => t });
+      let answerNone = false;
+      const config = createStackConfig({ node: "n1", fleetKey: KEY, resolveSecret: () => secret, composeHashes: () => (hashing ? (_s, _r, env) => (asked.push(env), Promise.resolve(answerNone ? undefined : { web: answer })) : undefined), now: () => t });
       const s = stack as NonNullable<typeof stack>;
       const r1 = await config.desired(s);
       expect(r1.hash).toBe(resolvedHash(KEY, r1.content_hash as string, { web: H("a") }));
@@ -336,6 +357,11 @@ describe("config drift from Compose's own config hash", () => {
       const r3 = await config.desired(s, { maxAgeMs: Number.POSITIVE_INFINITY });
       expect(asked).toHaveLength(4);
       expect(r3.content_hash).not.toBe(r1.content_hash);
+      // A Compose that gives no hashes: the content hash alone.
+      answerNone = true;
+      const none = await config.desired(s);
+      expect(none.hash).toBe(r3.content_hash);
+      answerNone = false;
       // Without Compose: the content hash alone, as before.
       hashing = false;
       const plain = await config.desired(s);
@@ -365,6 +391,9 @@ describe("config drift from Compose's own config hash", () => {
       expect(files).toHaveLength(2);
       expect(await readFile(files[0] as string, "utf8")).toContain("image: app:1");
       expect(JSON.parse(await readFile(files[1] as string, "utf8"))).toEqual(JSON.parse(overrideFile(r, "shop", ["TOKEN"], "3.8")));
+      // Compose v2.23.0 answers `--hash=*` with nothing: no hashes to trust, not an error.
+      out = { code: 0, stdout: "", stderr: "" };
+      expect(await hasher(settings, r, {})).toBeUndefined();
       out = { code: 1, stdout: "", stderr: "ERROR: invalid interpolation of hunter2-secret" };
       await expect(hasher(settings, r, { TOKEN: "hunter2-secret" })).rejects.toThrow(/docker-compose 1.29.2 config --hash \(exit 1\): ERROR: invalid interpolation of \*\*\*/);
     } finally {

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseFleetSpec } from "@steward/fleet/fleet-spec";
 import { silentLogger } from "@steward/platform/logger";
-import { dockerdUnavailable, freePort, importBusyboxImage, startDockerd, type Dockerd } from "@steward/testkit";
+import { dockerdUnavailable, freePort, importBusyboxImage, startDockerd, waitFor, type Dockerd } from "@steward/testkit";
 import { detectCompose } from "../src/compose-cli.js";
 import { createComposeDriver, type ComposeDriver } from "../src/compose-driver.js";
 import { DockerClient } from "../src/docker/client.js";
@@ -160,6 +160,44 @@ describe.skipIf(skip)("the real Compose on a live dockerd", () => {
       expect((await docker.inspectContainer(c2?.Id ?? "")).Config.Image).toBe("steward-test/busybox:2");
     } finally {
       await d.stop();
+    }
+  }, 180_000);
+
+  it("a Compose whose config --hash disagrees with the labels its own up wrote is found out at the first deploy: drift falls back to the content hash, remembered", async () => {
+    const sub = join(dir, "distrust");
+    await mkdir(sub, { recursive: true });
+    // docker-compose, except that `config --hash` answers other hashes than `up` writes (as Compose v2.22+ did for env_file).
+    const wrapper = join(sub, "skewed-compose");
+    await writeFile(wrapper, `#!/bin/sh\ncase " $* " in\n  *" --hash=* "*) docker-compose "$@" | sed 's/[0-9a-f]\\{4\\}$/0000/' ;;\n  *) exec docker-compose "$@" ;;\nesac\n`, { mode: 0o755 });
+    await writeFile(join(sub, "compose.yaml"), `services:\n  app:\n    image: steward-test/busybox:1\n    network_mode: host\n    command: ["sleep", "100000"]\n    stop_grace_period: 1s\n    healthcheck: { test: ["CMD", "true"], interval: 1s }\n`);
+    const res = parseFleetSpec(JSON.stringify({ version: 1, nodes: { n1: { repo_path: ".", services: { skewed: { kind: "compose", files: ["compose.yaml"], deploy: { health_timeout: "90s" } } } } } }));
+    if (!res.ok) throw new Error(JSON.stringify(res.problems));
+    const cli = { command: [wrapper], version: "1.29.2", label: "skewed-compose 1.29.2" };
+    const make = () => createComposeDriver({ node: "n1", docker, dockerHost: dockerd.host, fleetKey: "test-fleet-key-0123456789abcdef", specDir: sub, stateDir: join(sub, "state"), probeMs: 60_000, logger: silentLogger(), publish: () => undefined, pollMs: 200, resolvedMaxAgeMs: 0, detect: () => Promise.resolve(cli) });
+    const d = make();
+    d.setSpec(res.spec);
+    try {
+      expect(await runOp(d, { ...cmd("deploy"), service: "skewed" })).toMatchObject({ ok: true });
+      await d.probeNow();
+      const o = d.observe()[0];
+      expect(o).toMatchObject({ state: "running", health: "healthy" });
+      expect(o?.config_hash).toMatch(/^sha256:/);
+      expect(o?.config_hash).toBe(o?.desired_config_hash);
+    } finally {
+      await d.stop();
+    }
+    // A restarted agent with the same Compose does not trust it again.
+    const again = make();
+    again.setSpec(res.spec);
+    try {
+      again.start();
+      await waitFor("observed after a restart", async () => {
+        await again.probeNow();
+        const o = again.observe()[0];
+        return o?.state === "running" && o.config_hash === o.desired_config_hash && o.config_hash?.startsWith("sha256:") ? o : undefined;
+      }, 60_000, 200);
+    } finally {
+      await again.stop();
     }
   }, 180_000);
 
