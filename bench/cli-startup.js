@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // How fast `steward` answers (not a test): `node bench/cli-startup.js` after `npm run build` (tsc -b, then the CLI bundle); part of `npm run bench`.
 // Options: --runs N (default 20), --compare DIR (another build's cli/dist, e.g. main before a change, run in the same rounds),
-// --api URL --token T (a running stack, e.g. `steward up`; default: an in-process API that serves a valid snapshot).
+// --api URL --token T (a running stack, e.g. `steward up`; default: an in-process API that serves a valid snapshot),
+// --home DIR (the STEWARD_HOME of a running `steward up`: the CLI finds the API through its stack file, as an operator's does).
 // Every round runs each case once, in turn, so load from other work on the machine falls on all of them alike;
 // `node -e 0` in the same rounds is the floor no Node CLI goes under. Needs bash (its `time` gives CPU time too).
 import { spawn } from "node:child_process";
@@ -12,7 +13,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Snapshot } from "@steward/contracts/world-state";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "20" }, compare: { type: "string" }, api: { type: "string" }, token: { type: "string" } } });
+const { values } = parseArgs({ options: { runs: { type: "string", default: "20" }, compare: { type: "string" }, api: { type: "string" }, token: { type: "string" }, home: { type: "string" } } });
 const RUNS = Number(values.runs);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(root, "cli/dist/main.js");
@@ -70,8 +71,14 @@ function timeRun(args, env, cwd) {
   });
 }
 
-const api = values.api ? { url: values.api, token: values.token ?? "", close: () => undefined } : await fakeApi();
-const env = { ...process.env, STEWARD_API_URL: api.url, STEWARD_TOKEN: api.token, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "" };
+const api = values.home ? undefined : values.api ? { url: values.api, token: values.token ?? "", close: () => undefined } : await fakeApi();
+const env = { ...process.env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "" };
+if (api) Object.assign(env, { STEWARD_API_URL: api.url, STEWARD_TOKEN: api.token });
+else {
+  delete env.STEWARD_API_URL;
+  delete env.STEWARD_TOKEN;
+  env.STEWARD_HOME = values.home;
+}
 const builds = [["", CLI], ...(values.compare ? [[" (compare)", resolve(values.compare, "main.js")]] : [])];
 const cases = [
   { name: "node -e 0 (baseline)", args: ["-e", "0"] },
@@ -96,13 +103,13 @@ for (let i = 0; i < RUNS; i++) {
     times.get(c.name).cpu.push(r.cpuMs);
   }
 }
-api.close();
+api?.close();
 
 const base = times.get(cases[0].name);
 const baseWall = median(base.wall);
 const baseCpu = median(base.cpu);
 console.log(`\nsteward CLI start-up, ${RUNS} runs each, interleaved; ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")} at the end, ${new Date().toISOString()}`);
-console.log(`status against ${values.api ? values.api : "an in-process API (5 nodes × 6 services)"}\n`);
+console.log(`status against ${values.home ? `the stack in ${values.home}/stack.json` : values.api ? values.api : "an in-process API (5 nodes × 6 services)"}\n`);
 console.log("| command | wall median | wall p90 | wall min | CPU median | wall − baseline | wall × baseline | CPU × baseline |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const c of cases) {

@@ -13,11 +13,12 @@ export type { ExecutorClient };
 export async function connectApi(env: NodeJS.ProcessEnv = process.env): Promise<ExecutorClient> {
   const url = env["STEWARD_API_URL"];
   const token = env["STEWARD_TOKEN"];
-  if (url && token) return createExecutorClient({ url, token, fetch: httpFetch });
+  // One answer per run: zod's compiled fast path would cost more than it saves (jitless).
+  if (url && token) return createExecutorClient({ url, token, fetch: httpFetch, jitless: true });
   const stack = await readStackFile(env);
   if (!stack) throw new NoStackError();
   const apiUrl = url ?? stack.api_url;
-  return createExecutorClient({ url: apiUrl, token: token ?? stack.token, fetch: httpFetch, onReply: url ? undefined : refuseOtherStacks(stack.stack_id, apiUrl) });
+  return createExecutorClient({ url: apiUrl, token: token ?? stack.token, fetch: httpFetch, jitless: true, onReply: url ? undefined : refuseOtherStacks(stack.stack_id, apiUrl) });
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

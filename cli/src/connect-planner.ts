@@ -26,12 +26,13 @@ export const cliEnvelope = (t: NewTask): TaskEnvelope => ({ ...t, source: "cli",
 export async function connectPlanner(env: NodeJS.ProcessEnv = process.env): Promise<PlannerClient> {
   const url = env["STEWARD_PLANNER_URL"];
   const token = env["STEWARD_TOKEN"];
-  if (url && token) return createPlannerClient({ url, token, fetch: httpFetch });
+  // A few answers per run: zod's compiled fast path would cost more than it saves (jitless).
+  if (url && token) return createPlannerClient({ url, token, fetch: httpFetch, jitless: true });
   const stack = await readStackFile(env);
   const stackUrl = url ?? stack?.planner_url;
   const stackToken = token ?? stack?.token;
   if (!stackUrl || !stackToken) throw new NoPlannerError();
-  return createPlannerClient({ url: stackUrl, token: stackToken, fetch: httpFetch, onReply: url ? undefined : refuseOtherStacks(stack?.stack_id, stackUrl) });
+  return createPlannerClient({ url: stackUrl, token: stackToken, fetch: httpFetch, jitless: true, onReply: url ? undefined : refuseOtherStacks(stack?.stack_id, stackUrl) });
 }
 
 /** Accepts a full id or a unique prefix of a recent task (as printed by `steward task ls`). */

@@ -42,7 +42,8 @@ export async function writeStackFile(s: StackFile, env: NodeJS.ProcessEnv = proc
 
 export async function readStackFile(env: NodeJS.ProcessEnv = process.env): Promise<StackFile | undefined> {
   try {
-    const parsed = StackFile.safeParse(JSON.parse(await readFile(stackFilePath(env), "utf8")));
+    // Parsed once per run: zod's compiled fast path would cost more than it saves.
+    const parsed = StackFile.safeParse(JSON.parse(await readFile(stackFilePath(env), "utf8")), { jitless: true });
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

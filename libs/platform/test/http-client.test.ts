@@ -136,6 +136,14 @@ describe("createJsonHttp against a stand-in", () => {
     expect(await refuse.call("GET", "/off-contract", Greeting).catch((e: unknown) => e)).toBe(refusal);
   });
 
+  it("jitless: the schema is asked to parse without its compiled fast path (a CLI parses once); by default it is not", async () => {
+    const contexts: unknown[] = [];
+    const Recording: ResponseSchema<{ hello: string }> = { safeParse: (v, ctx) => (contexts.push(ctx), Greeting.safeParse(v)) };
+    await createJsonHttp({ url: `${api.url}/prefix`, label: "the API", jitless: true }).call("GET", "/hello", Recording);
+    await createJsonHttp({ url: `${api.url}/prefix`, label: "the API" }).call("GET", "/hello", Recording);
+    expect(contexts).toEqual([{ jitless: true }, undefined]);
+  });
+
   it("a node:http transport that gets no answer within the timeout → ApiUnreachable saying so", async () => {
     const err = await createJsonHttp({ url: api.url, label: "the API", timeoutMs: 200, fetch: nodeHttp }).call("GET", "/silent", Greeting).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiUnreachable);

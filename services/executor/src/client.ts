@@ -32,6 +32,8 @@ export interface ExecutorClientOptions {
   fetch?: HttpTransport | undefined;
   /** Sees each answer's status and headers before its body is read; what it throws, the call throws. */
   onReply?: JsonHttpOptions["onReply"];
+  /** For a process that parses one answer and exits (the CLI): see JsonHttpOptions. */
+  jitless?: boolean | undefined;
   /** How the executor is named in messages; default "the Steward API" (what the CLI says). */
   label?: string | undefined;
 }
@@ -53,7 +55,7 @@ export interface ExecutorClient {
 const enc = encodeURIComponent;
 
 export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClient {
-  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the Steward API", timeoutMs: opts.timeoutMs, fetch: opts.fetch, onReply: opts.onReply });
+  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the Steward API", timeoutMs: opts.timeoutMs, fetch: opts.fetch, onReply: opts.onReply, jitless: opts.jitless });
   return {
     url: opts.url,
     world: async () => (await http.call("GET", "/api/world", Snapshot)).data,

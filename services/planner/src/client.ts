@@ -20,6 +20,8 @@ export interface PlannerClientOptions {
   fetch?: HttpTransport | undefined;
   /** Sees each answer's status and headers before its body is read; what it throws, the call throws. */
   onReply?: JsonHttpOptions["onReply"];
+  /** For a process that parses one answer and exits (the CLI): see JsonHttpOptions. */
+  jitless?: boolean | undefined;
   /** How the planner is named in messages; default "the planner". */
   label?: string | undefined;
 }
@@ -38,7 +40,7 @@ export interface PlannerClient {
 }
 
 export function createPlannerClient(opts: PlannerClientOptions): PlannerClient {
-  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the planner", timeoutMs: opts.timeoutMs, fetch: opts.fetch, onReply: opts.onReply });
+  const http = createJsonHttp({ url: opts.url, token: opts.token, label: opts.label ?? "the planner", timeoutMs: opts.timeoutMs, fetch: opts.fetch, onReply: opts.onReply, jitless: opts.jitless });
   return {
     url: opts.url,
     submit: async (envelope, o = {}) => (await http.call("POST", "/inbox", InboxReply, { body: envelope, ...(o.headers ? { headers: o.headers } : {}) })).data,
