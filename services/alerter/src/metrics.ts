@@ -17,37 +17,12 @@ export function createAlerterMetrics(registry: Registry, store?: AlertStore): Al
     scrapeTimeGauge(registry, { name: "alerter_alerts_firing", help: "Alerts firing now, by rule", label: "rule", read: async () => (await counts())?.firing });
     scrapeTimeGauge(registry, { name: "alerter_notifications_unsent", help: "Notifications queued and not yet delivered (pending or failing), by sink", label: "sink", read: async () => (await counts())?.unsent });
   }
+  const registers = [registry];
   return {
-    notifications: new Counter({
-      name: "alerter_notifications_total",
-      help: "Notification delivery attempts by sink and result (sent, retry, failed: kept and retried slowly)",
-      labelNames: ["sink", "result"],
-      registers: [registry],
-    }),
-    notifyLatency: new Histogram({
-      name: "alerter_notify_seconds",
-      help: "From the alert being queued to the sink accepting it",
-      labelNames: ["sink", "kind"],
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300],
-      registers: [registry],
-    }),
-    evaluations: new Counter({
-      name: "alerter_evaluations_total",
-      help: "Rule evaluations by result (ok, error)",
-      labelNames: ["result"],
-      registers: [registry],
-    }),
-    telegramCallbacks: new Counter({
-      name: "alerter_telegram_callbacks_total",
-      help: "Telegram button presses by result (approved, rejected, refused, not_allowed, unknown, error)",
-      labelNames: ["result"],
-      registers: [registry],
-    }),
-    telegramCommands: new Counter({
-      name: "alerter_telegram_commands_total",
-      help: "Telegram commands by command and result",
-      labelNames: ["command", "result"],
-      registers: [registry],
-    }),
+    notifications: new Counter({ name: "alerter_notifications_total", help: "Notification delivery attempts by sink and result (sent, retry, failed: kept and retried slowly)", labelNames: ["sink", "result"], registers }),
+    notifyLatency: new Histogram({ name: "alerter_notify_seconds", help: "From the alert being queued to the sink accepting it", labelNames: ["sink", "kind"], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300], registers }),
+    evaluations: new Counter({ name: "alerter_evaluations_total", help: "Rule evaluations by result (ok, error)", labelNames: ["result"], registers }),
+    telegramCallbacks: new Counter({ name: "alerter_telegram_callbacks_total", help: "Telegram button presses by result (approved, rejected, refused, not_allowed, unknown, error)", labelNames: ["result"], registers }),
+    telegramCommands: new Counter({ name: "alerter_telegram_commands_total", help: "Telegram commands by command and result", labelNames: ["command", "result"], registers }),
   };
 }
