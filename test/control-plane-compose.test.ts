@@ -1,0 +1,236 @@
+/**
+ * The control plane's own docker-compose.yml and Dockerfile on a real Docker Engine (Debian's dockerd 20.10 the test
+ * starts, no registry): base images made from this machine's binaries (support/host-images.ts) under the names the
+ * files use, the steward image built from the Dockerfile by Compose, `up -d` with a `.env` as docs/deploy.md writes it
+ * (generated secrets holding '/', '+' and '='), then:
+ *
+ * - every container healthy by its own healthcheck (NATS cluster, PostgreSQL, five Steward services);
+ * - a node-agent on the host, pointed at the published NATS ports as docs/deploy.md says, shows up in
+ *   `steward status --json` asked through the published executor port;
+ * - the observer's snapshot is in its named volume, written by the image's `node` user.
+ *
+ * Test-only differences, each in the override file below: the host's nats-server is 2.9, so the NATS configs are
+ * mounted without the one 2.10 setting (`sync_interval`); and the image build runs on the host network (the test's
+ * dockerd has no default bridge).
+ *
+ * Needs root, dockerd, Compose and `npx tsc -b` first (the node-agent and CLI run from dist).
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { parse as parseYaml } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Snapshot } from "@steward/contracts/world-state";
+import { SINK_SETTINGS } from "@steward/alerter";
+import { dockerdUnavailable, startDockerd, stopProcess, waitFor, type Dockerd } from "@steward/testkit";
+import { importNatsImage, importNodeBuildImage, importNodeSlimImage, importPostgresImage } from "./support/host-images.js";
+import { spawnService, type ServiceProcess } from "./support/service-process.js";
+
+const run = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const COMPOSE_FILE = join(ROOT, "docker-compose.yml");
+const PROJECT = "stwcp";
+const STEWARD_SERVICES = ["observer", "supervisor", "executor", "planner", "alerter"] as const;
+const ALL_SERVICES = ["nats-1", "nats-2", "nats-3", "postgres", ...STEWARD_SERVICES];
+
+type ComposeService = { environment?: Record<string, string | null>; healthcheck?: { test?: string[] }; depends_on?: Record<string, { condition: string }>; volumes?: string[] };
+const composeFile = parseYaml(readFileSync(COMPOSE_FILE, "utf8"), { merge: true }) as { services: Record<string, ComposeService> };
+
+/** `docker compose` (v2) where present, else `docker-compose` (v1); undefined when neither runs. */
+async function findCompose(): Promise<string[] | undefined> {
+  for (const cmd of [["docker", "compose"], ["docker-compose"]]) {
+    const ok = await run(cmd[0]!, [...cmd.slice(1), "version"]).then(() => true, () => false);
+    if (ok) return cmd;
+  }
+  return undefined;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+/** A secret as `openssl rand -base64 32` makes it, made sure to hold the characters a URL cannot carry raw. */
+const base64Secret = () => `a/b+c${randomBytes(24).toString("base64")}=`;
+
+describe("docker-compose.yml, as written", () => {
+  it("hands the alerter every sink setting it reads, each only when set (a present-but-empty one would count as configured)", () => {
+    const env = composeFile.services["alerter"]?.environment ?? {};
+    for (const key of Object.values(SINK_SETTINGS).flat()) {
+      expect(Object.keys(env), key).toContain(key);
+      expect(env[key], key).toBeNull();
+    }
+  });
+
+  it("gives the executor the fleet spec, and keeps the database password out of every URL", () => {
+    expect(composeFile.services["executor"]?.environment?.["FLEET_SPEC"]).toBe("/repo/fleet.yaml");
+    for (const [name, s] of Object.entries(composeFile.services)) {
+      const url = s.environment?.["DATABASE_URL"];
+      if (url !== undefined) expect(url, name).not.toContain("POSTGRES_PASSWORD");
+    }
+  });
+
+  it("has a healthcheck on every service and starts Steward's only once NATS and PostgreSQL are healthy", () => {
+    for (const name of ALL_SERVICES) expect(composeFile.services[name]?.healthcheck?.test?.length, name).toBeGreaterThan(0);
+    for (const name of STEWARD_SERVICES) {
+      const deps = composeFile.services[name]?.depends_on ?? {};
+      for (const infra of ["nats-1", "nats-2", "nats-3", "postgres"]) expect(deps[infra]?.condition, `${name} → ${infra}`).toBe("service_healthy");
+    }
+  });
+});
+
+const skip = dockerdUnavailable();
+if (skip) console.warn(`control-plane compose on a live dockerd skipped: ${skip}`);
+
+describe.skipIf(skip)("the control plane's compose file on a live dockerd", () => {
+  let dockerd: Dockerd | undefined;
+  let compose: string[] = [];
+  let dir = "";
+  let agent: ServiceProcess | undefined;
+  const ports = { nats: [0, 0, 0], executor: 0 };
+  const token = base64Secret();
+  const fleetKey = base64Secret();
+  const started = Date.now();
+  const timings: Record<string, number> = {};
+  const mark = (what: string) => (timings[what] = Math.round((Date.now() - started) / 100) / 10);
+
+  const env = () => ({ ...process.env, DOCKER_HOST: dockerd?.host ?? "" });
+  const dc = (args: string[], timeout = 300_000) =>
+    run(compose[0]!, [...compose.slice(1), "-p", PROJECT, "-f", COMPOSE_FILE, "-f", join(dir, "override.json"), "--env-file", join(dir, ".env"), ...args], { env: env(), cwd: ROOT, timeout, maxBuffer: 32 << 20 });
+  const docker = (args: string[]) => run("docker", args, { env: env(), maxBuffer: 32 << 20 });
+
+  /** Each service's health as the engine reports it (`healthy`, `starting`, `unhealthy`, or the state when not running). */
+  async function health(): Promise<Record<string, string>> {
+    const ids = (await dc(["ps", "-q"])).stdout.split("\n").filter(Boolean);
+    if (ids.length === 0) return {};
+    const out = (await docker(["inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}', ...ids])).stdout;
+    return Object.fromEntries(out.trim().split("\n").map((l) => { const [svc, state, h] = l.split(" "); return [svc, state === "running" ? (h || "no-healthcheck") : state ?? "?"]; }));
+  }
+
+  beforeAll(async () => {
+    const found = await findCompose();
+    if (!found) throw new Error("no Compose on this machine: install docker-compose (Debian) or the docker compose plugin");
+    compose = found;
+    dir = await mkdtemp(join(tmpdir(), "stw-control-plane-"));
+    dockerd = await startDockerd();
+    mark("dockerd up");
+    await Promise.all([importNodeSlimImage(dockerd.host), importNodeBuildImage(dockerd.host), importNatsImage(dockerd.host), importPostgresImage(dockerd.host)]);
+    mark("base images imported");
+
+    // The fleet repo the supervisor, planner and executor read: one node, the host this test runs a node-agent on.
+    const repo = join(dir, "fleet-repo");
+    await mkdir(repo);
+    await writeFile(join(repo, "fleet.yaml"), "version: 1\nfleet: compose-test\nnodes:\n  cp-host:\n    services: {}\n");
+
+    ports.nats = [await freePort(), await freePort(), await freePort()];
+    ports.executor = await freePort();
+    // One variable a line, as docs/deploy.md writes it.
+    await writeFile(join(dir, ".env"), [
+      `POSTGRES_PASSWORD=${base64Secret()}`,
+      `STEWARD_API_TOKEN=${token}`,
+      `STEWARD_FLEET_KEY=${fleetKey}`,
+      `FLEET_REPO=${repo}`,
+      `STEWARD_PUBLIC_URL=http://127.0.0.1:${ports.executor}`,
+      "NTFY_URL=http://127.0.0.1:9",
+      `NTFY_TOPIC=steward-${randomBytes(6).toString("hex")}`,
+      "STEWARD_BIND=127.0.0.1",
+      `NATS_PORT_1=${ports.nats[0]}`,
+      `NATS_PORT_2=${ports.nats[1]}`,
+      `NATS_PORT_3=${ports.nats[2]}`,
+      `EXECUTOR_PORT=${ports.executor}`,
+      "",
+    ].join("\n"));
+
+    // nats-server 2.9 here refuses `sync_interval` (2.10+): mount the same configs without that line.
+    const override: { services: Record<string, unknown> } = { services: {} };
+    for (const i of [1, 2, 3]) {
+      const conf = readFileSync(join(ROOT, `infra/nats/nats-cluster-${i}.conf`), "utf8").replace(/^\s*sync_interval:.*$/m, "");
+      await writeFile(join(dir, `nats-${i}.conf`), conf);
+      override.services[`nats-${i}`] = { volumes: [`${join(dir, `nats-${i}.conf`)}:/etc/nats/nats.conf:ro`] };
+    }
+    for (const s of STEWARD_SERVICES) override.services[s] = { build: { context: ROOT, network: "host" } };
+    await writeFile(join(dir, "override.json"), JSON.stringify(override, null, 2));
+
+    await dc(["build"], 600_000);
+    mark("steward image built");
+    await dc(["up", "-d"], 600_000);
+    mark("compose up -d returned");
+  }, 900_000);
+
+  afterAll(async () => {
+    if (agent) await stopProcess(agent.child, 10_000);
+    if (dockerd && dir) await dc(["down", "-t", "2"], 120_000).catch(() => undefined);
+    await dockerd?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    console.log(`control-plane compose timings (s since start): ${JSON.stringify(timings)}`);
+  }, 180_000);
+
+  it("brings every service up healthy by its own healthcheck", async () => {
+    let last: Record<string, string> = {};
+    await waitFor("every control-plane container healthy", async () => {
+      last = await health();
+      if (Object.values(last).some((h) => h === "unhealthy" || h === "exited")) {
+        const logs = (await dc(["logs", "--tail", "30"]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+        throw new Error(`not healthy: ${JSON.stringify(last)}\n${logs}`);
+      }
+      return ALL_SERVICES.every((s) => last[s] === "healthy");
+    }, 240_000, 1000).catch(async (err: Error) => {
+      const logs = (await dc(["logs", "--tail", "30"]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+      throw new Error(`${err.message}: ${JSON.stringify(last)}\n${logs}`);
+    });
+    mark("all healthy");
+  }, 300_000);
+
+  it("answers `steward status` through the published executor port, with a host's node-agent reaching the published NATS", async () => {
+    agent = spawnService("node-agent", {
+      NODE_NAME: "cp-host",
+      NATS_URL: ports.nats.map((p) => `nats://127.0.0.1:${p}`).join(","),
+      FLEET_SPEC: join(dir, "fleet-repo", "fleet.yaml"),
+      FLEET_KEY: fleetKey,
+      HEARTBEAT_MS: "1000",
+      METRICS_PORT: "0",
+      STATE_DIR: join(dir, "agent-state"),
+      LOG_DIR: join(dir, "agent-logs"),
+    });
+    const cli = join(ROOT, "cli", "dist", "main.js");
+    const cliEnv = { ...process.env, STEWARD_API_URL: `http://127.0.0.1:${ports.executor}`, STEWARD_TOKEN: token, STEWARD_HOME: join(dir, "steward-home") };
+    let last = "";
+    await waitFor("the node-agent's node in `steward status --json`", async () => {
+      const r = await run(process.execPath, [cli, "status", "--json"], { env: cliEnv, timeout: 20_000 }).catch((e: Error & { stdout?: string; stderr?: string }) => ({ stdout: "", stderr: `${e.message} ${e.stderr ?? ""}` }));
+      last = r.stdout || r.stderr;
+      if (!r.stdout) return false;
+      const snap = Snapshot.parse(JSON.parse(r.stdout));
+      return snap.world.nodes["cp-host"]?.status === "up";
+    }, 120_000, 1000).catch((err: Error) => {
+      throw new Error(`${err.message}\nlast answer: ${last.slice(0, 2000)}\nagent: ${agent?.output.slice(-2000)}`);
+    });
+    mark("status answered");
+  }, 180_000);
+
+  it("lets the observer write its snapshot into its named volume", async () => {
+    const mountpoint = (await docker(["volume", "inspect", "--format", "{{.Mountpoint}}", `${PROJECT}_observer`])).stdout.trim();
+    const file = join(mountpoint, "world.json");
+    await waitFor("a snapshot naming cp-host in the observer's volume", async () => {
+      try {
+        return Snapshot.parse(JSON.parse(readFileSync(file, "utf8"))).world.nodes["cp-host"] !== undefined;
+      } catch {
+        return false;
+      }
+    }, 60_000, 500);
+    // Written by the image's `node` user (1000), into the directory the Dockerfile made for it.
+    expect(statSync(mountpoint).uid).toBe(1000);
+    expect(statSync(file).uid).toBe(1000);
+  }, 90_000);
+});
