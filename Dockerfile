@@ -6,7 +6,7 @@ WORKDIR /app
 COPY . .
 # Type declarations and source maps are for building only: without them the image holds half the files.
 RUN npm ci --no-audit --no-fund && npm run build && npm prune --omit=dev --no-audit --no-fund \
- && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' \) -delete
+ && find node_modules -type f \( -name '*.d.ts' -o -name '*.d.cts' -o -name '*.d.mts' -o -name '*.map' \) -exec rm -f {} +
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

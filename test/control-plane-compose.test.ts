@@ -107,8 +107,13 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
   const mark = (what: string) => (timings[what] = Math.round((Date.now() - started) / 100) / 10);
 
   const env = () => ({ ...process.env, DOCKER_HOST: dockerd?.host ?? "" });
+  /** Compose on the test's engine, with the test's .env and override; a failure carries the tail of what it printed. */
   const dc = (args: string[], timeout = 300_000) =>
-    run(compose[0]!, [...compose.slice(1), "-p", PROJECT, "-f", COMPOSE_FILE, "-f", join(dir, "override.json"), "--env-file", join(dir, ".env"), ...args], { env: env(), cwd: ROOT, timeout, maxBuffer: 32 << 20 });
+    run(compose[0]!, [...compose.slice(1), "-p", PROJECT, "-f", COMPOSE_FILE, "-f", join(dir, "override.json"), "--env-file", join(dir, ".env"), ...args], { env: env(), cwd: ROOT, timeout, maxBuffer: 32 << 20 }).catch(
+      (err: Error & { stdout?: string }) => {
+        throw new Error(`${err.message}\n${(err.stdout ?? "").slice(-4000)}`);
+      },
+    );
   const docker = (args: string[]) => run("docker", args, { env: env(), maxBuffer: 32 << 20 });
 
   /** Each service's health as the engine reports it (`healthy`, `starting`, `unhealthy`, or the state when not running). */
