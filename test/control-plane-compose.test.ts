@@ -186,10 +186,6 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
     let last: Record<string, string> = {};
     await waitFor("every control-plane container healthy", async () => {
       last = await health();
-      if (Object.values(last).some((h) => h === "unhealthy" || h === "exited")) {
-        const logs = (await dc(["logs", "--tail", "30"]).catch((e: Error) => ({ stdout: e.message }))).stdout;
-        throw new Error(`not healthy: ${JSON.stringify(last)}\n${logs}`);
-      }
       return ALL_SERVICES.every((s) => last[s] === "healthy");
     }, 240_000, 1000).catch(async (err: Error) => {
       const logs = (await dc(["logs", "--tail", "30"]).catch((e: Error) => ({ stdout: e.message }))).stdout;
