@@ -111,6 +111,16 @@ export async function importNodeSlimImage(dockerHost: string, tag = "node:20-boo
   });
 }
 
+/** The rest of glibc next to the libc node uses (native addons such as a bundler's binding link librt and friends). */
+async function glibcCompanions(fs: Rootfs, node: string): Promise<void> {
+  const libc = (await lddPaths(node)).find((p) => /\/libc\.so\.6$/.test(p));
+  if (!libc) return;
+  for (const name of ["librt.so.1", "libresolv.so.2", "libutil.so.1", "libanl.so.1"]) {
+    const p = join(dirname(libc), name);
+    if (existsSync(p)) fs.copy(realpathSync(p), p);
+  }
+}
+
 /**
  * node:20-bookworm, the build stage's base: the slim image plus the host's npm and its package cache, with npm told to
  * prefer that cache, so `npm ci` installs what the lock file pins without a registry round trip for each package.
@@ -122,6 +132,7 @@ export async function importNodeBuildImage(dockerHost: string, tag = "node:20-bo
     users(fs, ["node:x:1000:1000::/home/node:/bin/sh"]);
     fs.dir("home/node", 0o755, 1000);
     await fs.binary(hostBinary("node", [process.execPath]), "/usr/local/bin/node");
+    await glibcCompanions(fs, hostBinary("node", [process.execPath]));
     fs.copy(npmDir, "/usr/local/lib/node_modules/npm");
     symlinkSync("../lib/node_modules/npm/bin/npm-cli.js", join(fs.root, "usr/local/bin/npm"));
     symlinkSync("../lib/node_modules/npm/bin/npx-cli.js", join(fs.root, "usr/local/bin/npx"));
