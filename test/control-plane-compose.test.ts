@@ -13,7 +13,7 @@
  * mounted without the one 2.10 setting (`sync_interval`); and the image build runs on the host network (the test's
  * dockerd has no default bridge).
  *
- * Needs root, dockerd, Compose and `npx tsc -b` first (the node-agent and CLI run from dist).
+ * Needs root, dockerd, Compose and `npm run build` first (the node-agent and CLI run from dist).
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
