@@ -6,7 +6,8 @@
  * code and a message (and the field, when a body field was wrong), a valid request sent at the same moment still
  * answered, no process exits, and every event published is either folded or dead-lettered by the observer.
  *
- * Seeded: a failure prints the seed and the shrunk counterexample. FUZZ_RUNS (default 600 per property) and
+ * Seeded: a failure prints the seed and the shrunk counterexample. FUZZ_RUNS (default 600 per property; half that
+ * for the approval buttons, whose every case seeds an action and mints its tokens first) and
  * FUZZ_SEED change the run; `FUZZ_RUNS=20000 npx vitest run test/fuzz-api.test.ts` is the longer run.
  */
 import { request } from "node:http";
@@ -105,11 +106,18 @@ interface Reply {
   text: string;
 }
 
+/** Methods for which node's client frames a body neither as chunked nor by length unless told its length. */
+const UNFRAMED = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"]);
+
 function send(base: string, r: { method: string; path: string; headers?: Record<string, string>; body?: Buffer | string }): Promise<Reply> {
   const u = new URL(base);
+  // Without a length, a DELETE's body would go out unframed and be read as the next request on that keep-alive
+  // socket: the server would then close a socket the client reuses, a reset the test made itself. Other methods are
+  // sent chunked (so an oversized body is refused while streaming, not only by its declared length).
+  const headers = r.body !== undefined && UNFRAMED.has(r.method) ? { ...r.headers, "content-length": String(Buffer.byteLength(r.body)) } : r.headers;
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: u.hostname, port: u.port, method: r.method, path: r.path, headers: r.headers, timeout: 20_000 },
+      { host: u.hostname, port: u.port, method: r.method, path: r.path, headers, timeout: 20_000 },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
@@ -348,7 +356,7 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
         );
         checkReply(c, r, []);
       }),
-      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+      { numRuns: Math.ceil(RUNS / 2), seed: SEED, endOnFailure: true },
     );
     expect((await auditOf(sql)).filter((u) => u.from_state === u.to_state && u.to_state !== "pending")).toEqual([]);
     expectAlive();
