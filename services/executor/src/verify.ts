@@ -51,7 +51,7 @@ export function observedAfter(snapshot: Snapshot, svc: Pick<ServiceState, "updat
  */
 export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, mark: CommandMark): Verdict {
   if (!snapshot) return { ok: false, seen: "no world snapshot yet" };
-  if (target.kind === "pull") return judgeRepo(snapshot, target, mark.sentAt);
+  if (target.kind === "pull") return judgeRepo(snapshot, target, mark);
   const name = `${target.node}/${target.service}`;
   const node = snapshot.world.nodes[target.node];
   if (!node) return { ok: false, seen: `node '${target.node}' is not in the world snapshot` };

@@ -32,4 +32,16 @@ describe("judgeWorld for pull", () => {
     expect(v.ok).toBe(ok);
     expect(v.ok ? v.detail : v.seen).toMatch(text);
   });
+
+  // With the reply's events_seq the report's time no longer matters: the world must hold the report after the pull.
+  const at = (seq: number, s: Snapshot): Snapshot => ({ ...s, world: { ...s.world, last_seq: seq } });
+  it.each([
+    ["world not yet at the reply's seq (an old report says behind)", at(4, snap({ head: A, behind: 1 })), false, /folded events up to seq 4, not yet up to seq 5/],
+    ["world at the seq, at the remote head (report time-stamped before the send: clocks differ)", at(5, snap({ at: "2026-01-01T00:00:09.000Z" })), true, /at the remote head/],
+    ["world past the seq, still behind", at(9, snap({ head: A, behind: 1 })), false, /is at aaaaaaaaaaaa/],
+  ])("by sequence: %s", (_name, s, ok, text) => {
+    const v = judgeWorld(s, target, commandMark(SENT, 5));
+    expect(v.ok).toBe(ok);
+    expect(v.ok ? v.detail : v.seen).toMatch(text);
+  });
 });
