@@ -9,6 +9,7 @@
 //
 //   node cli/bundle.js             build
 //   node cli/bundle.js --if-stale  build only when an input changed since the last build (the test setup runs this)
+//   node cli/bundle.js --check     exit 1, saying why, when the bundle is not current (a test runs this)
 //
 // cli/dist/chunks/manifest.json lists the modules in each emitted file (a test checks what each command loads) and
 // every input file, so a stale bundle is noticed. Files are written chunks first, main.js last, each by rename: a
@@ -143,6 +144,10 @@ export async function bundle() {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const why = staleness();
+  if (process.argv.includes("--check")) {
+    if (why !== undefined) console.error(`cli/dist/main.js is not the current bundle: ${why}; run npm run build`);
+    process.exit(why === undefined ? 0 : 1);
+  }
   if (process.argv.includes("--if-stale") && why === undefined) process.exit(0);
   const r = await bundle();
   console.log(`cli/dist/main.js bundled (${why ?? "rebuilt"}): ${r.files} files, ${Math.round(r.bytes / 1024)} kB, ${r.ms} ms`);

@@ -234,7 +234,9 @@ describe("what each command loads (the built CLI, a real process)", () => {
     };
   }
 
-  it("cli/dist/main.js is the bundle: `steward --help` reads that one file of the CLI's", async () => {
+  it("cli/dist/main.js is the current bundle: `steward --help` reads that one file of the CLI's", async () => {
+    const check = spawnSync(process.execPath, [fileURLToPath(new URL("../bundle.js", import.meta.url)), "--check"], { encoding: "utf8" });
+    expect(check.status, check.stderr).toBe(0);
     expect(await readFile(CLI, "utf8")).toContain("// steward CLI bundle");
     const r = await loads(["--help"]);
     expect(r.code).toBe(0);
