@@ -1,4 +1,6 @@
-import { FleetSpecError, loadFleetSpec, type FleetSpec } from "./fleet-spec.js";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { FleetSpecError, loadFleetSpec, parseFleetSpec, type FleetSpec } from "./fleet-spec.js";
 
 /** Why the spec could not be used. A bounded set: it is a metric label. */
 export type SpecSkipReason = "spec_unreadable" | "spec_invalid";
@@ -16,4 +18,35 @@ export async function loadSpecSafe(path: string): Promise<SpecLoad> {
     }
     return { ok: false, reason: "spec_unreadable", detail: String(err) };
   }
+}
+
+export interface SpecCache {
+  /** Reads the file (cheap) and parses + validates it only when its content hash changed; never throws. */
+  load(path: string): Promise<SpecLoad & { parsed: boolean }>;
+}
+
+/**
+ * The spec by content hash: re-read every time (an edit shows at the next cycle), re-parsed and re-validated only
+ * when the bytes changed. Parsing a 1,000-node spec every cycle cost seconds of CPU; a read and a hash cost little.
+ * An invalid spec is cached too: the same bytes give the same problems.
+ */
+export function createSpecCache(): SpecCache {
+  let last: { path: string; hash: string; result: SpecLoad } | undefined;
+  return {
+    async load(path) {
+      let text: string;
+      try {
+        text = await readFile(path, "utf8");
+      } catch (err) {
+        const detail = new FleetSpecError(path, [{ file: path, path: "", message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]).message;
+        return { ok: false, reason: "spec_unreadable", detail, parsed: false };
+      }
+      const hash = createHash("sha256").update(text).digest("hex");
+      if (last && last.path === path && last.hash === hash) return { ...last.result, parsed: false };
+      const res = parseFleetSpec(text, path);
+      const result: SpecLoad = res.ok ? { ok: true, value: res.spec } : { ok: false, reason: "spec_invalid", detail: new FleetSpecError(path, res.problems).message };
+      last = { path, hash, result };
+      return { ...result, parsed: true };
+    },
+  };
 }

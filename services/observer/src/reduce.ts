@@ -208,16 +208,16 @@ function foldHeartbeat(node: NodeState, e: HeartbeatEvent, traceparent: string |
     };
   }
   // Level-based: the restatement repairs a missed event, but never overrides a newer observation.
+  // One copy of the service map for the whole heartbeat (not one per service: 20 services were 20 copies).
+  let services: Record<string, ServiceState> | undefined;
+  const at = ms(e.ts);
   for (const o of e.services) {
-    const prev = next.services[o.service];
-    if (prev && ms(e.ts) < ms(prev.updated_at)) continue;
-    if (prev && samePart(observedPart(prev), observedPart(o))) {
-      next = withService(next, { ...prev, updated_at: e.ts });
-    } else {
-      next = withService(next, observe(prev, o.service, o, e.ts, e.id, traceparent));
-    }
+    const prev = (services ?? next.services)[o.service];
+    if (prev && at < ms(prev.updated_at)) continue;
+    services ??= { ...next.services };
+    services[o.service] = prev && samePart(observedPart(prev), observedPart(o)) ? { ...prev, updated_at: e.ts } : observe(prev, o.service, o, e.ts, e.id, traceparent);
   }
-  return next;
+  return services ? { ...next, services } : next;
 }
 
 export interface StaleOptions {

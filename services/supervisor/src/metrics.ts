@@ -10,6 +10,8 @@ export interface SupervisorMetrics {
   isLeader: Gauge;
   lastCycle: Gauge;
   diffSeconds: Histogram;
+  cycleSeconds: Histogram;
+  specParses: Counter<"result">;
   reportWriteFailures: Counter;
 }
 
@@ -24,6 +26,13 @@ export function createSupervisorMetrics(registry: Registry): SupervisorMetrics {
     isLeader: new Gauge({ name: "supervisor_is_leader", help: "1 while this supervisor holds the leader lock", registers }),
     lastCycle: new Gauge({ name: "supervisor_last_good_cycle_timestamp_seconds", help: "Unix time of the last completed (not skipped) cycle, for dead-man alerts", registers }),
     diffSeconds: new Histogram({ name: "supervisor_diff_seconds", help: "Time to compute drift", buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers }),
+    cycleSeconds: new Histogram({
+      name: "supervisor_cycle_seconds",
+      help: "A whole evaluated cycle: spec (read, parsed only when changed), world, actions queries, diff, proposals, report write",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    specParses: new Counter({ name: "supervisor_spec_parses_total", help: "Fleet spec parses (only when its content hash changed), by result", labelNames: ["result"], registers }),
     reportWriteFailures: new Counter({ name: "supervisor_report_write_failures_total", help: "Drift reports that could not be written to KV", registers }),
   };
   // Zero series exist from the start, so rate() and absence alerts work before the first proposal.

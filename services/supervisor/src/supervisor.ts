@@ -14,7 +14,7 @@ import { LeaderLock } from "./leader.js";
 import { loadSnapshotFromFile, type Loaded, type SkipReason } from "@steward/world/read";
 import { watchWorld, type WorldCache } from "@steward/world/world-store";
 import { createDriftWriter, readDrift, type DriftWriter } from "@steward/world/drift-store";
-import { loadSpecSafe } from "@steward/fleet/load";
+import { createSpecCache } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
 import { createActionsRepository } from "@steward/actions/repository";
 import { applyExpiries, applyProposals } from "./apply.js";
@@ -75,6 +75,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   let queued: Promise<CycleResult> | undefined;
 
   let lastSkipWarn: { reason: string; at: number } | undefined;
+  const specs = createSpecCache();
 
   const leader = new LeaderLock(sql, log, (isLeader) => {
     m.isLeader.set(isLeader ? 1 : 0);
@@ -123,7 +124,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       return { status: "standby" };
     }
     const now = clock();
-    const spec = await loadSpecSafe(config.fleetSpecPath);
+    const started = performance.now();
+    const spec = await specs.load(config.fleetSpecPath);
+    if (spec.parsed) m.specParses.inc({ result: spec.ok ? "ok" : "invalid" });
     if (!spec.ok) return skip(spec, now);
     // A cycle sees at least what the store held when it started (one small read of the header).
     if (worldCache) await worldCache.sync(2_000).catch(() => false);
@@ -131,7 +134,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       ? await loadSnapshotFromFile(config.snapshotPath)
       : (worldCache?.read() ?? { ok: false, reason: "snapshot_missing", detail: "world store not watched yet" });
     if (!snapshot.ok) return skip(snapshot, now);
-    return evaluate(spec.value, snapshot.value, now, kv);
+    try {
+      return await evaluate(spec.value, snapshot.value, now, kv);
+    } finally {
+      m.cycleSeconds.observe((performance.now() - started) / 1000);
+    }
   }
 
   async function evaluate(spec: FleetSpec, snapshot: Snapshot, now: Date, bucket: KV): Promise<CycleResult> {

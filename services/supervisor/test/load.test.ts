@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSnapshotFromFile, parseSnapshot } from "@steward/world/read";
-import { loadSpecSafe } from "@steward/fleet/load";
+import { createSpecCache, loadSpecSafe } from "@steward/fleet/load";
 import { node, snapshot, specYaml, svc } from "./fixtures.js";
 
 const good = JSON.stringify(snapshot([node("n1", [svc("api")])]));
@@ -51,5 +51,26 @@ describe("file loading", () => {
     const ok = join(dir, "ok.yaml");
     await writeFile(ok, specYaml({ n1: ["api"] }));
     expect(await loadSpecSafe(ok)).toMatchObject({ ok: true });
+  });
+
+  it("spec cache: parsed once per content, an edit is seen at the next load, a broken edit is invalid, missing is unreadable", async () => {
+    const cache = createSpecCache();
+    const p = join(dir, "cached.yaml");
+    await writeFile(p, specYaml({ n1: ["api"] }));
+    const first = await cache.load(p);
+    expect(first).toMatchObject({ ok: true, parsed: true });
+    const again = await cache.load(p);
+    expect(again).toMatchObject({ ok: true, parsed: false });
+    // The same parsed spec, not a re-parse.
+    expect(again.ok && first.ok && again.value === first.value).toBe(true);
+    await writeFile(p, specYaml({ n1: ["api", "web"] }));
+    const edited = await cache.load(p);
+    expect(edited).toMatchObject({ ok: true, parsed: true });
+    expect(edited.ok && Object.keys(edited.value.nodes["n1"]?.services ?? {}).sort()).toEqual(["api", "web"]);
+    await writeFile(p, "version: 1\nnodes:\n  n1:\n    services:\n      api:\n        kind: process\n");
+    expect(await cache.load(p)).toMatchObject({ ok: false, reason: "spec_invalid", parsed: true });
+    expect(await cache.load(p)).toMatchObject({ ok: false, reason: "spec_invalid", parsed: false });
+    await rm(p);
+    expect(await cache.load(p)).toMatchObject({ ok: false, reason: "spec_unreadable" });
   });
 });
