@@ -52,13 +52,5 @@ export const boolFlag = (def: boolean) =>
     .default(def ? "true" : "false")
     .transform((v) => v === "true" || v === "1" || v === "yes");
 
-/** Hides the password part of a URL for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable url)";
-  }
-}
+/** One implementation of URL redaction, in redact.ts; kept importable from here for the services' entry points. */
+export { redactUrl } from "./redact.js";

@@ -11,3 +11,43 @@ export function redactSecretsInText(text: string, knownValues: readonly string[]
   for (const v of knownValues) if (v.length >= 4) out = out.split(v).join("[redacted]");
   return out;
 }
+
+/** Query parameters that carry credentials in connection URLs (`?password=` for libpq, `?token=`, `?sslkey=` paths are harmless but cheap to hide). */
+const SECRET_PARAM = /pass|secret|token|key|cred|auth/i;
+
+/**
+ * A connection URL for logs and error messages: credentials become `***`, scheme, host:port and path stay.
+ * NATS_URL lists several servers separated by commas (as docker-compose.yml does); each one is redacted on its own.
+ * A part that does not parse prints as `(unparseable url)`, never as itself: it may hold a password.
+ */
+export function redactUrl(url: string): string {
+  const parts = url.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  if (parts.length === 0) return "(empty url)";
+  // `nats://u:12,34@h` is one URL whose password holds a comma: split, `nats://u:12` would print "12" as a port.
+  // A schemeless part with an `@` after one with a scheme is such a tail: redact the whole string as one URL then.
+  const splitInsideCredentials = hasScheme(parts[0]!) && parts.slice(1).some((p) => !hasScheme(p) && p.includes("@"));
+  return splitInsideCredentials ? redactOneUrl(url.trim()) : parts.map(redactOneUrl).join(",");
+}
+
+function hasScheme(s: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
+}
+
+function redactOneUrl(raw: string): string {
+  // NATS accepts `host:4222` and `user:pass@host:4222` without a scheme; parsed as-is, `user:` would be the scheme and
+  // `pass@host` the path, so the password would come out untouched. Parse those under a placeholder scheme.
+  const schemeless = !hasScheme(raw);
+  let u: URL;
+  try {
+    u = new URL(schemeless ? `x-redact://${raw}` : raw);
+  } catch {
+    return "(unparseable url)";
+  }
+  if (u.password) u.password = "***";
+  // A user without a password is a token (`nats://s3cr3t@host`, `https://ghp_x@github.com`): hide it all.
+  else if (u.username) u.username = "***";
+  for (const key of [...u.searchParams.keys()]) if (SECRET_PARAM.test(key)) u.searchParams.set(key, "***");
+  u.hash = "";
+  const out = u.toString();
+  return schemeless ? out.slice("x-redact://".length) : out;
+}

@@ -17,7 +17,7 @@ runService(SERVICE_NAME, async ({ logger, onStop }) => {
   onStop("nats", () => nc.drain());
   const sql = connectDb(config.databaseUrl);
   onStop("database", () => sql.end({ timeout: 5 }));
-  logger.info({ nats: config.natsUrl, database: redactUrl(config.databaseUrl), executor_id: config.executorId }, "executor starting");
+  logger.info({ nats: redactUrl(config.natsUrl), database: redactUrl(config.databaseUrl), executor_id: config.executorId }, "executor starting");
   const executor = createExecutor({ config, nc, sql, logger, registry });
   onStop("executor", () => executor.stop());
   const { url } = await executor.start();
