@@ -60,6 +60,11 @@ export interface FakeTelegram {
   calls: { method: string; params: Record<string, unknown> }[];
   /** Webhook deliveries: the status the bot's endpoint answered. */
   deliveries: { update_id: number; status: number }[];
+  /**
+   * Telegram delivers a webhook update again until the bot answers 2xx: sends every update whose last delivery was
+   * not 2xx once more; resolves with how many were sent.
+   */
+  redeliverFailed(): Promise<number>;
   /** The next `n` calls of `method` (or any method) answer 500/`status`. */
   failNext(n: number, method?: string, status?: number): void;
   injectMessage(o: { from: TgUser; chat: TgChat; text: string }): Promise<TgUpdate>;
@@ -237,6 +242,9 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
     })();
   });
 
+  /** Each webhook update and the status its latest delivery got. */
+  const latest = new Map<number, { update: TgUpdate; status: number }>();
+
   async function deliver(u: TgUpdate): Promise<void> {
     if (!webhook) {
       queue.push(u);
@@ -249,6 +257,7 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
       body: JSON.stringify(u),
     }).catch(() => undefined);
     deliveries.push({ update_id: u.update_id, status: r?.status ?? 0 });
+    latest.set(u.update_id, { update: u, status: r?.status ?? 0 });
     await r?.text().catch(() => undefined);
   }
 
@@ -263,6 +272,11 @@ export async function startFakeTelegram(opts: { token?: string } = {}): Promise<
     deliveries,
     get webhook() {
       return webhook;
+    },
+    async redeliverFailed() {
+      const failed = [...latest.values()].filter((d) => d.status < 200 || d.status > 299);
+      for (const d of failed) await deliver(d.update);
+      return failed.length;
     },
     failNext(n, method, status = 500) {
       failures = n;

@@ -7,6 +7,7 @@ export interface AlerterMetrics {
   evaluations: Counter<"result">;
   telegramCallbacks: Counter<"result">;
   telegramCommands: Counter<"command" | "result">;
+  telegramUpdatesDeferred: Counter;
 }
 
 export function createAlerterMetrics(registry: Registry, store?: AlertStore): AlerterMetrics {
@@ -24,5 +25,6 @@ export function createAlerterMetrics(registry: Registry, store?: AlertStore): Al
     evaluations: new Counter({ name: "alerter_evaluations_total", help: "Rule evaluations by result (ok, error)", labelNames: ["result"], registers }),
     telegramCallbacks: new Counter({ name: "alerter_telegram_callbacks_total", help: "Telegram button presses by result (approved, rejected, refused, not_allowed, unknown, error)", labelNames: ["result"], registers }),
     telegramCommands: new Counter({ name: "alerter_telegram_commands_total", help: "Telegram commands by command and result", labelNames: ["command", "result"], registers }),
+    telegramUpdatesDeferred: new Counter({ name: "alerter_telegram_updates_deferred_total", help: "Telegram updates left undelivered (webhook 503, getUpdates offset kept) because the database was unreachable", registers }),
   };
 }

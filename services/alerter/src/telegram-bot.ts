@@ -7,7 +7,7 @@ import type { Sql } from "@steward/platform/db";
 import { ApiBadResponse, ApiError, ApiUnreachable, type ExecutorClient } from "@steward/executor/client";
 import type { PlannerClient } from "@steward/planner/client";
 import { TelegramUpdate } from "@steward/contracts/telegram";
-import { HttpError, readBodyText } from "@steward/platform/http";
+import { DATABASE_UNREACHABLE, HttpError, isDatabaseUnreachable, readBodyText } from "@steward/platform/http";
 import type { AlerterMetrics } from "./metrics.js";
 import type { Read } from "./rules.js";
 import type { TelegramApi, TgUpdate, TgUser } from "./telegram-api.js";
@@ -69,6 +69,7 @@ const MAX_WEBHOOK_BYTES = 1_000_000;
 const HELP = "Steward bot. /status shows the fleet; /task <question or request> asks the planner and replies with its answer. Pending actions arrive with Approve/Reject buttons.";
 
 export interface TelegramBot {
+  /** Throws only when the database is unreachable: the update is then not handled and must be delivered again. */
   handle(u: TgUpdate): Promise<void>;
   /** Long polling until the signal aborts. */
   poll(signal: AbortSignal, timeoutS: number): Promise<void>;
@@ -224,10 +225,22 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
       if (u.callback_query) await onCallback(u.callback_query);
       else if (u.message) await onMessage(u.message, u.update_id);
     } catch (err) {
+      // Database down: no reply (it would mislead), and the caller leaves the update undelivered so Telegram sends it again.
+      if (isDatabaseUnreachable(err)) {
+        metrics.telegramUpdatesDeferred.inc();
+        logger.warn({ update_id: u.update_id, err: (err as Error).message }, "database unreachable: telegram update left for Telegram to deliver again");
+        throw err;
+      }
       logger.error({ update_id: u.update_id, err: (err as Error).message }, "handling a telegram update failed");
       if (u.callback_query) await answer(u.callback_query.id, "Something went wrong; nothing was decided.", true);
     }
   }
+
+  const sleep = (ms: number, signal: AbortSignal) =>
+    new Promise((r) => {
+      const t = setTimeout(r, ms);
+      signal.addEventListener("abort", () => (clearTimeout(t), r(null)), { once: true });
+    });
 
   const digest = (s: string) => createHash("sha256").update(s).digest();
 
@@ -242,18 +255,18 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
           backoff = 1000;
           for (const raw of updates) {
             const u = TelegramUpdate.safeParse(raw);
-            if (typeof raw?.update_id === "number" && Number.isSafeInteger(raw.update_id)) offset = raw.update_id + 1;
+            // Handled first, confirmed (offset past it) after: an update the database was down for is fetched again.
             if (u.success) await handle(u.data as TgUpdate);
             else logger.warn({ field: u.error.issues[0]?.path.join(".") ?? "" }, "telegram update off the expected shape; skipped");
+            if (typeof raw?.update_id === "number" && Number.isSafeInteger(raw.update_id)) offset = raw.update_id + 1;
           }
         } catch (err) {
           if (signal.aborted) break;
-          logger.warn({ err: (err as Error).message, retry_in_ms: backoff }, "telegram getUpdates failed; retrying");
-          await new Promise((r) => {
-            const t = setTimeout(r, backoff);
-            signal.addEventListener("abort", () => (clearTimeout(t), r(null)), { once: true });
-          });
-          backoff = Math.min(30_000, backoff * 2);
+          // The database coming back is a matter of seconds: its retries stay frequent.
+          const dbDown = isDatabaseUnreachable(err);
+          if (!dbDown) logger.warn({ err: (err as Error).message, retry_in_ms: backoff }, "telegram getUpdates failed; retrying");
+          await sleep(backoff, signal);
+          backoff = Math.min(dbDown ? 4_000 : 30_000, backoff * 2);
         }
       }
     },
@@ -294,7 +307,14 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
         return;
       }
       const u = parsed.data as TgUpdate;
-      await handle(u);
+      try {
+        await handle(u);
+      } catch (err) {
+        if (!isDatabaseUnreachable(err)) throw err;
+        // Telegram delivers a webhook update again until it gets a 2xx.
+        refuse(503, DATABASE_UNREACHABLE);
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     },
     async idle() {
