@@ -82,27 +82,29 @@ describe.skipIf(skip)("engine events on a live dockerd: deaths seen at once, a s
     for (let i = 0; i < 10; i++) {
       const t0 = Date.now();
       await docker("kill", id);
-      const down = await published(`kill ${i} seen`, t0, (o) => o.state === "exited", 10_000);
+      const down = await published(`kill ${i} seen`, t0, (o) => o.state === "exited", 30_000);
       latencies.push(down.at - t0);
       expect(down.o.exit_code).toBe(137);
       const t1 = Date.now();
       await docker("start", id);
-      await published(`restart ${i} seen`, t1, (o) => o.state === "running", 10_000);
+      await published(`restart ${i} seen`, t1, (o) => o.state === "running", 30_000);
     }
     latencies.sort((a, b) => a - b);
     const p50 = latencies[Math.floor(latencies.length / 2)] as number;
     const max = latencies.at(-1) as number;
     console.log(`docker kill → exited published: p50 ${p50} ms, max ${max} ms (the CLI's own run time included; poll at 60 s)`);
-    // The poll runs every 60 s here: anything under it is the event stream. Generous for a busy 2-core machine.
-    expect(max).toBeLessThan(5000);
+    // The poll runs every 60 s here. Were the events not used, each kill would wait for the poll (0 to 60 s): all ten
+    // under 20 s would be a (1/3)^10 chance. 20 s leaves room for a busy 2-core machine (6.6 s seen beside a CPU hog).
+    expect(max).toBeLessThan(20_000);
   }, 180_000);
 
   it("dockerd stopping: unknown at once, never exited; back: re-synced to running", async () => {
     const t0 = Date.now();
     const down = dockerd.down();
-    const unknown = await published("unknown after SIGTERM", t0, (o) => o.state === "unknown", 10_000);
+    const unknown = await published("unknown after SIGTERM", t0, (o) => o.state === "unknown", 30_000);
     console.log(`dockerd SIGTERM → unknown published: ${unknown.at - t0} ms`);
-    expect(unknown.at - t0).toBeLessThan(5000);
+    // Well inside the 60 s poll: the end of the event stream said so.
+    expect(unknown.at - t0).toBeLessThan(20_000);
     expect(unknown.o.detail).toMatch(new RegExp(`${ENGINE_GONE.slice(0, 20)}|event stream`));
     await down;
     // The daemon killed the container during its shutdown: that death must not be reported as one.
