@@ -5,6 +5,7 @@ import { z } from "zod";
 /** How long to wait, e.g. `5s`, `500ms`, `2m`, or a number of milliseconds. */
 export const Duration = z
   .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h)$/, "expected a duration like 500ms, 5s, 2m")])
+  .describe("A duration: 500ms, 5s, 2m, 1h, or a number of milliseconds.")
   .transform((v) => (typeof v === "number" ? v : parseDuration(v)));
 export type Duration = z.output<typeof Duration>;
 
@@ -28,7 +29,7 @@ const CheckCommon = {
   timeout: Duration.default(2000),
   retries: z.number().int().min(1).max(100).default(3),
   /** Services this check goes through (a proxy's check that reaches a dashboard): health-gate edges for the validator. */
-  via: z.array(Name).default([]),
+  via: z.array(Name).default([]).describe("Services this check goes through (a proxy's check that reaches a dashboard); steward validate counts them as health-gate edges."),
 };
 
 export const HttpCheck = z.strictObject({
@@ -52,7 +53,7 @@ export const HealthCheck = z.discriminatedUnion("type", [HttpCheck, TcpCheck, Co
 export type HealthCheck = z.output<typeof HealthCheck>;
 
 /** A secret is referenced, never written inline: `DB_PASSWORD: { secret: db_password }`. */
-export const SecretRef = z.strictObject({ secret: Name });
+export const SecretRef = z.strictObject({ secret: Name.describe("Name of a secret declared under secrets:.") }).describe("A reference to a secret; values are never written inline.");
 export type SecretRef = z.output<typeof SecretRef>;
 export const EnvValue = z.union([z.string(), SecretRef]);
 export type EnvValue = z.output<typeof EnvValue>;
@@ -72,11 +73,11 @@ export const ProcessService = z.strictObject({
   cwd: z.string().min(1).optional(),
   env: z.record(z.string(), EnvValue).default({}),
   /** Off by default: Steward proposes a restart, the operator approves it. */
-  restart: z.enum(["never", "on-failure", "always"]).default("never"),
+  restart: z.enum(["never", "on-failure", "always"]).default("never").describe("never (default): Steward proposes a restart and the operator approves it."),
   /** Start when the agent starts. False models "declared but never started". */
-  autostart: z.boolean().default(true),
+  autostart: z.boolean().default(true).describe("Start when the node-agent starts; false declares a service that is not started (shown as missing)."),
   health: z.array(HealthCheck).default([]),
-  depends_on: z.array(Name).default([]),
+  depends_on: z.array(Name).default([]).describe("Services on the same node that start first (start order)."),
 });
 export type ProcessService = z.output<typeof ProcessService>;
 
@@ -84,9 +85,9 @@ export type ProcessService = z.output<typeof ProcessService>;
 export const ComposeService = z.strictObject({
   kind: z.literal("compose"),
   /** Compose files, relative to the deploy checkout (repo). Only compose files belong here. */
-  files: z.array(z.string().min(1)).min(1, "list at least one compose file"),
+  files: z.array(z.string().min(1)).min(1, "list at least one compose file").describe("Compose files, relative to the deploy checkout. Only compose files; env files go in env_file or a secret store."),
   /** Compose project name; defaults to the service name. */
-  project: Name.optional(),
+  project: Name.optional().describe("Compose project name; defaults to the service name."),
   env_file: z.string().min(1).optional(),
   env: z.record(z.string(), EnvValue).default({}),
   autostart: z.boolean().default(true),
@@ -132,7 +133,7 @@ export function secretStoreId(store: SecretStore): string {
 export const SecretSpec = z.strictObject({
   description: z.string().optional(),
   /** Every place this secret must be, with the same value. Agents report keyed fingerprints, never values. */
-  stores: z.array(SecretStore).min(1, "declare at least one store"),
+  stores: z.array(SecretStore).min(1, "declare at least one store").describe("Every place this secret must be, with the same value."),
 });
 export type SecretSpec = z.output<typeof SecretSpec>;
 
@@ -147,19 +148,23 @@ export type RepoSpec = z.output<typeof RepoSpec>;
 export const NodeSpec = z.strictObject({
   description: z.string().optional(),
   /** Overrides `repo.path` for this node. */
-  repo_path: z.string().min(1).optional(),
+  repo_path: z.string().min(1).optional().describe("This node's deploy checkout; overrides repo.path."),
   labels: z.record(z.string(), z.string()).default({}),
   services: z.record(Name, ServiceSpec).default({}),
 });
 export type NodeSpec = z.output<typeof NodeSpec>;
 
 export const FleetSpec = z.strictObject({
-  version: z.literal(1),
+  version: z.literal(1).describe("Spec format version; always 1."),
   fleet: z.string().min(1).default("default"),
-  repo: RepoSpec.optional(),
+  repo: RepoSpec.optional().describe("The deploy checkout (git working copy) compose and env files come from on each node."),
   deploy: DeploySettings.default({ max_parallel: 1, health_timeout: 120_000 }),
   secrets: z.record(Name, SecretSpec).default({}),
-  nodes: z.record(Name, NodeSpec).refine((n) => Object.keys(n).length > 0, "declare at least one node"),
+  nodes: z
+    .record(Name, NodeSpec)
+    .refine((n) => Object.keys(n).length > 0, "declare at least one node")
+    // The refinement above does not reach the JSON Schema; say the same there.
+    .meta({ description: "The nodes, by name, each with the services it runs.", minProperties: 1 }),
 });
 export type FleetSpec = z.output<typeof FleetSpec>;
 
