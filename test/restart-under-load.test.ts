@@ -20,6 +20,9 @@ let pg: PrivatePostgres;
 let nats: NatsServerHandle;
 let ollama: FakeOllama;
 let dir = "";
+/** The fleet spec and how it is written, so that a test can declare one more service. */
+let fleet = "";
+let fleetYaml = "";
 const procs: ServiceProcess[] = [];
 let executorUrl = "";
 let plannerUrl = "";
@@ -89,10 +92,11 @@ beforeAll(async () => {
   ntfy = await startFakeNtfy();
   ollama = await startFakeOllama({ defaultAnswer: { content: JSON.stringify({ diagnosis: "looked at it", answer: "fine", proposals: [] }), delayMs: 700 } });
   dir = await mkdtemp(join(tmpdir(), "steward-restart-"));
-  const fleet = join(dir, "fleet.yaml");
+  fleet = join(dir, "fleet.yaml");
   // `extra` is declared but never started: the supervisor proposes its start, and that action waits for approval.
   const sleeper = `[${JSON.stringify(process.execPath)}, "-e", "setInterval(() => {}, 1000)"]`;
-  await writeFile(fleet, `version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: ${sleeper}\n      extra:\n        kind: process\n        command: ${sleeper}\n        autostart: false\n`);
+  fleetYaml = `version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: ${sleeper}\n      extra:\n        kind: process\n        command: ${sleeper}\n        autostart: false\n`;
+  await writeFile(fleet, fleetYaml);
   const fleetKey = randomBytes(24).toString("hex");
   const common = { NATS_URL: nats.url };
   const withDb = { ...common, DATABASE_URL: pg.url };
@@ -202,6 +206,14 @@ describe("restarts under load", () => {
     const id = await postTask("after the bus restart");
     await waitFor("a task after the bus restart to finish", async () => (await taskState(id)) === "succeeded", 30_000, 100);
     await everyServiceWorks();
+    // The alerter's world/drift watch resumed (not only its evaluation timer): a drift that first appears after the
+    // restart (one more declared service, never started) reaches ntfy as an alert.
+    const restartedAt = Date.now();
+    await writeFile(fleet, fleetYaml + fleetYaml.slice(fleetYaml.indexOf("      extra:")).replace("extra:", "late:"));
+    const alert = await ntfy.waitFor((m) => (m.title ?? "").startsWith("Drift") && (m.title ?? "").includes("n1/late"), 60_000);
+    console.log(`NATS restart: a drift declared after it reached ntfy as an alert ${Date.now() - restartedAt} ms after the spec changed ("${alert.title}")`);
+    const alerterLog = procs.find((p) => p.name === "alerter")?.output ?? "";
+    console.log(`NATS restart: the alerter's watches ${/world store watch failed/.test(alerterLog) ? "ended and were re-created" : "carried on without ending"}`);
     expectAllAlive();
   }, 180_000);
 });
