@@ -50,7 +50,15 @@ export interface JsonApiDeps {
 
 /** The parts of a request every JSON router reads: the URL, its path without trailing slashes, the method. */
 export function requestTarget(req: IncomingMessage): { url: URL; path: string; method: string } {
-  const url = new URL(req.url ?? "/", "http://localhost");
+  let url: URL;
+  try {
+    // An origin-form target is a path: `//x` must stay the path `//x`, not become a URL whose host is `x` (and `///` one
+    // with no host at all, which does not parse).
+    const target = req.url ?? "/";
+    url = target.startsWith("/") ? new URL(`http://localhost${target}`) : new URL(target, "http://localhost");
+  } catch {
+    throw new HttpError(400, { code: "invalid", field: "path", message: "the request path is not a valid URL path" });
+  }
   return { url, path: url.pathname.replace(/\/+$/, "") || "/", method: req.method ?? "GET" };
 }
 

@@ -33,7 +33,23 @@ function hasScheme(s: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 }
 
-function redactOneUrl(raw: string): string {
+/**
+ * Masks the userinfo before any parser sees it: a password holding a raw `/`, `?` or `#` (an unencoded
+ * `openssl rand -base64` value) ends the authority early, so a URL parser would print part of it as a port or a path.
+ * Userinfo is everything up to the last `@`; a username (before the first `:`) stays when a password follows it.
+ */
+function maskUserinfo(raw: string): string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)@([^@]*)$/is.exec(raw);
+  if (!m) return raw;
+  const userinfo = m[2] ?? "";
+  const colon = userinfo.indexOf(":");
+  const user = colon > 0 ? userinfo.slice(0, colon) : "";
+  const masked = colon >= 0 && /^[\w.~%!$&'()*+;=-]+$/.test(user) ? `${user}:***` : "***";
+  return `${m[1] ?? ""}${masked}@${m[3] ?? ""}`;
+}
+
+function redactOneUrl(input: string): string {
+  const raw = maskUserinfo(input);
   // NATS accepts `host:4222` and `user:pass@host:4222` without a scheme; parsed as-is, `user:` would be the scheme and
   // `pass@host` the path, so the password would come out untouched. Parse those under a placeholder scheme.
   const schemeless = !hasScheme(raw);

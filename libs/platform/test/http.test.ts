@@ -10,6 +10,12 @@ describe("request helpers", () => {
     expect(requestTarget({ url: "/" } as IncomingMessage)).toMatchObject({ path: "/", method: "GET" });
   });
 
+  it("requestTarget keeps a path that starts with // a path (no host taken from it), and `///` is no 500", () => {
+    expect(requestTarget({ url: "//api/actions" } as IncomingMessage).path).toBe("//api/actions");
+    expect(requestTarget({ url: "///" } as IncomingMessage).path).toBe("/");
+    expect(requestTarget({ url: "http://other.example/api/actions?limit=2" } as IncomingMessage)).toMatchObject({ path: "/api/actions" });
+  });
+
   it.each([
     [null, 50],
     ["", 50],
