@@ -12,6 +12,14 @@ export function redactSecretsInText(text: string, knownValues: readonly string[]
   return out;
 }
 
+/**
+ * Credentials inside every URL in a free text (git's stderr, a compose error): `scheme://anything@` becomes
+ * `scheme://***@`, user and password alike, since a user alone is often a token (`https://ghp_x@github.com`).
+ */
+export function redactUrlCredentialsInText(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, "$1***@");
+}
+
 /** Query parameters that carry credentials in connection URLs (`?password=` for libpq, `?token=`, `?sslkey=` paths are harmless but cheap to hide). */
 const SECRET_PARAM = /pass|secret|token|key|cred|auth/i;
 

@@ -10,7 +10,7 @@ export { createAgentMetrics, type AgentMetrics } from "./metrics.js";
 export { SupervisedService, SpawnError } from "./supervised-service.js";
 export { createSecretProbe, classifyValue, fingerprint, fingerprintKey, trimFileValue, FINGERPRINT_BYTES, FINGERPRINT_LABEL, type SecretProbe, type SecretProbeDeps, type StoreReading, type ServiceLocation, type ContainerEnvReader } from "./secret-probe.js";
 export { parseEnvFile } from "./env-file.js";
-export { probeRepo, fetchRemote, collidingPaths, repoTargetFor, redactUrls, git, GitError, type RepoTarget, type RepoReport, type ProbeOptions } from "./repo-probe.js";
+export { probeRepo, fetchRemote, collidingPaths, repoTargetFor, git, GitError, type RepoTarget, type RepoReport, type ProbeOptions } from "./repo-probe.js";
 export { pullRepo, describePull, quarantineDirFor, PullRefusedError, type PullResult, type PullRefusal, type Quarantined } from "./repo-pull.js";
 export { createRepoWatcher, type RepoWatcher, type RepoWatcherDeps } from "./repo-watch.js";
 export { createProcessDriver, processServices, type ProcessDriver, type ProcessDriverDeps } from "./process-driver.js";

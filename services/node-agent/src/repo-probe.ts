@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { isAbsolute, resolve } from "node:path";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { RepoEvent } from "@steward/contracts/events";
+import { redactUrlCredentialsInText } from "@steward/platform/redact";
 
 /** The deploy checkout this node reports on and pulls. */
 export interface RepoTarget {
@@ -28,10 +29,6 @@ export class GitError extends Error {
   }
 }
 
-/** Credentials in a remote URL never reach an event, a reply or a log line. */
-export function redactUrls(s: string): string {
-  return s.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, "$1***@");
-}
 
 export interface GitOptions {
   timeoutMs: number;
@@ -54,7 +51,7 @@ export function git(cwd: string, args: readonly string[], opts: GitOptions): Pro
         if (!err) return resolvePromise(stdout);
         const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string | null };
         const timedOut = e.killed === true && e.signal === "SIGKILL";
-        const text = redactUrls(String(stderr || e.message).trim()).split("\n").slice(-3).join(" ").slice(0, 500);
+        const text = redactUrlCredentialsInText(String(stderr || e.message).trim()).split("\n").slice(-3).join(" ").slice(0, 500);
         reject(new GitError(args, typeof e.code === "number" ? e.code : null, text, timedOut));
       },
     );

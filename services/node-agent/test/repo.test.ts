@@ -11,7 +11,8 @@ import { REPO_SERVICE } from "@steward/contracts/drift";
 import { silentLogger } from "@steward/platform/logger";
 import type { NodeCommandBody } from "@steward/contracts/node-command";
 import type { NodeEvent } from "@steward/contracts/events";
-import { PullRefusedError, collidingPaths, createRepoWatcher, describePull, probeRepo, pullRepo, redactUrls, type RepoTarget } from "../src/index.js";
+import { PullRefusedError, collidingPaths, createRepoWatcher, describePull, probeRepo, pullRepo, type RepoTarget } from "../src/index.js";
+import { redactUrlCredentialsInText as redactUrls } from "@steward/platform/redact";
 
 const INITIAL = {
   ".gitignore": ".env\n*.local\n",
