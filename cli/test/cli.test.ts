@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli.js";
-import { renderActions } from "../src/commands/read.js";
+import { renderAction, renderActions } from "../src/commands/read.js";
 import { table } from "../src/format.js";
 
 function capture(env: NodeJS.ProcessEnv = {}) {
@@ -174,6 +174,18 @@ describe("steward usage errors", () => {
 describe("formatting", () => {
   it("aligns columns", () => {
     expect(table(["A", "BB"], [["xxx", 1], [null, "y"]])).toBe("A    BB\nxxx  1\n-    y");
+  });
+  it.each([
+    ["pending", true],
+    ["approved", true],
+    ["running", false],
+    ["succeeded", false],
+    ["failed", false],
+    ["rejected", false],
+    ["expired", false],
+  ] as const)("actions show: a %s action shows expires: %s (only while it can still expire)", (state, shown) => {
+    const action = { id: "0123456789ab-cdef", node: "n", service: "s", kind: "restart" as const, state, reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: "", updated_at: "", expires_at: "2026-01-01T00:05:00.000Z", result: null, traceparent: null };
+    expect(renderAction({ action, audit: [] }).includes("expires:")).toBe(shown);
   });
   it("lists actions with short ids", () => {
     const s = renderActions(

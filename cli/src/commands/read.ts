@@ -1,4 +1,4 @@
-import type { Action } from "@steward/contracts/action";
+import { transition, type Action } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { ago, shortId, table } from "../format.js";
@@ -62,7 +62,8 @@ export function renderAction(a: { action: Action; audit: { at: string; from_stat
     `  reason:    ${x.reason}`,
     ...(x.diagnosis ? [`  diagnosis: ${x.diagnosis}`] : []),
     ...(x.result ? [`  result:    ${x.result}`] : []),
-    `  expires:   ${x.expires_at}`,
+    // Only while it can still expire (pending, or approved and not started): a finished action's expiry means nothing.
+    ...(transition(x.state, { type: "expire" }).ok ? [`  expires:   ${x.expires_at}`] : []),
     "",
     table(["AT", "FROM", "TO", "ACTOR", "CHANNEL", "DETAIL"], a.audit.map((e) => [e.at, e.from_state, e.to_state, e.actor, e.channel, e.detail])),
   ];

@@ -66,6 +66,9 @@ export interface SweepResult {
   to: ActionState;
 }
 
+/** What a rejected action's result says: who rejected it, where, and why. */
+export const rejectionResult = (actor: string, channel: Channel, reason: string): string => `rejected by ${actor} (${channel}): ${reason.trim()}`;
+
 /** The first decision on a pending action (approve, reject, expire), from the audit log. */
 export interface Decision {
   action: Action;
@@ -174,14 +177,14 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     return (await sql.begin((tx) => fn(tx))) as MoveResult;
   }
 
-  async function decide(id: string, event: { type: "approve" } | { type: "reject" }, audit: Audit): Promise<MoveResult> {
+  async function decide(id: string, event: { type: "approve" } | { type: "reject" }, audit: Audit, opts: MoveOptions = {}): Promise<MoveResult> {
     return inTx(id, async (tx) => {
       const [due] = await tx<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${id} AND state = 'pending' AND expires_at <= now() FOR UPDATE`;
       if (due) {
         const expired = await move(tx, id, { type: "expire" }, { actor: "system", channel: "system", detail: `expired before it was decided (${event.type} by ${audit.actor})` });
         return expired.ok ? { ok: false, code: "invalid_transition", state: expired.action.state } : expired;
       }
-      return move(tx, id, event, audit);
+      return move(tx, id, event, audit, opts);
     });
   }
 
@@ -278,7 +281,8 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     reject(id, actor, channel, reason) {
       if (reason.trim() === "") throw new TypeError("a rejection needs a reason");
       pendingTo("rejected");
-      return decide(id, { type: "reject" }, { actor, channel, detail: reason.trim() });
+      // The reason is also the action's result: every list that shows results (console, API) then says why.
+      return decide(id, { type: "reject" }, { actor, channel, detail: reason.trim() }, { result: rejectionResult(actor, channel, reason) });
     },
 
     async recordRefusal(id, audit) {

@@ -76,6 +76,13 @@ describe("propose", () => {
     ]);
   });
 
+  it("a rejection's reason is the action's result, saying who rejected it and where", async () => {
+    const id = await pendingId();
+    const r = await repo.reject(id, "alice", "web", "  investigating first ");
+    expect(r.ok && r.action.result).toBe("rejected by alice (web): investigating first");
+    expect((await repo.get(id))?.action.result).toBe("rejected by alice (web): investigating first");
+  });
+
   it("a finished action does not block a new proposal", async () => {
     const id = await pendingId();
     expect((await repo.reject(id, "alice", "cli", "not now")).ok).toBe(true);

@@ -4,6 +4,8 @@ import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseC
 import { loadConfig } from "../src/config.js";
 import { API_TOKEN, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, startFakePlanner, task } from "./console-helpers.js";
+import { actionBody } from "../src/console/views.js";
+import type { Action } from "@steward/contracts/action";
 
 describe("console building blocks", () => {
   it("escapes every interpolated value unless it was built by html``", () => {
@@ -94,6 +96,24 @@ describe("console building blocks", () => {
     expect(loadConfig({ ...base, PLANNER_URL: "" }).plannerUrl).toBeUndefined();
     expect(loadConfig({ ...base, PLANNER_URL: "http://127.0.0.1:7080" }).plannerUrl).toBe("http://127.0.0.1:7080");
     expect(() => loadConfig({ ...base, PLANNER_URL: "ftp://x" })).toThrow(/PLANNER_URL/);
+  });
+});
+
+describe("an action's page", () => {
+  const session = { id: "s", csrf: "c", actor: "ann", createdAt: 0, expiresAt: 1 };
+  const now = new Date("2026-03-02T10:00:00.000Z");
+  const action = (state: Action["state"]): Action => ({ id: "a-1", node: "n", service: "web", kind: "restart", state, reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: "2026-03-02T09:59:00.000Z", updated_at: "2026-03-02T09:59:30.000Z", expires_at: "2026-03-02T10:04:00.000Z", result: null, traceparent: null });
+
+  it.each([
+    ["pending", true],
+    ["approved", true],
+    ["running", false],
+    ["succeeded", false],
+    ["failed", false],
+    ["rejected", false],
+    ["expired", false],
+  ] as const)("a %s action shows an expiry: %s (only while it can still expire)", (state, shown) => {
+    expect(String(actionBody({ action: action(state), audit: [] }, session, now)).includes("expires")).toBe(shown);
   });
 });
 
@@ -189,6 +209,10 @@ describe("console over HTTP (no browser)", () => {
     expect(await stateOf(env.sql, id)).toBe("rejected");
     const [row] = only(await auditOf(env.sql, id), "actor", "channel", "detail");
     expect(row).toEqual({ actor: "ops-ann", channel: "web", detail: "not now" });
+    // The reason is in the actions table, on the rejected action's row.
+    const list = await (await fetch(url + "/console/actions", { headers: { cookie } })).text();
+    const tableRow = new RegExp(`<tr class="action" data-action-id="${id}" data-state="rejected">[\\s\\S]*?</tr>`).exec(list)?.[0];
+    expect(tableRow).toContain("rejected by ops-ann (web): not now");
   });
 
   it("sign-out ends the session: the old cookie no longer works", async () => {

@@ -1,4 +1,4 @@
-import type { Action, AuditEntry } from "@steward/contracts/action";
+import { transition, type Action, type AuditEntry } from "@steward/contracts/action";
 import type { CostReport, Task } from "@steward/contracts/task";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { NodeState, Snapshot } from "@steward/contracts/world-state";
@@ -201,7 +201,7 @@ export function actionBody(d: { action: Action; audit: AuditEntry[] }, session: 
   const back = `/console/actions/${encodeURIComponent(a.id)}`;
   return html`<h1>${a.kind} ${a.node}/${a.service} ${badge(a.state)}</h1>
 <section class="card" data-action-id="${a.id}" data-state="${a.state}">
-<p class="muted">id <code>${a.id}</code>; proposed ${when(a.created_at, now)}; updated ${when(a.updated_at, now)}; expires ${when(a.expires_at, now)}</p>
+<p class="muted">id <code>${a.id}</code>; proposed ${when(a.created_at, now)}; updated ${when(a.updated_at, now)}${transition(a.state, { type: "expire" }).ok ? html`; expires ${when(a.expires_at, now)}` : ""}</p>
 ${whatRuns(a)}
 ${a.result ? html`<p><strong>result:</strong> ${a.result}</p>` : ""}
 ${a.state === "pending" ? decideForms(a, session, back) : ""}
