@@ -6,6 +6,9 @@ import postgres from "postgres";
 export type Sql = postgres.Sql;
 export { postgres };
 
+/** Every Postgres advisory lock key Steward takes, in one place so no two roles share one. */
+export const ADVISORY_LOCK_KEYS = { migrations: 4242001, supervisor: 4242002, observer: 4242003 } as const;
+
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations/", import.meta.url));
 
 /** Seconds before the next connection attempt after `retries` failed ones: quick at first, never more than 1 s. */
@@ -22,7 +25,7 @@ export async function migrate(sql: Sql, dir = MIGRATIONS_DIR): Promise<string[]>
   const files = (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort();
   const applied: string[] = [];
   await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(4242001)`;
+    await tx`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEYS.migrations})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set((await tx<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
     for (const f of files) {

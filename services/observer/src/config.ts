@@ -13,6 +13,9 @@ export const ObserverConfigSchema = z.object({
   METRICS_PORT: port(9465),
   METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /** Set to run observers as active + standby: the active one holds a Postgres advisory lock. Unset: always active. */
+  DATABASE_URL: z.string().min(1).optional(),
+  LEADER_RETRY_MS: durationMs(1_000),
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -29,6 +32,9 @@ export interface ObserverConfig {
   metricsPort: number;
   metricsHost: string;
   streamReplicas: number;
+  databaseUrl: string | undefined;
+  /** How often a standby tries the lock and the active one confirms it still holds it. */
+  leaderRetryMs: number;
 }
 
 /** Reads the observer's settings from an env-like record; errors name the setting. */
@@ -45,5 +51,7 @@ export function loadConfig(env: Record<string, string | undefined>): ObserverCon
     metricsPort: c.METRICS_PORT,
     metricsHost: c.METRICS_HOST,
     streamReplicas: c.STREAM_REPLICAS,
+    databaseUrl: c.DATABASE_URL,
+    leaderRetryMs: c.LEADER_RETRY_MS,
   };
 }

@@ -10,6 +10,7 @@ export interface ObserverMetrics {
   snapshotWriteErrors: Counter<"store">;
   snapshotWriteSeconds: Histogram;
   lastSeq: Gauge;
+  active: Gauge;
   nodes: Gauge<"status">;
   foldLagSeconds: Histogram;
 }
@@ -30,6 +31,7 @@ export function createObserverMetrics(registry: Registry): ObserverMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
+    active: new Gauge({ name: "observer_active", help: "1 while this observer is the active one (folds and writes the world store); 0 while it stands by", registers }),
     lastSeq: new Gauge({ name: "observer_last_seq", help: "Last stream sequence folded into the world", registers }),
     nodes: new Gauge({ name: "observer_nodes", help: "Nodes in the world, by status", labelNames: ["status"], registers }),
     foldLagSeconds: new Histogram({

@@ -11,6 +11,8 @@ import { loadSnapshotFromFile } from "@steward/world/read";
 import { createWorldWriter, readWorld, WorldWriteError, type WorldWriter } from "@steward/world/world-store";
 import { tracer, type Context } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
+import { ADVISORY_LOCK_KEYS, type Sql } from "@steward/platform/db";
+import { LeaderLock } from "@steward/platform/leader-lock";
 import type { Registry } from "@steward/platform/metrics";
 import type { ObserverConfig } from "./config.js";
 import { createObserverMetrics } from "./observer-metrics.js";
@@ -20,13 +22,19 @@ import { removeLeftoverTempFiles, writeSnapshotFile } from "./snapshot-store.js"
 export type ObserverSettings = Pick<
   ObserverConfig,
   "snapshotPath" | "observerId" | "snapshotDebounceMs" | "staleCheckMs" | "missedHeartbeats" | "snapshotMaxIntervalMs" | "streamReplicas"
->;
+> &
+  Partial<Pick<ObserverConfig, "leaderRetryMs">>;
 
 export interface ObserverDeps {
   config: ObserverSettings;
   nc: NatsConnection;
   logger: Logger;
   registry: Registry;
+  /**
+   * With a database, observers run as one active and any number of standbys: the active one holds a Postgres
+   * advisory lock. A standby neither consumes the events nor writes the world store. Without one: always active.
+   */
+  sql?: Sql;
   /** Wall clock, injectable for tests; the reducer itself never reads it. */
   clock?: () => Date;
 }
@@ -36,6 +44,8 @@ export interface Observer {
   /** Stops consuming, writes a final snapshot and acks what it holds. Leaves the connection open (it was injected). */
   stop(): Promise<void>;
   world(): WorldState;
+  /** True while this observer folds and writes (always, without a lock). */
+  isActive(): boolean;
 }
 
 type Decoded = { ok: true; event: NodeEvent } | { ok: false; reason: DeadLetter["reason"]; detail: string };
@@ -93,24 +103,31 @@ export function createObserver(deps: ObserverDeps): Observer {
   let writing: Promise<void> | undefined;
   let dirty = false;
   let lastWriteAt = 0;
-  let stopping = false;
+  /** True while not consuming: stopped, standing by, or handing over. */
+  let stopping = true;
+  let active = false;
+  let leaderTimer: ReturnType<typeof setInterval> | undefined;
+  /** Activation and deactivation run one at a time, in the order the lock changed. */
+  let transition: Promise<void> = Promise.resolve();
   /** Newest message processed (folded, skipped or dead-lettered) and not yet acked; AckAll covers the ones before it. */
   let unacked: JsMsg | undefined;
 
+  /**
+   * Resumes from whichever is further along: this observer's own file, or the world store (which another observer
+   * may have written since: a standby taking over finds its file old or absent).
+   */
   async function loadWorld(): Promise<WorldState> {
     const file = await loadSnapshotFromFile(config.snapshotPath);
-    if (file.ok) {
+    if (!file.ok && file.reason !== "snapshot_missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
+    const fromKv = kv ? await readWorld(kv) : undefined;
+    if (fromKv && !fromKv.ok && fromKv.reason !== "snapshot_missing") logger.warn({ reason: fromKv.reason, detail: fromKv.detail }, "world store unusable");
+    if (file.ok && !(fromKv?.ok && fromKv.value.world.last_seq > file.value.world.last_seq)) {
       logger.info({ path: config.snapshotPath, last_seq: file.value.world.last_seq }, "resuming from snapshot file");
       return file.value.world;
     }
-    if (file.reason !== "snapshot_missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
-    if (kv) {
-      const fromKv = await readWorld(kv);
-      if (fromKv.ok) {
-        logger.info({ last_seq: fromKv.value.world.last_seq, nodes: Object.keys(fromKv.value.world.nodes).length }, "resuming from the world store");
-        return fromKv.value.world;
-      }
-      if (fromKv.reason !== "snapshot_missing") logger.warn({ reason: fromKv.reason, detail: fromKv.detail }, "world store unusable");
+    if (fromKv?.ok) {
+      logger.info({ last_seq: fromKv.value.world.last_seq, nodes: Object.keys(fromKv.value.world.nodes).length }, "resuming from the world store");
+      return fromKv.value.world;
     }
     logger.info("no usable snapshot: replaying the stream from the start");
     return emptyWorld();
@@ -327,7 +344,8 @@ export function createObserver(deps: ObserverDeps): Observer {
       }
       if (stopping) break;
       await sleep(CONSUMER_RETRY_MS);
-      if (stopping) break;
+      // A consumer that vanished may have been recreated by an observer that took over: never take it back unless we hold the lock.
+      if (stopping || (leader && !(await leader.check()))) break;
       await recreateConsumer().catch((err: Error) => logger.error({ err: err.message }, "recreating the consumer failed"));
     }
   }
@@ -349,48 +367,122 @@ export function createObserver(deps: ObserverDeps): Observer {
     }
   }
 
+  const leader = deps.sql
+    ? new LeaderLock(
+        deps.sql,
+        logger,
+        (isLeader) => {
+          transition = transition.then(() => (isLeader ? takeOver() : standBy())).catch((err: unknown) => logger.error({ err: (err as Error).message }, "observer role change failed"));
+        },
+        ADVISORY_LOCK_KEYS.observer,
+      )
+    : undefined;
+
+  /** Becomes the active observer: resumes from the newest world it can find and consumes from the sequence after it. */
+  async function activate(): Promise<void> {
+    if (!kv) return;
+    // A fresh writer: the first write after a takeover rewrites every node and drops keys of nodes this world lacks.
+    store = createWorldWriter({ kv, observerId: config.observerId, maxRecordBytes: nc.info?.max_payload ? nc.info.max_payload - 4096 : undefined });
+    unacked = undefined;
+    fileDueAt = 0;
+    world = await loadWorld();
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(EVENTS_STREAM);
+    if (world.last_seq > info.state.last_seq) {
+      // The stream was recreated: its sequences restarted. Keep what we know and fold the new stream on top;
+      // per-item event-time ordering keeps old state from being regressed.
+      logger.warn({ snapshot_seq: world.last_seq, stream_seq: info.state.last_seq }, "snapshot is ahead of the stream; re-reading the stream from its start");
+      world = { ...world, last_seq: 0 };
+    }
+    metrics.lastSeq.set(world.last_seq);
+    updateNodeGauges();
+    await recreateConsumer();
+    stopping = false;
+    await writeNow(true);
+    loop = run();
+    ticker = setInterval(onTick, Math.min(config.staleCheckMs, config.snapshotMaxIntervalMs));
+    active = true;
+    metrics.active.set(1);
+  }
+
+  /** Stops consuming and folding; writes already under way finish. */
+  async function halt(): Promise<void> {
+    stopping = true;
+    if (ticker) clearInterval(ticker);
+    ticker = undefined;
+    if (writeTimer) clearTimeout(writeTimer);
+    writeTimer = undefined;
+    if (fileTimer) clearTimeout(fileTimer);
+    fileTimer = undefined;
+    await messages?.close().catch(() => undefined);
+    await loop;
+    loop = undefined;
+    messages = undefined;
+  }
+
+  /** Stops consuming and writing; does not write a last snapshot (another observer may own the store by now). */
+  async function deactivate(): Promise<void> {
+    active = false;
+    metrics.active.set(0);
+    store = undefined;
+    await halt();
+    while (writing) await writing;
+  }
+
+  async function takeOver(): Promise<void> {
+    if (active || !leader?.isLeader) return;
+    try {
+      await activate();
+      logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "took over as the active observer");
+    } catch (err) {
+      // Holding the lock without folding would block every standby: give it up and try again later.
+      logger.error({ err: (err as Error).message }, "taking over failed; releasing the lock");
+      await deactivate();
+      await leader.release();
+    }
+  }
+
+  async function standBy(): Promise<void> {
+    if (!active) return;
+    logger.warn({ last_seq: world.last_seq, observer_id: config.observerId }, "lost the observer lock; standing by");
+    await deactivate();
+  }
+
   return {
     async start() {
-      stopping = false;
       await mkdir(dirname(config.snapshotPath), { recursive: true });
       const removed = await removeLeftoverTempFiles(config.snapshotPath);
       if (removed) logger.info({ removed }, "removed temp files left by an interrupted snapshot write");
       await ensureStreams(nc, { replicas: config.streamReplicas });
       kv = await openWorldBucket(nc, config.streamReplicas);
-      store = createWorldWriter({ kv, observerId: config.observerId, maxRecordBytes: nc.info?.max_payload ? nc.info.max_payload - 4096 : undefined });
-      world = await loadWorld();
-      const jsm = await jetstreamManager(nc);
-      const info = await jsm.streams.info(EVENTS_STREAM);
-      if (world.last_seq > info.state.last_seq) {
-        // The stream was recreated: its sequences restarted. Keep what we know and fold the new stream on top;
-        // per-item event-time ordering keeps old state from being regressed.
-        logger.warn({ snapshot_seq: world.last_seq, stream_seq: info.state.last_seq }, "snapshot is ahead of the stream; re-reading the stream from its start");
-        world = { ...world, last_seq: 0 };
+      metrics.active.set(0);
+      if (!leader) {
+        await activate();
+        logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "observer started");
+        return;
       }
-      metrics.lastSeq.set(world.last_seq);
-      updateNodeGauges();
-      await recreateConsumer();
-      await writeNow(true);
-      loop = run();
-      ticker = setInterval(onTick, Math.min(config.staleCheckMs, config.snapshotMaxIntervalMs));
-      logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "observer started");
+      leaderTimer = setInterval(() => void leader.check(), config.leaderRetryMs ?? 1_000);
+      await leader.check();
+      await transition;
+      if (active) logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "observer started");
+      else logger.info({ observer_id: config.observerId }, "observer started as standby: another observer holds the lock");
     },
     async stop() {
-      stopping = true;
-      if (ticker) clearInterval(ticker);
-      ticker = undefined;
-      if (writeTimer) clearTimeout(writeTimer);
-      writeTimer = undefined;
-      if (fileTimer) clearTimeout(fileTimer);
-      fileTimer = undefined;
-      await messages?.close().catch(() => undefined);
-      await loop;
-      loop = undefined;
-      messages = undefined;
-      await writeNow(true);
+      if (leaderTimer) clearInterval(leaderTimer);
+      leaderTimer = undefined;
+      await transition;
+      if (active) {
+        // The lock is still ours until released below: the last snapshot and acks are safe to write.
+        await halt();
+        await writeNow(true);
+      }
+      await deactivate();
+      await leader?.release();
+      await transition;
       logger.info({ last_seq: world.last_seq }, "observer stopped");
     },
     // A shallow copy: callers keep a stable view while the observer goes on folding into its own.
     world: () => ({ ...world, nodes: { ...world.nodes } }),
+    isActive: () => active,
   };
 }

@@ -10,7 +10,8 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import type { SupervisorConfig } from "./config.js";
 import type { Escalator } from "./escalate.js";
 import { countByKind } from "@steward/fleet/diff";
-import { LeaderLock } from "./leader.js";
+import { LeaderLock } from "@steward/platform/leader-lock";
+import { SUPERVISOR_LOCK_KEY } from "./leader.js";
 import { loadSnapshotFromFile, type Loaded, type SkipReason } from "@steward/world/read";
 import { watchWorld, type WorldCache } from "@steward/world/world-store";
 import { createDriftWriter, readDrift, type DriftWriter } from "@steward/world/drift-store";
@@ -89,7 +90,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     } else {
       log.warn("lost leadership; standing by");
     }
-  });
+  }, SUPERVISOR_LOCK_KEY);
 
   function trigger(why: string): void {
     if (stopped) return;

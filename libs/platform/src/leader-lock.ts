@@ -1,0 +1,90 @@
+import { postgres, type Sql } from "./db.js";
+import type { Logger } from "./logger.js";
+
+/**
+ * Leadership through a Postgres session advisory lock: when the leader's process or connection dies,
+ * Postgres releases the lock and a standby's next try takes it.
+ *
+ * The session is a dedicated one-connection client built from the pool's options (the pattern
+ * postgres.js uses for LISTEN), not `sql.reserve()`: postgres.js 3.4 crashes the process with an
+ * uncaught TypeError when a reserved connection is used after the server closed it (e.g. a database
+ * restart). The dedicated client reconnects instead; the new session does not hold the lock, which the
+ * leader check sees, so leadership is lost cleanly and re-contested.
+ */
+export class LeaderLock {
+  private conn: Sql | undefined;
+  private leader = false;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly logger: Logger,
+    private readonly onChange: (leader: boolean) => void,
+    /** One of ADVISORY_LOCK_KEYS (db.ts): one lock per role. */
+    private readonly key: number,
+  ) {}
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** Standby: tries to take the lock. Leader: confirms the lock is still held by this session. Serialized. */
+  check(): Promise<boolean> {
+    return this.serial(() => this.checkNow());
+  }
+
+  /** Gives the lock up (if held) and closes the lock session. */
+  release(): Promise<void> {
+    return this.serial(async () => {
+      const c = this.conn;
+      this.conn = undefined;
+      if (c) {
+        if (this.leader) await c`SELECT pg_advisory_unlock(${this.key}::bigint)`.catch(() => undefined);
+        await c.end({ timeout: 2 }).catch(() => undefined);
+      }
+      this.setLeader(false);
+    });
+  }
+
+  private session(): Sql {
+    // No idle timeout and no max lifetime: closing this connection would hand leadership away.
+    this.conn ??= postgres({ ...this.sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Parameters<typeof postgres>[0]) as unknown as Sql;
+    return this.conn;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async checkNow(): Promise<boolean> {
+    try {
+      const c = this.session();
+      if (this.leader) {
+        // pg_locks shows a bigint key as classid (high half) and objid (low half), objsubid 1.
+        const [row] = await c<{ held: boolean }[]>`
+          SELECT EXISTS (
+            SELECT 1 FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+              AND classid = 0 AND objid::text::bigint = ${this.key}::bigint AND objsubid = 1
+          ) AS held`;
+        this.setLeader(row?.held === true);
+      } else {
+        const [row] = await c<{ got: boolean }[]>`SELECT pg_try_advisory_lock(${this.key}::bigint) AS got`;
+        this.setLeader(row?.got === true);
+      }
+    } catch (err) {
+      // The next query reconnects on a fresh session; until then we are not the leader.
+      this.logger.warn({ err: (err as Error).message }, "leader lock check failed; standing by");
+      this.setLeader(false);
+    }
+    return this.leader;
+  }
+
+  private setLeader(v: boolean): void {
+    if (v === this.leader) return;
+    this.leader = v;
+    this.onChange(v);
+  }
+}
