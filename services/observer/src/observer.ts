@@ -107,6 +107,8 @@ export function createObserver(deps: ObserverDeps): Observer {
   let stopping = true;
   let active = false;
   let leaderTimer: ReturnType<typeof setInterval> | undefined;
+  /** Set by stop(): a lock check still in flight must not make a stopping observer active. */
+  let closed = false;
   /** Activation and deactivation run one at a time, in the order the lock changed. */
   let transition: Promise<void> = Promise.resolve();
   /** Newest message processed (folded, skipped or dead-lettered) and not yet acked; AckAll covers the ones before it. */
@@ -430,7 +432,7 @@ export function createObserver(deps: ObserverDeps): Observer {
   }
 
   async function takeOver(): Promise<void> {
-    if (active || !leader?.isLeader) return;
+    if (active || closed || !leader?.isLeader) return;
     try {
       await activate();
       logger.info({ last_seq: world.last_seq, nodes: Object.keys(world.nodes).length, observer_id: config.observerId }, "took over as the active observer");
@@ -450,6 +452,7 @@ export function createObserver(deps: ObserverDeps): Observer {
 
   return {
     async start() {
+      closed = false;
       await mkdir(dirname(config.snapshotPath), { recursive: true });
       const removed = await removeLeftoverTempFiles(config.snapshotPath);
       if (removed) logger.info({ removed }, "removed temp files left by an interrupted snapshot write");
@@ -468,6 +471,7 @@ export function createObserver(deps: ObserverDeps): Observer {
       else logger.info({ observer_id: config.observerId }, "observer started as standby: another observer holds the lock");
     },
     async stop() {
+      closed = true;
       if (leaderTimer) clearInterval(leaderTimer);
       leaderTimer = undefined;
       await transition;
