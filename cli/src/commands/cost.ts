@@ -7,7 +7,7 @@ import { usd, type CommandIo } from "./task.js";
 
 const pct = (used: number, cap: number): string => (cap <= 0 ? "-" : `${Math.round((used / cap) * 100)}%`);
 
-/** Spend by day, agent, model group and source, and what is left under each cap (today, UTC days as the ledger keeps them). */
+/** Spend by day, agent, model group and source, and what is left under each cap (UTC days; today's line is today's row of by day). */
 export function renderCost(r: CostReport): string {
   const out: string[] = [];
   const { caps, today, headroom } = r;

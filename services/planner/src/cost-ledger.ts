@@ -83,41 +83,76 @@ export function createCostLedger(sql: Sql, caps: Caps): CostLedger {
 
     async report(now) {
       const day = utcDay(now);
-      const since = utcDay(new Date(now.getTime() - 29 * 86_400_000));
-      // Caps and headroom come from the ledger, reservations in flight included; breakdowns from what was served.
-      const today = await sql<{ agent: string; usd: string; calls: string }[]>`
-        SELECT agent, sum(coalesce(actual_usd, reserved_usd)) AS usd, count(*) AS calls
+      const since = new Date(`${utcDay(new Date(now.getTime() - 29 * 86_400_000))}T00:00:00.000Z`);
+      // Headroom comes from the ledger: reservations in flight count against the caps.
+      const reserved = await sql<{ agent: string; usd: string }[]>`
+        SELECT agent, sum(coalesce(actual_usd, reserved_usd)) AS usd
         FROM planner_cost_ledger WHERE day = ${day} AND state <> 'released' GROUP BY agent ORDER BY agent`;
-      const byDay = await sql<{ day: string; usd: string; calls: string }[]>`
-        SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, sum(cost_usd) AS usd, count(*) AS calls
-        FROM planner_model_calls WHERE at >= ${since}::date GROUP BY 1 ORDER BY 1 DESC`;
-      const byAgent = await sql<{ agent: string; usd: string; calls: string }[]>`
-        SELECT agent, sum(cost_usd) AS usd, count(*) AS calls FROM planner_model_calls WHERE at >= ${since}::date GROUP BY 1 ORDER BY 2 DESC, 1`;
-      const byGroup = await sql<{ model_group: string; usd: string; calls: string }[]>`
-        SELECT model_group, sum(cost_usd) AS usd, count(*) AS calls FROM planner_model_calls WHERE at >= ${since}::date GROUP BY 1 ORDER BY 2 DESC, 1`;
-      const bySource = await sql<{ source: string; usd: string; calls: string }[]>`
-        SELECT t.source, sum(c.cost_usd) AS usd, count(*) AS calls
+      // Every spend and call count shown comes from this one query of the calls made (local and Claude), by UTC day.
+      const calls = await sql<CallGroup[]>`
+        SELECT to_char(c.at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, c.agent, c.model_group, t.source, sum(c.cost_usd) AS usd, count(*) AS calls
         FROM planner_model_calls c JOIN planner_tasks t ON t.id = c.task_id
-        WHERE c.at >= ${since}::date GROUP BY 1 ORDER BY 2 DESC, 1`;
-      const spend = (r: { usd: string; calls: string }) => ({ usd: round6(num(r.usd)), calls: Number(r.calls) });
-      const byAgentToday: Record<string, { usd: number; calls: number }> = {};
-      for (const r of today) byAgentToday[r.agent] = spend(r);
-      const globalUsd = round6(today.reduce((a, r) => a + num(r.usd), 0));
-      const globalCalls = today.reduce((a, r) => a + Number(r.calls), 0);
-      const perAgentHeadroom: Record<string, number> = {};
-      for (const a of new Set<string>([...AGENTS, ...Object.keys(byAgentToday)])) {
-        perAgentHeadroom[a] = round6(Math.max(0, Math.min(caps.perAgentDayUsd - (byAgentToday[a]?.usd ?? 0), caps.globalDayUsd - globalUsd)));
-      }
-      return {
-        generated_at: now.toISOString(),
-        caps: { per_task_usd: caps.perTaskUsd, per_agent_day_usd: caps.perAgentDayUsd, global_day_usd: caps.globalDayUsd },
-        today: { global: { usd: globalUsd, calls: globalCalls }, by_agent: byAgentToday },
-        headroom: { global_day_usd: round6(Math.max(0, caps.globalDayUsd - globalUsd)), per_agent_day_usd: perAgentHeadroom },
-        by_day: byDay.map((r) => ({ day: r.day, ...spend(r) })),
-        by_agent: byAgent.map((r) => ({ agent: r.agent, ...spend(r) })),
-        by_model_group: byGroup.map((r) => ({ model_group: r.model_group, ...spend(r) })),
-        by_source: bySource.map((r) => ({ source: r.source, ...spend(r) })),
-      };
+        WHERE c.at >= ${since} GROUP BY 1, 2, 3, 4`;
+      const reservedToday: Record<string, number> = {};
+      for (const r of reserved) reservedToday[r.agent] = round6(num(r.usd));
+      return costReport({ now, caps, calls, reservedToday });
     },
+  };
+}
+
+/** One group of model calls: a UTC day, agent, model group and task source, with their spend and count. */
+export interface CallGroup {
+  day: string;
+  agent: string;
+  model_group: string;
+  source: string;
+  usd: string | number;
+  calls: string | number;
+}
+
+/**
+ * The cost report, decided from the calls made (grouped by UTC day) and today's ledger (reservations in flight
+ * included). Today's spend and calls are the same rows as today's entry of by_day: one definition of a call and of a day.
+ */
+export function costReport(o: { now: Date; caps: Caps; calls: readonly CallGroup[]; reservedToday: Record<string, number> }): CostReport {
+  const { now, caps } = o;
+  const day = utcDay(now);
+  const add = (m: Map<string, { usd: number; calls: number }>, k: string, g: CallGroup) => {
+    const cur = m.get(k) ?? { usd: 0, calls: 0 };
+    m.set(k, { usd: cur.usd + num(g.usd), calls: cur.calls + Number(g.calls) });
+  };
+  const byDay = new Map<string, { usd: number; calls: number }>();
+  const byAgent = new Map<string, { usd: number; calls: number }>();
+  const byGroup = new Map<string, { usd: number; calls: number }>();
+  const bySource = new Map<string, { usd: number; calls: number }>();
+  const todayByAgent = new Map<string, { usd: number; calls: number }>();
+  for (const g of o.calls) {
+    add(byDay, g.day, g);
+    add(byAgent, g.agent, g);
+    add(byGroup, g.model_group, g);
+    add(bySource, g.source, g);
+    if (g.day === day) add(todayByAgent, g.agent, g);
+  }
+  const spend = (s: { usd: number; calls: number }) => ({ usd: round6(s.usd), calls: s.calls });
+  /** Most spent first, then by name. */
+  const ranked = <K extends string>(m: Map<string, { usd: number; calls: number }>, key: K) =>
+    [...m]
+      .sort(([a, x], [b, y]) => y.usd - x.usd || a.localeCompare(b))
+      .map(([k, s]) => ({ [key]: k, ...spend(s) }) as { [P in K]: string } & { usd: number; calls: number });
+  const today = { global: spend([...todayByAgent.values()].reduce((a, s) => ({ usd: a.usd + s.usd, calls: a.calls + s.calls }), { usd: 0, calls: 0 })), by_agent: Object.fromEntries([...todayByAgent].sort(([a], [b]) => a.localeCompare(b)).map(([k, s]) => [k, spend(s)])) };
+  const reservedGlobal = round6(Object.values(o.reservedToday).reduce((a, u) => a + u, 0));
+  const perAgentHeadroom: Record<string, number> = {};
+  for (const a of new Set<string>([...AGENTS, ...Object.keys(o.reservedToday), ...todayByAgent.keys()])) {
+    perAgentHeadroom[a] = round6(Math.max(0, Math.min(caps.perAgentDayUsd - (o.reservedToday[a] ?? 0), caps.globalDayUsd - reservedGlobal)));
+  }
+  return {
+    generated_at: now.toISOString(),
+    caps: { per_task_usd: caps.perTaskUsd, per_agent_day_usd: caps.perAgentDayUsd, global_day_usd: caps.globalDayUsd },
+    today,
+    headroom: { global_day_usd: round6(Math.max(0, caps.globalDayUsd - reservedGlobal)), per_agent_day_usd: perAgentHeadroom },
+    by_day: [...byDay].sort(([a], [b]) => b.localeCompare(a)).map(([d, s]) => ({ day: d, ...spend(s) })),
+    by_agent: ranked(byAgent, "agent"),
+    by_model_group: ranked(byGroup, "model_group"),
+    by_source: ranked(bySource, "source"),
   };
 }
