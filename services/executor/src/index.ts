@@ -1,6 +1,6 @@
 export { createExecutor, type Executor, type ExecutorDeps } from "./executor.js";
 export { loadConfig, SERVICE_NAME, type ExecutorConfig } from "./config.js";
-export { judgeWorld, judgeDeployed, observedAfter, commandMark, type VerifyTarget, type CommandMark, type DeployVerdict } from "./verify.js";
+export { judgeWorld, judgeDeployed, finalFailure, observedAfter, commandMark, type VerifyTarget, type CommandMark, type DeployVerdict } from "./verify.js";
 export { runAction, type RunDeps } from "./run.js";
 export { createNodeCommandClient, classifyRequestError, classifyReply, type NodeCommandClient, type NodeCommandClientDeps, type NodeCommandRequest, type CommandOutcome, type SentCommand, type RequestFailure } from "./node-command-client.js";
 export { commandStep, gateStep, type Ending, type Step, type Verdict } from "./verdict.js";

@@ -137,6 +137,7 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
     const snap = deps.world.nodes([action.node]);
     last = snap.ok ? judgeWorld(snap.value, action, mark) : { ok: false, seen: snap.message };
     if (last.ok) return { outcome: "succeeded", result: `${sent.detail}; verified: ${last.detail}` };
+    if (last.final) return { outcome: "failed", result: `${sent.detail}; but the world shows after the command: ${last.seen}` };
     if (leaseLost()) return { outcome: "lost", result: `lease lost while verifying; last seen: ${last.seen}` };
     if (signal.aborted) return { outcome: "abandoned", result: `executor stopped while verifying (command ${command.commandId} had succeeded); outcome unknown, not re-run, check the service; last seen: ${last.seen}` };
     if (Date.now() >= deadline) return { outcome: "failed", result: `command succeeded but the service was not verified within ${config.verifyTimeoutMs} ms; last seen: ${last.seen}` };

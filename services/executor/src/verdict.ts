@@ -8,8 +8,12 @@ import type { RunOutcome } from "@steward/actions/repository";
  */
 export type Ending = { outcome: RunOutcome | "abandoned" | "lost"; result: string };
 
-/** What the world shows about an action's effect: done (and how it looks), or not yet (and what was seen). */
-export type Verdict = { ok: true; detail: string } | { ok: false; seen: string };
+/**
+ * What the world shows about an action's effect: done (and how it looks), or not yet (and what was seen).
+ * `final` marks a "not" that waiting cannot change (the service exited or turned unhealthy after the command):
+ * the action fails at once instead of at the verification timeout.
+ */
+export type Verdict = { ok: true; detail: string } | { ok: false; seen: string; final?: true };
 
 /** A rollout step on one node: what the node (or the world) said. */
 export type Step = { ok: true; detail: string } | { ok: false; detail: string };

@@ -66,7 +66,10 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
       ? { ok: true, detail: `service ${name} is ${svc.state}` }
       : { ok: false, seen: `service ${name} is ${now}, not stopped` };
   }
-  if (svc.state !== "running") return { ok: false, seen: `service ${name} is ${now}${svc.detail ? ` (${svc.detail})` : ""}` };
+  // Only an observation placed after the command by sequence can end the action early: by time, a heartbeat sent
+  // during the command carries a new time and the old state.
+  const final = mark.eventsSeq !== null && finalFailure(svc) ? { final: true as const } : {};
+  if (svc.state !== "running") return { ok: false, seen: `service ${name} is ${now}${svc.detail ? ` (${svc.detail})` : exitText(svc)}`, ...final };
   const hasChecks = Object.keys(svc.checks).length > 0;
   if (svc.health === "healthy" || (svc.health === "none" && !hasChecks)) {
     return { ok: true, detail: `service ${name} is running and ${svc.health === "none" ? "has no health checks" : "healthy"}` };
@@ -74,7 +77,25 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
   const failing = Object.entries(svc.checks)
     .filter(([, c]) => !c.ok)
     .map(([k, c]) => `${k}${c.detail ? `: ${c.detail}` : ""}`);
-  return { ok: false, seen: `service ${name} is running but ${svc.health}${failing.length ? ` (failing: ${failing.join("; ")})` : ""}` };
+  return { ok: false, seen: `service ${name} is running but ${svc.health}${failing.length ? ` (failing: ${failing.join("; ")})` : ""}`, ...final };
+}
+
+/**
+ * Pure: whether a start/restart's service, as seen after the command, has failed for good. It exited, failed or
+ * was stopped (the agent restarts nothing by default, and a process it restarts on failure is still a failed
+ * command), or its checks failed often enough to call it unhealthy. `starting`, `unknown` and "health starting"
+ * may still turn out well: those wait for the timeout.
+ */
+export function finalFailure(svc: Pick<ServiceState, "state" | "health">): boolean {
+  if (svc.state === "exited" || svc.state === "failed" || svc.state === "stopped") return true;
+  return svc.state === "running" && svc.health === "unhealthy";
+}
+
+/** " (exit code 3)" / " (killed by SIGKILL)" when the world knows how the process ended but has no detail. */
+function exitText(svc: Pick<ServiceState, "exit_code" | "signal">): string {
+  if (svc.signal) return ` (killed by ${svc.signal})`;
+  if (typeof svc.exit_code === "number") return ` (exit code ${svc.exit_code})`;
+  return "";
 }
 
 export type DeployVerdict = { ok: true; detail: string } | { ok: false; final: boolean; seen: string };

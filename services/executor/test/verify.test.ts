@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Snapshot } from "@steward/contracts/world-state";
+import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
 import { commandMark, judgeDeployed, judgeWorld, type CommandMark } from "../src/verify.js";
 import { service, snapshot } from "./helpers.js";
 
@@ -64,6 +64,45 @@ describe("judgeWorld", () => {
     const v = judgeWorld(snap, { node: "n1", service: "web", kind: kind ?? "restart" }, mark);
     expect(v.ok).toBe(ok);
     expect(v.ok ? v.detail : v.seen).toMatch(says);
+  });
+
+  // Verification follows the world: what the node reported after the command (placed by sequence) and that waiting
+  // cannot mend ends a start/restart at once; everything else waits for success or the timeout.
+  const finalCases: { name: string; svc: Partial<ServiceState>; seq?: number; mark?: CommandMark; kind?: "start" | "restart" | "stop"; final: boolean; says: RegExp }[] = [
+    { name: "exited, with its exit code", svc: { state: "exited", health: "none", exit_code: 3, signal: null }, final: true, says: /is exited\/none \(exit code 3\)/ },
+    { name: "exited, the agent's detail wins", svc: { state: "exited", health: "none", exit_code: 1, detail: "exited with code 1" }, final: true, says: /\(exited with code 1\)/ },
+    { name: "killed by a signal", svc: { state: "exited", health: "none", exit_code: null, signal: "SIGKILL" }, final: true, says: /killed by SIGKILL/ },
+    { name: "failed to spawn", svc: { state: "failed", health: "none", detail: "cannot start: ENOENT" }, final: true, says: /failed\/none \(cannot start: ENOENT\)/ },
+    { name: "stopped", svc: { state: "stopped", health: "none" }, final: true, says: /is stopped/ },
+    { name: "start: exited", kind: "start", svc: { state: "exited", health: "none", exit_code: 1 }, final: true, says: /exit code 1/ },
+    {
+      name: "running but unhealthy after failures",
+      svc: { health: "unhealthy", checks: { http: { ok: false, consecutive_failures: 3, at: after, detail: "ECONNREFUSED" } } },
+      final: true,
+      says: /unhealthy \(failing: http: ECONNREFUSED\)/,
+    },
+    {
+      name: "running, one failure, health still starting: waits",
+      svc: { health: "starting", checks: { http: { ok: false, consecutive_failures: 1, at: after } } },
+      final: false,
+      says: /running but starting/,
+    },
+    { name: "starting: waits", svc: { state: "starting", health: "starting" }, final: false, says: /starting\/starting/ },
+    { name: "unknown (engine silent): waits", svc: { state: "unknown", health: "unknown" }, final: false, says: /unknown\/unknown/ },
+    { name: "world not yet at the reply's seq, exited: waits", svc: { state: "exited", health: "none" }, seq: 41, final: false, says: /not yet up to seq 42/ },
+    { name: "placed only by time, exited: waits (a heartbeat during the command looks new)", svc: { state: "exited", health: "none", since: after, updated_at: after }, mark: byTime, final: false, says: /is exited/ },
+    { name: "stop: still running is not final", kind: "stop", svc: {}, final: false, says: /not stopped/ },
+  ];
+  it.each(finalCases)("final: $name", ({ svc, seq, mark, kind, final, says }) => {
+    const v = judgeWorld(at(seq ?? 50, snapshot({ n1: [service("web", svc)] })), { node: "n1", service: "web", kind: kind ?? "restart" }, mark ?? bySeq(42));
+    expect(v.ok).toBe(false);
+    if (v.ok) return;
+    expect(v.final ?? false).toBe(final);
+    expect(v.seen).toMatch(says);
+  });
+
+  it("a healthy service is never final (success still needs the checks to pass)", () => {
+    expect(judgeWorld(at(50, snapshot({ n1: [service("web")] })), { node: "n1", service: "web", kind: "restart" }, bySeq(42)).ok).toBe(true);
   });
 });
 
