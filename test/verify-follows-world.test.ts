@@ -1,0 +1,105 @@
+/**
+ * Verification follows the world: a restart whose process exits at once, or comes up and fails its health checks,
+ * is `failed` as soon as the world shows it (with the reason), not at the 60 s verification timeout. Real
+ * node-agent with real child processes, observer, supervisor and executor in this process.
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeAgent } from "@steward/node-agent";
+import { freePort, waitFor } from "@steward/testkit";
+import { startStack, type Stack } from "./support/stack.js";
+
+let stack: Stack;
+let agent: NodeAgent;
+let port = 0;
+
+/** Each service runs normally until its marker file exists; from then on it breaks the way its name says. */
+const marker = (service: string) => join(stack.dir, `${service}.broken`);
+
+beforeAll(async () => {
+  port = await freePort();
+  const node = JSON.stringify(process.execPath);
+  stack = await startStack({
+    fleet: (dir) => {
+      const crash = `if (require('fs').existsSync(${JSON.stringify(join(dir, "crash.broken"))})) process.exit(3); setInterval(() => {}, 1000)`;
+      const sick = `const broken = require('fs').existsSync(${JSON.stringify(join(dir, "sick.broken"))}); require('http').createServer((q, s) => { s.statusCode = broken ? 500 : 200; s.end() }).listen(${port}, '127.0.0.1')`;
+      return [
+        "version: 1",
+        "nodes:",
+        "  v1:",
+        "    services:",
+        "      crash:",
+        "        kind: process",
+        `        command: [${node}, "-e", ${JSON.stringify(crash)}]`,
+        "      sick:",
+        "        kind: process",
+        `        command: [${node}, "-e", ${JSON.stringify(sick)}]`,
+        "        health:",
+        "          - type: http",
+        `            url: http://127.0.0.1:${port}/`,
+        "            interval: 300ms",
+        "            retries: 2",
+        "",
+      ].join("\n");
+    },
+    observer: true,
+    supervisor: { RECHECK_MS: "500" },
+    // The default 60 s timeout: the point is that a failure does not wait for it.
+    executor: true,
+    agents: { v1: { HEARTBEAT_MS: "500" } },
+  });
+  agent = stack.agents["v1"]!;
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const api = async (path: string, init: RequestInit = {}) => {
+  const r = await fetch(stack.executorUrl + path, { ...init, headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" }, signal: AbortSignal.timeout(20_000) });
+  return (await r.json()) as Record<string, unknown>;
+};
+
+type Action = { id: string; kind: string; service: string; state: string; result: string | null };
+
+/** Breaks the service, kills it, approves the restart the supervisor proposes, and returns how it ended and when. */
+async function breakAndRestart(service: string, healthy: (s: { health: string }) => boolean): Promise<{ action: Action; ms: number }> {
+  const pid = await waitFor(`${service} up`, () => {
+    const s = agent.status().find((x) => x.service === service);
+    return s?.state === "running" && healthy(s) ? s.pid : undefined;
+  }, 30_000);
+  await writeFile(marker(service), "");
+  process.kill(pid!, "SIGKILL");
+  const pending = await waitFor(`a pending restart of ${service}`, async () => {
+    const r = await api("/api/actions?state=pending");
+    return (r["actions"] as Action[]).find((a) => a.service === service && a.kind === "restart");
+  }, 30_000, 100);
+  const approvedAt = Date.now();
+  await api(`/api/actions/${pending.id}/approve`, { method: "POST", body: JSON.stringify({ actor: "tester", channel: "api" }) });
+  const action = await waitFor(`the restart of ${service} to end`, async () => {
+    const a = (await api(`/api/actions/${pending.id}`))["action"] as Action;
+    return ["succeeded", "failed", "failed_unknown"].includes(a.state) && a;
+  }, 90_000, 100);
+  return { action, ms: Date.now() - approvedAt };
+}
+
+describe("verification follows the world", () => {
+  it("a restart whose process exits at once is failed within seconds, naming the exit", async () => {
+    const { action, ms } = await breakAndRestart("crash", () => true);
+    console.log(`restart of a process that exits at once: failed ${ms} ms after approval (verification timeout 60000 ms)`);
+    expect(action.state).toBe("failed");
+    expect(action.result).toMatch(/v1\/crash is exited/);
+    expect(action.result).toMatch(/code 3/);
+    // Generous for a busy 2-core machine; before, it was the 60 s verification timeout.
+    expect(ms).toBeLessThan(15_000);
+  }, 180_000);
+
+  it("a restart whose process comes up failing its checks is failed once it is unhealthy, naming the check", async () => {
+    const { action, ms } = await breakAndRestart("sick", (s) => s.health === "healthy");
+    console.log(`restart of a process that turns unhealthy: failed ${ms} ms after approval (verification timeout 60000 ms)`);
+    expect(action.state).toBe("failed");
+    expect(action.result).toMatch(/v1\/sick is running but unhealthy \(failing: http-0: HTTP 500/);
+    expect(ms).toBeLessThan(15_000);
+  }, 180_000);
+});
