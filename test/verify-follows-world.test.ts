@@ -45,8 +45,8 @@ beforeAll(async () => {
     },
     observer: true,
     supervisor: { RECHECK_MS: "500" },
-    // The default 60 s timeout: the point is that a failure does not wait for it.
-    executor: true,
+    // The service's default 60 s timeout (the stack's default is 20 s): the point is that a failure does not wait for it.
+    executor: { VERIFY_TIMEOUT_MS: "60000" },
     agents: { v1: { HEARTBEAT_MS: "500" } },
   });
   agent = stack.agents["v1"]!;
