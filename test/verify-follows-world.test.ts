@@ -88,7 +88,7 @@ describe("verification follows the world", () => {
   it("a restart whose process exits at once is failed within seconds, naming the exit", async () => {
     const { action, ms } = await breakAndRestart("crash", () => true);
     console.log(`restart of a process that exits at once: failed ${ms} ms after approval (verification timeout 60000 ms)`);
-    expect(action.state).toBe("failed");
+    expect(action.state, JSON.stringify(action)).toBe("failed");
     expect(action.result).toMatch(/v1\/crash is exited/);
     expect(action.result).toMatch(/code 3/);
     // Generous for a busy 2-core machine; before, it was the 60 s verification timeout.
@@ -98,7 +98,7 @@ describe("verification follows the world", () => {
   it("a restart whose process comes up failing its checks is failed once it is unhealthy, naming the check", async () => {
     const { action, ms } = await breakAndRestart("sick", (s) => s.health === "healthy");
     console.log(`restart of a process that turns unhealthy: failed ${ms} ms after approval (verification timeout 60000 ms)`);
-    expect(action.state).toBe("failed");
+    expect(action.state, JSON.stringify(action)).toBe("failed");
     expect(action.result).toMatch(/v1\/sick is running but unhealthy \(failing: http-0: HTTP 500/);
     expect(ms).toBeLessThan(15_000);
   }, 180_000);
