@@ -19,6 +19,8 @@ const marker = (service: string) => join(stack.dir, `${service}.broken`);
 
 beforeAll(async () => {
   port = await freePort();
+  // Nothing ever listens here: the crash service's check never passes.
+  const crashPort = await freePort();
   const node = JSON.stringify(process.execPath);
   stack = await startStack({
     fleet: (dir) => {
@@ -32,6 +34,13 @@ beforeAll(async () => {
         "      crash:",
         "        kind: process",
         `        command: [${node}, "-e", ${JSON.stringify(crash)}]`,
+        // Success needs a passing check; a service without checks counts as verified once it runs after the
+        // command, which a process that exits 0.1 s later can still be.
+        "        health:",
+        "          - type: tcp",
+        "            host: 127.0.0.1",
+        `            port: ${crashPort}`,
+        "            interval: 300ms",
         "      sick:",
         "        kind: process",
         `        command: [${node}, "-e", ${JSON.stringify(sick)}]`,
