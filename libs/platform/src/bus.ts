@@ -53,6 +53,11 @@ export async function ensureStreams(nc: NatsConnection, s: StreamSettings = {}):
     }
   }
   await openWorldBucket(nc, replicas);
+  // Readers open the bucket too (with the default), and whoever comes first creates it; the owner of the streams
+  // brings its replica count to the setting, so a cluster deployment does not keep a single-replica world.
+  const kvStream = `KV_${WORLD_BUCKET}`;
+  const kv = await jsm.streams.info(kvStream);
+  if (kv.config.num_replicas !== replicas) await jsm.streams.update(kvStream, { ...kv.config, num_replicas: replicas });
 }
 
 function isNotFound(err: unknown): boolean {

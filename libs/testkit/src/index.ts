@@ -142,3 +142,4 @@ export { startPrivatePostgres, type PrivatePostgres } from "./private-postgres.j
 export { startDockerd, importBusyboxImage, dockerdUnavailable, engineGet, type Dockerd } from "./dockerd.js";
 export { metricValue, sampleValue, waitForChanges, waitForTicks, type MetricsSource } from "./metrics.js";
 export { importGraph } from "./import-graph.js";
+export { startNatsCluster, type NatsCluster, type NatsClusterServer } from "./nats-cluster.js";

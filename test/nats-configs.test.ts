@@ -1,0 +1,87 @@
+/**
+ * The NATS configs in infra/nats/ parse with the real nats-server (`nats-server -t -c FILE`). Options newer than the
+ * installed server are stripped for the check (the test's name says which and why); everything else must parse.
+ * docker-compose.yml runs nats:2.10, which knows every option used.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const BIN = process.env["NATS_SERVER_BIN"] ?? "nats-server";
+const DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "infra", "nats");
+
+/** Options the configs use that older servers refuse as unknown, with the first version that knows them. */
+const NEWER_OPTIONS: Record<string, [number, number]> = {
+  // fsync every write (jetstream block).
+  sync_interval: [2, 10],
+};
+
+async function serverVersion(): Promise<[number, number] | undefined> {
+  try {
+    const { stdout } = await run(BIN, ["--version"]);
+    const m = /v(\d+)\.(\d+)/.exec(stdout);
+    return m ? [Number(m[1]), Number(m[2])] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const version = await serverVersion();
+const older = (need: [number, number]) => version !== undefined && (version[0] < need[0] || (version[0] === need[0] && version[1] < need[1]));
+const unknownHere = Object.keys(NEWER_OPTIONS).filter((o) => older(NEWER_OPTIONS[o]!));
+const files = (await readdir(DIR)).filter((f) => f.endsWith(".conf")).sort();
+const work = await mkdtemp(join(tmpdir(), "steward-nats-conf-"));
+afterAll(() => rm(work, { recursive: true, force: true }));
+
+/** Drops the lines setting an option this server does not know, and says which lines went. */
+function strip(text: string): { text: string; dropped: string[] } {
+  const dropped: string[] = [];
+  const kept = text.split("\n").filter((line) => {
+    const key = /^\s*([A-Za-z_]+)\s*[:=\s]/.exec(line)?.[1];
+    if (key && unknownHere.includes(key)) return dropped.push(line.trim()), false;
+    return true;
+  });
+  return { text: kept.join("\n"), dropped };
+}
+
+async function check(path: string): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout, stderr } = await run(BIN, ["-t", "-c", path]);
+    return { ok: true, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return { ok: false, output: `${e.stdout ?? ""}${e.stderr ?? ""}${e.message}` };
+  }
+}
+
+const skipped = unknownHere.length ? ` (without ${unknownHere.map((o) => `${o}: needs ${NEWER_OPTIONS[o]!.join(".")}+`).join(", ")}; installed ${version!.join(".")})` : "";
+
+describe.skipIf(version === undefined)(`infra/nats configs parse with nats-server -t${skipped}`, () => {
+  it("there are configs to check", () => {
+    expect(files.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(files)("%s", async (file) => {
+    const { text, dropped } = strip(await readFile(join(DIR, file), "utf8"));
+    // Only the known-newer options are dropped, and each at most once per file.
+    expect(dropped.every((l) => unknownHere.some((o) => l.startsWith(o)))).toBe(true);
+    const path = join(work, file);
+    await writeFile(path, text);
+    const r = await check(path);
+    expect(r.ok, r.output).toBe(true);
+    expect(r.output).toMatch(/is valid/);
+  });
+
+  it("the check fails on an option the server does not know (so a typo in a config is caught)", async () => {
+    const path = join(work, "typo.conf");
+    await writeFile(path, `${strip(await readFile(join(DIR, files[0]!), "utf8")).text}\njetstream_typo: true\n`);
+    const r = await check(path);
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/unknown field "jetstream_typo"/);
+  });
+});
