@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EVENTS_STREAM, WORLD_BUCKET, eventSubject } from "@steward/contracts/subjects";
 import type { NodeEventInput, ServiceObservation } from "@steward/contracts/events";
-import { connectNats, jetstream, jetstreamManager, type NatsConnection } from "@steward/platform/bus";
+import { connectNats, jetstream, jetstreamManager, openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { connectDb, type Sql } from "@steward/platform/db";
 import { actionsOf } from "@steward/actions/testing";
 import { createTestDatabase, startNatsCluster, stopProcess, waitFor, waitForTicks, type NatsCluster, type TestDatabase } from "@steward/testkit";
@@ -79,6 +79,9 @@ beforeAll(async () => {
   [cluster, db, dir] = await Promise.all([startNatsCluster(3), createTestDatabase("steward_cluster"), mkdtemp(join(tmpdir(), "steward-cluster-"))]);
   nc = await connectNats(cluster.url, "cluster-test");
   sql = connectDb(db.url);
+  // A reader (supervisor, executor, alerter, planner) that starts first creates the world bucket with one replica;
+  // the observer must bring it to STREAM_REPLICAS.
+  await openWorldBucket(nc);
   const fleet = join(dir, "fleet.yaml");
   await writeFile(fleet, `version: 1\nnodes:\n  ${NODE}:\n    services:\n${SERVICES.map((s) => `      ${s}: { kind: process, command: [sleep, "3600"] }\n`).join("")}`);
   const common = { NATS_URL: cluster.url, STREAM_REPLICAS: "3", METRICS_PORT: "0" };
@@ -106,7 +109,7 @@ afterAll(async () => {
 });
 
 describe("3-server JetStream cluster", () => {
-  it("the events stream and the world KV have 3 replicas, all current", async () => {
+  it("the events stream and the world KV have 3 replicas, all current (the KV made with one by an early reader)", async () => {
     for (const stream of [EVENTS_STREAM, `KV_${WORLD_BUCKET}`]) {
       const set = await waitFor(`${stream} with 3 current replicas`, async () => {
         const s = await replicaSet(stream);
@@ -114,7 +117,7 @@ describe("3-server JetStream cluster", () => {
       }, 60_000, 200);
       expect(set.replicas).toBe(3);
     }
-  });
+  }, 150_000);
 
   it("kill -9 of the events stream's leader while events flow: no acked event lost, all folded, no service exits, a kill still becomes a pending action", async () => {
     await waitForTicks("observer folding heartbeats", () => counter("observer_events_folded_total"), 2, 60_000);
