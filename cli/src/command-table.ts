@@ -12,6 +12,8 @@ export interface Io {
   env: NodeJS.ProcessEnv;
   /** Lines for `steward chat` (stdin when absent). */
   in?: NodeJS.ReadableStream;
+  /** Whether `out` is a terminal (colour is then on, unless NO_COLOR or FORCE_COLOR say otherwise). */
+  isTTY?: boolean;
 }
 
 /** Returns the exit code, or null when the command keeps running (`up`). */
@@ -85,8 +87,11 @@ export const STATUS = {
 export const DRIFT = {
   name: "drift",
   summary: "where the world differs from the spec",
-  usage: [["steward drift [--json]", "where the world differs from the spec"]],
-  flags: { json },
+  usage: [["steward drift [--json] [--exit-code]", "where the world differs from the spec"]],
+  flags: {
+    json,
+    "exit-code": { type: "boolean", default: false, summary: "for scripts, like git diff --exit-code: exit 1 when there is drift, 0 when there is none (errors keep their own codes)" },
+  },
 } as const satisfies CommandSpec;
 
 export const ACTIONS = {

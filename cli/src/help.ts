@@ -75,7 +75,9 @@ export function renderCliDoc(): string {
     ENVIRONMENT.replace(/^environment: /, "Environment: ") + ".",
     "",
     "Exit codes: 0 done, 1 the command failed (API unreachable, spec invalid, task failed), 2 a usage mistake",
-    "(unknown command or flag, missing argument: nothing was sent), 3 `task add` still running at `--timeout`.",
+    "(unknown command or flag, missing argument: nothing was sent), 3 `task add` still running at `--timeout`;",
+    "`drift --exit-code` exits 1 when there is drift. `drift` colours its table on a terminal unless `NO_COLOR` is set (`FORCE_COLOR`",
+    "forces it on, `FORCE_COLOR=0` off).",
     "",
   ];
   for (const c of COMMANDS) {

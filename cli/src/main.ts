@@ -13,7 +13,7 @@ async function main(argv: string[]): Promise<void> {
   const tracing = needsTracing(argv)
     ? (await import("@steward/platform/tracing")).initTracing({ serviceName: "steward-cli", otlpEndpoint: process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] || undefined })
     : undefined;
-  const code = await runCli(argv, { out: (s) => process.stdout.write(s + "\n"), err: (s) => process.stderr.write(s + "\n"), env: process.env });
+  const code = await runCli(argv, { out: (s) => process.stdout.write(s + "\n"), err: (s) => process.stderr.write(s + "\n"), env: process.env, isTTY: process.stdout.isTTY === true });
   // `up` keeps running until a signal; every other command ends here.
   if (code !== null) {
     await tracing?.shutdown().catch(() => undefined);

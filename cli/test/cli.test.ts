@@ -1,4 +1,7 @@
 import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DriftReport } from "@steward/contracts/drift";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli.js";
 import { renderAction, renderActions } from "../src/commands/read.js";
 import { table } from "../src/format.js";
+import { colorOn } from "../src/color.js";
 
 function capture(env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
@@ -194,5 +198,66 @@ describe("formatting", () => {
     );
     expect(s).toMatch(/^ID\s+STATE/);
     expect(s).toMatch(/01234567\s+pending\s+restart\s+n\/s\s+1m ago\s+down/);
+  });
+});
+
+describe("steward drift: --exit-code for scripts, colour on a terminal", () => {
+  const report = (drifts: DriftReport["drifts"]): DriftReport => ({ computed_at: new Date().toISOString(), snapshot_written_at: null, world_seq: 7, supervisor_id: "sup", skipped: null, drifts });
+  const down: DriftReport["drifts"][number] = { key: "down:n1/web", kind: "down", node: "n1", service: "web", severity: "action", message: "exited", since: null, proposes: "restart" };
+  let answer: { status: number; body: unknown } = { status: 200, body: report([]) };
+  let server: Server;
+  let url = "";
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      if (req.url !== "/api/drift" || req.headers.authorization !== "Bearer t0ken-for-the-drift-test") return void res.writeHead(404, { "content-type": "application/json" }).end("{}");
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.body));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  const env = (more: NodeJS.ProcessEnv = {}) => ({ STEWARD_API_URL: url, STEWARD_TOKEN: "t0ken-for-the-drift-test", ...more });
+
+  it.each([
+    ["no drift, --exit-code", [], ["--exit-code"], 0],
+    ["drift, --exit-code", [down], ["--exit-code"], 1],
+    ["drift, --exit-code --json", [down], ["--exit-code", "--json"], 1],
+    ["drift without --exit-code", [down], [], 0],
+  ] as const)("%s → exit %i", async (_what, drifts, flags, code) => {
+    answer = { status: 200, body: report([...drifts]) };
+    const c = capture(env());
+    expect(await runCli(["drift", ...flags], c.io)).toBe(code);
+    expect(c.out.join("\n")).toMatch(drifts.length ? /down|"drifts": \[\n/ : /no drift|"drifts": \[\]/);
+  });
+
+  it("an error keeps its own code with --exit-code: the API refusing is 1 with the error said, a bad flag 2", async () => {
+    answer = { status: 503, body: { error: { code: "world_unavailable", message: "no drift report yet" } } };
+    const c = capture(env());
+    expect(await runCli(["drift", "--exit-code"], c.io)).toBe(1);
+    expect(c.err.join("\n")).toMatch(/error: /);
+    expect(await runCli(["drift", "--exit-code=maybe"], capture(env()).io)).toBe(2);
+  });
+
+  it.each([
+    ["a terminal", {}, true, true],
+    ["not a terminal", {}, false, false],
+    ["a terminal with NO_COLOR=1", { NO_COLOR: "1" }, true, false],
+    ["a terminal with NO_COLOR empty (unset, per no-color.org)", { NO_COLOR: "" }, true, true],
+    ["a terminal with TERM=dumb", { TERM: "dumb" }, true, false],
+    ["a pipe with FORCE_COLOR=1", { FORCE_COLOR: "1" }, false, true],
+    ["a terminal with FORCE_COLOR=0", { FORCE_COLOR: "0" }, true, false],
+    ["FORCE_COLOR=1 beside NO_COLOR=1 (FORCE_COLOR wins, as in Node)", { FORCE_COLOR: "1", NO_COLOR: "1" }, false, true],
+  ] as const)("on %s colour is %s", async (_what, more, isTTY, coloured) => {
+    expect(colorOn({ env: more, isTTY })).toBe(coloured);
+    answer = { status: 200, body: report([down, { ...down, key: "secret_drift:n1/db", kind: "secret_drift", service: "db", severity: "alert", proposes: null }]) };
+    const c = capture(env(more));
+    expect(await runCli(["drift"], { ...c.io, isTTY })).toBe(0);
+    const text = c.out.join("\n");
+    // eslint-disable-next-line no-control-regex
+    expect(/\u001b\[/.test(text)).toBe(coloured);
+    // eslint-disable-next-line no-control-regex
+    const plain = text.replace(/\u001b\[[0-9;]*m/g, "");
+    expect(plain).toMatch(/^down\s+n1\s+web\s+action\s+restart/m);
+    expect(plain).toMatch(/^secret_drift\s+n1\s+db\s+alert\s+-/m);
   });
 });

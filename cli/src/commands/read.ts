@@ -1,6 +1,7 @@
 import { transition, type Action } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
+import { paint, type Paint } from "../color.js";
 import { ago, shortId, table } from "../format.js";
 
 export function renderStatus(snap: Snapshot, now = Date.now()): string {
@@ -29,22 +30,28 @@ export function renderStatus(snap: Snapshot, now = Date.now()): string {
   return out.join("\n");
 }
 
-export function renderDrift(r: DriftReport, now = Date.now()): string {
+/** Each severity's colour on a terminal: `alert` is never acted on (the operator must look), `action` proposes a fix. */
+const SEVERITY_COLOR: Record<DriftReport["drifts"][number]["severity"], Paint | undefined> = { alert: "red", action: "yellow", report: undefined };
+
+export function renderDrift(r: DriftReport, now = Date.now(), color = false): string {
   const out: string[] = [];
-  if (r.skipped) out.push(`WARNING: last supervisor cycle skipped at ${r.skipped.at}: ${r.skipped.reason} (showing the last good report)`);
+  if (r.skipped) out.push(paint(color, "yellow", `WARNING: last supervisor cycle skipped at ${r.skipped.at}: ${r.skipped.reason} (showing the last good report)`));
   out.push(`computed ${ago(r.computed_at, now)} from world seq ${r.world_seq}`);
   if (r.drifts.length === 0) {
-    out.push("no drift: the fleet matches the spec");
+    out.push(paint(color, "green", "no drift: the fleet matches the spec"));
     return out.join("\n");
   }
-  out.push(
-    table(
-      ["KIND", "NODE", "SERVICE", "SEVERITY", "PROPOSES", "SINCE", "MESSAGE"],
-      r.drifts.map((d) => [d.kind, d.node, d.service, d.severity, d.proposes, ago(d.since, now), d.message]),
-    ),
-  );
+  // Laid out first, coloured after: escape codes must not count toward the column widths. One line per drift.
+  const lines = table(
+    ["KIND", "NODE", "SERVICE", "SEVERITY", "PROPOSES", "SINCE", "MESSAGE"],
+    r.drifts.map((d) => [d.kind, d.node, d.service, d.severity, d.proposes, ago(d.since, now), d.message.replace(/\s*\n\s*/g, " ")]),
+  ).split("\n");
+  out.push(lines.map((l, i) => (i === 0 ? paint(color, "dim", l) : paint(color, SEVERITY_COLOR[r.drifts[i - 1]!.severity], l))).join("\n"));
   return out.join("\n");
 }
+
+/** `steward drift --exit-code`: 1 when there is drift, 0 when there is none; without the flag always 0. */
+export const driftExitCode = (r: DriftReport, exitCode: boolean): number => (exitCode && r.drifts.length > 0 ? 1 : 0);
 
 export function renderActions(actions: Action[], now = Date.now()): string {
   if (actions.length === 0) return "no actions";

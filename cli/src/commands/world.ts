@@ -1,7 +1,8 @@
 import { connectApi } from "../connect-api.js";
 import { DRIFT, STATUS, type Io } from "../command-table.js";
+import { colorOn } from "../color.js";
 import { parseFlags } from "../parse.js";
-import { renderDrift, renderStatus } from "./read.js";
+import { driftExitCode, renderDrift, renderStatus } from "./read.js";
 
 /** `steward status`: the world snapshot the observer keeps, through the executor's API. */
 export async function statusCommand(args: string[], io: Io): Promise<number> {
@@ -15,6 +16,6 @@ export async function statusCommand(args: string[], io: Io): Promise<number> {
 export async function driftCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseFlags(DRIFT.flags, args);
   const report = await (await connectApi(io.env)).drift();
-  io.out(values.json ? JSON.stringify(report, null, 2) : renderDrift(report));
-  return 0;
+  io.out(values.json ? JSON.stringify(report, null, 2) : renderDrift(report, Date.now(), colorOn(io)));
+  return driftExitCode(report, values["exit-code"]);
 }
