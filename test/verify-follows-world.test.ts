@@ -112,3 +112,25 @@ describe("verification follows the world", () => {
     expect(ms).toBeLessThan(15_000);
   }, 180_000);
 });
+
+describe("the world's check counts", () => {
+  it("stay current while a check keeps failing (a health_check event goes out only on a flip; heartbeats restate the count)", async () => {
+    // `sick` was left failing its check by the test above (its restart failed and nobody approves another).
+    type Check = { ok: boolean; consecutive_failures: number; at: string };
+    const worldCheck = async (): Promise<Check | undefined> => {
+      const w = (await api("/api/world"))["world"] as { nodes: Record<string, { services: Record<string, { checks: Record<string, Check> }> }> } | undefined;
+      return w?.nodes["v1"]?.services["sick"]?.checks["http-0"];
+    };
+    const agentCount = () => agent.status().find((s) => s.service === "sick")?.health;
+    expect(agentCount()).toBe("unhealthy");
+    // Three failures and more: the flip to failing said 1, only the restatement can say more.
+    const seen = await waitFor("the world to show 3 or more consecutive failures", async () => {
+      const c = await worldCheck();
+      return c && !c.ok && c.consecutive_failures >= 3 && c;
+    }, 30_000, 100);
+    expect(seen.consecutive_failures).toBeGreaterThanOrEqual(3);
+    // And it keeps moving (current, not a one-off), with the time of the result it restates.
+    await waitFor("the count to move on", async () => ((await worldCheck())?.consecutive_failures ?? 0) > seen.consecutive_failures, 30_000, 100);
+    expect(Date.parse((await worldCheck())!.at)).toBeGreaterThan(Date.parse(seen.at));
+  }, 120_000);
+});

@@ -102,6 +102,21 @@ export const SecretEvent = z.strictObject({
 });
 export type SecretEvent = z.output<typeof SecretEvent>;
 
+/**
+ * The latest result of one health check, as a heartbeat restates it: `health_check` events go out only when a check
+ * flips, so without this the world's `consecutive_failures` would stay at the count of the flip (1) while the
+ * failures go on. `at` is when the check ran, so a restatement never overrides a newer result.
+ */
+export const CheckSample = z.strictObject({
+  service: z.string().min(1).max(63),
+  check: z.string().min(1).max(128),
+  ok: z.boolean(),
+  consecutive_failures: z.number().int().nonnegative(),
+  detail: z.string().max(2000).optional(),
+  at: z.iso.datetime(),
+});
+export type CheckSample = z.output<typeof CheckSample>;
+
 /** Level-based: a heartbeat restates every service, so a missed event cannot leave the world wrong for long. */
 export const HeartbeatEvent = z.strictObject({
   type: z.literal("heartbeat"),
@@ -110,6 +125,8 @@ export const HeartbeatEvent = z.strictObject({
   agent_version: z.string().max(64).default("0"),
   started_at: z.iso.datetime(),
   services: z.array(ServiceObservation).default([]),
+  /** Each check's latest result (absent from older agents). */
+  checks: z.array(CheckSample).max(2000).default([]),
   /** Events the agent dropped while NATS was unreachable (bounded backlog). */
   dropped_events: z.number().int().nonnegative().default(0),
 });

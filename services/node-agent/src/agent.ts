@@ -151,6 +151,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         agent_version: AGENT_VERSION,
         started_at: startedAt,
         services: status(),
+        checks: processes.checkSamples(),
         dropped_events: publisher.dropped,
       });
     });

@@ -1,7 +1,7 @@
 import type { FleetSpec, ProcessService, SecretRef, ServiceSpec } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
 import type { NodeCommandReply } from "@steward/contracts/node-command";
-import type { NodeEvent } from "@steward/contracts/events";
+import type { CheckSample, NodeEvent } from "@steward/contracts/events";
 import type { AgentMetrics } from "./metrics.js";
 import { newEventId } from "./publisher.js";
 import { diffServices, startOrder } from "./plan.js";
@@ -36,6 +36,8 @@ export interface ProcessDriver extends ServiceDriver {
   shutdown(): Promise<void>;
   /** Synchronous SIGKILL of every process group: for `process.on("exit")`. */
   killNow(): void;
+  /** Each current check's latest result with when it ran, for the heartbeat (events go out only on a flip). */
+  checkSamples(): CheckSample[];
 }
 
 /** The process driver owns `process` services; other kinds belong to their own drivers. */
@@ -49,6 +51,8 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
   const { node, logger, metrics } = deps;
   const services = new Map<string, SupervisedService>();
   const lastEmitted = new Map<string, string>();
+  /** The latest result of each check run, by service then check name: heartbeats restate them. */
+  const samples = new Map<string, Map<string, CheckSample>>();
   let declared: Record<string, ProcessService> = {};
 
   function emit(svc: SupervisedService, force = false): void {
@@ -64,6 +68,7 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
     if (!svc.declared && !svc.running && services.get(svc.name) === svc) {
       services.delete(svc.name);
       lastEmitted.delete(svc.name);
+      samples.delete(svc.name);
       logger.info({ service: svc.name }, "undeclared service no longer runs; forgetting it");
     }
   }
@@ -80,18 +85,14 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
     },
     onCheck(svc, run, result, okChanged) {
       metrics.healthChecks.inc({ service: svc.name, check: run.name, result: result.ok ? "ok" : "fail" });
+      const sample: CheckSample = { service: svc.name, check: run.name, ok: result.ok, consecutive_failures: run.progress.consecutiveFailures, detail: result.detail.slice(0, 2000), at: deps.now() };
+      let bySvc = samples.get(svc.name);
+      if (!bySvc) samples.set(svc.name, (bySvc = new Map()));
+      bySvc.set(run.name, sample);
+      // An event only when the result flips (no event per run); the counts in between ride on the heartbeat.
       if (okChanged) {
-        deps.publish({
-          type: "health_check",
-          id: newEventId(node),
-          node,
-          ts: deps.now(),
-          service: svc.name,
-          check: run.name,
-          ok: result.ok,
-          consecutive_failures: run.progress.consecutiveFailures,
-          detail: result.detail.slice(0, 2000),
-        });
+        const { at, ...rest } = sample;
+        deps.publish({ type: "health_check", id: newEventId(node), node, ts: at, ...rest });
       }
       emit(svc);
     },
@@ -192,6 +193,20 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
 
     killNow() {
       for (const s of services.values()) s.killNow();
+    },
+
+    checkSamples() {
+      const out: CheckSample[] = [];
+      for (const svc of services.values()) {
+        const bySvc = samples.get(svc.name);
+        if (!bySvc) continue;
+        // Only checks the service still declares: a check dropped from the spec is not restated forever.
+        for (const run of svc.checks) {
+          const sample = bySvc.get(run.name);
+          if (sample) out.push(sample);
+        }
+      }
+      return out;
     },
   };
 }

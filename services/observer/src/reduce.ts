@@ -1,4 +1,4 @@
-import type { HealthCheckEvent, HeartbeatEvent, HostEvent, NodeEvent, RepoEvent, SecretEvent, ServiceEvent, ServiceObservation } from "@steward/contracts/events";
+import type { CheckSample, HealthCheckEvent, HeartbeatEvent, HostEvent, NodeEvent, RepoEvent, SecretEvent, ServiceEvent, ServiceObservation } from "@steward/contracts/events";
 import type { NodeState, ServiceState, WorldState } from "@steward/contracts/world-state";
 
 /** How many event ids per node the world remembers to drop re-sent events JetStream's de-duplication window missed. */
@@ -157,23 +157,29 @@ function foldService(node: NodeState, e: ServiceEvent, traceparent: string | und
 }
 
 function foldHealthCheck(node: NodeState, e: HealthCheckEvent): NodeState {
+  return foldCheck(node, { service: e.service, check: e.check, ok: e.ok, consecutive_failures: e.consecutive_failures, detail: e.detail, at: e.ts }, e.id);
+}
+
+/** One check result (from its event, or restated by a heartbeat), kept only if it is not older than what the world has. */
+function foldCheck(node: NodeState, c: CheckSample, eventId: string): NodeState {
   // A check can arrive before anything is known about its service: the service is then `unknown`
   // (never "missing"), and its first real observation replaces that.
-  const svc: ServiceState = node.services[e.service] ?? {
-    name: e.service,
+  const svc: ServiceState = node.services[c.service] ?? {
+    name: c.service,
     state: "unknown",
     health: "unknown",
     starts: 0,
     declared: true,
-    since: e.ts,
+    since: c.at,
     updated_at: NEVER,
     checks: {},
-    last_event_id: e.id,
+    last_event_id: eventId,
   };
-  const prevCheck = svc.checks[e.check];
-  if (prevCheck && ms(e.ts) < ms(prevCheck.at)) return node;
-  const check = compact({ ok: e.ok, consecutive_failures: e.consecutive_failures, detail: e.detail, at: e.ts });
-  return withService(node, { ...svc, checks: { ...svc.checks, [e.check]: check } });
+  const prevCheck = svc.checks[c.check];
+  if (prevCheck && ms(c.at) < ms(prevCheck.at)) return node;
+  const check = compact({ ok: c.ok, consecutive_failures: c.consecutive_failures, detail: c.detail, at: c.at });
+  if (prevCheck && prevCheck.at === check.at && prevCheck.ok === check.ok && prevCheck.consecutive_failures === check.consecutive_failures && prevCheck.detail === check.detail) return node;
+  return withService(node, { ...svc, checks: { ...svc.checks, [c.check]: check } });
 }
 
 function foldHost(node: NodeState, e: HostEvent): NodeState {
@@ -217,7 +223,11 @@ function foldHeartbeat(node: NodeState, e: HeartbeatEvent, traceparent: string |
     services ??= { ...next.services };
     services[o.service] = prev && samePart(observedPart(prev), observedPart(o)) ? { ...prev, updated_at: e.ts } : observe(prev, o.service, o, e.ts, e.id, traceparent);
   }
-  return services ? { ...next, services } : next;
+  next = services ? { ...next, services } : next;
+  // Current counts between flips: each check's latest result, when it is newer than the world's.
+  // `?? []`: a heartbeat folded without parsing (a stored world replayed by tests, a bench) may predate the field.
+  for (const c of e.checks ?? []) next = foldCheck(next, c, e.id);
+  return next;
 }
 
 export interface StaleOptions {

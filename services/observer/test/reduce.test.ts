@@ -95,6 +95,29 @@ describe("reduceWorld", () => {
       },
     },
     {
+      name: "a heartbeat restates each check's latest result: counts move between flips (the event said 1, three failures say 3)",
+      events: () => [
+        svc("a", 5, "web", "running"),
+        check("a", 10, "web", "http", false),
+        hb("a", 13, [{ service: "web", state: "running", health: "unhealthy" }], { checks: [{ service: "web", check: "http", ok: false, consecutive_failures: 3, detail: "ECONNREFUSED", at: at(12) }] }),
+      ],
+      expect: (w) => expect(w.nodes["a"]?.services["web"]?.checks["http"]).toEqual({ ok: false, consecutive_failures: 3, detail: "ECONNREFUSED", at: at(12) }),
+    },
+    {
+      name: "a heartbeat's older check result never overrides a newer event",
+      events: () => [
+        svc("a", 5, "web", "running"),
+        check("a", 20, "web", "http", true),
+        hb("a", 21, [{ service: "web", state: "running" }], { checks: [{ service: "web", check: "http", ok: false, consecutive_failures: 4, at: at(19) }] }),
+      ],
+      expect: (w) => expect(w.nodes["a"]?.services["web"]?.checks["http"]).toEqual({ ok: true, consecutive_failures: 0, at: at(20) }),
+    },
+    {
+      name: "a heartbeat without checks (an older agent) leaves the checks as they are",
+      events: () => [svc("a", 5, "web", "running"), check("a", 10, "web", "http", false), hb("a", 13, [{ service: "web", state: "running" }])],
+      expect: (w) => expect(w.nodes["a"]?.services["web"]?.checks["http"]).toEqual({ ok: false, consecutive_failures: 1, at: at(10) }),
+    },
+    {
       name: "a check before any observation makes the service unknown, and any later observation replaces that",
       events: () => [check("a", 10, "db", "tcp", true), svc("a", 5, "db", "running")],
       expect: (w) => {
