@@ -111,6 +111,22 @@ export async function readWorldNodes(kv: KV, asked: readonly string[]): Promise<
   }
 }
 
+/**
+ * Every node record as stored, with the header: for an observer taking over after another died. Readers' views
+ * (`readWorld`, `watchWorld`) leave out node records written after the last header, so a write the dead observer did
+ * not finish shows there as an incomplete world; here they are kept (they only hold events after the header's
+ * `last_seq`, and folding those again finds their ids in the node and changes nothing). One get per node.
+ */
+export async function readWorldAsStored(kv: KV): Promise<Loaded<Snapshot>> {
+  const names: string[] = [];
+  try {
+    for await (const k of await kv.keys(`${WORLD_NODE_PREFIX}*`)) names.push(k.slice(WORLD_NODE_PREFIX.length));
+  } catch (err) {
+    return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
+  }
+  return readWorldNodes(kv, names);
+}
+
 export interface WorldWriteResult {
   nodesWritten: number;
   nodesDeleted: number;

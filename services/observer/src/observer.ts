@@ -8,7 +8,7 @@ import { EVENTS_STREAM, EVENTS_SUBJECT_PREFIX, OBSERVER_DURABLE, dlqSubject } fr
 import { contextFromHeaders, ensureStreams, jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
 import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
 import { loadSnapshotFromFile } from "@steward/world/read";
-import { createWorldWriter, readWorld, WorldWriteError, type WorldWriter } from "@steward/world/world-store";
+import { createWorldWriter, readWorld, readWorldAsStored, WorldWriteError, type WorldWriter } from "@steward/world/world-store";
 import { tracer, type Context } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
 import { ADVISORY_LOCK_KEYS, type Sql } from "@steward/platform/db";
@@ -121,7 +121,12 @@ export function createObserver(deps: ObserverDeps): Observer {
   async function loadWorld(): Promise<WorldState> {
     const file = await loadSnapshotFromFile(config.snapshotPath);
     if (!file.ok && file.reason !== "snapshot_missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
-    const fromKv = kv ? await readWorld(kv) : undefined;
+    let fromKv = kv ? await readWorld(kv) : undefined;
+    if (kv && fromKv && !fromKv.ok && fromKv.reason === "snapshot_unreadable") {
+      // Typically the previous observer died between writing node records and the header: read them as stored.
+      logger.info({ detail: fromKv.detail }, "world store incomplete for readers; reading every node record as stored");
+      fromKv = await readWorldAsStored(kv);
+    }
     if (fromKv && !fromKv.ok && fromKv.reason !== "snapshot_missing") logger.warn({ reason: fromKv.reason, detail: fromKv.detail }, "world store unusable");
     if (file.ok && !(fromKv?.ok && fromKv.value.world.last_seq > file.value.world.last_seq)) {
       logger.info({ path: config.snapshotPath, last_seq: file.value.world.last_seq }, "resuming from snapshot file");
