@@ -178,4 +178,27 @@ describe("web console in Chromium", () => {
       await ctx.close();
     }
   });
+
+  it("on a phone (375 px wide) no page scrolls sideways: the header wraps, wide tables scroll inside their card", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    try {
+      const page = await signIn(ctx, url, { name: "ops-ann-with-a-long-name" });
+      await page.waitForURL(/\/console$/);
+      for (const path of ["/console", "/console/actions", "/console/tasks"]) {
+        await page.goto(url + path);
+        await page.waitForSelector("header.top");
+        const m = await page.evaluate(() => {
+          const h = document.querySelector("header.top")!;
+          const right = Math.max(...[...h.children].map((c) => c.getBoundingClientRect().right));
+          return { doc: document.documentElement.scrollWidth, viewport: window.innerWidth, header: h.scrollWidth, headerBox: h.clientWidth, right };
+        });
+        expect(m.viewport, path).toBe(375);
+        expect(m.header, `${path}: header content ${m.header} px in ${m.headerBox} px`).toBeLessThanOrEqual(m.headerBox);
+        expect(m.right, `${path}: a header item ends at ${m.right} px`).toBeLessThanOrEqual(375);
+        expect(m.doc, `${path}: the page is ${m.doc} px wide`).toBeLessThanOrEqual(375);
+      }
+    } finally {
+      await ctx.close();
+    }
+  });
 });

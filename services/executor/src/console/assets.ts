@@ -56,7 +56,7 @@ export const CONSOLE_CSS = `
 :root { --fg:#1b1f24; --muted:#5b6570; --line:#d5dae0; --bg:#f6f7f9; --card:#fff; --ok:#17803d; --warn:#a15c00; --bad:#b42318; --info:#1d4ed8; }
 * { box-sizing: border-box; }
 body { margin:0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
-header.top { display:flex; align-items:center; gap:18px; padding:10px 20px; background:#111827; color:#f9fafb; }
+header.top { display:flex; flex-wrap:wrap; align-items:center; gap:8px 18px; padding:10px 20px; background:#111827; color:#f9fafb; }
 header.top a { color:#e5e7eb; text-decoration:none; }
 header.top a.here { color:#fff; font-weight:600; border-bottom:2px solid #60a5fa; }
 header.top .brand { font-weight:700; letter-spacing:.02em; margin-right:8px; }
@@ -102,4 +102,14 @@ svg.chart .head { font-weight:600; }
 svg.chart .ok .fill { fill:#22c55e; } svg.chart .warn .fill { fill:#f59e0b; } svg.chart .over .fill { fill:#ef4444; }
 svg.chart line.cap { stroke:#b42318; stroke-width:2; stroke-dasharray:4 3; } svg.chart .cap-label { fill:#b42318; }
 svg.chart line.axis { stroke:#9ca3af; }
+/* A phone: the header wraps onto a second line, wide tables scroll inside their card, long names break. */
+section.card, article.card { overflow-x:auto; }
+td { overflow-wrap:anywhere; }
+@media (max-width: 640px) {
+  header.top { padding:8px 12px; gap:6px 12px; }
+  header.top .who { margin-left:0; }
+  main { padding:12px 10px 32px; }
+  .flash { margin:10px 10px 0; }
+  dl.what { grid-template-columns: 1fr; }
+}
 `;
