@@ -187,11 +187,12 @@ describe("web console in Chromium", () => {
       for (const path of ["/console", "/console/actions", "/console/tasks"]) {
         await page.goto(url + path);
         await page.waitForSelector("header.top");
-        const m = await page.evaluate(() => {
-          const h = document.querySelector("header.top")!;
+        // A string: this package's types have no DOM; it runs in the page.
+        const m = (await page.evaluate(`(() => {
+          const h = document.querySelector("header.top");
           const right = Math.max(...[...h.children].map((c) => c.getBoundingClientRect().right));
           return { doc: document.documentElement.scrollWidth, viewport: window.innerWidth, header: h.scrollWidth, headerBox: h.clientWidth, right };
-        });
+        })()`)) as { doc: number; viewport: number; header: number; headerBox: number; right: number };
         expect(m.viewport, path).toBe(375);
         expect(m.header, `${path}: header content ${m.header} px in ${m.headerBox} px`).toBeLessThanOrEqual(m.headerBox);
         expect(m.right, `${path}: a header item ends at ${m.right} px`).toBeLessThanOrEqual(375);
