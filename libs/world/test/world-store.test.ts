@@ -4,7 +4,7 @@ import type { Drift, DriftReport } from "@steward/contracts/drift";
 import { emptyWorld, type NodeState, type WorldState } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
-import { createWorldWriter, readWorld, readWorldNodes, watchWorld } from "../src/world-store.js";
+import { createWorldWriter, readWorld, readWorldAsStored, readWorldNodes, watchWorld } from "../src/world-store.js";
 import { createDriftWriter, readDrift, watchDrift } from "../src/drift-store.js";
 import { clearWorldStore } from "../src/testing.js";
 
@@ -109,6 +109,18 @@ describe("world store", () => {
     } finally {
       await cache.stop();
     }
+  });
+
+  it("a write left unfinished (nodes without their header) reads as incomplete for readers, and whole as stored", async () => {
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    await writer.write(world(3, 7), T);
+    // The writer died after this node and before the header: the node's older record is gone from the watch's view.
+    await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
+    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_unreadable", detail: expect.stringContaining("incomplete") });
+    const stored = await readWorldAsStored(kv);
+    expect(stored.ok && stored.value.world.last_seq).toBe(7);
+    expect(stored.ok && Object.keys(stored.value.world.nodes).sort()).toEqual(["n0", "n1", "n2"]);
+    expect(stored.ok && stored.value.world.nodes["n1"]?.status).toBe("stale");
   });
 
   it("missing, torn and incomplete stores are typed failures, never an empty world", async () => {
