@@ -6,6 +6,7 @@ import { defaultsFor, operatorStateDir, placeholderWires, stopOrder, wiringFor }
 import { decideClaim } from "../src/up/home-claim.js";
 import { natsUrlFromPortsFile } from "../src/up/local-nats.js";
 import { wrongStack } from "../src/stack-file.js";
+import { readyText } from "../src/up/up-command.js";
 
 describe("stop order", () => {
   it("is the reverse of the start order for services, with the engines (NATS, PostgreSQL) last", () => {
@@ -157,5 +158,23 @@ describe("identity", () => {
     expect(wrongStack(res("s2"), "s1", "http://x")).toMatch(/not the stack in the stack file.*for stack s2/);
     expect(wrongStack(res(), "s1", "http://x")).toMatch(/without a stack id/);
     expect(wrongStack(res(), undefined, "http://x")).toBeUndefined();
+  });
+});
+
+describe("what up prints once the stack runs", () => {
+  it("each service's metrics URL is the one it reported (the executor's is on its API port), the planner and console from the running stack", () => {
+    const metrics = { observer: "http://127.0.0.1:41001/metrics", planner: "http://127.0.0.1:41002/metrics", executor: "http://127.0.0.1:41003/metrics", supervisor: "http://127.0.0.1:41004/metrics" };
+    const text = readyText({ stackId: "s1", apiUrl: "http://127.0.0.1:41003", plannerUrl: "http://127.0.0.1:41002", fleetFile: "/stack/fleet.yaml", dir: "/stack", metrics }, "/home/.steward/stack.json", false);
+    for (const [name, u] of Object.entries(metrics)) expect(text).toMatch(new RegExp(`^\\s+(metrics\\s+)?${name} ${u.replace(/[.]/g, "\\.")}$`, "m"));
+    expect(text).toMatch(/^ {2}console {5}http:\/\/127\.0\.0\.1:41003\/console /m);
+    expect(text).toMatch(/^ {2}planner {5}http:\/\/127\.0\.0\.1:41002 /m);
+    // Only the URLs the services reported: no default port of a service run outside `up`.
+    expect(text).not.toMatch(/:(7070|7071|9464|9465|9466|9467)\b/);
+  });
+
+  it("without a planner the executor is given no PLANNER_URL (the console then hides Tasks & cost) and nothing about a planner is printed", () => {
+    const w = { ...placeholderWires("/stack", "/stack/fleet.yaml", 0, false), apiUrl: "http://127.0.0.1:4000" };
+    expect(wiringFor("executor", w)["PLANNER_URL"]).toBeUndefined();
+    expect(readyText({ stackId: "s1", apiUrl: w.apiUrl, plannerUrl: undefined, fleetFile: "/f", dir: "/d", metrics: {} }, "/s.json", true)).not.toMatch(/planner/);
   });
 });

@@ -199,7 +199,8 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
   }
 }
 
-function readyText(s: RunningStack, stackFile: string, keep: boolean): string {
+/** What `up` prints once the stack runs: where the API, console, planner, logs and each service's metrics are. */
+export function readyText(s: Pick<RunningStack, "stackId" | "apiUrl" | "plannerUrl" | "fleetFile" | "dir" | "metrics">, stackFile: string, keep: boolean): string {
   return `
 Steward is up (stack ${s.stackId}). The CLI in another terminal finds this stack through ${stackFile}.
 
