@@ -177,3 +177,22 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
     },
   };
 }
+
+/**
+ * A one-shot read right after the first load can land inside a writer's batch: the watch delivers the newest record
+ * of each key, so an item rewritten after the last header has no older value to show and the view reads as
+ * incomplete until the next header arrives (a moment later while a writer is busy). Read again after each new header,
+ * for at most `settleMs`; an answer that stays unusable that long is the real answer (no writer, or a broken record).
+ */
+export async function readSettled<R extends { ok: boolean }>(cache: { revision(): number }, read: () => R, settleMs = 5_000): Promise<R> {
+  const deadline = Date.now() + settleMs;
+  let r = read();
+  let seen = cache.revision();
+  while (!r.ok && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 25));
+    if (cache.revision() === seen) continue;
+    seen = cache.revision();
+    r = read();
+  }
+  return r;
+}

@@ -1,7 +1,7 @@
 import { LEGACY_WORLD_KEY, NODE_NAME_PATTERN, WORLD_HEADER_KEY, WORLD_KEYS, WORLD_NODE_PREFIX, worldNodeKey } from "@steward/contracts/subjects";
 import { NodeState, WorldHeader, type Snapshot, type WorldState } from "@steward/contracts/world-state";
 import type { KV } from "@steward/platform/bus";
-import { createKvCache, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
+import { createKvCache, readSettled, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
 import type { Loaded } from "./read.js";
 import { parseRecord, putAll, type WriteFailure } from "./records.js";
 
@@ -78,14 +78,14 @@ export function watchWorld(kv: KV, opts: WorldWatchOptions = {}): WorldCache {
   };
 }
 
-/** One-shot read of the whole world (loads every record, then stops watching). */
-export async function readWorld(kv: KV, timeoutMs = 30_000): Promise<Loaded<Snapshot>> {
+/** One-shot read of the whole world (loads every record, then stops watching); `settleMs`: see readSettled. */
+export async function readWorld(kv: KV, timeoutMs = 30_000, settleMs = 5_000): Promise<Loaded<Snapshot>> {
   let lastErr: string | undefined;
   const cache = watchWorld(kv, { onError: (err) => (lastErr = err.message) });
   try {
     const loaded = await Promise.race([cache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
     if (!loaded) return { ok: false, reason: "snapshot_unreadable", detail: `world store not loaded within ${timeoutMs} ms${lastErr ? `: ${lastErr}` : ""}` };
-    return cache.read();
+    return await readSettled(cache, () => cache.read(), settleMs);
   } catch (err) {
     return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
   } finally {

@@ -121,7 +121,8 @@ export function createObserver(deps: ObserverDeps): Observer {
   async function loadWorld(): Promise<WorldState> {
     const file = await loadSnapshotFromFile(config.snapshotPath);
     if (!file.ok && file.reason !== "snapshot_missing") logger.warn({ path: config.snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
-    let fromKv = kv ? await readWorld(kv) : undefined;
+    // No settling wait: no other observer writes while this one loads, so an incomplete store is a torn write (below).
+    let fromKv = kv ? await readWorld(kv, 30_000, 0) : undefined;
     if (kv && fromKv && !fromKv.ok && fromKv.reason === "snapshot_unreadable") {
       // Typically the previous observer died between writing node records and the header: read them as stored.
       logger.info({ detail: fromKv.detail }, "world store incomplete for readers; reading every node record as stored");
