@@ -4,6 +4,7 @@ import type { Drift, DriftReport } from "@steward/contracts/drift";
 import { emptyWorld, type NodeState, type WorldState } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
+import { readSettled } from "../src/kv-cache.js";
 import { createWorldWriter, readWorld, readWorldAsStored, readWorldNodes, watchWorld } from "../src/world-store.js";
 import { createDriftWriter, readDrift, watchDrift } from "../src/drift-store.js";
 import { clearWorldStore } from "../src/testing.js";
@@ -121,6 +122,27 @@ describe("world store", () => {
     expect(stored.ok && stored.value.world.last_seq).toBe(7);
     expect(stored.ok && Object.keys(stored.value.world.nodes).sort()).toEqual(["n0", "n1", "n2"]);
     expect(stored.ok && stored.value.world.nodes["n1"]?.status).toBe("stale");
+  });
+
+  it("a one-shot read that lands inside a writer's batch waits for the header that completes it, and no longer", async () => {
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    await writer.write(world(3, 8), T);
+    // A busy writer has rewritten n1 and not yet its header: a reader loading now has no older n1 to show.
+    await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
+    const h = await kv.get(WORLD_HEADER_KEY);
+    const cache = watchWorld(kv);
+    try {
+      await cache.ready();
+      expect(cache.read()).toMatchObject({ ok: false, detail: expect.stringContaining("incomplete") });
+      // No header comes: after the settle time the failure is the answer.
+      expect(await readSettled(cache, () => cache.read(), 200)).toMatchObject({ ok: false, detail: expect.stringContaining("incomplete") });
+      const settled = readSettled(cache, () => cache.read(), 30_000);
+      await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");
+      const r = await settled;
+      expect(r.ok && r.value.world.nodes["n1"]?.status).toBe("stale");
+    } finally {
+      await cache.stop();
+    }
   });
 
   it("missing, torn and incomplete stores are typed failures, never an empty world", async () => {
