@@ -65,13 +65,15 @@ const json = { type: "boolean", default: false, summary: "print the answer as JS
 export const UP = {
   name: "up",
   summary: "all-in-one local stack (demo fleet by default; --help lists its settings)",
-  usage: [["steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N] [--heartbeat-ms N]", "all-in-one local stack (demo fleet by default; --help lists its settings)"]],
+  usage: [["steward up [--fleet FILE] [--dir DIR] [--keep] [--api-port N] [--heartbeat-ms N] [--restart-attempts N] [--restart-window S]", "all-in-one local stack (demo fleet by default; --help lists its settings)"]],
   flags: {
     fleet: { type: "string", value: "FILE", summary: "fleet spec to run (default: a demo fleet written into the stack dir)", complete: "file" },
     dir: { type: "string", value: "DIR", summary: "stack dir: logs, world snapshot, node-agent state (default: a new temp dir)", complete: "dir" },
     keep: { type: "boolean", default: false, summary: "keep the stack dir after stopping (it is removed otherwise)" },
     "api-port": { type: "string", value: "N", summary: "the executor's API port (default: any free port, printed and in the stack file)" },
     "heartbeat-ms": { type: "string", value: "N", summary: "node-agent heartbeat interval (default 2000, or HEARTBEAT_MS)" },
+    "restart-attempts": { type: "string", value: "N", summary: "a service that dies is restarted with backoff (0.5 s, doubling); after N restarts within the window it is given up on (default 5; 0: never restart)" },
+    "restart-window": { type: "string", value: "S", summary: "seconds in which restarts count toward --restart-attempts (default 60)" },
   },
   // `up --help` also lists the settings passed through to each service: up/up-command.ts renders it.
   ownHelp: true,

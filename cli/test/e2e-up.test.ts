@@ -15,8 +15,10 @@ import { runSteward, startUp, type RunningUp } from "./steward-process.js";
 let home = "";
 let dir = "";
 let up: RunningUp | undefined;
-/** Demo services orphaned by killing their agent -9 are ours to clean up. */
+/** Demo services of a hung agent are ours to clean up, should it not stop them. */
 const servicePids = new Set<number>();
+/** The node-agent the test stopped (SIGSTOP): continued before the stack stops. */
+let stoppedAgent: number | undefined;
 
 const steward = <T = unknown>(...args: string[]) => runSteward<T>(home, args);
 
@@ -37,6 +39,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  if (stoppedAgent) process.kill(stoppedAgent, "SIGCONT");
   for (const pid of servicePids) {
     try {
       process.kill(pid, "SIGKILL");
@@ -126,13 +129,15 @@ describe("steward up: the demo fleet, driven through the CLI", () => {
     expect(w1.world.nodes["demo-a"]?.services["web"]?.pid).toBe(webPid);
   });
 
-  it("a stopped node-agent makes its services `unknown`: an alert, never an action", async () => {
+  it("a hung node-agent makes its services `unknown`: an alert, never an action", async () => {
     const stack = JSON.parse(await readFile(join(home, "stack.json"), "utf8")) as { processes: Record<string, number> };
     const agent = stack.processes["node-agent-demo-b"];
     expect(agent).toBeGreaterThan(0);
     const before = actions().length;
     for (const s of Object.values(world()?.world.nodes["demo-b"]?.services ?? {})) if (s.pid) servicePids.add(s.pid);
-    process.kill(agent!, "SIGKILL");
+    // Stopped, not killed: `up` restarts an agent that dies (e2e-up-heal.test.ts), a hung one only goes silent.
+    process.kill(agent!, "SIGSTOP");
+    stoppedAgent = agent;
     await waitFor("demo-b stale", () => world()?.world.nodes["demo-b"]?.status === "stale", 15_000, 300);
     const unknown = await waitFor("unknown drift", () => drifts().filter((d) => d.node === "demo-b" && d.kind === "unknown"), 10_000, 300);
     expect(unknown.length).toBeGreaterThan(0);

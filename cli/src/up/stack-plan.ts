@@ -46,6 +46,11 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
   }
 }
 
+/** The setting that fixes the port a service binds (the API's for the executor and planner, else metrics): a restart asks for the one it had. */
+export function pinnedPort(svc: UpService, port: number): Record<string, string> {
+  return svc === "executor" || svc === "planner" ? { HTTP_PORT: String(port) } : { METRICS_PORT: String(port) };
+}
+
 /** The operator's STATE_DIR (absolute), when set: node-agent state then outlives the stack. */
 export const operatorStateDir = (env: NodeJS.ProcessEnv): string | undefined => (env["STATE_DIR"] ? resolve(env["STATE_DIR"]) : undefined);
 

@@ -9,7 +9,7 @@ import { startLocalNats } from "./local-nats.js";
 import { startLocalPostgres } from "./local-postgres.js";
 import { alertsOn, ALERTS_OFF_MESSAGE } from "./alerter-env.js";
 import { serviceEnv, type UpService } from "./settings.js";
-import { defaultsFor, operatorStateDir, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
+import { defaultsFor, operatorStateDir, pinnedPort, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
 
 const serviceMain = (pkg: string): string => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
 /** By package name, not by a path relative to this file: the bundled CLI runs this code from cli/dist/chunks/. */
@@ -74,8 +74,14 @@ export interface StackOptions {
 export interface Member {
   name: string;
   engine: boolean;
+  /** The current process: a restart replaces it. */
   proc: ChildProcess;
   stop(): Promise<void>;
+  /**
+   * Services only: starts the service again on the port it reported first (the stack file and the other services
+   * know that one), resolving once it reports that port again and answers for this stack; rejects like a start-up.
+   */
+  restart?(): Promise<void>;
   /** Files to remove once everything has stopped. */
   remove?(): void;
 }
@@ -155,15 +161,34 @@ export function createStack(o: StackOptions): Stack {
     if (abort.signal.aborted) throw new StackStopped();
   };
 
-  /** Spawns a service with an IPC channel, waits for the port it bound, then proves over HTTP that it is ours. */
-  const launch = async (name: string, pkg: string, env: Record<string, string>): Promise<{ port: number; url: string }> => {
+  const spawnService = (name: string, pkg: string, env: Record<string, string>): ChildProcess => {
     if (abort.signal.aborted) throw new StackStopped();
+    const fd = openSync(logOf(name), "a");
+    try {
+      // Own process group: the terminal's Ctrl-C reaches only `up`, which stops everything in order.
+      return spawn(process.execPath, [serviceMain(pkg)], { env, stdio: ["ignore", fd, fd, "ipc"], detached: true });
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  /** Spawns a service with an IPC channel, waits for the port it bound, then proves over HTTP that it is ours. */
+  const launch = async (name: string, pkg: string, svc: UpService, env: Record<string, string>): Promise<{ port: number; url: string }> => {
+    const member: Member = { name, engine: false, proc: spawnService(name, pkg, env), stop: () => stopChild(member.proc) };
+    register(member);
+    const ready = await waitReady(name, member.proc);
+    // Restarted on the same port: the stack file, the other services and the operator's bookmarks know this one.
+    const again = { ...env, ...pinnedPort(svc, ready.port) };
+    member.restart = async () => {
+      member.proc = spawnService(name, pkg, again);
+      const r = await waitReady(name, member.proc);
+      if (r.port !== ready.port) throw new ServiceStartError(name, null, `${name} came back on port ${r.port}, not ${ready.port}`);
+    };
+    return ready;
+  };
+
+  const waitReady = async (name: string, proc: ChildProcess): Promise<{ port: number; url: string }> => {
     const logFile = logOf(name);
-    const fd = openSync(logFile, "a");
-    // Own process group: the terminal's Ctrl-C reaches only `up`, which stops everything in order.
-    const proc = spawn(process.execPath, [serviceMain(pkg)], { env, stdio: ["ignore", fd, fd, "ipc"], detached: true });
-    closeSync(fd);
-    register({ name, engine: false, proc, stop: () => stopChild(proc) });
     const port = await new Promise<number>((resolve, reject) => {
       const done = () => {
         proc.off("message", onMessage);
@@ -236,26 +261,26 @@ export function createStack(o: StackOptions): Stack {
     const envOf = (svc: UpService, wires: Wires = w) => serviceEnv(svc, { env: o.env, stackId: o.stackId, wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires) });
     const metrics: Record<string, string> = {};
 
-    const observer = await launch("observer", "observer", envOf("observer"));
+    const observer = await launch("observer", "observer", "observer", envOf("observer"));
     metrics["observer"] = `${observer.url}/metrics`;
     if (plannerMainPath()) {
       // Before the executor and supervisor: they are given its URL.
-      const planner = await launch("planner", "planner", envOf("planner"));
+      const planner = await launch("planner", "planner", "planner", envOf("planner"));
       w.plannerUrl = planner.url;
       metrics["planner"] = `${planner.url}/metrics`;
       o.log(`planner ${planner.url} (${o.env["OLLAMA_URL"] ? `Ollama ${o.env["OLLAMA_URL"]}` : "no OLLAMA_URL"}${o.env["ANTHROPIC_API_KEY"] ? ", Claude" : ""}; without a model it answers with the rule-based diagnoser)`);
     } else {
       o.log("planner not built (services/planner/dist/main.js): running without task inbox and diagnosis");
     }
-    const executor = await launch("executor", "executor", envOf("executor"));
+    const executor = await launch("executor", "executor", "executor", envOf("executor"));
     w.apiUrl = executor.url;
     metrics["executor"] = `${executor.url}/metrics`;
-    const supervisor = await launch("supervisor", "supervisor", envOf("supervisor"));
+    const supervisor = await launch("supervisor", "supervisor", "supervisor", envOf("supervisor"));
     metrics["supervisor"] = `${supervisor.url}/metrics`;
     o.log(`observer, supervisor, executor running; API ${w.apiUrl}`);
 
     if (alertsOn(o.env)) {
-      const alerter = await launch("alerter", "alerter", envOf("alerter"));
+      const alerter = await launch("alerter", "alerter", "alerter", envOf("alerter"));
       metrics["alerter"] = `${alerter.url}/metrics`;
       o.log("alerter running (sinks from NTFY_*/TELEGRAM_*/WEBHOOK_* settings)");
     } else o.log(ALERTS_OFF_MESSAGE);
@@ -264,7 +289,7 @@ export function createStack(o: StackOptions): Stack {
       const name = `node-agent-${node}`;
       const env = envOf("node-agent", { ...w, node });
       if (o.heartbeatMs !== undefined) env["HEARTBEAT_MS"] = String(o.heartbeatMs);
-      const agent = await launch(name, "node-agent", env);
+      const agent = await launch(name, "node-agent", "node-agent", env);
       metrics[name] = `${agent.url}/metrics`;
     }
     o.log(`node-agents: ${o.nodes.join(", ")}`);

@@ -6,9 +6,11 @@ import { parseFleetSpec } from "@steward/fleet/fleet-spec";
 import { UP } from "../command-table.js";
 import { flagLines } from "../help.js";
 import { parseFlags } from "../parse.js";
-import { removeStackFile, stewardHome, writeStackFile } from "../stack-file.js";
+import { removeStackFile, stewardHome, writeStackFile, type StackFile } from "../stack-file.js";
 import { alertsOn } from "./alerter-env.js";
 import { claimHome } from "./home-claim.js";
+import { DEFAULT_RESTART_POLICY, type RestartPolicy } from "./restart-policy.js";
+import { createStackHealer } from "./stack-healer.js";
 import { checkSettings, renderSettingsHelp, serviceEnv, type UpService } from "./settings.js";
 import { createStack, plannerMainPath, ServiceStartError, StackStopped, writeDemoFleet, type RunningStack } from "./stack.js";
 import { defaultsFor, operatorStateDir, placeholderWires, wiringFor } from "./stack-plan.js";
@@ -60,7 +62,9 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
   const { values } = parseFlags(UP.flags, argv);
   const apiPort = intFlag(values["api-port"], "--api-port", 0, 65535);
   const heartbeatMs = intFlag(values["heartbeat-ms"], "--heartbeat-ms", 1, 3_600_000);
-  for (const bad of [apiPort, heartbeatMs]) {
+  const restartAttempts = intFlag(values["restart-attempts"], "--restart-attempts", 0, 1000);
+  const restartWindowS = intFlag(values["restart-window"], "--restart-window", 1, 86_400);
+  for (const bad of [apiPort, heartbeatMs, restartAttempts, restartWindowS]) {
     if (typeof bad === "string") {
       io.err(`error: ${bad}`);
       return 2;
@@ -121,6 +125,16 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
     log: (l) => io.out(`  ${l}`),
   });
 
+  const policy: RestartPolicy = {
+    ...DEFAULT_RESTART_POLICY,
+    ...(typeof restartAttempts === "number" ? { attempts: restartAttempts } : {}),
+    ...(typeof restartWindowS === "number" ? { windowMs: restartWindowS * 1000 } : {}),
+  };
+  const logFile = (name: string) => join(dir, "logs", `${name}.log`);
+  let rewriteStackFile: () => void = () => undefined;
+  let stackFileWrites = Promise.resolve();
+  const healer = createStackHealer({ policy, say: (l) => io.err(l), logFile, onRestarted: () => rewriteStackFile() });
+
   // Signals are ours from here on, also during start-up: whatever has started is stopped in order.
   let stopping: Promise<void> | undefined;
   let stoppedBy: string | undefined;
@@ -129,11 +143,13 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
   const stopAll = (why: string): Promise<void> => {
     if (stopping) return stopping;
     stoppedBy = why;
+    healer.stop();
     io.out(`\n${why}: stopping the stack ...`);
     stopping = stack
       .stop((name, ms) => io.out(`  stopped ${name} (${ms} ms)`))
       .then(async (ms) => {
         io.out(`stopped in ${ms} ms.`);
+        await stackFileWrites; // a rewrite after a restart must not bring the file back
         await removeStackFile(io.env).catch(() => undefined);
         claim.release();
         stack.removeFiles();
@@ -168,29 +184,31 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
       return err instanceof ServiceStartError && err.code === 2 ? 2 : 1;
     }
 
-    const stackFile = await writeStackFile(
-      {
-        api_url: running.apiUrl,
-        ...(running.plannerUrl ? { planner_url: running.plannerUrl } : {}),
-        token: running.token,
-        nats_url: running.natsUrl,
-        database_url: running.databaseUrl,
-        fleet_spec: running.fleetFile,
-        dir,
-        stack_id: stackId,
-        pid: process.pid,
-        started_at: new Date().toISOString(),
-        metrics: running.metrics,
-        processes: Object.fromEntries(running.members.flatMap((m) => (m.proc.pid ? [[m.name, m.proc.pid]] : []))),
-      },
-      io.env,
-    );
+    const startedAt = new Date().toISOString();
+    const stackFileContent = (): StackFile => ({
+      api_url: running.apiUrl,
+      ...(running.plannerUrl ? { planner_url: running.plannerUrl } : {}),
+      token: running.token,
+      nats_url: running.natsUrl,
+      database_url: running.databaseUrl,
+      fleet_spec: running.fleetFile,
+      dir,
+      stack_id: stackId,
+      pid: process.pid,
+      started_at: startedAt,
+      metrics: running.metrics,
+      processes: Object.fromEntries(running.members.flatMap((m) => (m.proc.pid ? [[m.name, m.proc.pid]] : []))),
+    });
+    const stackFile = await writeStackFile(stackFileContent(), io.env);
+    // A restarted service has a new pid: the stack file names the processes that run now (its ports stay the same).
+    rewriteStackFile = () => {
+      stackFileWrites = stackFileWrites
+        .then(() => (stoppedBy ? undefined : writeStackFile(stackFileContent(), io.env)))
+        .then(() => undefined, (err: unknown) => io.err(`warning: cannot rewrite ${stackFile}: ${(err as Error).message}`));
+    };
     io.out(readyText(running, stackFile, values.keep));
-    for (const m of running.members) {
-      m.proc.once("exit", (code, sig) => {
-        if (!stoppedBy) io.err(`warning: ${m.name} exited (${code ?? sig}); see ${join(dir, "logs", m.name + ".log")}`);
-      });
-    }
+    // From here on a service that dies is restarted with backoff (and said so on stderr), an engine that dies is reported.
+    healer.watch(running.members);
     await signalled;
     await stopping;
     return 0;
