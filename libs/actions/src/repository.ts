@@ -11,8 +11,9 @@ import {
   type Channel,
   type TransitionEvent,
 } from "@steward/contracts/action";
+import { DriftKind, type Hold } from "@steward/contracts/drift";
 import type { postgres, Sql } from "@steward/platform/db";
-import { ACTIONS_CHANNEL, ACTION_COLUMNS, actionFromRow, auditFromRow, isUuid, type ActionRow, type AuditRow } from "./rows.js";
+import { ACTIONS_CHANNEL, ACTION_COLUMNS, HOLD_COLUMNS, actionFromRow, auditFromRow, holdFromRow, isUuid, type ActionRow, type AuditRow, type HoldRow } from "./rows.js";
 
 export { ACTIONS_CHANNEL, isUuid };
 
@@ -75,6 +76,14 @@ export interface Decision {
   decidedBy: { actor: string; channel: Channel; detail: string | null } | null;
 }
 
+/** How a rejection holds its drift. */
+export interface RejectOptions {
+  /** The hold also ends after this long (`reject --for 2h`); without it, only when the drift changes or clears. */
+  holdForMs?: number | undefined;
+}
+
+export type EndHoldResult = { ok: true; hold: Hold } | { ok: false; code: "not_found" } | { ok: false; code: "ended"; hold: Hold };
+
 export interface ActionsRepository {
   /** Inserts a pending action unless the same (node, service, kind) is open; idempotent across cycles and processes. */
   propose(p: NewAction): Promise<ProposeResult>;
@@ -86,7 +95,18 @@ export interface ActionsRepository {
   expire(id: string, audit: Audit, opts?: { from?: readonly ActionState[]; now?: Date; result?: string }): Promise<MoveResult>;
   /** An operator's decision on a pending action. A pending action already past its expiry is expired instead. */
   approve(id: string, actor: string, channel: Channel): Promise<MoveResult>;
-  reject(id: string, actor: string, channel: Channel, reason: string): Promise<MoveResult>;
+  /**
+   * Rejecting also holds the drift the action was proposed for (see `Hold`): the supervisor proposes nothing for it
+   * until it changes or clears, `holdForMs` passes, or an operator ends the hold. An action not proposed for a
+   * drift is held only when `holdForMs` is given.
+   */
+  reject(id: string, actor: string, channel: Channel, reason: string, opts?: RejectOptions): Promise<MoveResult>;
+  /** Holds not ended yet, oldest first (one whose time ran out stays here until a supervisor cycle ends it). */
+  listHolds(): Promise<Hold[]>;
+  /** The hold of this rejected action (ended or not). */
+  getHold(actionId: string): Promise<Hold | undefined>;
+  /** Ends a hold (its drift changed or cleared, its time ran out, or an operator released it), with an audit row on its action. */
+  endHold(actionId: string, audit: Audit, opts?: { now?: Date }): Promise<EndHoldResult>;
   /** A refused attempt on an existing action, written to the audit log with the state unchanged; false when no such action. */
   recordRefusal(id: string, audit: Audit): Promise<boolean>;
   /** Takes the oldest approved, unexpired action for this executor. Two executors never get the same one. */
@@ -177,16 +197,34 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     return (await sql.begin((tx) => fn(tx))) as MoveResult;
   }
 
-  async function decide(id: string, event: { type: "approve" } | { type: "reject" }, audit: Audit, opts: MoveOptions = {}): Promise<MoveResult> {
+  async function decide(id: string, event: { type: "approve" } | { type: "reject" }, audit: Audit, opts: MoveOptions = {}, then?: (tx: Tx, a: Action) => Promise<void>): Promise<MoveResult> {
     return inTx(id, async (tx) => {
       const [due] = await tx<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${id} AND state = 'pending' AND expires_at <= now() FOR UPDATE`;
       if (due) {
         const expired = await move(tx, id, { type: "expire" }, { actor: "system", channel: "system", detail: `expired before it was decided (${event.type} by ${audit.actor})` });
         return expired.ok ? { ok: false, code: "invalid_transition", state: expired.action.state } : expired;
       }
-      return move(tx, id, event, audit, opts);
+      const moved = await move(tx, id, event, audit, opts);
+      if (moved.ok && then) await then(tx, moved.action);
+      return moved;
     });
   }
+
+  /** The hold a rejection leaves, in the rejection's transaction: what drift the action answered, on which nodes. */
+  async function insertHold(tx: Tx, a: Action, audit: { actor: string; channel: Channel; reason: string }, holdForMs: number | undefined): Promise<void> {
+    const cause = a.drift_key === null ? null : DriftKind.safeParse(a.drift_key.split(":")[0]);
+    if ((!cause || !cause.success) && holdForMs === undefined) return;
+    const params = a.params ?? {};
+    const nodes = Array.isArray(params["nodes"]) ? (params["nodes"] as unknown[]).map(String) : [a.node];
+    const target = typeof params["target_config_hash"] === "string" ? params["target_config_hash"] : null;
+    await tx`
+      INSERT INTO drift_holds (action_id, node, service, kind, nodes, cause, target, held_by, channel, reason, created_at, until)
+      VALUES (${a.id}, ${a.node}, ${a.service}, ${a.kind}, ${tx.json(nodes)}, ${cause?.success ? cause.data : null}, ${target}, ${audit.actor}, ${audit.channel}, ${audit.reason},
+              now(), ${holdForMs === undefined ? null : tx`now() + ${holdForMs} * interval '1 millisecond'`})
+      ON CONFLICT (action_id) DO NOTHING`;
+  }
+
+  const holdCols = sql(HOLD_COLUMNS as unknown as string[]);
 
   /** Moves every candidate that is still due, one transaction each, skipping rows another sweeper holds. */
   async function sweep(ids: readonly string[], due: (tx: Tx, id: string) => Promise<boolean>, step: (tx: Tx, id: string) => Promise<MoveResult>): Promise<SweepResult[]> {
@@ -278,11 +316,43 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
       return decide(id, { type: "approve" }, { actor, channel });
     },
 
-    reject(id, actor, channel, reason) {
+    reject(id, actor, channel, reason, opts = {}) {
       if (reason.trim() === "") throw new TypeError("a rejection needs a reason");
+      if (opts.holdForMs !== undefined && !(Number.isSafeInteger(opts.holdForMs) && opts.holdForMs > 0)) throw new TypeError("a hold's time must be a positive number of milliseconds");
       pendingTo("rejected");
       // The reason is also the action's result: every list that shows results (console, API) then says why.
-      return decide(id, { type: "reject" }, { actor, channel, detail: reason.trim() }, { result: rejectionResult(actor, channel, reason) });
+      return decide(id, { type: "reject" }, { actor, channel, detail: reason.trim() }, { result: rejectionResult(actor, channel, reason) }, (tx, a) =>
+        insertHold(tx, a, { actor, channel, reason: reason.trim() }, opts.holdForMs),
+      );
+    },
+
+    async listHolds() {
+      const rows = await sql<HoldRow[]>`SELECT ${holdCols} FROM drift_holds WHERE ended_at IS NULL ORDER BY created_at, action_id`;
+      return rows.map(holdFromRow);
+    },
+
+    async getHold(actionId) {
+      if (!isUuid(actionId)) return undefined;
+      const [row] = await sql<HoldRow[]>`SELECT ${holdCols} FROM drift_holds WHERE action_id = ${actionId}`;
+      return row ? holdFromRow(row) : undefined;
+    },
+
+    async endHold(actionId, audit, opts = {}) {
+      if (!isUuid(actionId)) return { ok: false, code: "not_found" };
+      return sql.begin(async (tx): Promise<EndHoldResult> => {
+        const [cur] = await tx<HoldRow[]>`SELECT ${holdCols} FROM drift_holds WHERE action_id = ${actionId} FOR UPDATE`;
+        if (!cur) return { ok: false, code: "not_found" };
+        if (cur.ended_at) return { ok: false, code: "ended", hold: holdFromRow(cur) };
+        const detail = (audit.detail ?? "hold ended").slice(0, 2000);
+        const [row] = await tx<HoldRow[]>`
+          UPDATE drift_holds SET ended_at = COALESCE(${opts.now ?? null}::timestamptz, now()), end_reason = ${`${detail} (${audit.actor}, ${audit.channel})`}
+          WHERE action_id = ${actionId} AND ended_at IS NULL RETURNING ${holdCols}`;
+        if (!row) return { ok: false, code: "ended", hold: holdFromRow(cur) };
+        // The hold's story is in its action's audit log: a row that leaves the (rejected) state as it was.
+        const [a] = await tx<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${actionId}`;
+        if (a) await recordAudit(tx, actionId, a.state, a.state, { ...audit, detail });
+        return { ok: true, hold: holdFromRow(row) };
+      });
     },
 
     async recordRefusal(id, audit) {

@@ -1,4 +1,5 @@
 import type { Action, ActionState, AuditEntry, Channel } from "@steward/contracts/action";
+import type { Hold } from "@steward/contracts/drift";
 
 /** Postgres NOTIFY channel on which every new or changed action id is announced (executor, alerter and console listen). */
 export const ACTIONS_CHANNEL = "steward_actions";
@@ -78,4 +79,43 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Postgres throws on a malformed uuid; to a caller that is simply an action that does not exist. */
 export function isUuid(id: string): boolean {
   return UUID.test(id);
+}
+
+/** A `drift_holds` row (table in libs/platform/migrations/005_drift_holds.sql). */
+export interface HoldRow {
+  action_id: string;
+  node: string;
+  service: string;
+  kind: Hold["kind"];
+  nodes: unknown;
+  cause: Hold["cause"];
+  target: string | null;
+  held_by: string;
+  channel: Channel;
+  reason: string;
+  created_at: Date;
+  until: Date | null;
+  ended_at: Date | null;
+  end_reason: string | null;
+}
+
+export const HOLD_COLUMNS = ["action_id", "node", "service", "kind", "nodes", "cause", "target", "held_by", "channel", "reason", "created_at", "until", "ended_at", "end_reason"] as const;
+
+export function holdFromRow(r: HoldRow): Hold {
+  return {
+    action_id: r.action_id,
+    node: r.node,
+    service: r.service,
+    kind: r.kind,
+    nodes: Array.isArray(r.nodes) ? r.nodes.map(String) : [r.node],
+    cause: r.cause,
+    target: r.target,
+    held_by: r.held_by,
+    channel: r.channel,
+    reason: r.reason,
+    created_at: r.created_at.toISOString(),
+    until: r.until?.toISOString() ?? null,
+    ended_at: r.ended_at?.toISOString() ?? null,
+    end_reason: r.end_reason,
+  };
 }

@@ -67,3 +67,13 @@ function newAction(d: Proposal, opts: ApplyOptions, traceparent: string | null) 
     params: d.params ?? {},
   };
 }
+
+/** Ends the holds whose drift changed or cleared or whose time ran out; one an operator released meanwhile is skipped. */
+export async function applyHoldEnds(actions: ActionsRepository, r: Pick<Reconciled, "endHolds">, opts: Pick<ApplyOptions, "supervisorId" | "now">): Promise<string[]> {
+  const ended: string[] = [];
+  for (const e of r.endHolds) {
+    const res = await actions.endHold(e.actionId, { actor: opts.supervisorId, channel: "supervisor", detail: e.detail }, { now: opts.now });
+    if (res.ok) ended.push(e.actionId);
+  }
+  return ended;
+}

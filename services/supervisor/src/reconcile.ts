@@ -1,8 +1,9 @@
 import { DRIFT_ACTION_KINDS, type Action, type ActionKind } from "@steward/contracts/action";
-import type { Drift } from "@steward/contracts/drift";
+import type { Drift, Hold } from "@steward/contracts/drift";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { computeDrift } from "@steward/fleet/diff";
+import { applyHolds, type HoldEnd } from "./holds.js";
 
 /** A drift that proposes an action, with what the action needs beyond (node, service). */
 export type Proposal = Drift & { proposes: ActionKind; params?: { nodes?: string[]; target_config_hash?: string } };
@@ -28,6 +29,8 @@ export interface ActionsView {
   open: readonly Action[];
   /** Deploys that failed within the hold window, newest first. */
   failedDeploys: readonly Action[];
+  /** Operators' holds not ended yet (a rejected proposal holds its drift). */
+  holds?: readonly Hold[] | undefined;
 }
 
 export interface ReconcileOptions {
@@ -40,6 +43,8 @@ export interface Reconciled {
   propose: Proposal[];
   extend: RolloutExtension[];
   expire: Expiry[];
+  /** Holds whose drift changed or cleared, or whose time ran out. */
+  endHolds: HoldEnd[];
 }
 
 /**
@@ -48,8 +53,9 @@ export interface Reconciled {
  * races with other writers.
  */
 export function reconcile(spec: FleetSpec, world: Snapshot, actions: ActionsView, now: Date, opts: ReconcileOptions): Reconciled {
-  const report = holdFailedRevisions(computeDrift(spec, world, now, { snapshotMaxAgeMs: opts.snapshotMaxAgeMs }), actions.failedDeploys);
-  return { report, ...planProposals(report, actions.open), expire: clearedActions(report, actions.open) };
+  const drifts = holdFailedRevisions(computeDrift(spec, world, now, { snapshotMaxAgeMs: opts.snapshotMaxAgeMs }), actions.failedDeploys);
+  const { report, end } = applyHolds(drifts, actions.holds ?? [], now);
+  return { report, ...planProposals(report, actions.open), expire: clearedActions(report, actions.open), endHolds: end };
 }
 
 const openKey = (node: string, service: string, kind: string): string => `${node}/${service}/${kind}`;
@@ -94,9 +100,12 @@ export function groupDeploys(wanted: readonly (Drift & { proposes: ActionKind })
 
 const nodesOf = (a: Action): string[] => (Array.isArray(a.params?.["nodes"]) ? (a.params["nodes"] as unknown[]).map(String) : [a.node]);
 
-/** One new action per drift that proposes one, unless the same (node, service, kind) is open; later drifting nodes join a pending rollout. */
+/**
+ * One new action per drift that proposes one, unless the same (node, service, kind) is open or an operator's hold
+ * covers the drift; later drifting nodes join a pending rollout.
+ */
 export function planProposals(drifts: readonly Drift[], open: readonly Action[]): { propose: Proposal[]; extend: RolloutExtension[] } {
-  const candidates = drifts.filter((d): d is Drift & { proposes: ActionKind } => d.proposes !== null);
+  const candidates = drifts.filter((d): d is Drift & { proposes: ActionKind } => d.proposes !== null && !d.held);
   const openSet = new Set(open.map((o) => openKey(o.node, o.service, o.kind)));
   const coveredByDeploy = new Set(open.filter((o) => o.kind === "deploy").flatMap((o) => nodesOf(o).map((n) => `${n}/${o.service}`)));
   const propose: Proposal[] = [];

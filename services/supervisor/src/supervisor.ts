@@ -18,7 +18,7 @@ import { createDriftWriter, readDrift, type DriftWriter } from "@steward/world/d
 import { createSpecCache } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
 import { createActionsRepository } from "@steward/actions/repository";
-import { applyExpiries, applyProposals } from "./apply.js";
+import { applyExpiries, applyHoldEnds, applyProposals } from "./apply.js";
 import { reconcile } from "./reconcile.js";
 
 export type CycleResult =
@@ -146,6 +146,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     const view = {
       open: await actions.listOpen(),
       failedDeploys: await actions.listFinished({ since: new Date(now.getTime() - FAILED_REVISION_HOLD_MS), kinds: ["deploy"], states: FAILED_ACTION_STATES }),
+      holds: await actions.listHolds(),
     };
     const t0 = performance.now();
     const decided = reconcile(spec, snapshot, view, now, { snapshotMaxAgeMs: config.snapshotMaxAgeMs });
@@ -167,6 +168,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       const { proposed } = await applyProposals(actions, decided, opts);
       if (deps.escalator) await deps.escalator.observe({ actions, drifts, snapshot, now });
       const expired = await applyExpiries(actions, decided, opts);
+      const ended = await applyHoldEnds(actions, decided, opts);
+      if (ended.length > 0) log.info({ holds: ended }, "ended holds whose drift changed or cleared, or whose time ran out");
       for (const a of proposed) {
         m.proposed.inc({ kind: a.kind });
         log.info({ action: a.id, node: a.node, service: a.service, kind: a.kind, drift: a.drift_key }, "proposed action");
