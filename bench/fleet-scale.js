@@ -6,7 +6,7 @@
 // - kill → `down` in the world store (seen by a watching reader, @steward/world watchWorld), and kill → pending
 //   action in Postgres; each kill is an agent's `exited` service event on a node/service not killed before.
 // - observer CPU (share of one core) and RSS over a steady window with no kills, from /proc;
-// - the supervisor's whole cycle (supervisor_cycle_seconds: spec, world, queries, diff, proposals, report write).
+// - the supervisor's whole cycle (steward_supervisor_cycle_seconds: spec, world, queries, diff, proposals, report write).
 // Fewer than 300 kills per N: the maximum is reported (not a p99). Ratios are against the smallest N of the run.
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -114,7 +114,7 @@ async function runSize(n) {
     }, 600_000, 500);
     const warmup = Date.now() - t0;
     // Let the supervisor see the whole fleet clean once before measuring.
-    await waitFor("a supervisor cycle over the full fleet", async () => sample(await scrape(supPort), "supervisor_cycle_seconds_count") >= 2, 600_000, 500);
+    await waitFor("a supervisor cycle over the full fleet", async () => sample(await scrape(supPort), "steward_supervisor_cycle_seconds_count") >= 2, 600_000, 500);
 
     // Steady window: heartbeats only.
     const o0 = await procStat(observer.pid);
@@ -130,8 +130,8 @@ async function runSize(n) {
     const observerCpu = (o1.cpuTicks - o0.cpuTicks) / TICKS_PER_S / windowS;
     const eventsPerS = (published - p0) / windowS;
     const sup = await scrape(supPort);
-    const cycleMean = sample(sup, "supervisor_cycle_seconds_sum") / sample(sup, "supervisor_cycle_seconds_count");
-    const diffMean = sample(sup, "supervisor_diff_seconds_sum") / sample(sup, "supervisor_diff_seconds_count");
+    const cycleMean = sample(sup, "steward_supervisor_cycle_seconds_sum") / sample(sup, "steward_supervisor_cycle_seconds_count");
+    const diffMean = sample(sup, "steward_supervisor_diff_seconds_sum") / sample(sup, "steward_supervisor_diff_seconds_count");
     const obsText = await scrape(obsPort);
 
     // Kills: a node/service never killed before, so no open action is in the way.
@@ -161,8 +161,8 @@ async function runSize(n) {
       observer_cpu_pct_of_core: +(observerCpu * 100).toFixed(1),
       observer_rss_mb_max: +rssMax.toFixed(0),
       // A labelled counter has no series until its first increment: absent means none.
-      observer_kv_write_errors: sample(obsText, "observer_snapshot_write_errors_total") || 0,
-      observer_file_interval_s: +sample(obsText, "observer_snapshot_file_interval_seconds").toFixed(2),
+      observer_kv_write_errors: sample(obsText, "steward_observer_snapshot_write_errors_total") || 0,
+      observer_file_interval_s: +sample(obsText, "steward_observer_snapshot_file_interval_seconds").toFixed(2),
       supervisor_cycle_ms_mean: +(cycleMean * 1000).toFixed(1),
       supervisor_diff_ms_mean: +(diffMean * 1000).toFixed(1),
       kills: KILLS,

@@ -267,7 +267,7 @@ try {
     workers: WORKERS,
     succeeded: states.ok,
     model_calls: Object.fromEntries(calls.map((c) => [c.provider, c.n])),
-    planner_overhead_seconds: dist(own),
+    steward_planner_overhead_seconds: dist(own),
     claim_to_done_minus_model: dist(e2e),
     claim: dist(claimMs),
     model_time: dist(model),
@@ -275,13 +275,13 @@ try {
     target_p99_ms: 20,
   };
   log("overhead per task (ms):", JSON.stringify(overhead));
-  log(`  planner_overhead_seconds = the planner's own histogram, each observation taken exactly: worker wall time from the claimed task to \`complete\` returning, minus time inside model calls.`);
+  log(`  steward_planner_overhead_seconds = the planner's own histogram, each observation taken exactly: worker wall time from the claimed task to \`complete\` returning, minus time inside model calls.`);
   log(`  claim_to_done_minus_model = measured here around the worker: from the start of the claim query (dequeue) to \`complete\` returning, minus model time measured at the Ollama backend.`);
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const parts = [...spent].filter(([k]) => !["store.sweep", "store.queueDepth"].includes(k)).sort((a, b) => b[1].ms - a[1].ms);
   log(`  where it goes, per task (mean ${mean(e2e).toFixed(1)} ms): ${parts.map(([k, e]) => `${k} ${(e.calls / TASKS).toFixed(1)}x ${(e.ms / TASKS).toFixed(1)} ms`).join(", ")}`);
   log("  (awaited time of each dependency call; LangGraph writes checkpoints while the next step runs, so checkpointer time overlaps the rest and the items do not sum to the total)");
-  const worst = Math.max(overhead.planner_overhead_seconds.p99_ms, overhead.claim_to_done_minus_model.p99_ms);
+  const worst = Math.max(overhead.steward_planner_overhead_seconds.p99_ms, overhead.claim_to_done_minus_model.p99_ms);
   log(`  p99 ${worst} ms vs target 20 ms: ${worst < 20 ? "within target" : "OVER TARGET"}${states.ok !== TASKS ? ` (only ${states.ok}/${TASKS} tasks succeeded!)` : ""}`);
 
   // 2. Inbox throughput, workers paused: authenticate, parse, validate, enqueue (INSERT), 202. Warm both, then

@@ -161,18 +161,18 @@ describe("alerts", () => {
     expect(ntfy.rejected.length - before).toBe(2);
     expect(pushed.headers["authorization"]).toBe("Bearer tk_ntfy_access_token_1");
     expect(pushed.priority).toBe(4);
-    expect(await metric("alerter_notifications_total", 'sink="ntfy",result="retry"')).toBe(2);
+    expect(await metric("steward_alerter_notifications_total", 'sink="ntfy",result="retry"')).toBe(2);
     // The push arrived; the alerter records it once ntfy's answer is back.
     const row = await waitFor("sent recorded", async () => {
       const [r] = await sql<{ attempts: number; state: string }[]>`SELECT n.attempts, n.state FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.fingerprint = 'drift:down:n1/web' AND n.sink = 'ntfy'`;
       return r?.state === "sent" ? r : undefined;
     });
     expect(row).toEqual({ attempts: 3, state: "sent" });
-    expect(await metric("alerter_notifications_total", 'sink="ntfy",result="sent"')).toBeGreaterThanOrEqual(1);
+    expect(await metric("steward_alerter_notifications_total", 'sink="ntfy",result="sent"')).toBeGreaterThanOrEqual(1);
     await tg.waitFor("telegram drift message", () => tg.sent.find((m) => m.text?.includes("Drift down: n1/web")));
     await waitFor("webhook drift", () => hooks.received.find((b) => (b as { alert?: { fingerprint?: string } }).alert?.fingerprint === "drift:down:n1/web"));
     // Still firing on later evaluations: not sent again (de-duplicated by fingerprint).
-    await waitForTicks("alert evaluations", () => metric("alerter_evaluations_total", 'result="ok"'));
+    await waitForTicks("alert evaluations", () => metric("steward_alerter_evaluations_total", 'result="ok"'));
     expect(ntfy.published.filter((m) => m.title === "Drift down: n1/web")).toHaveLength(1);
 
     drifts = [];
@@ -188,7 +188,7 @@ describe("alerts", () => {
     drifts = [{ key: "down:n1/db", kind: "down", node: "n1", service: "db", severity: "action", message: "db exited", since: iso(), proposes: "restart" }];
     await beat();
     await waitFor("retried row", async () => ((await sql<{ attempts: number }[]>`SELECT n.attempts FROM alert_notifications n JOIN alerts a ON a.id = n.alert_id WHERE a.fingerprint = 'drift:down:n1/db' AND n.sink = 'ntfy'`)[0]?.attempts ?? 0) >= 2 || undefined);
-    expect(await metric("alerter_notifications_unsent", 'sink="ntfy"')).toBeGreaterThanOrEqual(1);
+    expect(await metric("steward_alerter_notifications_unsent", 'sink="ntfy"')).toBeGreaterThanOrEqual(1);
     ntfy.failNext(0);
     await ntfy.waitFor((m) => m.title === "Drift down: n1/db", 10_000);
     drifts = [];
@@ -263,7 +263,7 @@ describe("approvals outside the console", () => {
     // Every callback was answered.
     const presses = tg.calls.filter((c) => c.method === "answerCallbackQuery").length;
     expect(presses).toBe(3);
-    expect(await metric("alerter_telegram_callbacks_total", 'result="not_allowed"')).toBe(2);
+    expect(await metric("steward_alerter_telegram_callbacks_total", 'result="not_allowed"')).toBe(2);
   });
 
   it("telegram /status and /task (answered when the planner is done); strangers are refused", async () => {

@@ -104,7 +104,7 @@ describe("deploy verdict", () => {
           observer = undefined;
           // 4. The node's report after the deploy is stored, and the reply says where.
           const after = await store({ type: "service", id: `${NODE}-svc-${Date.now()}`, node: NODE, ts: new Date().toISOString(), ...shop("running", "h2") });
-          reads = await metricValue(stack.registries["executor"]!, "executor_verify_reads_total", { kind: "deploy" });
+          reads = await metricValue(stack.registries["executor"]!, "steward_executor_verify_reads_total", { kind: "deploy" });
           const reply: NodeCommandReply = { ok: true, id: cmd.body.id, node: NODE, service: "shop", pid: null, detail: "deployed h2 (app healthy)", events_seq: after };
           msg.respond(JSON.stringify(reply));
           replied?.();
@@ -118,7 +118,7 @@ describe("deploy verdict", () => {
       const state = async () => (await createActionsRepository(stack.sql).get(id))?.action.state;
       await waitFor(
         "the executor to read the frozen world several times (or to end the gate)",
-        async () => ops.length > 1 || (await state()) !== "running" || (await metricValue(stack.registries["executor"]!, "executor_verify_reads_total", { kind: "deploy" })) >= reads + 5,
+        async () => ops.length > 1 || (await state()) !== "running" || (await metricValue(stack.registries["executor"]!, "steward_executor_verify_reads_total", { kind: "deploy" })) >= reads + 5,
         20_000,
       );
       // ...and neither fails the gate nor rolls back.

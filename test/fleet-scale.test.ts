@@ -119,9 +119,9 @@ describe("200 nodes x 20 services", () => {
     }, 60_000, 100);
     expect(pending.map((a) => `${a.kind} ${a.node}/${a.service}`)).toEqual(["restart node-173/svc-07"]);
 
-    expect(await metric("observer", "observer_snapshot_write_errors_total", { store: "kv" })).toBe(0);
-    expect(await metric("observer", "observer_snapshot_write_errors_total", { store: "kv_oversized" })).toBe(0);
-    expect(await metric("supervisor", "supervisor_report_write_failures_total")).toBe(0);
+    expect(await metric("observer", "steward_observer_snapshot_write_errors_total", { store: "kv" })).toBe(0);
+    expect(await metric("observer", "steward_observer_snapshot_write_errors_total", { store: "kv_oversized" })).toBe(0);
+    expect(await metric("supervisor", "steward_supervisor_report_write_failures_total")).toBe(0);
   });
 
   it("all 200 nodes go quiet at once: every service unknown, the 4,000-finding report is published and readable, no action", async () => {
@@ -144,10 +144,10 @@ describe("200 nodes x 20 services", () => {
     expect(viaApi.body.drifts).toHaveLength(4000);
 
     // Cycles go on over the unknown world and propose nothing; the pending restart is kept (unknown never clears it).
-    await waitForTicks("supervisor cycles", () => metric("supervisor", "supervisor_cycles_total", { result: "ok" }), 3, 60_000);
+    await waitForTicks("supervisor cycles", () => metric("supervisor", "steward_supervisor_cycles_total", { result: "ok" }), 3, 60_000);
     expect((await actionsOf(stack.sql)).map((a) => a.id)).toEqual(before);
     expect((await actionsOf(stack.sql, { state: "pending" })).map((a) => `${a.node}/${a.service}`)).toEqual(["node-173/svc-07"]);
-    expect(await metric("supervisor", "supervisor_report_write_failures_total")).toBe(0);
-    expect(await metric("observer", "observer_snapshot_write_errors_total", { store: "kv" })).toBe(0);
+    expect(await metric("supervisor", "steward_supervisor_report_write_failures_total")).toBe(0);
+    expect(await metric("observer", "steward_observer_snapshot_write_errors_total", { store: "kv" })).toBe(0);
   });
 });

@@ -478,7 +478,7 @@ describe("fuzzing the HTTP APIs and the event stream (seed " + String(SEED) + ")
     const counted = async () => {
       const text = await (await fetch(`${observerMetrics}/metrics`)).text();
       let n = 0;
-      for (const m of text.matchAll(/^observer_events_(?:folded|dead_lettered)_total\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
+      for (const m of text.matchAll(/^steward_observer_events_(?:folded|dead_lettered)_total\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
       return n;
     };
     // The node-agent's own heartbeats share the stream: the invariant is over the whole stream, so every message in it

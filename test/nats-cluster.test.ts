@@ -120,7 +120,7 @@ describe("3-server JetStream cluster", () => {
   }, 150_000);
 
   it("kill -9 of the events stream's leader while events flow: no acked event lost, all folded, no service exits, a kill still becomes a pending action", async () => {
-    await waitForTicks("observer folding heartbeats", () => counter("observer_events_folded_total"), 2, 60_000);
+    await waitForTicks("observer folding heartbeats", () => counter("steward_observer_events_folded_total"), 2, 60_000);
     const acked: string[] = [];
     let failed = 0;
     let flowing = true;
@@ -176,8 +176,8 @@ describe("3-server JetStream cluster", () => {
     console.info(`cluster failover: ${acked.length} events acked (${ackedAtKill} before the kill of ${leader}), ${failed} publishes not acked during it, 0 lost; new leader ${after} seen ${electedMs} ms after the kill, first ack after it ${resumedAt - killedAt} ms`);
 
     // The observer folded them all: its count of folded service events reaches every acked one (the only service events).
-    await waitFor("the observer folded every acked event", async () => (await counter("observer_events_folded_total", 'type="service"')) >= acked.length, 90_000, 200).catch(async (err) => {
-      throw new Error(`${String(err)}; folded ${await counter("observer_events_folded_total", 'type="service"')} of ${acked.length}; observer said:\n${procs[0]!.output.slice(-3000)}`);
+    await waitFor("the observer folded every acked event", async () => (await counter("steward_observer_events_folded_total", 'type="service"')) >= acked.length, 90_000, 200).catch(async (err) => {
+      throw new Error(`${String(err)}; folded ${await counter("steward_observer_events_folded_total", 'type="service"')} of ${acked.length}; observer said:\n${procs[0]!.output.slice(-3000)}`);
     });
 
     // A kill after the failover still becomes a pending restart.

@@ -106,16 +106,16 @@ async function killUnderLoad(round: number, active: Running, standby: Running): 
   })();
 
   // Under load: the active one has folded a good part of the round and is still receiving more.
-  await waitFor(`${active.id} to fold 1,000 events`, async () => (await metricValue(active.url, "observer_last_seq")) >= startSeq + 1_000, 60_000, 20);
+  await waitFor(`${active.id} to fold 1,000 events`, async () => (await metricValue(active.url, "steward_observer_last_seq")) >= startSeq + 1_000, 60_000, 20);
   expect(published, `the publisher is still running when ${active.id} dies`).toBeLessThan(events.length);
   // While passive, the standby neither consumed nor wrote anything.
-  expect(await metricValue(standby.url, "observer_active")).toBe(0);
-  expect(await metricValue(standby.url, "observer_events_folded_total")).toBe(0);
-  expect(await metricValue(standby.url, "observer_snapshots_written_total")).toBe(0);
+  expect(await metricValue(standby.url, "steward_observer_active")).toBe(0);
+  expect(await metricValue(standby.url, "steward_observer_events_folded_total")).toBe(0);
+  expect(await metricValue(standby.url, "steward_observer_snapshots_written_total")).toBe(0);
 
   active.p.child.kill("SIGKILL");
   const killedAt = Date.now();
-  await waitFor(`${standby.id} to take over`, async () => (await metricValue(standby.url, "observer_active")) === 1, 60_000, 50);
+  await waitFor(`${standby.id} to take over`, async () => (await metricValue(standby.url, "steward_observer_active")) === 1, 60_000, 50);
   const torn = standby.p.output.includes("reading every node record as stored") ? " (it died in the middle of a write)" : "";
   console.info(`observer failover round ${round}: kill -9 -> standby active in ${Date.now() - killedAt} ms${torn}`);
   expect(standby.p.output).toContain("took over as the active observer");
@@ -136,7 +136,7 @@ async function killUnderLoad(round: number, active: Running, standby: Running): 
     100,
   );
   expect(stored.observer_id).toBe(standby.id);
-  expect(await metricValue(standby.url, "observer_events_folded_total")).toBeLessThan(events.length - 500);
+  expect(await metricValue(standby.url, "steward_observer_events_folded_total")).toBeLessThan(events.length - 500);
 
   const replay = await foldWholeStream(streamSeq);
   expect(replay.last_seq).toBe(streamSeq);
@@ -153,7 +153,7 @@ async function killUnderLoad(round: number, active: Running, standby: Running): 
 describe("observer failover", () => {
   it("kill -9 the active observer under load, twice: each time the standby takes over and the world store equals a full replay", async () => {
     const a = await start("observer-a");
-    await waitFor("observer-a active", async () => (await metricValue(a.url, "observer_active")) === 1, 30_000, 50);
+    await waitFor("observer-a active", async () => (await metricValue(a.url, "steward_observer_active")) === 1, 30_000, 50);
     const b = await start("observer-b");
     expect(b.p.output).toContain("observer started as standby");
     await killUnderLoad(1, a, b);

@@ -40,11 +40,11 @@ async function counter(url: string, name: string, labels = ""): Promise<number> 
 
 /** What each service does on its own, every few hundred ms: after a restart each must move again. */
 const WORK: [service: string, counter: string, labels?: string][] = [
-  ["observer", "observer_events_folded_total"],
-  ["node-agent", "node_agent_events_published_total"],
-  ["supervisor", "supervisor_cycles_total", 'result="ok"'],
-  ["executor", "executor_claim_polls_total"],
-  ["alerter", "alerter_evaluations_total", 'result="ok"'],
+  ["observer", "steward_observer_events_folded_total"],
+  ["node-agent", "steward_node_agent_events_published_total"],
+  ["supervisor", "steward_supervisor_cycles_total", 'result="ok"'],
+  ["executor", "steward_executor_claim_polls_total"],
+  ["alerter", "steward_alerter_evaluations_total", 'result="ok"'],
 ];
 
 async function everyServiceWorks(): Promise<void> {
@@ -174,7 +174,7 @@ describe("restarts under load", () => {
     // The goal is 10 s; a busy 2-core machine gets a margin (a task left to its 5-minute lease would be far past it).
     expect(resumedMs).toBeLessThan(30_000);
     // Each task finished once: 6 from before the restart and 1 after it, no completion counted twice.
-    expect(await counter(`${plannerUrl}/metrics`, "planner_tasks_total", 'state="succeeded"')).toBe(7);
+    expect(await counter(`${plannerUrl}/metrics`, "steward_planner_tasks_total", 'state="succeeded"')).toBe(7);
     // Every service's own loop runs again, and the planner's checkpointer pool lost its idle connections without dying.
     await everyServiceWorks();
     expect(procs.find((p) => p.name === "planner")?.output).toMatch(/checkpointer lost a database connection/);

@@ -49,7 +49,7 @@ const compose = (tag: string) => `services:
 let stack: Stack;
 let dir = "";
 let kv: KV;
-const supervisorCycles = (registry: Registry = stack.registries["supervisor"]!) => metricValue(registry, "supervisor_cycles_total");
+const supervisorCycles = (registry: Registry = stack.registries["supervisor"]!) => metricValue(registry, "steward_supervisor_cycles_total");
 const fakes: Record<string, FakeDocker> = {};
 const agents: ServiceProcess[] = [];
 /** Stopped before the stack: the agents and the second supervisor. */

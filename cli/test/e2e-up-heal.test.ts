@@ -64,8 +64,8 @@ describe("steward up restarts a service of its own that dies", () => {
     const metricsUrl = (await stackFile()).metrics["observer"]!;
     await killObserver(1);
     // Same port: the metrics URL `up` printed and recorded still answers, now from the new observer (active, folding).
-    await waitFor("the new observer folds events", async () => ((await metricValue(metricsUrl, "observer_events_folded_total").catch(() => 0)) > 0 ? true : undefined), 30_000, 300);
-    expect(await metricValue(metricsUrl, "observer_active")).toBe(1);
+    await waitFor("the new observer folds events", async () => ((await metricValue(metricsUrl, "steward_observer_events_folded_total").catch(() => 0)) > 0 ? true : undefined), 30_000, 300);
+    expect(await metricValue(metricsUrl, "steward_observer_active")).toBe(1);
 
     // The loop, through the restarted observer: kill a fleet service → down → pending restart → approve → healthy.
     const before = await waitFor("web pid", () => svc("demo-a", "web")?.pid, 10_000, 200);

@@ -29,7 +29,7 @@ const svc = (node: string, name: string) => world()?.world.nodes[node]?.services
 /** Two more supervisor cycles (its metric, read from the URL `steward up` recorded in stack.json): one ran whole after this call. */
 const supervisorCycles = async () => {
   const stack = JSON.parse(await readFile(join(home, "stack.json"), "utf8")) as { metrics: Record<string, string> };
-  await waitForTicks("supervisor cycles", () => metricValue(stack.metrics["supervisor"]!, "supervisor_cycles_total"), 2, 30_000);
+  await waitForTicks("supervisor cycles", () => metricValue(stack.metrics["supervisor"]!, "steward_supervisor_cycles_total"), 2, 30_000);
 };
 
 beforeAll(async () => {

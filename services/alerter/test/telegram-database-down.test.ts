@@ -55,7 +55,7 @@ async function approveButton(): Promise<{ actionId: string; messageId: number; d
   return { actionId, messageId: m.message_id, data };
 }
 
-const deferred = async (registry: Registry): Promise<number> => (await registry.getSingleMetric("alerter_telegram_updates_deferred_total")?.get())?.values[0]?.value ?? 0;
+const deferred = async (registry: Registry): Promise<number> => (await registry.getSingleMetric("steward_alerter_telegram_updates_deferred_total")?.get())?.values[0]?.value ?? 0;
 
 beforeAll(async () => {
   [pg, tg] = await Promise.all([startPrivatePostgres(), startFakeTelegram()]);

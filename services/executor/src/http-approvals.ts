@@ -91,7 +91,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   const clock = deps.clock ?? (() => new Date());
   const ttlMs = deps.tokenTtlMs ?? DEFAULT_TTL_MS;
   const total = new Counter({
-    name: "executor_approvals_total",
+    name: "steward_executor_approvals_total",
     help: "Decisions arriving outside the API, by channel and result (approved, rejected, or the refusal code)",
     labelNames: ["channel", "result"],
     registers: [deps.registry],

@@ -81,7 +81,7 @@ export function classifyReply(raw: string): CommandOutcome {
   return { ok: true, pid: reply.pid, detail: reply.detail, eventsSeq: reply.events_seq ?? null };
 }
 
-/** The `outcome` label of `executor_command_seconds`. */
+/** The `outcome` label of `steward_executor_command_seconds`. */
 const METRIC_OUTCOME: Record<RequestFailure | "invalid_reply" | "refused" | "ok", string> = {
   no_responders: "error",
   timeout: "error",

@@ -39,8 +39,8 @@ describe("auth", () => {
     expect((await api(url, "/healthz", { token: null })).status).toBe(200);
     const m = await api(url, "/metrics", { token: null });
     expect(m.status).toBe(200);
-    expect(String(m.body)).toContain("executor_api_requests_total");
-    expect(String(m.body)).toMatch(/executor_actions\{state="pending"/);
+    expect(String(m.body)).toContain("steward_executor_api_requests_total");
+    expect(String(m.body)).toMatch(/steward_executor_actions\{state="pending"/);
   });
 });
 

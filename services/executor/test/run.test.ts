@@ -75,8 +75,8 @@ describe("executing approved actions", () => {
       expect(got.traceparent).toBe(`00-0af7651916cd43dd8448eb211c80319c-${cmd?.spanContext().spanId}-01`);
 
       const metrics = await api(url, "/metrics", { token: null });
-      expect(metricValue(String(metrics.body), "executor_actions_total", ['kind="restart"', 'result="succeeded"'])).toBe(1);
-      expect(metricValue(String(metrics.body), "executor_command_seconds_count", ['kind="restart"', 'outcome="ok"'])).toBe(1);
+      expect(metricValue(String(metrics.body), "steward_executor_actions_total", ['kind="restart"', 'result="succeeded"'])).toBe(1);
+      expect(metricValue(String(metrics.body), "steward_executor_command_seconds_count", ['kind="restart"', 'outcome="ok"'])).toBe(1);
     } finally {
       agent.stop();
       await executor.stop();
@@ -112,7 +112,7 @@ describe("executing approved actions", () => {
       expect(await terminal(refused)).toMatchObject({ state: "failed", result: "the node-agent refused the command: unknown_service: no service 'ghost' here" });
       expect((await terminal(invalid)).result).toMatch(/^the node-agent sent an invalid reply/);
       expect((await terminal(nobody)).result).toMatch(/no responders/);
-      expect(metricValue(String((await api(url, "/metrics", { token: null })).body), "executor_invalid_replies_total", [])).toBe(1);
+      expect(metricValue(String((await api(url, "/metrics", { token: null })).body), "steward_executor_invalid_replies_total", [])).toBe(1);
     } finally {
       refusing.stop();
       garbage.stop();
@@ -152,7 +152,7 @@ describe("executing approved actions", () => {
       const done = await terminal(id);
       expect(done).toMatchObject({ state: "failed_unknown", result: LOST_EXECUTOR_DETAIL });
       // Two more claim polls: the survivor had its chance to pick the action up again.
-      await waitForTicks("claim polls", () => metricAt(`${url}/metrics`, "executor_claim_polls_total"));
+      await waitForTicks("claim polls", () => metricAt(`${url}/metrics`, "steward_executor_claim_polls_total"));
       expect(await stateOf(env.sql, id)).toBe("failed_unknown");
       expect(agent.received).toHaveLength(0);
       const audit = await auditOf(id);

@@ -154,7 +154,7 @@ describe("node-agent supervising real processes", () => {
     expect(failedCheck).toHaveLength(1);
     expect(failedCheck[0]!.event).toMatchObject({ ok: false, consecutive_failures: 1 });
     expect(svc("api")).toMatchObject({ state: "running", health: "unhealthy" });
-    expect(await metricValue(registry, "node_agent_health_checks_total", { service: "api", result: "fail" })).toBeGreaterThanOrEqual(2);
+    expect(await metricValue(registry, "steward_node_agent_health_checks_total", { service: "api", result: "fail" })).toBeGreaterThanOrEqual(2);
   });
 
   it("starts a declared-but-stopped service on a signed start command, inside the caller's trace", async () => {
@@ -168,7 +168,7 @@ describe("node-agent supervising real processes", () => {
     const cmdSpan = exporter.getFinishedSpans().find((s) => s.name === "node-agent.command" && s.attributes["steward.command.op"] === "start");
     expect(cmdSpan?.spanContext().traceId).toBe(reply.traceId);
     expect(cmdSpan?.parentSpanContext?.spanId).toBe(reply.spanId);
-    expect(await metricValue(registry, "node_agent_commands_total", { op: "start", result: "ok" })).toBe(1);
+    expect(await metricValue(registry, "steward_node_agent_commands_total", { op: "start", result: "ok" })).toBe(1);
   });
 
   it("refuses forged, expired, replayed, misaddressed, malformed and unknown-service commands, changing nothing", async () => {
@@ -193,9 +193,9 @@ describe("node-agent supervising real processes", () => {
     }
     expect(snapshot()).toEqual(before);
     for (const code of ["bad_signature", "expired", "replayed", "wrong_node", "unknown_service"]) {
-      expect(await metricValue(registry, "node_agent_commands_total", { result: code }), code).toBe(1);
+      expect(await metricValue(registry, "steward_node_agent_commands_total", { result: code }), code).toBe(1);
     }
-    expect(await metricValue(registry, "node_agent_commands_total", { result: "invalid" })).toBe(3);
+    expect(await metricValue(registry, "steward_node_agent_commands_total", { result: "invalid" })).toBe(3);
   });
 
   it("stops and restarts by command: SIGTERM, reported as stopped (not exited), then running with a new pid", async () => {
@@ -226,11 +226,11 @@ describe("node-agent supervising real processes", () => {
     expect(svc("added")).toMatchObject({ state: "stopped", starts: 0, declared: true });
     expect(svc("web")?.state).toBe("running");
 
-    const invalidBefore = await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" });
+    const invalidBefore = await metricValue(registry, "steward_node_agent_spec_reloads_total", { result: "invalid" });
     await fleet.write({ version: "not a spec" } as never);
-    await waitFor("invalid spec seen", async () => (await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })) > invalidBefore, 20_000);
+    await waitFor("invalid spec seen", async () => (await metricValue(registry, "steward_node_agent_spec_reloads_total", { result: "invalid" })) > invalidBefore, 20_000);
     expect(svc("added")).toBeDefined();
-    expect(await metricValue(registry, "node_agent_spec_reloads_total", { result: "invalid" })).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(registry, "steward_node_agent_spec_reloads_total", { result: "invalid" })).toBeGreaterThanOrEqual(1);
 
     const { api: _api, ...withoutApi } = services;
     await fleet.write({ ...withoutApi, added: httpService(newPort) });

@@ -47,8 +47,8 @@ describe("node-agent while NATS is unreachable", () => {
     process.kill(pid, "SIGKILL");
     await waitFor("app exited locally", () => svc("app")?.state === "exited", 3000);
     // Probing goes on during the outage: more events are taken and buffered.
-    const buffered = await metricValue(registry, "node_agent_backlog_size");
-    await waitFor("events buffered during the outage", async () => (await metricValue(registry, "node_agent_backlog_size")) >= buffered + 2, 5000);
+    const buffered = await metricValue(registry, "steward_node_agent_backlog_size");
+    await waitFor("events buffered during the outage", async () => (await metricValue(registry, "steward_node_agent_backlog_size")) >= buffered + 2, 5000);
     await nats.restart();
 
     const exit = await waitFor(
@@ -73,8 +73,8 @@ describe("node-agent while NATS is unreachable", () => {
     const { agent, registry, svc } = await newAgent("edge2", { app: httpService(await freePort()) }, { heartbeatMs: 50, hostProbeMs: 50, backlogMax: 5 });
     await agent.start();
     await waitFor("app healthy without NATS", () => svc("app")?.health === "healthy", 10_000);
-    await waitFor("backlog overflow", async () => (await metricValue(registry, "node_agent_events_dropped_total")) >= 10, 10_000);
-    expect(await metricValue(registry, "node_agent_backlog_size")).toBe(5);
+    await waitFor("backlog overflow", async () => (await metricValue(registry, "steward_node_agent_events_dropped_total")) >= 10, 10_000);
+    expect(await metricValue(registry, "steward_node_agent_backlog_size")).toBe(5);
     await nats.restart();
     await waitFor("heartbeat with dropped_events stored", async () => (await readStream(admin, "edge2")).some((m) => m.event.type === "heartbeat" && m.event.dropped_events > 0), 15_000);
     const stored = await readStream(admin, "edge2");

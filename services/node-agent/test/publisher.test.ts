@@ -79,7 +79,7 @@ describe("EventPublisher with a fake sink", () => {
       p1!.reject(new Error("timeout"));
       p3!.reject(new Error("timeout"));
       await vi.advanceTimersByTimeAsync(100);
-      expect(await metricValue(registry, "node_agent_publish_failures_total")).toBe(2);
+      expect(await metricValue(registry, "steward_node_agent_publish_failures_total")).toBe(2);
     } finally {
       vi.useRealTimers();
     }
@@ -93,7 +93,7 @@ describe("EventPublisher with a fake sink", () => {
       p.resolve();
     }
     expect(order).toEqual([1, 3, 4, 5]);
-    expect(await metricValue(registry, "node_agent_publish_failures_total")).toBe(2);
+    expect(await metricValue(registry, "steward_node_agent_publish_failures_total")).toBe(2);
   });
 
   it("buffers while disconnected and counts what the bounded backlog drops", async () => {
@@ -104,8 +104,8 @@ describe("EventPublisher with a fake sink", () => {
     expect(m.pending.length).toBe(0);
     expect(publisher.dropped).toBe(2);
     expect(publisher.backlog).toBe(3);
-    expect(await metricValue(registry, "node_agent_events_dropped_total")).toBe(2);
-    expect(await metricValue(registry, "node_agent_backlog_size")).toBe(3);
+    expect(await metricValue(registry, "steward_node_agent_events_dropped_total")).toBe(2);
+    expect(await metricValue(registry, "steward_node_agent_backlog_size")).toBe(3);
     publisher.setConnected(true);
     expect(m.pending.map((p) => p.load1)).toEqual([3, 4, 5]);
   });
@@ -182,8 +182,8 @@ describe("EventPublisher on a real JetStream", () => {
     const stored = (await readStream(nc, node)).filter((m) => m.event.id === ev.id);
     expect(stored).toHaveLength(1);
     expect(stored[0]!.msgId).toBe(ev.id);
-    expect(await metricValue(registry, "node_agent_events_published_total", { type: "host" })).toBe(1);
-    expect(await metricValue(registry, "node_agent_events_duplicate_total", { type: "host" })).toBe(1);
+    expect(await metricValue(registry, "steward_node_agent_events_published_total", { type: "host" })).toBe(1);
+    expect(await metricValue(registry, "steward_node_agent_events_duplicate_total", { type: "host" })).toBe(1);
     publisher.close();
   });
 
@@ -208,7 +208,7 @@ describe("EventPublisher on a real JetStream", () => {
     expect(await publisher.flush(5000)).toBe(true);
     const stored = (await readStream(nc, node)).filter((m) => ids.includes(m.event.id)).map((m) => m.event.id);
     expect(stored).toEqual(ids.slice(2));
-    expect(await metricValue(registry, "node_agent_events_dropped_total")).toBe(2);
+    expect(await metricValue(registry, "steward_node_agent_events_dropped_total")).toBe(2);
     publisher.close();
   });
 });

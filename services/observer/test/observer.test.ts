@@ -142,7 +142,7 @@ describe("replay", () => {
     // The second observer starts from the KV snapshot (seq 20), so it folds only the 20 newer events.
     const w = await caughtUp(second);
     expect(withoutSeq(w)).toStrictEqual(withoutSeq(pureFold(events)));
-    const folded = (await registry.getSingleMetric("observer_events_folded_total")?.get())?.values.reduce((s, v) => s + v.value, 0);
+    const folded = (await registry.getSingleMetric("steward_observer_events_folded_total")?.get())?.values.reduce((s, v) => s + v.value, 0);
     expect(folded).toBe(20);
   });
 
@@ -246,7 +246,7 @@ describe("malformed events", () => {
       expect(letter.stream_seq).toBe(seqs[i]);
       expect(Buffer.from(letter.payload_b64, "base64").toString()).toBe(b.payload);
     }
-    const counts = Object.fromEntries(((await registry.getSingleMetric("observer_events_dead_lettered_total")?.get())?.values ?? []).map((v) => [v.labels["reason"], v.value]));
+    const counts = Object.fromEntries(((await registry.getSingleMetric("steward_observer_events_dead_lettered_total")?.get())?.values ?? []).map((v) => [v.labels["reason"], v.value]));
     expect(counts).toEqual({ invalid_json: 1, schema: 2, subject_mismatch: 1 });
 
     // Still folding good events afterwards.

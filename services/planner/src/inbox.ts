@@ -4,7 +4,7 @@ import { AGENTS } from "./config.js";
 export const MAX_TASK_ID = 200;
 export const MAX_CONTENT = 20_000;
 
-/** Why an envelope was refused; also the `reason` label of `inbox_envelope_rejected_total`. */
+/** Why an envelope was refused; also the `reason` label of `steward_planner_inbox_rejected_total`. */
 export type RejectReason =
   | "invalid_json"
   | "schema"

@@ -19,17 +19,17 @@ export interface PlannerMetrics {
 export function createPlannerMetrics(r: Registry): PlannerMetrics {
   const get = <T>(name: string, make: () => T): T => (r.getSingleMetric(name) as T | undefined) ?? make();
   return {
-    rejected: get("inbox_envelope_rejected_total", () => new Counter({ name: "inbox_envelope_rejected_total", help: "Inbox envelopes rejected, by reason", labelNames: ["reason"], registers: [r] })),
-    inbox: get("planner_inbox_total", () => new Counter({ name: "planner_inbox_total", help: "Accepted inbox envelopes: created or duplicate", labelNames: ["result"], registers: [r] })),
-    routerDecisions: get("router_decision_total", () => new Counter({ name: "router_decision_total", help: "Router decisions per model call", labelNames: ["agent", "decision", "reason"], registers: [r] })),
-    modelCalls: get("planner_model_calls_total", () => new Counter({ name: "planner_model_calls_total", help: "Model calls by provider, group and result", labelNames: ["provider", "model_group", "result"], registers: [r] })),
-    costUsd: get("planner_cost_usd_total", () => new Counter({ name: "planner_cost_usd_total", help: "Settled model spend in USD", labelNames: ["agent", "model_group"], registers: [r] })),
-    capRefusals: get("planner_cost_cap_refusals_total", () => new Counter({ name: "planner_cost_cap_refusals_total", help: "Claude calls not made because a cap would be passed", labelNames: ["cap"], registers: [r] })),
-    tasks: get("planner_tasks_total", () => new Counter({ name: "planner_tasks_total", help: "Tasks that reached a state", labelNames: ["state"], registers: [r] })),
-    taskSeconds: get("planner_task_duration_seconds", () => new Histogram({ name: "planner_task_duration_seconds", help: "Wall time of one task attempt", labelNames: ["agent"], buckets: [0.05, 0.1, 0.5, 1, 5, 15, 60, 180], registers: [r] })),
-    overheadSeconds: get("planner_overhead_seconds", () => new Histogram({ name: "planner_overhead_seconds", help: "Planner time per task excluding model calls", buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1], registers: [r] })),
-    proposals: get("planner_proposals_total", () => new Counter({ name: "planner_proposals_total", help: "Proposals by whether they were accepted", labelNames: ["accepted"], registers: [r] })),
-    queueDepth: get("planner_queue_depth", () => new Gauge({ name: "planner_queue_depth", help: "Queued tasks", registers: [r] })),
-    apiRequests: get("planner_api_requests_total", () => new Counter({ name: "planner_api_requests_total", help: "HTTP requests by route and status", labelNames: ["route", "status"], registers: [r] })),
+    rejected: get("steward_planner_inbox_rejected_total", () => new Counter({ name: "steward_planner_inbox_rejected_total", help: "Inbox envelopes rejected, by reason", labelNames: ["reason"], registers: [r] })),
+    inbox: get("steward_planner_inbox_total", () => new Counter({ name: "steward_planner_inbox_total", help: "Accepted inbox envelopes: created or duplicate", labelNames: ["result"], registers: [r] })),
+    routerDecisions: get("steward_planner_router_decisions_total", () => new Counter({ name: "steward_planner_router_decisions_total", help: "Router decisions per model call", labelNames: ["agent", "decision", "reason"], registers: [r] })),
+    modelCalls: get("steward_planner_model_calls_total", () => new Counter({ name: "steward_planner_model_calls_total", help: "Model calls by provider, group and result", labelNames: ["provider", "model_group", "result"], registers: [r] })),
+    costUsd: get("steward_planner_cost_usd_total", () => new Counter({ name: "steward_planner_cost_usd_total", help: "Settled model spend in USD", labelNames: ["agent", "model_group"], registers: [r] })),
+    capRefusals: get("steward_planner_cost_cap_refusals_total", () => new Counter({ name: "steward_planner_cost_cap_refusals_total", help: "Claude calls not made because a cap would be passed", labelNames: ["cap"], registers: [r] })),
+    tasks: get("steward_planner_tasks_total", () => new Counter({ name: "steward_planner_tasks_total", help: "Tasks that reached a state", labelNames: ["state"], registers: [r] })),
+    taskSeconds: get("steward_planner_task_duration_seconds", () => new Histogram({ name: "steward_planner_task_duration_seconds", help: "Wall time of one task attempt", labelNames: ["agent"], buckets: [0.05, 0.1, 0.5, 1, 5, 15, 60, 180], registers: [r] })),
+    overheadSeconds: get("steward_planner_overhead_seconds", () => new Histogram({ name: "steward_planner_overhead_seconds", help: "Planner time per task excluding model calls", buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1], registers: [r] })),
+    proposals: get("steward_planner_proposals_total", () => new Counter({ name: "steward_planner_proposals_total", help: "Proposals by whether they were accepted", labelNames: ["accepted"], registers: [r] })),
+    queueDepth: get("steward_planner_queue_depth", () => new Gauge({ name: "steward_planner_queue_depth", help: "Queued tasks", registers: [r] })),
+    apiRequests: get("steward_planner_api_requests_total", () => new Counter({ name: "steward_planner_api_requests_total", help: "HTTP requests by route and status", labelNames: ["route", "status"], registers: [r] })),
   };
 }

@@ -215,8 +215,8 @@ describe("inbox", () => {
       expect(r.json.error).toMatchObject({ code: "invalid", field });
     }
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    expect(metrics).toMatch(/inbox_envelope_rejected_total\{reason="blank_task_id".*\} 1/);
-    expect(metrics).toMatch(/inbox_envelope_rejected_total\{reason="unauthorized".*\} 1/);
+    expect(metrics).toMatch(/steward_planner_inbox_rejected_total\{reason="blank_task_id".*\} 1/);
+    expect(metrics).toMatch(/steward_planner_inbox_rejected_total\{reason="unauthorized".*\} 1/);
     expect((await get(url, "/tasks")).json.tasks).toEqual([]);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     expect((await get(url, "/tasks/nope")).status).toBe(404);
@@ -299,7 +299,7 @@ describe("diagnosis", () => {
     expect(ollama.chats()[0]?.format).toMatchObject({ type: "object" });
     expect(anthropic.requests).toHaveLength(0);
     expect(d.task.answer).toContain("Proposed actions");
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/planner_overhead_seconds_count\{[^}]*\} 1/);
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/steward_planner_overhead_seconds_count\{[^}]*\} 1/);
   });
 
   it("yields no action for a malformed model answer", async () => {

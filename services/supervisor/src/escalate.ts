@@ -163,8 +163,8 @@ export function createEscalator(o: EscalatorOptions): Escalator {
   const sent = new Set<string>();
   const planner = createPlannerClient({ url: o.plannerUrl, token: o.token, timeoutMs: o.timeoutMs ?? 3000, fetch: o.fetch });
   const counter = o.registry
-    ? ((o.registry.getSingleMetric("supervisor_escalations_total") as Counter<"signal" | "result"> | undefined) ??
-      new Counter({ name: "supervisor_escalations_total", help: "Drift escalated to the planner, by signal and result", labelNames: ["signal", "result"], registers: [o.registry] }))
+    ? ((o.registry.getSingleMetric("steward_supervisor_escalations_total") as Counter<"signal" | "result"> | undefined) ??
+      new Counter({ name: "steward_supervisor_escalations_total", help: "Drift escalated to the planner, by signal and result", labelNames: ["signal", "result"], registers: [o.registry] }))
     : undefined;
 
   async function send(e: Escalation): Promise<boolean> {

@@ -147,9 +147,9 @@ describe("proposals", () => {
       expect(exp?.ttl).toBe(3600);
       await waitFor("notification", () => notified.length > 0);
       expect(notified).toEqual([rows[0]!.id]);
-      expect(await metric(registry, "supervisor_actions_proposed_total", 'kind="start"')).toBe(1);
-      expect(await metric(registry, "supervisor_drift", 'kind="missing"')).toBe(1);
-      expect(await metric(registry, "supervisor_is_leader")).toBe(1);
+      expect(await metric(registry, "steward_supervisor_actions_proposed_total", 'kind="start"')).toBe(1);
+      expect(await metric(registry, "steward_supervisor_drift", 'kind="missing"')).toBe(1);
+      expect(await metric(registry, "steward_supervisor_is_leader")).toBe(1);
       const report = await readReport();
       expect(report?.drifts.map((d) => d.key)).toEqual(["missing:n1/db"]);
       expect(report?.skipped).toBeNull();
@@ -228,7 +228,7 @@ describe("proposals", () => {
       expect.objectContaining({ from_state: null, to_state: "pending" }),
       { from_state: "pending", to_state: "expired", actor: id, channel: "supervisor", detail: "drift cleared: down:n1/api" },
     ]);
-    expect(await metric(registry, "supervisor_actions_expired_total")).toBe(1);
+    expect(await metric(registry, "steward_supervisor_actions_expired_total")).toBe(1);
     // Not pending any more: a later cycle leaves it alone.
     const r3 = await sup.runCycle();
     expect(r3.status === "ok" && r3.expired).toEqual([]);
@@ -330,8 +330,8 @@ describe("unreadable input skips the cycle", () => {
     expect(report?.drifts).toEqual(goodReport?.drifts);
     expect(report?.computed_at).toBe(goodReport?.computed_at);
     expect(report?.skipped?.reason).toMatch(/^snapshot_invalid/);
-    expect(await metric(registry, "supervisor_cycles_skipped_total", 'reason="snapshot_invalid"')).toBe(3);
-    expect(await metric(registry, "supervisor_drift", 'kind="unmanaged"')).toBe(1);
+    expect(await metric(registry, "steward_supervisor_cycles_skipped_total", 'reason="snapshot_invalid"')).toBe(3);
+    expect(await metric(registry, "steward_supervisor_drift", 'kind="unmanaged"')).toBe(1);
 
     await writeFile(snapPath, JSON.stringify(fresh(snapshot([node("n1", [])]))));
     const back = await sup.runCycle();
@@ -349,7 +349,7 @@ describe("unreadable input skips the cycle", () => {
     await writeFile(specPath, "version: 1\nnodes: [unterminated\n");
     expect(await sup.runCycle()).toMatchObject({ status: "skipped", reason: "spec_invalid" });
     expect(await actions()).toEqual([]);
-    expect(await metric(registry, "supervisor_cycles_skipped_total", 'reason="spec_invalid"')).toBeGreaterThanOrEqual(2);
+    expect(await metric(registry, "steward_supervisor_cycles_skipped_total", 'reason="spec_invalid"')).toBeGreaterThanOrEqual(2);
     expect((await readReport())?.skipped?.reason).toMatch(/^spec_invalid/);
 
     await writeFile(specPath, specYaml({ n1: ["api"] }));
@@ -392,10 +392,10 @@ describe("triggers", () => {
     const { sup, registry } = await make({ nodes: { n1: ["api"] } });
     await sup.start();
     await waitFor("first report", () => readReport());
-    const before = (await metric(registry, "supervisor_cycles_total", 'result="ok"')) ?? 0;
+    const before = (await metric(registry, "steward_supervisor_cycles_total", 'result="ok"')) ?? 0;
     const results = await Promise.all(Array.from({ length: 10 }, () => sup.runCycle()));
     expect(results.every((r) => r.status === "ok")).toBe(true);
-    const after = (await metric(registry, "supervisor_cycles_total", 'result="ok"')) ?? 0;
+    const after = (await metric(registry, "steward_supervisor_cycles_total", 'result="ok"')) ?? 0;
     expect(after - before).toBeLessThanOrEqual(2);
   });
 });
@@ -421,7 +421,7 @@ describe("leader lock", () => {
     expect(b.sup.isLeader()).toBe(false);
     expect(await b.sup.runCycle()).toEqual({ status: "standby" });
     expect((await a.sup.runCycle()).status).toBe("ok");
-    expect(await metric(b.registry, "supervisor_is_leader")).toBe(0);
+    expect(await metric(b.registry, "steward_supervisor_is_leader")).toBe(0);
     const rows = await actions();
     expect(rows.map((r) => r.proposed_by)).toEqual(["sup-a"]);
 
