@@ -43,6 +43,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
   let dir = "";
   let kv: KV;
   let agent: ServiceProcess | undefined;
+  let agentEnv: Record<string, string> = {};
   const docker = (...args: string[]) => run("docker", args, { env: { ...process.env, DOCKER_HOST: dockerd.host }, timeout: 60_000 });
 
   const world = async () => {
@@ -79,7 +80,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
       }),
     ]);
     await importBusyboxImage(dockerd.host, "steward-test/busybox:1");
-    agent = spawnService("node-agent", {
+    agentEnv = {
       NODE_NAME: "n1",
       NATS_URL: stack.nats.url,
       FLEET_SPEC: stack.fleetPath,
@@ -92,7 +93,8 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
       STATE_DIR: join(dir, "state"),
       LOG_DIR: join(dir, "logs"),
       METRICS_PORT: "0",
-    });
+    };
+    agent = spawnService("node-agent", agentEnv);
   }, 180_000);
 
   afterAll(async () => {
@@ -158,6 +160,25 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     expect(d.kind).toBe("unhealthy");
     await docker("unpause", c ?? "");
     await waitFor("healthy again", async () => (await stackState())?.health === "healthy", 20_000, 20);
+  }, 120_000);
+
+  it("kill -9 of the node-agent and a new one: the stack is observed again, never re-created or doubled", async () => {
+    const containers = async () => (await docker("ps", "-aq", "--filter", "label=com.docker.compose.project=ev")).stdout.trim().split("\n").filter(Boolean);
+    const before = await containers();
+    expect(before).toHaveLength(1);
+    const started = (await world())?.world.nodes["n1"]?.agent_started_at;
+    const exited = new Promise((r) => agent!.child.once("exit", r));
+    agent!.child.kill("SIGKILL");
+    await exited;
+    agent = spawnService("node-agent", agentEnv);
+    // The engine owns the containers: the new agent finds the stack by Compose's labels and reports it healthy.
+    await waitFor("the new agent reports the stack healthy", async () => {
+      const n = (await world())?.world.nodes["n1"];
+      return n && n.agent_started_at !== started && n.services["ev"]?.state === "running" && n.services["ev"].health === "healthy" ? n : undefined;
+    }, 60_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}\n${logs()}`);
+    });
+    expect(await containers()).toEqual(before);
   }, 120_000);
 
   it("dockerd stopped → unknown in the world, never down, no action proposed", async () => {

@@ -75,6 +75,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   let stopping = false;
   let started = false;
   const baseDir = dirname(resolve(config.fleetSpec));
+  /** What the agent keeps across restarts: deployed stacks, and the process groups of running services. */
+  const stateDir = config.stateDir ?? join(config.logDir, "..", "state");
   /** Every service this node declares, by kind: commands go to that kind's driver; a secret store in a non-process service is read through its driver. */
   let declaredKinds = new Map<string, ServiceKind>();
   // Fingerprints of this node's secret stores; also resolves `{ secret: name }` env values for process services.
@@ -102,7 +104,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     docker: new DockerClient({ host: config.dockerHost, apiVersion: config.dockerApiVersion }),
     fleetKey: config.fleetKey,
     specDir: baseDir,
-    stateDir: config.stateDir ?? join(config.logDir, "..", "state"),
+    stateDir,
     probeMs: config.dockerProbeMs ?? 5000,
     composeApply: config.composeApply ?? "auto",
     ...(config.dockerHost ? { dockerHost: config.dockerHost } : {}),
@@ -118,6 +120,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   const processes = createProcessDriver({
     node,
     logDir: config.logDir,
+    stateDir,
     baseDir,
     stopGraceMs: config.stopGraceMs,
     logger,

@@ -5,12 +5,15 @@ import type { CheckSample, NodeEvent } from "@steward/contracts/events";
 import type { AgentMetrics } from "./metrics.js";
 import { newEventId } from "./publisher.js";
 import { diffServices, startOrder } from "./plan.js";
+import { createProcessRecords, reclaimLeftovers } from "./process-records.js";
 import { SpawnError, SupervisedService, type ServiceHooks } from "./supervised-service.js";
 import type { OpHandler, ServiceCommand, ServiceDriver } from "./driver.js";
 
 export interface ProcessDriverDeps {
   node: string;
   logDir: string;
+  /** Where each running service's process group is recorded (`<it>/processes/`), to be found after the agent died. */
+  stateDir: string;
   /** Relative `cwd`s resolve against it (the fleet spec's directory). */
   baseDir: string;
   stopGraceMs: number;
@@ -29,7 +32,10 @@ export interface ProcessDriver extends ServiceDriver {
   load(spec: FleetSpec): void;
   /** A reloaded spec: new services are added stopped (Steward proposes, the operator approves), removed ones reported undeclared. */
   setSpec(spec: FleetSpec): void;
-  /** Starts `autostart` services in dependency order, then reports every service once. */
+  /**
+   * Stops what an earlier agent of this node left running (kill -9 leaves its children), then starts, in dependency
+   * order, the `autostart` services and those that ran under that agent; then reports every service once.
+   */
   autostart(): Promise<void>;
   /** Supervised services by name (the log tail and the secret probe read them). */
   readonly services: ReadonlyMap<string, SupervisedService>;
@@ -54,6 +60,7 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
   /** The latest result of each check run, by service then check name: heartbeats restate them. */
   const samples = new Map<string, Map<string, CheckSample>>();
   let declared: Record<string, ProcessService> = {};
+  const records = createProcessRecords({ stateDir: deps.stateDir, logger, now: () => new Date(deps.now()) });
 
   function emit(svc: SupervisedService, force = false): void {
     const o = svc.observation();
@@ -99,7 +106,7 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
   };
 
   function make(name: string, spec: ProcessService): SupervisedService {
-    return new SupervisedService(name, spec, { node, logDir: deps.logDir, baseDir: deps.baseDir, stopGraceMs: deps.stopGraceMs, logger: logger.child({ service: name }), hooks, resolveSecret: deps.resolveSecret });
+    return new SupervisedService(name, spec, { node, logDir: deps.logDir, baseDir: deps.baseDir, stopGraceMs: deps.stopGraceMs, logger: logger.child({ service: name }), hooks, resolveSecret: deps.resolveSecret, records });
   }
 
   /** Runs one op on a supervised service under its lock; `op` resolves with the pid it leaves running. Never throws. */
@@ -165,9 +172,10 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
     },
 
     async autostart() {
+      const ranBefore = new Set(await reclaimLeftovers(records, deps.stopGraceMs, logger));
       for (const name of startOrder(declared)) {
         const svc = services.get(name);
-        if (!svc?.spec.autostart) continue;
+        if (!svc || !(svc.spec.autostart || ranBefore.has(name))) continue;
         await svc.exclusive(() => svc.start()).catch((err: unknown) => logger.warn({ service: name, err: (err as Error).message }, "autostart failed"));
       }
       for (const svc of services.values()) emit(svc);

@@ -6,6 +6,7 @@ import type { HealthCheck, ProcessService, SecretRef } from "@steward/fleet/flee
 import type { Logger } from "@steward/platform/logger";
 import type { ServiceHealth, ServiceObservation, ServiceRunState } from "@steward/contracts/events";
 import { runCheck, type CheckResult } from "./checks.js";
+import type { ProcessRecords } from "./process-records.js";
 import { aggregateHealth, checkName, restartDelayMs, shouldRestart, type CheckProgress } from "./plan.js";
 
 export class SpawnError extends Error {
@@ -48,6 +49,8 @@ export interface ServiceEnv {
   hooks: ServiceHooks;
   /** Resolves `{ secret: name }` env values from this node's stores; undefined when it cannot. */
   resolveSecret?: (ref: SecretRef) => string | undefined;
+  /** Where the running process is recorded, so an agent started after this one died can find and stop it. */
+  records?: ProcessRecords;
 }
 
 /** How long a process must run before a crash no longer counts toward the restart backoff. */
@@ -75,6 +78,8 @@ export class SupervisedService {
   private consecutiveRestarts = 0;
   private startedAtMs = 0;
   private lock: Promise<unknown> = Promise.resolve();
+  /** Record writes and removals in order: a quick exit's removal never lands before its start's write. */
+  private recordOps: Promise<void> = Promise.resolve();
   private shuttingDown = false;
 
   constructor(readonly name: string, public spec: ProcessService, private readonly env: ServiceEnv) {}
@@ -163,6 +168,8 @@ export class SupervisedService {
     child.on("error", (err) => this.env.logger.warn({ err: err.message }, "child process error"));
     child.once("exit", (code, signal) => this.onChildExit(child, code, signal));
     this.env.logger.info({ pid: child.pid }, "service started");
+    // Recorded before the start is reported: a reply to a start command means a later agent can find this process.
+    await this.recorded((r) => r.save(this.name, child.pid as number, spec.command));
     this.startChecks();
     await withSpan("probe.start", { attributes: { "steward.service": this.name, "steward.pid": child.pid ?? 0 } }, () => this.env.hooks.onStarted(this));
     return child.pid as number;
@@ -248,6 +255,7 @@ export class SupervisedService {
     this.signal = signal;
     this.detail = stoppedByCommand ? undefined : signal ? `killed by ${signal}` : `exited with code ${code}`;
     this.stopChecks();
+    void this.recorded((r) => r.remove(this.name));
     const ranMs = Date.now() - this.startedAtMs;
     this.env.logger[stoppedByCommand ? "info" : "warn"]({ pid: this.childPid, code, signal, ran_ms: ranMs }, stoppedByCommand ? "service stopped" : "service exited");
     const waiters = this.exitWaiters;
@@ -268,6 +276,14 @@ export class SupervisedService {
         }).catch((err: unknown) => this.env.logger.warn({ err: (err as Error).message }, "policy restart failed"));
       }, delay);
     }
+  }
+
+  /** Runs a record write in order after the previous one; a failure is logged, never fails the service. */
+  private recorded(op: (r: ProcessRecords) => Promise<void>): Promise<void> {
+    const records = this.env.records;
+    if (!records) return Promise.resolve();
+    this.recordOps = this.recordOps.then(() => op(records)).catch((err: unknown) => this.env.logger.warn({ err: (err as Error).message }, "cannot update the process record; a restarted agent may not find this process"));
+    return this.recordOps;
   }
 
   private cancelRestart(): void {
