@@ -1,0 +1,33 @@
+import type { JsMsg } from "@nats-io/jetstream";
+import type { WorldState } from "@steward/contracts/world-state";
+import type { Logger } from "@steward/platform/logger";
+import type { ObserverMetrics } from "./observer-metrics.js";
+
+/** What the observer's parts (the consume loop, the world publisher, activation) share; one object, owned by createObserver. */
+export interface ObserverState {
+  /** The observer owns it (loaded or built here), so it folds in place: no copy of every node per event. */
+  world: WorldState;
+  /** True while not consuming: stopped, standing by, or handing over. */
+  stopping: boolean;
+  /** Newest message processed (folded, skipped or dead-lettered) and not yet acked; AckAll covers the ones before it. */
+  unacked: JsMsg | undefined;
+}
+
+export function safeAck(m: JsMsg, logger: Logger): void {
+  try {
+    m.ack();
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, seq: m.seq }, "ack failed; the message will be redelivered and skipped");
+  }
+}
+
+export function updateNodeGauges(world: WorldState, metrics: ObserverMetrics): void {
+  let up = 0;
+  let stale = 0;
+  for (const n of Object.values(world.nodes)) {
+    if (n.status === "up") up++;
+    else stale++;
+  }
+  metrics.nodes.set({ status: "up" }, up);
+  metrics.nodes.set({ status: "stale" }, stale);
+}
