@@ -1,4 +1,6 @@
-import { LABEL_SERVICE, containerCreateBody, containerName, deployOrder, engineUnsupported, type StackRevision } from "./compose.js";
+import { containerCreateBody } from "./compose-container.js";
+import { LABEL_SERVICE, containerName, type StackRevision } from "./compose-model.js";
+import { deployOrder, engineUnsupported } from "./compose-revision.js";
 import type { StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
 import type { StackObserver } from "./compose-observe.js";

@@ -2,7 +2,9 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { hmacHex } from "@steward/contracts/node-command";
 import type { EnvValue, SecretRef } from "@steward/fleet/fleet-spec";
-import { ComposeError, buildRevision, mergeComposeFiles, withComposeHashes, type StackRevision } from "./compose.js";
+import { mergeComposeFiles } from "./compose-merge.js";
+import { ComposeError, type StackRevision } from "./compose-model.js";
+import { buildRevision, withComposeHashes } from "./compose-revision.js";
 import { StackDeployError, type StackSettings } from "./compose-stack.js";
 import { parseEnvFile } from "./env-file.js";
 

@@ -1,5 +1,5 @@
 import type { ServiceActionKind } from "@steward/contracts/action";
-import { deployOrder } from "./compose.js";
+import { deployOrder } from "./compose-revision.js";
 import { serviceOf, type StackApplier } from "./compose-apply.js";
 import type { StackConfig } from "./compose-config.js";
 import type { StackObserver } from "./compose-observe.js";

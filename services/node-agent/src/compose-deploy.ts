@@ -1,7 +1,8 @@
 import { DeployCommandParams, RollbackCommandParams } from "@steward/contracts/deploy";
 import type { NodeCommandBody } from "@steward/contracts/node-command";
 import type { Logger } from "@steward/platform/logger";
-import { contentHash, type StackRevision } from "./compose.js";
+import type { StackRevision } from "./compose-model.js";
+import { contentHash } from "./compose-revision.js";
 import type { StackApplier } from "./compose-apply.js";
 import type { StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";

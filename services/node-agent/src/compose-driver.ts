@@ -3,7 +3,7 @@ import type { NodeCommandReply } from "@steward/contracts/node-command";
 import type { ServiceObservation } from "@steward/contracts/events";
 import type { Logger } from "@steward/platform/logger";
 import { withSpan } from "@steward/platform/tracing";
-import { ComposeError } from "./compose.js";
+import { ComposeError } from "./compose-model.js";
 import { createEngineApplier, type StackApplier } from "./compose-apply.js";
 import { createCliApplier, createComposeHasher, detectCompose, distrustHashes, distrustedHashes, type ComposeCli } from "./compose-cli.js";
 import { createStackConfig, type ComposeHasher } from "./compose-config.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "@steward/platform/logger";
-import { LABEL_PROJECT } from "./compose.js";
+import { LABEL_PROJECT } from "./compose-model.js";
 import type { StackObserver } from "./compose-observe.js";
 import type { Stack, StackSet } from "./compose-stack.js";
 import type { DockerClient, EventsEnd } from "./docker/client.js";

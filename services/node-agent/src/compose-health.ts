@@ -1,7 +1,8 @@
 import type { ServiceHealth } from "@steward/contracts/events";
 import type { HealthCheck } from "@steward/fleet/fleet-spec";
 import { runCheck } from "./checks.js";
-import { containerHealth, containerName } from "./compose.js";
+import { containerName } from "./compose-model.js";
+import { containerHealth } from "./compose-status.js";
 import { StackDeployError, type Stack } from "./compose-stack.js";
 import type { DockerClient } from "./docker/client.js";
 import type { ContainerInspect } from "./docker/types.js";

@@ -1,7 +1,7 @@
 import type { ServiceObservation } from "@steward/contracts/events";
 import type { Logger } from "@steward/platform/logger";
 import { withSpan } from "@steward/platform/tracing";
-import { observeContainers, worst } from "./compose.js";
+import { observeContainers, worst } from "./compose-status.js";
 import type { StackConfig } from "./compose-config.js";
 import type { StackHealth } from "./compose-health.js";
 import type { Stack, StackSet } from "./compose-stack.js";

@@ -2,7 +2,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "@steward/platform/atomic-write";
 import type { Logger } from "@steward/platform/logger";
-import type { StackRevision } from "./compose.js";
+import type { StackRevision } from "./compose-model.js";
 
 /** What the node remembers about a stack across restarts: what it deployed and what ran before. Secret-free. */
 export interface StackRecord {

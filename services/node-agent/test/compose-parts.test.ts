@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parseFleetSpec, type EnvValue } from "@steward/fleet/fleet-spec";
 import type { ServiceObservation } from "@steward/contracts/events";
-import { buildRevision, observedHash, resolvedHash, withComposeHashes, type StackRevision } from "../src/compose.js";
+import type { StackRevision } from "../src/compose-model.js";
+import { buildRevision, resolvedHash, withComposeHashes } from "../src/compose-revision.js";
+import { observedHash } from "../src/compose-status.js";
 import { isOrphan, serviceOf, shouldPull } from "../src/compose-apply.js";
 import { createStackConfig, envFileDigests, renderContainerEnv } from "../src/compose-config.js";
 import { startSequence } from "../src/compose-control.js";

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { ComposeError, buildRevision, composeDurationMs, configHash, containerCreateBody, deployOrder, engineUnsupported, mergeComposeFiles, splitCommand, type StackRevision } from "../src/compose.js";
-import { observeContainers } from "../src/compose.js";
+import { containerCreateBody } from "../src/compose-container.js";
+import { mergeComposeFiles } from "../src/compose-merge.js";
+import { ComposeError, type StackRevision } from "../src/compose-model.js";
+import { composeDurationMs, splitCommand } from "../src/compose-normalize.js";
+import { buildRevision, configHash, deployOrder, engineUnsupported } from "../src/compose-revision.js";
+import { observeContainers } from "../src/compose-status.js";
 import type { ContainerInspect } from "../src/docker/types.js";
 
 const file = (text: string, path = "compose.yaml") => ({ path, text });
