@@ -17,6 +17,10 @@ import { createDelivery } from "./delivery.js";
 import { createAlerterMetrics } from "./metrics.js";
 import type { Sink } from "./notification.js";
 import { evaluate, reconcile, type Read } from "./rules.js";
+import { flapFindings, flappedFingerprint, FLAPPING_RULE } from "./flapping.js";
+import { groupOf, noticePayload, planGroups, visibleMembers, type GroupMember } from "./grouping.js";
+import { createLiveness } from "./liveness.js";
+import { createConsoleSink } from "./sinks/console.js";
 import { createNtfySink } from "./sinks/ntfy.js";
 import { createTelegramSink } from "./sinks/telegram.js";
 import { createWebhookSink } from "./sinks/webhook.js";
@@ -64,10 +68,14 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     sinks.set("telegram", createTelegramSink({ api: tgApi, sql, chatId: tg.chatId, consoleUrl: config.consoleUrl }));
   }
   if (config.webhook) sinks.set("webhook", createWebhookSink(config.webhook, { timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }));
+  if (config.console) sinks.set("console", createConsoleSink());
   const sinkNames = [...sinks.keys()];
   const delivery = createDelivery({ sql, sinks, logger, metrics, retry: config.retry, idleMs: Math.min(500, config.retry.baseMs) });
 
   const startedAt = clock().getTime();
+  const liveness = createLiveness({ urls: { executor: config.executorUrl, ...(config.plannerUrl ? { planner: config.plannerUrl } : {}) }, timeoutMs: Math.min(timeoutMs, 5000), clock: () => clock().getTime(), ...(deps.fetch ? { fetch: deps.fetch } : {}) });
+  /** When each drift key was first seen in the reports (without a gap): where a new node's or service's grace starts. */
+  const driftFirstSeen = new Map<string, number>();
   let worldCache: WorldCache | undefined;
   let driftCache: DriftCache | undefined;
   let snapshot: Read<Snapshot> = { ok: false, reason: "no world snapshot seen yet" };
@@ -86,7 +94,12 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   }
   function takeDrift(r: Read<DriftReport>): void {
     drift = r;
-    if (r.ok) lastGoodDriftAt = Math.max(lastGoodDriftAt ?? 0, Date.parse(r.value.computed_at));
+    if (!r.ok) return;
+    lastGoodDriftAt = Math.max(lastGoodDriftAt ?? 0, Date.parse(r.value.computed_at));
+    const now = clock().getTime();
+    const keys = new Set(r.value.drifts.map((d) => d.key));
+    for (const k of driftFirstSeen.keys()) if (!keys.has(k)) driftFirstSeen.delete(k);
+    for (const k of keys) if (!driftFirstSeen.has(k)) driftFirstSeen.set(k, now);
   }
 
   async function evaluateOnce(): Promise<void> {
@@ -109,15 +122,46 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       actions,
       cost,
       firstSeen: new Map(firing.map((a) => [a.fingerprint, a.firstSeen])),
+      driftFirstSeen,
+      graceMs: config.graceMs,
+      answered: liveness,
     });
-    const plan = reconcile(firing, ev, now.getTime(), config.renotifyMs);
-    const pendingIds = plan.resolve.filter((a) => a.rule === "action_pending").map((a) => a.fingerprint.slice("action_pending:".length));
+    // Flapping: judged from the alerts' own recent episodes, always readable here.
+    const flappingNow = firing.filter((a) => a.rule === FLAPPING_RULE).map((a) => a.fingerprint);
+    const history = await store.history(now, config.flap.windowMs, config.flap.count, flappingNow.map((fp) => flappedFingerprint(fp) ?? fp));
+    ev.findings.push(...flapFindings(history, new Set(flappingNow), now.getTime(), config.flap));
+    ev.judged.add(FLAPPING_RULE);
+    const plan = reconcile(firing, ev);
+    await store.apply(plan, now, (f) => groupOf(f, config.grouping).key);
+    if (plan.fire.length > 0 || plan.resolve.length > 0) {
+      logger.info({ fired: plan.fire.length, resolved: plan.resolve.length, sample: [...plan.fire, ...plan.resolve].slice(0, 5).map((a) => a.fingerprint) }, "alerts changed");
+    }
+    await notifyGroups(ev.findings, now);
+  }
+
+  /** The thin write step after the pure group plan: open groups, close silent ones, queue each notice. */
+  async function notifyGroups(findings: readonly { fingerprint: string; renotifyMs: number | undefined; action?: GroupMember["action"] }[], now: Date): Promise<void> {
+    const byFp = new Map(findings.map((f) => [f.fingerprint, f]));
+    const members: GroupMember[] = (await store.listFiring()).map((a) => {
+      const f = byFp.get(a.fingerprint);
+      return { id: a.id, fingerprint: a.fingerprint, rule: a.rule, severity: a.severity, title: a.title, message: a.message, labels: a.labels, firstSeen: a.firstSeen, renotifyMs: f?.renotifyMs, action: f?.action };
+    });
+    const staleNodes = new Set(members.filter((m) => m.rule === "node_stale" && m.labels["node"]).map((m) => m.labels["node"] as string));
+    if (snapshot.ok) for (const n of Object.values(snapshot.value.world.nodes)) if (n.status === "stale") staleNodes.add(n.name);
+    const visible = visibleMembers(members, staleNodes);
+    const first = planGroups(visible, await store.openGroups(), now.getTime(), config.grouping);
+    await store.startGroups(first.open, now);
+    // Re-plan over the groups as stored (a group opened just now may be due at once: an approval request).
+    const plan = first.open.length > 0 ? planGroups(visible, await store.openGroups(), now.getTime(), config.grouping) : first;
+    await store.closeGroupsSilently(plan.closeSilently, now);
+    const pendingIds = plan.notify.filter((n) => n.kind === "resolved").flatMap((n) => n.members.filter((m) => m.rule === "action_pending").map((m) => m.fingerprint.slice("action_pending:".length)));
     const outcomes = await actionOutcomes(repo, pendingIds);
     const notes = new Map([...outcomes].map(([id, note]) => [`action_pending:${id}`, note]));
-    const queued = await store.apply(plan, firing, sinkNames, now, notes);
+    let queued = 0;
+    for (const n of plan.notify) queued += await store.notify(n, noticePayload(n, now, notes), sinkNames, now);
     if (queued > 0) {
       delivery.wake();
-      logger.info({ fired: plan.fire.map((f) => f.fingerprint), renotified: plan.keep.filter((k) => k.renotify).length, resolved: plan.resolve.map((a) => a.fingerprint), queued }, "alerts changed");
+      logger.info({ notices: plan.notify.map((n) => ({ group: n.group.key, kind: n.kind, alerts: n.members.length })), queued }, "alert notices queued");
     }
   }
 
@@ -209,6 +253,10 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       unlisten = () => listening.unlisten();
       await pollCost();
       timers.push(setInterval(() => void trigger(), config.evalMs));
+      await liveness.poll();
+      // Polled several times within the dead-man's limit, so one slow answer is not "dead".
+      const limits = config.rules.flatMap((r) => (r.rule === "deadman" && (r.component === "executor" || r.component === "planner") ? [(r.after_s * 1000) / 4] : []));
+      timers.push(setInterval(() => void liveness.poll(), Math.max(100, Math.min(config.livenessPollMs, ...limits))));
       if (planner) timers.push(setInterval(() => void pollCost(), config.costPollMs));
       delivery.start();
 

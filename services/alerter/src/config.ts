@@ -1,10 +1,12 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
-import { ConfigError, durationMs, isPlaceholderSecret, port } from "@steward/platform/config";
+import { boolFlag, ConfigError, durationMs, isPlaceholderSecret, port } from "@steward/platform/config";
 import { defaultRules, Rules, type Rule } from "./rules.js";
 
 export const SERVICE_NAME = "alerter";
+
+const msOrZero = (def: number) => z.coerce.number({ error: "must be a number of milliseconds" }).int("must be a whole number of milliseconds").min(0, "must be 0 or more milliseconds").default(def);
 
 const Base = z.object({
   DATABASE_URL: z.string({ error: "is required" }).min(1, "is required").refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
@@ -21,7 +23,19 @@ const Base = z.object({
   ALERTER_ID: z.string().min(1).max(128).optional(),
   ALERT_RULES_FILE: z.string().min(1).optional(),
   ALERT_EVAL_MS: durationMs(1000),
-  ALERT_RENOTIFY_MS: durationMs(3_600_000),
+  /** Alertmanager's group_wait, group_interval and repeat_interval (ms; 0 = at once, or never for the repeat). */
+  ALERT_GROUP_WAIT_MS: msOrZero(5_000),
+  ALERT_GROUP_INTERVAL_MS: msOrZero(30_000),
+  ALERT_REPEAT_INTERVAL_MS: msOrZero(3_600_000),
+  /** An alert that fired this many times within ALERT_FLAP_WINDOW_MS is flapping (one alert until stable that long). */
+  ALERT_FLAP_COUNT: z.coerce.number({ error: "must be a whole number from 2 to 100" }).int("must be a whole number from 2 to 100").min(2, "must be a whole number from 2 to 100").max(100, "must be a whole number from 2 to 100").default(3),
+  ALERT_FLAP_WINDOW_MS: durationMs(300_000),
+  /** How long a new node or service may go unreported before its drift alerts. */
+  ALERT_NEW_GRACE_MS: msOrZero(60_000),
+  /** How often the executor's and the planner's health checks are polled for the dead-man. */
+  ALERT_LIVENESS_POLL_MS: durationMs(5_000),
+  /** Print alerts as readable lines on stdout (`steward up` turns it on when no push sink is set). */
+  ALERT_CONSOLE: boolFlag(false),
   ALERT_DRIFT_PERSIST_MIN: z.coerce.number().positive().default(15),
   ALERT_DEADMAN_S: z.coerce.number().positive().default(60),
   COST_POLL_MS: durationMs(60_000),
@@ -71,7 +85,13 @@ export interface AlerterConfig {
   alerterId: string;
   rules: Rule[];
   evalMs: number;
-  renotifyMs: number;
+  /** group_wait, group_interval, repeat_interval. */
+  grouping: { waitMs: number; intervalMs: number; repeatMs: number };
+  flap: { count: number; windowMs: number };
+  graceMs: number;
+  livenessPollMs: number;
+  /** Print alerts on stdout (the console sink). */
+  console: boolean;
   costPollMs: number;
   retry: { baseMs: number; maxMs: number; quickAttempts: number };
   sendTimeoutMs: number;
@@ -159,7 +179,11 @@ export function loadConfig(env: Record<string, string | undefined>, readFile: (p
   const apiToken = secret(env, "API_TOKEN", p, { required: true, min: 16 });
 
   const sinks = configuredSinks(env);
-  if (sinks.length === 0) p.push({ setting: "NTFY_URL", message: "no alert sink configured: set NTFY_URL and NTFY_TOPIC, TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or WEBHOOK_URL" });
+  if (sinks.length === 0 && !["true", "1", "yes"].includes(env["ALERT_CONSOLE"] ?? "")) p.push({ setting: "NTFY_URL", message: "no alert sink configured: set NTFY_URL and NTFY_TOPIC, TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, or WEBHOOK_URL (or ALERT_CONSOLE=true to print alerts on stdout)" });
+  if (parsed.success) {
+    const e = parsed.data;
+    if (e.ALERT_REPEAT_INTERVAL_MS > 0 && e.ALERT_REPEAT_INTERVAL_MS < e.ALERT_GROUP_INTERVAL_MS) p.push({ setting: "ALERT_REPEAT_INTERVAL_MS", message: "must be 0 (never repeat) or at least ALERT_GROUP_INTERVAL_MS" });
+  }
 
   let ntfy: NtfySinkConfig | undefined;
   if (sinks.includes("ntfy")) {
@@ -244,7 +268,11 @@ export function loadConfig(env: Record<string, string | undefined>, readFile: (p
     alerterId: e.ALERTER_ID ?? `alerter-${hostname()}-${process.pid}`,
     rules,
     evalMs: e.ALERT_EVAL_MS,
-    renotifyMs: e.ALERT_RENOTIFY_MS,
+    grouping: { waitMs: e.ALERT_GROUP_WAIT_MS, intervalMs: e.ALERT_GROUP_INTERVAL_MS, repeatMs: e.ALERT_REPEAT_INTERVAL_MS },
+    flap: { count: e.ALERT_FLAP_COUNT, windowMs: e.ALERT_FLAP_WINDOW_MS },
+    graceMs: e.ALERT_NEW_GRACE_MS,
+    livenessPollMs: e.ALERT_LIVENESS_POLL_MS,
+    console: e.ALERT_CONSOLE,
     costPollMs: e.COST_POLL_MS,
     retry: { baseMs: e.RETRY_BASE_MS, maxMs: e.RETRY_MAX_MS, quickAttempts: e.RETRY_QUICK_ATTEMPTS },
     sendTimeoutMs: e.SEND_TIMEOUT_MS,

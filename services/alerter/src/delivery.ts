@@ -16,7 +16,8 @@ export interface DeliveryDeps {
 
 interface Row {
   id: string | number;
-  alert_id: string | number;
+  alert_id: string | number | null;
+  group_id: string | number | null;
   sink: string;
   kind: string;
   payload: unknown;
@@ -33,7 +34,7 @@ export interface Delivery {
 /**
  * Sends the outbox. Rows are claimed by pushing their `next_attempt_at` out by a lease (SKIP LOCKED, so several
  * alerters never send one row twice), sent outside any transaction, then marked sent or rescheduled with backoff.
- * Per (alert, sink) rows go out in order: a resolved notice never overtakes its own firing notice.
+ * Per (group, sink) rows go out in order: a resolved notice never overtakes its own firing notice.
  * After `quickAttempts` failures (or at once for an answer that retrying cannot fix) a row is `failing`: logged,
  * counted, and still retried every `maxMs`. Nothing is dropped.
  */
@@ -69,9 +70,9 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       WHERE id IN (
         SELECT n.id FROM alert_notifications n
         WHERE n.state <> 'sent' AND n.next_attempt_at <= now()
-          AND NOT EXISTS (SELECT 1 FROM alert_notifications o WHERE o.alert_id = n.alert_id AND o.sink = n.sink AND o.id < n.id AND o.state <> 'sent')
+          AND NOT EXISTS (SELECT 1 FROM alert_notifications o WHERE (o.alert_id = n.alert_id OR o.group_id = n.group_id) AND o.sink = n.sink AND o.id < n.id AND o.state <> 'sent')
         ORDER BY n.id LIMIT 20 FOR UPDATE SKIP LOCKED)
-      RETURNING id, alert_id, sink, kind, payload, attempts`;
+      RETURNING id, alert_id, group_id, sink, kind, payload, attempts`;
   }
 
   async function deliver(row: Row): Promise<void> {
@@ -89,7 +90,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
       }
     }
     const attempts = row.attempts + 1;
-    await sql`UPDATE alerts SET notification_attempts = notification_attempts + 1 WHERE id = ${Number(row.alert_id)}`;
+    if (row.alert_id !== null) await sql`UPDATE alerts SET notification_attempts = notification_attempts + 1 WHERE id = ${Number(row.alert_id)}`;
     if (result.ok) {
       await sql`UPDATE alert_notifications SET state = 'sent', sent_at = now(), attempts = ${attempts}, last_error = NULL WHERE id = ${id}`;
       metrics.notifications.inc({ sink: row.sink, result: "sent" });

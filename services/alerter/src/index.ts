@@ -1,7 +1,10 @@
 export { createAlerter, type Alerter, type AlerterDeps } from "./alerter.js";
 export { loadConfig, configuredSinks, SINK_SETTINGS, SERVICE_NAME, type AlerterConfig } from "./config.js";
-export { evaluate, reconcile, defaultRules, ruleId, Rule, Rules, type Finding, type Evaluation, type OpenAlert, type Plan, type RuleInputs, type Read } from "./rules.js";
-export { createAlertStore, type AlertStore, type FiringAlert } from "./alert-store.js";
+export { evaluate, reconcile, defaultRules, ruleId, neverReported, Rule, Rules, type Finding, type Evaluation, type OpenAlert, type Plan, type RuleInputs, type Read } from "./rules.js";
+export { createAlertStore, type AlertStore, type AlertView, type FiringAlert } from "./alert-store.js";
+export { flapFindings, flappingFingerprint, FLAPPING_RULE, type EpisodeHistory, type FlapSettings } from "./flapping.js";
+export { groupOf, groupTitle, noticePayload, planGroups, visibleMembers, type GroupMember, type GroupNotice, type GroupPlan, type GroupTiming, type OpenGroup } from "./grouping.js";
+export { consoleLine, createConsoleSink, CONSOLE_ALERT_PREFIX } from "./sinks/console.js";
 export { createDelivery, type Delivery } from "./delivery.js";
 export { NotificationPayload, backoffMs, retryableStatus, renderText, type Sink, type SendResult } from "./notification.js";
 export { ntfyMessage } from "./sinks/ntfy.js";

@@ -13,6 +13,8 @@ export const NotificationPayload = z.object({
   labels: z.record(z.string(), z.string()),
   first_seen: z.string(),
   at: z.string(),
+  /** The group this notice is about: its key and how many alerts it lists (1: it reads as that alert). */
+  group: z.object({ key: z.string(), count: z.number().int().nonnegative() }).optional(),
   /** For a resolved alert: what became of it (e.g. "approved by telegram:42 via telegram"). */
   note: z.string().optional(),
   action: z
@@ -33,7 +35,7 @@ export type NotificationPayload = z.infer<typeof NotificationPayload>;
 export type SendResult = { ok: true } | { ok: false; retry: boolean; error: string };
 
 export interface Sink {
-  readonly name: "ntfy" | "telegram" | "webhook";
+  readonly name: "ntfy" | "telegram" | "webhook" | "console";
   send(p: NotificationPayload): Promise<SendResult>;
 }
 

@@ -16,7 +16,7 @@ export const Rule = z.discriminatedUnion("rule", [
   z.strictObject({ rule: z.literal("action_failed"), window_min: z.number().positive().default(24 * 60), severity: AlertSeverity.default("critical"), ...renotify }),
   z.strictObject({ rule: z.literal("action_pending"), severity: AlertSeverity.default("info"), renotify_min: z.number().min(0).default(0) }),
   z.strictObject({ rule: z.literal("node_stale"), severity: AlertSeverity.default("critical"), ...renotify }),
-  z.strictObject({ rule: z.literal("deadman"), component: z.enum(["observer", "supervisor"]), after_s: z.number().positive(), severity: AlertSeverity.default("critical"), ...renotify }),
+  z.strictObject({ rule: z.literal("deadman"), component: z.enum(["observer", "supervisor", "executor", "planner"]), after_s: z.number().positive(), severity: AlertSeverity.default("critical"), ...renotify }),
   z.strictObject({ rule: z.literal("cost_cap"), thresholds: z.array(z.number().positive()).min(1).default([0.8, 1]), ...renotify }),
 ]);
 export type Rule = z.output<typeof Rule>;
@@ -36,6 +36,8 @@ export function defaultRules(o: { driftPersistMin: number; deadmanS: number }): 
     { rule: "node_stale" },
     { rule: "deadman", component: "observer", after_s: o.deadmanS },
     { rule: "deadman", component: "supervisor", after_s: o.deadmanS },
+    { rule: "deadman", component: "executor", after_s: o.deadmanS },
+    { rule: "deadman", component: "planner", after_s: o.deadmanS },
     { rule: "cost_cap" },
   ]);
 }
@@ -56,6 +58,12 @@ export interface RuleInputs {
   cost: Read<CostReport>;
   /** first_seen of firing alerts by fingerprint (a drift without `since` persists from when it was first alerted). */
   firstSeen: ReadonlyMap<string, number>;
+  /** When each drift (by key) was first seen in the reports, without a gap: a new node's or service's grace starts there. */
+  driftFirstSeen: ReadonlyMap<string, number>;
+  /** How long a node or service that never reported may take before its drift alerts (0 = none). */
+  graceMs: number;
+  /** When the executor and the planner last answered their health check; absent = never yet. A component that is not part of the stack is not in `watched`. */
+  answered: { watched: ReadonlySet<"executor" | "planner">; lastOk: Partial<Record<"executor" | "planner", number>>; lastError: Partial<Record<"executor" | "planner", string>> };
 }
 
 export interface ActionInfo {
@@ -87,6 +95,12 @@ export interface Evaluation {
   judged: Set<string>;
 }
 
+/**
+ * A drift about something that has not reported yet: a node never seen, or a declared service its node does not list.
+ * A new node or service is like that for its first seconds; only if it stays so past the grace is it news.
+ */
+export const neverReported = (d: { kind: string; since: string | null }): boolean => d.since === null && (d.kind === "unknown" || d.kind === "missing");
+
 const fmtAge = (ms: number): string => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
 
 function actionInfo(a: Action): ActionInfo {
@@ -109,6 +123,10 @@ export function evaluate(rules: readonly Rule[], inp: RuleInputs): Evaluation {
         judged.add(id);
         for (const d of inp.drift.value.drifts) {
           if (!r.severities.includes(d.severity)) continue;
+          const fp = `drift:${d.key}`;
+          const seen = inp.driftFirstSeen.get(d.key) ?? inp.now;
+          // Still in its grace (and not already alerted, e.g. before this alerter restarted): not news yet.
+          if (neverReported(d) && inp.now - seen < inp.graceMs && !inp.firstSeen.has(fp)) continue;
           add({ fingerprint: `drift:${d.key}`, rule: id, severity: r.severity, title: `Drift ${d.kind}: ${d.node}/${d.service}`, message: d.message, labels: { node: d.node, service: d.service, kind: d.kind, drift_key: d.key }, renotifyMs });
         }
         break;
@@ -156,6 +174,17 @@ export function evaluate(rules: readonly Rule[], inp: RuleInputs): Evaluation {
         break;
       }
       case "deadman": {
+        if (r.component === "executor" || r.component === "planner") {
+          if (!inp.answered.watched.has(r.component)) break;
+          judged.add(id);
+          const last = inp.answered.lastOk[r.component];
+          const age = inp.now - (last ?? inp.startedAt);
+          if (age <= r.after_s * 1000) break;
+          const why = inp.answered.lastError[r.component];
+          const since = last === undefined ? `since this alerter started ${fmtAge(age)} ago` : `for ${fmtAge(age)} (last at ${new Date(last).toISOString()})`;
+          add({ fingerprint: `deadman:${r.component}`, rule: id, severity: r.severity, title: `Dead man: ${r.component} not answering`, message: `The ${r.component} has not answered its health check ${since}${why ? ` (${why})` : ""}; limit ${r.after_s} s.`, labels: { component: r.component }, renotifyMs });
+          break;
+        }
         judged.add(id);
         const last = r.component === "observer" ? inp.lastGoodSnapshotAt : inp.lastGoodDriftAt;
         const ref = last ?? inp.startedAt;
@@ -175,8 +204,9 @@ export function evaluate(rules: readonly Rule[], inp: RuleInputs): Evaluation {
         for (const s of scopes) {
           if (!(s.cap > 0)) continue;
           const ratio = s.usd / s.cap;
-          for (const t of r.thresholds) {
-            if (ratio < t) continue;
+          // Only the highest threshold crossed: passing 100% replaces the 80% alert instead of adding to it.
+          const crossed = r.thresholds.filter((t) => ratio >= t);
+          for (const t of crossed.length > 0 ? [Math.max(...crossed)] : []) {
             const pct = Math.round(t * 100);
             add({ fingerprint: `cost_cap:${s.scope}:${pct}`, rule: id, severity: t >= 1 ? "critical" : "warning", title: `LLM spend at ${pct}% of the ${s.scope} daily cap`, message: `${s.scope}: $${s.usd.toFixed(2)} of $${s.cap.toFixed(2)} today (${Math.round(ratio * 100)}%)`, labels: { scope: s.scope, threshold: String(pct) }, renotifyMs });
           }
@@ -202,13 +232,13 @@ export interface OpenAlert {
 
 export interface Plan {
   fire: Finding[];
-  /** Still firing: refresh last_seen; `renotify` when its interval passed. */
-  keep: { alert: OpenAlert; finding: Finding; renotify: boolean }[];
+  /** Still firing: refresh last_seen, title and message (repeats are the group's, see grouping.ts). */
+  keep: { alert: OpenAlert; finding: Finding }[];
   resolve: OpenAlert[];
 }
 
-/** Pure: turn findings and the alerts already firing into what to insert, re-notify and resolve. */
-export function reconcile(open: readonly OpenAlert[], ev: Evaluation, now: number, defaultRenotifyMs: number): Plan {
+/** Pure: turn findings and the alerts already firing into what to insert, refresh and resolve. */
+export function reconcile(open: readonly OpenAlert[], ev: Evaluation): Plan {
   const byFp = new Map(open.map((a) => [a.fingerprint, a]));
   const plan: Plan = { fire: [], keep: [], resolve: [] };
   const seen = new Set<string>();
@@ -219,9 +249,7 @@ export function reconcile(open: readonly OpenAlert[], ev: Evaluation, now: numbe
       plan.fire.push(f);
       continue;
     }
-    const every = f.renotifyMs ?? defaultRenotifyMs;
-    const renotify = every > 0 && (a.lastNotified === null || now - a.lastNotified >= every);
-    plan.keep.push({ alert: a, finding: f, renotify });
+    plan.keep.push({ alert: a, finding: f });
   }
   for (const a of open) {
     if (!seen.has(a.fingerprint) && ev.judged.has(a.rule)) plan.resolve.push(a);

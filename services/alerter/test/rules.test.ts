@@ -17,14 +17,14 @@ function snap(writtenAt: number, stale: string[] = []): Snapshot {
   const node = (name: string) => ({ name, status: stale.includes(name) ? ("stale" as const) : ("up" as const), last_heartbeat: iso(writtenAt - 1000), heartbeat_interval_ms: 1000, agent_started_at: null, dropped_events: 0, host: null, services: {} });
   return { written_at: iso(writtenAt), observer_id: "o", world: { version: 1, last_seq: 1, events_applied: 1, event_time: iso(writtenAt), nodes: { a: node("a"), b: node("b") } } };
 }
-function driftReport(computedAt: number, drifts: { key: string; since?: number | null; severity?: "action" | "alert" | "report" }[]): DriftReport {
+function driftReport(computedAt: number, drifts: { key: string; since?: number | null; severity?: "action" | "alert" | "report"; kind?: "down" | "unknown" | "missing" }[]): DriftReport {
   return {
     computed_at: iso(computedAt),
     snapshot_written_at: null,
     world_seq: 1,
     supervisor_id: "s",
     skipped: null,
-    drifts: drifts.map((d) => ({ key: d.key, kind: "down", node: "a", service: d.key, severity: d.severity ?? "action", message: `${d.key} is down`, since: d.since === undefined ? null : d.since === null ? null : iso(d.since), proposes: "restart" })),
+    drifts: drifts.map((d) => ({ key: d.key, kind: d.kind ?? "down", node: "a", service: d.key, severity: d.severity ?? "action", message: `${d.key} is down`, since: d.since === undefined ? null : d.since === null ? null : iso(d.since), proposes: "restart" })),
   };
 }
 function action(id: string, state: Action["state"], updatedAt: number, over: Partial<Action> = {}): Action {
@@ -53,6 +53,9 @@ function inputs(over: Partial<RuleInputs> = {}): RuleInputs {
     actions: { ok: true, value: { pending: [], latestFinished: [] } },
     cost: { ok: false, reason: "no planner configured" },
     firstSeen: new Map(),
+    driftFirstSeen: new Map(),
+    graceMs: 60_000,
+    answered: { watched: new Set(["executor", "planner"]), lastOk: { executor: T0 - 1000, planner: T0 - 1000 }, lastError: {} },
     ...over,
   };
 }
@@ -72,8 +75,17 @@ describe("evaluate", () => {
     ["observer dead-man: snapshot too old", { lastGoodSnapshotAt: T0 - 31_000 }, ["deadman:observer"]],
     ["supervisor dead-man: drift report too old", { lastGoodDriftAt: T0 - 31_000 }, ["deadman:supervisor"]],
     ["dead-man before any snapshot counts from start", { lastGoodSnapshotAt: undefined, startedAt: T0 - 40_000, snapshot: { ok: false, reason: "none" } }, ["deadman:observer"]],
+    ["never reported, inside the grace: not news yet", { drift: { ok: true, value: driftReport(T0, [{ key: "unknown:a/web", kind: "unknown", since: null }]) }, driftFirstSeen: new Map([["unknown:a/web", T0 - 59_000]]) }, []],
+    ["never reported past the grace", { drift: { ok: true, value: driftReport(T0, [{ key: "unknown:a/web", kind: "unknown", since: null }]) }, driftFirstSeen: new Map([["unknown:a/web", T0 - 61_000]]) }, ["drift:unknown:a/web"]],
+    ["declared service not seen yet, inside the grace", { drift: { ok: true, value: driftReport(T0, [{ key: "missing:a/web", kind: "missing", since: null }]) }, driftFirstSeen: new Map([["missing:a/web", T0 - 1000]]) }, []],
+    ["inside the grace but already alerted (alerter restarted): stays", { drift: { ok: true, value: driftReport(T0, [{ key: "unknown:a/web", kind: "unknown", since: null }]) }, driftFirstSeen: new Map([["unknown:a/web", T0]]), firstSeen: new Map([["drift:unknown:a/web", T0 - 90_000]]) }, ["drift:unknown:a/web"]],
+    ["grace 0: at once", { drift: { ok: true, value: driftReport(T0, [{ key: "unknown:a/web", kind: "unknown", since: null }]) }, graceMs: 0 }, ["drift:unknown:a/web"]],
+    ["a down service has no grace", { drift: { ok: true, value: driftReport(T0, [{ key: "down:a/web", since: T0 - 10 }]) }, driftFirstSeen: new Map([["down:a/web", T0]]) }, ["drift:down:a/web"]],
+    ["executor not answering past the limit", { answered: { watched: new Set(["executor", "planner"]), lastOk: { executor: T0 - 31_000, planner: T0 - 1000 }, lastError: { executor: "ECONNREFUSED" } } }, ["deadman:executor"]],
+    ["planner never answered since start, past the limit", { startedAt: T0 - 40_000, answered: { watched: new Set(["executor", "planner"]), lastOk: { executor: T0 - 1000 }, lastError: {} } }, ["deadman:planner"]],
+    ["no planner in this stack: never judged", { startedAt: T0 - 40_000, answered: { watched: new Set(["executor"]), lastOk: { executor: T0 - 1000 }, lastError: {} } }, []],
     ["cost at 85%", { cost: { ok: true, value: cost(8.5, 10) } }, ["cost_cap:global:80"]],
-    ["cost at 100%", { cost: { ok: true, value: cost(10, 10) } }, ["cost_cap:global:100", "cost_cap:global:80"]],
+    ["cost at 100%", { cost: { ok: true, value: cost(10, 10) } }, ["cost_cap:global:100"]],
   ])("%s", (_n, over, want) => {
     expect(fps(inputs(over))).toEqual(want);
   });
@@ -98,25 +110,15 @@ describe("reconcile", () => {
   const open = (id: number, fp: string, rule: string, lastNotified: number | null) => ({ id, fingerprint: fp, rule, firstSeen: T0 - 60_000, lastNotified });
 
   it("fires new, keeps existing, resolves what cleared", () => {
-    const p = reconcile([open(1, "drift:a", "new_drift", T0 - 1000), open(2, "drift:b", "new_drift", T0 - 1000)], { findings: [f("drift:a"), f("drift:c")], judged: new Set(["new_drift"]) }, T0, 3_600_000);
+    const p = reconcile([open(1, "drift:a", "new_drift", T0 - 1000), open(2, "drift:b", "new_drift", T0 - 1000)], { findings: [f("drift:a"), f("drift:c")], judged: new Set(["new_drift"]) });
     expect(p.fire.map((x) => x.fingerprint)).toEqual(["drift:c"]);
-    expect(p.keep.map((x) => [x.alert.id, x.renotify])).toEqual([[1, false]]);
+    expect(p.keep.map((x) => x.alert.id)).toEqual([1]);
     expect(p.resolve.map((x) => x.id)).toEqual([2]);
   });
 
   it("does not resolve what it could not judge (unknown is not clear)", () => {
-    const p = reconcile([open(2, "drift:b", "new_drift", T0)], { findings: [], judged: new Set() }, T0, 3_600_000);
+    const p = reconcile([open(2, "drift:b", "new_drift", T0)], { findings: [], judged: new Set() });
     expect(p.resolve).toEqual([]);
-  });
-
-  it.each<[string, number | undefined, number, boolean]>([
-    ["default interval not reached", undefined, T0 - 1000, false],
-    ["default interval passed", undefined, T0 - 3_600_000, true],
-    ["rule interval passed", 60_000, T0 - 61_000, true],
-    ["never (0)", 0, T0 - 99_999_999, false],
-  ])("re-notify: %s", (_n, every, last, want) => {
-    const p = reconcile([open(1, "x", "new_drift", last)], { findings: [f("x", "new_drift", every)], judged: new Set(["new_drift"]) }, T0, 3_600_000);
-    expect(p.keep[0]?.renotify).toBe(want);
   });
 });
 

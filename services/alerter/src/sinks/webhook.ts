@@ -10,6 +10,7 @@ export function webhookBody(p: NotificationPayload): Record<string, unknown> {
     status: p.kind === "resolved" ? "resolved" : "firing",
     kind: p.kind,
     alert: { id: p.alert_id, fingerprint: p.fingerprint, rule: p.rule, severity: p.severity, title: p.title, message: p.message, labels: p.labels, first_seen: p.first_seen, ...(p.note ? { note: p.note } : {}) },
+    ...(p.group ? { group: p.group } : {}),
     ...(p.action ? { action: p.action } : {}),
     at: p.at,
   };
