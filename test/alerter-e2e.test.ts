@@ -17,12 +17,15 @@ beforeAll(async () => {
   ntfy = await startFakeNtfy();
   stack = await startStack({
     dbPrefix: "steward_alerter_e2e",
-    fleet: `version: 1\nnodes:\n  e1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        restart: never\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
+    // retries 3: a restarted node process can take more than one 300 ms check to listen on a busy machine, and the
+    // executor fails a restart as soon as the world shows it unhealthy.
+    fleet: `version: 1\nnodes:\n  e1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        restart: never\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 3\n`,
     observer: { SNAPSHOT_MAX_INTERVAL_MS: "1000" },
     supervisor: true,
     executor: { POLL_MS: "200" },
     agents: { e1: {} },
-    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-e2e", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100" },
+    // Short group timing: the path is what this test is about (grouping has its own tests).
+    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-e2e", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000" },
   });
 });
 

@@ -74,6 +74,8 @@ export function groupOf(m: Pick<GroupMember, "fingerprint" | "rule" | "labels">,
   if (m.rule === "node_stale") return { key: "nodes_stale", timing: t };
   if (m.rule.startsWith("deadman")) return { key: "control_plane", timing: t };
   if (m.rule === "cost_cap") return { key: "llm_spend", timing: t };
+  // A failed action is an incident of its own (the planner gets a task for it), not one more line about its node.
+  if (m.rule === "action_failed") return { key: m.fingerprint, timing: t };
   const node = m.labels["node"];
   return { key: node ? `node:${node}` : m.fingerprint, timing: t };
 }
@@ -151,14 +153,17 @@ function listTitles(xs: readonly { title: string }[]): string[] {
 }
 
 /** Pure: the headline of a group of several alerts, naming the count (one outage reads as one line). */
-export function groupTitle(key: string, members: readonly { rule: string; labels: Record<string, string> }[]): string {
+export function groupTitle(key: string, members: readonly { rule: string; title: string; labels: Record<string, string> }[]): string {
   const n = members.length;
   if (key === "nodes_stale") {
     const names = members.map((m) => m.labels["node"] ?? "?").sort();
     return `${n} nodes stale: ${names.slice(0, 5).join(", ")}${n > 5 ? ", …" : ""}`;
   }
   if (key === "control_plane") return `Dead man: ${members.map((m) => m.labels["component"] ?? "?").sort().join(", ")} not making progress`;
-  if (key.startsWith("node:")) return `${n} alerts on ${key.slice("node:".length)}`;
+  if (key.startsWith("node:")) {
+    const titles = members.map((m) => m.title).sort().slice(0, 3);
+    return `${n} alerts on ${key.slice("node:".length)}: ${titles.join("; ")}${n > 3 ? "; …" : ""}`;
+  }
   return `${n} alerts: ${key}`;
 }
 

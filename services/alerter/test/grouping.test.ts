@@ -25,6 +25,7 @@ describe("groupOf", () => {
     ["dead-man checks: the control plane", m("deadman:executor", "deadman:executor", { component: "executor" }), "control_plane", 5_000],
     ["an approval request: its own group, at once", m("action_pending:a1", "action_pending", { node: "n1", action_id: "a1" }), "approval:a1", 0],
     ["no node: its own group", m("cost_cap:global:80", "cost_cap", { scope: "global" }), "llm_spend", 5_000],
+    ["a failed action: an incident of its own", m("action_failed:n1/web/restart", "action_failed", { node: "n1", kind: "restart" }), "action_failed:n1/web/restart", 5_000],
   ])("%s", (_n, a, key, wait) => {
     const g = groupOf(a, timing);
     expect(g.key).toBe(key);
@@ -88,6 +89,8 @@ describe("planGroups", () => {
     const upd = noticePayload({ group: group("node:n1"), kind: "firing", members: [web], resolvedSince: told([api]) }, new Date(T0));
     expect(upd.title).toBe(web.title);
     expect(upd.message).toContain(`Resolved since the last notice: ${api.title}`);
+    const two = noticePayload({ group: group("node:n1"), kind: "firing", members: [web, api], resolvedSince: [] }, new Date(T0));
+    expect(two.title).toBe(`2 alerts on n1: ${api.title}; ${web.title}`);
     const resolved = noticePayload({ group: group("approval:a1"), kind: "resolved", members: told([pending]), resolvedSince: told([pending]) }, new Date(T0), new Map([["action_pending:a1", "restart n1/web was approved by op via cli"]]));
     expect(resolved).toMatchObject({ kind: "resolved", title: "Approve restart n1/web?", note: "restart n1/web was approved by op via cli" });
     expect(consoleLine(resolved)).toBe("steward alert: RESOLVED [warning] Approve restart n1/web? — restart n1/web was approved by op via cli");
