@@ -3,7 +3,7 @@
  * restarted (with how it died and the delay), the stack file names the new process, and the loop still works (a fleet
  * service killed → down → pending restart → approve → healthy). A service that keeps dying is given up on, loudly.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,6 +31,23 @@ const alive = (pid: number) => {
   }
 };
 
+/**
+ * Live processes of this stack's demo service `name`, from /proc: argv runs http-service.mjs with `--port` the port the
+ * demo fleet (in this stack's dir) gives it; other stacks on the machine run the same demo with other ports.
+ */
+async function demoProcesses(name: string): Promise<number[]> {
+  const fleet = await readFile(join(home, "stack", "fleet.yaml"), "utf8");
+  const port = new RegExp(`--port, "(\\d+)", --name, ${name}\\]`).exec(fleet)?.[1];
+  expect(port, `${name}'s port in the demo fleet`).toBeDefined();
+  const out: number[] = [];
+  for (const pid of (await readdir("/proc")).filter((p) => /^\d+$/.test(p))) {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0");
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    if (argv.some((a) => a.endsWith("http-service.mjs")) && argv[argv.indexOf("--port") + 1] === port && !/\) Z /.test(stat)) out.push(Number(pid));
+  }
+  return out;
+}
+
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), "steward-e2e-heal-"));
   // Two restarts within 10 minutes: the third death of the same service is given up on.
@@ -46,9 +63,11 @@ afterAll(async () => {
 async function killObserver(n: number): Promise<number> {
   const old = (await stackFile()).processes["observer"]!;
   expect(old).toBeGreaterThan(0);
+  const t0 = Date.now();
   process.kill(old, "SIGKILL");
   await waitFor(`restart ${n} announced`, () => up!.output().match(new RegExp(`warning: observer killed by SIGKILL; restarting it in [0-9.]+ s \\(restart ${n} of 2 within 600 s\\)`)), 15_000, 100);
   await waitFor(`observer restarted (${n})`, () => up!.output().match(/observer restarted \(pid (\d+)\)/g)?.length === n, 60_000, 200);
+  console.log(`kill -9 observer → "observer restarted" on up's terminal (restart ${n}): ${Date.now() - t0} ms`);
   const pid = await waitFor("the stack file names the new observer", async () => {
     const p = (await stackFile()).processes["observer"];
     return p !== old ? p : undefined;
@@ -82,6 +101,25 @@ describe("steward up restarts a service of its own that dies", () => {
     const after = svc("demo-a", "web");
     expect(after?.health).toBe("healthy");
     expect(after?.pid).not.toBe(before);
+  });
+
+  it("kill -9 a node-agent → restarted; its services run exactly once (fresh), healthy in the world", async () => {
+    const demoA = world()!.world.nodes["demo-a"]!;
+    const before = { web: demoA.services["web"]!.pid!, api: demoA.services["api"]!.pid! };
+    const agent = (await stackFile()).processes["node-agent-demo-a"]!;
+    const t0 = Date.now();
+    process.kill(agent, "SIGKILL");
+    await waitFor("agent restart announced", () => up!.output().match(/warning: node-agent-demo-a killed by SIGKILL; restarting it in/), 15_000, 100);
+    await waitFor("node-agent-demo-a restarted", () => up!.output().match(/node-agent-demo-a restarted \(pid \d+\)/), 60_000, 200);
+    const after = await waitFor("demo-a's services healthy under the new agent, fresh", () => {
+      const n = world()?.world.nodes["demo-a"];
+      const ok = n && n.agent_started_at !== demoA.agent_started_at && (["web", "api"] as const).every((s) => n.services[s]?.health === "healthy" && n.services[s]?.pid && n.services[s]?.pid !== before[s]);
+      return ok ? n : undefined;
+    }, 60_000, 300);
+    console.log(`kill -9 node-agent-demo-a → its services fresh and healthy in the world: ${Date.now() - t0} ms`);
+    // Exactly one process per service: the demo service's argv names it (`--name web`), counted in /proc.
+    for (const name of ["web", "api"] as const) expect(await demoProcesses(name), name).toEqual([after.services[name]!.pid]);
+    expect(alive(before.web) || alive(before.api)).toBe(false);
   });
 
   it("a service that keeps dying is given up on after --restart-attempts, loudly, and stays down", async () => {
