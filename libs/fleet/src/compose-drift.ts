@@ -1,6 +1,6 @@
 import type { Drift } from "@steward/contracts/drift";
 import type { FleetSpec } from "./fleet-spec.js";
-import type { ServiceState, WorldState } from "@steward/contracts/world-state";
+import type { NodeState, ServiceState } from "@steward/contracts/world-state";
 
 export interface ComposeDriftOptions {
   /** The snapshot is too old to trust: nothing is added (the services are already `unknown`). */
@@ -19,39 +19,39 @@ const BLOCKING = new Set<Drift["kind"]>(["missing", "down", "unknown"]);
  * - a running stack whose config hash (label on its containers) differs from the hash the agent computed from
  *   the spec and its deploy checkout is `config_drift`, which proposes `deploy`. A stack the agent cannot hash
  *   (unreadable compose file) gets no config drift: unknown is not drift.
+ * Applied to one node's drifts (`node` undefined: it never reported); the diff goes node by node.
  */
-export function applyComposeDrift(spec: FleetSpec, world: WorldState, drifts: readonly Drift[], opts: ComposeDriftOptions): Drift[] {
-  const isStack = (node: string, service: string) => spec.nodes[node]?.services[service]?.kind === "compose";
+export function applyNodeComposeDrift(spec: FleetSpec, nodeName: string, node: NodeState | undefined, drifts: readonly Drift[], opts: ComposeDriftOptions): Drift[] {
+  const services = spec.nodes[nodeName]?.services ?? {};
+  let stacks = false;
+  for (const name in services) if (services[name]?.kind === "compose") stacks = true;
+  if (!stacks) return [...drifts];
   const out = drifts.map((d): Drift => {
-    if (d.kind !== "missing" || !isStack(d.node, d.service)) return d;
-    const desired = world.nodes[d.node]?.services[d.service]?.desired_config_hash;
+    if (d.kind !== "missing" || services[d.service]?.kind !== "compose") return d;
+    const desired = node?.services[d.service]?.desired_config_hash;
     return { ...d, proposes: "deploy", message: `stack ${d.service} is declared on ${d.node} but was never deployed there`, ...(desired ? { target: desired } : {}) };
   });
-  if (opts.snapshotTooOld) return out;
-  const blocked = new Set(out.filter((d) => BLOCKING.has(d.kind)).map((d) => `${d.node}/${d.service}`));
-  for (const [nodeName, nodeSpec] of Object.entries(spec.nodes)) {
-    const node = world.nodes[nodeName];
-    if (!node || node.status !== "up") continue;
-    for (const [service, svcSpec] of Object.entries(nodeSpec.services)) {
-      if (svcSpec.kind !== "compose" || blocked.has(`${nodeName}/${service}`)) continue;
-      const svc: ServiceState | undefined = node.services[service];
-      if (!svc || svc.state !== "running" || !svc.desired_config_hash) continue;
-      if (svc.config_hash === svc.desired_config_hash) continue;
-      const running = svc.config_hash === undefined ? "containers not deployed by Steward (no config hash)" : `config ${short(svc.config_hash)}`;
-      const d: Drift = {
-        key: `config_drift:${nodeName}/${service}`,
-        kind: "config_drift",
-        node: nodeName,
-        service,
-        severity: "action",
-        message: `stack ${service} on ${nodeName} runs ${running}; the spec asks for ${short(svc.desired_config_hash)}`,
-        since: svc.since,
-        proposes: "deploy",
-        target: svc.desired_config_hash,
-      };
-      if (svc.traceparent) d.traceparent = svc.traceparent;
-      out.push(d);
-    }
+  if (opts.snapshotTooOld || !node || node.status !== "up") return out;
+  const blocked = new Set(out.filter((d) => BLOCKING.has(d.kind)).map((d) => d.service));
+  for (const [service, svcSpec] of Object.entries(services)) {
+    if (svcSpec.kind !== "compose" || blocked.has(service)) continue;
+    const svc: ServiceState | undefined = node.services[service];
+    if (!svc || svc.state !== "running" || !svc.desired_config_hash) continue;
+    if (svc.config_hash === svc.desired_config_hash) continue;
+    const running = svc.config_hash === undefined ? "containers not deployed by Steward (no config hash)" : `config ${short(svc.config_hash)}`;
+    const d: Drift = {
+      key: `config_drift:${nodeName}/${service}`,
+      kind: "config_drift",
+      node: nodeName,
+      service,
+      severity: "action",
+      message: `stack ${service} on ${nodeName} runs ${running}; the spec asks for ${short(svc.desired_config_hash)}`,
+      since: svc.since,
+      proposes: "deploy",
+      target: svc.desired_config_hash,
+    };
+    if (svc.traceparent) d.traceparent = svc.traceparent;
+    out.push(d);
   }
   return out;
 }

@@ -1,9 +1,9 @@
 import type { Drift, DriftKind } from "@steward/contracts/drift";
 import type { FleetSpec } from "./fleet-spec.js";
-import type { NodeState, ServiceState, Snapshot } from "@steward/contracts/world-state";
+import type { NodeState, ServiceState, Snapshot, WorldState } from "@steward/contracts/world-state";
 import { computeSecretDrift } from "./secret-drift.js";
-import { computeRepoDrift } from "./repo-drift.js";
-import { applyComposeDrift } from "./compose-drift.js";
+import { classifyRepo } from "./repo-drift.js";
+import { applyNodeComposeDrift } from "./compose-drift.js";
 
 export interface DiffOptions {
   /** A snapshot older than this means the observer stopped making progress: everything declared is unknown. */
@@ -92,72 +92,107 @@ function staleNode(nodeName: string, node: NodeState, service: string, svc: Serv
   });
 }
 
-/**
- * Pure diff of the declared fleet against the observed world.
- * Unknown is never missing: a stale node, a node that never reported, or a snapshot too old to trust
- * yields `unknown` (alert only), so unreadable or stale data can never propose an action.
- */
-export function computeDrift(spec: FleetSpec, snapshot: Snapshot, now: Date, opts: DiffOptions): Drift[] {
-  const out: Drift[] = [];
-  const ageMs = now.getTime() - Date.parse(snapshot.written_at);
-  // NaN (unparseable written_at) also counts as too old.
-  const tooOld = !(ageMs <= opts.snapshotMaxAgeMs);
-  const world = snapshot.world.nodes;
+/** How far the snapshot can be trusted as a whole: the one input besides a node's own state that its findings depend on. */
+export interface SnapshotAge {
+  /** Milliseconds since the observer wrote the snapshot (NaN when written_at does not parse). */
+  ageMs: number;
+  /** Older than the limit, or of unknown age: the observer is not making progress, everything declared is unknown. */
+  tooOld: boolean;
+  writtenAt: string;
+  maxAgeMs: number;
+}
 
-  for (const [nodeName, nodeSpec] of Object.entries(spec.nodes)) {
-    const node = world[nodeName];
-    for (const service of Object.keys(nodeSpec.services)) {
-      const svc = node?.services[service];
-      if (tooOld) {
-        out.push(
-          drift({
-            kind: "unknown",
-            node: nodeName,
-            service,
-            message: `snapshot is ${Number.isFinite(ageMs) ? `${Math.round(ageMs / 1000)} s` : "of unknown age"} old (limit ${Math.round(opts.snapshotMaxAgeMs / 1000)} s): the observer is not making progress`,
-            since: snapshot.written_at,
-            traceparent: svc?.traceparent,
-          }),
-        );
-      } else if (!node) {
-        out.push(drift({ kind: "unknown", node: nodeName, service, message: `node ${nodeName} never reported: is its agent deployed?`, since: null }));
-      } else if (node.status === "stale") {
-        out.push(staleNode(nodeName, node, service, svc));
-      } else if (!svc) {
-        out.push(drift({ kind: "missing", node: nodeName, service, message: `${service} is declared on ${nodeName} but not seen there`, since: null }));
-      } else {
-        const d = classify(nodeName, svc);
-        if (d) out.push(d);
-      }
+export function snapshotAge(writtenAt: string, now: Date, opts: DiffOptions): SnapshotAge {
+  const ageMs = now.getTime() - Date.parse(writtenAt);
+  // NaN (unparseable written_at) also counts as too old.
+  return { ageMs, tooOld: !(ageMs <= opts.snapshotMaxAgeMs), writtenAt, maxAgeMs: opts.snapshotMaxAgeMs };
+}
+
+const byKey = (a: Drift, b: Drift): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/**
+ * Pure: one node's findings (its declared services, unmanaged ones, its compose stacks, its deploy checkout), sorted
+ * by key. They depend only on the spec, this node's state and the snapshot's age, so a supervisor re-diffs a node only
+ * when one of those changed. `node` undefined: the node never reported.
+ */
+export function computeNodeDrift(spec: FleetSpec, nodeName: string, node: NodeState | undefined, age: SnapshotAge): Drift[] {
+  const out: Drift[] = [];
+  const declared = spec.nodes[nodeName]?.services ?? {};
+  for (const service of Object.keys(declared)) {
+    const svc = node?.services[service];
+    if (age.tooOld) {
+      out.push(
+        drift({
+          kind: "unknown",
+          node: nodeName,
+          service,
+          message: `snapshot is ${Number.isFinite(age.ageMs) ? `${Math.round(age.ageMs / 1000)} s` : "of unknown age"} old (limit ${Math.round(age.maxAgeMs / 1000)} s): the observer is not making progress`,
+          since: age.writtenAt,
+          traceparent: svc?.traceparent,
+        }),
+      );
+    } else if (!node) {
+      out.push(drift({ kind: "unknown", node: nodeName, service, message: `node ${nodeName} never reported: is its agent deployed?`, since: null }));
+    } else if (node.status === "stale") {
+      out.push(staleNode(nodeName, node, service, svc));
+    } else if (!svc) {
+      out.push(drift({ kind: "missing", node: nodeName, service, message: `${service} is declared on ${nodeName} but not seen there`, since: null }));
+    } else {
+      const d = classify(nodeName, svc);
+      if (d) out.push(d);
     }
   }
 
-  if (!tooOld) {
-    for (const [nodeName, node] of Object.entries(world)) {
-      const declared = spec.nodes[nodeName]?.services ?? {};
-      for (const svc of Object.values(node.services)) {
-        if (svc.name in declared || !RUNNING.has(svc.state)) continue;
-        out.push(
-          drift({
-            kind: "unmanaged",
-            node: nodeName,
-            service: svc.name,
-            message: `${svc.name} runs on ${nodeName} but is not declared in the fleet spec`,
-            since: svc.since,
-            traceparent: svc.traceparent,
-          }),
-        );
-      }
+  if (!age.tooOld && node) {
+    for (const svc of Object.values(node.services)) {
+      if (svc.name in declared || !RUNNING.has(svc.state)) continue;
+      out.push(
+        drift({
+          kind: "unmanaged",
+          node: nodeName,
+          service: svc.name,
+          message: `${svc.name} runs on ${nodeName} but is not declared in the fleet spec`,
+          since: svc.since,
+          traceparent: svc.traceparent,
+        }),
+      );
     }
   }
 
   // Compose stacks: never deployed proposes a deploy; a running config hash unlike the spec's is config_drift.
-  out.splice(0, out.length, ...applyComposeDrift(spec, snapshot.world, out, { snapshotTooOld: tooOld }));
+  const withStacks = applyNodeComposeDrift(spec, nodeName, node, out, { snapshotTooOld: age.tooOld });
+  if (!age.tooOld && node && node.status !== "stale" && node.repo && spec.nodes[nodeName]) {
+    const d = classifyRepo(nodeName, node.repo);
+    if (d) withStacks.push(d);
+  }
+  return withStacks.length > 1 ? withStacks.sort(byKey) : withStacks;
+}
 
-  out.push(...computeSecretDrift(spec, snapshot.world, { snapshotTooOld: tooOld }));
+/** Pure: findings that span nodes (a secret's stores on several nodes: node `*`); they depend on every node they name. */
+export function computeFleetDrift(spec: FleetSpec, world: WorldState, age: SnapshotAge): Drift[] {
+  return computeSecretDrift(spec, world, { snapshotTooOld: age.tooOld });
+}
 
-  out.push(...computeRepoDrift(spec, snapshot, now, opts));
-  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+/**
+ * Pure diff of the declared fleet against the observed world: every node's findings (declared or reporting) and the
+ * fleet-wide ones, sorted by key.
+ * Unknown is never missing: a stale node, a node that never reported, or a snapshot too old to trust
+ * yields `unknown` (alert only), so unreadable or stale data can never propose an action.
+ */
+export function computeDrift(spec: FleetSpec, snapshot: Snapshot, now: Date, opts: DiffOptions): Drift[] {
+  const age = snapshotAge(snapshot.written_at, now, opts);
+  const world = snapshot.world.nodes;
+  const out: Drift[] = [];
+  for (const nodeName of driftNodes(spec, snapshot.world)) out.push(...computeNodeDrift(spec, nodeName, world[nodeName], age));
+  out.push(...computeFleetDrift(spec, snapshot.world, age));
+  return out.sort(byKey);
+}
+
+/** Every node a diff looks at: declared in the spec or reporting in the world. */
+export function driftNodes(spec: FleetSpec, world: WorldState): Set<string> {
+  const names = new Set(Object.keys(spec.nodes));
+  for (const n in world.nodes) names.add(n);
+  return names;
 }
 
 /** Counts by kind, every kind present (for gauges and summaries). */

@@ -76,9 +76,21 @@ export class DriftWriteError extends Error {
   }
 }
 
+export interface DriftWriteResult {
+  nodesWritten: number;
+  nodesDeleted: number;
+}
+
 export interface DriftWriter {
   /** Writes the nodes whose findings changed since the last write (removing nodes with none), then the header. */
-  write(report: DriftReport): Promise<{ nodesWritten: number; nodesDeleted: number }>;
+  write(report: DriftReport): Promise<DriftWriteResult>;
+  /**
+   * Writes only the named nodes' findings, taken from `byNode` (a node absent there has none: its record is removed),
+   * then the header; a node whose findings are as this writer last wrote them is not written again. For a supervisor
+   * that diffed a few nodes: the cost follows the change, not the fleet. Until this writer made one whole write
+   * (which removes records a previous leader left), it writes `report` whole instead.
+   */
+  writeNodes(report: DriftReport, byNode: ReadonlyMap<string, readonly Drift[]>, nodes: Iterable<string>): Promise<DriftWriteResult>;
 }
 
 /**
@@ -89,52 +101,68 @@ export interface DriftWriter {
 export function createDriftWriter(kv: KV): DriftWriter {
   const written = new Map<string, string>();
   let primed = false;
+
+  /** Puts the given nodes' records (null: removed), then the header; what failed is written again next time. */
+  async function commit(report: DriftReport, next: ReadonlyMap<string, string | null>): Promise<DriftWriteResult> {
+    const records: { key: string; value: string | null }[] = [];
+    for (const [node, json] of next) {
+      if (json === null ? written.has(node) || !primed : written.get(node) !== json) records.push({ key: driftNodeKey(node), value: json });
+    }
+    const failures = await putAll(kv, records);
+    const failed = new Set(failures.map((f) => f.key));
+    let deleted = 0;
+    for (const [node, json] of next) {
+      // A put that failed is forgotten (so it differs next time); a removal that failed stays known (so it is retried).
+      if (failed.has(driftNodeKey(node))) {
+        if (json !== null) written.delete(node);
+      } else if (json === null) written.delete(node);
+      else written.set(node, json);
+    }
+    for (const r of records) if (r.value === null && !failed.has(r.key)) deleted++;
+    if (failures.length > 0) throw new DriftWriteError(failures);
+    const { drifts, ...rest } = report;
+    const header: DriftHeader = { ...rest, drift_count: drifts.length };
+    try {
+      await kv.put(DRIFT_HEADER_KEY, JSON.stringify(DriftHeader.parse(header)));
+    } catch (err) {
+      throw new DriftWriteError([{ key: DRIFT_HEADER_KEY, message: (err as Error).message }]);
+    }
+    primed = true;
+    return { nodesWritten: records.length - deleted, nodesDeleted: deleted };
+  }
+
+  const recordOf = (node: string, drifts: readonly Drift[]): string => JSON.stringify({ node, drifts: [...drifts].sort(byKey) } satisfies NodeDrifts);
+
+  async function write(report: DriftReport): Promise<DriftWriteResult> {
+    const byNode = new Map<string, Drift[]>();
+    for (const d of report.drifts) {
+      const list = byNode.get(d.node);
+      if (list) list.push(d);
+      else byNode.set(d.node, [d]);
+    }
+    const next = new Map<string, string | null>();
+    for (const [node, drifts] of byNode) next.set(node, recordOf(node, drifts));
+    for (const n of written.keys()) if (!next.has(n)) next.set(n, null);
+    if (!primed) {
+      for await (const k of await kv.keys(`${DRIFT_NODE_PREFIX}*`)) {
+        const n = driftNodeFromKey(k.slice(DRIFT_NODE_PREFIX.length));
+        if (!next.has(n)) next.set(n, null);
+      }
+      await kv.purge(LEGACY_DRIFT_KEY).catch(() => undefined);
+    }
+    return commit(report, next);
+  }
+
   return {
-    async write(report) {
-      const byNode = new Map<string, Drift[]>();
-      for (const d of report.drifts) {
-        const list = byNode.get(d.node);
-        if (list) list.push(d);
-        else byNode.set(d.node, [d]);
+    write,
+    async writeNodes(report, byNode, nodes) {
+      if (!primed) return write(report);
+      const next = new Map<string, string | null>();
+      for (const n of nodes) {
+        const drifts = byNode.get(n);
+        next.set(n, drifts && drifts.length > 0 ? recordOf(n, drifts) : null);
       }
-      const records: { key: string; value: string | null }[] = [];
-      const next = new Map<string, string>();
-      for (const [node, drifts] of byNode) {
-        const json = JSON.stringify({ node, drifts: [...drifts].sort(byKey) } satisfies NodeDrifts);
-        next.set(node, json);
-        if (written.get(node) !== json) records.push({ key: driftNodeKey(node), value: json });
-      }
-      const gone = new Set([...written.keys()].filter((n) => !next.has(n)));
-      if (!primed) {
-        const keys = await kv.keys(`${DRIFT_NODE_PREFIX}*`);
-        for await (const k of keys) {
-          const n = driftNodeFromKey(k.slice(DRIFT_NODE_PREFIX.length));
-          if (!next.has(n)) gone.add(n);
-        }
-        await kv.purge(LEGACY_DRIFT_KEY).catch(() => undefined);
-      }
-      for (const n of gone) records.push({ key: driftNodeKey(n), value: null });
-      const failures = await putAll(kv, records);
-      const failed = new Set(failures.map((f) => f.key));
-      for (const [node, json] of next) if (!failed.has(driftNodeKey(node))) written.set(node, json);
-      for (const n of gone) if (!failed.has(driftNodeKey(n))) written.delete(n);
-      if (failures.length > 0) {
-        // What failed is written again next time: forget it, so it counts as changed.
-        for (const f of failures) {
-          const n = driftNodeFromKey(f.key.slice(DRIFT_NODE_PREFIX.length));
-          if (!gone.has(n)) written.delete(n);
-        }
-        throw new DriftWriteError(failures);
-      }
-      const { drifts, ...rest } = report;
-      const header: DriftHeader = { ...rest, drift_count: drifts.length };
-      try {
-        await kv.put(DRIFT_HEADER_KEY, JSON.stringify(DriftHeader.parse(header)));
-      } catch (err) {
-        throw new DriftWriteError([{ key: DRIFT_HEADER_KEY, message: (err as Error).message }]);
-      }
-      primed = true;
-      return { nodesWritten: records.length - gone.size, nodesDeleted: gone.size };
+      return commit(report, next);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DRIFT_HEADER_KEY, LEGACY_WORLD_KEY, WORLD_HEADER_KEY, worldNodeKey } from "@steward/contracts/subjects";
+import { DRIFT_HEADER_KEY, LEGACY_WORLD_KEY, WORLD_HEADER_KEY, driftNodeKey, worldNodeKey } from "@steward/contracts/subjects";
 import type { Drift, DriftReport } from "@steward/contracts/drift";
 import { emptyWorld, type NodeState, type WorldState } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
@@ -203,6 +203,38 @@ describe("drift store", () => {
     const smaller = { ...big, drifts: big.drifts.filter((d) => d.node !== "n3") };
     expect(await writer.write(smaller)).toEqual({ nodesWritten: 0, nodesDeleted: 1 });
     expect(await readDrift(kv)).toEqual({ ok: true, value: smaller });
+  });
+
+  it("writeNodes writes only the named nodes (none: removed), then the header; a fresh writer writes whole first", async () => {
+    await createDriftWriter(kv).write(report(5, 2));
+    const writer = createDriftWriter(kv);
+    const r = report(3, 2);
+    const byNode = (rep: DriftReport) => {
+      const m = new Map<string, Drift[]>();
+      for (const d of rep.drifts) m.set(d.node, [...(m.get(d.node) ?? []), d]);
+      return m;
+    };
+    // Not yet primed: whole (removes n3 and n4 a previous leader left).
+    expect(await writer.writeNodes(r, byNode(r), [])).toEqual({ nodesWritten: 3, nodesDeleted: 2 });
+    expect(await readDrift(kv)).toEqual({ ok: true, value: r });
+    const revision = async (n: string) => {
+      const e = await kv.get(driftNodeKey(n));
+      return e?.operation === "PUT" ? e.revision : undefined;
+    };
+    const revs = async () => Promise.all(["n0", "n1", "n2"].map(revision));
+    const [r0, r1] = await revs();
+    const changed: DriftReport = { ...r, computed_at: "2026-12-01T00:00:09.000Z", drifts: [...r.drifts.filter((d) => d.node !== "n2"), { ...drift("n0", 5) }].sort((a, b) => (a.key < b.key ? -1 : 1)) };
+    // n0 gained a finding, n2 lost its findings; n1 is named but unchanged: not written again.
+    expect(await writer.writeNodes(changed, byNode(changed), ["n0", "n1", "n2"])).toEqual({ nodesWritten: 1, nodesDeleted: 1 });
+    const [a0, a1, a2] = await revs();
+    expect(a0).not.toBe(r0);
+    expect(a1).toBe(r1);
+    expect(a2).toBeUndefined();
+    expect(await readDrift(kv)).toEqual({ ok: true, value: changed });
+    // Nothing named: the header alone.
+    const skipped = { ...changed, skipped: { at: T, reason: "snapshot_missing: x" } };
+    expect(await writer.writeNodes(skipped, new Map(), [])).toEqual({ nodesWritten: 0, nodesDeleted: 0 });
+    expect(await readDrift(kv)).toEqual({ ok: true, value: skipped });
   });
 
   it("a watcher sees each report once its header is written; no report is drift_missing", async () => {

@@ -10,6 +10,7 @@ const Schema = z.object({
   SNAPSHOT_PATH: z.string().min(1).optional(),
   SUPERVISOR_ID: z.string().min(1).max(128).optional(),
   RECHECK_MS: durationMs(5000),
+  FULL_RECHECK_MS: durationMs(60_000),
   SNAPSHOT_MAX_AGE_MS: durationMs(30_000),
   ACTION_TTL_MS: durationMs(3_600_000),
   LEADER_RETRY_MS: durationMs(1000),
@@ -37,7 +38,10 @@ export interface SupervisorConfig {
   fleetSpecPath: string;
   snapshotPath: string | undefined;
   supervisorId: string;
+  /** A cycle without world changes (snapshot age, actions); cycles otherwise follow the world store's changes. */
   recheckMs: number;
+  /** Every node is diffed again this often, not only the changed ones. */
+  fullRecheckMs: number;
   snapshotMaxAgeMs: number;
   actionTtlMs: number;
   leaderRetryMs: number;
@@ -58,6 +62,7 @@ export function loadSupervisorConfig(env: Record<string, string | undefined>): S
     snapshotPath: e.SNAPSHOT_PATH,
     supervisorId: e.SUPERVISOR_ID ?? `supervisor-${hostname()}-${process.pid}`,
     recheckMs: e.RECHECK_MS,
+    fullRecheckMs: e.FULL_RECHECK_MS,
     snapshotMaxAgeMs: e.SNAPSHOT_MAX_AGE_MS,
     actionTtlMs: e.ACTION_TTL_MS,
     leaderRetryMs: e.LEADER_RETRY_MS,

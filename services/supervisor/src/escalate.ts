@@ -47,7 +47,8 @@ export class DriftHistory {
   private readonly episodes = new Map<string, Map<string, number>>();
   private readonly starts = new Map<string, { at: number; starts: number }[]>();
 
-  record(drifts: readonly Drift[], snapshot: Snapshot, now: Date, windowMs: number): void {
+  /** `nodes`: the nodes whose state changed (start counters are read only there); undefined: every node. */
+  record(drifts: readonly Drift[], snapshot: Snapshot, now: Date, windowMs: number, nodes?: Iterable<string>): void {
     const t = now.getTime();
     for (const d of drifts) {
       if (d.kind !== "down" && d.kind !== "unhealthy") continue;
@@ -57,12 +58,16 @@ export class DriftHistory {
       if (!m.has(since)) m.set(since, Date.parse(since) || t);
       this.episodes.set(k, m);
     }
-    for (const [node, n] of Object.entries(snapshot.world.nodes)) {
+    const touched: string[] = [];
+    for (const node of nodes ?? Object.keys(snapshot.world.nodes)) {
+      const n = snapshot.world.nodes[node];
+      if (!n) continue;
       for (const s of Object.values(n.services)) {
         const k = `${node}/${s.name}`;
         const arr = this.starts.get(k) ?? [];
         if (arr.at(-1)?.starts !== s.starts) arr.push({ at: t, starts: s.starts });
         this.starts.set(k, arr);
+        touched.push(k);
       }
     }
     // Forget what left the window, so memory stays bounded.
@@ -70,10 +75,12 @@ export class DriftHistory {
       for (const [since, at] of m) if (at < t - windowMs) m.delete(since);
       if (m.size === 0) this.episodes.delete(k);
     }
-    for (const [k, arr] of this.starts) {
+    // Start counters only move on nodes that changed: an incremental cycle trims those.
+    for (const k of nodes ? touched : this.starts.keys()) {
+      const arr = this.starts.get(k);
+      if (!arr) continue;
       while (arr.length > 1 && (arr[1]?.at ?? t) < t - windowMs) arr.shift();
       if (arr.length > 50) arr.splice(0, arr.length - 50);
-      this.starts.set(k, arr);
     }
   }
 
@@ -153,7 +160,7 @@ export interface EscalatorOptions extends EscalationSettings {
 
 export interface Escalator {
   /** Records this cycle's drift and sends new escalations to the planner. Never throws. */
-  observe(input: { actions: Pick<ActionsRepository, "listFinished">; drifts: readonly Drift[]; snapshot: Snapshot; now: Date }): Promise<Escalation[]>;
+  observe(input: { actions: Pick<ActionsRepository, "listFinished">; drifts: readonly Drift[]; snapshot: Snapshot; now: Date; nodes?: Iterable<string> | undefined }): Promise<Escalation[]>;
 }
 
 export const taskIdFor = (key: string): string => `sup-${createHash("sha256").update(key).digest("hex").slice(0, 24)}`;
@@ -196,9 +203,9 @@ export function createEscalator(o: EscalatorOptions): Escalator {
   }
 
   return {
-    async observe({ actions, drifts, snapshot, now }) {
+    async observe({ actions, drifts, snapshot, now, nodes }) {
       try {
-        history.record(drifts, snapshot, now, o.windowMs);
+        history.record(drifts, snapshot, now, o.windowMs, nodes);
         const candidates = drifts.some((d) => d.kind === "down" || d.kind === "unhealthy");
         if (!candidates) return [];
         const succeeded = await actions.listFinished({ since: new Date(now.getTime() - o.windowMs), kinds: RECOVERY_ACTION_KINDS, states: ["succeeded"] });

@@ -1,5 +1,5 @@
 export { createSupervisor, type CycleResult, type Supervisor, type SupervisorDeps, type SupervisorSettings } from "./supervisor.js";
-export { reconcile, groupDeploys, planProposals, holdFailedRevisions, clearedActions, type Reconciled, type Proposal, type ActionsView } from "./reconcile.js";
+export { reconcile, FLEET_FINDINGS, groupDeploys, planProposals, holdFailedRevisions, clearedActions, type Reconciled, type ReconcileInput, type DriftState, type Proposal, type ActionsView } from "./reconcile.js";
 export { applyProposals, applyExpiries } from "./apply.js";
 export { SUPERVISOR_LOCK_KEY } from "./leader.js";
 export { loadSupervisorConfig, type SupervisorConfig } from "./config.js";

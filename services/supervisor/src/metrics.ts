@@ -10,6 +10,7 @@ export interface SupervisorMetrics {
   isLeader: Gauge;
   lastCycle: Gauge;
   diffSeconds: Histogram;
+  nodesDiffed: Counter<"cycle">;
   cycleSeconds: Histogram;
   specParses: Counter<"result">;
   reportWriteFailures: Counter;
@@ -26,6 +27,7 @@ export function createSupervisorMetrics(registry: Registry): SupervisorMetrics {
     isLeader: new Gauge({ name: "steward_supervisor_is_leader", help: "1 while this supervisor holds the leader lock", registers }),
     lastCycle: new Gauge({ name: "steward_supervisor_last_good_cycle_timestamp_seconds", help: "Unix time of the last completed (not skipped) cycle, for dead-man alerts", registers }),
     diffSeconds: new Histogram({ name: "steward_supervisor_diff_seconds", help: "Time to compute drift", buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers }),
+    nodesDiffed: new Counter({ name: "steward_supervisor_nodes_diffed_total", help: "Nodes diffed, by cycle: full (every node) or changes (only the nodes the world store reported changed)", labelNames: ["cycle"], registers }),
     cycleSeconds: new Histogram({
       name: "steward_supervisor_cycle_seconds",
       help: "A whole evaluated cycle: spec (read, parsed only when changed), world, actions queries, diff, proposals, report write",

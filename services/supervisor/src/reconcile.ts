@@ -1,8 +1,9 @@
 import { DRIFT_ACTION_KINDS, type Action, type ActionKind } from "@steward/contracts/action";
-import type { Drift, Hold } from "@steward/contracts/drift";
+import { Drift as DriftSchema, type Drift, type Hold } from "@steward/contracts/drift";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Snapshot } from "@steward/contracts/world-state";
-import { computeDrift } from "@steward/fleet/diff";
+import { computeFleetDrift, computeNodeDrift, driftNodes, snapshotAge } from "@steward/fleet/diff";
+import { FLEET_WIDE } from "@steward/fleet/secret-drift";
 import { applyHolds, type HoldEnd } from "./holds.js";
 
 /** A drift that proposes an action, with what the action needs beyond (node, service). */
@@ -37,26 +38,107 @@ export interface ReconcileOptions {
   snapshotMaxAgeMs: number;
 }
 
+/**
+ * What one cycle carries to the next: each node's findings before holds (fleet-wide ones under `*`), the spec and
+ * snapshot age they were computed with, and the report as written per node. A node's findings depend only on the
+ * spec, its own state and whether the snapshot is too old (`computeNodeDrift`), so the next cycle diffs again only
+ * the nodes that changed, unless the spec or the age verdict did.
+ */
+export interface DriftState {
+  spec: FleetSpec;
+  tooOld: boolean;
+  found: ReadonlyMap<string, readonly Drift[]>;
+  report: ReadonlyMap<string, readonly Drift[]>;
+}
+
+/** Everything a cycle decides on. An object, so a new input (e.g. operator holds) is one more field. */
+export interface ReconcileInput {
+  spec: FleetSpec;
+  world: Snapshot;
+  actions: ActionsView;
+  now: Date;
+  opts: ReconcileOptions;
+  /** The previous cycle's state and the nodes whose state changed since; absent: every node is diffed. */
+  since?: { state: DriftState; changed: ReadonlySet<string> } | undefined;
+}
+
 export interface Reconciled {
-  /** The drift report's findings (after holding back failed revisions). */
+  /** The drift report's findings (after holding back failed revisions), node by node in name order. */
   report: Drift[];
   propose: Proposal[];
   extend: RolloutExtension[];
   expire: Expiry[];
   /** Holds whose drift changed or cleared, or whose time ran out. */
   endHolds: HoldEnd[];
+  /** For the next cycle. */
+  state: DriftState;
+  /** Nodes whose report findings differ from the previous cycle's (`*`: the fleet-wide ones): what to write. */
+  changed: string[];
+  /** How many nodes were diffed: every node on a full cycle, the changed ones otherwise. */
+  diffed: number;
+  full: boolean;
 }
+
+/** The key of fleet-wide findings in `DriftState` (a secret's stores span nodes). */
+export const FLEET_FINDINGS = FLEET_WIDE;
 
 /**
  * One supervisor cycle's decisions, from the desired spec, the observed world and the actions already there. Pure:
  * the apply step writes the result through the actions repository, whose unique open-action index still arbitrates
- * races with other writers.
+ * races with other writers. Given the previous cycle's state, only the nodes that changed are diffed again; the
+ * decisions (holds, proposals, expiries) are always made over the whole report, since the actions change too.
  */
-export function reconcile(spec: FleetSpec, world: Snapshot, actions: ActionsView, now: Date, opts: ReconcileOptions): Reconciled {
-  const drifts = holdFailedRevisions(computeDrift(spec, world, now, { snapshotMaxAgeMs: opts.snapshotMaxAgeMs }), actions.failedDeploys);
-  const { report, end } = applyHolds(drifts, actions.holds ?? [], now);
-  return { report, ...planProposals(report, actions.open), expire: clearedActions(report, actions.open), endHolds: end };
+export function reconcile(input: ReconcileInput): Reconciled {
+  const { spec, world, actions, now, opts, since } = input;
+  const age = snapshotAge(world.written_at, now, opts);
+  const prev = since?.state;
+  const full = !prev || prev.spec !== spec || prev.tooOld !== age.tooOld;
+  const found = new Map(full ? [] : prev.found);
+  const names = full ? driftNodes(spec, world.world) : (since?.changed ?? new Set<string>());
+  for (const name of names) {
+    const findings = computeNodeDrift(spec, name, world.world.nodes[name], age);
+    if (findings.length > 0) found.set(name, findings);
+    else found.delete(name);
+  }
+  const fleet = computeFleetDrift(spec, world.world, age);
+  if (fleet.length > 0) found.set(FLEET_FINDINGS, fleet);
+  else found.delete(FLEET_FINDINGS);
+
+  // Holds look at the whole report (a hold ends when its drift cleared anywhere it covered), node by node in name order.
+  const order = [...found.keys()].sort();
+  const unheld: Drift[] = [];
+  for (const name of order) for (const d of holdFailedRevisions(found.get(name) ?? [], actions.failedDeploys)) unheld.push(d);
+  const { report: merged, end } = applyHolds(unheld, actions.holds ?? [], now);
+
+  const report = new Map<string, readonly Drift[]>();
+  let at = 0;
+  for (const name of order) {
+    const count = found.get(name)?.length ?? 0;
+    const mine = merged.slice(at, at + count);
+    at += count;
+    const before = prev?.report.get(name);
+    // A node whose findings read the same keeps last cycle's array: only nodes whose findings changed are written.
+    report.set(name, before && sameFindings(before, mine) ? before : mine);
+  }
+  const changed = order.filter((n) => report.get(n) !== prev?.report.get(n));
+  for (const n of prev?.report.keys() ?? []) if (!report.has(n)) changed.push(n);
+  return {
+    report: merged,
+    ...planProposals(merged, actions.open),
+    expire: clearedActions(merged, actions.open),
+    endHolds: end,
+    state: { spec, tooOld: age.tooOld, found, report },
+    changed,
+    diffed: names.size,
+    full,
+  };
 }
+
+/** A finding's fields are strings (or null), but for `held`, a flat object of them. */
+const FIELDS = Object.keys(DriftSchema.shape) as (keyof Drift)[];
+const sameHeld = (a: Drift["held"], b: Drift["held"]): boolean => a === b || (!!a && !!b && (Object.keys(a) as (keyof NonNullable<Drift["held"]>)[]).every((k) => a[k] === b[k]) && Object.keys(a).length === Object.keys(b).length);
+const sameDrift = (a: Drift, b: Drift): boolean => a === b || FIELDS.every((f) => (f === "held" ? sameHeld(a.held, b.held) : a[f] === b[f]));
+const sameFindings = (a: readonly Drift[], b: readonly Drift[]): boolean => a.length === b.length && a.every((d, i) => sameDrift(d, b[i] as Drift));
 
 const openKey = (node: string, service: string, kind: string): string => `${node}/${service}/${kind}`;
 

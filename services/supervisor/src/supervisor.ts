@@ -19,14 +19,15 @@ import { createSpecCache } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
 import { createActionsRepository } from "@steward/actions/repository";
 import { applyExpiries, applyHoldEnds, applyProposals } from "./apply.js";
-import { reconcile } from "./reconcile.js";
+import { reconcile, type DriftState, type ReconcileInput, type Reconciled } from "./reconcile.js";
 
 export type CycleResult =
-  | { status: "ok"; drifts: Drift[]; proposed: Action[]; expired: string[] }
+  | { status: "ok"; drifts: Drift[]; proposed: Action[]; expired: string[]; full: boolean; diffed: number }
   | { status: "skipped"; reason: SkipReason; detail: string }
   | { status: "standby" };
 
-export type SupervisorSettings = Pick<SupervisorConfig, "fleetSpecPath" | "snapshotPath" | "supervisorId" | "recheckMs" | "snapshotMaxAgeMs" | "actionTtlMs" | "leaderRetryMs">;
+export type SupervisorSettings = Pick<SupervisorConfig, "fleetSpecPath" | "snapshotPath" | "supervisorId" | "recheckMs" | "snapshotMaxAgeMs" | "actionTtlMs" | "leaderRetryMs"> &
+  Partial<Pick<SupervisorConfig, "fullRecheckMs">>;
 
 export interface SupervisorDeps {
   config: SupervisorSettings;
@@ -50,6 +51,9 @@ export interface Supervisor {
 }
 
 const SKIP_WARN_EVERY_MS = 60_000;
+
+/** Every node is diffed again this often even without changes (FULL_RECHECK_MS). */
+const DEFAULT_FULL_RECHECK_MS = 60_000;
 
 /** How long start-up waits for the world store's first load before its first cycle (which then skips, not guesses). */
 const WORLD_LOAD_WAIT_MS = 10_000;
@@ -77,12 +81,20 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   let lastSkipWarn: { reason: string; at: number } | undefined;
   const specs = createSpecCache();
+  /** What the last good cycle computed, for the next one to diff only what changed. */
+  let state: DriftState | undefined;
+  /** Nodes the world store reported changed since the last cycle started. */
+  let dirty = new Set<string>();
+  /** The next cycle diffs every node: at start, on becoming leader, on the slow timer, after a skip or a failure. */
+  let wantFull = true;
 
   const leader = new LeaderLock(sql, log, (isLeader) => {
     m.isLeader.set(isLeader ? 1 : 0);
     if (isLeader) {
-      // Another leader may have written the report meanwhile: start from what KV holds, not from our last write.
+      // Another leader may have written the report meanwhile: start from what KV holds, not from our last write,
+      // and diff every node again.
       driftWriter = undefined;
+      wantFull = true;
       log.info("became leader");
       trigger("leader");
     } else if (stopped) {
@@ -94,6 +106,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
 
   function trigger(why: string): void {
     if (stopped) return;
+    if (why === "full") wantFull = true;
     runCycle().catch((err: unknown) => log.error({ err: (err as Error).message, trigger: why }, "supervisor cycle failed"));
   }
 
@@ -126,6 +139,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     }
     const now = clock();
     const started = performance.now();
+    // Taken before the world is read: a change that lands meanwhile is in the next cycle's set (and triggers it).
+    const changed = dirty;
+    dirty = new Set();
+    const full = wantFull || !state || config.snapshotPath !== undefined;
+    wantFull = false;
     const spec = await specs.load(config.fleetSpecPath);
     if (spec.parsed) m.specParses.inc({ result: spec.ok ? "ok" : "invalid" });
     if (!spec.ok) return skip(spec, now);
@@ -136,21 +154,23 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       : (worldCache?.read() ?? { ok: false, reason: "snapshot_missing", detail: "world store not watched yet" });
     if (!snapshot.ok) return skip(snapshot, now);
     try {
-      return await evaluate(spec.value, snapshot.value, now, kv);
+      // A snapshot file is read whole every time: nothing says which nodes changed in it.
+      return await evaluate(spec.value, snapshot.value, now, kv, full || !state ? undefined : { state, changed });
     } finally {
       m.cycleSeconds.observe((performance.now() - started) / 1000);
     }
   }
 
-  async function evaluate(spec: FleetSpec, snapshot: Snapshot, now: Date, bucket: KV): Promise<CycleResult> {
+  async function evaluate(spec: FleetSpec, snapshot: Snapshot, now: Date, bucket: KV, since: ReconcileInput["since"]): Promise<CycleResult> {
     const view = {
       open: await actions.listOpen(),
       failedDeploys: await actions.listFinished({ since: new Date(now.getTime() - FAILED_REVISION_HOLD_MS), kinds: ["deploy"], states: FAILED_ACTION_STATES }),
       holds: await actions.listHolds(),
     };
     const t0 = performance.now();
-    const decided = reconcile(spec, snapshot, view, now, { snapshotMaxAgeMs: config.snapshotMaxAgeMs });
+    const decided = reconcile({ spec, world: snapshot, actions: view, now, opts: { snapshotMaxAgeMs: config.snapshotMaxAgeMs }, since });
     m.diffSeconds.observe((performance.now() - t0) / 1000);
+    m.nodesDiffed.inc({ cycle: decided.full ? "full" : "changes" }, decided.diffed);
     const drifts = decided.report;
     const report: DriftReport = {
       computed_at: now.toISOString(),
@@ -163,10 +183,11 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     lastGood = report;
     const counts = countByKind(drifts);
     for (const kind of DriftKind.options) m.drift.set({ kind }, counts[kind]);
+    let applied = false;
     try {
       const opts = { supervisorId: config.supervisorId, now, ttlMs: config.actionTtlMs };
       const { proposed } = await applyProposals(actions, decided, opts);
-      if (deps.escalator) await deps.escalator.observe({ actions, drifts, snapshot, now });
+      if (deps.escalator) await deps.escalator.observe({ actions, drifts, snapshot, now, nodes: decided.full ? undefined : since?.changed });
       const expired = await applyExpiries(actions, decided, opts);
       const ended = await applyHoldEnds(actions, decided, opts);
       if (ended.length > 0) log.info({ holds: ended }, "ended holds whose drift changed or cleared, or whose time ran out");
@@ -181,18 +202,24 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       m.cycles.inc({ result: "ok" });
       lastSkipWarn = undefined;
       m.lastCycle.set(now.getTime() / 1000);
-      log.debug({ drift: counts, proposed: proposed.length }, "cycle done");
-      return { status: "ok", drifts, proposed, expired };
+      log.debug({ drift: counts, proposed: proposed.length, full: decided.full, diffed: decided.diffed, changed: decided.changed.length }, "cycle done");
+      applied = true;
+      return { status: "ok", drifts, proposed, expired, full: decided.full, diffed: decided.diffed };
     } catch (err) {
       m.cycles.inc({ result: "error" });
       throw err;
     } finally {
-      await writeReport(bucket, report);
+      const reported = await writeReport(bucket, report, decided);
+      state = decided.state;
+      // After a failure to apply or to write, the next cycle diffs (and writes) every node again.
+      if (!applied || !reported) wantFull = true;
     }
   }
 
   async function skip(res: Extract<Loaded<unknown>, { ok: false }>, now: Date): Promise<CycleResult> {
     m.cycles.inc({ result: "skipped" });
+    // The nodes that changed meanwhile were not diffed: the next good cycle diffs every node.
+    wantFull = true;
     m.skipped.inc({ reason: res.reason });
     // Warn when the reason changes and then once a minute, so a long outage does not flood the log.
     const wall = Date.now();
@@ -220,14 +247,21 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return r.ok ? { ...r.value, skipped: null } : undefined;
   }
 
-  async function writeReport(bucket: KV, report: DriftReport): Promise<void> {
+  /**
+   * Writes the report: after a cycle, only the nodes whose findings changed (`decided`); after a skip, only the
+   * header. The writer writes it whole when it has not yet (a new leader). False when it could not be written.
+   */
+  async function writeReport(bucket: KV, report: DriftReport, decided?: Pick<Reconciled, "state" | "changed">): Promise<boolean> {
     try {
       driftWriter ??= createDriftWriter(bucket);
-      await driftWriter.write(report);
+      if (decided) await driftWriter.writeNodes(report, decided.state.report, decided.changed);
+      else await driftWriter.writeNodes(report, new Map(), []);
       lastWritten = report;
+      return true;
     } catch (err) {
       m.reportWriteFailures.inc();
       log.error({ err: (err as Error).message }, "could not write the drift report");
+      return false;
     }
   }
 
@@ -239,14 +273,20 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     if (!config.snapshotPath) {
       // One cycle per observer write (its header), not per node record: the cycle coalesces anyway.
       worldCache = watchWorld(kv, {
-        onChange: () => trigger("world"),
+        onChange: (c) => {
+          for (const n of c.changed) dirty.add(n);
+          for (const n of c.removed) dirty.add(n);
+          trigger("world");
+        },
         onError: (err) => log.warn({ err: err.message }, "world store watch failed; re-reading"),
       });
       const loaded = await Promise.race([worldCache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), WORLD_LOAD_WAIT_MS).unref())]);
       if (!loaded) log.warn({ waited_ms: WORLD_LOAD_WAIT_MS }, "world store not loaded yet; cycles skip until it is");
     }
     timers = [
+      // A cycle without world changes still notices a snapshot growing too old and actions that changed.
       setInterval(() => trigger("timer"), config.recheckMs),
+      setInterval(() => trigger("full"), config.fullRecheckMs ?? DEFAULT_FULL_RECHECK_MS),
       setInterval(() => {
         if (!stopped) void leader.check();
       }, config.leaderRetryMs),

@@ -69,7 +69,7 @@ describe("reconcile with operators' holds: a rejected proposal is not proposed a
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const r = reconcile(spec({ n1: ["api"] }), snapshot(c.world, NOW.toISOString()), { open: [], failedDeploys: [], holds: c.holds }, NOW, OPTS);
+      const r = reconcile({ spec: spec({ n1: ["api"] }), world: snapshot(c.world, NOW.toISOString()), actions: { open: [], failedDeploys: [], holds: c.holds }, now: NOW, opts: OPTS });
       expect(r.report.filter((d) => d.held).map((d) => d.key)).toEqual(c.held);
       expect(r.propose.map((p) => `${p.proposes} ${p.node}/${p.service}`)).toEqual(c.propose);
       expect(r.endHolds.map((e) => e.detail)).toEqual(c.end);
@@ -79,12 +79,12 @@ describe("reconcile with operators' holds: a rejected proposal is not proposed a
 
   it("a held drift says by whom, why, through which channel and until when", () => {
     const h = hold({ until: "2025-01-01T02:00:00.000Z" });
-    const r = reconcile(spec({ n1: ["api"] }), snapshot([node("n1", [down])], NOW.toISOString()), { open: [], failedDeploys: [], holds: [h] }, NOW, OPTS);
+    const r = reconcile({ spec: spec({ n1: ["api"] }), world: snapshot([node("n1", [down])], NOW.toISOString()), actions: { open: [], failedDeploys: [], holds: [h] }, now: NOW, opts: OPTS });
     expect(r.report[0]?.held).toEqual({ action_id: h.action_id, held_by: "alice", channel: "cli", reason: "investigating first", created_at: h.created_at, until: h.until });
   });
 
   it("an old snapshot (everything unknown) keeps every hold", () => {
-    const r = reconcile(spec({ n1: ["api"] }), snapshot([node("n1", [svc("api")])], "2024-12-31T00:00:00.000Z"), { open: [], failedDeploys: [], holds: [hold()] }, NOW, OPTS);
+    const r = reconcile({ spec: spec({ n1: ["api"] }), world: snapshot([node("n1", [svc("api")])], "2024-12-31T00:00:00.000Z"), actions: { open: [], failedDeploys: [], holds: [hold()] }, now: NOW, opts: OPTS });
     expect(r.endHolds).toEqual([]);
   });
 });

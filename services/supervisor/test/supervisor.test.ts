@@ -5,6 +5,8 @@ import { clearActions, overwriteAction, seedAction, actionsOf, auditOf, only } f
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { DriftReport } from "@steward/contracts/drift";
 import { clearWorldStore, putWorldSnapshot } from "@steward/world/testing";
+import { createWorldWriter } from "@steward/world/world-store";
+import { driftNodeKey } from "@steward/contracts/subjects";
 import { readDrift } from "@steward/world/drift-store";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
@@ -80,7 +82,7 @@ interface Made {
   id: string;
 }
 
-async function make(opts: { nodes?: Record<string, string[]>; specPath?: string; snapshotPath?: string; recheckMs?: number; leaderRetryMs?: number; maxAgeMs?: number; ownSql?: boolean; id?: string } = {}): Promise<Made> {
+async function make(opts: { nodes?: Record<string, string[]>; specPath?: string; snapshotPath?: string; recheckMs?: number; fullRecheckMs?: number; leaderRetryMs?: number; maxAgeMs?: number; ownSql?: boolean; id?: string } = {}): Promise<Made> {
   seq += 1;
   const specPath = opts.specPath ?? join(dir, `fleet-${seq}.yaml`);
   if (opts.nodes) await writeFile(specPath, specYaml(opts.nodes));
@@ -97,6 +99,7 @@ async function make(opts: { nodes?: Record<string, string[]>; specPath?: string;
       snapshotPath: opts.snapshotPath,
       supervisorId: id,
       recheckMs: opts.recheckMs ?? 60_000,
+      fullRecheckMs: opts.fullRecheckMs ?? 600_000,
       snapshotMaxAgeMs: opts.maxAgeMs ?? 30_000,
       actionTtlMs: 3_600_000,
       leaderRetryMs: opts.leaderRetryMs ?? 200,
@@ -385,6 +388,45 @@ describe("triggers", () => {
     const elapsed = Date.now() - t0;
     expect(elapsed).toBeLessThan(10_000);
     expect((await actions())[0]?.kind).toBe("restart");
+  });
+
+  it("a change on one node diffs and writes only that node; the full re-check diffs every node and rewrites none", async () => {
+    const names = Array.from({ length: 40 }, (_, i) => `n${String(i).padStart(2, "0")}`);
+    const world = snapshot(names.map((n, i) => node(n, [svc("api", i % 10 === 0 ? { state: "exited", starts: 1 } : {})])), new Date().toISOString());
+    // One writer, as the observer: a later write sends only the node records that changed.
+    const writer = createWorldWriter({ kv, observerId: "observer-test" });
+    await writer.write(world.world, world.written_at);
+    const { sup, registry } = await make({ nodes: Object.fromEntries(names.map((n) => [n, ["api"]])), fullRecheckMs: 600_000 });
+    await sup.start();
+    await waitFor("first report", async () => (await readReport())?.drifts.length === 4);
+    expect(await metric(registry, "steward_supervisor_nodes_diffed_total", 'cycle="full"')).toBe(40);
+    const revisions = async () => Object.fromEntries(await Promise.all(names.map(async (n) => [n, (await kv.get(driftNodeKey(n)))?.revision ?? 0] as const)));
+    const before = await revisions();
+
+    world.world.nodes["n07"] = node("n07", [svc("api", { state: "failed", starts: 1 })]);
+    world.world.last_seq += 1;
+    await writer.write(world.world, new Date().toISOString());
+    const report = await waitFor("n07 down in the report", async () => {
+      const r = await readReport();
+      return r?.drifts.some((d) => d.key === "down:n07/api") ? r : undefined;
+    });
+    expect(report.drifts.map((d) => d.key)).toEqual(["down:n00/api", "down:n07/api", "down:n10/api", "down:n20/api", "down:n30/api"]);
+    expect(await metric(registry, "steward_supervisor_nodes_diffed_total", 'cycle="changes"')).toBe(1);
+    const after = await revisions();
+    expect(names.filter((n) => after[n] !== before[n])).toEqual(["n07"]);
+    expect(await metric(registry, "steward_supervisor_nodes_diffed_total", 'cycle="full"')).toBe(40);
+  });
+
+  it("the slow full re-check diffs every node without a change, and an unchanged report rewrites no node record", async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `n${i}`);
+    await putSnapshot(fresh(snapshot(names.map((n) => node(n, [svc("api", { state: "exited", starts: 1 })])))));
+    const { sup, registry } = await make({ nodes: Object.fromEntries(names.map((n) => [n, ["api"]])), fullRecheckMs: 300, maxAgeMs: 600_000 });
+    await sup.start();
+    await waitFor("first report", async () => (await readReport())?.drifts.length === 20);
+    const revs = async () => Promise.all(names.map(async (n) => (await kv.get(driftNodeKey(n)))?.revision));
+    const before = await revs();
+    await waitFor("three more full re-checks", async () => ((await metric(registry, "steward_supervisor_nodes_diffed_total", 'cycle="full"')) ?? 0) >= 80, 20_000);
+    expect(await revs()).toEqual(before);
   });
 
   it("cycles triggered while one runs are coalesced", async () => {
