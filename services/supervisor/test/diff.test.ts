@@ -132,9 +132,14 @@ describe("computeDrift", () => {
     const snap = snapshot(Object.keys(nodes).map((n, i) => node(n, names.map((s, j) => svc(s, (i + j) % 97 === 0 ? { state: "exited", starts: 1 } : {})))));
     const sp = spec(nodes);
     computeDrift(sp, snap, NOW, OPTS);
-    const t0 = performance.now();
-    const drifts = computeDrift(sp, snap, NOW, OPTS);
-    const ms = performance.now() - t0;
+    // The best of five: a busy machine delays some runs, not all of them; a slow diff is slow every time.
+    let ms = Infinity;
+    let drifts: ReturnType<typeof computeDrift> = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      drifts = computeDrift(sp, snap, NOW, OPTS);
+      ms = Math.min(ms, performance.now() - t0);
+    }
     expect(drifts.length).toBeGreaterThan(100);
     expect(ms).toBeLessThan(250); // loose on a shared 2-core machine; the benchmark measures the real number
   });
