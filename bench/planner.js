@@ -164,7 +164,7 @@ const header = () => {
   log(`command: node bench/planner.js ${process.argv.slice(2).join(" ")}`.trimEnd());
 };
 
-const tracing = initTracing({ serviceName: "planner" }); // as main.ts: spans are made (no exporter configured)
+const tracing = initTracing({ component: "planner" }); // as main.ts: spans are made (no exporter configured)
 const nats = await startNats();
 const db = await createTestDatabase("steward_bench_planner");
 const nc = await connectNats(nats.url, "bench-planner");

@@ -16,7 +16,7 @@ import { freePort, startFakeOllama, waitFor, type FakeOllama } from "@steward/te
 import { startStack, type Stack } from "./support/stack.js";
 
 const exporter = new InMemorySpanExporter();
-const tracing = initTracing({ serviceName: "steward-trace-planner-test", exporter });
+const tracing = initTracing({ component: "steward-trace-planner-test", exporter });
 
 let stack: Stack;
 let ollama: FakeOllama;

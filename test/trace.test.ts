@@ -11,7 +11,7 @@ import { freePort, waitFor } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
 
 const exporter = new InMemorySpanExporter();
-const tracing = initTracing({ serviceName: "steward-trace-test", exporter });
+const tracing = initTracing({ component: "trace-test", exporter });
 
 let stack: Stack;
 let token = "";

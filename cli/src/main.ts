@@ -10,9 +10,15 @@ import { needsTracing, runCli } from "./cli.js";
 async function main(argv: string[]): Promise<void> {
   // The CLI is where a task's trace starts (`steward task add`, `steward chat`); spans go to OTLP when configured.
   // OpenTelemetry is loaded only for those commands: it costs more than everything `steward status` needs.
-  const tracing = needsTracing(argv)
-    ? (await import("@steward/platform/tracing")).initTracing({ serviceName: "steward-cli", otlpEndpoint: process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] || undefined })
-    : undefined;
+  let tracing: { shutdown(): Promise<void> } | undefined;
+  try {
+    tracing = needsTracing(argv) ? (await import("@steward/platform/tracing")).initTracing({ component: "cli" }) : undefined;
+  } catch (err) {
+    // A malformed OTEL_* variable: say which, as a service would (exit 2), rather than run untraced or crash.
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const code = await runCli(argv, { out: (s) => process.stdout.write(s + "\n"), err: (s) => process.stderr.write(s + "\n"), env: process.env, isTTY: process.stdout.isTTY === true });
   // `up` keeps running until a signal; every other command ends here.
   if (code !== null) {

@@ -18,7 +18,7 @@ import { connectPlanner } from "../src/connect-planner.js";
 import { defaultFrames, startFakePlanner, type FakePlanner } from "./fake-planner.js";
 
 const exporter = new InMemorySpanExporter();
-const tracing = initTracing({ serviceName: "cli-test", exporter });
+const tracing = initTracing({ component: "cli-test", exporter });
 
 let fake: FakePlanner;
 let home = "";

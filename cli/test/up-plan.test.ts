@@ -119,6 +119,19 @@ describe("settings", () => {
     expect(checkSettings("supervisor", serviceEnv("supervisor", { env: { RECHECK_MS: "500" }, stackId: "s", wiring: wiringFor("supervisor", wires) }))).toBeUndefined();
   });
 
+  it("the OpenTelemetry variables reach every service, except OTEL_SERVICE_NAME (each keeps steward-<service>); a malformed one is refused before anything starts", () => {
+    const wires = placeholderWires("/stack", "/stack/fleet.yaml", 0, true);
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_RESOURCE_ATTRIBUTES: "deployment.environment.name=lab", OTEL_SERVICE_NAME: "one-name-for-all" };
+    for (const svc of UP_SERVICES) {
+      const e = serviceEnv(svc, { env, stackId: "s", wiring: wiringFor(svc, wires) });
+      expect(e).toMatchObject({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_RESOURCE_ATTRIBUTES: "deployment.environment.name=lab" });
+      expect(e["OTEL_SERVICE_NAME"]).toBeUndefined();
+    }
+    const bad = checkSettings("observer", serviceEnv("observer", { env: { OTEL_RESOURCE_ATTRIBUTES: "a=1,oops" }, stackId: "s", wiring: wiringFor("observer", wires) }));
+    expect(bad?.message).toMatch(/OTEL_RESOURCE_ATTRIBUTES: entry 2 of 2 is not key=value/);
+    expect(bad?.message).not.toContain("oops");
+  });
+
   it("the planner's WORKERS, CLAUDE_MAX_TOKENS and CLAUDE_PRICE_* reach it; WORKERS=0 (an API-only planner) is refused in a stack of one planner", () => {
     const wires = placeholderWires("/stack", "/stack/fleet.yaml", 0, true);
     const env = { WORKERS: "3", CLAUDE_MAX_TOKENS: "4096", CLAUDE_PRICE_INPUT_PER_MTOK: "1.5", CLAUDE_PRICE_OUTPUT_PER_MTOK: "7" };

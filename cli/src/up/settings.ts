@@ -1,4 +1,5 @@
 import { ConfigError } from "@steward/platform/config";
+import { OTEL_SETTINGS, tracingSettings } from "@steward/platform/otel-settings";
 import { STACK_ID_ENV } from "@steward/platform/stack-member";
 import * as alerter from "@steward/alerter/config";
 import * as executor from "@steward/executor/config";
@@ -46,8 +47,11 @@ export const WIRING = new Set([
   "PLANNER_URL", "PLANNER_TOKEN", "EXECUTOR_URL", "SNAPSHOT_PATH", "NODE_NAME", "LOG_DIR", "STATE_DIR",
 ]);
 
-/** Read by every service (logger, tracing) outside their config schemas. */
-const COMMON = ["LOG_LEVEL", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"];
+/**
+ * Read by every service (logger, tracing) outside their config schemas. Not OTEL_SERVICE_NAME: every service of the
+ * stack would take that one name; each is `steward-<service>` (OTEL_RESOURCE_ATTRIBUTES can still add to all).
+ */
+const COMMON = ["LOG_LEVEL", ...OTEL_SETTINGS.filter((k) => k !== "OTEL_SERVICE_NAME")];
 
 /** The settings of a service that `up` passes through from its own environment, in the service's order. */
 export function passThroughSettings(svc: UpService): string[] {
@@ -74,6 +78,7 @@ export function serviceEnv(
 export function checkSettings(svc: UpService, env: Record<string, string>): ConfigError | undefined {
   try {
     CONFIGS[svc].load(env);
+    tracingSettings(svc, env);
     return undefined;
   } catch (err) {
     if (err instanceof ConfigError) return err;

@@ -4,28 +4,35 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { tracingSettings, type TracingSettings } from "./otel-settings.js";
 
 export { context, propagation, trace, SpanStatusCode, type Context, type Span, type Tracer };
+export { OTEL_SETTINGS, otelServiceName, tracingSettings, type TracingSettings } from "./otel-settings.js";
 
 export interface TracingOptions {
-  serviceName: string;
-  /** OTLP/HTTP endpoint, e.g. http://collector:4318/v1/traces. Without it (and without `exporter`) spans are created but not exported. */
-  otlpEndpoint?: string | undefined;
+  /** The Steward component (`observer`, `node-agent`, `cli`, …): its default service.name is `steward-<component>`. */
+  component: string;
+  /** Where the OTEL_* variables are read from (process.env when not given). */
+  env?: Record<string, string | undefined>;
   /** For tests: an in-memory exporter, exported synchronously. */
   exporter?: SpanExporter;
 }
 
 let provider: NodeTracerProvider | undefined;
 
-/** Installs the global tracer provider and the W3C propagator. Call once, from main.ts (or a test). */
-export function initTracing(opts: TracingOptions): { shutdown: () => Promise<void> } {
+/**
+ * Installs the global tracer provider and the W3C propagator, configured by the standard OTEL_* variables. Call once,
+ * from main.ts (or a test). Throws a ConfigError naming the variable when one is malformed.
+ */
+export function initTracing(opts: TracingOptions): { shutdown: () => Promise<void>; settings: TracingSettings } {
+  const settings = tracingSettings(opts.component, opts.env ?? process.env);
   const processors: SpanProcessor[] = [];
   if (opts.exporter) processors.push(new SimpleSpanProcessor(opts.exporter));
-  if (opts.otlpEndpoint) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: opts.otlpEndpoint })));
-  provider = new NodeTracerProvider({ resource: resourceFromAttributes({ "service.name": opts.serviceName }), spanProcessors: processors });
+  if (settings.tracesUrl) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.tracesUrl })));
+  provider = new NodeTracerProvider({ resource: resourceFromAttributes(settings.resource), spanProcessors: processors });
   provider.register({ propagator: new W3CTraceContextPropagator() });
   const p = provider;
-  return { shutdown: () => p.shutdown() };
+  return { shutdown: () => p.shutdown(), settings };
 }
 
 /** Makes sure propagation works even when no provider was installed (e.g. a library user). */

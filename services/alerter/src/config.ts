@@ -47,7 +47,6 @@ const Base = z.object({
   TELEGRAM_API_URL: z.string().url("must be an http(s) URL").default("https://api.telegram.org"),
   TELEGRAM_POLL_TIMEOUT_S: z.coerce.number().int().min(0).max(50).default(25),
   TASK_WAIT_MS: durationMs(600_000),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().min(1).optional(),
 });
 
 export interface NtfySinkConfig {
@@ -96,7 +95,6 @@ export interface AlerterConfig {
   retry: { baseMs: number; maxMs: number; quickAttempts: number };
   sendTimeoutMs: number;
   taskWaitMs: number;
-  otlpEndpoint: string | undefined;
   ntfy: NtfySinkConfig | undefined;
   telegram: TelegramSinkConfig | undefined;
   webhook: WebhookSinkConfig | undefined;
@@ -277,7 +275,6 @@ export function loadConfig(env: Record<string, string | undefined>, readFile: (p
     retry: { baseMs: e.RETRY_BASE_MS, maxMs: e.RETRY_MAX_MS, quickAttempts: e.RETRY_QUICK_ATTEMPTS },
     sendTimeoutMs: e.SEND_TIMEOUT_MS,
     taskWaitMs: e.TASK_WAIT_MS,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     ntfy,
     telegram,
     webhook,

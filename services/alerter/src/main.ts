@@ -10,7 +10,7 @@ import { loadConfig, SERVICE_NAME } from "./config.js";
 
 runService(SERVICE_NAME, async ({ logger, onStop }) => {
   const config = loadConfig(process.env);
-  const tracing = initTracing({ serviceName: "steward-alerter", otlpEndpoint: config.otlpEndpoint });
+  const tracing = initTracing({ component: "alerter" });
   onStop("tracing", () => tracing.shutdown());
   const registry = createRegistry(SERVICE_NAME);
   const nc = await connectNats(config.natsUrl, `steward-alerter-${config.alerterId}`);

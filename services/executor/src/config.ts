@@ -25,7 +25,6 @@ const Env = z.object({
   /** false: serve the API (approvals) without executing anything on this instance. */
   EXECUTOR_WORKER: boolFlag(true),
   EXECUTOR_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
   /** Optional: deploy rollouts read `deploy` settings and check node placement from it. */
   FLEET_SPEC: z.string().min(1).optional(),
   DEPLOY_HEALTH_TIMEOUT_MS: durationMs(120_000),
@@ -57,7 +56,6 @@ export interface ExecutorConfig {
   sweepMs: number;
   concurrency: number;
   worker: boolean;
-  otlpEndpoint: string | undefined;
   fleetSpecPath?: string | undefined;
   deployHealthTimeoutMs?: number | undefined;
   plannerUrl: string | undefined;
@@ -83,7 +81,6 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     sweepMs: e.SWEEP_MS,
     concurrency: e.EXECUTOR_CONCURRENCY,
     worker: e.EXECUTOR_WORKER,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     fleetSpecPath: e.FLEET_SPEC,
     deployHealthTimeoutMs: e.DEPLOY_HEALTH_TIMEOUT_MS,
     plannerUrl: e.PLANNER_URL,

@@ -10,7 +10,7 @@ import { createExecutor } from "./executor.js";
 
 runService(SERVICE_NAME, async ({ logger, onStop }) => {
   const config = loadConfig(process.env);
-  const tracing = initTracing({ serviceName: "steward-executor", otlpEndpoint: config.otlpEndpoint });
+  const tracing = initTracing({ component: "executor" });
   onStop("tracing", () => tracing.shutdown());
   const registry = createRegistry(SERVICE_NAME);
   const nc = await connectNats(config.natsUrl, `steward-executor-${config.executorId}`);

@@ -10,7 +10,7 @@ import { api, FLEET_KEY, fakeAgent, insertAction, putWorld, service, setupEnv, s
 
 let env: Env;
 const spans = new InMemorySpanExporter();
-const tracing = initTracing({ serviceName: "executor-test", exporter: spans });
+const tracing = initTracing({ component: "executor-test", exporter: spans });
 
 beforeAll(async () => {
   env = await setupEnv();

@@ -7,7 +7,7 @@ import { loadConfig } from "./config.js";
 
 runService("node-agent", async ({ logger, onStop }) => {
   const config = loadConfig(process.env);
-  const tracing = initTracing({ serviceName: "node-agent", otlpEndpoint: process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] || undefined });
+  const tracing = initTracing({ component: "node-agent" });
   onStop("tracing", () => tracing.shutdown());
   const registry = createRegistry("node-agent");
   const agent = createNodeAgent({ config, logger: logger.child({ node: config.nodeName }), registry });

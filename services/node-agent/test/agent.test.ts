@@ -14,7 +14,7 @@ import { FLEET_KEY, commandBody, httpService, metricValue, readStream, requestRa
 
 const node = "web1";
 const exporter = new InMemorySpanExporter();
-const tracing = initTracing({ serviceName: "node-agent-test", exporter });
+const tracing = initTracing({ component: "node-agent-test", exporter });
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;

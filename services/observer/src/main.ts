@@ -10,7 +10,7 @@ import { createObserver } from "./observer.js";
 
 runService("observer", async ({ logger, onStop }) => {
   const config = loadConfig(process.env);
-  const tracing = initTracing({ serviceName: "observer", otlpEndpoint: process.env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] || undefined });
+  const tracing = initTracing({ component: "observer" });
   onStop("tracing", () => tracing.shutdown());
   const registry = createRegistry("observer");
   const nc = await connectNats(config.natsUrl, `observer-${config.observerId}`);

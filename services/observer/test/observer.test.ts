@@ -19,7 +19,7 @@ import { readWorld } from "@steward/world/world-store";
 import { makeEvents, publishEvents, withoutSeq } from "./helpers.js";
 
 const exporter = new InMemorySpanExporter();
-const tracing = initTracing({ serviceName: "observer-test", exporter });
+const tracing = initTracing({ component: "observer-test", exporter });
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;

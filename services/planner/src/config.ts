@@ -65,7 +65,6 @@ const Env = z.object({
   EVENTS_WINDOW_MS: durationMs(3_600_000),
   /** How long a proposed action waits for approval before it expires. */
   ACTION_TTL_MS: durationMs(3_600_000),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -117,7 +116,6 @@ export interface PlannerConfig {
   logTailTimeoutMs: number;
   eventsWindowMs: number;
   actionTtlMs: number;
-  otlpEndpoint: string | undefined;
 }
 
 /** Parses MODEL_GROUPS and checks each group's escalation threshold fits its context window. Throws ConfigError naming the setting. */
@@ -197,6 +195,5 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
     logTailTimeoutMs: e.LOG_TAIL_TIMEOUT_MS,
     eventsWindowMs: e.EVENTS_WINDOW_MS,
     actionTtlMs: e.ACTION_TTL_MS,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
   };
 }

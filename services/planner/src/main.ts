@@ -10,7 +10,7 @@ import { createPlanner } from "./planner.js";
 
 runService("planner", async ({ logger, onStop }) => {
   const config = loadConfig(process.env);
-  const tracing = initTracing({ serviceName: "planner", otlpEndpoint: config.otlpEndpoint });
+  const tracing = initTracing({ component: "planner" });
   onStop("tracing", () => tracing.shutdown());
   const registry = createRegistry("planner");
   const nc = await connectNats(config.natsUrl, config.plannerId);

@@ -105,7 +105,7 @@ let tracing: { shutdown: () => Promise<void> };
 const planners: Planner[] = [];
 
 beforeAll(async () => {
-  tracing = initTracing({ serviceName: "planner-test" });
+  tracing = initTracing({ component: "planner-test" });
   [db, ollama, anthropic] = await Promise.all([createTestDatabase("steward_planner"), startFakeOllama(), startFakeAnthropic()]);
   sql = connectDb(db.url, { max: 12 });
   await migrate(sql);

@@ -16,7 +16,6 @@ const Schema = z.object({
   LEADER_RETRY_MS: durationMs(1000),
   METRICS_PORT: port(9466),
   METRICS_HOST: z.string().min(1).default("127.0.0.1"),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().min(1).optional(),
   /** Optional: where to escalate drift a restart does not explain (the planner's base URL) and its bearer token. */
   PLANNER_URL: z.string().url().optional(),
   PLANNER_TOKEN: z.string().optional(),
@@ -47,7 +46,6 @@ export interface SupervisorConfig {
   leaderRetryMs: number;
   metricsPort: number;
   metricsHost: string;
-  otlpEndpoint: string | undefined;
   /** Escalation to the planner; undefined without PLANNER_URL. */
   escalation: { plannerUrl: string; token: string; windowMs: number; crashLoopCount: number; healthFailCount: number } | undefined;
 }
@@ -68,7 +66,6 @@ export function loadSupervisorConfig(env: Record<string, string | undefined>): S
     leaderRetryMs: e.LEADER_RETRY_MS,
     metricsPort: e.METRICS_PORT,
     metricsHost: e.METRICS_HOST,
-    otlpEndpoint: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
     escalation: e.PLANNER_URL && e.PLANNER_TOKEN ? { plannerUrl: e.PLANNER_URL, token: e.PLANNER_TOKEN, windowMs: e.ESCALATE_WINDOW_MS, crashLoopCount: e.ESCALATE_CRASH_LOOP_COUNT, healthFailCount: e.ESCALATE_HEALTH_FAIL_COUNT } : undefined,
   };
 }

@@ -11,7 +11,7 @@ import { createSupervisor } from "./supervisor.js";
 
 runService("supervisor", async ({ logger, onStop }) => {
   const config = loadSupervisorConfig(process.env);
-  const tracing = initTracing({ serviceName: "supervisor", otlpEndpoint: config.otlpEndpoint });
+  const tracing = initTracing({ component: "supervisor" });
   onStop("tracing", () => tracing.shutdown());
   const registry = createRegistry("supervisor");
   const nc = await connectNats(config.natsUrl, config.supervisorId);

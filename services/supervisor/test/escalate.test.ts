@@ -69,7 +69,7 @@ describe("escalator", () => {
   let tracing: { shutdown: () => Promise<void> };
 
   beforeAll(async () => {
-    tracing = initTracing({ serviceName: "escalate-test" });
+    tracing = initTracing({ component: "escalate-test" });
     db = await createTestDatabase("steward_escalate");
     sql = connectDb(db.url);
     await migrate(sql);

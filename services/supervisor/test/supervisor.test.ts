@@ -36,7 +36,7 @@ const running: Supervisor[] = [];
 let tracing: { shutdown: () => Promise<void> };
 
 beforeAll(async () => {
-  tracing = initTracing({ serviceName: "supervisor-test" });
+  tracing = initTracing({ component: "supervisor-test" });
   [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_supervisor")]);
   nc = await connectNats(nats.url, "supervisor-test");
   sql = connectDb(db.url);
