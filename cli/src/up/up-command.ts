@@ -28,7 +28,9 @@ Runs a whole local Steward: nats-server and a throwaway PostgreSQL cluster (unle
 the observer, planner, executor, supervisor, the alerter (when a sink is configured) and one node-agent per node of
 the fleet (the demo fleet unless --fleet). Every process binds a port of its own choosing and reports it; the stack
 file ($STEWARD_HOME/stack.json, default ~/.steward) tells the CLI where they are. One stack per STEWARD_HOME: run a
-second one with its own STEWARD_HOME. Ctrl-C stops the services newest first, then NATS and PostgreSQL.
+second one with its own STEWARD_HOME. A service that dies is restarted on its port with backoff and said so; one that
+keeps dying is given up on (--restart-attempts, --restart-window). Ctrl-C stops the services newest first, then NATS
+and PostgreSQL.
 
 ${flagLines(UP.flags).join("\n")}
 
