@@ -29,6 +29,12 @@ export interface StackOptions {
   fleetPath?: string;
   /** The working directory (snapshot, logs); a fresh temp dir, removed on stop, when not given. */
   dir?: string;
+  /**
+   * NATS the test started and stops itself (e.g. `startNatsCluster().url`, every server's URL): the services connect
+   * to it, the stack neither creates the streams (their owner, the observer, does, with its STREAM_REPLICAS) nor stops
+   * it. A fresh single nats-server, stopped with the stack, when not given.
+   */
+  natsUrl?: string;
   /** Prefix of the throwaway database's name. */
   dbPrefix?: string;
   /** Connections in the shared pool (postgres.js default when not given). */
@@ -49,7 +55,8 @@ export interface StackOptions {
 }
 
 export interface Stack {
-  nats: NatsServerHandle;
+  /** The stack's own nats-server, or only the URL of the one given as `natsUrl`. */
+  nats: Pick<NatsServerHandle, "url">;
   db: TestDatabase;
   /** The connection the services share, as in one process each would have its own. */
   nc: NatsConnection;
@@ -79,7 +86,8 @@ const settings = (over: Env | true | undefined): Env => (over === true || over =
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const stops: (() => Promise<unknown>)[] = [];
   const ownDir = opts.dir === undefined;
-  const [nats, db, dir] = await Promise.all([startNats(), createTestDatabase(opts.dbPrefix), opts.dir ?? mkdtemp(join(tmpdir(), "steward-stack-"))]);
+  const [ownNats, db, dir] = await Promise.all([opts.natsUrl === undefined ? startNats() : undefined, createTestDatabase(opts.dbPrefix), opts.dir ?? mkdtemp(join(tmpdir(), "steward-stack-"))]);
+  const nats = ownNats ?? { url: opts.natsUrl! };
   const nc = await connectNats(nats.url, "stack-test");
   const sql = connectDb(db.url, opts.sqlMax === undefined ? undefined : { max: opts.sqlMax });
   const registries: Record<string, Registry> = {};
@@ -102,12 +110,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await sql.end({ timeout: 2 }).catch(() => undefined);
       await nc.close().catch(() => undefined);
       await db.drop().catch(() => undefined);
-      await nats.stop();
+      await ownNats?.stop();
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
   try {
-    await Promise.all([ensureStreams(nc), migrate(sql)]);
+    await Promise.all([ownNats ? ensureStreams(nc) : undefined, migrate(sql)]);
     if (opts.fleet !== undefined && opts.fleetPath === undefined) await writeFile(stack.fleetPath, typeof opts.fleet === "string" ? opts.fleet : opts.fleet(dir));
     await opts.beforeServices?.(stack);
     const logger = (service: string) => opts.logger?.(service) ?? silentLogger();
