@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Steward benchmarks (not tests): `npm run bench` (builds first). Options: --events N --kills N --rounds N --only fold|kill
-// 1. Observer fold rate vs the raw JetStream consume rate of the same messages, same run.
+// Steward benchmarks (not tests): `npm run bench` (builds first). Options: --events N --replay N --kills N --rounds N
+// --only fold|replay|kill --quick (a 100,000-event replay)
+// 1. Observer fold rate vs the raw JetStream consume rate of the same messages (the real event mix), same run; then the
+//    same for a replay of a million events (a fresh observer catching up on a long stream).
 // 2. kill -9 of a supervised process → `exited` in the snapshot, and → a pending action in Postgres; in the same run,
 //    rounds interleaved, the same for a compose stack's container killed through a real dockerd's API (when root and
 //    dockerd are there: the agent deploys it with the real Compose and sees the death on the engine's /events).
@@ -12,7 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { randomBytes, randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { jetstream, ensureStreams, connectNats, openWorldBucket } from "@steward/platform/bus";
+import { jetstream, jetstreamManager, ensureStreams, connectNats, openWorldBucket } from "@steward/platform/bus";
 import { EVENTS_STREAM, commandSubject } from "@steward/contracts/subjects";
 import { clearWorldStore } from "@steward/world/testing";
 import { readWorldNodes } from "@steward/world/world-store";
@@ -21,74 +23,94 @@ import { createRegistry } from "@steward/platform/metrics";
 import { connectDb, migrate } from "@steward/platform/db";
 import { signNodeCommand } from "@steward/contracts/node-command";
 import { createObserver } from "@steward/observer";
+import { nodeNames, publishEvent, simFleet } from "./lib/sim-fleet.js";
 import { startNats, createTestDatabase, waitFor, freePort, stopProcess, dockerdUnavailable, startDockerd, importBusyboxImage } from "@steward/testkit";
 
-const { values } = parseArgs({ options: { events: { type: "string", default: "20000" }, kills: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, only: { type: "string" } } });
+const { values } = parseArgs({ options: { events: { type: "string", default: "20000" }, replay: { type: "string", default: "1000000" }, kills: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, only: { type: "string" }, quick: { type: "boolean", default: false } } });
 const N = Number(values.events);
 const KILLS = Number(values.kills);
 const ROUNDS = Number(values.rounds);
+const REPLAY = Number(values.quick ? Math.min(100_000, Number(values.replay)) : values.replay);
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
 const log = (...a) => console.log(...a);
 
-function makeEvents(n) {
-  const nodes = Array.from({ length: 50 }, (_, i) => `node-${i}`);
-  const out = [];
-  const t0 = Date.parse("2026-01-01T00:00:00Z");
-  for (let i = 0; i < n; i++) {
-    const node = nodes[i % nodes.length];
-    const ts = new Date(t0 + i * 10).toISOString();
-    const id = `${node}-${randomUUID()}`;
-    const k = i % 10;
-    let ev;
-    if (k === 0) ev = { type: "heartbeat", id, node, ts, interval_ms: 5000, agent_version: "bench", started_at: new Date(t0).toISOString(), services: [{ service: "api", state: "running", health: "healthy", pid: 1000 + i, starts: 1, declared: true }], dropped_events: 0 };
-    else if (k === 1) ev = { type: "host", id, node, ts, load1: 0.5, mem_used_pct: 40, disks: [{ path: "/", used_pct: 50, free_bytes: 1e9 }] };
-    else if (k < 6) ev = { type: "service", id, node, ts, service: `svc-${i % 7}`, state: i % 3 ? "running" : "exited", health: i % 3 ? "healthy" : "none", pid: 2000 + i, exit_code: i % 3 ? null : 1, signal: null, starts: 1, declared: true };
-    else ev = { type: "health_check", id, node, ts, service: `svc-${i % 7}`, check: "http", ok: i % 2 === 0, consecutive_failures: i % 2 };
-    out.push(ev);
+/**
+ * The real event mix of a 1,000-node fleet (bench/lib/sim-fleet.js) in the proportions its agents send it with 200
+ * state changes per second: per 5 s, 1,000 heartbeats (20 services and 20 checks each), 333 host reports and 1,000
+ * changes (3 : 1 : 3). Published in chunks, never held whole: a million of these is ~2 GB of JSON.
+ */
+async function publishMix(js, n) {
+  const fleet = simFleet(nodeNames(1000));
+  let hb = 0, host = 0;
+  for (let i = 0; i < n; ) {
+    const chunk = [];
+    for (; chunk.length < 1000 && i < n; i++) {
+      const k = i % 7;
+      const e = k < 3 ? fleet.heartbeat(fleet.nodes[hb++ % 1000]) : k === 3 ? fleet.host(fleet.nodes[host++ % 1000]) : fleet.change();
+      chunk.push(publishEvent(js, e));
+    }
+    await Promise.all(chunk);
   }
-  return out;
 }
 
-async function foldBench() {
+/**
+ * Fold rate vs the raw JetStream consume rate of the same `n` messages, `rounds` times (medians). Rates are timed from
+ * the 10% mark to the last message, so start-up (consumer creation, loading) does not count against either; the
+ * whole run from the first message is given as well (for the replay: what a fresh observer's catch-up takes).
+ */
+async function foldBench(n, rounds) {
   const nats = await startNats();
   const nc = await connectNats(nats.url, "bench");
   const dir = await mkdtemp(join(tmpdir(), "steward-bench-"));
   try {
     await ensureStreams(nc);
     const js = jetstream(nc);
-    const events = makeEvents(N);
-    const enc = new TextEncoder();
-    for (let i = 0; i < events.length; i += 500) {
-      await Promise.all(events.slice(i, i + 500).map((e) => js.publish(`steward.events.${e.node}.${e.type}`, enc.encode(JSON.stringify(e)), { msgID: e.id })));
-    }
-    const raw = [], fold = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      // Steady state: both rates are timed from the 10% mark to the last message, so start-up
-      // (consumer creation, snapshot load) does not count against either.
-      const mark = Math.floor(N / 10);
+    const p0 = performance.now();
+    await publishMix(js, n);
+    const publishS = (performance.now() - p0) / 1000;
+    const streamBytes = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.bytes;
+    const raw = [], fold = [], rawWhole = [], foldWhole = [];
+    const mark = Math.floor(n / 10);
+    for (let r = 0; r < rounds; r++) {
       // Raw: an ordered consumer reading every message, doing nothing with it.
       let t = 0;
+      const s0 = performance.now();
       const oc = await js.consumers.get(EVENTS_STREAM);
       const msgs = await oc.consume();
       let got = 0;
-      for await (const m of msgs) { void m; if (++got === mark) t = performance.now(); if (got >= N) break; }
-      raw.push((N - mark) / ((performance.now() - t) / 1000));
+      for await (const m of msgs) { void m; if (++got === mark) t = performance.now(); if (got >= n) break; }
+      raw.push((n - mark) / ((performance.now() - t) / 1000));
+      rawWhole.push(n / ((performance.now() - s0) / 1000));
       // Observer: from an empty world (fresh snapshot path), until the last sequence is folded.
       const obs = createObserver({ config: { snapshotPath: join(dir, `world-${r}.json`), observerId: "bench", snapshotDebounceMs: 50, staleCheckMs: 1e9, missedHeartbeats: 3, snapshotMaxIntervalMs: 1e9, streamReplicas: 1 }, nc, logger: silentLogger(), registry: createRegistry("observer", false) });
       // Force a full replay: the observer resumes from its snapshot, and a fresh path has none; KV holds the previous round's, so clear it.
       const kv = await openWorldBucket(nc);
       await clearWorldStore(kv).catch(() => undefined);
+      const f0 = performance.now();
       await obs.start();
-      await waitFor("observer to reach the 10% mark", () => obs.world().last_seq >= mark, 600_000, 1);
+      await waitFor("observer to reach the 10% mark", () => obs.world().last_seq >= mark, 3_600_000, 1);
       t = performance.now();
       const seqAtMark = obs.world().last_seq;
-      await waitFor("observer to fold every event", () => obs.world().last_seq >= N, 600_000, 1);
-      fold.push((N - seqAtMark) / ((performance.now() - t) / 1000));
+      await waitFor("observer to fold every event", () => obs.world().last_seq >= n, 3_600_000, 1);
+      fold.push((n - seqAtMark) / ((performance.now() - t) / 1000));
+      foldWhole.push(n / ((performance.now() - f0) / 1000));
       await obs.stop();
     }
     const rawM = median(raw), foldM = median(fold);
-    return { events: N, rounds: ROUNDS, raw_per_s: Math.round(rawM), fold_per_s: Math.round(foldM), ratio: +(foldM / rawM).toFixed(3), raw_all: raw.map(Math.round), fold_all: fold.map(Math.round) };
+    return {
+      events: n,
+      mix: "1,000 nodes: heartbeats (20 services + 20 checks) : host : state changes = 3 : 1 : 3",
+      stream_mb: +(streamBytes / 2 ** 20).toFixed(0),
+      published_per_s: Math.round(n / publishS),
+      rounds,
+      raw_per_s: Math.round(rawM),
+      fold_per_s: Math.round(foldM),
+      ratio: +(foldM / rawM).toFixed(3),
+      whole_run: { raw_per_s: Math.round(median(rawWhole)), fold_per_s: Math.round(median(foldWhole)), ratio: +(median(foldWhole) / median(rawWhole)).toFixed(3) },
+      raw_all: raw.map(Math.round),
+      fold_all: fold.map(Math.round),
+    };
   } finally {
     await nc.close();
     await nats.stop();
@@ -209,8 +231,12 @@ log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 *
 log(`command: npm run bench -- ${process.argv.slice(2).join(" ")}`.trimEnd());
 const results = {};
 if (!values.only || values.only === "fold") {
-  results.fold = await foldBench();
+  results.fold = await foldBench(N, ROUNDS);
   log("fold:", JSON.stringify(results.fold));
+}
+if (!values.only || values.only === "replay") {
+  results.replay = await foldBench(REPLAY, 1);
+  log("replay:", JSON.stringify(results.replay));
 }
 if (!values.only || values.only === "kill") {
   results.kill = await killBench();
