@@ -93,9 +93,17 @@ beforeAll(async () => {
   const common = { NATS_URL: cluster.url, STREAM_REPLICAS: "3", METRICS_PORT: "0" };
   const observer = launch("observer", { ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", STALE_CHECK_MS: "500" });
   observerMetrics = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}/metrics`);
-  // a1/shop: a real process the in-process node-agent supervises, with an HTTP health check.
+  // The rest start once the observer has brought the world KV to 3 replicas: a JetStream request made while the
+  // replica set grows can time out on a busy machine, and the supervisor exits when its first one does (a service
+  // manager restarts it in a deployment; here it would be gone).
+  for (const stream of [EVENTS_STREAM, `KV_${WORLD_BUCKET}`]) await waitFor(`${stream} with 3 current replicas`, async () => {
+    const s = await replicaSet(stream);
+    return s.leader && s.replicas === 3 && s.current === 2;
+  }, 120_000, 200);
+  // a1/shop: a real process the in-process node-agent supervises, with an HTTP health check that allows ~3 s to come
+  // up (a node process can take longer than one 300 ms interval to listen on a busy machine).
   const shopPort = await freePort();
-  const a1 = `  a1:\n    services:\n      shop:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${shopPort}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${shopPort}/\n            interval: 300ms\n            retries: 1\n`;
+  const a1 = `  a1:\n    services:\n      shop:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${shopPort}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${shopPort}/\n            interval: 300ms\n            retries: 10\n`;
   stack = await startStack({
     natsUrl: cluster.url,
     dbPrefix: "steward_cluster",
@@ -106,7 +114,18 @@ beforeAll(async () => {
     alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-cluster", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100" },
   });
   sql = stack.sql;
-  launch("supervisor", { ...common, DATABASE_URL: stack.db.url, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "500" });
+  // The supervisor exits when a JetStream request at its start times out (seen on this busy machine with the cluster
+  // just formed: `"err":"timeout","msg":"supervisor failed to start"`). A deployment's service manager restarts it
+  // (docker-compose.yml: restart: unless-stopped); so does this test, at start only, and says so. Once it runs, any
+  // exit fails the test (expectAllAlive).
+  for (let attempt = 1; ; attempt++) {
+    const sup = launch("supervisor", { ...common, DATABASE_URL: stack.db.url, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "500" });
+    const up = await waitFor("the supervisor running, or its exit", () => (/"msg":"supervisor running"/.test(sup.output) ? "up" : sup.child.exitCode !== null ? "exited" : undefined), 120_000, 50);
+    if (up === "up") break;
+    procs.splice(procs.indexOf(sup), 1);
+    console.warn(`supervisor start ${attempt} failed, starting it again (as a service manager would): ${sup.output.slice(-1000)}`);
+    if (attempt === 3) throw new Error(`the supervisor failed to start 3 times: ${sup.output.slice(-2000)}`);
+  }
   beats = (async () => {
     while (beating) {
       await publish(heartbeat());
@@ -207,7 +226,9 @@ describe("3-server JetStream cluster", () => {
     const pending = await waitFor("a pending restart of n1/web", async () => {
       const open = (await actionsOf(sql, { state: "pending" })).filter((a) => a.node === NODE);
       return open.length > 0 ? open : undefined;
-    }, 90_000, 200);
+    }, 90_000, 200).catch((err) => {
+      throw new Error(`${String(err)}; supervisor said:\n${procs.find((p) => p.name === "supervisor")?.output.slice(-4000)}`);
+    });
     expect(pending.map((a) => `${a.kind} ${a.node}/${a.service}`)).toEqual(["restart n1/web"]);
     expectAllAlive();
   }, 300_000);
