@@ -111,7 +111,7 @@ beforeAll(async () => {
     executor: { POLL_MS: "200", VERIFY_TIMEOUT_MS: "60000" },
     agents: { a1: {} },
     planner: { OLLAMA_URL: ollama.url, WORKERS: "1", POLL_MS: "100" },
-    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-cluster", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100" },
+    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-cluster", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000" },
   });
   sql = stack.sql;
   // The supervisor exits when a JetStream request at its start times out (seen on this busy machine with the cluster
