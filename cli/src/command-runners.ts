@@ -13,6 +13,7 @@ const RUNNERS: Record<CommandName, () => Promise<CommandRun>> = {
   actions: async () => (await import("./commands/actions.js")).actionsCommand,
   approve: async () => (await import("./commands/actions.js")).approveCommand,
   reject: async () => (await import("./commands/actions.js")).rejectCommand,
+  drill: async () => (await import("./commands/drill.js")).drillCommand,
   validate: async () => (await import("./commands/validate.js")).validateCommand,
   plan: async () => (await import("./commands/plan.js")).planCommand,
   task: async () => (await import("./commands/task.js")).taskCommand,

@@ -130,6 +130,29 @@ export const REJECT = {
   flags: { reason: { type: "string", value: "TEXT", summary: "why (required; it goes into the audit log)" }, as: actor, json },
 } as const satisfies CommandSpec;
 
+const limit = { type: "string", value: "N", default: "20", summary: "at most N, newest first" } as const;
+
+export const DRILL = {
+  name: "drill",
+  summary: "restart drills: after approval, kill a healthy service on purpose and time its recovery against its recovery_objective",
+  usage: [
+    ["steward drill SERVICE|--all [--node NODE] [--approve] [--as NAME] [--json]", "propose a drill of SERVICE (every node that declares it, or --node) or of every service; approve it like any action"],
+    ["steward drill ls [--limit N] [--json]", "drills with their timings and verdicts"],
+    ["steward drill show ID [--json]", "one drill: its timeline, verdict, and the restart it caused"],
+  ],
+  flags: {
+    all: { type: "boolean", default: false, summary: "every declared service (one at a time; services without a recovery_objective are refused)" },
+    node: { type: "string", value: "NODE", summary: "only on this node" },
+    approve: { type: "boolean", default: false, summary: "the drill approves the restart it causes (that restart only, audited as the drill); without it the restart waits for you" },
+    as: actor,
+    json,
+  },
+  subcommands: {
+    ls: { summary: "drills with their timings and verdicts", usage: [["steward drill ls [--limit N] [--json]", "drills with their timings and verdicts"]], flags: { limit, json }, aliases: ["list"] },
+    show: { summary: "one drill: its timeline, verdict, and the restart it caused", usage: [["steward drill show ID [--json]", "one drill with its timeline"]], flags: { json } },
+  },
+} as const satisfies CommandSpec;
+
 export const VALIDATE = {
   name: "validate",
   summary: "check fleet specs and the repo they use (for CI): exit 1 and one line per problem",
@@ -235,7 +258,7 @@ export const HELP = {
   positionals: "commands",
 } as const satisfies CommandSpec;
 
-const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP] as const;
+const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP] as const;
 
 /** The command names, from the table: command-runners.ts must have a runner for each. */
 export type CommandName = (typeof ORDER)[number]["name"];

@@ -5,7 +5,7 @@ import { ACTIONS, APPROVE, REJECT, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
 import { renderAction, renderActions } from "./read.js";
 
-const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() => {
+export const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() => {
   try {
     return userInfo().username;
   } catch {

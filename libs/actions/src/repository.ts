@@ -56,6 +56,18 @@ export interface NewAction {
  */
 export type ProposeResult = { proposed: true; action: Action } | { proposed: false; open: { id: string; state: ActionState } | null; diagnosisAttached: boolean };
 
+/** What a policy approval is bound to: one target and kind, created in [createdFrom, createdUntil]. */
+export interface ActionMatch {
+  node: string;
+  service: string;
+  kind: ActionKind;
+  createdFrom: Date;
+  createdUntil: Date;
+}
+
+const matches = (a: { node: string; service: string; kind: ActionKind; created_at: Date }, m: ActionMatch): boolean =>
+  a.node === m.node && a.service === m.service && a.kind === m.kind && a.created_at.getTime() >= m.createdFrom.getTime() && a.created_at.getTime() <= m.createdUntil.getTime();
+
 export interface ListFilter {
   state?: ActionState | undefined;
   limit?: number | undefined;
@@ -95,6 +107,12 @@ export interface ActionsRepository {
   expire(id: string, audit: Audit, opts?: { from?: readonly ActionState[]; now?: Date; result?: string }): Promise<MoveResult>;
   /** An operator's decision on a pending action. A pending action already past its expiry is expired instead. */
   approve(id: string, actor: string, channel: Channel): Promise<MoveResult>;
+  /**
+   * A policy's approval, bound to what it may approve: only a pending action of exactly `match`'s node, service and
+   * kind, created inside its window, checked under the row lock in the approving transaction (anything else reads
+   * as not found and nothing changes). A drill approves the restart it caused through this and nothing else.
+   */
+  approveMatching(id: string, match: ActionMatch, audit: Audit): Promise<MoveResult>;
   /**
    * Rejecting also holds the drift the action was proposed for (see `Hold`): the supervisor proposes nothing for it
    * until it changes or clears, `holdForMs` passes, or an operator ends the hold. An action not proposed for a
@@ -173,11 +191,15 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     from?: readonly ActionState[] | undefined;
     /** The mover's clock for `updated_at`; the database's when absent. */
     now?: Date | undefined;
+    /** Only an action of exactly this target, created in this window (checked under the row lock). */
+    match?: ActionMatch | undefined;
   }
 
   async function move(tx: Tx, id: string, event: TransitionEvent, audit: Audit, opts: MoveOptions = {}): Promise<MoveResult> {
-    const [cur] = await tx<{ state: ActionState; executor_id: string | null }[]>`SELECT state, executor_id FROM actions WHERE id = ${id} FOR UPDATE`;
+    const [cur] = await tx<{ state: ActionState; executor_id: string | null; node: string; service: string; kind: ActionKind; created_at: Date }[]>`
+      SELECT state, executor_id, node, service, kind, created_at FROM actions WHERE id = ${id} FOR UPDATE`;
     if (!cur) return { ok: false, code: "not_found" };
+    if (opts.match && !matches(cur, opts.match)) return { ok: false, code: "not_found" };
     const t = transition(cur.state, event);
     if (!t.ok) return { ok: false, code: "invalid_transition", state: cur.state };
     if (opts.from && !opts.from.includes(cur.state)) return { ok: false, code: "invalid_transition", state: cur.state };
@@ -314,6 +336,11 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     approve(id, actor, channel) {
       pendingTo("approved");
       return decide(id, { type: "approve" }, { actor, channel });
+    },
+
+    approveMatching(id, match, audit) {
+      pendingTo("approved");
+      return decide(id, { type: "approve" }, audit, { match });
     },
 
     reject(id, actor, channel, reason, opts = {}) {

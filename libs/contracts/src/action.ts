@@ -1,6 +1,7 @@
 import { z } from "zod";
 
-export const ActionKind = z.enum(["start", "stop", "restart", "deploy", "pull"]);
+/** `drill`: an operator's restart drill, which kills a healthy service on purpose and times its recovery (see drill.ts). */
+export const ActionKind = z.enum(["start", "stop", "restart", "deploy", "pull", "drill"]);
 export type ActionKind = z.infer<typeof ActionKind>;
 
 export const ActionState = z.enum(["pending", "approved", "rejected", "expired", "running", "succeeded", "failed", "failed_unknown"]);

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Action, AuditEntry } from "./action.js";
 import { hasUnstorableChars, UNSTORABLE_MESSAGE } from "./limits.js";
+import { DrillResult } from "./drill.js";
 
 /**
  * The executor's HTTP API: request bodies (validated by the server) and answers (checked by the typed client,
@@ -65,3 +66,41 @@ export type ChannelDecisionRequest = z.input<typeof ChannelDecisionRequest>;
 /** A decision answers the action; an audited refusal answers `{audited: true}`. */
 export const ChannelDecisionReply = z.union([z.object({ action: Action, message: z.string() }), z.object({ audited: z.literal(true) })]);
 export type ChannelDecisionReply = z.infer<typeof ChannelDecisionReply>;
+
+// Restart drills (drill.ts): propose, list, show. Approving and rejecting a drill is the actions API's.
+
+const SpecName = z.string().regex(/^[a-z0-9]([a-z0-9_-]{0,62})$/, "must be a service or node name from the fleet spec");
+
+/** `POST /api/drills`: one service (on every node that declares it, or `node`), or `all` of them. */
+export const DrillRequest = z
+  .strictObject({
+    service: SpecName.optional(),
+    all: z.boolean().optional(),
+    node: SpecName.optional(),
+    approve_restart: z.boolean().optional(),
+    actor: z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters").refine(storable, UNSTORABLE_MESSAGE).optional(),
+    channel: ApiChannel.optional(),
+  })
+  .refine((r) => (r.service !== undefined) !== (r.all === true), { message: "name one service or set all (not both)", path: ["service"] });
+export type DrillRequest = z.input<typeof DrillRequest>;
+
+/** A target the drill would not touch, and why (nothing was changed for it). */
+export const DrillRefusal = z.strictObject({ node: z.string(), service: z.string(), reason: z.string() });
+export type DrillRefusal = z.infer<typeof DrillRefusal>;
+
+/** `POST /api/drills`: the pending drill actions (approve them like any action) and the refused targets. */
+export const DrillProposeReply = z.object({ proposed: z.array(Action), refused: z.array(DrillRefusal) });
+export type DrillProposeReply = z.infer<typeof DrillProposeReply>;
+
+/** `GET /api/drills`: drill actions, newest first, each with its result once it has one. */
+export const DrillListReply = z.object({ drills: z.array(z.object({ action: Action, result: DrillResult.nullable() })) });
+export type DrillListReply = z.infer<typeof DrillListReply>;
+
+/** `GET /api/drills/:id`: the drill, its audit, its result, and the restart it caused with that restart's audit. */
+export const DrillDetailReply = z.object({
+  action: Action,
+  audit: z.array(AuditEntry),
+  result: DrillResult.nullable(),
+  restart: z.object({ action: Action, audit: z.array(AuditEntry) }).nullable(),
+});
+export type DrillDetailReply = z.infer<typeof DrillDetailReply>;

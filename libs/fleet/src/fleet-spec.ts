@@ -67,6 +67,11 @@ export const DeploySettings = z.strictObject({
 });
 export type DeploySettings = z.output<typeof DeploySettings>;
 
+/** How fast the service must be healthy again after a restart drill kills it (`steward drill`, docs/drills.md). */
+const RecoveryObjective = Duration.optional().describe(
+  "How fast the service must be running and healthy again after `steward drill` kills it, e.g. 30s; a drill that takes longer is missed (an alert). Services without one are not drilled.",
+);
+
 export const ProcessService = z.strictObject({
   kind: z.literal("process"),
   command: z.array(z.string().min(1)).min(1, "command needs at least the program"),
@@ -78,6 +83,7 @@ export const ProcessService = z.strictObject({
   autostart: z.boolean().default(true).describe("Start when the node-agent starts; false declares a service that is not started (shown as missing)."),
   health: z.array(HealthCheck).default([]),
   depends_on: z.array(Name).default([]).describe("Services on the same node that start first (start order)."),
+  recovery_objective: RecoveryObjective,
 });
 export type ProcessService = z.output<typeof ProcessService>;
 
@@ -94,6 +100,7 @@ export const ComposeService = z.strictObject({
   health: z.array(HealthCheck).default([]),
   depends_on: z.array(Name).default([]),
   deploy: DeploySettings.optional(),
+  recovery_objective: RecoveryObjective,
 });
 export type ComposeService = z.output<typeof ComposeService>;
 

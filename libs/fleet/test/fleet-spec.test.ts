@@ -68,6 +68,32 @@ describe("parseFleetSpec", () => {
   });
 });
 
+describe("recovery_objective", () => {
+  it("is a duration on process and compose services, absent by default", () => {
+    const r = parseFleetSpec("version: 1\nnodes:\n  a:\n    services:\n      s: {kind: process, command: [x], recovery_objective: 30s}\n      t: {kind: process, command: [y]}\n      c: {kind: compose, files: [c.yml], recovery_objective: 2m}\n", "f.yaml");
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const svcs = r.spec.nodes["a"]!.services;
+    expect(svcs["s"]?.recovery_objective).toBe(30_000);
+    expect(svcs["t"]?.recovery_objective).toBeUndefined();
+    expect(svcs["c"]?.recovery_objective).toBe(120_000);
+  });
+
+  it.each([
+    ["soon", /duration like/],
+    ["0", /./],
+    ["-5s", /duration like/],
+  ])("refuses %s with the file and line", (value, message) => {
+    const r = parseFleetSpec(`version: 1\nnodes:\n  a:\n    services:\n      s:\n        kind: process\n        command: [x]\n        recovery_objective: ${value}\n`, "f.yaml");
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const p = r.problems.find((x) => x.path === "nodes.a.services.s.recovery_objective");
+    expect(p, JSON.stringify(r.problems)).toBeDefined();
+    expect(p?.message).toMatch(message);
+    expect(formatProblem(p!)).toMatch(/^f\.yaml:8:nodes\.a\.services\.s\.recovery_objective: /);
+  });
+});
+
 describe("findCycle", () => {
   const table: [Record<string, string[]>, string[] | undefined][] = [
     [{}, undefined],

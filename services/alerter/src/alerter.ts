@@ -1,4 +1,5 @@
 import { createActionsRepository } from "@steward/actions/repository";
+import { createDrillsRepository } from "@steward/actions/drills";
 import { answerHealthOrMetrics, type Registry } from "@steward/platform/metrics";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
 import { migrate, type Sql } from "@steward/platform/db";
@@ -52,7 +53,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   const { config, nc, sql, logger, registry } = deps;
   const clock = deps.clock ?? (() => new Date());
   const store = createAlertStore(sql);
-  const repo = createActionsRepository(sql);
+  const repo = { ...createActionsRepository(sql), ...createDrillsRepository(sql) };
   const metrics = createAlerterMetrics(registry, store);
   const timeoutMs = config.sendTimeoutMs;
   const executor = createExecutorClient({ url: config.executorUrl, token: config.apiToken, timeoutMs, label: "the executor", fetch: deps.fetch });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Action } from "@steward/contracts/action";
+import type { DrillResult } from "@steward/contracts/drill";
 import type { CostReport } from "@steward/contracts/task";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
@@ -17,6 +18,7 @@ export const Rule = z.discriminatedUnion("rule", [
   z.strictObject({ rule: z.literal("action_pending"), severity: AlertSeverity.default("info"), renotify_min: z.number().min(0).default(0) }),
   z.strictObject({ rule: z.literal("node_stale"), severity: AlertSeverity.default("critical"), ...renotify }),
   z.strictObject({ rule: z.literal("deadman"), component: z.enum(["observer", "supervisor", "executor", "planner"]), after_s: z.number().positive(), severity: AlertSeverity.default("critical"), ...renotify }),
+  z.strictObject({ rule: z.literal("drill_missed"), window_min: z.number().positive().default(30 * 24 * 60), severity: AlertSeverity.default("warning"), ...renotify }),
   z.strictObject({ rule: z.literal("cost_cap"), thresholds: z.array(z.number().positive()).min(1).default([0.8, 1]), ...renotify }),
 ]);
 export type Rule = z.output<typeof Rule>;
@@ -39,6 +41,7 @@ export function defaultRules(o: { driftPersistMin: number; deadmanS: number }): 
     { rule: "deadman", component: "executor", after_s: o.deadmanS },
     { rule: "deadman", component: "planner", after_s: o.deadmanS },
     { rule: "cost_cap" },
+    { rule: "drill_missed" },
   ]);
 }
 
@@ -53,7 +56,8 @@ export interface RuleInputs {
   lastGoodSnapshotAt: number | undefined;
   drift: Read<DriftReport>;
   lastGoodDriftAt: number | undefined;
-  actions: Read<{ pending: Action[]; latestFinished: Action[] }>;
+  /** `drills`: the newest passed or missed drill of each service (absent: no drill rule input). */
+  actions: Read<{ pending: Action[]; latestFinished: Action[]; drills?: DrillResult[] }>;
   /** `{ok:false}` also when no planner is configured: cost rules are then not judged. */
   cost: Read<CostReport>;
   /** first_seen of firing alerts by fingerprint (a drift without `since` persists from when it was first alerted). */
@@ -193,6 +197,16 @@ export function evaluate(rules: readonly Rule[], inp: RuleInputs): Evaluation {
         const what = r.component === "observer" ? "wrote no snapshot" : "computed no drift report";
         const since = last === undefined ? `since this alerter started ${fmtAge(age)} ago` : `for ${fmtAge(age)} (last at ${new Date(last).toISOString()})`;
         add({ fingerprint: `deadman:${r.component}`, rule: id, severity: r.severity, title: `Dead man: ${r.component} made no progress`, message: `The ${r.component} ${what} ${since}; limit ${r.after_s} s.`, labels: { component: r.component }, renotifyMs });
+        break;
+      }
+      case "drill_missed": {
+        // Level-based: fires while a service's newest drill missed its objective; its next passing drill resolves it.
+        if (!inp.actions.ok || !inp.actions.value.drills) break;
+        judged.add(id);
+        for (const d of inp.actions.value.drills) {
+          if (d.verdict !== "missed" || inp.now - Date.parse(d.finished_at) > r.window_min * 60_000) continue;
+          add({ fingerprint: `drill_missed:${d.node}/${d.service}`, rule: id, severity: r.severity, title: `Drill missed its objective: ${d.node}/${d.service}`, message: `Restart drill ${d.drill_id.slice(0, 8)}: ${d.reason}`, labels: { node: d.node, service: d.service, drill_id: d.drill_id }, renotifyMs });
+        }
         break;
       }
       case "cost_cap": {

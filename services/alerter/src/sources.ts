@@ -1,4 +1,6 @@
 import type { ActionsRepository } from "@steward/actions/repository";
+import type { DrillsRepository } from "@steward/actions/drills";
+import type { DrillResult } from "@steward/contracts/drill";
 import { FINISHED_ACTION_STATES, type Action, type ActionState } from "@steward/contracts/action";
 import type { Read } from "./rules.js";
 
@@ -7,9 +9,16 @@ export function toRead<T>(r: { ok: true; value: T } | { ok: false; reason: strin
   return r.ok ? { ok: true, value: r.value } : { ok: false, reason: r.detail };
 }
 
-/** Actions the rules look at (read-only: every change goes through the executor). */
-export async function readActions(actions: Pick<ActionsRepository, "listPending" | "latestFinished">, windowMs: number): Promise<{ pending: Action[]; latestFinished: Action[] }> {
-  return { pending: await actions.listPending(500), latestFinished: await actions.latestFinished(windowMs) };
+/** How far back the drill rule looks for a service's newest drill (its own window_min bounds what fires). */
+const DRILL_LOOKBACK_MS = 365 * 86_400_000;
+
+/** Actions the rules look at (read-only: every change goes through the executor), and each service's newest drill when given. */
+export async function readActions(
+  actions: Pick<ActionsRepository, "listPending" | "latestFinished"> & Partial<Pick<DrillsRepository, "latestDrillResults">>,
+  windowMs: number,
+): Promise<{ pending: Action[]; latestFinished: Action[]; drills?: DrillResult[] }> {
+  const drills = actions.latestDrillResults ? { drills: await actions.latestDrillResults(DRILL_LOOKBACK_MS) } : {};
+  return { pending: await actions.listPending(500), latestFinished: await actions.latestFinished(windowMs), ...drills };
 }
 
 const APPROVED_THEN_RAN: readonly ActionState[] = ["running", ...FINISHED_ACTION_STATES];

@@ -12,6 +12,7 @@ import {
   type RejectRequest,
 } from "@steward/contracts/executor-api";
 import { Snapshot } from "@steward/contracts/world-state";
+import { DrillDetailReply, DrillListReply, DrillProposeReply, type DrillRequest } from "@steward/contracts/executor-api";
 import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, type HttpTransport, type JsonHttpOptions } from "@steward/platform/http-client";
 
 /**
@@ -22,6 +23,7 @@ import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, type HttpTran
 export { ApiBadResponse, ApiError, ApiUnreachable };
 export type { MintedTokens, ChannelDecisionReply, ChannelDecisionRequest };
 export type ActionDetail = ActionDetailReply;
+export type { DrillDetailReply, DrillListReply, DrillProposeReply, DrillRequest };
 
 export interface ExecutorClientOptions {
   url: string;
@@ -50,6 +52,11 @@ export interface ExecutorClient {
   mintApprovalTokens(actionId: string, opts?: Pick<MintTokensRequest, "ttl_s">): Promise<MintedTokens>;
   /** A decision (or a refusal to audit) relayed by a bot that checked its own allow-list. */
   relayDecision(d: ChannelDecisionRequest): Promise<ChannelDecisionReply>;
+  /** Pending restart drills for the named services (409 `drill_refused` when every one was refused, nothing changed). */
+  proposeDrill(req: DrillRequest): Promise<DrillProposeReply>;
+  /** Drills newest first, with their results. */
+  drills(opts?: { limit?: number | undefined }): Promise<DrillListReply["drills"]>;
+  drill(id: string): Promise<DrillDetailReply>;
 }
 
 const enc = encodeURIComponent;
@@ -72,5 +79,8 @@ export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClien
     reject: async (id, by) => (await http.call("POST", `/api/actions/${enc(id)}/reject`, DecisionReply, { body: { actor: by.actor, channel: by.channel, reason: by.reason } })).data.action,
     mintApprovalTokens: async (actionId, o = {}) => (await http.call("POST", "/approvals/tokens", MintedTokens, { body: { action_id: actionId, ...(o.ttl_s !== undefined ? { ttl_s: o.ttl_s } : {}) } })).data,
     relayDecision: async (d) => (await http.call("POST", "/approvals/channel", ChannelDecisionReply, { body: d })).data,
+    proposeDrill: async (req) => (await http.call("POST", "/api/drills", DrillProposeReply, { body: req })).data,
+    drills: async (o = {}) => (await http.call("GET", `/api/drills${o.limit !== undefined ? `?limit=${o.limit}` : ""}`, DrillListReply)).data.drills,
+    drill: async (id) => (await http.call("GET", `/api/drills/${enc(id)}`, DrillDetailReply)).data,
   };
 }

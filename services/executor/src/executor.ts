@@ -13,6 +13,10 @@ import { createExecutorMetrics } from "./metrics.js";
 import { createNodeCommandClient } from "./node-command-client.js";
 import { runAction } from "./run.js";
 import { createActionsRepository, type ActionsRepository } from "@steward/actions/repository";
+import { createDrillsRepository } from "@steward/actions/drills";
+import { DRILL_KIND } from "@steward/contracts/drill";
+import type { DrillDeps } from "./drill-run.js";
+import { createDrillRoutes } from "./http-drills.js";
 
 export interface ExecutorDeps {
   config: ExecutorConfig;
@@ -38,6 +42,18 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const metrics = createExecutorMetrics(registry, store);
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
+  // A drill waits most of its time for a restart this executor must run: drills take no slot of `concurrency`.
+  const drilling = new Set<Promise<unknown>>();
+  const drills = createDrillsRepository(sql);
+  let drillLane: Promise<unknown> = Promise.resolve();
+  const drill: DrillDeps = {
+    drills,
+    serial<T>(fn: () => Promise<T>): Promise<T> {
+      const next = drillLane.then(fn, fn);
+      drillLane = next.catch(() => undefined);
+      return next;
+    },
+  };
   let server: HttpListener | undefined;
   let worldView: WorldView | undefined;
   let unlisten: (() => Promise<void>) | undefined;
@@ -71,7 +87,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
   async function work(world: WorldView): Promise<void> {
     const commands = createNodeCommandClient({ nc, fleetKey: config.fleetKey, commandTtlMs: config.commandTtlMs, clock, metrics });
-    const runDeps = { nc, world, store, commands, logger, metrics, clock, config };
+    const runDeps = { nc, world, store, commands, logger, metrics, clock, config, drill };
     while (!abort.signal.aborted) {
       if (inflight.size < config.concurrency) {
         let claimed;
@@ -84,13 +100,14 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         }
         if (claimed && !abort.signal.aborted) {
           logger.info({ action_id: claimed.id, node: claimed.node, service: claimed.service, kind: claimed.kind }, "claimed action");
+          const lane = claimed.kind === DRILL_KIND ? drilling : inflight;
           const p: Promise<unknown> = runAction(runDeps, claimed, abort.signal)
             .catch((err: Error) => logger.error({ action_id: claimed.id, err: err.message }, "run failed unexpectedly"))
             .finally(() => {
-              inflight.delete(p);
+              lane.delete(p);
               poke();
             });
-          inflight.add(p);
+          lane.add(p);
           continue;
         }
       }
@@ -125,7 +142,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       const approvalKey = deriveApprovalKey(config.fleetKey);
       const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
       const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
-      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web }), config.httpPort, config.httpHost);
+      const drillRoutes = createDrillRoutes({ store, drills, world, fleetSpecPath: config.fleetSpecPath, clock });
+      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
       const port = server.port;
       const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
       if (config.worker) {
@@ -142,7 +160,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       poke();
       if (sweeper) clearInterval(sweeper);
       await loop;
-      await Promise.allSettled([...inflight]);
+      await Promise.allSettled([...inflight, ...drilling]);
       await unlisten?.().catch(() => undefined);
       await server?.close();
       await worldView?.stop();

@@ -9,6 +9,7 @@ import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
 import type { WorldView } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
+import type { DrillRoutes } from "./http-drills.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -20,6 +21,8 @@ export interface ApiDeps extends JsonApiDeps {
   approvals?: ApprovalRoutes;
   /** The operator web console (console/); mounted under /console when given. */
   console?: WebConsole;
+  /** Restart drills (http-drills.ts); mounted under /api/drills when given. */
+  drills?: DrillRoutes;
 }
 
 function decodeSegment(s: string): string {
@@ -111,6 +114,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       const r = await store.reject(seg[1], body.actor ?? "operator", body.channel ?? "api", body.reason);
       return { route: "/api/actions/:id/reject", status: storeReply(res, r, seg[1]) };
     }
+    if (seg[0] === "drills" && deps.drills) return deps.drills(res, seg, method, () => readJson(req), url);
     if ((seg[0] === "world" || seg[0] === "drift") && seg.length === 1) {
       const r = `/api/${seg[0]}`;
       allow("GET", r);

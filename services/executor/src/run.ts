@@ -11,6 +11,7 @@ import { commandStep, type Ending, type Verdict } from "./verdict.js";
 import { commandMark, judgeWorld } from "./verify.js";
 import type { WorldView } from "./world.js";
 import { runRollout } from "./rollout.js";
+import { runDrill, type DrillDeps } from "./drill-run.js";
 
 export interface RunDeps {
   nc: NatsConnection;
@@ -21,6 +22,8 @@ export interface RunDeps {
   logger: Logger;
   metrics: ExecutorMetrics;
   clock: () => Date;
+  /** Restart drills: where their results go, and their one-at-a-time lane. Without it a drill fails, touching nothing. */
+  drill?: DrillDeps | undefined;
   config: {
     executorId: string;
     leaseMs: number;
@@ -117,6 +120,9 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
     case "deploy":
       // A rollout across nodes with health gates and rollback: its own module.
       return runRollout(deps, action, signal, leaseLost);
+    case "drill":
+      // Kills a healthy service on purpose and times its recovery: its own module.
+      return deps.drill ? runDrill({ ...deps, ...deps.drill }, action, signal, leaseLost) : { outcome: "failed", result: "this executor runs no drills; nothing was sent" };
     default: {
       const never: never = action.kind;
       return { outcome: "failed", result: `unknown action kind '${String(never)}'` };

@@ -61,7 +61,8 @@ export type ComposeApply = "auto" | "cli" | "engine-api";
 /** `compose` stacks: observed through the engine, deployed and rolled back from the deploy checkout, started and stopped. */
 export interface ComposeDriver extends ServiceDriver {
   readonly kind: "compose";
-  readonly ops: { readonly [op in ServiceOp]: OpHandler };
+  /** Every service op but `drill`: a drill kills process services only (the executor refuses to drill a stack). */
+  readonly ops: { readonly [op in Exclude<ServiceOp, "drill">]: OpHandler };
   /** The spec the agent now runs with. Never throws. */
   setSpec(spec: FleetSpec): void;
   /** Probes every stack now; resolves when done. */

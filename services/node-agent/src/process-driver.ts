@@ -27,7 +27,7 @@ export interface ProcessDriverDeps {
 /** `process` services: real child processes, their health checks, and the node commands that start, stop and restart them (a process has no deploy or rollback). */
 export interface ProcessDriver extends ServiceDriver {
   readonly kind: "process";
-  readonly ops: { readonly start: OpHandler; readonly stop: OpHandler; readonly restart: OpHandler };
+  readonly ops: { readonly start: OpHandler; readonly stop: OpHandler; readonly restart: OpHandler; readonly drill: OpHandler };
   /** The spec the agent starts with: every declared process service, none started yet. */
   load(spec: FleetSpec): void;
   /** A reloaded spec: new services are added stopped (Steward proposes, the operator approves), removed ones reported undeclared. */
@@ -193,6 +193,12 @@ export function createProcessDriver(deps: ProcessDriverDeps): ProcessDriver {
           return null;
         }),
       restart: (cmd) => command(cmd, (svc) => svc.restart()),
+      // A restart drill (steward drill): killed like a crash, for the loop to notice and bring back.
+      drill: (cmd) =>
+        command(cmd, async (svc) => {
+          await svc.kill();
+          return null;
+        }),
     },
 
     async shutdown() {

@@ -197,6 +197,18 @@ export class SupervisedService {
     signalGroup(pid, "SIGKILL", false);
   }
 
+  /**
+   * A restart drill: SIGKILL to the process group, as a crash would do it. Not a stop: the service reads `exited`
+   * (killed by SIGKILL) and its restart policy applies, so the drill times the recovery an operator would get.
+   */
+  async kill(): Promise<void> {
+    const pid = this.childPid;
+    if (!this.child || pid === undefined) throw new Error(`service is ${this.state}, not running: nothing to kill`);
+    const exited = this.waitExit();
+    signalGroup(pid, "SIGKILL");
+    await exited;
+  }
+
   async restart(): Promise<number> {
     await this.stop();
     return this.start();
