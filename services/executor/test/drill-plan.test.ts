@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Action } from "@steward/contracts/action";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
-import { drillTargets, drillTimings, drillVerdict, drillWindowMs, followUpApproval, refuseDrill, sightDrill, type DrillWindow, type RefusalInputs } from "../src/drill-plan.js";
+import { drillTargets, drillTimings, drillVerdict, drillWindowMs, followUpApproval, refuseDrill, sightDrill, type DrillTimings, type DrillWindow, type RefusalInputs } from "../src/drill-plan.js";
 import { commandMark } from "../src/verify.js";
 import { service, snapshot } from "./helpers.js";
 
@@ -97,8 +97,9 @@ describe("followUpApproval: the drill approves the restart it caused, and nothin
   const startedAt = new Date("2030-01-01T00:00:10.000Z");
   const w: DrillWindow = { drillId: "d1", node: "n1", service: "web", startedAt, endsAt: new Date("2030-01-01T00:01:10.000Z"), approveRestart: true };
   const during = new Date("2030-01-01T00:00:12.000Z");
-  const restart = { id: "r1", node: "n1", service: "web", kind: "restart" as const, state: "pending" as const, created_at: "2030-01-01T00:00:11.000Z" };
-  it.each<[string, Partial<DrillWindow>, Partial<typeof restart> & { kind?: Action["kind"]; state?: Action["state"] }, Date, RegExp | null]>([
+  type Candidate = Pick<Action, "id" | "node" | "service" | "kind" | "state" | "created_at">;
+  const restart: Candidate = { id: "r1", node: "n1", service: "web", kind: "restart", state: "pending", created_at: "2030-01-01T00:00:11.000Z" };
+  it.each<[string, Partial<DrillWindow>, Partial<Candidate>, Date, RegExp | null]>([
     ["the restart of the drilled service, proposed after the kill", {}, {}, during, null],
     ["without --approve", { approveRestart: false }, {}, during, /without --approve/],
     ["a start of the same service", {}, { kind: "start" }, during, /only a restart, not a start/],
@@ -129,8 +130,8 @@ describe("timings and verdict", () => {
   });
 
   const p = { objective_ms: 10_000, window_ms: 70_000 };
-  const t = (recovered: number | null) => ({ detected_ms: 200, proposed_ms: 700, approved_ms: 900, recovered_ms: recovered });
-  it.each<[string, string, ReturnType<typeof t>, RegExp]>([
+  const t = (recovered: number | null): DrillTimings => ({ detected_ms: 200, proposed_ms: 700, approved_ms: 900, recovered_ms: recovered });
+  it.each<[string, string, DrillTimings, RegExp]>([
     ["healthy within the objective", "passed", t(3200), /^healthy again after 3\.2 s, within the objective 10 s; down in the world after 0\.2 s, restart pending after 0\.7 s, approved after 0\.9 s$/],
     ["healthy exactly at the objective", "passed", t(10_000), /within the objective/],
     ["healthy after the objective", "missed", t(10_001), /^healthy again after 10 s, over the objective 10 s/],
