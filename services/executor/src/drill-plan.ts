@@ -69,14 +69,14 @@ export function refuseDrill(t: DrillTarget, inp: RefusalInputs): string | null {
   if (!spec) return `${name} is not declared in the fleet spec`;
   if (spec.kind !== "process") return `${name} is a ${spec.kind} service: drills kill process services only`;
   if (spec.recovery_objective === undefined) return `${name} has no recovery_objective in the fleet spec: there is nothing to measure the drill against`;
-  const other = inp.open.find((a) => a.node === t.node && a.service === t.service && a.id !== inp.self);
-  if (other) return `${name} already has an open ${other.kind} action (${other.id.slice(0, 8)}, ${other.state}): one thing at a time`;
   if (!inp.world) return "the world cannot be read: the fleet's state is unknown";
   const age = inp.now.getTime() - Date.parse(inp.world.written_at);
   if (!(age <= inp.worldMaxAgeMs)) return `the world was last written ${Math.round(age / 1000)} s ago: the fleet's state is unknown`;
   const node = inp.world.world.nodes[t.node];
   if (!node) return `node ${t.node} never reported: its state is unknown`;
   if (node.status === "stale") return `node ${t.node} is stale (last heartbeat ${node.last_heartbeat ?? "never"}): a drill needs a node that reports`;
+  const other = inp.open.find((a) => a.node === t.node && a.service === t.service && a.id !== inp.self);
+  if (other) return `${name} already has an open ${other.kind} action (${other.id.slice(0, 8)}, ${other.state}): one thing at a time`;
   const svc = node.services[t.service];
   if (!healthy(svc)) return `${name} is ${looks(svc)}, not running and healthy: a drill starts from a healthy service`;
   for (const dep of spec.depends_on) {
