@@ -43,8 +43,11 @@ export interface SupervisorDeps {
 export interface Supervisor {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Runs one cycle now (or joins the one queued after the running one). Throws only on database/KV failures. */
-  runCycle(): Promise<CycleResult>;
+  /**
+   * Runs one cycle now (or joins the one queued after the running one); `full`: it diffs every node, not only the
+   * changed ones. Throws only on database/KV failures.
+   */
+  runCycle(opts?: { full?: boolean }): Promise<CycleResult>;
   isLeader(): boolean;
   /** The last report this supervisor wrote, if any. */
   lastReport(): DriftReport | undefined;
@@ -111,7 +114,8 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   }
 
   /** Coalescing: at most one cycle runs and at most one waits; triggers during a run share the waiting one. */
-  function runCycle(): Promise<CycleResult> {
+  function runCycle(opts: { full?: boolean } = {}): Promise<CycleResult> {
+    if (opts.full) wantFull = true;
     if (queued) return queued;
     if (current) {
       const q = current.catch(() => undefined).then(() => {
