@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,5 +72,23 @@ describe("file loading", () => {
     expect(await cache.load(p)).toMatchObject({ ok: false, reason: "spec_invalid", parsed: false });
     await rm(p);
     expect(await cache.load(p)).toMatchObject({ ok: false, reason: "spec_unreadable" });
+  });
+
+  it("spec cache: an unchanged file is not read again; an edit of the same size, or a rename over it, is seen", async () => {
+    const cache = createSpecCache();
+    const p = join(dir, "stamped.yaml");
+    await writeFile(p, specYaml({ n1: ["aaa"] }));
+    expect(await cache.load(p)).toMatchObject({ ok: true, parsed: true });
+    // Same bytes written again: read and hashed again (its times changed), not parsed again.
+    await writeFile(p, specYaml({ n1: ["aaa"] }));
+    expect(await cache.load(p)).toMatchObject({ ok: true, parsed: false });
+    await writeFile(p, specYaml({ n1: ["bbb"] }));
+    const sameSize = await cache.load(p);
+    expect(sameSize.ok && Object.keys(sameSize.value.nodes["n1"]?.services ?? {})).toEqual(["bbb"]);
+    const tmp = join(dir, "stamped.yaml.tmp");
+    await writeFile(tmp, specYaml({ n1: ["ccc"] }));
+    await rename(tmp, p);
+    const renamed = await cache.load(p);
+    expect(renamed.ok && Object.keys(renamed.value.nodes["n1"]?.services ?? {})).toEqual(["ccc"]);
   });
 });
