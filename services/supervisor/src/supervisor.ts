@@ -214,8 +214,9 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       throw err;
     } finally {
       const reported = await writeReport(bucket, report, decided);
-      state = decided.state;
-      // After a failure to apply or to write, the next cycle diffs (and writes) every node again.
+      // After a failure to apply or to write, the next cycle diffs every node again; after a failed write it also
+      // writes every node (the writer skips the records it did write).
+      state = reported ? decided.state : undefined;
       if (!applied || !reported) wantFull = true;
     }
   }
