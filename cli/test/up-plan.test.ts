@@ -52,6 +52,13 @@ describe("what each service is given", () => {
     expect(al["CONSOLE_URL"]).toBe("http://127.0.0.1:4000/console");
   });
 
+  it("the alerter always runs: with no push sink set it prints alerts on up's terminal (ALERT_CONSOLE), with one it pushes", () => {
+    expect(defaultsFor("alerter", wires, {})["ALERT_CONSOLE"]).toBe("true");
+    expect(defaultsFor("alerter", wires, { NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "ops" })["ALERT_CONSOLE"]).toBeUndefined();
+    // An empty sink setting counts as set: it refuses to start loudly instead of quietly printing here.
+    expect(defaultsFor("alerter", wires, { WEBHOOK_URL: "" })["ALERT_CONSOLE"]).toBeUndefined();
+  });
+
   it("up's defaults give way to the environment (HEARTBEAT_MS)", () => {
     const w = { ...wires, node: "n1" };
     expect(serviceEnv("node-agent", { env: {}, stackId: "s", wiring: wiringFor("node-agent", w), defaults: defaultsFor("node-agent", w) })["HEARTBEAT_MS"]).toBe("2000");

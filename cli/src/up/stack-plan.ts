@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import type { UpService } from "./settings.js";
+import { alerterDefaults } from "./alerter-env.js";
 
 /** What the services of one stack need to find each other. Ports are 0: each service binds its own and reports it. */
 export interface Wires {
@@ -55,8 +56,8 @@ export function pinnedPort(svc: UpService, port: number): Record<string, string>
 export const operatorStateDir = (env: NodeJS.ProcessEnv): string | undefined => (env["STATE_DIR"] ? resolve(env["STATE_DIR"]) : undefined);
 
 /** `up`'s defaults for a service, which the operator's environment may override. */
-export function defaultsFor(svc: UpService, w: Pick<Wires, "apiUrl">): Record<string, string> {
-  if (svc === "alerter") return { CONSOLE_URL: `${w.apiUrl}/console` };
+export function defaultsFor(svc: UpService, w: Pick<Wires, "apiUrl">, env: NodeJS.ProcessEnv = {}): Record<string, string> {
+  if (svc === "alerter") return { CONSOLE_URL: `${w.apiUrl}/console`, ...alerterDefaults(env) };
   if (svc === "node-agent") return { HEARTBEAT_MS: "2000" };
   return {};
 }

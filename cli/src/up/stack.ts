@@ -3,11 +3,11 @@ import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { isStackReport, STACK_ID_HEADER } from "@steward/platform/stack-member";
+import { isStackReport, isStackSays, STACK_ID_HEADER } from "@steward/platform/stack-member";
 import { freeLoopbackPort } from "./free-port.js";
 import { startLocalNats } from "./local-nats.js";
 import { startLocalPostgres } from "./local-postgres.js";
-import { alertsOn, ALERTS_OFF_MESSAGE } from "./alerter-env.js";
+import { alerterRunning } from "./alerter-env.js";
 import { serviceEnv, type UpService } from "./settings.js";
 import { defaultsFor, operatorStateDir, pinnedPort, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
 
@@ -166,7 +166,12 @@ export function createStack(o: StackOptions): Stack {
     const fd = openSync(logOf(name), "a");
     try {
       // Own process group: the terminal's Ctrl-C reaches only `up`, which stops everything in order.
-      return spawn(process.execPath, [serviceMain(pkg)], { env, stdio: ["ignore", fd, fd, "ipc"], detached: true });
+      const proc = spawn(process.execPath, [serviceMain(pkg)], { env, stdio: ["ignore", fd, fd, "ipc"], detached: true });
+      // What a service asks to be shown on this terminal (the alerter's alerts when no push sink is set).
+      proc.on("message", (m) => {
+        if (isStackSays(m)) o.log(m.line);
+      });
+      return proc;
     } finally {
       closeSync(fd);
     }
@@ -258,7 +263,7 @@ export function createStack(o: StackOptions): Stack {
       plannerUrl: undefined,
       stateDir: operatorStateDir(o.env),
     };
-    const envOf = (svc: UpService, wires: Wires = w) => serviceEnv(svc, { env: o.env, stackId: o.stackId, wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires) });
+    const envOf = (svc: UpService, wires: Wires = w) => serviceEnv(svc, { env: o.env, stackId: o.stackId, wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires, o.env) });
     const metrics: Record<string, string> = {};
 
     const observer = await launch("observer", "observer", "observer", envOf("observer"));
@@ -279,11 +284,9 @@ export function createStack(o: StackOptions): Stack {
     metrics["supervisor"] = `${supervisor.url}/metrics`;
     o.log(`observer, supervisor, executor running; API ${w.apiUrl}`);
 
-    if (alertsOn(o.env)) {
-      const alerter = await launch("alerter", "alerter", "alerter", envOf("alerter"));
-      metrics["alerter"] = `${alerter.url}/metrics`;
-      o.log("alerter running (sinks from NTFY_*/TELEGRAM_*/WEBHOOK_* settings)");
-    } else o.log(ALERTS_OFF_MESSAGE);
+    const alerter = await launch("alerter", "alerter", "alerter", envOf("alerter"));
+    metrics["alerter"] = `${alerter.url}/metrics`;
+    o.log(alerterRunning(o.env));
 
     for (const node of o.nodes) {
       const name = `node-agent-${node}`;

@@ -7,7 +7,6 @@ import { UP } from "../command-table.js";
 import { flagLines } from "../help.js";
 import { parseFlags } from "../parse.js";
 import { removeStackFile, stewardHome, writeStackFile, type StackFile } from "../stack-file.js";
-import { alertsOn } from "./alerter-env.js";
 import { claimHome } from "./home-claim.js";
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from "./restart-policy.js";
 import { createStackHealer } from "./stack-healer.js";
@@ -25,7 +24,7 @@ export interface UpIo {
 export const upUsage = (): string => `usage: ${UP.usage[0][0]}
 
 Runs a whole local Steward: nats-server and a throwaway PostgreSQL cluster (unless NATS_URL / DATABASE_URL are set),
-the observer, planner, executor, supervisor, the alerter (when a sink is configured) and one node-agent per node of
+the observer, planner, executor, supervisor, the alerter (printing alerts here unless a push sink is set) and one node-agent per node of
 the fleet (the demo fleet unless --fleet). Every process binds a port of its own choosing and reports it; the stack
 file ($STEWARD_HOME/stack.json, default ~/.steward) tells the CLI where they are. One stack per STEWARD_HOME: run a
 second one with its own STEWARD_HOME. A service that dies is restarted on its port with backoff and said so; one that
@@ -47,7 +46,7 @@ const intFlag = (v: string | undefined, name: string, min: number, max: number):
 
 /** The services this stack runs (for checking their settings before anything starts). */
 function servicesToRun(env: NodeJS.ProcessEnv): UpService[] {
-  return ["observer", ...(plannerMainPath() ? (["planner"] as const) : []), "executor", "supervisor", ...(alertsOn(env) ? (["alerter"] as const) : []), "node-agent"];
+  return ["observer", ...(plannerMainPath() ? (["planner"] as const) : []), "executor", "supervisor", "alerter", "node-agent"];
 }
 
 /**
@@ -96,7 +95,7 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
   const dirGiven = values.dir ? resolve(values.dir) : undefined;
   const wires = placeholderWires(dirGiven ?? tmpdir(), fleetFile ?? "fleet.yaml", typeof apiPort === "number" ? apiPort : 0, plannerMainPath() !== undefined, operatorStateDir(io.env));
   const problems = servicesToRun(io.env).flatMap((svc) => {
-    const e = checkSettings(svc, serviceEnv(svc, { env: io.env, stackId: "check", wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires) }));
+    const e = checkSettings(svc, serviceEnv(svc, { env: io.env, stackId: "check", wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires, io.env) }));
     return e ? [e.message] : [];
   });
   if (problems.length > 0) {

@@ -21,6 +21,17 @@ export function isStackReport(m: unknown): m is StackReport {
   return typeof r === "object" && r !== null && r.steward === "listening" && typeof r.port === "number";
 }
 
+/** A line a member asks `up` to print on its terminal (the alerter's console sink). */
+export interface StackSays {
+  steward: "say";
+  line: string;
+}
+
+export function isStackSays(m: unknown): m is StackSays {
+  const r = m as Partial<StackSays> | null;
+  return typeof r === "object" && r !== null && r.steward === "say" && typeof r.line === "string";
+}
+
 /** The id of the stack this process belongs to, or undefined outside a stack. */
 export function stackId(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const id = env[STACK_ID_ENV];
@@ -35,6 +46,13 @@ export function reportListening(port: number): void {
   if (!member()) return;
   const report: StackReport = { steward: "listening", port };
   process.send?.(report);
+}
+
+/** Asks `up` to print a line on its terminal. No-op outside a stack. */
+export function sayToStack(line: string): void {
+  if (!member()) return;
+  const says: StackSays = { steward: "say", line };
+  process.send?.(says);
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Drift } from "@steward/contracts/drift";
 import type { Logger } from "@steward/platform/logger";
 import type { Snapshot } from "@steward/contracts/world-state";
 import type { ActionsRepository } from "@steward/actions/repository";
-import { RECOVERY_ACTION_KINDS } from "@steward/contracts/action";
+import { RECOVERY_ACTION_KINDS, type Action } from "@steward/contracts/action";
 import type { TaskEnvelope } from "@steward/contracts/task";
 import { ApiBadResponse, ApiError, ApiUnreachable, createPlannerClient } from "@steward/planner/client";
 
@@ -13,9 +13,10 @@ import { ApiBadResponse, ApiError, ApiUnreachable, createPlannerClient } from "@
  * Escalation: drift that a plain restart does not explain becomes a planner task, with the evidence attached.
  * - restart_failed: the service fails again after a restart (or start) action for it succeeded;
  * - crash_loop: it went down several times within the window;
- * - repeated_health_failures: it turned unhealthy several times within the window.
+ * - repeated_health_failures: it turned unhealthy several times within the window;
+ * - action_failed: an action failed (every failed action is an incident the planner looks at, once per action).
  */
-export type EscalationSignal = "restart_failed" | "crash_loop" | "repeated_health_failures";
+export type EscalationSignal = "restart_failed" | "crash_loop" | "repeated_health_failures" | "action_failed";
 
 export interface EscalationSettings {
   windowMs: number;
@@ -38,7 +39,9 @@ export interface Escalation {
   /** The planner's idempotency key: stable for one incident, so the same drift is not re-sent every cycle. */
   key: string;
   message: string;
-  drift: Drift;
+  /** The drift that triggered it; a failed action may have none (its trace context comes from the action). */
+  drift?: Drift;
+  traceparent?: string | null;
   evidence: Record<string, unknown>;
 }
 
@@ -149,6 +152,26 @@ export function detectEscalations(drifts: readonly Drift[], snapshot: Snapshot, 
   return out;
 }
 
+/** Pure: one escalation per failed action (its id is the key, so each is sent once), with the service as the world shows it. */
+export function failedActionEscalations(failed: readonly Action[], snapshot: Snapshot): Escalation[] {
+  return failed
+    .filter((a) => a.state === "failed" || a.state === "failed_unknown")
+    .map((a) => {
+      const svc = snapshot.world.nodes[a.node]?.services[a.service];
+      const state = svc ? { state: svc.state, health: svc.health, exit_code: svc.exit_code ?? null, starts: svc.starts, since: svc.since, detail: svc.detail ?? null } : null;
+      const outcome = a.state === "failed_unknown" ? "may or may not have run (its outcome is unknown)" : "failed";
+      return {
+        signal: "action_failed" as const,
+        node: a.node,
+        service: a.service,
+        key: `supervisor:action_failed:${a.id}`,
+        message: `The ${a.kind} of ${a.service} on ${a.node} ${outcome}: ${a.result ?? "no result recorded"}. Why, and what should happen next?`,
+        traceparent: a.traceparent,
+        evidence: { signal: "action_failed", action: { id: a.id, kind: a.kind, state: a.state, reason: a.reason, result: a.result, params: a.params ?? {}, updated_at: a.updated_at }, service_state: state },
+      };
+    });
+}
+
 export interface EscalatorOptions extends EscalationSettings {
   plannerUrl: string;
   token: string;
@@ -175,7 +198,7 @@ export function createEscalator(o: EscalatorOptions): Escalator {
     : undefined;
 
   async function send(e: Escalation): Promise<boolean> {
-    return withSpan("supervisor.escalate", { parent: contextFromTraceparent(e.drift.traceparent), attributes: { "steward.node": e.node, "steward.service": e.service, "steward.escalation": e.signal } }, async (span) => {
+    return withSpan("supervisor.escalate", { parent: contextFromTraceparent(e.drift?.traceparent ?? e.traceparent ?? undefined), attributes: { "steward.node": e.node, "steward.service": e.service, "steward.escalation": e.signal } }, async (span) => {
       const traceparent = traceparentOf();
       const envelope: TaskEnvelope = {
         task_id: taskIdFor(e.key),
@@ -206,11 +229,14 @@ export function createEscalator(o: EscalatorOptions): Escalator {
     async observe({ actions, drifts, snapshot, now, nodes }) {
       try {
         history.record(drifts, snapshot, now, o.windowMs, nodes);
-        const candidates = drifts.some((d) => d.kind === "down" || d.kind === "unhealthy");
-        if (!candidates) return [];
-        const succeeded = await actions.listFinished({ since: new Date(now.getTime() - o.windowMs), kinds: RECOVERY_ACTION_KINDS, states: ["succeeded"] });
-        const restarts: SucceededRestart[] = succeeded.map((a) => ({ id: a.id, node: a.node, service: a.service, kind: a.kind, updated_at: new Date(a.updated_at) }));
-        const found = detectEscalations(drifts, snapshot, restarts, history, now, o).filter((e) => !sent.has(e.key));
+        const since = new Date(now.getTime() - o.windowMs);
+        const failed = await actions.listFinished({ since, states: ["failed", "failed_unknown"] });
+        const found = failedActionEscalations(failed, snapshot).filter((e) => !sent.has(e.key));
+        if (drifts.some((d) => d.kind === "down" || d.kind === "unhealthy")) {
+          const succeeded = await actions.listFinished({ since, kinds: RECOVERY_ACTION_KINDS, states: ["succeeded"] });
+          const restarts: SucceededRestart[] = succeeded.map((a) => ({ id: a.id, node: a.node, service: a.service, kind: a.kind, updated_at: new Date(a.updated_at) }));
+          found.push(...detectEscalations(drifts, snapshot, restarts, history, now, o).filter((e) => !sent.has(e.key)));
+        }
         const done: Escalation[] = [];
         for (const e of found) {
           try {

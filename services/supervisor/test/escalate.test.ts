@@ -9,7 +9,8 @@ import { initTracing } from "@steward/platform/tracing";
 import { silentLogger } from "@steward/platform/logger";
 import type { Drift } from "@steward/contracts/drift";
 import { createTestDatabase, type TestDatabase } from "@steward/testkit";
-import { DriftHistory, createEscalator, detectEscalations, taskIdFor } from "../src/escalate.js";
+import type { Action } from "@steward/contracts/action";
+import { DriftHistory, createEscalator, detectEscalations, failedActionEscalations, taskIdFor } from "../src/escalate.js";
 import { TP, node, snapshot, svc } from "./fixtures.js";
 
 const settings = { windowMs: 600_000, crashLoopCount: 3, healthFailCount: 3 };
@@ -56,6 +57,19 @@ describe("detectEscalations", () => {
     const h = new DriftHistory();
     h.record([down(at(10))], snap(), NOW, settings.windowMs);
     expect(detectEscalations([down(at(10))], snap(), [], h, NOW, settings)).toEqual([]);
+  });
+});
+
+describe("failedActionEscalations", () => {
+  const action = (id: string, state: Action["state"], result: string | null): Action => ({ id, node: "n1", service: "api", kind: "restart", state, reason: "api is down", drift_key: null, proposed_by: "s", diagnosis: null, created_at: at(60), updated_at: at(30), expires_at: at(-600), result, traceparent: TP, params: {} });
+  it.each<[string, Action[], { key: string; message: RegExp }[]]>([
+    ["a failed action: one incident, keyed by the action", [action("a1", "failed", "the world shows api exited (exit code 3)")], [{ key: "supervisor:action_failed:a1", message: /^The restart of api on n1 failed: the world shows api exited \(exit code 3\)\./ }]],
+    ["an outcome nobody knows: an incident too", [action("a2", "failed_unknown", null)], [{ key: "supervisor:action_failed:a2", message: /may or may not have run .*: no result recorded/ }]],
+    ["a succeeded action: none", [action("a3", "succeeded", "ok")], []],
+  ])("%s", (_n, actions, want) => {
+    const got = failedActionEscalations(actions, snap());
+    expect(got.map((e) => ({ key: e.key, message: e.message }))).toEqual(want.map((w) => ({ key: w.key, message: expect.stringMatching(w.message) })));
+    for (const e of got) expect(e).toMatchObject({ signal: "action_failed", node: "n1", service: "api", traceparent: TP, evidence: { service_state: { state: "exited", exit_code: 1 } } });
   });
 });
 
@@ -115,6 +129,19 @@ describe("escalator", () => {
     // The drift's trace continues: same trace id, a new parent span.
     expect(String(received[0]?.headers["traceparent"])).toContain(TP.split("-")[1]);
     expect(env.traceparent).toBe(received[0]?.headers["traceparent"]);
+  });
+
+  it("every failed action becomes one planner task, once per action, with no drift needed", async () => {
+    const id = randomUUID();
+    const failedAt = new Date(NOW.getTime() - 30_000);
+    await seedAction(sql, { id, node: "n1", service: "api", kind: "restart", state: "failed", reason: "api is down", proposedBy: "supervisor", createdAt: failedAt, updatedAt: failedAt, expiresAt: NOW });
+    const esc = createEscalator({ ...settings, plannerUrl: url, token: "planner-token-0123456789", logger: silentLogger() });
+    expect(await esc.observe({ actions: createActionsRepository(sql), drifts: [], snapshot: snap(), now: NOW })).toMatchObject([{ signal: "action_failed", key: `supervisor:action_failed:${id}` }]);
+    expect(await esc.observe({ actions: createActionsRepository(sql), drifts: [], snapshot: snap(), now: new Date(NOW.getTime() + 5000) })).toHaveLength(0);
+    expect(received).toHaveLength(1);
+    const env = TaskEnvelope.parse(received[0]?.body);
+    expect(env).toMatchObject({ source: "supervisor", idempotency_key: `supervisor:action_failed:${id}`, task_id: taskIdFor(`supervisor:action_failed:${id}`), conversation_id: "supervisor:n1/api" });
+    expect(env.evidence).toMatchObject({ signal: "action_failed", action: { id, kind: "restart", state: "failed" } });
   });
 
   it("retries next cycle when the planner is unreachable, and never throws", async () => {

@@ -1,3 +1,4 @@
+import { sayToStack } from "@steward/platform/stack-member";
 import type { NotificationPayload, Sink } from "../notification.js";
 
 /** Every console line starts with this, so a terminal that also gets the JSON log (`steward up`) can pick them out. */
@@ -12,8 +13,16 @@ export function consoleLine(p: NotificationPayload): string {
   return `${CONSOLE_ALERT_PREFIX} ${MARK[p.kind]} [${p.severity}] ${p.title} — ${what}${approve}`;
 }
 
-/** The console sink: a line on stdout per notification (for `steward up`'s terminal when no push sink is set). */
-export function createConsoleSink(write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Sink {
+/**
+ * The console sink: a line per notification on stdout and, under `steward up`, on up's own terminal (the service's
+ * stdout goes to its log file there).
+ */
+export function createConsoleSink(
+  write: (line: string) => void = (l) => {
+    process.stdout.write(`${l}\n`);
+    sayToStack(l);
+  },
+): Sink {
   return {
     name: "console",
     send(p) {
