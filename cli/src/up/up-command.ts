@@ -45,7 +45,7 @@ const intFlag = (v: string | undefined, name: string, min: number, max: number):
 };
 
 /** The services this stack runs (for checking their settings before anything starts). */
-function servicesToRun(env: NodeJS.ProcessEnv): UpService[] {
+function servicesToRun(): UpService[] {
   return ["observer", ...(plannerMainPath() ? (["planner"] as const) : []), "executor", "supervisor", "alerter", "node-agent"];
 }
 
@@ -94,7 +94,7 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
   // Every service's settings, checked by the service's own parser: a bad one exits 2 naming it, before anything starts.
   const dirGiven = values.dir ? resolve(values.dir) : undefined;
   const wires = placeholderWires(dirGiven ?? tmpdir(), fleetFile ?? "fleet.yaml", typeof apiPort === "number" ? apiPort : 0, plannerMainPath() !== undefined, operatorStateDir(io.env));
-  const problems = servicesToRun(io.env).flatMap((svc) => {
+  const problems = servicesToRun().flatMap((svc) => {
     const e = checkSettings(svc, serviceEnv(svc, { env: io.env, stackId: "check", wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires, io.env) }));
     return e ? [e.message] : [];
   });
