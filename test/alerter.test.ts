@@ -214,6 +214,30 @@ describe("alerts", () => {
     await ntfy.waitFor((m) => (m.title ?? "").startsWith("Resolved: Dead man: "), 8000);
   });
 
+  it("the web console's Alerts page lists what fires and what resolved, asked of the alerter (it owns the alerts)", async () => {
+    drifts = [{ key: "down:n1/shop", kind: "down", node: "n1", service: "shop", severity: "action", message: "shop exited (code 2)", since: iso(), proposes: "restart" }];
+    await beat();
+    await ntfy.waitFor((m) => m.title === "Drift down: n1/shop", 10_000);
+    const origin = executorUrl;
+    const signIn = await fetch(`${executorUrl}/console/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", origin }, body: new URLSearchParams({ token: stack.token, name: "ops" }).toString() });
+    expect(signIn.status).toBe(303);
+    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0]!;
+    const page = async () => {
+      const r = await fetch(`${executorUrl}/console/alerts`, { headers: { cookie } });
+      expect(r.status).toBe(200);
+      return r.text();
+    };
+    const firing = await page();
+    expect(firing).toContain('data-fingerprint="drift:down:n1/shop"');
+    expect(firing).toContain("shop exited (code 2)");
+    expect(firing.indexOf("Firing (")).toBeLessThan(firing.indexOf("drift:down:n1/shop"));
+    drifts = [];
+    await beat();
+    await ntfy.waitFor((m) => m.title === "Resolved: Drift down: n1/shop", 10_000);
+    const after = await page();
+    expect(after.indexOf("Resolved in the last day")).toBeLessThan(after.indexOf('data-fingerprint="drift:down:n1/shop"'));
+  });
+
   it("cost cap at 80% and 100% from the planner's /cost", async () => {
     planner.spend = 8.5;
     await ntfy.waitFor((m) => m.title === "LLM spend at 80% of the global daily cap");

@@ -12,6 +12,9 @@ export const dlqSubject = (source: string): string => `${DLQ_SUBJECT_PREFIX}.${s
 
 export const OBSERVER_DURABLE = "observer";
 
+/** Request/reply: the alerter answers with its firing and recently resolved alerts (`@steward/contracts/alerts`). */
+export const ALERTS_RECENT_SUBJECT = "steward.alerts.recent";
+
 /**
  * KV bucket holding the world store: one record per node plus a small header, for the world (written by the
  * observer) and for the supervisor's drift report. No value grows with the fleet: NATS refuses messages over 1 MiB.

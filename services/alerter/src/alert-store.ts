@@ -1,4 +1,5 @@
 import type { postgres, Sql } from "@steward/platform/db";
+import type { AlertView } from "@steward/contracts/alerts";
 import type { NotificationPayload } from "./notification.js";
 import type { OpenAlert, Plan } from "./rules.js";
 import type { EpisodeHistory } from "./flapping.js";
@@ -23,21 +24,8 @@ export interface FiringAlert extends OpenAlert {
   labels: Record<string, string>;
 }
 
-/** An alert as the console lists it (firing, or resolved recently). */
-export interface AlertView {
-  id: number;
-  fingerprint: string;
-  rule: string;
-  severity: NotificationPayload["severity"];
-  state: "firing" | "resolved";
-  title: string;
-  message: string;
-  labels: Record<string, string>;
-  group_key: string | null;
-  first_seen: string;
-  last_seen: string;
-  resolved_at: string | null;
-}
+/** An alert as the console lists it (firing, or resolved recently): the contract the alerter answers with. */
+export type { AlertView };
 
 export interface AlertStore {
   listFiring(): Promise<FiringAlert[]>;

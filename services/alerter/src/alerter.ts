@@ -21,6 +21,7 @@ import { evaluate, reconcile, type Read } from "./rules.js";
 import { flapFindings, flappedFingerprint, FLAPPING_RULE } from "./flapping.js";
 import { groupOf, noticePayload, planGroups, visibleMembers, type GroupMember } from "./grouping.js";
 import { createLiveness } from "./liveness.js";
+import { serveRecentAlerts } from "./alerts-responder.js";
 import { createConsoleSink } from "./sinks/console.js";
 import { createNtfySink } from "./sinks/ntfy.js";
 import { createTelegramSink } from "./sinks/telegram.js";
@@ -88,6 +89,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   let server: HttpListener | undefined;
   let pollLoop: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
+  let answering: { unsubscribe(): void } | undefined;
 
   function takeSnapshot(r: Read<Snapshot>): void {
     snapshot = r;
@@ -260,6 +262,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       timers.push(setInterval(() => void liveness.poll(), Math.max(100, Math.min(config.livenessPollMs, ...limits))));
       if (planner) timers.push(setInterval(() => void pollCost(), config.costPollMs));
       delivery.start();
+      answering = serveRecentAlerts(nc, { store, alerterId: config.alerterId, logger, clock });
 
       server = await listenHttp((req, res) => {
         const path = (req.url ?? "/").split("?")[0] ?? "/";
@@ -298,6 +301,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     },
     async stop() {
       abort.abort();
+      answering?.unsubscribe();
       for (const t of timers) clearInterval(t);
       await worldCache?.stop();
       await driftCache?.stop();

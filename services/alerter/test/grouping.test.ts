@@ -4,6 +4,7 @@ import { groupOf, noticePayload, planGroups, visibleMembers, type GroupMember, t
 import { loadConfig } from "../src/config.js";
 import { ConfigError } from "@steward/platform/config";
 import { consoleLine } from "../src/sinks/console.js";
+import { parseAlertsRequest } from "../src/alerts-responder.js";
 
 const T0 = Date.parse("2026-01-01T12:00:00Z");
 const timing: GroupTiming = { waitMs: 5_000, intervalMs: 30_000, repeatMs: 3_600_000 };
@@ -141,5 +142,20 @@ describe("grouping and flapping settings", () => {
     ["console off and no sink", { ALERT_CONSOLE: "false" }, ["NTFY_URL"]],
   ])("%s", (_n, env, want) => {
     expect(problems(env)).toEqual(want);
+  });
+});
+
+describe("alerts request (the console asks the alerter)", () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  it.each<[string, string, { limit: number; resolvedWithinMs: number } | RegExp]>([
+    ["empty: the defaults", "", { limit: 100, resolvedWithinMs: 86_400_000 }],
+    ["a limit", '{"limit": 5}', { limit: 5, resolvedWithinMs: 86_400_000 }],
+    ["not JSON", "{", /not JSON/],
+    ["limit too large", '{"limit": 5000}', /limit: /],
+    ["an unknown field", '{"sql": "DROP TABLE alerts"}', /Unrecognized key/i],
+  ])("%s", (_n, body, want) => {
+    const r = parseAlertsRequest(enc(body));
+    if (want instanceof RegExp) expect(r.ok ? "accepted" : r.message).toMatch(want);
+    else expect(r).toEqual({ ok: true, value: want });
   });
 });

@@ -1,4 +1,5 @@
 import { listenHttp, type HttpListener } from "@steward/platform/http";
+import { createAlertsReader } from "./console/alerts-client.js";
 import { migrate, type Sql } from "@steward/platform/db";
 import { openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { openWorldView, type WorldView } from "./world.js";
@@ -141,7 +142,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       unlisten = () => listening.unlisten();
       const approvalKey = deriveApprovalKey(config.fleetKey);
       const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
-      const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, clock });
+      const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), clock });
       const drillRoutes = createDrillRoutes({ store, drills, world, fleetSpecPath: config.fleetSpecPath, clock });
       server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
       const port = server.port;

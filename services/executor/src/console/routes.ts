@@ -8,7 +8,8 @@ import { createChangeFeed } from "./changes.js";
 import { html, type Html } from "./html.js";
 import { createPlannerClient } from "./planner-client.js";
 import { checkOrigin, clearedCookie, createSessionStore, parseCookies, sameSecret, SESSION_COOKIE, sessionCookie, type Session } from "./sessions.js";
-import { actionBody, actionsBody, errorPage, layout, loginPage, overviewBody, tasksBody, type Page } from "./views.js";
+import { actionBody, actionsBody, alertsBody, errorPage, layout, loginPage, overviewBody, tasksBody, type Page } from "./views.js";
+import type { AlertsRead } from "./alerts-client.js";
 
 export const MAX_FORM_BYTES = 16 * 1024;
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
@@ -20,6 +21,8 @@ export interface ConsoleDeps {
   apiToken: string;
   /** When set, the console shows the planner's tasks and cost (GET {plannerUrl}/tasks and /cost, same bearer token). */
   plannerUrl?: string | undefined;
+  /** Reads the alerter's alerts (over NATS: the alerter owns them); without it the Alerts page says so. */
+  alerts?: (() => Promise<AlertsRead>) | undefined;
   sessionTtlMs?: number | undefined;
   /** How often open consoles are checked for changes (server side, one poll for all of them). */
   changePollMs?: number | undefined;
@@ -228,6 +231,10 @@ export function createConsole(deps: ConsoleDeps) {
     if (path === "/console/actions") {
       const [pending, recent] = await Promise.all([store.list({ state: "pending", limit: 200 }), store.list({ limit: 100 })]);
       return show("actions", "Actions", actionsBody({ pending, recent: recent.filter((a) => a.state !== "pending") }, session, now), "/console/actions");
+    }
+    if (path === "/console/alerts") {
+      const read: AlertsRead = deps.alerts ? await deps.alerts() : { ok: false, message: "This executor does not read alerts." };
+      return show("alerts", "Alerts", alertsBody(read, now), "/console/alerts");
     }
     if (path === "/console/tasks") {
       if (!planner) return show("tasks", "Tasks", errorBody("The planner is not configured on this executor (set PLANNER_URL)."), "/console/tasks", 404);

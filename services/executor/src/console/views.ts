@@ -7,8 +7,9 @@ import { spendChart } from "./chart.js";
 import { html, type Html } from "./html.js";
 import type { PlannerRead } from "./planner-client.js";
 import type { Session } from "./sessions.js";
+import type { AlertsRead } from "./alerts-client.js";
 
-export type Page = "overview" | "actions" | "tasks";
+export type Page = "overview" | "actions" | "alerts" | "tasks";
 
 /** A snapshot older than this is flagged: the observer may have stopped writing. */
 export const SNAPSHOT_STALE_MS = 60_000;
@@ -44,7 +45,7 @@ export function layout(opts: { title: string; session: Session; page: Page | nul
 <title>${opts.title} · Steward</title><link rel="stylesheet" href="/console/static/console.css"></head>
 <body>
 <header class="top"><span class="brand">Steward</span>
-${link("overview", "/console", "Fleet")}${link("actions", "/console/actions", "Actions")}${opts.planner ? link("tasks", "/console/tasks", "Tasks & cost") : ""}
+${link("overview", "/console", "Fleet")}${link("actions", "/console/actions", "Actions")}${link("alerts", "/console/alerts", "Alerts")}${opts.planner ? link("tasks", "/console/tasks", "Tasks & cost") : ""}
 <span id="live" class="live">connecting</span>
 <span class="who">signed in as <strong>${session.actor}</strong></span>
 <form method="post" action="/console/logout">${csrfField(session)}<button type="submit">Sign out</button></form>
@@ -210,6 +211,25 @@ ${a.state === "pending" ? decideForms(a, session, back) : ""}
 <section class="card"><table class="audit"><thead><tr><th>at</th><th>from</th><th>to</th><th>actor</th><th>channel</th><th>detail</th></tr></thead><tbody>
 ${d.audit.map((e) => html`<tr class="audit-row" data-to="${e.to_state}" data-channel="${e.channel}"><td><time datetime="${e.at}">${e.at}</time></td><td>${e.from_state ?? "(new)"}</td><td>${badge(e.to_state)}</td><td class="actor">${e.actor}</td><td class="channel">${e.channel}</td><td>${e.detail ?? ""}</td></tr>`)}
 </tbody></table></section>`;
+}
+
+/** The alerter's alerts (it owns them; asked over NATS): firing first, then what resolved in the last day. */
+export function alertsBody(d: AlertsRead, now: Date): Html {
+  if (!d.ok) return html`<h1>Alerts</h1><section class="card"><p class="banner">${d.message}</p></section>`;
+  const firing = d.alerts.filter((a) => a.state === "firing");
+  const resolved = d.alerts.filter((a) => a.state === "resolved");
+  const table = (rows: typeof d.alerts, resolvedCol: boolean) =>
+    rows.length === 0
+      ? html`<p class="muted">None.</p>`
+      : html`<table><thead><tr><th>severity</th><th>alert</th><th>group</th><th>since</th>${resolvedCol ? html`<th>resolved</th>` : ""}</tr></thead><tbody>
+${rows.map((a) => html`<tr class="alert" data-fingerprint="${a.fingerprint}"><td>${badge(a.severity === "critical" ? "failed" : a.severity === "warning" ? "pending" : "none")} ${a.severity}</td><td><strong>${a.title}</strong><div class="muted">${a.message}</div></td><td>${a.group_key ?? ""}</td><td>${when(a.first_seen, now)}</td>${resolvedCol ? html`<td>${when(a.resolved_at, now)}</td>` : ""}</tr>`)}
+</tbody></table>`;
+  return html`<h1>Alerts</h1>
+<h2>Firing (${firing.length})</h2>
+<section class="card">${table(firing, false)}</section>
+<h2>Resolved in the last day (${resolved.length})</h2>
+<section class="card">${table(resolved, true)}</section>
+<p class="muted">From the alerter at ${when(d.generatedAt, now)}; notices go out per group (see docs/alerts-and-approvals.md).</p>`;
 }
 
 export function tasksBody(d: { plannerUrl: string; tasks: PlannerRead<Task[]>; cost: PlannerRead<CostReport> }, session: Session, now: Date): Html {
