@@ -14,6 +14,7 @@ const RUNNERS: Record<CommandName, () => Promise<CommandRun>> = {
   approve: async () => (await import("./commands/actions.js")).approveCommand,
   reject: async () => (await import("./commands/actions.js")).rejectCommand,
   drill: async () => (await import("./commands/drill.js")).drillCommand,
+  hold: async () => (await import("./commands/holds.js")).holdCommand,
   validate: async () => (await import("./commands/validate.js")).validateCommand,
   plan: async () => (await import("./commands/plan.js")).planCommand,
   task: async () => (await import("./commands/task.js")).taskCommand,

@@ -126,8 +126,31 @@ export const APPROVE = {
 export const REJECT = {
   name: "reject",
   summary: "reject a pending action",
-  usage: [["steward reject ID --reason TEXT [--as NAME]", "reject a pending action"]],
-  flags: { reason: { type: "string", value: "TEXT", summary: "why (required; it goes into the audit log)" }, as: actor, json },
+  usage: [["steward reject ID --reason TEXT [--for DURATION] [--as NAME]", "reject a pending action; its drift is held (not proposed again) until it changes or clears, or --for passes"]],
+  flags: {
+    reason: { type: "string", value: "TEXT", summary: "why (required; it goes into the audit log and shows on the held drift)" },
+    for: { type: "string", value: "DURATION", summary: "the hold also ends after this long (90s, 30m, 2h, 1d; at most 30d)" },
+    as: actor,
+    json,
+  },
+} as const satisfies CommandSpec;
+
+export const HOLD = {
+  name: "hold",
+  summary: "drifts held by a rejection: list them, or release one early",
+  usage: [
+    ["steward hold ls [--json]", "holds in force: which drift, by whom, why, until when"],
+    ["steward hold release ID [--reason TEXT] [--as NAME]", "end a hold now (ID: the rejected action's); its drift is proposed again at the next cycle"],
+  ],
+  flags: {},
+  subcommands: {
+    ls: { summary: "holds in force: which drift, by whom, why, until when", usage: [["steward hold ls [--json]", "holds in force"]], flags: { json }, aliases: ["list"] },
+    release: {
+      summary: "end a hold now; its drift is proposed again at the next cycle",
+      usage: [["steward hold release ID [--reason TEXT] [--as NAME] [--json]", "end a hold now"]],
+      flags: { reason: { type: "string", value: "TEXT", summary: "why, for the audit log" }, as: actor, json },
+    },
+  },
 } as const satisfies CommandSpec;
 
 const limit = { type: "string", value: "N", default: "20", summary: "at most N, newest first" } as const;
@@ -258,7 +281,7 @@ export const HELP = {
   positionals: "commands",
 } as const satisfies CommandSpec;
 
-const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP] as const;
+const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP] as const;
 
 /** The command names, from the table: command-runners.ts must have a runner for each. */
 export type CommandName = (typeof ORDER)[number]["name"];

@@ -4,6 +4,7 @@ import { connectApi, resolveActionId } from "../connect-api.js";
 import { ACTIONS, APPROVE, REJECT, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
 import { renderAction, renderActions } from "./read.js";
+import { MAX_HOLD_MS, parseHoldFor } from "@steward/contracts/executor-api";
 
 export const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] ?? (() => {
   try {
@@ -51,11 +52,24 @@ async function decide(kind: "approve" | "reject", args: string[], io: Io): Promi
     io.err("error: --reason is required to reject an action (it goes into the audit log)");
     return 2;
   }
+  const holdFor = "for" in values ? values.for : undefined;
+  if (holdFor !== undefined) {
+    const ms = parseHoldFor(holdFor);
+    if (ms === undefined || ms > MAX_HOLD_MS) {
+      io.err(`error: --for must be a duration like 90s, 30m, 2h or 1d (at most 30d), got '${holdFor}'`);
+      return 2;
+    }
+  }
   const api = await connectApi(io.env);
   const full = await resolveActionId(api, id);
   const actor = values.as ?? operator(io.env);
-  const a = kind === "approve" ? await api.approve(full, { actor, channel: "cli" }) : await api.reject(full, { actor, channel: "cli", reason: values.reason ?? "" });
+  const a = kind === "approve" ? await api.approve(full, { actor, channel: "cli" }) : await api.reject(full, { actor, channel: "cli", reason: values.reason ?? "", hold_for: holdFor });
   if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
-  else io.out(`${kind === "approve" ? "approved" : "rejected"} ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})${kind === "approve" ? "; the executor runs it and checks the service comes back healthy: `steward actions show " + a.id.slice(0, 8) + "`" : ""}`);
+  else if (kind === "approve") io.out(`approved ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state}); the executor runs it and checks the service comes back healthy: \`steward actions show ${a.id.slice(0, 8)}\``);
+  else {
+    const until = holdFor ? `until it changes or clears, or for ${holdFor}` : "until it changes or clears";
+    const held = a.drift_key || holdFor ? `; its drift is held (not proposed again) ${until}: \`steward hold ls\`, \`steward hold release ${a.id.slice(0, 8)}\`` : "";
+    io.out(`rejected ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state})${held}`);
+  }
   return 0;
 }

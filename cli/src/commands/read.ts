@@ -44,9 +44,19 @@ export function renderDrift(r: DriftReport, now = Date.now(), color = false): st
   // Laid out first, coloured after: escape codes must not count toward the column widths. One line per drift.
   const lines = table(
     ["KIND", "NODE", "SERVICE", "SEVERITY", "PROPOSES", "SINCE", "MESSAGE"],
-    r.drifts.map((d) => [d.kind, d.node, d.service, d.severity, d.proposes, ago(d.since, now), d.message.replace(/\s*\n\s*/g, " ")]),
+    r.drifts.map((d) => [d.kind, d.node, d.service, d.severity, d.proposes && d.held ? `${d.proposes} (HELD)` : d.proposes, ago(d.since, now), d.message.replace(/\s*\n\s*/g, " ")]),
   ).split("\n");
-  out.push(lines.map((l, i) => (i === 0 ? paint(color, "dim", l) : paint(color, SEVERITY_COLOR[r.drifts[i - 1]!.severity], l))).join("\n"));
+  // A held drift is an operator's decision, not a question: it is not painted as waiting for one.
+  out.push(lines.map((l, i) => (i === 0 ? paint(color, "dim", l) : paint(color, r.drifts[i - 1]!.held ? "dim" : SEVERITY_COLOR[r.drifts[i - 1]!.severity], l))).join("\n"));
+  const held = r.drifts.filter((d) => d.held);
+  if (held.length > 0) {
+    out.push("", "held (a rejection stands; nothing is proposed for these until the hold ends):");
+    for (const d of held) {
+      const h = d.held!;
+      const ends = h.until === null ? "until the drift changes or clears" : h.cause === null ? `until ${h.until}` : `until ${h.until} or the drift changes or clears`;
+      out.push(`  ${d.key}: held by ${h.held_by} (${h.channel}) ${ago(h.created_at, now)}, ${ends}: ${h.reason}  [steward hold release ${h.action_id.slice(0, 8)}]`);
+    }
+  }
   return out.join("\n");
 }
 

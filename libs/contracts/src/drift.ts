@@ -33,7 +33,7 @@ export const Hold = z.strictObject({
 export type Hold = z.infer<typeof Hold>;
 
 /** What a held drift says about its hold in the drift report. */
-export const DriftHeld = Hold.pick({ action_id: true, held_by: true, channel: true, reason: true, created_at: true, until: true });
+export const DriftHeld = Hold.pick({ action_id: true, cause: true, held_by: true, channel: true, reason: true, created_at: true, until: true });
 export type DriftHeld = z.infer<typeof DriftHeld>;
 
 export const Drift = z.strictObject({

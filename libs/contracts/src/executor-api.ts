@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Action, AuditEntry } from "./action.js";
+import { Hold } from "./drift.js";
 import { hasUnstorableChars, UNSTORABLE_MESSAGE } from "./limits.js";
 import { DrillResult } from "./drill.js";
 
@@ -23,11 +24,44 @@ const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at
 export const ApproveRequest = z.object({ actor: Actor.optional(), channel: ApiChannel.optional() });
 export type ApproveRequest = z.input<typeof ApproveRequest>;
 
-/** `POST /api/actions/:id/reject` */
-export const RejectRequest = ApproveRequest.extend({
-  reason: z.string({ error: "is required" }).trim().min(1, "is required and must not be blank").max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE),
-});
+const HOLD_UNITS_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** The longest hold a rejection can set: past it, the operator sets a new one (or fixes the spec). */
+export const MAX_HOLD_MS = 30 * 86_400_000;
+
+/** `90s`, `30m`, `2h`, `1d` in milliseconds; undefined when it is not such a duration. */
+export function parseHoldFor(s: string): number | undefined {
+  const m = /^([1-9]\d{0,6})(s|m|h|d)$/.exec(s.trim());
+  return m ? Number(m[1]) * HOLD_UNITS_MS[m[2] as keyof typeof HOLD_UNITS_MS] : undefined;
+}
+
+/** How long a rejection holds its drift at most (`steward reject --for 2h`): a duration like 90s, 30m, 2h or 1d, at most 30d. */
+export const HoldFor = z
+  .string()
+  .refine((s) => parseHoldFor(s) !== undefined, "must be a duration like 90s, 30m, 2h or 1d")
+  .transform((s) => parseHoldFor(s) as number)
+  .refine((ms) => ms <= MAX_HOLD_MS, "must be at most 30d");
+
+const Reason = z.string({ error: "is required" }).trim().min(1, "is required and must not be blank").max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE);
+
+/**
+ * `POST /api/actions/:id/reject`. A rejection holds the drift its action was proposed for until the drift changes or
+ * clears; `hold_for` also ends the hold after that long (and holds an action not proposed for a drift for that long).
+ */
+export const RejectRequest = ApproveRequest.extend({ reason: Reason, hold_for: HoldFor.optional() });
 export type RejectRequest = z.input<typeof RejectRequest>;
+
+/** `GET /api/holds`: the holds in force, oldest first. */
+export const HoldListReply = z.object({ holds: z.array(Hold) });
+export type HoldListReply = z.infer<typeof HoldListReply>;
+
+/** `POST /api/holds/:action_id/release`: an operator ends a hold early; the drift is proposed again at the next cycle. */
+export const ReleaseHoldRequest = ApproveRequest.extend({ reason: Reason.optional() });
+export type ReleaseHoldRequest = z.input<typeof ReleaseHoldRequest>;
+
+/** `POST /api/holds/:action_id/release` */
+export const HoldReply = z.object({ hold: Hold });
+export type HoldReply = z.infer<typeof HoldReply>;
 
 /** `GET /api/actions` */
 export const ActionListReply = z.object({ actions: z.array(Action) });

@@ -5,12 +5,16 @@ import {
   ActionListReply,
   ChannelDecisionReply,
   DecisionReply,
+  HoldListReply,
+  HoldReply,
   MintedTokens,
   type ApiChannel,
   type ChannelDecisionRequest,
   type MintTokensRequest,
   type RejectRequest,
+  type ReleaseHoldRequest,
 } from "@steward/contracts/executor-api";
+import type { Hold } from "@steward/contracts/drift";
 import { Snapshot } from "@steward/contracts/world-state";
 import { DrillDetailReply, DrillListReply, DrillProposeReply, type DrillRequest } from "@steward/contracts/executor-api";
 import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, type HttpTransport, type JsonHttpOptions } from "@steward/platform/http-client";
@@ -47,7 +51,12 @@ export interface ExecutorClient {
   actions(opts?: { state?: ActionState | undefined; limit?: number | undefined }): Promise<Action[]>;
   action(id: string): Promise<ActionDetail>;
   approve(id: string, by: { actor: string; channel: ApiChannel }): Promise<Action>;
-  reject(id: string, by: { actor: string; channel: ApiChannel } & Pick<RejectRequest, "reason">): Promise<Action>;
+  /** `hold_for` (e.g. "2h") also ends the hold the rejection sets after that long. */
+  reject(id: string, by: { actor: string; channel: ApiChannel } & Pick<RejectRequest, "reason" | "hold_for">): Promise<Action>;
+  /** The holds in force (a rejected proposal holds its drift). */
+  holds(): Promise<Hold[]>;
+  /** Ends a hold early (its id is the rejected action's id): 404 when there is none, 409 when it already ended. */
+  releaseHold(actionId: string, by: { actor: string; channel: ApiChannel } & Pick<ReleaseHoldRequest, "reason">): Promise<Hold>;
   /** An approve and a reject token for a pending action (what ntfy buttons carry). 409 when it is no longer pending. */
   mintApprovalTokens(actionId: string, opts?: Pick<MintTokensRequest, "ttl_s">): Promise<MintedTokens>;
   /** A decision (or a refusal to audit) relayed by a bot that checked its own allow-list. */
@@ -76,7 +85,11 @@ export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClien
     },
     action: async (id) => (await http.call("GET", `/api/actions/${enc(id)}`, ActionDetailReply)).data,
     approve: async (id, by) => (await http.call("POST", `/api/actions/${enc(id)}/approve`, DecisionReply, { body: { actor: by.actor, channel: by.channel } })).data.action,
-    reject: async (id, by) => (await http.call("POST", `/api/actions/${enc(id)}/reject`, DecisionReply, { body: { actor: by.actor, channel: by.channel, reason: by.reason } })).data.action,
+    reject: async (id, by) =>
+      (await http.call("POST", `/api/actions/${enc(id)}/reject`, DecisionReply, { body: { actor: by.actor, channel: by.channel, reason: by.reason, ...(by.hold_for !== undefined ? { hold_for: by.hold_for } : {}) } })).data.action,
+    holds: async () => (await http.call("GET", "/api/holds", HoldListReply)).data.holds,
+    releaseHold: async (id, by) =>
+      (await http.call("POST", `/api/holds/${enc(id)}/release`, HoldReply, { body: { actor: by.actor, channel: by.channel, ...(by.reason !== undefined ? { reason: by.reason } : {}) } })).data.hold,
     mintApprovalTokens: async (actionId, o = {}) => (await http.call("POST", "/approvals/tokens", MintedTokens, { body: { action_id: actionId, ...(o.ttl_s !== undefined ? { ttl_s: o.ttl_s } : {}) } })).data,
     relayDecision: async (d) => (await http.call("POST", "/approvals/channel", ChannelDecisionReply, { body: d })).data,
     proposeDrill: async (req) => (await http.call("POST", "/api/drills", DrillProposeReply, { body: req })).data,

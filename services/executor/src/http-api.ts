@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
-import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, type ActionListReply, type DecisionReply } from "@steward/contracts/executor-api";
+import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, ReleaseHoldRequest, type ActionListReply, type DecisionReply, type HoldListReply, type HoldReply } from "@steward/contracts/executor-api";
 import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
 import { answerHealthOrMetrics } from "@steward/platform/metrics";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
@@ -111,10 +111,29 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "reject") {
       allow("POST", "/api/actions/:id/reject");
       const body = validate(RejectRequest, await readJson(req));
-      const r = await store.reject(seg[1], body.actor ?? "operator", body.channel ?? "api", body.reason);
+      const r = await store.reject(seg[1], body.actor ?? "operator", body.channel ?? "api", body.reason, { holdForMs: body.hold_for });
       return { route: "/api/actions/:id/reject", status: storeReply(res, r, seg[1]) };
     }
     if (seg[0] === "drills" && deps.drills) return deps.drills(res, seg, method, () => readJson(req), url);
+    if (seg[0] === "holds" && seg.length === 1) {
+      allow("GET", "/api/holds");
+      // One whose time ran out is over, even before the supervisor's next cycle records it.
+      const now = Date.now();
+      const body: HoldListReply = { holds: (await store.listHolds()).filter((h) => h.until === null || Date.parse(h.until) > now) };
+      sendJson(res, 200, body);
+      return { route: "/api/holds", status: 200 };
+    }
+    if (seg[0] === "holds" && seg.length === 3 && seg[1] && seg[2] === "release") {
+      allow("POST", "/api/holds/:id/release");
+      const body = validate(ReleaseHoldRequest, await readJson(req));
+      const actor = body.actor ?? "operator";
+      const r = await store.endHold(seg[1], { actor, channel: body.channel ?? "api", detail: `released by ${actor}${body.reason ? `: ${body.reason}` : ""}` });
+      if (!r.ok && r.code === "not_found") throw new HttpError(404, { code: "not_found", message: `no hold for action '${seg[1]}' (a hold's id is its rejected action's id)` });
+      if (!r.ok) throw new HttpError(409, { code: "ended", message: `the hold of action '${seg[1]}' already ended: ${r.hold.end_reason ?? ""}` });
+      const reply: HoldReply = { hold: r.hold };
+      sendJson(res, 200, reply);
+      return { route: "/api/holds/:id/release", status: 200 };
+    }
     if ((seg[0] === "world" || seg[0] === "drift") && seg.length === 1) {
       const r = `/api/${seg[0]}`;
       allow("GET", r);

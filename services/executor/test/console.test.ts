@@ -4,7 +4,7 @@ import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseC
 import { loadConfig } from "../src/config.js";
 import { API_TOKEN, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, startFakePlanner, task } from "./console-helpers.js";
-import { actionBody } from "../src/console/views.js";
+import { actionBody, overviewBody } from "../src/console/views.js";
 import type { Action } from "@steward/contracts/action";
 
 describe("console building blocks", () => {
@@ -114,6 +114,22 @@ describe("an action's page", () => {
     ["expired", false],
   ] as const)("a %s action shows an expiry: %s (only while it can still expire)", (state, shown) => {
     expect(String(actionBody({ action: action(state), audit: [] }, session, now)).includes("expires")).toBe(shown);
+  });
+});
+
+describe("the drift table", () => {
+  const session = { id: "s", csrf: "c", actor: "ann", createdAt: 0, expiresAt: 1 };
+  const now = new Date("2026-03-02T10:00:00.000Z");
+  const drift = { key: "down:n/web", kind: "down" as const, node: "n", service: "web", severity: "action" as const, message: "web on n is exited", since: null, proposes: "restart" as const };
+  const body = (d: typeof drift & { held?: unknown }) =>
+    String(overviewBody({ snapshot: { ok: false, code: "none", message: "none" }, drift: { ok: true, value: { computed_at: now.toISOString(), snapshot_written_at: null, world_seq: 1, supervisor_id: "sup", skipped: null, drifts: [d as never] } }, pending: [], recent: [] }, session, now));
+
+  it("shows a held drift as held: by whom, through which channel, why and until when", () => {
+    const held = { action_id: "a-1", cause: "down", held_by: "alice", channel: "cli", reason: "investigating first", created_at: "2026-03-02T09:59:00.000Z", until: "2026-03-02T12:00:00.000Z" };
+    const html = body({ ...drift, held });
+    expect(html).toContain('data-held="a-1"');
+    expect(html).toMatch(/restart held by alice \(cli\) until <time datetime="2026-03-02T12:00:00.000Z"[^>]*>[^<]*<\/time> or the drift changes: investigating first/);
+    expect(body(drift)).not.toContain("held by");
   });
 });
 

@@ -12,7 +12,7 @@ export interface HeldDrifts {
   end: HoldEnd[];
 }
 
-const note = (h: Hold): DriftHeld => ({ action_id: h.action_id, held_by: h.held_by, channel: h.channel, reason: h.reason, created_at: h.created_at, until: h.until });
+const note = (h: Hold): DriftHeld => ({ action_id: h.action_id, cause: h.cause, held_by: h.held_by, channel: h.channel, reason: h.reason, created_at: h.created_at, until: h.until });
 
 /**
  * Whether a hold covers a finding: same service and action kind, on one of its nodes, with the same cause (the

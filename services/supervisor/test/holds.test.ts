@@ -80,7 +80,7 @@ describe("reconcile with operators' holds: a rejected proposal is not proposed a
   it("a held drift says by whom, why, through which channel and until when", () => {
     const h = hold({ until: "2025-01-01T02:00:00.000Z" });
     const r = reconcile({ spec: spec({ n1: ["api"] }), world: snapshot([node("n1", [down])], NOW.toISOString()), actions: { open: [], failedDeploys: [], holds: [h] }, now: NOW, opts: OPTS });
-    expect(r.report[0]?.held).toEqual({ action_id: h.action_id, held_by: "alice", channel: "cli", reason: "investigating first", created_at: h.created_at, until: h.until });
+    expect(r.report[0]?.held).toEqual({ action_id: h.action_id, cause: "down", held_by: "alice", channel: "cli", reason: "investigating first", created_at: h.created_at, until: h.until });
   });
 
   it("an old snapshot (everything unknown) keeps every hold", () => {

@@ -1,6 +1,6 @@
 import { transition, type Action, type AuditEntry } from "@steward/contracts/action";
 import type { CostReport, Task } from "@steward/contracts/task";
-import type { DriftReport } from "@steward/contracts/drift";
+import type { DriftHeld, DriftReport } from "@steward/contracts/drift";
 import type { NodeState, Snapshot } from "@steward/contracts/world-state";
 import type { KvRead } from "../world.js";
 import { spendChart } from "./chart.js";
@@ -118,6 +118,12 @@ ${old ? html`<p class="banner">The world snapshot is more than ${SNAPSHOT_STALE_
 ${nodes.length === 0 ? html`<p class="muted">No nodes have reported yet.</p>` : nodes.map((n) => nodeCard(n, now))}`;
 }
 
+/** A held drift: the rejection that holds it, by whom, why and until when (nothing is proposed meanwhile). */
+function heldCell(proposes: string | null, h: DriftHeld, now: Date): Html {
+  const ends = h.until === null ? "until the drift changes or clears" : h.cause === null ? html`until ${when(h.until, now)}` : html`until ${when(h.until, now)} or the drift changes`;
+  return html`<span class="held" data-held="${h.action_id}">${proposes ?? ""} held by ${h.held_by} (${h.channel}) ${ends}: ${h.reason}</span>`;
+}
+
 function drifts(drift: KvRead<DriftReport>, now: Date): Html {
   if (!drift.ok) return html`<p class="muted">${drift.code === "none" ? "No drift report yet: is the supervisor running?" : drift.message}</p>`;
   const d = drift.value;
@@ -126,7 +132,7 @@ ${d.skipped ? html`<p class="banner">The last cycle did not run (${d.skipped.rea
 ${d.drifts.length === 0
     ? html`<p class="ok-text">No drift: the fleet matches its declaration.</p>`
     : html`<table><thead><tr><th>kind</th><th>where</th><th>severity</th><th>what</th><th>since</th><th>proposes</th></tr></thead><tbody>
-${d.drifts.map((x) => html`<tr class="drift" data-key="${x.key}"><td>${badge(x.kind)}</td><td>${x.node}/${x.service}</td><td>${badge(x.severity)}</td><td>${x.message}</td><td>${x.since ? when(x.since, now) : ""}</td><td>${x.proposes ?? ""}</td></tr>`)}
+${d.drifts.map((x) => html`<tr class="drift" data-key="${x.key}"><td>${badge(x.kind)}</td><td>${x.node}/${x.service}</td><td>${badge(x.severity)}</td><td>${x.message}</td><td>${x.since ? when(x.since, now) : ""}</td><td>${x.held ? heldCell(x.proposes, x.held, now) : (x.proposes ?? "")}</td></tr>`)}
 </tbody></table>`}`;
 }
 
