@@ -72,7 +72,7 @@ const pendingRestarts = async (): Promise<Action[]> => (await cliJson<{ actions:
 const waitPending = (what: string, not: readonly string[] = []) =>
   waitFor(what, async () => (await pendingRestarts()).find((a) => !not.includes(a.id)), 30_000, 100);
 
-const okCycles = () => metricValue(stack.registries["supervisor"]!, "supervisor_cycles_total", { result: "ok" });
+const okCycles = () => metricValue(stack.registries["supervisor"]!, "steward_supervisor_cycles_total", { result: "ok" });
 
 describe("a rejection sticks", () => {
   const seen: string[] = [];
