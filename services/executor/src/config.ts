@@ -21,6 +21,8 @@ const Env = z.object({
   COMMAND_TTL_MS: durationMs(30_000),
   VERIFY_TIMEOUT_MS: durationMs(60_000),
   VERIFY_POLL_MS: durationMs(200),
+  /** A started or restarted service must stay running this long after the command to be verified (0: off). */
+  VERIFY_SETTLE_MS: z.coerce.number().int().min(0).max(600_000).default(1500),
   SWEEP_MS: durationMs(2000),
   /** false: serve the API (approvals) without executing anything on this instance. */
   EXECUTOR_WORKER: boolFlag(true),
@@ -53,6 +55,7 @@ export interface ExecutorConfig {
   commandTtlMs: number;
   verifyTimeoutMs: number;
   verifyPollMs: number;
+  verifySettleMs: number;
   sweepMs: number;
   concurrency: number;
   worker: boolean;
@@ -78,6 +81,7 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     commandTtlMs: e.COMMAND_TTL_MS,
     verifyTimeoutMs: e.VERIFY_TIMEOUT_MS,
     verifyPollMs: e.VERIFY_POLL_MS,
+    verifySettleMs: e.VERIFY_SETTLE_MS,
     sweepMs: e.SWEEP_MS,
     concurrency: e.EXECUTOR_CONCURRENCY,
     worker: e.EXECUTOR_WORKER,

@@ -45,11 +45,23 @@ export function observedAfter(snapshot: Snapshot, svc: Pick<ServiceState, "updat
 }
 
 /**
+ * A started service must stay running this long after the command before it counts as verified (executor clock:
+ * `now` and `until` are both the executor's). A process that exits right after it came up, with no checks to fail,
+ * otherwise reads "running" for a moment and the action would be called succeeded.
+ */
+export interface Settle {
+  now: Date;
+  /** The node's reply to the command plus `VERIFY_SETTLE_MS`. */
+  until: Date;
+}
+
+/**
  * Pure judgement of whether the world shows the action's effect. A command that returned ok proves nothing:
  * the service must be seen in the wanted state by an observation made after the command (see `CommandMark`),
- * so a snapshot from before the command (still saying `running`) never counts.
+ * so a snapshot from before the command (still saying `running`) never counts. With `settle`, a start or restart
+ * must also still be running when its settle window ends; an exit within it fails the action (final, with the exit).
  */
-export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, mark: CommandMark): Verdict {
+export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, mark: CommandMark, settle?: Settle): Verdict {
   if (!snapshot) return { ok: false, seen: "no world snapshot yet" };
   if (target.kind === "pull") return judgeRepo(snapshot, target, mark);
   const name = `${target.node}/${target.service}`;
@@ -72,7 +84,11 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
   if (svc.state !== "running") return { ok: false, seen: `service ${name} is ${now}${svc.detail ? ` (${svc.detail})` : exitText(svc)}`, ...final };
   const hasChecks = Object.keys(svc.checks).length > 0;
   if (svc.health === "healthy" || (svc.health === "none" && !hasChecks)) {
-    return { ok: true, detail: `service ${name} is running and ${svc.health === "none" ? "has no health checks" : "healthy"}` };
+    const state = svc.health === "none" ? "has no health checks" : "healthy";
+    if (settle && settle.now.getTime() < settle.until.getTime()) {
+      return { ok: false, seen: `service ${name} is running and ${state}; settling: it must stay running until ${settle.until.toISOString()} (${settle.until.getTime() - settle.now.getTime()} ms more)` };
+    }
+    return { ok: true, detail: `service ${name} is running and ${state}${settle ? ", and stayed running through the settle window" : ""}` };
   }
   const failing = Object.entries(svc.checks)
     .filter(([, c]) => !c.ok)

@@ -106,6 +106,28 @@ describe("judgeWorld", () => {
   });
 });
 
+describe("judgeWorld with a settle window: a started service must stay running through it", () => {
+  const until = new Date("2030-01-01T00:00:12.000Z");
+  const inside = { now: new Date("2030-01-01T00:00:11.500Z"), until };
+  const past = { now: new Date("2030-01-01T00:00:12.000Z"), until };
+  const noChecks: Partial<ServiceState> = { health: "none", checks: {} };
+  const cases: { name: string; svc: Partial<ServiceState>; settle: { now: Date; until: Date }; kind?: "start" | "restart" | "stop"; ok: boolean; final?: boolean; says: RegExp }[] = [
+    { name: "running without checks, inside the window: waits", svc: noChecks, settle: inside, ok: false, final: false, says: /has no health checks; settling: it must stay running until 2030-01-01T00:00:12.000Z \(500 ms more\)/ },
+    { name: "running without checks, window over: verified", svc: noChecks, settle: past, ok: true, says: /has no health checks, and stayed running through the settle window/ },
+    { name: "healthy, inside the window: waits", svc: {}, settle: inside, ok: false, final: false, says: /healthy; settling/ },
+    { name: "healthy, window over: verified", svc: {}, settle: past, ok: true, says: /running and healthy, and stayed running/ },
+    { name: "exited inside the window: failed at once, naming the exit", svc: { ...noChecks, state: "exited", exit_code: 4 }, settle: inside, ok: false, final: true, says: /is exited\/none \(exit code 4\)/ },
+    { name: "start: same window", kind: "start", svc: noChecks, settle: inside, ok: false, final: false, says: /settling/ },
+    { name: "stop: no window", kind: "stop", svc: { state: "stopped", health: "none" }, settle: inside, ok: true, says: /is stopped/ },
+  ];
+  it.each(cases)("$name", ({ svc, settle, kind, ok, final, says }) => {
+    const v = judgeWorld(at(50, snapshot({ n1: [service("web", svc)] })), { node: "n1", service: "web", kind: kind ?? "restart" }, bySeq(42), settle);
+    expect(v.ok).toBe(ok);
+    expect(v.ok ? v.detail : v.seen).toMatch(says);
+    if (!v.ok) expect(v.final ?? false).toBe(final);
+  });
+});
+
 describe("judgeDeployed", () => {
   const shop = (over: Parameters<typeof service>[1] = {}) => service("shop", { since: after, updated_at: after, config_hash: "h2", desired_config_hash: "h2", ...over });
   const cases: { name: string; snap: Snapshot | undefined; mark: CommandMark; want: { ok: boolean; final?: boolean }; says: RegExp }[] = [
