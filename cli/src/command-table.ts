@@ -301,4 +301,4 @@ export function findSubcommand(spec: CommandSpec, args: readonly string[]): [str
 }
 
 export const ENVIRONMENT =
-  "environment: STEWARD_API_URL, STEWARD_PLANNER_URL and STEWARD_TOKEN (or the stack file written by `steward up` in $STEWARD_HOME, default ~/.steward)";
+  "environment: STEWARD_API_URL, STEWARD_PLANNER_URL and STEWARD_TOKEN (or the stack file written by `steward up` in $STEWARD_HOME, default ~/.steward); STEWARD_NATS_URL (or the stack file) lets status and drift read the world store when the API does not answer";

@@ -1,0 +1,48 @@
+/**
+ * When the executor does not answer, `steward status` and `steward drift` still do: they read the world store and
+ * the drift report straight from NATS through their owner (libs/world). Loaded only on that fallback, so a CLI that
+ * reaches the API never loads the NATS client.
+ */
+import type { DriftReport } from "@steward/contracts/drift";
+import type { Snapshot } from "@steward/contracts/world-state";
+import { connectNats, openWorldBucket, type KV } from "@steward/platform/bus";
+import { ApiError, type ApiUnreachable } from "@steward/platform/http-client";
+import { readDrift } from "@steward/world/drift-store";
+import { readWorld } from "@steward/world/world-store";
+import { readStackFile } from "./stack-file.js";
+
+const CONNECT_TIMEOUT_MS = 3_000;
+const READ_TIMEOUT_MS = 10_000;
+
+/** Where the world store is: STEWARD_NATS_URL, else the stack file `steward up` wrote. */
+export async function worldStoreUrl(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  return env["STEWARD_NATS_URL"] || (await readStackFile(env))?.nats_url;
+}
+
+/** What the operator is told (on stderr, so `--json` stays one document) when the answer came from the store. */
+export const directNote = (unreachable: ApiUnreachable, natsUrl: string): string =>
+  `note: the Steward API (executor) at ${unreachable.url} is not answering (${unreachable.reason}); this was read from the world store directly (${natsUrl}). Actions cannot be approved, rejected or listed right now.`;
+
+async function withWorldStore<T>(env: NodeJS.ProcessEnv, unreachable: ApiUnreachable, read: (kv: KV) => Promise<{ ok: true; value: T } | { ok: false; detail: string }>): Promise<{ value: T; note: string }> {
+  const url = await worldStoreUrl(env);
+  const both = (why: string) => new ApiError(0, "unreachable", `${unreachable.message}; and the world store ${why}`);
+  if (!url) throw both("is not configured either (set STEWARD_NATS_URL, or run `steward up`)");
+  const nc = await connectNats(url, "steward-cli", { timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0, reconnect: false }).catch((err: unknown) => {
+    throw both(`at ${url} cannot be reached either (${(err as Error).message})`);
+  });
+  try {
+    const r = await read(await openWorldBucket(nc));
+    if (!r.ok) throw both(`at ${url} could not be read: ${r.detail}`);
+    return { value: r.value, note: directNote(unreachable, url) };
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** The world as the observer last wrote it, read from NATS. */
+export const readWorldDirect = (env: NodeJS.ProcessEnv, unreachable: ApiUnreachable): Promise<{ value: Snapshot; note: string }> =>
+  withWorldStore(env, unreachable, (kv) => readWorld(kv, READ_TIMEOUT_MS, 2_000));
+
+/** The supervisor's last drift report, read from NATS. */
+export const readDriftDirect = (env: NodeJS.ProcessEnv, unreachable: ApiUnreachable): Promise<{ value: DriftReport; note: string }> =>
+  withWorldStore(env, unreachable, (kv) => readDrift(kv, READ_TIMEOUT_MS));
