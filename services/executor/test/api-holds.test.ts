@@ -1,8 +1,8 @@
-import { auditOf } from "@steward/actions/testing";
+import { auditOf, seedAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Hold } from "@steward/contracts/drift";
 import { createExecutorClient, ApiError } from "../src/client.js";
-import { api, API_TOKEN, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
+import { api, API_TOKEN, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 
 let env: Env;
 let url: string;
@@ -21,7 +21,7 @@ const err = (b: unknown) => (b as { error: { code: string; message: string; fiel
 
 describe("holds through the API: a rejection holds its drift; --for bounds it; an operator can release it", () => {
   it("reject with hold_for sets the hold's end; GET /api/holds lists it with who and why", async () => {
-    const id = await insertAction(env.sql, { node: "n1", service: "web", driftKey: "down:n1/web" });
+    const id = await seedAction(env.sql, { node: "n1", service: "web", driftKey: "down:n1/web" });
     const t0 = Date.now();
     const r = await api(url, `/api/actions/${id}/reject`, { method: "POST", body: { reason: "investigating first", actor: "alice", channel: "cli", hold_for: "2h" } });
     expect(r.status).toBe(200);
@@ -34,7 +34,7 @@ describe("holds through the API: a rejection holds its drift; --for bounds it; a
 
   it("a bad hold_for is 422 naming the field, and the action stays pending with no hold", async () => {
     for (const hold_for of ["2 hours", "0h", "-1h", "31d", "", 7200]) {
-      const id = await insertAction(env.sql, { driftKey: "down:node-1/x" });
+      const id = await seedAction(env.sql, { driftKey: "down:node-1/x" });
       const r = await api(url, `/api/actions/${id}/reject`, { method: "POST", body: { reason: "no", hold_for } });
       expect(r.status, JSON.stringify(hold_for)).toBe(422);
       expect(err(r.body).field).toBe("hold_for");
@@ -45,7 +45,7 @@ describe("holds through the API: a rejection holds its drift; --for bounds it; a
 
   it("release ends a hold once, audited on the rejected action; an unknown one is 404, a second release 409", async () => {
     const client = createExecutorClient({ url, token: API_TOKEN });
-    const id = await insertAction(env.sql, { node: "n2", service: "db", driftKey: "unhealthy:n2/db" });
+    const id = await seedAction(env.sql, { node: "n2", service: "db", driftKey: "unhealthy:n2/db" });
     await client.reject(id, { actor: "alice", channel: "cli", reason: "disk check first" });
     expect((await client.holds()).some((h) => h.action_id === id)).toBe(true);
     const released = await client.releaseHold(id, { actor: "bob", channel: "cli", reason: "disk is fine" });
