@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { DriftReport } from "@steward/contracts/drift";
+import { ActionState, UNSTARTED_ACTION_STATES } from "@steward/contracts/action";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -179,15 +180,8 @@ describe("formatting", () => {
   it("aligns columns", () => {
     expect(table(["A", "BB"], [["xxx", 1], [null, "y"]])).toBe("A    BB\nxxx  1\n-    y");
   });
-  it.each([
-    ["pending", true],
-    ["approved", true],
-    ["running", false],
-    ["succeeded", false],
-    ["failed", false],
-    ["rejected", false],
-    ["expired", false],
-  ] as const)("actions show: a %s action shows expires: %s (only while it can still expire)", (state, shown) => {
+  // Every state from the contracts: an expiry is shown exactly for those not started yet (the ones that can expire).
+  it.each(ActionState.options.map((s) => [s, (UNSTARTED_ACTION_STATES as readonly string[]).includes(s)] as const))("actions show: a %s action shows expires: %s (only while it can still expire)", (state, shown) => {
     const action = { id: "0123456789ab-cdef", node: "n", service: "s", kind: "restart" as const, state, reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: "", updated_at: "", expires_at: "2026-01-01T00:05:00.000Z", result: null, traceparent: null };
     expect(renderAction({ action, audit: [] }).includes("expires:")).toBe(shown);
   });

@@ -1,22 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { auditOf, only } from "@steward/actions/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { putDriftReport } from "@steward/world/testing";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
-import { api, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
+import { api, insertAction, putWorld, service, snapshot, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
+const executor = useApiOnlyExecutor();
 let env: Env;
 let url: string;
-
-beforeAll(async () => {
-  env = await setupEnv();
-  // API only: nothing here may be executed, so every state we check is the one the API left.
-  ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false" }));
-});
-afterAll(async () => {
-  await env?.close();
-});
+beforeAll(() => ({ env, url } = executor));
 
 const err = (b: unknown) => (b as { error: { code: string; message: string; field?: string; state?: string } }).error;
 

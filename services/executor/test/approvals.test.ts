@@ -1,19 +1,13 @@
 import { overwriteAction, auditOf, only } from "@steward/actions/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { checkClaims, deriveApprovalKey, executionHash, signToken, verifyToken, type TokenClaims } from "../src/approval-tokens.js";
-import { api, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
+import { api, FLEET_KEY, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
+const executor = useApiOnlyExecutor();
 let env: Env;
 let url = "";
+beforeAll(() => ({ env, url } = executor));
 const key = deriveApprovalKey(FLEET_KEY);
-
-beforeAll(async () => {
-  env = await setupEnv();
-  ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false" }));
-});
-afterAll(async () => {
-  await env?.close();
-});
 
 interface Minted {
   approve: { token: string; path: string };

@@ -1,20 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { freePort, importGraph, listenOnLoopback } from "@steward/testkit";
 import { ApiBadResponse, ApiError, ApiUnreachable, createExecutorClient } from "../src/client.js";
-import { API_TOKEN, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
+import { API_TOKEN, insertAction, putWorld, service, snapshot, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
 /** The typed client against the real executor API (real PostgreSQL and NATS), and against what can go wrong. */
 describe("@steward/executor/client", () => {
+  const executor = useApiOnlyExecutor();
   let env: Env;
   let url: string;
-
-  beforeAll(async () => {
-    env = await setupEnv();
-    ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false" }));
-  });
-  afterAll(async () => {
-    await env?.close();
-  });
+  beforeAll(() => ({ env, url } = executor));
 
   const client = () => createExecutorClient({ url, token: API_TOKEN });
   const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);

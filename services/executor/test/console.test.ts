@@ -5,7 +5,7 @@ import { loadConfig } from "../src/config.js";
 import { API_TOKEN, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, startFakePlanner, task } from "./console-helpers.js";
 import { actionBody, overviewBody } from "../src/console/views.js";
-import type { Action } from "@steward/contracts/action";
+import { ActionState, UNSTARTED_ACTION_STATES, type Action } from "@steward/contracts/action";
 
 describe("console building blocks", () => {
   it("escapes every interpolated value unless it was built by html``", () => {
@@ -104,15 +104,8 @@ describe("an action's page", () => {
   const now = new Date("2026-03-02T10:00:00.000Z");
   const action = (state: Action["state"]): Action => ({ id: "a-1", node: "n", service: "web", kind: "restart", state, reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: "2026-03-02T09:59:00.000Z", updated_at: "2026-03-02T09:59:30.000Z", expires_at: "2026-03-02T10:04:00.000Z", result: null, traceparent: null });
 
-  it.each([
-    ["pending", true],
-    ["approved", true],
-    ["running", false],
-    ["succeeded", false],
-    ["failed", false],
-    ["rejected", false],
-    ["expired", false],
-  ] as const)("a %s action shows an expiry: %s (only while it can still expire)", (state, shown) => {
+  // Every state from the contracts: an expiry is shown exactly for those not started yet (the ones that can expire).
+  it.each(ActionState.options.map((s) => [s, (UNSTARTED_ACTION_STATES as readonly string[]).includes(s)] as const))("a %s action shows an expiry: %s (only while it can still expire)", (state, shown) => {
     expect(String(actionBody({ action: action(state), audit: [] }, session, now)).includes("expires")).toBe(shown);
   });
 });

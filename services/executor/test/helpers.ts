@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
 import { checkNodeCommand, SignedNodeCommand, type NodeCommandReply } from "@steward/contracts/node-command";
 import { commandSubject } from "@steward/contracts/subjects";
 import { putWorldSnapshot } from "@steward/world/testing";
@@ -185,4 +186,20 @@ export async function api(url: string, path: string, init: { method?: string; bo
     /* not JSON (metrics) */
   }
   return { status: res.status, body };
+}
+
+/**
+ * One executor serving only its API (no worker: every state a case checks is the one the API left) on its own
+ * nats-server and database, for the whole test file (or describe) that calls this; read `env` and `url` in cases.
+ */
+export function useApiOnlyExecutor(): { env: Env; url: string } {
+  const live = {} as { env: Env; url: string };
+  beforeAll(async () => {
+    live.env = await setupEnv();
+    ({ url: live.url } = await startExecutor(live.env, { EXECUTOR_WORKER: "false" }));
+  });
+  afterAll(async () => {
+    await live.env?.close();
+  });
+  return live;
 }
