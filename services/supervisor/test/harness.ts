@@ -42,7 +42,7 @@ const running: Supervisor[] = [];
 export function useSupervisorHarness(): SupervisorHarness {
   let tracing: { shutdown: () => Promise<void> } | undefined;
   beforeAll(async () => {
-    tracing = initTracing({ serviceName: "supervisor-test" });
+    tracing = initTracing({ component: "supervisor-test" });
     [live.nats, live.db] = await Promise.all([startNats(), createTestDatabase("steward_supervisor")]);
     live.nc = await connectNats(live.nats.url, "supervisor-test");
     live.sql = connectDb(live.db.url);
