@@ -204,10 +204,15 @@ describe("stale nodes", () => {
 
   it("writes a snapshot even when idle, so written_at shows the observer is alive", async () => {
     const cfg = settings("idle", { snapshotMaxIntervalMs: 100 });
+    const startedAt = Date.now();
     await startObserver(cfg);
     const kv = await openWorldBucket(nc);
-    const first = await readWorld(kv);
-    if (!first.ok) throw new Error(`world store: ${first.detail}`);
+    // This observer's own first write: a read before it can still hold an earlier test's world (another last_seq),
+    // which a busy machine made this test wait on for ever.
+    const first = await waitFor("this observer's first write to the world store", async () => {
+      const r = await readWorld(kv);
+      return r.ok && Date.parse(r.value.written_at) >= startedAt && r;
+    }, 30_000);
     // Readers judge liveness by the store's written_at: it moves every snapshotMaxIntervalMs with nothing folded.
     await waitFor("a newer idle write to the world store", async () => {
       const r = await readWorld(kv);
