@@ -9,6 +9,7 @@ import type { Registry } from "@steward/platform/metrics";
 import type { ObserverConfig } from "./config.js";
 import { createEventConsumer } from "./event-consumer.js";
 import { createObserverLeadership } from "./leadership.js";
+import { registerFleetGauges } from "./fleet-gauges.js";
 import { createObserverMetrics } from "./observer-metrics.js";
 import { updateNodeGauges, type ObserverState } from "./observer-state.js";
 import { markStale } from "./reduce.js";
@@ -68,6 +69,8 @@ export function createObserver(deps: ObserverDeps): Observer {
   let kv: KV | undefined;
   let ticker: ReturnType<typeof setInterval> | undefined;
   let active = false;
+  // The fleet as gauges for Grafana, from the world this observer folds and writes to the world store (a standby: none).
+  registerFleetGauges(registry, () => (active ? state.world : undefined));
 
   function onTick(): void {
     const now = clock();
