@@ -81,7 +81,7 @@ async function runSize(n) {
     })();
 
     const t0 = Date.now();
-    await waitFor("every node up in the observer's world", async () => sample(await metrics(), "observer_nodes", 'status="up"') === n, 600_000, 500);
+    await waitFor("every node up in the observer's world", async () => sample(await metrics(), "steward_observer_nodes", 'status="up"') === n, 600_000, 500);
     const warmupS = (Date.now() - t0) / 1000;
     // One more full heartbeat round, so every node has been rewritten once after the first write of the world.
     await sleep(HEARTBEAT_MS);
@@ -119,7 +119,7 @@ async function runSize(n) {
     const jsm = await jetstreamManager(nc);
     const last = (await jsm.streams.info(EVENTS_STREAM)).state.last_seq;
     const s0 = Date.now();
-    await waitFor("the observer at the stream's end", async () => sample(await metrics(), "observer_last_seq") >= last, 600_000, 100);
+    await waitFor("the observer at the stream's end", async () => sample(await metrics(), "steward_observer_last_seq") >= last, 600_000, 100);
     const text = await metrics();
     return {
       nodes: n,
@@ -128,8 +128,8 @@ async function runSize(n) {
       idle,
       with_changes: busy,
       caught_up_ms_after_stop: Date.now() - s0,
-      kv_write_errors: sample(text, "observer_snapshot_write_errors_total") || 0,
-      file_interval_s: +sample(text, "observer_snapshot_file_interval_seconds").toFixed(2),
+      kv_write_errors: sample(text, "steward_observer_snapshot_write_errors_total") || 0,
+      file_interval_s: +sample(text, "steward_observer_snapshot_file_interval_seconds").toFixed(2),
       publish_failures: sent.failed,
     };
   } finally {
