@@ -182,7 +182,7 @@ describe("two stacks at once", () => {
     expect(await b.exited).toBe(0);
     const exitMs = Date.now() - t0;
     const stopped = [...b.out().matchAll(/^ {2}stopped (\S+) \(\d+ ms\)$/gm)].map((m) => m[1]);
-    expect(stopped).toEqual(["node-agent-demo-b", "node-agent-demo-a", "supervisor", "executor", "planner", "observer", "postgres", "nats-server"]);
+    expect(stopped).toEqual(["node-agent-demo-b", "node-agent-demo-a", "alerter", "supervisor", "executor", "planner", "observer", "postgres", "nats-server"]);
     const reported = Number(/stopped in (\d+) ms\./.exec(b.out())?.[1]);
     console.log(`stack ${s.stack_id}: processes stopped in ${reported} ms; steward up exited ${exitMs} ms after Ctrl-C`);
     // The bound is 5 s; a busy 2-core machine gets a generous margin on top.

@@ -2,11 +2,11 @@
  * Base images made from this machine's own binaries, for a test dockerd that reaches no registry: a rootfs with the
  * host's `node`, `nats-server` or PostgreSQL and exactly the shared libraries `ldd` names for them, plus the static
  * busybox for a shell and small tools, put on the engine with `docker import` under the tag the real image has
- * (node:20-bookworm-slim, nats:2.10-alpine, postgres:15). Each keeps the contract the compose file relies on (paths,
+ * (the Dockerfile's node bases, nats:2.10-alpine, postgres:15). Each keeps the contract the compose file relies on (paths,
  * users, entry point, environment), no more.
  */
 import { execFile } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -100,10 +100,24 @@ function users(fs: Rootfs, extra: string[]): void {
 }
 
 /**
- * node:20-bookworm-slim: the host's node at /usr/local/bin/node (where the official image has it), user `node`
- * (1000), busybox for `sh` and `install`.
+ * The Dockerfile's base images, read from its FROM lines (build stage first, runtime last), so the stand-ins below
+ * carry the names the Dockerfile asks for. The node inside is the host's, whatever version the tag names: no
+ * registry is reachable here to pull the real one.
  */
-export async function importNodeSlimImage(dockerHost: string, tag = "node:20-bookworm-slim"): Promise<void> {
+function dockerfileBases(): { build: string; runtime: string } {
+  const from = readFileSync(new URL("../../Dockerfile", import.meta.url), "utf8")
+    .split("\n")
+    .map((l) => /^FROM\s+(\S+)/i.exec(l.trim())?.[1])
+    .filter((x): x is string => x !== undefined);
+  if (from.length < 2) throw new Error("Dockerfile: expected a build stage and a runtime stage (two FROM lines)");
+  return { build: from[0]!, runtime: from[from.length - 1]! };
+}
+
+/**
+ * The runtime base (node:NN-bookworm-slim): the host's node at /usr/local/bin/node (where the official image has it),
+ * user `node` (1000), busybox for `sh` and `install`.
+ */
+export async function importNodeSlimImage(dockerHost: string, tag = dockerfileBases().runtime): Promise<void> {
   await withRootfs(tag, dockerHost, [`ENV PATH=${PATH}`, 'CMD ["node"]'], async (fs) => {
     users(fs, ["node:x:1000:1000::/home/node:/bin/sh"]);
     fs.dir("home/node", 0o755, 1000);
@@ -122,10 +136,10 @@ async function glibcCompanions(fs: Rootfs, node: string): Promise<void> {
 }
 
 /**
- * node:20-bookworm, the build stage's base: the slim image plus the host's npm and its package cache, with npm told to
+ * The build stage's base (node:NN-bookworm): the slim image plus the host's npm and its package cache, with npm told to
  * prefer that cache, so `npm ci` installs what the lock file pins without a registry round trip for each package.
  */
-export async function importNodeBuildImage(dockerHost: string, tag = "node:20-bookworm"): Promise<void> {
+export async function importNodeBuildImage(dockerHost: string, tag = dockerfileBases().build): Promise<void> {
   const npmDir = dirname(dirname(realpathSync(hostBinary("npm", ["/usr/bin/npm", "/usr/local/bin/npm"]))));
   const cache = join(process.env["npm_config_cache"] ?? join(homedir(), ".npm"), "_cacache");
   await withRootfs(tag, dockerHost, [`ENV PATH=${PATH}`, "ENV npm_config_prefer_offline=true", "ENV npm_config_update_notifier=false", 'CMD ["node"]'], async (fs) => {

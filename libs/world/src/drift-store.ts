@@ -1,7 +1,7 @@
 import { DRIFT_HEADER_KEY, DRIFT_KEYS, DRIFT_NODE_PREFIX, LEGACY_DRIFT_KEY, driftNodeFromKey, driftNodeKey } from "@steward/contracts/subjects";
 import { DriftHeader, NodeDrifts, type Drift, type DriftReport } from "@steward/contracts/drift";
 import type { KV } from "@steward/platform/bus";
-import { createKvCache, type CacheChange, type Parsed } from "./kv-cache.js";
+import { createKvCache, readSettled, type CacheChange, type Parsed } from "./kv-cache.js";
 import { parseRecord, putAll, type WriteFailure } from "./records.js";
 
 /** Why the drift report could not be read (same shape as the world's, its own reasons). */
@@ -38,7 +38,7 @@ export interface DriftCache {
 }
 
 /** Watches the drift report: an initial load, then one update per supervisor write. */
-export function watchDrift(kv: KV, opts: { onChange?: (c: CacheChange<DriftHeader>) => void; onError?: (err: Error) => void; settleMs?: number } = {}): DriftCache {
+export function watchDrift(kv: KV, opts: { onChange?: (c: CacheChange<DriftHeader>) => void; onError?: (err: Error) => void } = {}): DriftCache {
   const cache = createKvCache({ kv, filter: DRIFT_KEYS, headerKey: DRIFT_HEADER_KEY, itemPrefix: DRIFT_NODE_PREFIX, parseHeader, parseItem: parseNode, ...opts });
   return {
     ready: () => cache.ready(),
@@ -61,7 +61,7 @@ export async function readDrift(kv: KV, timeoutMs = 30_000): Promise<DriftLoaded
   try {
     const loaded = await Promise.race([cache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
     if (!loaded) return { ok: false, reason: "drift_unreadable", detail: `drift report not loaded within ${timeoutMs} ms${lastErr ? `: ${lastErr}` : ""}` };
-    return cache.read();
+    return await readSettled(cache, () => cache.read());
   } catch (err) {
     return { ok: false, reason: "drift_unreadable", detail: `drift report: ${(err as Error).message}` };
   } finally {

@@ -1,7 +1,7 @@
 import { LEGACY_WORLD_KEY, NODE_NAME_PATTERN, WORLD_HEADER_KEY, WORLD_KEYS, WORLD_NODE_PREFIX, worldNodeKey } from "@steward/contracts/subjects";
 import { NodeState, WorldHeader, type Snapshot, type WorldState } from "@steward/contracts/world-state";
 import type { KV } from "@steward/platform/bus";
-import { createKvCache, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
+import { createKvCache, readSettled, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
 import type { Loaded } from "./read.js";
 import { parseRecord, putAll, type WriteFailure } from "./records.js";
 
@@ -42,8 +42,6 @@ export interface WorldWatchOptions {
   /** After each observer write a reader has fully seen: which nodes changed. */
   onChange?: (change: CacheChange<WorldHeader>) => void;
   onError?: (err: Error) => void;
-  /** A first load inside a writer's unfinished batch waits this long for its header (see createKvCache). */
-  settleMs?: number;
 }
 
 /** A reader's local copy of the world, kept current by a KV watch. */
@@ -55,8 +53,6 @@ export interface WorldCache {
   nodes(names: readonly string[]): Loaded<Snapshot>;
   /** Changes whenever the world a reader sees changed. */
   revision(): number;
-  /** Node records seen after the last header: an observer's write in progress (or left unfinished). */
-  pending(): number;
   /** Waits (bounded) until the cache holds at least what KV holds now: read-your-writes for request handlers. */
   sync(timeoutMs?: number): Promise<boolean>;
   stop(): Promise<void>;
@@ -77,23 +73,19 @@ export function watchWorld(kv: KV, opts: WorldWatchOptions = {}): WorldCache {
     read: () => cacheRead(cache),
     nodes: (names) => cacheRead(cache, names),
     revision: () => cache.revision(),
-    pending: () => cache.pending(),
     sync: (t) => cache.sync(t),
     stop: () => cache.stop(),
   };
 }
 
-/**
- * One-shot read of the whole world (loads every record, then stops watching). A load inside a writer's batch waits up
- * to `settleMs` for the header that completes it (0: the observer's own load, no other writer then).
- */
+/** One-shot read of the whole world (loads every record, then stops watching); `settleMs`: see readSettled. */
 export async function readWorld(kv: KV, timeoutMs = 30_000, settleMs = 5_000): Promise<Loaded<Snapshot>> {
   let lastErr: string | undefined;
-  const cache = watchWorld(kv, { onError: (err) => (lastErr = err.message), settleMs });
+  const cache = watchWorld(kv, { onError: (err) => (lastErr = err.message) });
   try {
     const loaded = await Promise.race([cache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
     if (!loaded) return { ok: false, reason: "snapshot_unreadable", detail: `world store not loaded within ${timeoutMs} ms${lastErr ? `: ${lastErr}` : ""}` };
-    return cache.read();
+    return await readSettled(cache, () => cache.read(), settleMs);
   } catch (err) {
     return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
   } finally {

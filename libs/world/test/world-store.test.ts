@@ -4,6 +4,7 @@ import type { Drift, DriftReport } from "@steward/contracts/drift";
 import { emptyWorld, type NodeState, type WorldState } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
+import { readSettled } from "../src/kv-cache.js";
 import { createWorldWriter, readWorld, readWorldAsStored, readWorldNodes, watchWorld } from "../src/world-store.js";
 import { createDriftWriter, readDrift, watchDrift } from "../src/drift-store.js";
 import { clearWorldStore } from "../src/testing.js";
@@ -88,51 +89,24 @@ describe("world store", () => {
     }
   });
 
-  it("a watcher that sees a torn write (node records newer than the last header) keeps serving its last complete view", async () => {
+  it("a node written without its header yet stays invisible until the header arrives", async () => {
     const writer = createWorldWriter({ kv, observerId: "obs-1" });
-    await writer.write(world(3, 7), T);
+    await writer.write(world(3), T);
     const cache = watchWorld(kv);
     try {
       await cache.ready();
-      const seen = cache.revision();
-      // A writer rewrote two nodes and stopped before the header (paused, or died mid-batch).
       await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
-      await kv.put(worldNodeKey("n2"), JSON.stringify({ ...node("n2"), status: "stale" }));
-      await waitFor("the watcher saw both records", () => cache.pending() === 2);
-      const r = cache.read();
-      expect(r.ok).toBe(true);
-      expect(r.ok && r.value.world.last_seq).toBe(7);
-      expect(r.ok && [r.value.world.nodes["n1"]?.status, r.value.world.nodes["n2"]?.status]).toEqual(["up", "up"]);
-      expect(cache.revision()).toBe(seen);
-      // The header completing the batch makes it visible, whole.
       const h = await kv.get(WORLD_HEADER_KEY);
+      // A later key proves the watch has delivered the node put before it.
+      await kv.put(worldNodeKey("n2"), JSON.stringify(node("n2")));
+      await new Promise((r) => setTimeout(r, 200));
+      const before = cache.read();
+      expect(before.ok && before.value.world.nodes["n1"]?.status).toBe("up");
       await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");
-      await waitFor("header applied", () => cache.revision() > seen);
-      const after = cache.read();
-      expect(after.ok && [after.value.world.nodes["n1"]?.status, after.value.world.nodes["n2"]?.status]).toEqual(["stale", "stale"]);
-      expect(cache.pending()).toBe(0);
-    } finally {
-      await cache.stop();
-    }
-  });
-
-  it("a watcher that starts inside a writer's batch is not served until the batch is whole, never an incomplete world", async () => {
-    const writer = createWorldWriter({ kv, observerId: "obs-1" });
-    await writer.write(world(3, 8), T);
-    // A busy writer has rewritten n1 and not yet its header: the watch has no older n1 to show.
-    await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
-    const cache = watchWorld(kv, { settleMs: 60_000 });
-    let ready = false;
-    void cache.ready().then(() => (ready = true));
-    try {
-      await waitFor("the load reached the batch", () => cache.pending() === 1);
-      expect(ready).toBe(false);
-      expect(cache.read()).toMatchObject({ ok: false, reason: "snapshot_missing", detail: expect.stringContaining("loading") });
-      const h = await kv.get(WORLD_HEADER_KEY);
-      await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");
-      await cache.ready();
-      const r = cache.read();
-      expect(r.ok && r.value.world.nodes["n1"]?.status).toBe("stale");
+      await waitFor("header applied", () => {
+        const r = cache.read();
+        return r.ok && r.value.world.nodes["n1"]?.status === "stale";
+      });
     } finally {
       await cache.stop();
     }
@@ -150,16 +124,25 @@ describe("world store", () => {
     expect(stored.ok && stored.value.world.nodes["n1"]?.status).toBe("stale");
   });
 
-  it("a one-shot read that lands inside a writer's batch settles for the truth when no header comes", async () => {
+  it("a one-shot read that lands inside a writer's batch waits for the header that completes it, and no longer", async () => {
     const writer = createWorldWriter({ kv, observerId: "obs-1" });
     await writer.write(world(3, 8), T);
+    // A busy writer has rewritten n1 and not yet its header: a reader loading now has no older n1 to show.
     await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
-    // No header comes within the settle time: the writer died mid-batch, and the store is incomplete.
-    expect(await readWorld(kv, 30_000, 200)).toMatchObject({ ok: false, reason: "snapshot_unreadable", detail: expect.stringContaining("incomplete") });
     const h = await kv.get(WORLD_HEADER_KEY);
-    await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");
-    const r = await readWorld(kv);
-    expect(r.ok && r.value.world.nodes["n1"]?.status).toBe("stale");
+    const cache = watchWorld(kv);
+    try {
+      await cache.ready();
+      expect(cache.read()).toMatchObject({ ok: false, detail: expect.stringContaining("incomplete") });
+      // No header comes: after the settle time the failure is the answer.
+      expect(await readSettled(cache, () => cache.read(), 200)).toMatchObject({ ok: false, detail: expect.stringContaining("incomplete") });
+      const settled = readSettled(cache, () => cache.read(), 30_000);
+      await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");
+      const r = await settled;
+      expect(r.ok && r.value.world.nodes["n1"]?.status).toBe("stale");
+    } finally {
+      await cache.stop();
+    }
   });
 
   it("missing, torn and incomplete stores are typed failures, never an empty world", async () => {
