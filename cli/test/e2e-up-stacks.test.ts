@@ -81,7 +81,9 @@ function errorLines(dir: string): string[] {
       .filter((l) => {
         if (f === "nats-server.log") return /\[(ERR|FTL)\]/.test(l);
         if (f === "postgres.log") return /\b(FATAL|PANIC):/.test(l);
-        if (!l.startsWith("{")) return l.trim() !== "" && !/^steward \w+ (API )?on http/.test(l);
+        // Plain lines are a service saying where it listens, or the alerter's console sink telling the operator
+        // about the demo fleet (up always runs the alerter): neither is an error of the stack.
+        if (!l.startsWith("{")) return l.trim() !== "" && !/^steward \w+ (API )?on http/.test(l) && !/^steward alert: /.test(l);
         const level = (JSON.parse(l) as { level?: number }).level ?? 0;
         return level >= 50 || /error while stopping|disconnected/i.test(l);
       })
