@@ -14,6 +14,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Node.js older than 22 (past its end of life): run on the line in .node-version, fetched once from the npm registry.
+if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 22 ] && [ "${STEWARD_NODE:-}" != system ]; then
+  source scripts/use-node.sh
+  steward_use_node
+fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run -s build
 exec node cli/dist/main.js up "$@"
