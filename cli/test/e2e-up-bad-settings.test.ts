@@ -20,6 +20,8 @@ const ROWS: [service: string, bad: Record<string, string>, rest: Record<string, 
   ["alerter", { NTFY_TOKEN: "changeme" }, NTFY],
   ["alerter", { WEBHOOK_TOKEN: "<your token>" }, { WEBHOOK_URL: "http://hooks.steward.lan/in" }],
   ["alerter", { ALERT_EVAL_MS: "often" }, NTFY],
+  // Removed (replaced by ALERT_REPEAT_INTERVAL_MS): refused by name, not ignored.
+  ["alerter", { ALERT_RENOTIFY_MS: "600000" }, {}],
   ["planner", { ANTHROPIC_API_KEY: "changeme" }, {}],
   ["planner", { WORKERS: "0" }, {}],
   ["planner", { WORKERS: "two" }, {}],

@@ -17,6 +17,8 @@ interface ServiceConfig {
   settings: readonly string[];
   /** The service's own settings parser: throws ConfigError naming the setting. */
   load(env: Record<string, string | undefined>): unknown;
+  /** Settings the service no longer reads and refuses by name (passed through so its check sees them; not in help). */
+  removed?: readonly string[];
 }
 
 /**
@@ -34,7 +36,7 @@ const CONFIGS: Record<UpService, ServiceConfig> = {
   planner: { settings: planner.SETTINGS, load: loadStackPlanner },
   executor: { settings: executor.SETTINGS, load: executor.loadConfig },
   supervisor: { settings: supervisor.SETTINGS, load: supervisor.loadSupervisorConfig },
-  alerter: { settings: alerter.SETTINGS, load: (env) => alerter.loadConfig(env) },
+  alerter: { settings: alerter.SETTINGS, load: (env) => alerter.loadConfig(env), removed: Object.keys(alerter.REMOVED_SETTINGS) },
   "node-agent": { settings: nodeAgent.SETTINGS, load: nodeAgent.loadConfig },
 };
 
@@ -67,7 +69,7 @@ export function serviceEnv(
   o: { env: NodeJS.ProcessEnv; stackId: string; wiring: Record<string, string>; defaults?: Record<string, string> },
 ): Record<string, string> {
   const out: Record<string, string> = { PATH: o.env["PATH"] ?? "/usr/bin:/bin", ...(o.env["HOME"] ? { HOME: o.env["HOME"] } : {}), ...o.defaults };
-  for (const k of passThroughSettings(svc)) {
+  for (const k of [...passThroughSettings(svc), ...(CONFIGS[svc].removed ?? [])]) {
     const v = o.env[k];
     if (v !== undefined) out[k] = v;
   }

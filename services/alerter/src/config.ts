@@ -49,6 +49,8 @@ const Base = z.object({
   TASK_WAIT_MS: durationMs(600_000),
 });
 
+type Problems = { setting: string; message: string }[];
+
 export interface NtfySinkConfig {
   url: string;
   topic: string;
@@ -109,6 +111,22 @@ export const SINK_SETTINGS = {
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
 export const SETTINGS: readonly string[] = [...Object.keys(Base.shape), ...Object.values(SINK_SETTINGS).flat()];
 
+/**
+ * Settings this service read once, each with what replaced it. Set, they refuse to start, naming the replacement:
+ * an operator who tuned one must not run on the default without knowing. (`steward up` passes them through so that
+ * its check sees them too; they are not listed in its help.)
+ */
+export const REMOVED_SETTINGS: Readonly<Record<string, string>> = {
+  ALERT_RENOTIFY_MS: "was replaced by ALERT_REPEAT_INTERVAL_MS (how often an unchanged alert group is sent again, in ms; 0 = never): rename it",
+};
+
+/** Pure: one problem for each removed setting present in `env`, even empty (it was meant to mean something). */
+export function removedSettingProblems(env: Record<string, string | undefined>): Problems {
+  return Object.entries(REMOVED_SETTINGS)
+    .filter(([k]) => env[k] !== undefined)
+    .map(([setting, message]) => ({ setting, message }));
+}
+
 /** A sink counts as configured when any of its settings is present in the environment, even empty: then it must be right. */
 export function configuredSinks(env: Record<string, string | undefined>): ("ntfy" | "telegram" | "webhook")[] {
   return (Object.keys(SINK_SETTINGS) as (keyof typeof SINK_SETTINGS)[]).filter((s) => SINK_SETTINGS[s].some((k) => env[k] !== undefined));
@@ -117,7 +135,6 @@ export function configuredSinks(env: Record<string, string | undefined>): ("ntfy
 /** Hosts and words that mean "copied from the docs, never filled in". */
 const PLACEHOLDER_URL = /(^|\.)example\.(com|org|net)$|\.example$|\.invalid$|changeme|change-me|placeholder|your[-_.]/i;
 
-type Problems = { setting: string; message: string }[];
 
 function sinkUrl(env: Record<string, string | undefined>, key: string, p: Problems): string | undefined {
   const v = env[key];
@@ -171,7 +188,7 @@ const idList = (v: string | undefined): Set<string> =>
 
 /** Parses the alerter's settings; every problem is collected, each naming its setting, never its value. */
 export function loadConfig(env: Record<string, string | undefined>, readFile: (p: string) => string = (p) => readFileSync(p, "utf8")): AlerterConfig {
-  const p: Problems = [];
+  const p: Problems = removedSettingProblems(env);
   const parsed = Base.safeParse(env);
   if (!parsed.success) for (const i of parsed.error.issues) p.push({ setting: i.path.join(".") || "(env)", message: i.message });
   const apiToken = secret(env, "API_TOKEN", p, { required: true, min: 16 });
