@@ -28,6 +28,7 @@ const CheckCommon = {
   interval: Duration.default(5000),
   timeout: Duration.default(2000),
   retries: z.number().int().min(1).max(100).default(3),
+  start_period: z.union([z.literal(0), Duration]).default(0).describe("Time a (re)started service gets to come up: failures before the check first passes within it do not count towards retries (Docker's healthcheck start_period)."),
   /** Services this check goes through (a proxy's check that reaches a dashboard): health-gate edges for the validator. */
   via: z.array(Name).default([]).describe("Services this check goes through (a proxy's check that reaches a dashboard); steward validate counts them as health-gate edges."),
 };

@@ -6,7 +6,7 @@ import { containerHealth } from "./compose-status.js";
 import { StackDeployError, type Stack } from "./compose-stack.js";
 import type { DockerClient } from "./docker/client.js";
 import type { ContainerInspect } from "./docker/types.js";
-import { aggregateHealth, checkName, type CheckProgress } from "./plan.js";
+import { aggregateHealth, checkName, freshCheckProgress, nextCheckProgress, type CheckProgress } from "./plan.js";
 
 /** Steward's health gates for stacks: a container's own healthcheck, then the spec's checks. */
 export interface StackHealth {
@@ -39,11 +39,6 @@ export function containerGate(c: ContainerInspect, nowMs: number, deadline: numb
   return { wait: h };
 }
 
-/** Pure: a check's progress after one run. */
-export function nextCheckProgress(p: CheckProgress, ok: boolean): CheckProgress {
-  return ok ? { ...p, passedOnce: true, consecutiveFailures: 0 } : { ...p, consecutiveFailures: p.consecutiveFailures + 1 };
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export function createStackHealth(deps: StackHealthDeps): StackHealth {
@@ -53,10 +48,10 @@ export function createStackHealth(deps: StackHealthDeps): StackHealth {
   return {
     async specHealth(s) {
       if (s.spec.health.length === 0) return "none";
-      if (s.checks.length !== s.spec.health.length) s.checks = s.spec.health.map((c) => ({ retries: c.retries, passedOnce: false, consecutiveFailures: 0 }));
+      if (s.checks.length !== s.spec.health.length) s.checks = s.spec.health.map((c) => freshCheckProgress(c, now()));
       for (const [i, check] of s.spec.health.entries()) {
         const r = await run(s, check);
-        s.checks[i] = nextCheckProgress(s.checks[i] as CheckProgress, r.ok);
+        s.checks[i] = nextCheckProgress(s.checks[i] as CheckProgress, r.ok, now());
       }
       return aggregateHealth(s.checks);
     },

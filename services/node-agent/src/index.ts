@@ -5,7 +5,7 @@ export { BoundedQueue } from "./bounded-queue.js";
 export { SeenCommands, verifyCommand, dispatchCommand, ServiceOp, CheckoutOp, type CommandVerdict, type CommandTargets } from "./commands.js";
 export { createDriverTable, runOp, supportedOps, unsupportedOp, type DriverTable, type DriverTableDeps, type DriversByKind, type OpHandler, type ServiceCommand, type ServiceDriver, type ServiceKind, type ServiceOps, type UnsupportedOp } from "./driver.js";
 export { runCheck, type CheckResult } from "./checks.js";
-export { aggregateHealth, checkHealth, checkName, diffServices, diskUsage, memUsedPct, restartDelayMs, shouldRestart, startOrder, type CheckProgress, type SpecDiff } from "./plan.js";
+export { aggregateHealth, checkHealth, checkName, diffServices, freshCheckProgress, nextCheckProgress, diskUsage, memUsedPct, restartDelayMs, shouldRestart, startOrder, type CheckProgress, type SpecDiff } from "./plan.js";
 export { createAgentMetrics, type AgentMetrics } from "./metrics.js";
 export { SupervisedService, SpawnError } from "./supervised-service.js";
 export { createSecretProbe, classifyValue, fingerprint, fingerprintKey, trimFileValue, FINGERPRINT_BYTES, FINGERPRINT_LABEL, type SecretProbe, type SecretProbeDeps, type StoreReading, type ServiceLocation, type ContainerEnvReader } from "./secret-probe.js";

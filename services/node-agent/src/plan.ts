@@ -50,6 +50,23 @@ export interface CheckProgress {
   /** Passed at least once since the process started. */
   passedOnce: boolean;
   consecutiveFailures: number;
+  /**
+   * End of the check's `start_period` (epoch ms), as Docker's healthcheck has it: until then, and until the check
+   * first passes, a failure is not counted, so a service that needs a while to listen is `starting`, not unhealthy.
+   */
+  startPeriodEndsAt?: number;
+}
+
+/** Pure: a check's progress after one run at `nowMs`. */
+export function nextCheckProgress(p: CheckProgress, ok: boolean, nowMs: number): CheckProgress {
+  if (ok) return { ...p, passedOnce: true, consecutiveFailures: 0 };
+  if (!p.passedOnce && p.startPeriodEndsAt !== undefined && nowMs < p.startPeriodEndsAt) return p;
+  return { ...p, consecutiveFailures: p.consecutiveFailures + 1 };
+}
+
+/** Pure: a check's progress when its process (or stack) starts at `nowMs`. */
+export function freshCheckProgress(check: { retries: number; start_period: number }, nowMs: number): CheckProgress {
+  return { retries: check.retries, passedOnce: false, consecutiveFailures: 0, ...(check.start_period > 0 ? { startPeriodEndsAt: nowMs + check.start_period } : {}) };
 }
 
 export function checkHealth(c: CheckProgress): ServiceHealth {

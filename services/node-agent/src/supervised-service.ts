@@ -7,7 +7,7 @@ import type { Logger } from "@steward/platform/logger";
 import type { ServiceHealth, ServiceObservation, ServiceRunState } from "@steward/contracts/events";
 import { runCheck, type CheckResult } from "./checks.js";
 import type { ProcessRecords } from "./process-records.js";
-import { aggregateHealth, checkName, restartDelayMs, shouldRestart, type CheckProgress } from "./plan.js";
+import { aggregateHealth, checkName, freshCheckProgress, nextCheckProgress, restartDelayMs, shouldRestart, type CheckProgress } from "./plan.js";
 
 export class SpawnError extends Error {
   constructor(readonly service: string, readonly code: string) {
@@ -309,7 +309,7 @@ export class SupervisedService {
     this.runs = this.spec.health.map((check, i) => ({
       check,
       name: checkName(check, i),
-      progress: { retries: check.retries, passedOnce: false, consecutiveFailures: 0 },
+      progress: freshCheckProgress(check, Date.now()),
       lastOk: undefined,
       lastDetail: undefined,
       timer: undefined,
@@ -339,9 +339,7 @@ export class SupervisedService {
       // The process exited (or checks were reset) while the check ran: its result describes nothing current.
       if (gen !== this.checkGeneration) return;
       span.setAttribute("steward.check.ok", result.ok);
-      run.progress = result.ok
-        ? { ...run.progress, passedOnce: true, consecutiveFailures: 0 }
-        : { ...run.progress, consecutiveFailures: run.progress.consecutiveFailures + 1 };
+      run.progress = nextCheckProgress(run.progress, result.ok, Date.now());
       const okChanged = run.lastOk !== result.ok;
       run.lastOk = result.ok;
       run.lastDetail = result.detail;

@@ -8,7 +8,8 @@ import { isOrphan, serviceOf, shouldPull } from "../src/compose-apply.js";
 import { createStackConfig, envFileDigests, renderContainerEnv } from "../src/compose-config.js";
 import { startSequence } from "../src/compose-control.js";
 import { planRollback } from "../src/compose-deploy.js";
-import { containerGate, nextCheckProgress } from "../src/compose-health.js";
+import { containerGate } from "../src/compose-health.js";
+import { freshCheckProgress, nextCheckProgress } from "../src/plan.js";
 import { containerEnvValue, deployingView, unreadableStack } from "../src/compose-observe.js";
 import { EMPTY_RECORD, recordDeploy, type StackRecord } from "../src/compose-records.js";
 import { createStackSet, stackSettings } from "../src/compose-stack.js";
@@ -101,8 +102,19 @@ describe("container health gate", () => {
   it.each([
     [{ retries: 3, passedOnce: false, consecutiveFailures: 2 }, true, { retries: 3, passedOnce: true, consecutiveFailures: 0 }],
     [{ retries: 3, passedOnce: true, consecutiveFailures: 0 }, false, { retries: 3, passedOnce: true, consecutiveFailures: 1 }],
-  ])("check progress %j after ok=%s", (p, ok, want) => {
-    expect(nextCheckProgress(p, ok)).toEqual(want);
+    // start_period: a failure before the first pass, inside the period, is not counted; after it, or once passed, it is.
+    [{ retries: 3, passedOnce: false, consecutiveFailures: 0, startPeriodEndsAt: 1001 }, false, { retries: 3, passedOnce: false, consecutiveFailures: 0, startPeriodEndsAt: 1001 }],
+    [{ retries: 3, passedOnce: false, consecutiveFailures: 0, startPeriodEndsAt: 1000 }, false, { retries: 3, passedOnce: false, consecutiveFailures: 1, startPeriodEndsAt: 1000 }],
+    [{ retries: 3, passedOnce: true, consecutiveFailures: 0, startPeriodEndsAt: 5000 }, false, { retries: 3, passedOnce: true, consecutiveFailures: 1, startPeriodEndsAt: 5000 }],
+  ])("check progress %j after ok=%s at t=1000", (p, ok, want) => {
+    expect(nextCheckProgress(p, ok, 1000)).toEqual(want);
+  });
+
+  it.each([
+    [{ retries: 2, start_period: 0 }, { retries: 2, passedOnce: false, consecutiveFailures: 0 }],
+    [{ retries: 2, start_period: 30_000 }, { retries: 2, passedOnce: false, consecutiveFailures: 0, startPeriodEndsAt: 31_000 }],
+  ])("fresh progress for %j at t=1000", (check, want) => {
+    expect(freshCheckProgress(check, 1000)).toEqual(want);
   });
 });
 

@@ -76,8 +76,8 @@ describe("host figures", () => {
     expect(memUsedPct(0, 0)).toBe(0);
   });
   it("names checks by name, else type and position", () => {
-    expect(checkName({ type: "tcp", host: "h", port: 1, interval: 1, timeout: 1, retries: 1, via: [] }, 2)).toBe("tcp-2");
-    expect(checkName({ type: "tcp", name: "db-port", host: "h", port: 1, interval: 1, timeout: 1, retries: 1, via: [] }, 2)).toBe("db-port");
+    expect(checkName({ type: "tcp", host: "h", port: 1, interval: 1, timeout: 1, retries: 1, start_period: 0, via: [] }, 2)).toBe("tcp-2");
+    expect(checkName({ type: "tcp", name: "db-port", host: "h", port: 1, interval: 1, timeout: 1, retries: 1, start_period: 0, via: [] }, 2)).toBe("db-port");
   });
 });
 
