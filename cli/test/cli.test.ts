@@ -185,6 +185,13 @@ describe("formatting", () => {
     const action = { id: "0123456789ab-cdef", node: "n", service: "s", kind: "restart" as const, state, reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: "", updated_at: "", expires_at: "2026-01-01T00:05:00.000Z", result: null, traceparent: null };
     expect(renderAction({ action, audit: [] }).includes("expires:")).toBe(shown);
   });
+  it("actions show labels the texts a model wrote as unverified", () => {
+    const action = { id: "0123456789ab-cdef", node: "n", service: "s", kind: "restart" as const, state: "pending" as const, reason: "db keeps dying", drift_key: null, proposed_by: "planner", diagnosis: "oom", created_at: "", updated_at: "", expires_at: "", result: null, traceparent: null, task_id: "t-1" };
+    const shown = renderAction({ action: { ...action, model_written: ["reason", "diagnosis"] }, audit: [] });
+    expect(shown).toMatch(/reason \(written by a model, unverified\):\n\s+db keeps dying/);
+    expect(shown).toMatch(/diagnosis \(written by a model, unverified\):\n\s+oom/);
+    expect(renderAction({ action, audit: [] })).not.toContain("written by a model");
+  });
   it("lists actions with short ids", () => {
     const s = renderActions(
       [{ id: "0123456789ab-cdef", node: "n", service: "s", kind: "restart", state: "pending", reason: "down", drift_key: null, proposed_by: "sup", diagnosis: null, created_at: new Date(0).toISOString(), updated_at: "", expires_at: "", result: null, traceparent: null }],

@@ -137,11 +137,16 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
     // No action of the dropped kind exists anywhere.
     const all = steward<{ actions: Action[] }>("actions", "--json").json?.actions ?? [];
     expect(all.some((a) => (a.kind as string) === "shell")).toBe(false);
-    // The diagnosis is attached to the pending action, so the approver sees why. (The supervisor may already have
-    // expired it: a crash-looping service is up for a moment between restarts, and its drift clears for that moment.)
+    // The planner's own action carries the diagnosis, labelled as the model's words, so the approver sees why. When the
+    // supervisor's restart was open first, the planner left it as it was: a model's words never attach themselves to an
+    // action it did not create. (The supervisor may already have expired it: a crash-looping service is up for a moment
+    // between restarts, and its drift clears for that moment.)
     const proposed = all.find((a) => a.id === restart!.action_id);
     expect(["pending", "expired"]).toContain(proposed?.state);
-    expect(proposed?.diagnosis).toMatch(/config file is missing/);
+    if (proposed?.proposed_by === "planner") {
+      expect(proposed.diagnosis).toMatch(/config file is missing/);
+      expect(proposed.model_written).toEqual(["reason", "diagnosis"]);
+    } else expect(proposed?.diagnosis ?? null).toBeNull();
   });
 
   it("the operator asks about it and approves the restart from steward chat (stdin is a pipe)", async () => {

@@ -65,7 +65,10 @@ async function decide(kind: "approve" | "reject", args: string[], io: Io): Promi
   const actor = values.as ?? operator(io.env);
   const a = kind === "approve" ? await api.approve(full, { actor, channel: "cli" }) : await api.reject(full, { actor, channel: "cli", reason: values.reason ?? "", hold_for: holdFor });
   if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
-  else if (kind === "approve") io.out(`approved ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state}); the executor runs it and checks the service comes back healthy: \`steward actions show ${a.id.slice(0, 8)}\``);
+  else if (kind === "approve") {
+    io.out(`approved ${a.id.slice(0, 8)}: ${a.kind} ${a.node}/${a.service} (now ${a.state}); the executor runs it and checks the service comes back healthy: \`steward actions show ${a.id.slice(0, 8)}\``);
+    if (a.model_written?.length) io.out(`  note: its ${a.model_written.join(" and ")} ${a.model_written.length > 1 ? "were" : "was"} written by a model (planner task ${a.task_id ?? "?"}), not verified by Steward`);
+  }
   else {
     const until = holdFor ? `until it changes or clears, or for ${holdFor}` : "until it changes or clears";
     const held = a.drift_key || holdFor ? `; its drift is held (not proposed again) ${until}: \`steward hold ls\`, \`steward hold release ${a.id.slice(0, 8)}\`` : "";

@@ -1,4 +1,4 @@
-import { transition, type Action } from "@steward/contracts/action";
+import { transition, type Action, type ModelWrittenField } from "@steward/contracts/action";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { paint, type Paint } from "../color.js";
@@ -73,11 +73,13 @@ export function renderActions(actions: Action[], now = Date.now()): string {
 
 export function renderAction(a: { action: Action; audit: { at: string; from_state: string | null; to_state: string; actor: string; channel: string; detail: string | null }[] }): string {
   const x = a.action;
+  const byModel = (field: ModelWrittenField): boolean => x.model_written?.includes(field) === true;
   const lines = [
     `action ${x.id}`,
     `  ${x.kind} ${x.node}/${x.service}: ${x.state}`,
-    `  reason:    ${x.reason}`,
-    ...(x.diagnosis ? [`  diagnosis: ${x.diagnosis}`] : []),
+    // A model's words are untrusted (it read logs anyone can write): say so wherever an approver reads them.
+    ...(byModel("reason") ? [`  reason (written by a model, unverified):`, `             ${x.reason}`] : [`  reason:    ${x.reason}`]),
+    ...(x.diagnosis ? (byModel("diagnosis") ? [`  diagnosis (written by a model, unverified):`, `             ${x.diagnosis}`] : [`  diagnosis: ${x.diagnosis}`]) : []),
     ...(x.result ? [`  result:    ${x.result}`] : []),
     // Only while it can still expire (pending, or approved and not started): a finished action's expiry means nothing.
     ...(transition(x.state, { type: "expire" }).ok ? [`  expires:   ${x.expires_at}`] : []),

@@ -12,6 +12,7 @@ import {
   type TransitionEvent,
 } from "@steward/contracts/action";
 import { DriftKind, type Hold } from "@steward/contracts/drift";
+import type { ModelWrittenField } from "@steward/contracts/action";
 import type { postgres, Sql } from "@steward/platform/db";
 import { ACTIONS_CHANNEL, ACTION_COLUMNS, HOLD_COLUMNS, actionFromRow, auditFromRow, holdFromRow, isUuid, type ActionRow, type AuditRow, type HoldRow } from "./rows.js";
 
@@ -47,14 +48,16 @@ export interface NewAction {
   params?: Record<string, unknown> | undefined;
   diagnosis?: string | null | undefined;
   taskId?: string | null | undefined;
+  /** Which of its texts a model wrote (untrusted words approval screens label as such). */
+  modelWritten?: readonly ModelWrittenField[] | undefined;
 }
 
 /**
  * `proposed`: a new pending action. Otherwise the same (node, service, kind) is already open (`open`, or null when
- * it closed between the insert and the read); `diagnosisAttached` when the proposal carried a diagnosis that was
- * attached to that open, still undiagnosed, pending action.
+ * it closed between the insert and the read) and nothing of it changed: a proposer's words (a model's diagnosis
+ * above all) never attach themselves to an action someone else proposed.
  */
-export type ProposeResult = { proposed: true; action: Action } | { proposed: false; open: { id: string; state: ActionState } | null; diagnosisAttached: boolean };
+export type ProposeResult = { proposed: true; action: Action } | { proposed: false; open: { id: string; state: ActionState } | null };
 
 /** What a policy approval is bound to: one target and kind, created in [createdFrom, createdUntil]. */
 export interface ActionMatch {
@@ -101,8 +104,6 @@ export interface ActionsRepository {
   propose(p: NewAction): Promise<ProposeResult>;
   /** Adds nodes (and params) to a rollout still pending; false when it was decided meanwhile. */
   extendRollout(id: string, change: { nodes: readonly string[]; params?: Record<string, unknown>; now: Date }, audit: Audit): Promise<boolean>;
-  /** A pending action, still pending and undiagnosed, takes the planner's diagnosis; false otherwise. */
-  attachDiagnosis(id: string, d: { diagnosis: string; taskId: string; now: Date }, audit: Audit): Promise<boolean>;
   /** pending (or approved, when `from` allows it) → expired, conditional on the state read. */
   expire(id: string, audit: Audit, opts?: { from?: readonly ActionState[]; now?: Date; result?: string }): Promise<MoveResult>;
   /** An operator's decision on a pending action. A pending action already past its expiry is expired instead. */
@@ -280,8 +281,8 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
       const diagnosis = p.diagnosis?.slice(0, 8000) ?? null;
       return sql.begin(async (tx): Promise<ProposeResult> => {
         const rows = await tx<ActionRow[]>`
-          INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, diagnosis, created_at, updated_at, expires_at, traceparent, params, task_id)
-          VALUES (${id}, ${p.node}, ${p.service}, ${p.kind}, 'pending', ${p.reason}, ${p.driftKey}, ${p.proposedBy}, ${diagnosis}, ${p.now}, ${p.now}, ${expires}, ${p.traceparent}, ${tx.json((p.params ?? {}) as postgres.JSONValue)}, ${p.taskId ?? null})
+          INSERT INTO actions (id, node, service, kind, state, reason, drift_key, proposed_by, diagnosis, created_at, updated_at, expires_at, traceparent, params, task_id, model_written)
+          VALUES (${id}, ${p.node}, ${p.service}, ${p.kind}, 'pending', ${p.reason}, ${p.driftKey}, ${p.proposedBy}, ${diagnosis}, ${p.now}, ${p.now}, ${expires}, ${p.traceparent}, ${tx.json((p.params ?? {}) as postgres.JSONValue)}, ${p.taskId ?? null}, ${[...(p.modelWritten ?? [])]}::text[])
           ON CONFLICT (node, service, kind) WHERE ${tx.unsafe(OPEN_PREDICATE)} DO NOTHING
           RETURNING ${cols}`;
         const row = rows[0];
@@ -291,29 +292,7 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
         }
         const [open] = await tx<{ id: string; state: ActionState }[]>`
           SELECT id::text AS id, state FROM actions WHERE node = ${p.node} AND service = ${p.service} AND kind = ${p.kind} AND state IN ${tx(OPEN_ACTION_STATES)}`;
-        let diagnosisAttached = false;
-        if (open && open.state === "pending" && diagnosis !== null && p.taskId) {
-          const upd = await tx`
-            UPDATE actions SET diagnosis = ${diagnosis}, task_id = ${p.taskId}, updated_at = ${p.now}
-            WHERE id = ${open.id} AND state = 'pending' AND diagnosis IS NULL RETURNING id`;
-          if (upd.length > 0) {
-            await recordAudit(tx, open.id, "pending", "pending", { actor: p.proposedBy, channel: p.channel, detail: `diagnosis attached by planner task ${p.taskId}` });
-            diagnosisAttached = true;
-          }
-        }
-        return { proposed: false, open: open ?? null, diagnosisAttached };
-      });
-    },
-
-    async attachDiagnosis(id, d, audit) {
-      if (!isUuid(id)) return false;
-      return sql.begin(async (tx) => {
-        const upd = await tx`
-          UPDATE actions SET diagnosis = ${d.diagnosis.slice(0, 8000)}, task_id = ${d.taskId}, updated_at = ${d.now}
-          WHERE id = ${id} AND state = 'pending' AND diagnosis IS NULL RETURNING id`;
-        if (upd.length === 0) return false;
-        await recordAudit(tx, id, "pending", "pending", audit);
-        return true;
+        return { proposed: false, open: open ?? null };
       });
     },
 

@@ -1,4 +1,4 @@
-import type { Action, ActionState, AuditEntry, Channel } from "@steward/contracts/action";
+import type { Action, ActionState, AuditEntry, Channel, ModelWrittenField } from "@steward/contracts/action";
 import type { Hold } from "@steward/contracts/drift";
 
 /** Postgres NOTIFY channel on which every new or changed action id is announced (executor, alerter and console listen). */
@@ -22,10 +22,11 @@ export interface ActionRow {
   traceparent: string | null;
   params: Record<string, unknown> | null;
   task_id: string | null;
+  model_written?: string[] | null;
 }
 
 /** The columns an `Action` is read from. */
-export const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent", "params", "task_id"] as const;
+export const ACTION_COLUMNS = ["id", "node", "service", "kind", "state", "reason", "drift_key", "proposed_by", "diagnosis", "created_at", "updated_at", "expires_at", "result", "traceparent", "params", "task_id", "model_written"] as const;
 
 /** Rows become contract `Action`s in one place. */
 export function actionFromRow(r: ActionRow): Action {
@@ -46,6 +47,8 @@ export function actionFromRow(r: ActionRow): Action {
     traceparent: r.traceparent,
     params: r.params ?? {},
     task_id: r.task_id ?? null,
+    // Only when a model wrote something, so every other action reads exactly as before.
+    ...(r.model_written && r.model_written.length > 0 ? { model_written: r.model_written.filter((f): f is ModelWrittenField => f === "reason" || f === "diagnosis") } : {}),
   };
 }
 

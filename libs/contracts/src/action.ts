@@ -40,6 +40,10 @@ export type RecoveryActionKind = (typeof RECOVERY_ACTION_KINDS)[number];
 export const Channel = z.enum(["cli", "api", "web", "ntfy", "telegram", "supervisor", "executor", "policy", "system"]);
 export type Channel = z.infer<typeof Channel>;
 
+/** The texts of an action a model wrote: untrusted words, labelled as such wherever an approver reads them. */
+export const ModelWrittenField = z.enum(["reason", "diagnosis"]);
+export type ModelWrittenField = z.infer<typeof ModelWrittenField>;
+
 export const Action = z.strictObject({
   id: z.string(),
   node: z.string(),
@@ -59,6 +63,8 @@ export const Action = z.strictObject({
   params: z.record(z.string(), z.unknown()).optional(),
   /** The planner task whose diagnosis proposed it. */
   task_id: z.string().nullable().optional(),
+  /** Which texts a model wrote (absent: none, e.g. the supervisor's or a runbook's proposal). */
+  model_written: z.array(ModelWrittenField).optional(),
 });
 export type Action = z.infer<typeof Action>;
 

@@ -108,6 +108,14 @@ describe("an action's page", () => {
   it.each(ActionState.options.map((s) => [s, (UNSTARTED_ACTION_STATES as readonly string[]).includes(s)] as const))("a %s action shows an expiry: %s (only while it can still expire)", (state, shown) => {
     expect(String(actionBody({ action: action(state), audit: [] }, session, now)).includes("expires")).toBe(shown);
   });
+
+  it("labels the texts a model wrote as unverified, and only those", () => {
+    const byModel = String(actionBody({ action: { ...action("pending"), reason: "db keeps dying", diagnosis: "oom", proposed_by: "planner", task_id: "t-1", model_written: ["reason", "diagnosis"] }, audit: [] }, session, now));
+    expect(byModel.match(/written by a model, unverified/g)).toHaveLength(2);
+    expect(byModel).toMatch(/<dd class="model-written">db keeps dying<\/dd>/);
+    expect(byModel).toMatch(/<pre class="diagnosis model-written">oom<\/pre>/);
+    expect(String(actionBody({ action: { ...action("pending"), diagnosis: "from a runbook" }, audit: [] }, session, now))).not.toContain("written by a model");
+  });
 });
 
 describe("the drift table", () => {

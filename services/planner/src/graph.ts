@@ -5,11 +5,13 @@ import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository } from "@steward/actions/repository";
 import type { TaskProposal } from "@steward/contracts/task";
+import type { WorldState } from "@steward/contracts/world-state";
 import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
 import { buildPrompt, holdsRestricted, triage, type Turn } from "./prompt.js";
-import { checkProposal, insertProposedAction, parseModelAnswer, type RawProposal } from "./proposals.js";
+import { insertProposedAction, parseModelAnswer, type RawProposal } from "./proposals.js";
+import { judgeProposal, requestedIntent } from "./trust-boundary.js";
 import { diagnoseByRules } from "./rules.js";
 import type { QueuedTask, TaskStore } from "./store.js";
 
@@ -125,17 +127,28 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     return { outcome };
   }
 
+  /** Every proposal crosses the trust boundary (trust-boundary.ts); a refused one is recorded with its reason, never dropped silently. */
   async function proposeNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
     const run = runOf(state);
     const outcome = state.outcome;
     const proposals: TaskProposal[] = [];
     if (!outcome || outcome.proposals.length === 0) return { proposals };
     const spec = run.spec ?? (await deps.sources.spec());
+    const targets = state.evidence?.targets ?? [];
+    const nodes = [...new Set(targets.map((t) => t.node))];
+    let world: WorldState | undefined;
+    try {
+      world = nodes.length > 0 ? (await deps.sources.world(nodes))?.world : undefined;
+    } catch (err) {
+      await store.addStep(state.task_id, "error", `world state unreadable for the proposals: ${(err as Error).message.slice(0, 200)}`);
+    }
+    const requested = requestedIntent(run.task.source, run.task.content);
     const seen = new Set<string>();
     for (const raw of outcome.proposals) {
-      const c = checkProposal(raw, spec);
+      const c = judgeProposal({ targets, spec, world, requested, recentExits: state.evidence?.crashes ?? {}, proposal: raw });
       let p: TaskProposal;
       if (!c.ok) {
+        deps.metrics.refusals.inc({ rule: c.rule });
         p = { action_kind: c.kind, node: c.node, service: c.service, accepted: false, reason: c.reason, action_id: null };
       } else if (seen.has(`${c.proposal.node}/${c.proposal.service}/${c.proposal.kind}`)) {
         p = { action_kind: c.proposal.kind, node: c.proposal.node, service: c.proposal.service, accepted: false, reason: "duplicate of an earlier proposal in the same answer", action_id: null };
@@ -143,18 +156,18 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
         const v = c.proposal;
         seen.add(`${v.node}/${v.service}/${v.kind}`);
         const res = await withSpan("planner.propose_action", { parent: run.parent, attributes: { "steward.node": v.node, "steward.service": v.service, "steward.action_kind": v.kind, "steward.task_id": state.task_id } }, async (span) => {
-          const r = await insertProposedAction(deps.actions, v, { taskId: state.task_id, diagnosis: outcome.diagnosis, traceparent: traceparentOf() ?? null, now: deps.clock(), ttlMs: deps.actionTtlMs, actor: deps.actor });
+          const r = await insertProposedAction(deps.actions, v, { taskId: state.task_id, diagnosis: outcome.diagnosis, traceparent: traceparentOf() ?? null, now: deps.clock(), ttlMs: deps.actionTtlMs, actor: deps.actor, modelWritten: outcome.by === "model" });
           span.setAttribute("steward.proposed", r.inserted);
           if (r.actionId) span.setAttribute("steward.action_id", r.actionId);
           return r;
         });
         p = res.inserted
           ? { action_kind: v.kind, node: v.node, service: v.service, accepted: true, reason: v.reason, action_id: res.actionId }
-          : { action_kind: v.kind, node: v.node, service: v.service, accepted: true, reason: `already open as action ${res.actionId ?? "?"} (${res.state ?? "?"}): ${v.reason}`, action_id: res.actionId };
+          : { action_kind: v.kind, node: v.node, service: v.service, accepted: true, reason: `already open as action ${res.actionId ?? "?"} (${res.state ?? "?"}), left as it was: ${v.reason}`, action_id: res.actionId };
       }
       deps.metrics.proposals.inc({ accepted: String(p.accepted) });
       await store.addProposal(state.task_id, p);
-      await store.addStep(state.task_id, "proposal", p.accepted ? `${p.action_kind} ${p.service} on ${p.node}: pending approval${p.action_id ? ` (action ${p.action_id})` : ""}` : `dropped ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`);
+      await store.addStep(state.task_id, "proposal", p.accepted ? `${p.action_kind} ${p.service} on ${p.node}: pending approval${p.action_id ? ` (action ${p.action_id})` : ""}` : `refused ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`);
       proposals.push(p);
     }
     return { proposals };
@@ -167,7 +180,7 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     const accepted = (state.proposals ?? []).filter((p) => p.accepted);
     const dropped = (state.proposals ?? []).filter((p) => !p.accepted);
     if (accepted.length > 0) lines.push("", "Proposed actions (pending your approval):", ...accepted.map((p) => `- ${p.action_kind} ${p.service} on ${p.node}${p.action_id ? ` (action ${p.action_id})` : ""}`));
-    if (dropped.length > 0) lines.push("", "Dropped proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
+    if (dropped.length > 0) lines.push("", "Refused proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
     const answer = lines.join("\n");
     await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : o.by === "rules" ? "the rule-based runbooks" : "nobody: the model's answer was unusable"}` : ""}`);
     // An answer drawn from restricted data is restricted data.

@@ -12,6 +12,8 @@ export interface PlannerMetrics {
   /** Planner work per task excluding model time. */
   overheadSeconds: Histogram;
   proposals: Counter<"accepted">;
+  /** Proposals the trust boundary refused, by rule (trust-boundary.ts). */
+  refusals: Counter<"rule">;
   queueDepth: Gauge;
   apiRequests: Counter<"route" | "status">;
 }
@@ -29,6 +31,7 @@ export function createPlannerMetrics(r: Registry): PlannerMetrics {
     taskSeconds: get("steward_planner_task_duration_seconds", () => new Histogram({ name: "steward_planner_task_duration_seconds", help: "Wall time of one task attempt", labelNames: ["agent"], buckets: [0.05, 0.1, 0.5, 1, 5, 15, 60, 180], registers: [r] })),
     overheadSeconds: get("steward_planner_overhead_seconds", () => new Histogram({ name: "steward_planner_overhead_seconds", help: "Planner time per task excluding model calls", buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1], registers: [r] })),
     proposals: get("steward_planner_proposals_total", () => new Counter({ name: "steward_planner_proposals_total", help: "Proposals by whether they were accepted", labelNames: ["accepted"], registers: [r] })),
+    refusals: get("steward_planner_proposals_refused_total", () => new Counter({ name: "steward_planner_proposals_refused_total", help: "Proposals refused by the trust boundary, by rule", labelNames: ["rule"], registers: [r] })),
     queueDepth: get("steward_planner_queue_depth", () => new Gauge({ name: "steward_planner_queue_depth", help: "Queued tasks", registers: [r] })),
     apiRequests: get("steward_planner_api_requests_total", () => new Counter({ name: "steward_planner_api_requests_total", help: "HTTP requests by route and status", labelNames: ["route", "status"], registers: [r] })),
   };

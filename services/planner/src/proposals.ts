@@ -1,10 +1,10 @@
 import { z } from "zod";
 import type { ActionsRepository } from "@steward/actions/repository";
 import { SERVICE_ACTION_KINDS } from "@steward/contracts/action";
-import type { FleetSpec } from "@steward/fleet/fleet-spec";
 
 /** The kinds a planner may propose: node/service operations from the action catalog. Never free-form commands. */
 export const PLANNER_ACTION_KINDS = SERVICE_ACTION_KINDS;
+export type PlannerActionKind = (typeof PLANNER_ACTION_KINDS)[number];
 
 export type RawProposal = { kind?: unknown; node?: unknown; service?: unknown; reason?: unknown } | unknown;
 
@@ -71,30 +71,6 @@ export function parseModelAnswer(text: string, json?: unknown): ParsedAnswer {
   return { ok: true, value: r.data };
 }
 
-export type Checked = { ok: true; proposal: ValidProposal } | { ok: false; kind: string; node: string | null; service: string | null; reason: string };
-
-const str = (v: unknown): string | null => (typeof v === "string" ? v.slice(0, 63) : null);
-
-/** Checks one proposal against the catalog and the fleet spec: a known kind, on a declared node and service. */
-export function checkProposal(raw: unknown, spec: FleetSpec): Checked {
-  const o = (raw && typeof raw === "object" ? raw : {}) as Record<string, unknown>;
-  const kind = typeof o["kind"] === "string" ? o["kind"].slice(0, 40) : "(none)";
-  const node = str(o["node"]);
-  const service = str(o["service"]);
-  if (!(PLANNER_ACTION_KINDS as readonly string[]).includes(kind)) {
-    return { ok: false, kind, node, service, reason: `kind '${kind}' is not in the action catalog (${PLANNER_ACTION_KINDS.join(", ")})` };
-  }
-  const r = ValidProposal.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    return { ok: false, kind, node, service, reason: `invalid proposal: ${i?.path.join(".") || "(root)"}: ${i?.message ?? "invalid"}` };
-  }
-  const p = r.data;
-  if (!spec.nodes[p.node]) return { ok: false, kind, node, service, reason: `node '${p.node}' is not declared in the fleet spec` };
-  if (!spec.nodes[p.node]?.services[p.service]) return { ok: false, kind, node, service, reason: `service '${p.service}' is not declared on node '${p.node}'` };
-  return { ok: true, proposal: p };
-}
-
 export interface InsertOptions {
   taskId: string;
   diagnosis: string;
@@ -102,6 +78,8 @@ export interface InsertOptions {
   now: Date;
   ttlMs: number;
   actor: string;
+  /** The model wrote the reason and the diagnosis (false for the runbooks): approval screens say so. */
+  modelWritten: boolean;
 }
 
 export type InsertResult = { inserted: true; actionId: string } | { inserted: false; actionId: string | null; state: string | null };
@@ -109,7 +87,7 @@ export type InsertResult = { inserted: true; actionId: string } | { inserted: fa
 /**
  * Proposes an accepted proposal as a `pending` action, the way the supervisor does (the repository's open-action
  * index is the arbiter), with an audit row that says who (planner, channel system). When the same action is already
- * open and pending without a diagnosis, the diagnosis is attached to it so the approver sees why.
+ * open, nothing of it changes: a model's words only ever go on an action its own answer created.
  */
 export async function insertProposedAction(actions: ActionsRepository, p: ValidProposal, o: InsertOptions): Promise<InsertResult> {
   const r = await actions.propose({
@@ -126,6 +104,7 @@ export async function insertProposedAction(actions: ActionsRepository, p: ValidP
     traceparent: o.traceparent,
     diagnosis: o.diagnosis,
     taskId: o.taskId,
+    modelWritten: o.modelWritten ? ["reason", "diagnosis"] : [],
   });
   return r.proposed ? { inserted: true, actionId: r.action.id } : { inserted: false, actionId: r.open?.id ?? null, state: r.open?.state ?? null };
 }

@@ -75,6 +75,7 @@ code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-si
 pre { background:#f1f3f5; padding:8px; border-radius:4px; white-space:pre-wrap; word-break:break-word; margin:4px 0; }
 .muted { color:var(--muted); }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; background:#e5e7eb; color:#111827; }
+.badge.model-written { background:#fef3c7; color:var(--warn); font-weight:500; } dd.model-written, pre.model-written { border-left:3px solid #f59e0b; padding-left:6px; }
 .s-running, .s-healthy, .s-up, .s-succeeded, .s-approved { background:#dcfce7; color:var(--ok); }
 .s-starting, .s-degraded, .s-config_drift, .s-secret_drift, .s-repo_drift, .s-pending, .s-stale, .s-unknown, .s-alert, .s-expired { background:#fef3c7; color:var(--warn); }
 .s-exited, .s-down, .s-missing, .s-deploy_failed, .s-failed, .s-unhealthy, .s-crashed, .s-rejected, .s-failed_unknown, .s-action { background:#fee2e2; color:var(--bad); }

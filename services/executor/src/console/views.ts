@@ -1,4 +1,4 @@
-import { transition, type Action, type AuditEntry } from "@steward/contracts/action";
+import { transition, type Action, type AuditEntry, type ModelWrittenField } from "@steward/contracts/action";
 import type { CostReport, Task } from "@steward/contracts/task";
 import type { DriftHeld, DriftReport } from "@steward/contracts/drift";
 import type { NodeState, Snapshot } from "@steward/contracts/world-state";
@@ -136,6 +136,9 @@ ${d.drifts.map((x) => html`<tr class="drift" data-key="${x.key}"><td>${badge(x.k
 </tbody></table>`}`;
 }
 
+/** A model's words are untrusted (it read logs anyone can write): the label says so next to them. */
+const byModel = (a: Action, field: ModelWrittenField): Html | string => (a.model_written?.includes(field) ? html` <span class="badge model-written" title="written by a model from logs and tool output; not verified by Steward">written by a model, unverified</span>` : "");
+
 /** Exactly what approving will run: the kind, the target and every parameter, nothing summarised away. */
 function whatRuns(a: Action): Html {
   const params = a.params && Object.keys(a.params).length > 0 ? JSON.stringify(a.params, null, 2) : null;
@@ -143,8 +146,8 @@ function whatRuns(a: Action): Html {
 <dt>will run</dt><dd><code class="command">${a.kind} ${a.service} on ${a.node}</code></dd>
 <dt>kind</dt><dd>${a.kind}</dd><dt>node</dt><dd>${a.node}</dd><dt>service</dt><dd>${a.service}</dd>
 <dt>params</dt><dd>${params ? html`<pre class="params">${params}</pre>` : html`<span class="muted">none</span>`}</dd>
-<dt>reason</dt><dd>${a.reason}</dd>
-<dt>diagnosis</dt><dd>${a.diagnosis ? html`<pre class="diagnosis">${a.diagnosis}</pre>` : html`<span class="muted">none</span>`}</dd>
+<dt>reason${byModel(a, "reason")}</dt><dd${a.model_written?.includes("reason") ? html` class="model-written"` : ""}>${a.reason}</dd>
+<dt>diagnosis${byModel(a, "diagnosis")}</dt><dd>${a.diagnosis ? html`<pre class="diagnosis${a.model_written?.includes("diagnosis") ? " model-written" : ""}">${a.diagnosis}</pre>` : html`<span class="muted">none</span>`}</dd>
 <dt>proposed by</dt><dd>${a.proposed_by}${a.task_id ? html` (task <code>${a.task_id}</code>)` : ""}</dd>
 ${a.drift_key ? html`<dt>drift</dt><dd><code>${a.drift_key}</code></dd>` : ""}
 </dl>`;
