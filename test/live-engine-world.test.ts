@@ -16,12 +16,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readWorld } from "@steward/world/world-store";
+import { readWorld, watchWorld, type WorldCache } from "@steward/world/world-store";
 import { readDrift } from "@steward/world/drift-store";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import { actionsOf, only } from "@steward/actions/testing";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
-import { dockerdUnavailable, importBusyboxImage, startDockerd, stopProcess, waitFor, type Dockerd } from "@steward/testkit";
+import { dockerdUnavailable, importBusyboxImage, startDockerd, stopProcess, waitFor, waitForChanges, type Dockerd } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
 
@@ -182,41 +182,41 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
   }, 120_000);
 
   it("dockerd stopped → unknown in the world, never down, no action proposed", async () => {
-    // Counted after a supervisor cycle that saw the stack healthy again, so no earlier proposal lands meanwhile.
-    const tb = Date.now();
+    // Counted after a whole supervisor cycle that saw the stack healthy again, so no earlier proposal lands meanwhile.
     await waitFor("a drift report after the unpause", async () => {
       const r = await report();
-      return r && Date.parse(r.computed_at) > tb + 400 && !r.drifts.some((d) => d.node === "n1" && d.service === "ev") ? r : undefined;
+      return r && !r.drifts.some((d) => d.node === "n1" && d.service === "ev") ? r : undefined;
     }, 30_000, 100);
+    await waitForChanges("drift reports", async () => (await report())?.computed_at, 2, 30_000, 100);
     const before = (await actionsOf(stack.sql)).length;
+    // Every observer write, as a watching reader sees it (none is missed, unlike polling).
     const states: string[] = [];
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        const x = await stackState();
+    const evIn = (c: WorldCache) => {
+      const r = c.read();
+      return r.ok ? r.value.world.nodes["n1"]?.services["ev"] : undefined;
+    };
+    const watched: WorldCache = watchWorld(kv, {
+      onChange: () => {
+        const x = evIn(watched);
         if (x && states.at(-1) !== x.state) states.push(x.state);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
-    const t0 = Date.now();
-    const down = dockerd.down();
-    const s = await waitFor("unknown in the world", async () => {
-      const x = await stackState();
-      return x?.state === "unknown" ? x : undefined;
-    }, 30_000, 20);
-    const seenAfter = Date.now() - t0;
-    await down;
-    expect(s.state).toBe("unknown");
-    // Several supervisor cycles after it (RECHECK_MS 300) judge the unknown stack: nothing proposed.
-    const judged = await waitFor("the drift report sees it unknown", async () => (await report())?.drifts.find((d) => d.node === "n1" && d.service === "ev" && d.kind === "unknown"), 30_000, 50);
-    expect(judged.proposes ?? null).toBeNull();
-    const t1 = Date.now();
-    await waitFor("two more drift reports", async () => {
-      const r = await report();
-      return r && Date.parse(r.computed_at) > t1 + 700 ? r : undefined;
-    }, 30_000, 100);
-    sampling = false;
-    await sampler;
+      },
+    });
+    let seenAfter = 0;
+    try {
+      await watched.ready();
+      const t0 = Date.now();
+      const down = dockerd.down();
+      const s = await waitFor("unknown in the world", () => (evIn(watched)?.state === "unknown" ? evIn(watched) : undefined), 30_000, 20);
+      seenAfter = Date.now() - t0;
+      await down;
+      expect(s?.state).toBe("unknown");
+      // Several supervisor cycles after it (RECHECK_MS 300) judge the unknown stack: nothing proposed.
+      const judged = await waitFor("the drift report sees it unknown", async () => (await report())?.drifts.find((d) => d.node === "n1" && d.service === "ev" && d.kind === "unknown"), 30_000, 50);
+      expect(judged.proposes ?? null).toBeNull();
+      await waitForChanges("drift reports after it", async () => (await report())?.computed_at, 2, 30_000, 100);
+    } finally {
+      await watched.stop();
+    }
     expect((await actionsOf(stack.sql)).length).toBe(before);
     // The daemon killed the container while shutting down: the world went from running to unknown, never exited.
     expect(states).toEqual(["running", "unknown"]);

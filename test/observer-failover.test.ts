@@ -96,12 +96,24 @@ async function killUnderLoad(round: number, active: Running, standby: Running): 
   const events = makeEvents(PER_ROUND, { seed: 11 + round, nodes: NODES, idPrefix: `round${round}`, startMs: Date.now() + round * 200_000 });
   const js = jetstream(nc);
   let published = 0;
+  // Paced by the active observer's progress, not by the clock: until the kill, the publisher stays at most AHEAD events
+  // in front of what the active one has folded (its last_seq metric) and holds before the round's last HELD events,
+  // so the active one dies while events still flow however fast or slow this machine is. After the kill it publishes
+  // the rest at once: the standby takes over with a backlog.
+  const AHEAD = 500;
+  const HELD = 1_000;
+  let killed = false;
+  let markKilled!: () => void;
+  const kill = new Promise<void>((r) => (markKilled = r));
   const publisher = (async () => {
     while (published < events.length) {
+      if (!killed && published >= events.length - HELD) await kill;
+      if (!killed && published >= AHEAD) {
+        await waitFor(`${active.id} to fold within ${AHEAD} of the publisher`, async () => killed || startSeq + published - (await metricValue(active.url, "steward_observer_last_seq")) < AHEAD, 60_000, 20);
+      }
       const batch = events.slice(published, published + 20);
       await Promise.all(batch.map((e) => js.publish(eventSubject(e.node, e.type), JSON.stringify(e), { msgID: e.id })));
       published += batch.length;
-      await new Promise((r) => setTimeout(r, 10));
     }
   })();
 
@@ -115,6 +127,8 @@ async function killUnderLoad(round: number, active: Running, standby: Running): 
 
   active.p.child.kill("SIGKILL");
   const killedAt = Date.now();
+  killed = true;
+  markKilled();
   await waitFor(`${standby.id} to take over`, async () => (await metricValue(standby.url, "steward_observer_active")) === 1, 60_000, 50);
   const torn = standby.p.output.includes("reading every node record as stored") ? " (it died in the middle of a write)" : "";
   console.info(`observer failover round ${round}: kill -9 -> standby active in ${Date.now() - killedAt} ms${torn}`);

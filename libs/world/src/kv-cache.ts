@@ -39,6 +39,11 @@ export interface KvCache<H, V> {
   /** Counts applied headers: changes whenever readers would see something new. */
   revision(): number;
   /**
+   * KV revision (stream sequence) of the last record the watch delivered, header or item, 0 before any: a writer that
+   * knows the revision of its put can wait until the cache has taken it in (staged or applied) instead of sleeping.
+   */
+  seen(): number;
+  /**
    * Read-your-writes: resolves once the cache has applied the header KV holds now (one small get), or false
    * after `timeoutMs`. For request/response readers; watch-driven readers do not need it.
    */
@@ -62,6 +67,8 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
   let revision = 0;
   /** KV revision (stream sequence) of the last header record applied, deletions included. */
   let headerSeq = 0;
+  /** KV revision of the last record of any kind the watch delivered. */
+  let seenSeq = 0;
   let waiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
   let stopped = false;
   let stopWatch: (() => void) | undefined;
@@ -122,6 +129,7 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
         markReady();
         if (header?.ok) o.onChange?.({ header: header.value, changed: [...items.keys()], removed: [] });
       }
+      seenSeq = e.revision;
     }
   }
 
@@ -154,6 +162,7 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
     },
     item: (name) => (initialized ? items.get(name) : undefined),
     revision: () => revision,
+    seen: () => seenSeq,
     async sync(timeoutMs = 5_000) {
       const e = await o.kv.get(o.headerKey);
       const seq = e?.revision ?? 0;

@@ -53,6 +53,8 @@ export interface WorldCache {
   nodes(names: readonly string[]): Loaded<Snapshot>;
   /** Changes whenever the world a reader sees changed. */
   revision(): number;
+  /** KV revision of the last record the watch delivered (a node or the header): see KvCache.seen. */
+  seen(): number;
   /** Waits (bounded) until the cache holds at least what KV holds now: read-your-writes for request handlers. */
   sync(timeoutMs?: number): Promise<boolean>;
   stop(): Promise<void>;
@@ -73,6 +75,7 @@ export function watchWorld(kv: KV, opts: WorldWatchOptions = {}): WorldCache {
     read: () => cacheRead(cache),
     nodes: (names) => cacheRead(cache, names),
     revision: () => cache.revision(),
+    seen: () => cache.seen(),
     sync: (t) => cache.sync(t),
     stop: () => cache.stop(),
   };

@@ -97,9 +97,9 @@ describe("world store", () => {
       await cache.ready();
       await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
       const h = await kv.get(WORLD_HEADER_KEY);
-      // A later key proves the watch has delivered the node put before it.
-      await kv.put(worldNodeKey("n2"), JSON.stringify(node("n2")));
-      await new Promise((r) => setTimeout(r, 200));
+      // The watch delivers in write order: once it has taken in a later put, it has staged the node put before it.
+      const later = await kv.put(worldNodeKey("n2"), JSON.stringify(node("n2")));
+      await waitFor("the watch to take in the later put", () => cache.seen() >= later, 15_000, 5);
       const before = cache.read();
       expect(before.ok && before.value.world.nodes["n1"]?.status).toBe("up");
       await kv.put(WORLD_HEADER_KEY, h?.string() ?? "");

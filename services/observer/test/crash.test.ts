@@ -62,6 +62,7 @@ describe("crash safety", () => {
     // Publish continuously while the observer is killed and restarted.
     let published = 0;
     let publishing = true;
+    // Paced (not a wait for anything): a steady stream over the whole run of kills.
     const publisher = (async () => {
       while (publishing && published < events.length) {
         const batch = events.slice(published, published + 20);
@@ -77,15 +78,20 @@ describe("crash safety", () => {
     let output = "";
     for (let i = 0; i < KILLS; i++) {
       const child = launch(path);
+      let connected = false;
       let ready = false;
       child.stdout?.on("data", (d: Buffer) => {
         const text = d.toString();
         output += text;
+        if (text.includes("connected to NATS")) connected = true;
         if (text.includes("observer started")) ready = true;
       });
       child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
       if (i % 2 === 0) {
-        // Anywhere from start-up on: loading, recreating the consumer, the first writes.
+        // Anywhere from start-up on: loading, recreating the consumer, the first writes. The random delay counts from the
+        // child's first log line (it runs and has connected), not from spawn(): under load the child may not even have
+        // started Node.js within the delay, and a kill then tests nothing.
+        await waitFor("child observer connected", () => connected || child.exitCode !== null, 30_000, 5);
         await sleep(Math.floor(rnd() * 700));
       } else {
         // While folding and writing under a steady stream.
