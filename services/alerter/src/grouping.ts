@@ -1,16 +1,10 @@
-import type { ActionInfo, AlertSeverity } from "./rules.js";
+import type { ActionInfo, AlertContent, AlertSeverity } from "./rules.js";
 import { FLAPPING_RULE, flappedFingerprint } from "./flapping.js";
 import type { NotificationPayload } from "./notification.js";
 
 /** A firing alert as the grouping sees it (the stored row, with what this evaluation says about it). */
-export interface GroupMember {
+export interface GroupMember extends AlertContent {
   id: number;
-  fingerprint: string;
-  rule: string;
-  severity: AlertSeverity;
-  title: string;
-  message: string;
-  labels: Record<string, string>;
   firstSeen: number;
   /** ms between repeats while it lasts; 0 = never; undefined = the group's default. */
   renotifyMs?: number | undefined;

@@ -81,13 +81,17 @@ export interface ActionInfo {
   params: Record<string, unknown>;
 }
 
-export interface Finding {
+/** What an alert says, the same for a finding of this evaluation and an alert already firing. */
+export interface AlertContent {
   fingerprint: string;
   rule: string;
   severity: AlertSeverity;
   title: string;
   message: string;
   labels: Record<string, string>;
+}
+
+export interface Finding extends AlertContent {
   /** ms between re-notifications while it lasts; 0 = never; undefined = the global default. */
   renotifyMs: number | undefined;
   action?: ActionInfo;

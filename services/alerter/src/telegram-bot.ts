@@ -8,6 +8,7 @@ import { ApiBadResponse, ApiError, ApiUnreachable, type ExecutorClient } from "@
 import type { PlannerClient } from "@steward/planner/client";
 import { TelegramUpdate } from "@steward/contracts/telegram";
 import { DATABASE_UNREACHABLE, HttpError, isDatabaseUnreachable, readBodyText } from "@steward/platform/http";
+import { sleep } from "@steward/platform/sleep";
 import type { AlerterMetrics } from "./metrics.js";
 import type { Read } from "./rules.js";
 import type { TelegramApi, TgUpdate, TgUser } from "./telegram-api.js";
@@ -235,12 +236,6 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
       if (u.callback_query) await answer(u.callback_query.id, "Something went wrong; nothing was decided.", true);
     }
   }
-
-  const sleep = (ms: number, signal: AbortSignal) =>
-    new Promise((r) => {
-      const t = setTimeout(r, ms);
-      signal.addEventListener("abort", () => (clearTimeout(t), r(null)), { once: true });
-    });
 
   const digest = (s: string) => createHash("sha256").update(s).digest();
 

@@ -6,6 +6,7 @@ import { commandStep, type Ending } from "./verdict.js";
 import { commandMark } from "./verify.js";
 import { drillTimings, drillVerdict, followUpApproval, refuseDrill, sightDrill, type DrillMarks, type DrillWindow } from "./drill-plan.js";
 import type { RunDeps } from "./run.js";
+import { sleep } from "@steward/platform/sleep";
 
 /** A world older than this is not trusted for a drill (the supervisor's default snapshot age limit). */
 export const DRILL_WORLD_MAX_AGE_MS = 30_000;
@@ -19,19 +20,6 @@ export interface DrillDeps {
 
 /** The audit actor of everything a drill does by itself. */
 export const drillActor = (drillId: string): string => `drill:${drillId}`;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 /** When the restart was approved and by whom, from its audit log. */
 function approvalOf(audit: readonly AuditEntry[]): { at: number; by: string } | undefined {

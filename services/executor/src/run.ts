@@ -12,6 +12,7 @@ import { commandMark, judgeWorld } from "./verify.js";
 import type { WorldView } from "./world.js";
 import { runRollout } from "./rollout.js";
 import { runDrill, type DrillDeps } from "./drill-run.js";
+import { sleep } from "@steward/platform/sleep";
 
 export interface RunDeps {
   nc: NatsConnection;
@@ -36,19 +37,6 @@ export interface RunDeps {
     fleetSpecPath?: string | undefined;
     deployHealthTimeoutMs?: number | undefined;
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Logger } from "@steward/platform/logger";
+import { sleep } from "@steward/platform/sleep";
 import { LABEL_PROJECT } from "./compose-model.js";
 import type { StackObserver } from "./compose-observe.js";
 import type { Stack, StackSet } from "./compose-stack.js";
@@ -48,12 +49,6 @@ export function createStackEvents(deps: StackEventsDeps): StackEvents {
   const abort = new AbortController();
   let loop: Promise<void> | undefined;
 
-  const wait = (ms: number) =>
-    new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      abort.signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
-    });
-
   async function follow(): Promise<void> {
     let backoff = min;
     while (!abort.signal.aborted && deps.stacks.all().length > 0) {
@@ -76,7 +71,7 @@ export function createStackEvents(deps: StackEventsDeps): StackEvents {
       const lost = lostDetail(end);
       if (lost) deps.observer.engineLost(lost);
       if (end.connected || end.reason !== "broken") logger.warn({ reason: end.reason, detail: end.detail }, "engine event stream ended");
-      await wait(end.reason === "refused" ? max : backoff);
+      await sleep(end.reason === "refused" ? max : backoff, abort.signal);
       backoff = Math.min(max, backoff * 2);
     }
   }
