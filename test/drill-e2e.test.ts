@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Action } from "@steward/contracts/action";
+import { OPEN_ACTION_STATES, type Action } from "@steward/contracts/action";
 import type { DrillDetailReply, DrillListReply, DrillProposeReply } from "@steward/contracts/executor-api";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { actionsOf } from "@steward/actions/testing";
@@ -107,7 +107,10 @@ async function healthy(nodeName: string, services: string[]): Promise<void> {
   }, 60_000, 200);
 }
 
-/** Proposes a drill with the CLI, approves it with the CLI, and waits for its result through `steward drill show`. */
+/**
+ * Proposes a drill with the CLI, approves it with the CLI, and waits through `steward drill show` for its result and
+ * its action's end: the executor keeps the result before it ends the action, so one can be seen without the other.
+ */
 async function drill(service: string, extra: string[]): Promise<DrillDetailReply> {
   const proposed = await steward<DrillProposeReply>(["drill", service, ...extra, "--json"]);
   expect(proposed.code, proposed.stderr).toBe(0);
@@ -118,7 +121,8 @@ async function drill(service: string, extra: string[]): Promise<DrillDetailReply
   expect(approved.code, approved.stderr).toBe(0);
   return waitFor(`drill ${service} finished`, async () => {
     const r = await steward<DrillDetailReply>(["drill", "show", action!.id, "--json"]);
-    return r.json?.result ? r.json : undefined;
+    const open: readonly string[] = OPEN_ACTION_STATES;
+    return r.json?.result && !open.includes(r.json.action.state) ? r.json : undefined;
   }, 120_000, 250);
 }
 
