@@ -10,7 +10,8 @@ import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.
 import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
 import { buildPrompt, holdsRestricted, triage, type Turn } from "./prompt.js";
-import { insertProposedAction, parseModelAnswer, type RawProposal } from "./proposals.js";
+import { askModels } from "./ask-models.js";
+import { insertProposedAction, type RawProposal } from "./proposals.js";
 import { judgeProposal, requestedIntent } from "./trust-boundary.js";
 import { diagnoseByRules } from "./rules.js";
 import type { QueuedTask, TaskStore } from "./store.js";
@@ -18,8 +19,7 @@ import type { QueuedTask, TaskStore } from "./store.js";
 /** What the diagnose node concluded, and who said it. */
 export type Outcome =
   | { by: "model"; provider: string; group: string; diagnosis: string; answer: string; proposals: RawProposal[] }
-  | { by: "rules"; why: string; diagnosis: string; answer: string; proposals: RawProposal[] }
-  | { by: "malformed"; reason: string; diagnosis: string; answer: string; proposals: [] };
+  | { by: "rules"; why: string; diagnosis: string; answer: string; proposals: RawProposal[] };
 
 const MAX_TURNS = 20;
 
@@ -100,29 +100,17 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     const inheritsRestricted = !run.task.restricted && holdsRestricted(earlier);
     if (inheritsRestricted) await store.addStep(state.task_id, "triage", "local only: this conversation holds restricted turns");
     const restricted = run.task.restricted || inheritsRestricted;
-    const out = await deps.caller.call({ taskId: state.task_id, agent, source: run.task.source, restricted, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max));
+    const sensitive = false;
+    const asked = await askModels(deps.caller, { taskId: state.task_id, agent, source: run.task.source, restricted, sensitive, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max), (kind, message) => store.addStep(state.task_id, kind, message));
     let outcome: Outcome;
-    if (out.served === "rules") {
-      const r = diagnoseByRules(evidence ?? emptyEvidence(), out.why);
-      outcome = { by: "rules", why: out.why, diagnosis: r.diagnosis, answer: r.answer, proposals: r.proposals };
-      await store.addStep(state.task_id, "diagnosis", `rule-based (${out.route.reason}): ${r.runbooks.join(", ") || "no runbook matched"}`);
+    if (asked.by === "rules") {
+      const r = diagnoseByRules(evidence ?? emptyEvidence(), asked.why);
+      outcome = { by: "rules", why: asked.why, diagnosis: r.diagnosis, answer: r.answer, proposals: r.proposals };
+      await store.addStep(state.task_id, "diagnosis", `rule-based (${asked.route.reason}): ${r.runbooks.join(", ") || "no runbook matched"}`);
     } else {
-      const parsed = parseModelAnswer(out.answer.text, out.answer.json);
-      if (parsed.ok) {
-        outcome = { by: "model", provider: out.provider, group: out.group, diagnosis: parsed.value.diagnosis, answer: parsed.value.answer, proposals: parsed.value.proposals };
-        await store.addStep(state.task_id, "diagnosis", `${out.provider} (${out.group}, ${out.route.reason}): ${parsed.value.diagnosis}`);
-      } else {
-        // Model output is data: unreadable output yields no action. The runbooks' reading is shown as information only.
-        const r = diagnoseByRules(evidence ?? emptyEvidence(), "the model's answer was unusable");
-        outcome = {
-          by: "malformed",
-          reason: parsed.reason,
-          diagnosis: r.diagnosis,
-          answer: `The model's answer could not be used (${parsed.reason}); no action was proposed.\nWhat the runbooks read in the evidence:\n${r.diagnosis}`,
-          proposals: [],
-        };
-        await store.addStep(state.task_id, "error", `${parsed.reason}; no action proposed`);
-      }
+      const a = asked.answer;
+      outcome = { by: "model", provider: asked.provider, group: asked.group, diagnosis: a.diagnosis, answer: a.answer, proposals: a.proposals };
+      await store.addStep(state.task_id, "diagnosis", `${asked.provider} (${asked.group}, ${asked.route.reason}): ${a.diagnosis}`);
     }
     return { outcome };
   }
@@ -176,13 +164,13 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
   async function reportNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
     const o = state.outcome;
     const lines = [o?.answer ?? "No answer."];
-    if (o && o.by !== "malformed" && o.diagnosis && !o.answer.includes(o.diagnosis)) lines.push("", `Diagnosis: ${o.diagnosis}`);
+    if (o && o.diagnosis && !o.answer.includes(o.diagnosis)) lines.push("", `Diagnosis: ${o.diagnosis}`);
     const accepted = (state.proposals ?? []).filter((p) => p.accepted);
     const dropped = (state.proposals ?? []).filter((p) => !p.accepted);
     if (accepted.length > 0) lines.push("", "Proposed actions (pending your approval):", ...accepted.map((p) => `- ${p.action_kind} ${p.service} on ${p.node}${p.action_id ? ` (action ${p.action_id})` : ""}`));
     if (dropped.length > 0) lines.push("", "Refused proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
     const answer = lines.join("\n");
-    await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : o.by === "rules" ? "the rule-based runbooks" : "nobody: the model's answer was unusable"}` : ""}`);
+    await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : "the rule-based runbooks"}` : ""}`);
     // An answer drawn from restricted data is restricted data.
     const restricted = runOf(state).task.restricted || holdsRestricted(state.history);
     return { answer, history: [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id, ...(restricted ? { restricted } : {}) }] };

@@ -15,7 +15,16 @@ export interface CallContext {
   agent: string;
   source: string;
   restricted: boolean;
+  /** The task touches a `sensitive: true` service or node: local only, whoever filed it. */
+  sensitive: boolean;
   parent: Context;
+}
+
+export type ModelProvider = "ollama" | "anthropic";
+
+export interface CallOptions {
+  /** Providers that already answered this task with unusable output (after a repair retry): route past them. */
+  avoid?: readonly ModelProvider[];
 }
 
 export type CallOutcome =
@@ -39,7 +48,7 @@ export interface ModelCaller {
    * `makePrompt(maxTokens)` builds the prompt, trimmed to fit when a budget is given. Never throws on model trouble:
    * when no model can be used the outcome is `rules`.
    */
-  call(ctx: CallContext, makePrompt: (maxTokens?: number) => Prompt): Promise<CallOutcome>;
+  call(ctx: CallContext, makePrompt: (maxTokens?: number) => Prompt, opts?: CallOptions): Promise<CallOutcome>;
   /** Seconds spent waiting for models on a task so far; forgets the task. */
   takeModelSeconds(taskId: string): number;
 }
@@ -54,13 +63,17 @@ function redactPrompt(p: Prompt): Prompt {
   return { ...p, system: redactSecretsInText(p.system), user: redactSecretsInText(p.user), history: p.history.map((h) => ({ role: h.role, content: redactSecretsInText(h.content) })) };
 }
 
+/** Why the runbooks answer: the local model's trouble, then why Claude could not take over. */
 const WHY: Record<string, string> = {
-  restricted: "the task is restricted to the local model, which is down",
-  claude_disabled: "the local model is down and Claude is disabled",
-  claude_unavailable: "the local model is down and Claude did not answer",
-  budget_exhausted: "the local model is down and a cost cap would be passed",
-  claude_context_overflow: "the local model is down and the prompt is too large even for Claude",
+  restricted: "the task is restricted to the local model",
+  sensitive: "the task touches a service or node marked sensitive in fleet.yaml, so it stays with the local model",
+  claude_unusable: "Claude gave no usable answer either",
+  claude_disabled: "Claude is disabled",
+  claude_unavailable: "Claude did not answer",
+  budget_exhausted: "a cost cap would be passed",
+  claude_context_overflow: "the prompt is too large even for Claude",
 };
+const whyRules = (reason: string, local: RouteInput["local"]): string => `${local === "unusable" ? "the local model gave no usable answer" : "the local model is down"}, and ${WHY[reason] ?? reason}`;
 
 export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
   const { config, local, claude, ledger, store, metrics, logger } = deps;
@@ -107,17 +120,18 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
       modelMs.delete(taskId);
       return ms / 1000;
     },
-    async call(ctx, makePrompt) {
+    async call(ctx, makePrompt, opts = {}) {
+      const avoidLocal = opts.avoid?.includes("ollama") === true;
       const group = groupFor(config.modelGroups, ctx.agent);
       const full = redactPrompt(makePrompt());
       const tokens = promptTokens(full);
-      let claudeState: RouteInput["claude"] = config.claude.enabled && claude ? "enabled" : "disabled";
+      let claudeState: RouteInput["claude"] = !(config.claude.enabled && claude) ? "disabled" : opts.avoid?.includes("anthropic") ? "unusable" : "enabled";
       let budget: RouteInput["budget"] = "ok";
       let localDownSeen = false;
 
       for (let round = 0; round < 4; round++) {
-        const localHealth = localDownSeen ? "down" : await local.health(group.model);
-        const route = scoreRoute({ agent: ctx.agent, estimatedInputTokens: tokens, group, local: localHealth, restricted: ctx.restricted, claude: claudeState, budget, claudeContextTokens: config.claude.contextTokens });
+        const localHealth = avoidLocal ? "unusable" : localDownSeen ? "down" : await local.health(group.model);
+        const route = scoreRoute({ agent: ctx.agent, estimatedInputTokens: tokens, group, local: localHealth, restricted: ctx.restricted, sensitive: ctx.sensitive, claude: claudeState, budget, claudeContextTokens: config.claude.contextTokens });
         metrics.routerDecisions.inc({ agent: ctx.agent, decision: route.decision, reason: route.reason });
         switch (route.decision) {
           case "local": {
@@ -140,6 +154,8 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
               claudeState = "disabled";
               continue;
             }
+            // Defence in depth: the router never picks Claude for these; should it ever, nothing leaves the house.
+            if (ctx.restricted || ctx.sensitive) throw new Error(`refusing to send a ${ctx.restricted ? "restricted" : "sensitive"} task to Claude`);
             const estimate = costUsd(config.prices, Math.ceil(tokens * INPUT_ESTIMATE_MARGIN), config.claude.maxTokens);
             const res = await ledger.reserve({ taskId: ctx.taskId, agent: ctx.agent, source: ctx.source, modelGroup: "claude", model: config.claude.model, usd: estimate, day: utcDay(clock()) });
             if (!res.ok) {
@@ -167,7 +183,7 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
           case "rules": {
             await withSpan("planner.rules", { parent: ctx.parent, attributes: { "steward.router.decision": route.decision, "steward.router.reason": route.reason } }, () => undefined);
             await record(ctx, "rules", "rules", "runbooks", route, 0, 0, 0);
-            return { served: "rules", route, why: WHY[route.reason] ?? route.reason };
+            return { served: "rules", route, why: whyRules(route.reason, localHealth) };
           }
           default: {
             const never: never = route.decision;

@@ -12,12 +12,18 @@ export const ROUTE_REASONS = [
   "context_overflow",
   /** Ollama is down, timing out or lacks the model: Claude serves it. */
   "local_down",
+  /** The local model answered twice with output that could not be used (once with the error shown): Claude serves it. */
+  "local_unusable",
   /** Restricted data never leaves the house: local if up (trimmed if needed), else the runbooks. */
   "restricted",
+  /** A service or node the task touches is `sensitive: true` in fleet.yaml: local if up, else the runbooks, whoever filed it. */
+  "sensitive",
   /** Claude is turned off (CLAUDE_ENABLED=false or no key): local if up, else the runbooks. */
   "claude_disabled",
   /** Claude answered errors (overloaded, rate limited) for this call: local if up, else the runbooks. */
   "claude_unavailable",
+  /** Claude answered twice with output that could not be used: local if usable and up, else the runbooks. */
+  "claude_unusable",
   /** The call would pass a cost cap: local if up, else the runbooks. */
   "budget_exhausted",
   /** Even Claude's context cannot hold the prompt: local (trimmed) if up, else the runbooks. */
@@ -29,9 +35,12 @@ export interface RouteInput {
   agent: string;
   estimatedInputTokens: number;
   group: { name: string; num_ctx: number; escalate_above_tokens: number };
-  local: "up" | "down";
+  /** `unusable`: it answered this task with output that could not be used, even after a repair retry. */
+  local: "up" | "down" | "unusable";
   restricted: boolean;
-  claude: "enabled" | "disabled" | "unavailable";
+  /** The task touches a service or node declared `sensitive: true`. */
+  sensitive: boolean;
+  claude: "enabled" | "disabled" | "unavailable" | "unusable";
   /** `exhausted` once a reservation for this call was refused by a cap. */
   budget: "ok" | "exhausted";
   claudeContextTokens: number;
@@ -53,11 +62,13 @@ export function scoreRoute(input: RouteInput): Route {
   // Escalation wanted. Every reason not to escalate falls back the same way: local if it is up, else the runbooks.
   const fallback = (reason: RouteReason): Route => (localUp ? { decision: "local", reason, trim: !fitsLocal } : { decision: "rules", reason, trim: false });
   if (input.restricted) return fallback("restricted");
+  if (input.sensitive) return fallback("sensitive");
   if (input.claude === "disabled") return fallback("claude_disabled");
   if (input.claude === "unavailable") return fallback("claude_unavailable");
+  if (input.claude === "unusable") return fallback("claude_unusable");
   if (input.budget === "exhausted") return fallback("budget_exhausted");
   if (tokens > input.claudeContextTokens) return fallback("claude_context_overflow");
-  return { decision: "claude", reason: localUp ? "context_overflow" : "local_down", trim: false };
+  return { decision: "claude", reason: localUp ? "context_overflow" : input.local === "unusable" ? "local_unusable" : "local_down", trim: false };
 }
 
 /** A rough token estimate (about four characters per token), the same for every backend so routing is stable. */

@@ -33,7 +33,7 @@ describe("cost caps", () => {
     });
     const prompt = () => buildPrompt("diagnostician", "x".repeat(2000), [], null);
     const outcomes = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => caller.call({ taskId: `task-${i % 20}`, agent: i % 2 ? "diagnostician" : "operator-answerer", source: "api", restricted: false, parent: context.active() }, prompt)),
+      Array.from({ length: 200 }, (_, i) => caller.call({ taskId: `task-${i % 20}`, agent: i % 2 ? "diagnostician" : "operator-answerer", source: "api", restricted: false, sensitive: false, parent: context.active() }, prompt)),
     );
     const claudeServed = outcomes.filter((o) => o.served === "model" && o.provider === "anthropic").length;
     expect(claudeServed).toBeGreaterThan(0);

@@ -50,17 +50,6 @@ describe("diagnosis", () => {
     expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/steward_planner_overhead_seconds_count\{[^}]*\} 1/);
   });
 
-  it("yields no action for a malformed model answer", async () => {
-    ollama.script({ content: "Sure! I would restart everything with rm -rf" });
-    const { url } = await start();
-    await post(url, envelope("t-bad-json"));
-    const d = await done(url, "t-bad-json");
-    expect(d.task.state).toBe("succeeded");
-    expect(d.task.answer).toContain("could not be used");
-    expect(d.proposals).toEqual([]);
-    expect(await actionsOf(sql)).toHaveLength(0);
-  });
-
   it("escalates a context overflow to Claude and records the cost", async () => {
     anthropic.script({ json: { diagnosis: "db down", answer: "The database is down.", proposals: [{ kind: "restart", node: "node2", service: "db", reason: "db exited" }] }, inputTokens: 1200, outputTokens: 100 });
     const { url } = await start({ MODEL_GROUPS: JSON.stringify({ tiny: { model: "llama3.1:8b", num_ctx: 1024, escalate_above_tokens: 500 } }) });
