@@ -20,6 +20,7 @@ import { connectNats, ensureStreams, openWorldBucket } from "@steward/platform/b
 import { connectDb, migrate } from "@steward/platform/db";
 import { commandSubject } from "@steward/contracts/subjects";
 import { signNodeCommand } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { watchWorld } from "@steward/world/world-store";
 import { createTestDatabase, freePort, startFakeNtfy, startNats, stopProcess, waitFor } from "@steward/testkit";
 
@@ -45,6 +46,7 @@ try {
   await ensureStreams(nc);
   await migrate(sql);
   const fleetKey = randomBytes(32).toString("base64url");
+  const commandKeys = newCommandKeyPair();
   const token = randomBytes(24).toString("hex");
   const fleet = join(dir, "fleet.yaml");
   await writeFile(fleet, `version: 1\nnodes:\n${nodes.map((n) => `  ${n}:\n    services:\n${services.map((s) => `      ${s}: { kind: process, command: [sleep, "100000"] }\n`).join("")}`).join("")}`);
@@ -59,9 +61,9 @@ try {
   // Its default re-check (5 s) and settings: the push path is driven by world-store changes, not by the timer.
   await launch("supervisor", { DATABASE_URL: db.url, FLEET_SPEC: fleet });
   // The executor's worker runs nothing here (nothing is approved); it answers the alerter's token requests.
-  await launch("executor", { DATABASE_URL: db.url, API_TOKEN: token, FLEET_KEY: fleetKey, HTTP_PORT: String(executorPort) });
+  await launch("executor", { DATABASE_URL: db.url, API_TOKEN: token, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: String(executorPort) });
   await launch("alerter", { DATABASE_URL: db.url, API_TOKEN: token, EXECUTOR_URL: executorUrl, NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-bench" });
-  for (const n of nodes) await launch("node-agent", { NODE_NAME: n, FLEET_SPEC: fleet, FLEET_KEY: fleetKey, LOG_DIR: join(dir, `logs-${n}`), STATE_DIR: join(dir, `state-${n}`) });
+  for (const n of nodes) await launch("node-agent", { NODE_NAME: n, FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, LOG_DIR: join(dir, `logs-${n}`), STATE_DIR: join(dir, `state-${n}`) });
 
   const kv = await openWorldBucket(nc);
   const exitedWaiters = new Map();
@@ -99,7 +101,7 @@ try {
   });
   const command = async (node, op, service) => {
     const now = Date.now();
-    const cmd = signNodeCommand({ id: randomUUID(), node, op, service, action_id: null, issued_at: new Date(now).toISOString(), expires_at: new Date(now + 120_000).toISOString() }, fleetKey);
+    const cmd = signNodeCommand({ id: randomUUID(), node, op, service, action_id: null, issued_at: new Date(now).toISOString(), expires_at: new Date(now + 120_000).toISOString() }, commandKeys.signing);
     const reply = JSON.parse(new TextDecoder().decode((await nc.request(commandSubject(node), JSON.stringify(cmd), { timeout: 60_000 })).data));
     if (!reply.ok) throw new Error(`${op} ${node}/${service}: ${reply.message}`);
   };

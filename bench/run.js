@@ -22,6 +22,7 @@ import { silentLogger } from "@steward/platform/logger";
 import { createRegistry } from "@steward/platform/metrics";
 import { connectDb, migrate } from "@steward/platform/db";
 import { signNodeCommand } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { createObserver } from "@steward/observer";
 import { nodeNames, publishEvent, simFleet } from "./lib/sim-fleet.js";
 import { startNats, createTestDatabase, waitFor, freePort, stopProcess, dockerdUnavailable, startDockerd, importBusyboxImage } from "@steward/testkit";
@@ -138,6 +139,7 @@ async function killBench() {
   const [nats, db, dockerd] = await Promise.all([startNats(), createTestDatabase("steward_bench"), noDocker ? undefined : startDockerd()]);
   const dir = await mkdtemp(join(tmpdir(), "steward-bench-kill-"));
   const fleetKey = randomBytes(32).toString("base64url");
+  const commandKeys = newCommandKeyPair();
   const procs = [];
   const nc = await connectNats(nats.url, "bench");
   const sql = connectDb(db.url);
@@ -161,7 +163,7 @@ async function killBench() {
     await launch("supervisor", { DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "5000" });
     // The engine's poll at a minute: a container death seen sooner came from its /events.
     const docker = dockerd ? { DOCKER_HOST: dockerd.host, DOCKER_PROBE_MS: "60000" } : {};
-    await launch("node-agent", { NODE_NAME: "bench", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, HEARTBEAT_MS: "1000", LOG_DIR: join(dir, "logs"), STATE_DIR: join(dir, "state"), ...docker });
+    await launch("node-agent", { NODE_NAME: "bench", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, HEARTBEAT_MS: "1000", LOG_DIR: join(dir, "logs"), STATE_DIR: join(dir, "state"), ...docker });
     const kv = await openWorldBucket(nc);
     const svc = async (name) => {
       const r = await readWorldNodes(kv, ["bench"]);
@@ -169,7 +171,7 @@ async function killBench() {
     };
     const command = async (op, service, params) => {
       const now = Date.now();
-      const cmd = signNodeCommand({ id: randomUUID(), node: "bench", op, service, action_id: null, issued_at: new Date(now).toISOString(), expires_at: new Date(now + 120_000).toISOString(), ...(params ? { params } : {}) }, fleetKey);
+      const cmd = signNodeCommand({ id: randomUUID(), node: "bench", op, service, action_id: null, issued_at: new Date(now).toISOString(), expires_at: new Date(now + 120_000).toISOString(), ...(params ? { params } : {}) }, commandKeys.signing);
       const reply = JSON.parse(new TextDecoder().decode((await nc.request(commandSubject("bench"), JSON.stringify(cmd), { timeout: 120_000 })).data));
       if (!reply.ok) throw new Error(`${op} ${service}: ${reply.message}`);
     };

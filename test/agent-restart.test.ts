@@ -76,12 +76,13 @@ describe("a node-agent killed -9 and started again", () => {
       },
       observer: true,
     });
-    agentEnv = { NODE_NAME: "n1", NATS_URL: stack.nats.url, FLEET_SPEC: stack.fleetPath, FLEET_KEY: stack.fleetKey, HEARTBEAT_MS: "500", STOP_GRACE_MS: "2000", STATE_DIR: join(stack.dir, "state"), LOG_DIR: join(stack.dir, "logs"), METRICS_PORT: "0" };
+    agentEnv = { NODE_NAME: "n1", NATS_URL: stack.nats.url, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "500", STOP_GRACE_MS: "2000", STATE_DIR: join(stack.dir, "state"), LOG_DIR: join(stack.dir, "logs"), METRICS_PORT: "0" };
     agent = spawnService("node-agent", agentEnv);
     // `worker` is autostart: false: started by a signed command, as an approved action would.
-    const body = { id: `cmd-${randomUUID()}`, node: "n1", op: "start" as const, service: "worker", action_id: null, issued_at: new Date().toISOString(), expires_at: new Date(Date.now() + 60_000).toISOString() };
+    // A fresh command each try (the agent refuses one issued before it started).
+    const body = () => ({ id: `cmd-${randomUUID()}`, node: "n1", op: "start" as const, service: "worker", action_id: null, issued_at: new Date().toISOString(), expires_at: new Date(Date.now() + 60_000).toISOString() });
     const reply = await waitFor("the agent takes commands", async () => {
-      const res = await stack.nc.request(commandSubject("n1"), JSON.stringify(signNodeCommand(body, stack.fleetKey)), { timeout: 5000 }).catch(() => undefined);
+      const res = await stack.nc.request(commandSubject("n1"), JSON.stringify(signNodeCommand(body(), stack.commandKeys.signing)), { timeout: 5000 }).catch(() => undefined);
       return res ? NodeCommandReply.parse(res.json()) : undefined;
     }, 60_000, 200);
     expect(reply.ok, JSON.stringify(reply)).toBe(true);

@@ -41,7 +41,7 @@ beforeAll(async () => {
     fleet: 'version: 1\nnodes:\n  d1:\n    services:\n      web:\n        kind: process\n        command: ["sleep", "3600"]\n',
   });
   const withDb = { NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url, API_TOKEN: stack.token, LOG_LEVEL: "warn" };
-  env.executor = { ...withDb, FLEET_KEY: stack.fleetKey, HTTP_PORT: String(ports.executor) };
+  env.executor = { ...withDb, EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: String(ports.executor) };
   env.planner = { ...withDb, HTTP_PORT: String(ports.planner), FLEET_SPEC: stack.fleetPath, CLAUDE_ENABLED: "false" };
   await Promise.all([run("executor"), run("planner")]);
 }, 120_000);

@@ -17,6 +17,7 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { generateSigningKey } from "@steward/contracts/command-keys";
 import { readFileSync, statSync } from "node:fs";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -102,6 +103,7 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
   const ports = { nats: [0, 0, 0], executor: 0 };
   const token = base64Secret();
   const fleetKey = base64Secret();
+  const commandKeys = generateSigningKey();
   const started = Date.now();
   const timings: Record<string, number> = {};
   const mark = (what: string) => (timings[what] = Math.round((Date.now() - started) / 100) / 10);
@@ -145,7 +147,7 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
     await writeFile(join(dir, ".env"), [
       `POSTGRES_PASSWORD=${base64Secret()}`,
       `STEWARD_API_TOKEN=${token}`,
-      `STEWARD_FLEET_KEY=${fleetKey}`,
+      `STEWARD_EXECUTOR_SIGNING_KEY=${commandKeys.privateKey}`,
       `FLEET_REPO=${repo}`,
       `STEWARD_PUBLIC_URL=http://127.0.0.1:${ports.executor}`,
       "NTFY_URL=http://127.0.0.1:9",
@@ -200,6 +202,7 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
       NATS_URL: ports.nats.map((p) => `nats://127.0.0.1:${p}`).join(","),
       FLEET_SPEC: join(dir, "fleet-repo", "fleet.yaml"),
       FLEET_KEY: fleetKey,
+      NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey,
       HEARTBEAT_MS: "1000",
       METRICS_PORT: "0",
       STATE_DIR: join(dir, "agent-state"),

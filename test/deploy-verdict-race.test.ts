@@ -90,7 +90,7 @@ describe("deploy verdict", () => {
       callback: (_err, msg) => {
         void (async () => {
           const cmd = SignedNodeCommand.parse(msg.json());
-          const check = checkNodeCommand(cmd, { node: NODE, fleetKey: stack.fleetKey, now: new Date(), seen: (id) => seen.has(id) });
+          const check = checkNodeCommand(cmd, { node: NODE, keys: [stack.commandKeys.signing.publicKey], now: new Date(), seen: (id) => seen.has(id) });
           seen.add(cmd.body.id);
           ops.push(cmd.body.op);
           if (!check.ok) return msg.respond(JSON.stringify({ ok: false, id: cmd.body.id, code: check.code, message: check.message }));

@@ -166,7 +166,7 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
           NODE_NAME: node,
           NATS_URL: stack.nats.url,
           FLEET_SPEC: stack.fleetPath,
-          FLEET_KEY: stack.fleetKey,
+          ...stack.agentKeys,
           DOCKER_HOST: dockerd.host,
           DOCKER_PROBE_MS: "2000",
           HEARTBEAT_MS: "1000",

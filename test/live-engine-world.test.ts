@@ -84,7 +84,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
       NODE_NAME: "n1",
       NATS_URL: stack.nats.url,
       FLEET_SPEC: stack.fleetPath,
-      FLEET_KEY: stack.fleetKey,
+      ...stack.agentKeys,
       DOCKER_HOST: dockerd.host,
       // A minute: whatever is seen sooner came from the engine's events.
       DOCKER_PROBE_MS: "60000",

@@ -63,7 +63,7 @@ afterAll(async () => {
 }, 60_000);
 
 function agent(node: string, otel: Record<string, string>): ServiceProcess {
-  const p = spawnService("node-agent", { NODE_NAME: node, NATS_URL: stack.nats.url, FLEET_SPEC: stack.fleetPath, FLEET_KEY: stack.fleetKey, HEARTBEAT_MS: "300", METRICS_PORT: "0", LOG_DIR: `${stack.dir}/logs-${node}`, STATE_DIR: `${stack.dir}/state-${node}`, ...otel });
+  const p = spawnService("node-agent", { NODE_NAME: node, NATS_URL: stack.nats.url, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "300", METRICS_PORT: "0", LOG_DIR: `${stack.dir}/logs-${node}`, STATE_DIR: `${stack.dir}/state-${node}`, ...otel });
   agents.push(p);
   return p;
 }

@@ -113,7 +113,7 @@ ${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n     
       NODE_NAME: n,
       NATS_URL: stack.nats.url,
       FLEET_SPEC: stack.fleetPath,
-      FLEET_KEY: stack.fleetKey,
+      ...stack.agentKeys,
       DOCKER_HOST: fakes[n]!.host,
       DOCKER_PROBE_MS: "200",
       // A fake engine: the Engine API applier (the real Compose is tested against a live dockerd).

@@ -46,6 +46,16 @@ describe("what each service is given", () => {
     expect(serviceEnv("supervisor", { env, stackId: "s1", wiring: wiringFor("supervisor", wires) })["METRICS_PORT"]).toBe("0");
   });
 
+  it("the command key: the executor alone gets the private half, every agent only the public half", () => {
+    const env = { EXECUTOR_SIGNING_KEY: "ed25519-private:someone-elses", NODE_COMMAND_PUBLIC_KEY: "ed25519-public:someone-elses" };
+    const all = (["observer", "planner", "executor", "supervisor", "alerter", "node-agent"] as const).map((svc) => [svc, serviceEnv(svc, { env, stackId: "s1", wiring: wiringFor(svc, wires) })] as const);
+    const holding = (value: string) => all.filter(([, e]) => Object.values(e).includes(value)).map(([svc]) => svc);
+    expect(holding(wires.commandKeys.privateKey)).toEqual(["executor"]);
+    expect(holding(wires.commandKeys.publicKey)).toEqual(["node-agent"]);
+    expect(wires.commandKeys.privateKey).toMatch(/^ed25519-private:/);
+    expect(placeholderWires("/stack", "/stack/fleet.yaml", 0, true).commandKeys.privateKey).not.toBe(wires.commandKeys.privateKey);
+  });
+
   it("an empty setting is passed on (the service refuses it loudly rather than silently using a default)", () => {
     const al = serviceEnv("alerter", { env: { NTFY_URL: "" }, stackId: "s1", wiring: wiringFor("alerter", wires), defaults: defaultsFor("alerter", wires) });
     expect(al["NTFY_URL"]).toBe("");

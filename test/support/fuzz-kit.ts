@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, randomUUID } from "node:crypto";
+import { generateSigningKey } from "@steward/contracts/command-keys";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect } from "vitest";
 import { spawnService, type ServiceName, type ServiceProcess } from "./service-process.js";
@@ -65,11 +66,12 @@ export function useFuzzStack(opts: { apis: boolean }): FuzzStack {
     const fleet = join(stack.dir, "fleet.yaml");
     await writeFile(fleet, "version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: [\"true\"]\n");
     const common = { NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url };
-    launch("node-agent", { NATS_URL: stack.nats.url, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), METRICS_PORT: "0", STATE_DIR: join(stack.dir, "agent") });
+    const commandKeys = generateSigningKey();
+    launch("node-agent", { NATS_URL: stack.nats.url, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", STATE_DIR: join(stack.dir, "agent") });
     const observer = launch("observer", { NATS_URL: stack.nats.url, SNAPSHOT_PATH: join(stack.dir, "world.json"), METRICS_PORT: "0" });
     stack.observerMetrics = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
     if (!opts.apis) return;
-    const executor = launch("executor", { ...common, API_TOKEN: TOKEN, FLEET_KEY: randomBytes(24).toString("hex"), HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
+    const executor = launch("executor", { ...common, API_TOKEN: TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
     // No model is reachable: the rule-based diagnoser answers, so tasks run to the end without a network.
     const planner = launch("planner", { ...common, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
     stack.executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 30_000, 20);

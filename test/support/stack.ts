@@ -18,6 +18,7 @@ import { createExecutor, loadConfig as loadExecutorConfig, type Executor } from 
 import { createPlanner, loadConfig as loadPlannerConfig, type Planner } from "@steward/planner";
 import { createAlerter, loadConfig as loadAlerterConfig, type Alerter } from "@steward/alerter";
 import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
+import { newCommandKeyPair, type CommandSigningKey } from "@steward/contracts/command-keys";
 
 /** Settings a test adds to (or overrides in) a service's defaults, as the service reads them from its environment. */
 export type Env = Record<string, string>;
@@ -63,9 +64,13 @@ export interface Stack {
   sql: Sql;
   dir: string;
   fleetPath: string;
-  /** The executor's and planner's API token, and the fleet key that signs node commands. */
+  /** The executor's and planner's API token, and the fleet key that keys the nodes' secret fingerprints. */
   token: string;
   fleetKey: string;
+  /** The executor's command key pair: the executor signs with `signing` (EXECUTOR_SIGNING_KEY), agents verify with its public half. */
+  commandKeys: { signing: CommandSigningKey; privateKey: string; publicKey: string };
+  /** A node-agent's key settings: FLEET_KEY and NODE_COMMAND_PUBLIC_KEY. */
+  agentKeys: Env;
   observer?: Observer;
   supervisor?: Supervisor;
   executor?: Executor;
@@ -100,6 +105,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     fleetPath: opts.fleetPath ?? join(dir, "fleet.yaml"),
     token: randomBytes(24).toString("hex"),
     fleetKey: randomBytes(24).toString("hex"),
+    commandKeys: newCommandKeyPair(),
+    agentKeys: {},
     agents: {},
     registries,
     executorUrl: "",
@@ -114,6 +121,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
+  stack.agentKeys = { FLEET_KEY: stack.fleetKey, NODE_COMMAND_PUBLIC_KEY: stack.commandKeys.publicKey };
   try {
     await Promise.all([ownNats ? ensureStreams(nc) : undefined, migrate(sql)]);
     if (opts.fleet !== undefined && opts.fleetPath === undefined) await writeFile(stack.fleetPath, typeof opts.fleet === "string" ? opts.fleet : opts.fleet(dir));
@@ -138,7 +146,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     if (opts.executor) {
       const execSql = opts.executorSqlMax === undefined ? sql : connectDb(db.url, { max: opts.executorSqlMax });
       const executor = createExecutor({
-        config: loadExecutorConfig({ ...withDb, API_TOKEN: stack.token, FLEET_KEY: stack.fleetKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", ...settings(opts.executor) }),
+        config: loadExecutorConfig({ ...withDb, API_TOKEN: stack.token, EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", ...settings(opts.executor) }),
         nc,
         sql: execSql,
         logger: logger("executor"),
@@ -154,7 +162,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     for (const [node, env] of Object.entries(opts.agents ?? {})) {
       const name = `node-agent-${node}`;
       const agent = createNodeAgent({
-        config: loadAgentConfig({ ...common, NODE_NAME: node, FLEET_SPEC: stack.fleetPath, FLEET_KEY: stack.fleetKey, HEARTBEAT_MS: "500", LOG_DIR: join(dir, `logs-${node}`), ...env }),
+        config: loadAgentConfig({ ...common, NODE_NAME: node, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "500", LOG_DIR: join(dir, `logs-${node}`), ...env }),
         nc,
         logger: logger(name),
         registry: registry(name),

@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { UpService } from "./settings.js";
 import { alerterDefaults } from "./alerter-env.js";
+import { generateSigningKey } from "@steward/contracts/command-keys";
 
 /** What the services of one stack need to find each other. Ports are 0: each service binds its own and reports it. */
 export interface Wires {
@@ -8,7 +9,10 @@ export interface Wires {
   natsUrl: string;
   databaseUrl: string;
   token: string;
+  /** Keys the nodes' secret fingerprints (shared by the stack's agents). */
   fleetKey: string;
+  /** The executor's command key pair: the private half goes to the executor only, the public half to the agents. */
+  commandKeys: { privateKey: string; publicKey: string };
   fleetFile: string;
   /** The executor's API port: 0 (any) unless the operator asked for one (`--api-port`). */
   apiPort: number;
@@ -33,7 +37,7 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
       return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
     case "executor":
       // The executor reads the spec for deploy rollouts and shows the planner's tasks in the console.
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, FLEET_KEY: w.fleetKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl } : {}) };
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl } : {}) };
     case "supervisor":
       return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
     case "alerter":
@@ -42,7 +46,7 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
       const node = w.node ?? "node";
       // What the agent deployed and its services' logs live with the stack (removed with it), not in a shared temp
       // dir; an operator's STATE_DIR keeps deploy records across stacks, one folder per node so agents never share one.
-      return { NATS_URL: w.natsUrl, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.stateDir ?? join(w.dir, "node-state"), node), ...metrics };
+      return { NATS_URL: w.natsUrl, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, NODE_COMMAND_PUBLIC_KEY: w.commandKeys.publicKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.stateDir ?? join(w.dir, "node-state"), node), ...metrics };
     }
   }
 }
@@ -71,6 +75,7 @@ export function placeholderWires(dir: string, fleetFile: string, apiPort: number
     databaseUrl: "postgres://steward@127.0.0.1:5432/steward",
     token: secret,
     fleetKey: secret,
+    commandKeys: generateSigningKey(),
     fleetFile,
     apiPort,
     apiUrl: "http://127.0.0.1:7070",

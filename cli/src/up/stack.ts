@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { generateSigningKey } from "@steward/contracts/command-keys";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -257,6 +258,8 @@ export function createStack(o: StackOptions): Stack {
       databaseUrl,
       token: randomBytes(24).toString("base64url"),
       fleetKey: randomBytes(32).toString("base64url"),
+      // A fresh pair per stack: only this stack's executor can sign commands for its agents.
+      commandKeys: generateSigningKey(),
       fleetFile: o.fleetFile,
       apiPort: o.apiPort ?? 0,
       apiUrl: "",

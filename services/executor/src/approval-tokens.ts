@@ -1,5 +1,6 @@
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { canonicalJson } from "@steward/contracts/node-command";
+import { deriveFromSigningKey, type CommandSigningKey } from "@steward/contracts/command-keys";
 import type { Action } from "@steward/contracts/action";
 import type { Sql } from "@steward/platform/db";
 
@@ -9,8 +10,9 @@ import type { Sql } from "@steward/platform/db";
  * (kind, node, service, params), an expiry and a random id. The random id is recorded in Postgres at mint time and
  * marked used at redemption, so a token works once. The token itself is never stored or logged.
  *
- * Key: derived from FLEET_KEY with HKDF and its own label, so it is never the key that signs node commands and a
- * token MAC can never be replayed as a command signature (or the reverse). Rotating FLEET_KEY voids open tokens.
+ * Key: derived from the executor's private command key (EXECUTOR_SIGNING_KEY) with HKDF and its own label. No node
+ * holds that key, so no node can mint a token; the MAC key is never the signing key itself. Rotating the signing key
+ * voids open tokens.
  */
 export const APPROVAL_KEY_LABEL = "steward/approval-tokens/v1";
 const PREFIX = "st1";
@@ -29,8 +31,8 @@ export interface TokenClaims {
   exp: number;
 }
 
-export function deriveApprovalKey(fleetKey: string): Buffer {
-  return Buffer.from(hkdfSync("sha256", Buffer.from(fleetKey, "utf8"), Buffer.alloc(0), Buffer.from(APPROVAL_KEY_LABEL, "utf8"), 32));
+export function deriveApprovalKey(signingKey: CommandSigningKey): Buffer {
+  return deriveFromSigningKey(signingKey, APPROVAL_KEY_LABEL);
 }
 
 /** Hash of exactly what an action will execute; any change to kind, node, service or params voids its tokens. */

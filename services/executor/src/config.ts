@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { boolFlag, durationMs, parseEnv, port, secretString } from "@steward/platform/config";
+import { boolFlag, durationMs, isPlaceholderSecret, parseEnv, port, secretString } from "@steward/platform/config";
+import { parseSigningKey, type CommandSigningKey } from "@steward/contracts/command-keys";
 
 export const SERVICE_NAME = "executor";
 
@@ -8,7 +9,13 @@ const Env = z.object({
   DATABASE_URL: z.string({ error: "is required" }).min(1, "is required").refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
   API_TOKEN: secretString(16),
-  FLEET_KEY: secretString(16),
+  // The Ed25519 private key that signs node commands (and keys approval tokens); nodes hold only its public half.
+  EXECUTOR_SIGNING_KEY: z.string({ error: "is required (ed25519-private:...; steward keys signing makes the pair)" }).transform((v, ctx) => {
+    const r = isPlaceholderSecret(v) ? { ok: false as const, message: "is empty or a placeholder; set a real key (steward keys signing makes one)" } : parseSigningKey(v);
+    if (r.ok) return r.key;
+    ctx.addIssue({ code: "custom", message: r.message });
+    return z.NEVER;
+  }),
   HTTP_PORT: port(7070),
   HTTP_HOST: z.string().min(1).default("127.0.0.1"),
   EXECUTOR_ID: z
@@ -18,6 +25,7 @@ const Env = z.object({
   POLL_MS: durationMs(1000),
   LEASE_MS: durationMs(15_000),
   COMMAND_TIMEOUT_MS: durationMs(10_000),
+  // Must fit in the node-agents' COMMAND_MAX_LIFETIME_MS (default 5 min), or they refuse every command (lifetime_too_long).
   COMMAND_TTL_MS: durationMs(30_000),
   VERIFY_TIMEOUT_MS: durationMs(60_000),
   VERIFY_POLL_MS: durationMs(200),
@@ -45,7 +53,8 @@ export interface ExecutorConfig {
   databaseUrl: string;
   natsUrl: string;
   apiToken: string;
-  fleetKey: string;
+  /** Signs node commands; approval tokens use a key derived from it. Never logged. */
+  signingKey: CommandSigningKey;
   httpPort: number;
   httpHost: string;
   executorId: string;
@@ -71,7 +80,7 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     databaseUrl: e.DATABASE_URL,
     natsUrl: e.NATS_URL,
     apiToken: e.API_TOKEN,
-    fleetKey: e.FLEET_KEY,
+    signingKey: e.EXECUTOR_SIGNING_KEY,
     httpPort: e.HTTP_PORT,
     httpHost: e.HTTP_HOST,
     executorId: e.EXECUTOR_ID ?? `executor-${hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40)}-${process.pid}`,

@@ -87,7 +87,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   }
 
   async function work(world: WorldView): Promise<void> {
-    const commands = createNodeCommandClient({ nc, fleetKey: config.fleetKey, commandTtlMs: config.commandTtlMs, clock, metrics });
+    const commands = createNodeCommandClient({ nc, signingKey: config.signingKey, commandTtlMs: config.commandTtlMs, clock, metrics });
     const runDeps = { nc, world, store, commands, logger, metrics, clock, config, drill };
     while (!abort.signal.aborted) {
       if (inflight.size < config.concurrency) {
@@ -140,7 +140,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       worldView = world;
       const listening = await store.listen(poke);
       unlisten = () => listening.unlisten();
-      const approvalKey = deriveApprovalKey(config.fleetKey);
+      const approvalKey = deriveApprovalKey(config.signingKey);
       const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
       const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), clock });
       const drillRoutes = createDrillRoutes({ store, drills, world, fleetSpecPath: config.fleetSpecPath, clock });
@@ -153,7 +153,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
         loop = work(world);
       }
       const url = `http://${host}:${port}`;
-      logger.info({ url, executor_id: config.executorId }, "executor listening");
+      logger.info({ url, executor_id: config.executorId, command_key_id: config.signingKey.publicKey.id }, "executor listening");
       return { url };
     },
     async stop() {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { NodeCommandReply, signNodeCommand, type NodeCommandBody, type NodeCommandOp, type NodeCommandRejection } from "@steward/contracts/node-command";
+import type { CommandSigningKey } from "@steward/contracts/command-keys";
 import { commandSubject } from "@steward/contracts/subjects";
 import { traceHeaders, type NatsConnection } from "@steward/platform/bus";
 import { withSpan, SpanStatusCode } from "@steward/platform/tracing";
@@ -35,7 +36,8 @@ export interface NodeCommandClient {
 
 export interface NodeCommandClientDeps {
   nc: NatsConnection;
-  fleetKey: string;
+  /** The executor's private command key: the only key node-agents accept. */
+  signingKey: CommandSigningKey;
   /** Lifetime of a signed command: after it the node-agent refuses it even if it arrives. */
   commandTtlMs: number;
   clock: () => Date;
@@ -106,7 +108,7 @@ export function createNodeCommandClient(deps: NodeCommandClientDeps): NodeComman
       issued_at: issued.toISOString(),
       expires_at: new Date(issued.getTime() + deps.commandTtlMs).toISOString(),
     };
-    return JSON.stringify(signNodeCommand(body, deps.fleetKey));
+    return JSON.stringify(signNodeCommand(body, deps.signingKey));
   }
 
   return {

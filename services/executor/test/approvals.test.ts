@@ -1,13 +1,14 @@
 import { overwriteAction, auditOf, only } from "@steward/actions/testing";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkClaims, deriveApprovalKey, executionHash, signToken, verifyToken, type TokenClaims } from "../src/approval-tokens.js";
-import { api, FLEET_KEY, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
+import { api, COMMAND_KEYS, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
 const executor = useApiOnlyExecutor();
 let env: Env;
 let url = "";
 beforeAll(() => ({ env, url } = executor));
-const key = deriveApprovalKey(FLEET_KEY);
+const key = deriveApprovalKey(COMMAND_KEYS.signing);
 
 interface Minted {
   approve: { token: string; path: string };
@@ -38,16 +39,17 @@ describe("approval tokens (pure)", () => {
   it("verifies its own signature only", () => {
     const t = signToken(claims, key);
     expect(verifyToken(t, key)).toEqual({ ok: true, claims });
-    expect(verifyToken(t, deriveApprovalKey("another-fleet-key-0123456789")).ok).toBe(false);
+    expect(verifyToken(t, deriveApprovalKey(newCommandKeyPair().signing)).ok).toBe(false);
     const [p, body, mac] = t.split(".");
     const tampered = Buffer.from(JSON.stringify({ ...claims, aid: "a2" })).toString("base64url");
     expect(verifyToken(`${p}.${tampered}.${mac}`, key)).toEqual({ ok: false, code: "bad_signature" });
     expect(verifyToken(`${p}.${body}`, key)).toEqual({ ok: false, code: "malformed" });
   });
 
-  it("uses a key distinct from FLEET_KEY", () => {
-    expect(key.equals(Buffer.from(FLEET_KEY))).toBe(false);
+  it("uses a key derived from the executor's private key, never the key itself", () => {
     expect(key.length).toBe(32);
+    expect(key.equals(COMMAND_KEYS.signing.privateKey.export({ format: "der", type: "pkcs8" }).subarray(-32))).toBe(false);
+    expect(deriveApprovalKey(COMMAND_KEYS.signing).equals(key)).toBe(true);
   });
 
   it("hashes exactly what will execute, independent of key order", () => {
@@ -99,7 +101,7 @@ describe("POST /approvals/:id/:decision (ntfy buttons)", () => {
     let token: string;
     switch (code) {
       case "forged_token":
-        token = signToken(claims.claims, deriveApprovalKey("an-attacker-guess-0123456789abc"));
+        token = signToken(claims.claims, deriveApprovalKey(newCommandKeyPair().signing));
         break;
       case "expired_token":
         token = signToken({ ...claims.claims, exp: Date.now() - 1000 }, key);

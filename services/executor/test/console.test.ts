@@ -2,7 +2,7 @@ import { auditOf, only } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseCookies, spendChart, capLevel } from "../src/console/index.js";
 import { loadConfig } from "../src/config.js";
-import { API_TOKEN, FLEET_KEY, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
+import { API_TOKEN, COMMAND_KEYS, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, startFakePlanner, task } from "./console-helpers.js";
 import { actionBody, overviewBody } from "../src/console/views.js";
 import { ActionState, UNSTARTED_ACTION_STATES, type Action } from "@steward/contracts/action";
@@ -91,7 +91,7 @@ describe("console building blocks", () => {
   });
 
   it("PLANNER_URL is optional, blank means unset, and a bad one is refused naming the setting", () => {
-    const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", API_TOKEN, FLEET_KEY };
+    const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", API_TOKEN, EXECUTOR_SIGNING_KEY: COMMAND_KEYS.privateKey };
     expect(loadConfig(base).plannerUrl).toBeUndefined();
     expect(loadConfig({ ...base, PLANNER_URL: "" }).plannerUrl).toBeUndefined();
     expect(loadConfig({ ...base, PLANNER_URL: "http://127.0.0.1:7080" }).plannerUrl).toBe("http://127.0.0.1:7080");

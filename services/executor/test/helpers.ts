@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll } from "vitest";
 import { checkNodeCommand, SignedNodeCommand, type NodeCommandReply } from "@steward/contracts/node-command";
 import { commandSubject } from "@steward/contracts/subjects";
+import { newCommandKeyPair, type CommandVerifyKey } from "@steward/contracts/command-keys";
 import { putWorldSnapshot } from "@steward/world/testing";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
@@ -15,7 +16,8 @@ import { createExecutor, type Executor } from "../src/executor.js";
 import { loadConfig, type ExecutorConfig } from "../src/config.js";
 
 export const API_TOKEN = "test-api-token-0123456789";
-export const FLEET_KEY = "test-fleet-key-0123456789abcdef";
+/** The executor's command key pair of these tests (EXECUTOR_SIGNING_KEY is its private half). */
+export const COMMAND_KEYS = newCommandKeyPair();
 
 export interface Env {
   nats: NatsServerHandle;
@@ -56,7 +58,7 @@ export function testConfig(env: Env, over: Record<string, string> = {}): Executo
     DATABASE_URL: env.db.url,
     NATS_URL: env.nats.url,
     API_TOKEN,
-    FLEET_KEY,
+    EXECUTOR_SIGNING_KEY: COMMAND_KEYS.privateKey,
     HTTP_PORT: "0",
     POLL_MS: "100",
     SWEEP_MS: "100",
@@ -140,7 +142,7 @@ export interface ReceivedCommand {
  * Plays the node-agent of `node`: checks each command like the real agent, records it, replies, and (unless told
  * otherwise) writes a world snapshot in which the service is back running and healthy, as the observer would.
  */
-export function fakeAgent(env: Env, node: string, opts: { reply?: (cmd: SignedNodeCommand) => NodeCommandReply; reportsBack?: boolean; fleetKey?: string } = {}) {
+export function fakeAgent(env: Env, node: string, opts: { reply?: (cmd: SignedNodeCommand) => NodeCommandReply; reportsBack?: boolean; keys?: CommandVerifyKey[] } = {}) {
   const received: ReceivedCommand[] = [];
   const world = new Map<string, ServiceState>();
   let puts = Promise.resolve();
@@ -154,7 +156,7 @@ export function fakeAgent(env: Env, node: string, opts: { reply?: (cmd: SignedNo
       }
       const cmd = parsed.data;
       received.push({ cmd, traceparent: msg.headers?.get("traceparent") || undefined, receivedAt: new Date() });
-      const check = checkNodeCommand(cmd, { node, fleetKey: opts.fleetKey ?? FLEET_KEY, now: new Date(), seen: (id) => seen.has(id) });
+      const check = checkNodeCommand(cmd, { node, keys: opts.keys ?? [COMMAND_KEYS.signing.publicKey], now: new Date(), seen: (id) => seen.has(id) });
       seen.add(cmd.body.id);
       if (!check.ok) {
         msg.respond(JSON.stringify({ ok: false, id: cmd.body.id, code: check.code, message: check.message }));

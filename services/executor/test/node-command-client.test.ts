@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkNodeCommand, SignedNodeCommand } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { commandSubject } from "@steward/contracts/subjects";
 import { connectNats, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
@@ -75,7 +76,7 @@ describe("commandStep and gateStep", () => {
 describe("createNodeCommandClient against a real nats-server", () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
-  const fleetKey = "test-fleet-key-0123456789abcdef";
+  const signingKey = newCommandKeyPair().signing;
   const metrics = createExecutorMetrics(createRegistry("executor", false), { countByState: async () => ({}) } as never);
   const clock = () => new Date();
 
@@ -94,17 +95,17 @@ describe("createNodeCommandClient against a real nats-server", () => {
       callback: (_e, m) => {
         const cmd = SignedNodeCommand.parse(m.json());
         seen.push(cmd);
-        const check = checkNodeCommand(cmd, { node: "n-ok", fleetKey, now: new Date(), seen: () => false });
+        const check = checkNodeCommand(cmd, { node: "n-ok", keys: [signingKey.publicKey], now: new Date(), seen: () => false });
         m.respond(JSON.stringify(check.ok ? { ok: true, id: cmd.body.id, node: "n-ok", service: cmd.body.service, pid: null, detail: `deployed with ${JSON.stringify(cmd.body.params)}` } : { ok: false, id: cmd.body.id, code: check.code, message: check.message }));
       },
     });
     try {
-      const client = createNodeCommandClient({ nc, fleetKey, commandTtlMs: 60_000, clock, metrics });
+      const client = createNodeCommandClient({ nc, signingKey, commandTtlMs: 60_000, clock, metrics });
       const r = await client.send({ node: "n-ok", op: "deploy", service: "shop", actionId: "00000000-0000-0000-0000-000000000001", params: { health_timeout_ms: 1000 }, timeoutMs: 2000 });
       expect(r).toMatchObject({ ok: true, pid: null, detail: 'deployed with {"health_timeout_ms":1000}' });
       expect(seen[0]?.body).toMatchObject({ id: r.commandId, node: "n-ok", op: "deploy", service: "shop", action_id: "00000000-0000-0000-0000-000000000001" });
 
-      const forged = await createNodeCommandClient({ nc, fleetKey: "another-key-0123456789abcdefgh", commandTtlMs: 60_000, clock, metrics }).send({ node: "n-ok", op: "restart", service: "shop", actionId: "a", timeoutMs: 2000 });
+      const forged = await createNodeCommandClient({ nc, signingKey: newCommandKeyPair().signing, commandTtlMs: 60_000, clock, metrics }).send({ node: "n-ok", op: "restart", service: "shop", actionId: "a", timeoutMs: 2000 });
       expect(forged).toMatchObject({ ok: false, failure: "refused", code: "bad_signature" });
     } finally {
       sub.unsubscribe();
@@ -112,7 +113,7 @@ describe("createNodeCommandClient against a real nats-server", () => {
   });
 
   it("no responders and a timeout, as NATS really reports them", async () => {
-    const client = createNodeCommandClient({ nc, fleetKey, commandTtlMs: 60_000, clock, metrics });
+    const client = createNodeCommandClient({ nc, signingKey, commandTtlMs: 60_000, clock, metrics });
     expect(await client.send({ node: "n-absent", op: "restart", service: "web", actionId: "a", timeoutMs: 2000 })).toMatchObject({
       ok: false,
       failure: "no_responders",

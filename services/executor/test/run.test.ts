@@ -2,11 +2,12 @@ import { overwriteAction } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { checkNodeCommand } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { initTracing } from "@steward/platform/tracing";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import { metricValue as metricAt, waitFor, waitForTicks } from "@steward/testkit";
 import { createActionsRepository as createActionStore, LOST_EXECUTOR_DETAIL } from "@steward/actions/repository";
-import { api, FLEET_KEY, fakeAgent, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
+import { api, COMMAND_KEYS, fakeAgent, insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 
 let env: Env;
 const spans = new InMemorySpanExporter();
@@ -55,9 +56,9 @@ describe("executing approved actions", () => {
       const got = agent.received[0]!;
       expect(got.cmd.body).toMatchObject({ node: "node-ok", service: "web", op: "restart", action_id: id });
       expect(Date.parse(got.cmd.body.expires_at) - Date.parse(got.cmd.body.issued_at)).toBe(30_000);
-      expect(checkNodeCommand(got.cmd, { node: "node-ok", fleetKey: FLEET_KEY, now: new Date(), seen: () => false })).toEqual({ ok: true });
-      expect(checkNodeCommand(got.cmd, { node: "node-ok", fleetKey: "another-fleet-key-0123456789", now: new Date(), seen: () => false })).toMatchObject({ ok: false, code: "bad_signature" });
-      expect(checkNodeCommand(got.cmd, { node: "node-other", fleetKey: FLEET_KEY, now: new Date(), seen: () => false })).toMatchObject({ ok: false, code: "wrong_node" });
+      expect(checkNodeCommand(got.cmd, { node: "node-ok", keys: [COMMAND_KEYS.signing.publicKey], now: new Date(), seen: () => false })).toEqual({ ok: true });
+      expect(checkNodeCommand(got.cmd, { node: "node-ok", keys: [newCommandKeyPair().signing.publicKey], now: new Date(), seen: () => false })).toMatchObject({ ok: false, code: "bad_signature" });
+      expect(checkNodeCommand(got.cmd, { node: "node-other", keys: [COMMAND_KEYS.signing.publicKey], now: new Date(), seen: () => false })).toMatchObject({ ok: false, code: "wrong_node" });
 
       const audit = await auditOf(id);
       expect(audit.map((a) => [a.from_state, a.to_state, a.actor, a.channel])).toEqual([

@@ -7,10 +7,11 @@ import { commandSubject } from "@steward/contracts/subjects";
 import { connectNats, contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
 import { withSpan } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
-import type { NodeCommandReply } from "@steward/contracts/node-command";
+import { DEFAULT_COMMAND_SKEW_MS, type NodeCommandReply } from "@steward/contracts/node-command";
 import type { Registry } from "@steward/platform/metrics";
 import type { ServiceObservation } from "@steward/contracts/events";
-import { SeenCommands, dispatchCommand, verifyCommand } from "./commands.js";
+import { dispatchCommand, verifyCommand } from "./commands.js";
+import { createSeenCommandLog } from "./seen-command-file.js";
 import { createDriverTable, type ServiceKind } from "./driver.js";
 import { serveLogTail } from "./log-tail.js";
 import type { NodeAgentConfig } from "./config.js";
@@ -65,7 +66,6 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     logger,
     metrics,
   });
-  const seen = new SeenCommands();
   const timers: NodeJS.Timeout[] = [];
   let specStamp = "";
   let startedAt = clock().toISOString();
@@ -77,6 +77,10 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   const baseDir = dirname(resolve(config.fleetSpec));
   /** What the agent keeps across restarts: deployed stacks, and the process groups of running services. */
   const stateDir = config.stateDir ?? join(config.logDir, "..", "state");
+  /** Command ids accepted, in STATE_DIR too: a captured command does not replay after a restart. */
+  const seen = createSeenCommandLog({ stateDir });
+  /** When commands start counting as "issued before this agent started"; set in start(). */
+  let commandsSince = clock();
   /** Every service this node declares, by kind: commands go to that kind's driver; a secret store in a non-process service is read through its driver. */
   let declaredKinds = new Map<string, ServiceKind>();
   // Fingerprints of this node's secret stores; also resolves `{ secret: name }` env values for process services.
@@ -278,7 +282,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   }
 
   async function executeCommand(data: Uint8Array, setOp: (op: string) => void): Promise<NodeCommandReply> {
-    const verdict = verifyCommand(data, { node, fleetKey: config.fleetKey, now: clock(), seen });
+    const bounds = { startedAt: commandsSince, skewMs: config.commandSkewMs, maxLifetimeMs: config.commandMaxLifetimeMs };
+    const verdict = verifyCommand(data, { node, keys: config.commandKeys, now: clock(), seen, bounds });
     if (!verdict.ok) {
       setOp(verdict.op);
       logger.warn({ code: verdict.reply.code, command_id: verdict.reply.id, op: verdict.op, reason: verdict.reply.message }, "node command refused");
@@ -286,8 +291,15 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
     }
     const cmd = verdict.cmd;
     setOp(cmd.op);
-    // Consumed once it passed the checks, whatever happens next: the same id is never executed twice.
-    seen.add(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
+    // Consumed once it passed the checks, whatever happens next: the same id is never executed twice, not even after
+    // a restart, so it is on disk before anything runs. If it cannot be recorded, nothing runs.
+    try {
+      await seen.remember(cmd.id, Date.parse(cmd.expires_at), clock().getTime());
+    } catch (err) {
+      const message = `could not record the command id in ${stateDir} (${(err as Error).message}); refused, as it could be replayed after a restart`;
+      logger.error({ command_id: cmd.id, op: cmd.op }, message);
+      return { ok: false, id: cmd.id, code: "failed", message };
+    }
     const reply = await dispatchCommand(cmd, { checkout: { pull: (c) => repo.pull(c) }, services: drivers });
     if (!reply.ok) return reply;
     // The driver published what it saw after the command before returning; the reply says where in the stream
@@ -306,6 +318,15 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       if (started) throw new Error("node-agent already started");
       started = true;
       startedAt = now();
+      commandsSince = clock();
+      const loaded = await seen.load(commandsSince.getTime());
+      if (loaded.state === "unreadable") {
+        // Without the ids seen before the restart, even the clock-skew allowance could let a captured command replay:
+        // only commands issued after this start are taken.
+        commandsSince = new Date(commandsSince.getTime() + (config.commandSkewMs ?? DEFAULT_COMMAND_SKEW_MS));
+        logger.error({ reason: loaded.reason, state_dir: stateDir }, "the seen-commands file is unreadable; refusing every command issued before this start, clock-skew allowance included");
+      }
+      logger.info({ trusted_keys: config.commandKeys.map((k) => k.id), remembered_commands: loaded.state === "loaded" ? loaded.ids : 0 }, "verifying node commands with the executor's public key");
       await mkdir(config.logDir, { recursive: true });
       // An unreadable spec at start is fatal: without it the agent cannot know what it supervises.
       specStamp = await readSpecStamp();

@@ -1,4 +1,5 @@
-import { NodeCommandOp, SignedNodeCommand, checkNodeCommand, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
+import { NodeCommandOp, SignedNodeCommand, checkNodeCommand, type CommandTimeBounds, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
+import type { CommandVerifyKey } from "@steward/contracts/command-keys";
 import type { DriverTable } from "./driver.js";
 
 /**
@@ -25,14 +26,15 @@ export function dispatchCommand(cmd: NodeCommandBody, to: CommandTargets): Promi
 }
 
 /**
- * Command ids already accepted, each kept until its command expires: a replay inside the command's
- * lifetime is refused, and after it the expiry check refuses it anyway. Bounded, so a flood cannot
- * grow memory without limit; if ever full, the entry closest to expiry goes first.
+ * Command ids already accepted, each kept until its command expires: a replay inside the command's lifetime is
+ * refused, and after it the expiry check refuses it anyway (the agent bounds every lifetime, so entries are short-lived).
+ * Bounded: when full of live ids it refuses a new one rather than forget one (forgetting would let that one replay).
+ * The agent persists it (see seen-command-file.ts) so a restart does not forget either.
  */
 export class SeenCommands {
   private readonly byId = new Map<string, number>();
 
-  constructor(private readonly max = 10_000) {}
+  constructor(readonly max = 10_000) {}
 
   get size(): number {
     return this.byId.size;
@@ -43,15 +45,18 @@ export class SeenCommands {
     return exp !== undefined && exp > nowMs;
   }
 
-  add(id: string, expiresAtMs: number, nowMs: number): void {
+  /** false: full of live ids, the id was not added (the caller refuses the command). */
+  add(id: string, expiresAtMs: number, nowMs: number): boolean {
     this.prune(nowMs);
-    if (this.byId.size >= this.max) {
-      let soonest: string | undefined;
-      let soonestExp = Infinity;
-      for (const [k, e] of this.byId) if (e < soonestExp) [soonest, soonestExp] = [k, e];
-      if (soonest !== undefined) this.byId.delete(soonest);
-    }
+    if (this.byId.size >= this.max && !this.byId.has(id)) return false;
     this.byId.set(id, expiresAtMs);
+    return true;
+  }
+
+  /** The live entries, for persisting. */
+  entries(nowMs: number): [string, number][] {
+    this.prune(nowMs);
+    return [...this.byId];
   }
 
   private prune(nowMs: number): void {
@@ -62,7 +67,7 @@ export class SeenCommands {
 export type CommandVerdict = { ok: true; cmd: NodeCommandBody } | { ok: false; reply: Extract<NodeCommandReply, { ok: false }>; op: string };
 
 /** Decodes and checks a command request. Pure apart from reading `seen`; never throws. */
-export function verifyCommand(data: Uint8Array, opts: { node: string; fleetKey: string; now: Date; seen: SeenCommands }): CommandVerdict {
+export function verifyCommand(data: Uint8Array, opts: { node: string; keys: readonly CommandVerifyKey[]; now: Date; seen: Pick<SeenCommands, "has">; bounds?: Partial<CommandTimeBounds> }): CommandVerdict {
   let raw: unknown;
   try {
     raw = JSON.parse(new TextDecoder().decode(data));
@@ -84,7 +89,7 @@ export function verifyCommand(data: Uint8Array, opts: { node: string; fleetKey: 
   }
   const cmd = parsed.data;
   const nowMs = opts.now.getTime();
-  const check = checkNodeCommand(cmd, { node: opts.node, fleetKey: opts.fleetKey, now: opts.now, seen: (id) => opts.seen.has(id, nowMs) });
+  const check = checkNodeCommand(cmd, { node: opts.node, keys: opts.keys, now: opts.now, seen: (id) => opts.seen.has(id, nowMs), ...(opts.bounds ? { bounds: opts.bounds } : {}) });
   if (!check.ok) return { ok: false, op: cmd.body.op, reply: { ok: false, id: cmd.body.id, code: check.code, message: check.message } };
   return { ok: true, cmd: cmd.body };
 }

@@ -2,6 +2,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { durationMs, parseEnv, port, secretString } from "@steward/platform/config";
+import { parseVerifyKeys, type CommandVerifyKey } from "@steward/contracts/command-keys";
+import { DEFAULT_COMMAND_MAX_LIFETIME_MS, DEFAULT_COMMAND_SKEW_MS } from "@steward/contracts/node-command";
 
 const count = (def: number, max: number) => z.coerce.number().int().positive().max(max).default(def);
 
@@ -11,7 +13,19 @@ export const NodeAgentEnv = z.object({
     .regex(/^[A-Za-z0-9_-]{1,63}$/, "must be a single NATS subject token: letters, digits, '-' or '_' (max 63)"),
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
   FLEET_SPEC: z.string({ error: "is required (path to fleet.yaml)" }).min(1, "is required (path to fleet.yaml)"),
+  // Keys the fingerprints of secrets and env files (secret and compose drift compare them across nodes); it signs nothing.
   FLEET_KEY: secretString(),
+  // The executor's public command key(s), comma-separated during a rotation: the only keys a command may be signed with.
+  NODE_COMMAND_PUBLIC_KEY: z.string({ error: "is required (the executor's public command key, ed25519-public:...; steward keys signing makes the pair)" }).transform((v, ctx) => {
+    const r = parseVerifyKeys(v);
+    if (r.ok) return r.key;
+    ctx.addIssue({ code: "custom", message: r.message });
+    return z.NEVER;
+  }),
+  // Clock-skew allowance between the executor and this node, for "issued before the agent started" and "issued in the future".
+  COMMAND_SKEW_MS: z.coerce.number().int().min(0).max(600_000).default(DEFAULT_COMMAND_SKEW_MS),
+  // Longest lifetime (expiry - issue time) of a command this agent accepts; the executor's COMMAND_TTL_MS must fit in it.
+  COMMAND_MAX_LIFETIME_MS: z.coerce.number().int().positive().max(3_600_000).default(DEFAULT_COMMAND_MAX_LIFETIME_MS),
   HEARTBEAT_MS: durationMs(5000),
   HOST_PROBE_MS: durationMs(15_000),
   SPEC_POLL_MS: durationMs(2000),
@@ -43,7 +57,14 @@ export interface NodeAgentConfig {
   natsUrl: string;
   /** Path to fleet.yaml; relative service `cwd`s resolve against its directory. */
   fleetSpec: string;
+  /** Keys secret and env-file fingerprints; not a command key. */
   fleetKey: string;
+  /** The executor's public key(s): commands signed by anything else are refused. */
+  commandKeys: CommandVerifyKey[];
+  /** Clock-skew allowance for command issue times (default 30 s). */
+  commandSkewMs?: number;
+  /** Longest command lifetime accepted (default 5 min). */
+  commandMaxLifetimeMs?: number;
   heartbeatMs: number;
   hostProbeMs: number;
   specPollMs: number;
@@ -91,6 +112,9 @@ export function loadConfig(env: Record<string, string | undefined>): NodeAgentCo
     natsUrl: e.NATS_URL,
     fleetSpec: e.FLEET_SPEC,
     fleetKey: e.FLEET_KEY,
+    commandKeys: e.NODE_COMMAND_PUBLIC_KEY,
+    commandSkewMs: e.COMMAND_SKEW_MS,
+    commandMaxLifetimeMs: e.COMMAND_MAX_LIFETIME_MS,
     heartbeatMs: e.HEARTBEAT_MS,
     hostProbeMs: e.HOST_PROBE_MS,
     specPollMs: e.SPEC_POLL_MS,

@@ -6,11 +6,12 @@ import { connectNats, ensureStreams, type NatsConnection } from "@steward/platfo
 import { createRegistry, type Registry } from "@steward/platform/metrics";
 import { initTracing, withSpan } from "@steward/platform/tracing";
 import { signNodeCommand } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { silentLogger } from "@steward/platform/logger";
 import type { ServiceEvent } from "@steward/contracts/events";
 import { freePort, startNats, waitFor, waitForTicks, type NatsServerHandle } from "@steward/testkit";
 import { createNodeAgent, type NodeAgent } from "../src/agent.js";
-import { FLEET_KEY, commandBody, httpService, metricValue, readStream, requestRaw, sendCommand, tapEvents, tempFleet, testConfig, type TempFleet } from "./helpers.js";
+import { COMMAND_KEYS, commandBody, httpService, metricValue, readStream, requestRaw, sendCommand, tapEvents, tempFleet, testConfig, type TempFleet } from "./helpers.js";
 
 const node = "web1";
 const exporter = new InMemorySpanExporter();
@@ -171,20 +172,22 @@ describe("node-agent supervising real processes", () => {
     expect(await metricValue(registry, "steward_node_agent_commands_total", { op: "start", result: "ok" })).toBe(1);
   });
 
-  it("refuses forged, expired, replayed, misaddressed, malformed and unknown-service commands, changing nothing", async () => {
+  it("refuses forged, expired, replayed, too old, too long-lived, misaddressed, malformed and unknown-service commands, changing nothing", async () => {
     const snapshot = () => agent.status().map((s) => [s.service, s.state, s.pid, s.starts]);
     const before = snapshot();
     const valid = commandBody(node, "start", "steady");
     const first = await sendCommand(nc, node, valid);
     expect(first).toMatchObject({ ok: true, pid: svc("steady")!.pid });
     const cases: [string, () => Promise<unknown>, string][] = [
-      ["forged", () => sendCommand(nc, node, commandBody(node, "stop", "steady"), "not-the-fleet-key-0123456789"), "bad_signature"],
+      ["forged", () => sendCommand(nc, node, commandBody(node, "stop", "steady"), newCommandKeyPair().signing), "bad_signature"],
       ["expired", () => sendCommand(nc, node, commandBody(node, "stop", "steady", { issued_at: new Date(Date.now() - 120_000).toISOString(), expires_at: new Date(Date.now() - 60_000).toISOString() })), "expired"],
       ["replayed", () => sendCommand(nc, node, valid), "replayed"],
+      ["issued before the agent started", () => sendCommand(nc, node, commandBody(node, "stop", "steady", { issued_at: new Date(Date.now() - 240_000).toISOString(), expires_at: new Date(Date.now() + 30_000).toISOString() })), "issued_before_start"],
+      ["living longer than the bound", () => sendCommand(nc, node, commandBody(node, "stop", "steady", { expires_at: new Date(Date.now() + 600_000).toISOString() })), "lifetime_too_long"],
       ["wrong node", () => sendCommand(nc, node, commandBody("web2", "stop", "steady")), "wrong_node"],
       ["not JSON", () => requestRaw(nc, node, "stop steady please"), "invalid"],
       ["schema", () => requestRaw(nc, node, JSON.stringify({ body: commandBody(node, "stop", "steady") })), "invalid"],
-      ["unknown op", () => requestRaw(nc, node, JSON.stringify(signNodeCommand({ ...commandBody(node, "stop", "steady"), op: "delete" as "stop" }, FLEET_KEY))), "invalid"],
+      ["unknown op", () => requestRaw(nc, node, JSON.stringify(signNodeCommand({ ...commandBody(node, "stop", "steady"), op: "delete" as "stop" }, COMMAND_KEYS.signing))), "invalid"],
       ["unknown service", () => sendCommand(nc, node, commandBody(node, "stop", "db")), "unknown_service"],
     ];
     for (const [what, send, code] of cases) {
@@ -192,7 +195,7 @@ describe("node-agent supervising real processes", () => {
       expect(reply, what).toMatchObject({ ok: false, code });
     }
     expect(snapshot()).toEqual(before);
-    for (const code of ["bad_signature", "expired", "replayed", "wrong_node", "unknown_service"]) {
+    for (const code of ["bad_signature", "expired", "replayed", "issued_before_start", "lifetime_too_long", "wrong_node", "unknown_service"]) {
       expect(await metricValue(registry, "steward_node_agent_commands_total", { result: code }), code).toBe(1);
     }
     expect(await metricValue(registry, "steward_node_agent_commands_total", { result: "invalid" })).toBe(3);

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "@steward/platform/config";
+import { generateSigningKey, PRIVATE_PREFIX } from "@steward/contracts/command-keys";
 import { defaultLogDir, loadConfig } from "../src/config.js";
 
-const base = { NODE_NAME: "web1", FLEET_SPEC: "/etc/steward/fleet.yaml", FLEET_KEY: "a-real-fleet-key-0123456789" };
+const pair = generateSigningKey();
+const base = { NODE_NAME: "web1", FLEET_SPEC: "/etc/steward/fleet.yaml", FLEET_KEY: "a-real-fleet-key-0123456789", NODE_COMMAND_PUBLIC_KEY: pair.publicKey };
 
 function configError(env: Record<string, string | undefined>): ConfigError {
   try {
@@ -29,7 +31,32 @@ describe("loadConfig", () => {
       metricsHost: "127.0.0.1",
       stopGraceMs: 5000,
       logDir: defaultLogDir("web1"),
+      commandSkewMs: 30_000,
+      commandMaxLifetimeMs: 300_000,
     });
+    expect(c.commandKeys.map((k) => k.text)).toEqual([pair.publicKey]);
+  });
+
+  it("trusts two public keys during a rotation, and takes its skew allowance and lifetime bound", () => {
+    const next = generateSigningKey();
+    const c = loadConfig({ ...base, NODE_COMMAND_PUBLIC_KEY: `${pair.publicKey},${next.publicKey}`, COMMAND_SKEW_MS: "5000", COMMAND_MAX_LIFETIME_MS: "60000" });
+    expect(c.commandKeys.map((k) => k.id)).toEqual([pair.id, next.id]);
+    expect(c).toMatchObject({ commandSkewMs: 5000, commandMaxLifetimeMs: 60_000 });
+  });
+
+  it.each([
+    ["missing", undefined],
+    ["empty", ""],
+    ["a placeholder", "changeme"],
+    ["the old shared FLEET_KEY", "a-real-fleet-key-0123456789"],
+    ["a truncated key", pair.publicKey.slice(0, -3)],
+    ["the executor's PRIVATE key", pair.privateKey],
+  ])("refuses a NODE_COMMAND_PUBLIC_KEY that is %s, naming the setting and not the value", (_what, key) => {
+    const err = configError({ ...base, NODE_COMMAND_PUBLIC_KEY: key });
+    expect([...new Set(err.problems.map((p) => p.setting))]).toEqual(["NODE_COMMAND_PUBLIC_KEY"]);
+    if (key && key.length > 3) expect(err.message).not.toContain(key);
+    if (key === pair.privateKey) expect(err.message).toMatch(/PRIVATE key/);
+    if (key === pair.privateKey) expect(err.message).not.toContain(key.slice(PRIVATE_PREFIX.length));
   });
 
   it("reads overrides, including METRICS_PORT=0 for a free port", () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { NodeCommandOp, type NodeCommandBody, type NodeCommandReply } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { ServiceSpec } from "@steward/fleet/fleet-spec";
 import { silentLogger } from "@steward/platform/logger";
 import { CheckoutOp, ServiceOp, dispatchCommand, verifyCommand, SeenCommands } from "../src/commands.js";
@@ -42,7 +43,7 @@ describe("node command ops", () => {
 
   it("labels a malformed command with its op when the op is one of the contract's", () => {
     const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
-    const verify = (op: string) => verifyCommand(enc({ body: { ...body("start", "api"), op } }), { node: "n1", fleetKey: "unit-test-fleet-key-0123456789", now: new Date(), seen: new SeenCommands() });
+    const verify = (op: string) => verifyCommand(enc({ body: { ...body("start", "api"), op } }), { node: "n1", keys: [newCommandKeyPair().signing.publicKey], now: new Date(), seen: new SeenCommands() });
     expect(NodeCommandOp.options.map((op) => verify(op)).map((v) => !v.ok && v.op)).toEqual(NodeCommandOp.options);
     expect(verify("rm")).toMatchObject({ ok: false, op: "unknown" });
   });

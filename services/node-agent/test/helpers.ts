@@ -4,11 +4,14 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { EVENTS_STREAM, commandSubject } from "@steward/contracts/subjects";
 import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@steward/contracts/node-command";
+import { newCommandKeyPair, type CommandSigningKey } from "@steward/contracts/command-keys";
 import { NodeEvent } from "@steward/contracts/events";
 import { jetstreamManager, traceHeaders, type MsgHdrs, type NatsConnection } from "@steward/platform/bus";
 import type { NodeAgentConfig } from "../src/config.js";
 
 export const FLEET_KEY = "test-fleet-key-0123456789abcdef";
+/** The executor's command key pair of these tests: agents trust its public half. */
+export const COMMAND_KEYS = newCommandKeyPair();
 
 /** A tiny HTTP server: GET /health answers 200 until GET /fail is called, then 500. */
 export const HTTP_SERVER_JS = [
@@ -57,6 +60,7 @@ export function testConfig(node: string, fleet: TempFleet, natsUrl: string, over
     natsUrl,
     fleetSpec: fleet.file,
     fleetKey: FLEET_KEY,
+    commandKeys: [COMMAND_KEYS.signing.publicKey],
     heartbeatMs: 500,
     hostProbeMs: 1000,
     specPollMs: 100,
@@ -108,7 +112,7 @@ export async function requestRaw(nc: NatsConnection, node: string, payload: stri
   return NodeCommandReply.parse(res.json());
 }
 
-export function sendCommand(nc: NatsConnection, node: string, body: NodeCommandBody, key = FLEET_KEY): Promise<NodeCommandReply> {
+export function sendCommand(nc: NatsConnection, node: string, body: NodeCommandBody, key: CommandSigningKey = COMMAND_KEYS.signing): Promise<NodeCommandReply> {
   return requestRaw(nc, node, JSON.stringify(signNodeCommand(body, key)), traceHeaders());
 }
 

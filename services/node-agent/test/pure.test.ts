@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { ProcessService } from "@steward/fleet/fleet-spec";
 import { signNodeCommand } from "@steward/contracts/node-command";
+import { newCommandKeyPair } from "@steward/contracts/command-keys";
+import { formatSeenFile, parseSeenFile } from "../src/seen-command-file.js";
 import { BoundedQueue } from "../src/bounded-queue.js";
 import { SeenCommands, verifyCommand } from "../src/commands.js";
 import { aggregateHealth, checkName, diffServices, diskUsage, memUsedPct, restartDelayMs, shouldRestart, startOrder, type CheckProgress } from "../src/plan.js";
@@ -109,7 +111,8 @@ describe("BoundedQueue", () => {
 });
 
 describe("command verification", () => {
-  const key = "unit-test-fleet-key-0123456789";
+  const key = newCommandKeyPair().signing;
+  const other = newCommandKeyPair().signing;
   const now = new Date("2025-01-01T00:00:00Z");
   const body = (over: Record<string, unknown> = {}) => ({
     id: "cmd-000001",
@@ -122,7 +125,7 @@ describe("command verification", () => {
     ...over,
   });
   const enc = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));
-  const verify = (data: Uint8Array, seen = new SeenCommands()) => verifyCommand(data, { node: "web1", fleetKey: key, now, seen });
+  const verify = (data: Uint8Array, seen = new SeenCommands()) => verifyCommand(data, { node: "web1", keys: [key.publicKey], now, seen, bounds: { startedAt: new Date("2024-12-31T23:59:00Z") } });
   const code = (r: ReturnType<typeof verify>) => (r.ok ? "ok" : r.reply.code);
 
   it.each([
@@ -130,12 +133,15 @@ describe("command verification", () => {
     ["not JSON", () => enc("{nope"), "invalid"],
     ["JSON null", () => enc("null"), "invalid"],
     ["no signature", () => enc({ body: body() }), "invalid"],
-    ["unknown op", () => enc({ body: body({ op: "rm" }), sig: "0".repeat(64) }), "invalid"],
-    ["forged signature", () => enc(signNodeCommand(body(), "another-key-0123456789abcdef")), "bad_signature"],
+    ["unknown op", () => enc({ body: body({ op: "rm" }), sig: "A".repeat(86) }), "invalid"],
+    ["an HMAC signature (the old format)", () => enc({ body: body(), sig: "0".repeat(64) }), "invalid"],
+    ["signed with another key", () => enc(signNodeCommand(body(), other)), "bad_signature"],
     ["tampered body", () => enc({ ...signNodeCommand(body(), key), body: body({ service: "db" }) }), "bad_signature"],
     ["other node", () => enc(signNodeCommand(body({ node: "web2" }), key)), "wrong_node"],
     ["expired", () => enc(signNodeCommand(body({ expires_at: "2024-12-31T23:59:59Z" }), key)), "expired"],
-    ["issued in the future", () => enc(signNodeCommand(body({ issued_at: "2025-01-01T00:05:00Z" }), key)), "expired"],
+    ["issued in the future", () => enc(signNodeCommand(body({ issued_at: "2025-01-01T00:05:00Z", expires_at: "2025-01-01T00:06:00Z" }), key)), "expired"],
+    ["issued before the agent started", () => enc(signNodeCommand(body({ issued_at: "2024-12-31T23:58:00Z" }), key)), "issued_before_start"],
+    ["living past the bound", () => enc(signNodeCommand(body({ expires_at: "2025-01-01T01:00:00Z" }), key)), "lifetime_too_long"],
   ] as const)("%s → %s", (_what, data, want) => {
     expect(code(verify(data()))).toBe(want);
   });
@@ -151,18 +157,28 @@ describe("command verification", () => {
     expect(seen.size).toBe(1);
   });
 
-  it("keeps its bound by evicting the id closest to expiry", () => {
+  it("keeps its bound by refusing a new id when full of live ones, never forgetting one that could replay", () => {
     const seen = new SeenCommands(2);
     const t = now.getTime();
-    seen.add("a", t + 1000, t);
-    seen.add("b", t + 5000, t);
-    seen.add("c", t + 3000, t);
-    expect(seen.size).toBe(2);
-    expect([seen.has("a", t), seen.has("b", t), seen.has("c", t)]).toEqual([false, true, true]);
+    expect([seen.add("a", t + 1000, t), seen.add("b", t + 5000, t), seen.add("c", t + 3000, t)]).toEqual([true, true, false]);
+    expect([seen.has("a", t), seen.has("b", t), seen.has("c", t)]).toEqual([true, true, false]);
+    // Once one expires there is room again.
+    expect(seen.add("c", t + 3000, t + 1000)).toBe(true);
+    expect(seen.entries(t + 1000)).toEqual([["b", t + 5000], ["c", t + 3000]]);
+  });
+
+  it("reads back what it persisted, dropping expired ids; an unreadable file says why", () => {
+    const t = now.getTime();
+    const text = formatSeenFile([["a", t + 1000], ["b", t - 1]]);
+    expect(parseSeenFile(text, t)).toEqual({ ok: true, entries: [["a", t + 1000]] });
+    expect(parseSeenFile(text.slice(0, 10), t)).toEqual({ ok: false, reason: "not JSON" });
+    expect(parseSeenFile('{"version":2,"ids":{}}', t)).toMatchObject({ ok: false, reason: expect.stringMatching(/version 1/) });
+    expect(parseSeenFile('{"version":1,"ids":{"a":"soon"}}', t)).toMatchObject({ ok: false, reason: expect.stringMatching(/no expiry/) });
+    expect(parseSeenFile("null", t)).toMatchObject({ ok: false });
   });
 
   it("reports the id and op of a rejected command when they can be read", () => {
-    const r = verify(enc(signNodeCommand(body({ op: "stop" }), "another-key-0123456789abcdef")));
+    const r = verify(enc(signNodeCommand(body({ op: "stop" }), other)));
     expect(r.ok).toBe(false);
     if (!r.ok) expect([r.reply.id, r.op]).toEqual(["cmd-000001", "stop"]);
   });
