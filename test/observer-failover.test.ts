@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EVENTS_STREAM, eventSubject } from "@steward/contracts/subjects";
+import { EVENTS_STREAM, WORLD_HEADER_KEY, eventSubject } from "@steward/contracts/subjects";
 import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
 import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { createTestDatabase, metricValue, startNats, stopProcess, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
@@ -16,6 +16,8 @@ let db: TestDatabase;
 let nc: NatsConnection;
 let dir: string;
 const procs: ServiceProcess[] = [];
+/** The observer left active by the kill -9 test, for the SIGSTOP test. */
+let survivor: Running;
 
 beforeAll(async () => {
   [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_failover")]);
@@ -176,5 +178,53 @@ describe("observer failover", () => {
     const a2 = await start("observer-a");
     expect(a2.p.output).toContain("observer started as standby");
     await killUnderLoad(2, b, a2);
+    survivor = a2;
+  }, 300_000);
+
+  it("SIGSTOP of the active observer: the standby takes over when its lease ends; resumed, the old one writes nothing stale and stands by", async () => {
+    const stopped = survivor;
+    expect(await metricValue(stopped.url, "steward_observer_active")).toBe(1);
+    const c = await start("observer-c");
+    expect(c.p.output).toContain("observer started as standby");
+
+    stopped.p.child.kill("SIGSTOP");
+    const stoppedAt = Date.now();
+    // Its TCP connections live on: only the lease (Postgres ends the silent lock session) lets c take over.
+    await waitFor("observer-c to take over from the stopped one", async () => (await metricValue(c.url, "steward_observer_active")) === 1, 60_000, 50);
+    console.info(`observer failover: SIGSTOP -> standby active in ${Date.now() - stoppedAt} ms (lease 5 s)`);
+
+    // Events flow while the old one is stopped: c folds and writes them.
+    const startSeq = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.last_seq;
+    const events = makeEvents(500, { seed: 99, nodes: NODES, idPrefix: "stopped", startMs: Date.now() + 900_000 });
+    const js = jetstream(nc);
+    for (const e of events) await js.publish(eventSubject(e.node, e.type), JSON.stringify(e), { msgID: e.id });
+    const kv = await openWorldBucket(nc);
+    await waitFor("c to write the new events", async () => {
+      const r = await readWorld(kv);
+      return r.ok && r.value.world.last_seq === startSeq + events.length;
+    }, 60_000, 100);
+
+    // Every world header written from now on: none may be the resumed observer's.
+    const headers: string[] = [];
+    const watch = await kv.watch({ key: WORLD_HEADER_KEY, include: "updates_only" as never });
+    void (async () => {
+      for await (const e of watch) if (e.operation === "PUT") headers.push((JSON.parse(e.string()) as { observer_id: string }).observer_id);
+    })();
+    stopped.p.child.kill("SIGCONT");
+    await waitFor("the resumed observer to stand by", async () => (await metricValue(stopped.url, "steward_observer_active")) === 0, 60_000, 50);
+    expect(stopped.p.output).toContain("lost the observer lock; standing by");
+    // A header c writes after that comes after anything the resumed one had in flight.
+    const cWrites = await metricValue(c.url, "steward_observer_snapshots_written_total");
+    await waitFor("c to write once more", async () => (await metricValue(c.url, "steward_observer_snapshots_written_total")) > cWrites && headers.length > 0, 60_000, 100);
+    watch.stop();
+    expect(headers.filter((id) => id !== "observer-c"), stopped.p.output.slice(-3000)).toEqual([]);
+
+    const stored = await readWorld(kv);
+    expect(stored.ok).toBe(true);
+    if (!stored.ok) return;
+    expect(stored.value.observer_id).toBe("observer-c");
+    const replay = await foldWholeStream(startSeq + events.length);
+    expect(JSON.parse(JSON.stringify(stored.value.world.nodes))).toStrictEqual(JSON.parse(JSON.stringify(replay.nodes)));
+    expect(c.p.output).not.toMatch(/"level":(50|60)/);
   }, 300_000);
 });

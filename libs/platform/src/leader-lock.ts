@@ -22,6 +22,13 @@ export class LeaderLock {
     private readonly onChange: (leader: boolean) => void,
     /** One of ADVISORY_LOCK_KEYS (db.ts): one lock per role. */
     private readonly key: number,
+    /**
+     * A lease: the lock session is ended by Postgres itself (idle_session_timeout) once the holder has been silent
+     * this long, so a holder that is stopped (SIGSTOP, a hung event loop) but whose TCP connection lives on does not
+     * keep the lock for ever. Must be well above the check interval (checks keep the session busy). Unset: the lock
+     * lives as long as the connection.
+     */
+    private readonly leaseMs?: number,
   ) {}
 
   get isLeader(): boolean {
@@ -48,7 +55,9 @@ export class LeaderLock {
 
   private session(): Sql {
     // No idle timeout and no max lifetime: closing this connection would hand leadership away.
-    this.conn ??= postgres({ ...this.sql.options, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Parameters<typeof postgres>[0]) as unknown as Sql;
+    const base = this.sql.options as unknown as { connection?: Record<string, unknown> };
+    const connection = this.leaseMs ? { ...base.connection, idle_session_timeout: String(Math.ceil(this.leaseMs)) } : base.connection;
+    this.conn ??= postgres({ ...this.sql.options, connection, max: 1, idle_timeout: null, max_lifetime: null } as unknown as Parameters<typeof postgres>[0]) as unknown as Sql;
     return this.conn;
   }
 

@@ -3,7 +3,7 @@ import { NodeState, WorldHeader, type Snapshot, type WorldState } from "@steward
 import type { KV } from "@steward/platform/bus";
 import { createKvCache, readSettled, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
 import type { Loaded } from "./read.js";
-import { parseRecord, putAll, type WriteFailure } from "./records.js";
+import { parseRecord, writeAll, type RecordWrite, type WriteFailure } from "./records.js";
 
 const parseHeader = (text: string): Parsed<WorldHeader> => parseRecord(text, WorldHeader, `kv ${WORLD_HEADER_KEY}`);
 const parseNode = (text: string, name: string): Parsed<NodeState> => {
@@ -140,9 +140,16 @@ export interface WorldWriteResult {
 
 /** A world write that did not complete; the header was not written, so readers still see the previous write. */
 export class WorldWriteError extends Error {
+  /**
+   * Another writer changed records this writer had written (another observer became active while this one was
+   * stopped or cut off): this writer must not write again before it knows it is still the active observer. The
+   * writer has forgotten what it wrote; its next commit rewrites every node, unconditionally.
+   */
+  readonly fenced: boolean;
   constructor(readonly failures: readonly WriteFailure[]) {
     super(`world store write failed for ${failures.length} record(s): ${failures.slice(0, 3).map((f) => `${f.key}: ${f.message}`).join("; ")}`);
     this.name = "WorldWriteError";
+    this.fenced = failures.some((f) => f.conflict);
   }
 }
 
@@ -173,10 +180,18 @@ export interface WorldWriterOptions {
  * The world's only writer (the observer). The fold never mutates a node in place, so an unchanged node is the same
  * object and costs nothing. The first write after a start writes every node and removes records of nodes the
  * world no longer has (and the legacy single-value key).
+ *
+ * Fencing: after that first write, every write is conditional on the KV revision this writer last gave the record
+ * (the header included). Two observers active at once (one was stopped with SIGSTOP and resumed after the other
+ * took over) cannot both write: the first write of the one that lost its lock fails with `fenced`, before its
+ * header, so readers never see its stale nodes as a complete world.
  */
 export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
   const maxBytes = o.maxRecordBytes ?? 1024 * 1024 - 4096;
   const written = new Map<string, { node: NodeState; json: string }>();
+  /** KV revision of each record as this writer last wrote it (deleted records: absent, and in `deletedByMe`). */
+  const revs = new Map<string, number>();
+  const deletedByMe = new Set<string>();
   let revision: number | undefined;
   let primed = false;
 
@@ -184,6 +199,23 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
     const prev = await o.kv.get(WORLD_HEADER_KEY);
     const p = prev && prev.operation === "PUT" ? parseHeader(prev.string()) : undefined;
     revision = p?.ok ? p.value.revision : 0;
+  }
+
+  /** Forgets everything written: the next commit is a first write again (every node, unconditional). */
+  function reset(): void {
+    written.clear();
+    revs.clear();
+    deletedByMe.clear();
+    revision = undefined;
+    primed = false;
+  }
+
+  /** The condition a record's write carries: none on a first write; after it, the revision this writer left. */
+  function expect(key: string): Pick<RecordWrite, "expect"> {
+    if (!primed) return {};
+    const rev = revs.get(key);
+    if (rev !== undefined) return { expect: rev };
+    return deletedByMe.has(key) ? { expect: "new" } : {};
   }
 
   async function staleKeys(names: ReadonlySet<string>): Promise<string[]> {
@@ -232,18 +264,35 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
           for (const n of await staleKeys(names)) if (!gone.includes(n)) gone.push(n);
           await o.kv.purge(LEGACY_WORLD_KEY).catch(() => undefined);
         }
-        const failures = await putAll(o.kv, [...puts.map((p) => ({ key: p.key, value: p.json })), ...gone.map((n) => ({ key: worldNodeKey(n), value: null }))]);
+        const { failures, revisions } = await writeAll(o.kv, [
+          ...puts.map((p) => ({ key: p.key, value: p.json, ...expect(p.key) })),
+          ...gone.map((n) => ({ key: worldNodeKey(n), value: null, ...expect(worldNodeKey(n)) })),
+        ]);
         const failed = new Set(failures.map((f) => f.key));
-        for (const p of puts) if (!failed.has(p.key)) written.set(p.name, { node: p.node, json: p.json });
-        for (const n of gone) if (!failed.has(worldNodeKey(n))) written.delete(n);
-        if (failures.length > 0) throw new WorldWriteError(failures);
+        for (const p of puts) {
+          if (failed.has(p.key)) continue;
+          written.set(p.name, { node: p.node, json: p.json });
+          revs.set(p.key, revisions.get(p.key) as number);
+          deletedByMe.delete(p.key);
+        }
+        for (const n of gone) {
+          if (failed.has(worldNodeKey(n))) continue;
+          written.delete(n);
+          revs.delete(worldNodeKey(n));
+          deletedByMe.add(worldNodeKey(n));
+        }
+        const error = failures.length > 0 ? new WorldWriteError(failures) : undefined;
+        if (error?.fenced) reset();
+        if (error) throw error;
         const next = (revision ?? 0) + 1;
         const header: WorldHeader = { ...base, revision: next, node_count: nodeCount, written_at: writtenAt, observer_id: o.observerId };
-        try {
-          await o.kv.put(WORLD_HEADER_KEY, JSON.stringify(header));
-        } catch (err) {
-          throw new WorldWriteError([{ key: WORLD_HEADER_KEY, message: (err as Error).message }]);
+        const headerWrite = await writeAll(o.kv, [{ key: WORLD_HEADER_KEY, value: JSON.stringify(header), ...expect(WORLD_HEADER_KEY) }]);
+        if (headerWrite.failures.length > 0) {
+          const headerError = new WorldWriteError(headerWrite.failures);
+          if (headerError.fenced) reset();
+          throw headerError;
         }
+        revs.set(WORLD_HEADER_KEY, headerWrite.revisions.get(WORLD_HEADER_KEY) as number);
         revision = next;
         primed = true;
         return { nodesWritten: puts.length, nodesDeleted: gone.length, oversized, revision: next };

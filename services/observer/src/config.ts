@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { durationMs, parseEnv, port } from "@steward/platform/config";
+import { ConfigError, durationMs, parseEnv, port } from "@steward/platform/config";
 
 export const ObserverConfigSchema = z.object({
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
@@ -16,6 +16,8 @@ export const ObserverConfigSchema = z.object({
   /** Set to run observers as active + standby: the active one holds a Postgres advisory lock. Unset: always active. */
   DATABASE_URL: z.string().min(1).optional(),
   LEADER_RETRY_MS: durationMs(1_000),
+  /** An active observer that stops answering (SIGSTOP, a hung loop) loses the lock after this long. */
+  LEADER_LEASE_MS: durationMs(5_000),
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -35,11 +37,17 @@ export interface ObserverConfig {
   databaseUrl: string | undefined;
   /** How often a standby tries the lock and the active one confirms it still holds it. */
   leaderRetryMs: number;
+  leaderLeaseMs: number;
 }
 
 /** Reads the observer's settings from an env-like record; errors name the setting. */
 export function loadConfig(env: Record<string, string | undefined>): ObserverConfig {
   const c = parseEnv("observer", ObserverConfigSchema, env);
+  // The active observer's lock checks are what keep its session busy: a lease shorter than a few of them would
+  // hand the lock away from a healthy observer.
+  if (c.LEADER_LEASE_MS < 3 * c.LEADER_RETRY_MS) {
+    throw new ConfigError("observer", [{ setting: "LEADER_LEASE_MS", message: `must be at least 3 x LEADER_RETRY_MS (${3 * c.LEADER_RETRY_MS} ms), got ${c.LEADER_LEASE_MS} ms` }]);
+  }
   return {
     natsUrl: c.NATS_URL,
     snapshotPath: c.SNAPSHOT_PATH,
@@ -53,5 +61,6 @@ export function loadConfig(env: Record<string, string | undefined>): ObserverCon
     streamReplicas: c.STREAM_REPLICAS,
     databaseUrl: c.DATABASE_URL,
     leaderRetryMs: c.LEADER_RETRY_MS,
+    leaderLeaseMs: c.LEADER_LEASE_MS,
   };
 }

@@ -7,6 +7,8 @@ export interface ObserverLeadershipDeps {
   logger: Logger;
   /** How often the lock is tried (standby) or confirmed (active). */
   retryMs: number;
+  /** An active observer silent this long (stopped, hung) loses the lock to Postgres; see LeaderLock. */
+  leaseMs: number;
   /** Called when this observer got the lock. Returns false when it could not take over: the lock is then given up. */
   takeOver(): Promise<boolean>;
   /** Called when this observer lost the lock. */
@@ -46,6 +48,7 @@ export function createObserverLeadership(deps: ObserverLeadershipDeps): Observer
       transition = transition.then(() => (isLeader ? takeOver() : deps.standBy())).catch((err: unknown) => logger.error({ err: (err as Error).message }, "observer role change failed"));
     },
     ADVISORY_LOCK_KEYS.observer,
+    deps.leaseMs,
   );
 
   return {

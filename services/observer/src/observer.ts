@@ -21,7 +21,7 @@ export type ObserverSettings = Pick<
   ObserverConfig,
   "snapshotPath" | "observerId" | "snapshotDebounceMs" | "staleCheckMs" | "missedHeartbeats" | "snapshotMaxIntervalMs" | "streamReplicas"
 > &
-  Partial<Pick<ObserverConfig, "leaderRetryMs">>;
+  Partial<Pick<ObserverConfig, "leaderRetryMs" | "leaderLeaseMs">>;
 
 export interface ObserverDeps {
   config: ObserverSettings;
@@ -55,7 +55,7 @@ export function createObserver(deps: ObserverDeps): Observer {
   const clock = deps.clock ?? (() => new Date());
   const metrics = createObserverMetrics(registry);
   const state: ObserverState = { world: emptyWorld(), stopping: true, unacked: undefined };
-  const publisher = createWorldPublisher({ state, snapshotPath: config.snapshotPath, snapshotDebounceMs: config.snapshotDebounceMs, logger, metrics, clock });
+  const publisher = createWorldPublisher({ state, snapshotPath: config.snapshotPath, snapshotDebounceMs: config.snapshotDebounceMs, logger, metrics, clock, onFenced: () => void confirmAfterFence() });
   const consumer = createEventConsumer({
     state,
     js: jetstream(nc),
@@ -108,6 +108,20 @@ export function createObserver(deps: ObserverDeps): Observer {
     metrics.active.set(1);
   }
 
+  /**
+   * A write found the store changed by another writer. With a lock: confirm it (a lost lock stands this observer
+   * by; a held one means the other writer had none, and this one rewrites every node). Without: say so and go on.
+   */
+  async function confirmAfterFence(): Promise<void> {
+    if (!leadership) {
+      logger.error({ observer_id: config.observerId }, "another writer changed the world store; without DATABASE_URL observers take no lock, so run only one");
+      publisher.resume();
+      return;
+    }
+    const still = await leadership.check().catch(() => false);
+    if (still && active) publisher.resume();
+  }
+
   /** Stops consuming and folding; writes already under way finish. */
   async function halt(): Promise<void> {
     state.stopping = true;
@@ -131,6 +145,7 @@ export function createObserver(deps: ObserverDeps): Observer {
         sql: deps.sql,
         logger,
         retryMs: config.leaderRetryMs ?? 1_000,
+        leaseMs: config.leaderLeaseMs ?? 5_000,
         async takeOver() {
           if (active) return true;
           try {

@@ -23,6 +23,11 @@ export interface WorldPublisherDeps {
   logger: Logger;
   metrics: ObserverMetrics;
   clock: () => Date;
+  /**
+   * Another writer changed the world store under this observer (see WorldWriteError.fenced). Publishing is held
+   * until the observer confirms it is still the active one (`resume`) or stops it (`useWriter(undefined)`).
+   */
+  onFenced(): void;
 }
 
 /** Publishes the observer's world: changed nodes to the world store (throttled), the whole world to the snapshot file (adaptive), then acks what they cover. */
@@ -40,6 +45,8 @@ export interface WorldPublisher {
   busy(): boolean;
   /** Clock time (ms) of the last successful write to the world store. */
   lastWriteAt(): number;
+  /** Ends the hold after a fenced write: this observer is still the active one; its next write rewrites every node. */
+  resume(): void;
   /** Drops scheduled writes; one under way finishes. */
   cancelScheduled(): void;
   /** Resolves once no write is under way. */
@@ -57,6 +64,8 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
   let writing: Promise<void> | undefined;
   let dirty = false;
   let lastWriteAt = 0;
+  /** Set by a fenced write: nothing is written until the observer knows it still holds the lock. */
+  let fenced = false;
 
   function schedule(delayMs = deps.snapshotDebounceMs): void {
     dirty = true;
@@ -83,7 +92,7 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
       clearTimeout(writeTimer);
       writeTimer = undefined;
     }
-    if (!store) return;
+    if (!store || fenced) return;
     dirty = false;
     const writtenAt = clock().toISOString();
     const ack = state.unacked;
@@ -108,9 +117,16 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
           if (state.unacked === ack) state.unacked = undefined;
         }
       } catch (err) {
-        metrics.snapshotWriteErrors.inc({ store: "kv" });
-        logger.error({ err: (err as Error).message, failures: err instanceof WorldWriteError ? err.failures.length : undefined }, "world store write failed; retrying");
-        retry = true;
+        if (err instanceof WorldWriteError && err.fenced) {
+          metrics.snapshotWriteErrors.inc({ store: "kv_fenced" });
+          logger.warn({ err: err.message }, "another observer wrote the world store since this one's last write: holding writes until this observer knows it is still the active one");
+          fenced = true;
+          deps.onFenced();
+        } else {
+          metrics.snapshotWriteErrors.inc({ store: "kv" });
+          logger.error({ err: (err as Error).message, failures: err instanceof WorldWriteError ? err.failures.length : undefined }, "world store write failed; retrying");
+          retry = true;
+        }
       } finally {
         end();
       }
@@ -134,6 +150,7 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
     } finally {
       writing = undefined;
     }
+    if (fenced) return;
     if (retry) schedule(Math.max(WRITE_RETRY_MS, deps.snapshotDebounceMs));
     else if (dirty) schedule();
     else if (Date.now() < fileDueAt && !state.stopping) scheduleFile();
@@ -142,7 +159,13 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
   return {
     useWriter(next) {
       store = next;
+      fenced = false;
       if (next) fileDueAt = 0;
+    },
+    resume() {
+      if (!fenced) return;
+      fenced = false;
+      schedule(0);
     },
     schedule,
     writeNow,

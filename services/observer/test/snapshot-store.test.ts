@@ -71,7 +71,12 @@ describe("loadConfig", () => {
     ["MISSED_HEARTBEATS", "-1"],
     ["METRICS_PORT", "70000"],
     ["STREAM_REPLICAS", "abc"],
+    ["LEADER_LEASE_MS", "0"],
   ])("rejects %s=%s naming the setting", (k, v) => {
     expect(() => loadConfig({ [k]: v })).toThrow(new RegExp(k));
+  });
+  it("refuses a lease shorter than three lock checks (a healthy observer would lose its lock)", () => {
+    expect(() => loadConfig({ LEADER_RETRY_MS: "1000", LEADER_LEASE_MS: "2999" })).toThrow(/LEADER_LEASE_MS: must be at least 3 x LEADER_RETRY_MS \(3000 ms\), got 2999 ms/);
+    expect(loadConfig({ LEADER_RETRY_MS: "1000", LEADER_LEASE_MS: "3000" }).leaderLeaseMs).toBe(3000);
   });
 });
