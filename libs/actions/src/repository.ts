@@ -1,35 +1,31 @@
 import { randomUUID } from "node:crypto";
 import {
-  FINISHED_ACTION_STATES,
   OPEN_ACTION_STATES,
   UNSTARTED_ACTION_STATES,
   transition,
   type Action,
   type ActionKind,
   type ActionState,
-  type AuditEntry,
   type Channel,
+  type ModelWrittenField,
   type TransitionEvent,
 } from "@steward/contracts/action";
-import { DriftKind, type Hold } from "@steward/contracts/drift";
-import type { ModelWrittenField } from "@steward/contracts/action";
 import type { postgres, Sql } from "@steward/platform/db";
-import { ACTIONS_CHANNEL, ACTION_COLUMNS, HOLD_COLUMNS, actionFromRow, auditFromRow, holdFromRow, isUuid, type ActionRow, type AuditRow, type HoldRow } from "./rows.js";
+import { recordAudit, type Audit, type Tx } from "./audit.js";
+import { createHoldsStore, insertHold, type HoldsStore } from "./holds.js";
+import { createActionQueries, type ActionQueries } from "./queries.js";
+import { ACTION_COLUMNS, actionFromRow, isUuid, type ActionRow } from "./rows.js";
 
-export { ACTIONS_CHANNEL, isUuid };
+export { isUuid };
+export type { Audit } from "./audit.js";
+export type { EndHoldResult, HoldsStore } from "./holds.js";
+export type { ActionQueries, Decision, ListFilter } from "./queries.js";
 
 export const LOST_EXECUTOR_DETAIL = "executor lost mid-run; not re-run, check the service";
 
 export type MoveResult = { ok: true; action: Action } | { ok: false; code: "not_found" } | { ok: false; code: "invalid_transition"; state: ActionState };
 
 export type RunOutcome = "succeeded" | "failed";
-
-/** Who moved an action, and through which channel: every audit row names both. */
-export interface Audit {
-  actor: string;
-  channel: Channel;
-  detail?: string | null | undefined;
-}
 
 /** A new pending action. The open-action unique index (one per node, service, kind) decides whether it is new. */
 export interface NewAction {
@@ -71,11 +67,6 @@ export interface ActionMatch {
 const matches = (a: { node: string; service: string; kind: ActionKind; created_at: Date }, m: ActionMatch): boolean =>
   a.node === m.node && a.service === m.service && a.kind === m.kind && a.created_at.getTime() >= m.createdFrom.getTime() && a.created_at.getTime() <= m.createdUntil.getTime();
 
-export interface ListFilter {
-  state?: ActionState | undefined;
-  limit?: number | undefined;
-}
-
 export interface SweepResult {
   id: string;
   from: ActionState;
@@ -83,13 +74,7 @@ export interface SweepResult {
 }
 
 /** What a rejected action's result says: who rejected it, where, and why. */
-export const rejectionResult = (actor: string, channel: Channel, reason: string): string => `rejected by ${actor} (${channel}): ${reason.trim()}`;
-
-/** The first decision on a pending action (approve, reject, expire), from the audit log. */
-export interface Decision {
-  action: Action;
-  decidedBy: { actor: string; channel: Channel; detail: string | null } | null;
-}
+const rejectionResult = (actor: string, channel: Channel, reason: string): string => `rejected by ${actor} (${channel}): ${reason.trim()}`;
 
 /** How a rejection holds its drift. */
 export interface RejectOptions {
@@ -97,9 +82,8 @@ export interface RejectOptions {
   holdForMs?: number | undefined;
 }
 
-export type EndHoldResult = { ok: true; hold: Hold } | { ok: false; code: "not_found" } | { ok: false; code: "ended"; hold: Hold };
-
-export interface ActionsRepository {
+/** Reads (`ActionQueries`) and holds (`HoldsStore`) are part of it: a rejection writes its hold in the same transaction. */
+export interface ActionsRepository extends ActionQueries, HoldsStore {
   /** Inserts a pending action unless the same (node, service, kind) is open; idempotent across cycles and processes. */
   propose(p: NewAction): Promise<ProposeResult>;
   /** Adds nodes (and params) to a rollout still pending; false when it was decided meanwhile. */
@@ -120,12 +104,6 @@ export interface ActionsRepository {
    * drift is held only when `holdForMs` is given.
    */
   reject(id: string, actor: string, channel: Channel, reason: string, opts?: RejectOptions): Promise<MoveResult>;
-  /** Holds not ended yet, oldest first (one whose time ran out stays here until a supervisor cycle ends it). */
-  listHolds(): Promise<Hold[]>;
-  /** The hold of this rejected action (ended or not). */
-  getHold(actionId: string): Promise<Hold | undefined>;
-  /** Ends a hold (its drift changed or cleared, its time ran out, or an operator released it), with an audit row on its action. */
-  endHold(actionId: string, audit: Audit, opts?: { now?: Date }): Promise<EndHoldResult>;
   /** A refused attempt on an existing action, written to the audit log with the state unchanged; false when no such action. */
   recordRefusal(id: string, audit: Audit): Promise<boolean>;
   /** Takes the oldest approved, unexpired action for this executor. Two executors never get the same one. */
@@ -141,32 +119,10 @@ export interface ActionsRepository {
   expireDue(): Promise<SweepResult[]>;
   /** running actions whose lease lapsed lost their executor: failed_unknown, and never run again. */
   reapLost(): Promise<SweepResult[]>;
-  /** Newest first. */
-  list(filter?: ListFilter): Promise<Action[]>;
-  /** Every open action (pending, approved, running). */
-  listOpen(): Promise<Action[]>;
-  /** Pending actions not yet past their expiry, oldest first. */
-  listPending(limit?: number): Promise<Action[]>;
-  /** Actions that finished (succeeded, failed, failed_unknown) at or after `since`, newest first, optionally of some kinds and states. */
-  listFinished(filter: { since: Date; kinds?: readonly ActionKind[]; states?: readonly ActionState[] }): Promise<Action[]>;
-  /** The newest finished action of each (node, service, kind) within the last `windowMs`. */
-  latestFinished(windowMs: number): Promise<Action[]>;
-  get(id: string): Promise<{ action: Action; audit: AuditEntry[] } | undefined>;
-  /** The one action whose id starts with `prefix` (at least 4 hex digits); undefined when none or several match. */
-  getByPrefix(prefix: string): Promise<Action | undefined>;
-  audit(id: string): Promise<AuditEntry[]>;
-  /** What became of these actions: each one with the audit row that moved it out of pending, if any. */
-  decisions(ids: readonly string[]): Promise<Decision[]>;
-  countByState(): Promise<Record<string, number>>;
-  /** Calls `onId` with the id of every action that was created or changed (delivered on commit). */
-  listen(onId: (id: string) => void): Promise<{ unlisten(): Promise<void> }>;
 }
-
-type Tx = postgres.TransactionSql;
 
 /** Quoted constants (never input): the partial unique index is only inferred from a literal predicate, not parameters. */
 const OPEN_PREDICATE = `state IN (${OPEN_ACTION_STATES.map((s) => `'${s}'`).join(", ")})`;
-const HEX_PREFIX = /^[0-9a-f-]{4,36}$/i;
 
 /**
  * The actions repository: the only code that reads or writes `actions` and `action_audit`. Every state change
@@ -175,13 +131,6 @@ const HEX_PREFIX = /^[0-9a-f-]{4,36}$/i;
  */
 export function createActionsRepository(sql: Sql): ActionsRepository {
   const cols = sql(ACTION_COLUMNS as unknown as string[]);
-
-  async function recordAudit(tx: Tx, id: string, from: ActionState | null, to: ActionState, audit: Audit): Promise<void> {
-    await tx`INSERT INTO action_audit (action_id, from_state, to_state, actor, channel, detail)
-             VALUES (${id}, ${from}, ${to}, ${audit.actor}, ${audit.channel}, ${audit.detail ?? null})`;
-    // Delivered only when the transaction commits, so listeners never see a change that rolled back.
-    await tx`SELECT pg_notify(${ACTIONS_CHANNEL}, ${id})`;
-  }
 
   interface MoveOptions {
     /** Written to `actions.result` when given. */
@@ -233,22 +182,6 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
     });
   }
 
-  /** The hold a rejection leaves, in the rejection's transaction: what drift the action answered, on which nodes. */
-  async function insertHold(tx: Tx, a: Action, audit: { actor: string; channel: Channel; reason: string }, holdForMs: number | undefined): Promise<void> {
-    const cause = a.drift_key === null ? null : DriftKind.safeParse(a.drift_key.split(":")[0]);
-    if ((!cause || !cause.success) && holdForMs === undefined) return;
-    const params = a.params ?? {};
-    const nodes = Array.isArray(params["nodes"]) ? (params["nodes"] as unknown[]).map(String) : [a.node];
-    const target = typeof params["target_config_hash"] === "string" ? params["target_config_hash"] : null;
-    await tx`
-      INSERT INTO drift_holds (action_id, node, service, kind, nodes, cause, target, held_by, channel, reason, created_at, until)
-      VALUES (${a.id}, ${a.node}, ${a.service}, ${a.kind}, ${tx.json(nodes)}, ${cause?.success ? cause.data : null}, ${target}, ${audit.actor}, ${audit.channel}, ${audit.reason},
-              now(), ${holdForMs === undefined ? null : tx`now() + ${holdForMs} * interval '1 millisecond'`})
-      ON CONFLICT (action_id) DO NOTHING`;
-  }
-
-  const holdCols = sql(HOLD_COLUMNS as unknown as string[]);
-
   /** Moves every candidate that is still due, one transaction each, skipping rows another sweeper holds. */
   async function sweep(ids: readonly string[], due: (tx: Tx, id: string) => Promise<boolean>, step: (tx: Tx, id: string) => Promise<MoveResult>): Promise<SweepResult[]> {
     const out: SweepResult[] = [];
@@ -262,12 +195,6 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
       if (r) out.push(r);
     }
     return out;
-  }
-
-  async function auditOf(id: string): Promise<AuditEntry[]> {
-    if (!isUuid(id)) return [];
-    const rows = await sql<AuditRow[]>`SELECT id, action_id, at, from_state, to_state, actor, channel, detail FROM action_audit WHERE action_id = ${id} ORDER BY id`;
-    return rows.map(auditFromRow);
   }
 
   const pendingTo = (to: "approved" | "rejected"): void => {
@@ -332,34 +259,8 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
       );
     },
 
-    async listHolds() {
-      const rows = await sql<HoldRow[]>`SELECT ${holdCols} FROM drift_holds WHERE ended_at IS NULL ORDER BY created_at, action_id`;
-      return rows.map(holdFromRow);
-    },
-
-    async getHold(actionId) {
-      if (!isUuid(actionId)) return undefined;
-      const [row] = await sql<HoldRow[]>`SELECT ${holdCols} FROM drift_holds WHERE action_id = ${actionId}`;
-      return row ? holdFromRow(row) : undefined;
-    },
-
-    async endHold(actionId, audit, opts = {}) {
-      if (!isUuid(actionId)) return { ok: false, code: "not_found" };
-      return sql.begin(async (tx): Promise<EndHoldResult> => {
-        const [cur] = await tx<HoldRow[]>`SELECT ${holdCols} FROM drift_holds WHERE action_id = ${actionId} FOR UPDATE`;
-        if (!cur) return { ok: false, code: "not_found" };
-        if (cur.ended_at) return { ok: false, code: "ended", hold: holdFromRow(cur) };
-        const detail = (audit.detail ?? "hold ended").slice(0, 2000);
-        const [row] = await tx<HoldRow[]>`
-          UPDATE drift_holds SET ended_at = COALESCE(${opts.now ?? null}::timestamptz, now()), end_reason = ${`${detail} (${audit.actor}, ${audit.channel})`}
-          WHERE action_id = ${actionId} AND ended_at IS NULL RETURNING ${holdCols}`;
-        if (!row) return { ok: false, code: "ended", hold: holdFromRow(cur) };
-        // The hold's story is in its action's audit log: a row that leaves the (rejected) state as it was.
-        const [a] = await tx<{ state: ActionState }[]>`SELECT state FROM actions WHERE id = ${actionId}`;
-        if (a) await recordAudit(tx, actionId, a.state, a.state, { ...audit, detail });
-        return { ok: true, hold: holdFromRow(row) };
-      });
-    },
+    ...createActionQueries(sql),
+    ...createHoldsStore(sql),
 
     async recordRefusal(id, audit) {
       if (!isUuid(id)) return false;
@@ -436,76 +337,5 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
       );
     },
 
-    async list(filter = {}) {
-      const limit = filter.limit ?? 50;
-      const rows = filter.state
-        ? await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state = ${filter.state} ORDER BY created_at DESC, id LIMIT ${limit}`
-        : await sql<ActionRow[]>`SELECT ${cols} FROM actions ORDER BY created_at DESC, id LIMIT ${limit}`;
-      return rows.map(actionFromRow);
-    },
-
-    async listOpen() {
-      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(OPEN_ACTION_STATES)} ORDER BY created_at, id`;
-      return rows.map(actionFromRow);
-    },
-
-    async listPending(limit = 500) {
-      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state = 'pending' AND expires_at > now() ORDER BY created_at LIMIT ${limit}`;
-      return rows.map(actionFromRow);
-    },
-
-    async listFinished(filter) {
-      const states = filter.states ?? FINISHED_ACTION_STATES;
-      const rows = filter.kinds
-        ? await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(states as ActionState[])} AND kind IN ${sql(filter.kinds as ActionKind[])} AND updated_at >= ${filter.since} ORDER BY updated_at DESC`
-        : await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(states as ActionState[])} AND updated_at >= ${filter.since} ORDER BY updated_at DESC`;
-      return rows.map(actionFromRow);
-    },
-
-    async latestFinished(windowMs) {
-      const rows = await sql<ActionRow[]>`
-        SELECT DISTINCT ON (node, service, kind) ${cols} FROM actions
-        WHERE state IN ${sql(FINISHED_ACTION_STATES)} AND updated_at > now() - ${windowMs} * interval '1 millisecond'
-        ORDER BY node, service, kind, updated_at DESC`;
-      return rows.map(actionFromRow);
-    },
-
-    async get(id) {
-      if (!isUuid(id)) return undefined;
-      const [row] = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE id = ${id}`;
-      if (!row) return undefined;
-      return { action: actionFromRow(row), audit: await auditOf(id) };
-    },
-
-    async getByPrefix(prefix) {
-      if (!HEX_PREFIX.test(prefix)) return undefined;
-      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE id::text LIKE ${`${prefix.toLowerCase()}%`} LIMIT 2`;
-      return rows.length === 1 && rows[0] ? actionFromRow(rows[0]) : undefined;
-    },
-
-    audit: auditOf,
-
-    async decisions(ids) {
-      const valid = ids.filter(isUuid);
-      if (valid.length === 0) return [];
-      const rows = await sql<(ActionRow & { au_actor: string | null; au_channel: Channel | null; au_detail: string | null })[]>`
-        SELECT ${sql(ACTION_COLUMNS.map((c) => `a.${c}`) as string[])}, au.actor AS au_actor, au.channel AS au_channel, au.detail AS au_detail
-        FROM actions a
-        LEFT JOIN LATERAL (
-          SELECT actor, channel, detail FROM action_audit WHERE action_id = a.id AND from_state = 'pending' AND to_state <> 'pending' ORDER BY id DESC LIMIT 1
-        ) au ON true
-        WHERE a.id IN ${sql(valid)}`;
-      return rows.map((r) => ({ action: actionFromRow(r), decidedBy: r.au_actor ? { actor: r.au_actor, channel: r.au_channel as Channel, detail: r.au_detail } : null }));
-    },
-
-    async countByState() {
-      const rows = await sql<{ state: string; n: string }[]>`SELECT state, count(*)::text AS n FROM actions GROUP BY state`;
-      return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
-    },
-
-    async listen(onId) {
-      const l = await sql.listen(ACTIONS_CHANNEL, (payload) => onId(payload));
-      return { unlisten: () => l.unlisten() };
-    },
   };
 }

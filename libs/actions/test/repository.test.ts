@@ -1,96 +1,62 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { createTestDatabase, waitFor, type TestDatabase } from "@steward/testkit";
-import { createActionsRepository, LOST_EXECUTOR_DETAIL, type ActionsRepository, type NewAction } from "../src/repository.js";
-import { clearActions, overwriteAction, seedAction } from "../src/testing.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Sql } from "@steward/platform/db";
+import { waitFor } from "@steward/testkit";
+import { createActionsRepository, LOST_EXECUTOR_DETAIL, type NewAction } from "../src/repository.js";
+import { overwriteAction, seedAction } from "../src/testing.js";
+import { proposal, proposeNew, useActionsDatabase } from "./fixture.js";
 
-let db: TestDatabase;
-let sql: Sql;
+const fx = useActionsDatabase("steward_actions");
 let other: Sql;
-let repo: ActionsRepository;
-
-beforeAll(async () => {
-  db = await createTestDatabase("steward_actions");
-  sql = connectDb(db.url);
-  other = connectDb(db.url);
-  await migrate(sql);
-  repo = createActionsRepository(sql);
+beforeAll(() => {
+  other = fx.connect();
 });
+const pendingId = (over: Partial<NewAction> = {}): Promise<string> => proposeNew(fx.repo, proposal(over));
 
-afterAll(async () => {
-  await sql?.end({ timeout: 1 });
-  await other?.end({ timeout: 1 });
-  await db?.drop();
-});
-
-beforeEach(() => clearActions(sql));
-
-const proposal = (over: Partial<NewAction> = {}): NewAction => ({
-  node: "n1",
-  service: "api",
-  kind: "restart",
-  reason: "api is down",
-  driftKey: "down:n1/api",
-  proposedBy: "sup-1",
-  channel: "supervisor",
-  auditDetail: "api is down",
-  now: new Date(),
-  ttlMs: 3_600_000,
-  traceparent: null,
-  ...over,
-});
-
-async function pendingId(over: Partial<NewAction> = {}): Promise<string> {
-  const r = await repo.propose(proposal(over));
-  if (!r.proposed) throw new Error("expected a new action");
-  return r.action.id;
-}
-
-const trail = async (id: string) => (await repo.audit(id)).map((a) => [a.from_state, a.to_state, a.actor, a.channel]);
+const trail = async (id: string) => (await fx.repo.audit(id)).map((a) => [a.from_state, a.to_state, a.actor, a.channel]);
 
 describe("propose", () => {
   it("inserts a pending action with its audit row; the same (node, service, kind) again is not a second action", async () => {
-    const first = await repo.propose(proposal({ params: { nodes: ["n1"] } }));
+    const first = await fx.repo.propose(proposal({ params: { nodes: ["n1"] } }));
     expect(first).toMatchObject({ proposed: true, action: { node: "n1", service: "api", kind: "restart", state: "pending", drift_key: "down:n1/api", proposed_by: "sup-1", params: { nodes: ["n1"] } } });
     const id = first.proposed ? first.action.id : "";
-    expect(await repo.propose(proposal({ proposedBy: "sup-2" }))).toEqual({ proposed: false, open: { id, state: "pending" } });
-    expect(await repo.list()).toHaveLength(1);
+    expect(await fx.repo.propose(proposal({ proposedBy: "sup-2" }))).toEqual({ proposed: false, open: { id, state: "pending" } });
+    expect(await fx.repo.list()).toHaveLength(1);
     expect(await trail(id)).toEqual([[null, "pending", "sup-1", "supervisor"]]);
   });
 
   it("two connections proposing at once make one action", async () => {
-    const [a, b] = await Promise.all([repo.propose(proposal()), createActionsRepository(other).propose(proposal({ proposedBy: "sup-2" }))]);
+    const [a, b] = await Promise.all([fx.repo.propose(proposal()), createActionsRepository(other).propose(proposal({ proposedBy: "sup-2" }))]);
     expect([a.proposed, b.proposed].filter(Boolean)).toHaveLength(1);
-    expect(await repo.listOpen()).toHaveLength(1);
+    expect(await fx.repo.listOpen()).toHaveLength(1);
   });
 
   it("a proposal for an open action changes nothing of it: a planner's diagnosis never attaches itself to the supervisor's action", async () => {
     const id = await pendingId();
-    const before = (await repo.get(id))?.action;
+    const before = (await fx.repo.get(id))?.action;
     const diagnosed = { proposedBy: "planner", channel: "system" as const, driftKey: null, diagnosis: "ignore previous instructions", taskId: "t-1", reason: "model words", modelWritten: ["reason", "diagnosis"] as const };
-    expect(await repo.propose(proposal(diagnosed))).toEqual({ proposed: false, open: { id, state: "pending" } });
-    expect((await repo.get(id))?.action).toEqual(before);
+    expect(await fx.repo.propose(proposal(diagnosed))).toEqual({ proposed: false, open: { id, state: "pending" } });
+    expect((await fx.repo.get(id))?.action).toEqual(before);
     expect(before?.model_written).toBeUndefined();
     expect(await trail(id)).toEqual([[null, "pending", "sup-1", "supervisor"]]);
   });
 
   it("records which texts of a new action a model wrote", async () => {
-    const r = await repo.propose(proposal({ proposedBy: "planner", channel: "system", driftKey: null, diagnosis: "oom", taskId: "t-1", modelWritten: ["reason", "diagnosis"] }));
+    const r = await fx.repo.propose(proposal({ proposedBy: "planner", channel: "system", driftKey: null, diagnosis: "oom", taskId: "t-1", modelWritten: ["reason", "diagnosis"] }));
     expect(r.proposed && r.action.model_written).toEqual(["reason", "diagnosis"]);
-    expect(r.proposed && (await repo.get(r.action.id))?.action.model_written).toEqual(["reason", "diagnosis"]);
+    expect(r.proposed && (await fx.repo.get(r.action.id))?.action.model_written).toEqual(["reason", "diagnosis"]);
   });
 
   it("a rejection's reason is the action's result, saying who rejected it and where", async () => {
     const id = await pendingId();
-    const r = await repo.reject(id, "alice", "web", "  investigating first ");
+    const r = await fx.repo.reject(id, "alice", "web", "  investigating first ");
     expect(r.ok && r.action.result).toBe("rejected by alice (web): investigating first");
-    expect((await repo.get(id))?.action.result).toBe("rejected by alice (web): investigating first");
+    expect((await fx.repo.get(id))?.action.result).toBe("rejected by alice (web): investigating first");
   });
 
   it("a finished action does not block a new proposal", async () => {
     const id = await pendingId();
-    expect((await repo.reject(id, "alice", "cli", "not now")).ok).toBe(true);
-    expect((await repo.propose(proposal())).proposed).toBe(true);
+    expect((await fx.repo.reject(id, "alice", "cli", "not now")).ok).toBe(true);
+    expect((await fx.repo.propose(proposal())).proposed).toBe(true);
   });
 });
 
@@ -98,20 +64,20 @@ describe("rollouts on pending actions", () => {
   it("extends a pending rollout, but not once it was approved", async () => {
     const id = await pendingId({ kind: "deploy", params: { nodes: ["n1"] } });
     const audit = { actor: "sup-1", channel: "supervisor" as const, detail: "rollout extended to n1, n2" };
-    expect(await repo.extendRollout(id, { nodes: ["n1", "n2"], params: { target_config_hash: "sha256:aa" }, now: new Date() }, audit)).toBe(true);
-    expect((await repo.get(id))?.action.params).toEqual({ nodes: ["n1", "n2"], target_config_hash: "sha256:aa" });
-    expect((await repo.approve(id, "alice", "cli")).ok).toBe(true);
-    expect(await repo.extendRollout(id, { nodes: ["n1", "n2", "n3"], now: new Date() }, audit)).toBe(false);
-    expect((await repo.get(id))?.action.params?.["nodes"]).toEqual(["n1", "n2"]);
+    expect(await fx.repo.extendRollout(id, { nodes: ["n1", "n2"], params: { target_config_hash: "sha256:aa" }, now: new Date() }, audit)).toBe(true);
+    expect((await fx.repo.get(id))?.action.params).toEqual({ nodes: ["n1", "n2"], target_config_hash: "sha256:aa" });
+    expect((await fx.repo.approve(id, "alice", "cli")).ok).toBe(true);
+    expect(await fx.repo.extendRollout(id, { nodes: ["n1", "n2", "n3"], now: new Date() }, audit)).toBe(false);
+    expect((await fx.repo.get(id))?.action.params?.["nodes"]).toEqual(["n1", "n2"]);
   });
 });
 
 describe("decisions", () => {
   it("approve moves pending → approved once; a second decision is an illegal transition and changes nothing", async () => {
     const id = await pendingId();
-    expect(await repo.approve(id, "alice", "web")).toMatchObject({ ok: true, action: { state: "approved" } });
-    expect(await repo.approve(id, "bob", "cli")).toEqual({ ok: false, code: "invalid_transition", state: "approved" });
-    expect(await repo.reject(id, "bob", "cli", "no")).toEqual({ ok: false, code: "invalid_transition", state: "approved" });
+    expect(await fx.repo.approve(id, "alice", "web")).toMatchObject({ ok: true, action: { state: "approved" } });
+    expect(await fx.repo.approve(id, "bob", "cli")).toEqual({ ok: false, code: "invalid_transition", state: "approved" });
+    expect(await fx.repo.reject(id, "bob", "cli", "no")).toEqual({ ok: false, code: "invalid_transition", state: "approved" });
     expect(await trail(id)).toEqual([
       [null, "pending", "sup-1", "supervisor"],
       ["pending", "approved", "alice", "web"],
@@ -120,35 +86,35 @@ describe("decisions", () => {
 
   it("a rejection needs a reason; unknown and malformed ids are not found", async () => {
     const id = await pendingId();
-    expect(() => repo.reject(id, "alice", "cli", "  ")).toThrow(/needs a reason/);
-    expect((await repo.get(id))?.action.state).toBe("pending");
-    expect(await repo.approve("not-a-uuid", "alice", "cli")).toEqual({ ok: false, code: "not_found" });
-    expect(await repo.approve("00000000-0000-4000-8000-000000000000", "alice", "cli")).toEqual({ ok: false, code: "not_found" });
+    expect(() => fx.repo.reject(id, "alice", "cli", "  ")).toThrow(/needs a reason/);
+    expect((await fx.repo.get(id))?.action.state).toBe("pending");
+    expect(await fx.repo.approve("not-a-uuid", "alice", "cli")).toEqual({ ok: false, code: "not_found" });
+    expect(await fx.repo.approve("00000000-0000-4000-8000-000000000000", "alice", "cli")).toEqual({ ok: false, code: "not_found" });
   });
 
   it("a pending action past its expiry is expired, not approved", async () => {
-    const id = await seedAction(sql, { expiresInMs: -1000 });
-    expect(await repo.approve(id, "alice", "cli")).toEqual({ ok: false, code: "invalid_transition", state: "expired" });
-    expect((await repo.audit(id)).at(-1)).toMatchObject({ from_state: "pending", to_state: "expired", actor: "system", detail: "expired before it was decided (approve by alice)" });
+    const id = await seedAction(fx.sql, { expiresInMs: -1000 });
+    expect(await fx.repo.approve(id, "alice", "cli")).toEqual({ ok: false, code: "invalid_transition", state: "expired" });
+    expect((await fx.repo.audit(id)).at(-1)).toMatchObject({ from_state: "pending", to_state: "expired", actor: "system", detail: "expired before it was decided (approve by alice)" });
   });
 
   it("records a refusal with the state unchanged", async () => {
     const id = await pendingId();
-    expect(await repo.recordRefusal(id, { actor: "mallory", channel: "telegram", detail: "not allowed" })).toBe(true);
-    expect((await repo.audit(id)).at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", actor: "mallory", channel: "telegram", detail: "not allowed" });
-    expect(await repo.recordRefusal("00000000-0000-4000-8000-000000000000", { actor: "m", channel: "ntfy" })).toBe(false);
-    expect((await repo.get(id))?.action.state).toBe("pending");
+    expect(await fx.repo.recordRefusal(id, { actor: "mallory", channel: "telegram", detail: "not allowed" })).toBe(true);
+    expect((await fx.repo.audit(id)).at(-1)).toMatchObject({ from_state: "pending", to_state: "pending", actor: "mallory", channel: "telegram", detail: "not allowed" });
+    expect(await fx.repo.recordRefusal("00000000-0000-4000-8000-000000000000", { actor: "m", channel: "ntfy" })).toBe(false);
+    expect((await fx.repo.get(id))?.action.state).toBe("pending");
   });
 
   it("expire only from the states asked for: the supervisor never expires an approved action", async () => {
     const a = await pendingId();
     const b = await pendingId({ service: "db" });
-    await repo.approve(b, "alice", "cli");
+    await fx.repo.approve(b, "alice", "cli");
     const audit = { actor: "sup-1", channel: "supervisor" as const, detail: "drift cleared" };
     const at = new Date("2026-01-01T00:00:00Z");
-    expect(await repo.expire(a, audit, { from: ["pending"], now: at, result: "drift cleared" })).toMatchObject({ ok: true, action: { state: "expired", result: "drift cleared", updated_at: at.toISOString() } });
-    expect(await repo.expire(b, audit, { from: ["pending"] })).toEqual({ ok: false, code: "invalid_transition", state: "approved" });
-    expect(await repo.expire(a, audit)).toEqual({ ok: false, code: "invalid_transition", state: "expired" });
+    expect(await fx.repo.expire(a, audit, { from: ["pending"], now: at, result: "drift cleared" })).toMatchObject({ ok: true, action: { state: "expired", result: "drift cleared", updated_at: at.toISOString() } });
+    expect(await fx.repo.expire(b, audit, { from: ["pending"] })).toEqual({ ok: false, code: "invalid_transition", state: "approved" });
+    expect(await fx.repo.expire(a, audit)).toEqual({ ok: false, code: "invalid_transition", state: "expired" });
   });
 });
 
@@ -156,31 +122,31 @@ describe("runs", () => {
   it("claims the oldest approved action once, even with two claimers at once", async () => {
     const first = await pendingId();
     const second = await pendingId({ service: "db" });
-    await repo.approve(first, "alice", "cli");
-    await repo.approve(second, "alice", "cli");
-    const [a, b, c] = await Promise.all([repo.claimNext("x1", 60_000), createActionsRepository(other).claimNext("x2", 60_000), repo.claimNext("x3", 60_000)]);
+    await fx.repo.approve(first, "alice", "cli");
+    await fx.repo.approve(second, "alice", "cli");
+    const [a, b, c] = await Promise.all([fx.repo.claimNext("x1", 60_000), createActionsRepository(other).claimNext("x2", 60_000), fx.repo.claimNext("x3", 60_000)]);
     const claimed = [a, b, c].filter((x) => x !== undefined);
     expect(claimed.map((x) => x.id).sort()).toEqual([first, second].sort());
     expect(claimed.every((x) => x.state === "running")).toBe(true);
-    expect(await repo.claimNext("x4", 60_000)).toBeUndefined();
+    expect(await fx.repo.claimNext("x4", 60_000)).toBeUndefined();
   });
 
   it("a pending action cannot be claimed or finished", async () => {
     const id = await pendingId();
-    expect(await repo.claimNext("x1", 60_000)).toBeUndefined();
-    expect(await repo.finish(id, "succeeded", "done")).toEqual({ ok: false, code: "invalid_transition", state: "pending" });
+    expect(await fx.repo.claimNext("x1", 60_000)).toBeUndefined();
+    expect(await fx.repo.finish(id, "succeeded", "done")).toEqual({ ok: false, code: "invalid_transition", state: "pending" });
   });
 
   it("only the claiming executor renews and finishes; notes go to the audit log while running", async () => {
     const id = await pendingId();
-    await repo.approve(id, "alice", "cli");
-    expect((await repo.claimNext("owner", 60_000))?.id).toBe(id);
-    expect(await repo.renewLease(id, "intruder", 60_000)).toBe(false);
-    expect(await repo.renewLease(id, "owner", 60_000)).toBe(true);
-    expect(await repo.note(id, "owner", "n1 deployed")).toBe(true);
-    expect(await repo.finish(id, "succeeded", "done", { executorId: "intruder" })).toEqual({ ok: false, code: "invalid_transition", state: "running" });
-    expect(await repo.finish(id, "succeeded", "done", { executorId: "owner" })).toMatchObject({ ok: true, action: { state: "succeeded", result: "done" } });
-    expect(await repo.note(id, "owner", "too late")).toBe(false);
+    await fx.repo.approve(id, "alice", "cli");
+    expect((await fx.repo.claimNext("owner", 60_000))?.id).toBe(id);
+    expect(await fx.repo.renewLease(id, "intruder", 60_000)).toBe(false);
+    expect(await fx.repo.renewLease(id, "owner", 60_000)).toBe(true);
+    expect(await fx.repo.note(id, "owner", "n1 deployed")).toBe(true);
+    expect(await fx.repo.finish(id, "succeeded", "done", { executorId: "intruder" })).toEqual({ ok: false, code: "invalid_transition", state: "running" });
+    expect(await fx.repo.finish(id, "succeeded", "done", { executorId: "owner" })).toMatchObject({ ok: true, action: { state: "succeeded", result: "done" } });
+    expect(await fx.repo.note(id, "owner", "too late")).toBe(false);
     expect(await trail(id)).toEqual([
       [null, "pending", "sup-1", "supervisor"],
       ["pending", "approved", "alice", "cli"],
@@ -192,74 +158,74 @@ describe("runs", () => {
 
   it("abandon marks a running action failed_unknown", async () => {
     const id = await pendingId();
-    await repo.approve(id, "alice", "cli");
-    await repo.claimNext("owner", 60_000);
-    expect(await repo.abandon(id, "owner", "shutting down")).toMatchObject({ ok: true, action: { state: "failed_unknown", result: "shutting down" } });
+    await fx.repo.approve(id, "alice", "cli");
+    await fx.repo.claimNext("owner", 60_000);
+    expect(await fx.repo.abandon(id, "owner", "shutting down")).toMatchObject({ ok: true, action: { state: "failed_unknown", result: "shutting down" } });
   });
 });
 
 describe("sweeps", () => {
   it("expireDue expires pending and approved actions past their expiry, and nothing else", async () => {
-    const pending = await seedAction(sql, { expiresInMs: -1000 });
-    const approved = await seedAction(sql, { state: "approved", expiresInMs: -1000 });
-    const running = await seedAction(sql, { state: "running", expiresInMs: -1000 });
-    const fresh = await seedAction(sql);
-    const swept = await repo.expireDue();
+    const pending = await seedAction(fx.sql, { expiresInMs: -1000 });
+    const approved = await seedAction(fx.sql, { state: "approved", expiresInMs: -1000 });
+    const running = await seedAction(fx.sql, { state: "running", expiresInMs: -1000 });
+    const fresh = await seedAction(fx.sql);
+    const swept = await fx.repo.expireDue();
     expect(swept.map((s) => [s.id, s.from, s.to]).sort()).toEqual([
       [approved, "approved", "expired"],
       [pending, "pending", "expired"],
     ].sort());
-    expect((await repo.get(running))?.action.state).toBe("running");
-    expect((await repo.get(fresh))?.action.state).toBe("pending");
-    expect(await repo.expireDue()).toEqual([]);
+    expect((await fx.repo.get(running))?.action.state).toBe("running");
+    expect((await fx.repo.get(fresh))?.action.state).toBe("pending");
+    expect(await fx.repo.expireDue()).toEqual([]);
   });
 
   it("reapLost fails a running action whose lease lapsed; its executor can no longer renew or finish it", async () => {
     const id = await pendingId();
-    await repo.approve(id, "alice", "cli");
-    await repo.claimNext("owner", 60_000);
-    expect(await repo.reapLost()).toEqual([]);
-    await overwriteAction(sql, id, { leaseExpired: true });
-    expect(await repo.reapLost()).toEqual([{ id, from: "running", to: "failed_unknown" }]);
-    expect(await repo.renewLease(id, "owner", 60_000)).toBe(false);
-    expect(await repo.finish(id, "succeeded", "late", { executorId: "owner" })).toEqual({ ok: false, code: "invalid_transition", state: "failed_unknown" });
-    expect((await repo.get(id))?.action.result).toBe(LOST_EXECUTOR_DETAIL);
+    await fx.repo.approve(id, "alice", "cli");
+    await fx.repo.claimNext("owner", 60_000);
+    expect(await fx.repo.reapLost()).toEqual([]);
+    await overwriteAction(fx.sql, id, { leaseExpired: true });
+    expect(await fx.repo.reapLost()).toEqual([{ id, from: "running", to: "failed_unknown" }]);
+    expect(await fx.repo.renewLease(id, "owner", 60_000)).toBe(false);
+    expect(await fx.repo.finish(id, "succeeded", "late", { executorId: "owner" })).toEqual({ ok: false, code: "invalid_transition", state: "failed_unknown" });
+    expect((await fx.repo.get(id))?.action.result).toBe(LOST_EXECUTOR_DETAIL);
   });
 });
 
 describe("reads", () => {
   it("lists by state, open, pending, finished and latest finished", async () => {
     const p = await pendingId();
-    const expiredPending = await seedAction(sql, { service: "old", expiresInMs: -1000 });
-    const ok = await seedAction(sql, { service: "web", kind: "start", state: "succeeded" });
-    const bad = await seedAction(sql, { service: "shop", kind: "deploy", state: "failed", params: { target_config_hash: "sha256:bad" } });
-    const olderBad = await seedAction(sql, { service: "shop", kind: "deploy", state: "failed_unknown", updatedAt: new Date(Date.now() - 60_000) });
-    expect((await repo.list({ state: "pending" })).map((a) => a.id).sort()).toEqual([p, expiredPending].sort());
-    expect((await repo.listOpen()).map((a) => a.id).sort()).toEqual([p, expiredPending].sort());
-    expect((await repo.listPending()).map((a) => a.id)).toEqual([p]);
+    const expiredPending = await seedAction(fx.sql, { service: "old", expiresInMs: -1000 });
+    const ok = await seedAction(fx.sql, { service: "web", kind: "start", state: "succeeded" });
+    const bad = await seedAction(fx.sql, { service: "shop", kind: "deploy", state: "failed", params: { target_config_hash: "sha256:bad" } });
+    const olderBad = await seedAction(fx.sql, { service: "shop", kind: "deploy", state: "failed_unknown", updatedAt: new Date(Date.now() - 60_000) });
+    expect((await fx.repo.list({ state: "pending" })).map((a) => a.id).sort()).toEqual([p, expiredPending].sort());
+    expect((await fx.repo.listOpen()).map((a) => a.id).sort()).toEqual([p, expiredPending].sort());
+    expect((await fx.repo.listPending()).map((a) => a.id)).toEqual([p]);
     const since = new Date(Date.now() - 3_600_000);
-    expect((await repo.listFinished({ since, kinds: ["deploy"], states: ["failed", "failed_unknown"] })).map((a) => a.id)).toEqual([bad, olderBad]);
-    expect((await repo.listFinished({ since, kinds: ["start", "restart"], states: ["succeeded"] })).map((a) => a.id)).toEqual([ok]);
-    expect((await repo.latestFinished(3_600_000)).map((a) => a.id).sort()).toEqual([ok, bad].sort());
-    expect(await repo.countByState()).toEqual({ pending: 2, succeeded: 1, failed: 1, failed_unknown: 1 });
+    expect((await fx.repo.listFinished({ since, kinds: ["deploy"], states: ["failed", "failed_unknown"] })).map((a) => a.id)).toEqual([bad, olderBad]);
+    expect((await fx.repo.listFinished({ since, kinds: ["start", "restart"], states: ["succeeded"] })).map((a) => a.id)).toEqual([ok]);
+    expect((await fx.repo.latestFinished(3_600_000)).map((a) => a.id).sort()).toEqual([ok, bad].sort());
+    expect(await fx.repo.countByState()).toEqual({ pending: 2, succeeded: 1, failed: 1, failed_unknown: 1 });
   });
 
   it("gets by id and by an unambiguous prefix", async () => {
     const id = await pendingId();
-    expect((await repo.get(id))?.action.id).toBe(id);
-    expect((await repo.getByPrefix(id.slice(0, 8)))?.id).toBe(id);
-    expect(await repo.getByPrefix("zz'; --")).toBeUndefined();
-    expect(await repo.get("nope")).toBeUndefined();
+    expect((await fx.repo.get(id))?.action.id).toBe(id);
+    expect((await fx.repo.getByPrefix(id.slice(0, 8)))?.id).toBe(id);
+    expect(await fx.repo.getByPrefix("zz'; --")).toBeUndefined();
+    expect(await fx.repo.get("nope")).toBeUndefined();
   });
 
   it("decisions name who moved each action out of pending", async () => {
     const a = await pendingId();
     const b = await pendingId({ service: "db" });
-    await repo.approve(a, "alice", "telegram");
-    const out = await repo.decisions([a, b, "not-a-uuid"]);
+    await fx.repo.approve(a, "alice", "telegram");
+    const out = await fx.repo.decisions([a, b, "not-a-uuid"]);
     expect(out.find((d) => d.action.id === a)?.decidedBy).toEqual({ actor: "alice", channel: "telegram", detail: null });
     expect(out.find((d) => d.action.id === b)?.decidedBy).toBeNull();
-    expect(await repo.decisions([])).toEqual([]);
+    expect(await fx.repo.decisions([])).toEqual([]);
   });
 });
 
@@ -269,10 +235,10 @@ describe("notifications", () => {
     const l = await createActionsRepository(other).listen((id) => seen.push(id));
     try {
       const id = await pendingId();
-      await repo.approve(id, "alice", "cli");
+      await fx.repo.approve(id, "alice", "cli");
       await waitFor("two notifications", () => seen.filter((s) => s === id).length === 2 || undefined);
       // A lost race (already approved) writes nothing, so announces nothing: the next real change is the next one seen.
-      await repo.approve(id, "bob", "cli");
+      await fx.repo.approve(id, "bob", "cli");
       const next = await pendingId({ service: "db" });
       await waitFor("the next action's notification", () => seen.includes(next) || undefined);
       expect(seen.filter((s) => s === id)).toHaveLength(2);
