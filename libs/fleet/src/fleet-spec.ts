@@ -73,6 +73,9 @@ const RecoveryObjective = Duration.optional().describe(
   "How fast the service must be running and healthy again after `steward drill` kills it, e.g. 30s; a drill that takes longer is missed (an alert). Services without one are not drilled.",
 );
 
+/** Sensitivity is the operator's declaration, not a task's flag: see the planner's router (docs/planner.md). */
+const Sensitive = z.boolean().optional().describe("Its logs, state and diagnoses never leave the house: every planner task touching it is served by the local model only (or the runbooks), whoever filed it.");
+
 export const ProcessService = z.strictObject({
   kind: z.literal("process"),
   command: z.array(z.string().min(1)).min(1, "command needs at least the program"),
@@ -85,6 +88,7 @@ export const ProcessService = z.strictObject({
   health: z.array(HealthCheck).default([]),
   depends_on: z.array(Name).default([]).describe("Services on the same node that start first (start order)."),
   recovery_objective: RecoveryObjective,
+  sensitive: Sensitive,
 });
 export type ProcessService = z.output<typeof ProcessService>;
 
@@ -102,6 +106,7 @@ export const ComposeService = z.strictObject({
   depends_on: z.array(Name).default([]),
   deploy: DeploySettings.optional(),
   recovery_objective: RecoveryObjective,
+  sensitive: Sensitive,
 });
 export type ComposeService = z.output<typeof ComposeService>;
 
@@ -158,6 +163,8 @@ export const NodeSpec = z.strictObject({
   /** Overrides `repo.path` for this node. */
   repo_path: z.string().min(1).optional().describe("This node's deploy checkout; overrides repo.path."),
   labels: z.record(z.string(), z.string()).default({}),
+  /** Every service on the node counts as sensitive. */
+  sensitive: Sensitive,
   services: z.record(Name, ServiceSpec).default({}),
 });
 export type NodeSpec = z.output<typeof NodeSpec>;

@@ -11,6 +11,7 @@ import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
 import { buildPrompt, holdsRestricted, triage, type Turn } from "./prompt.js";
 import { askModels } from "./ask-models.js";
+import { sensitivityOf } from "./sensitivity.js";
 import { insertProposedAction, type RawProposal } from "./proposals.js";
 import { judgeProposal, requestedIntent } from "./trust-boundary.js";
 import { diagnoseByRules } from "./rules.js";
@@ -47,6 +48,8 @@ export interface RunContext {
   task: QueuedTask;
   parent: Context;
   spec: FleetSpec | undefined;
+  /** Set by diagnose: the task touches a `sensitive: true` service or node. */
+  sensitive?: boolean;
 }
 
 export interface GraphDeps {
@@ -100,7 +103,11 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     const inheritsRestricted = !run.task.restricted && holdsRestricted(earlier);
     if (inheritsRestricted) await store.addStep(state.task_id, "triage", "local only: this conversation holds restricted turns");
     const restricted = run.task.restricted || inheritsRestricted;
-    const sensitive = false;
+    // Sensitivity is the spec's, whoever filed the task: a sensitive service's data stays with the local model.
+    const sens = sensitivityOf(run.spec, evidence);
+    run.sensitive = sens.sensitive;
+    if (sens.sensitive) await store.addStep(state.task_id, "triage", `local only: ${sens.why}`);
+    const sensitive = sens.sensitive;
     const asked = await askModels(deps.caller, { taskId: state.task_id, agent, source: run.task.source, restricted, sensitive, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max), (kind, message) => store.addStep(state.task_id, kind, message));
     let outcome: Outcome;
     if (asked.by === "rules") {
@@ -171,9 +178,13 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     if (dropped.length > 0) lines.push("", "Refused proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
     const answer = lines.join("\n");
     await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : "the rule-based runbooks"}` : ""}`);
-    // An answer drawn from restricted data is restricted data.
-    const restricted = runOf(state).task.restricted || holdsRestricted(state.history);
-    return { answer, history: [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id, ...(restricted ? { restricted } : {}) }] };
+    // An answer drawn from restricted (or sensitive) data is restricted data, and so is a question about a sensitive
+    // service: a follow-up in the same conversation stays local too.
+    const run = runOf(state);
+    const restricted = run.task.restricted || run.sensitive === true || holdsRestricted(state.history);
+    const turns: Turn[] = [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id, ...(restricted ? { restricted } : {}) }];
+    if (run.sensitive && !run.task.restricted) turns.unshift({ role: "user", content: run.task.content.slice(0, 4000), task_id: state.task_id, restricted: true });
+    return { answer, history: turns };
   }
 
   return new StateGraph(PlannerState)
