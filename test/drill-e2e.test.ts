@@ -99,6 +99,16 @@ function steward<T = unknown>(args: string[]): Promise<Run<T>> {
   });
 }
 
+/** Signs in to the web console with the stack's token (as a browser would post the form) and reads one page. */
+async function consolePage(path: string): Promise<string> {
+  const login = await fetch(`${stack.executorUrl}/console/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", origin: stack.executorUrl }, body: new URLSearchParams({ token: stack.token, name: "drill-operator" }).toString() });
+  expect(login.status).toBe(303);
+  const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0]!;
+  const res = await fetch(stack.executorUrl + path, { headers: { cookie } });
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
 async function healthy(nodeName: string, services: string[]): Promise<void> {
   await waitFor(`${nodeName}: ${services.join(", ")} running and healthy in the world`, async () => {
     const r = await steward<Snapshot>(["status", "--json"]);
@@ -178,6 +188,13 @@ describe("steward drill", () => {
     const table = await steward(["drill", "ls"]);
     expect(table.stdout).toMatch(/MISSED\s+n1\/slow/);
     expect(table.stdout).toMatch(/PASSED\s+n1\/web/);
+
+    // The console's Drills page shows the same two drills, as an operator signed in there sees them.
+    const page = await consolePage("/console/drills");
+    const row = (service: string) => new RegExp(`<tr class="drill"[^>]*data-status="([a-z_]+)" data-objective="([a-z ]+)">(?:(?!</tr>)[\\s\\S])*?>n1/${service}</a>[\\s\\S]*?</tr>`).exec(page);
+    expect(row("slow")?.slice(1)).toEqual(["missed", "missed"]);
+    expect(row("slow")?.[0]).toContain(r.reason); // plain words and digits: the same escaped or not
+    expect(row("web")?.slice(1)).toEqual(["passed", "met"]);
   }, 240_000);
 
   it("a drill of a service on a stale node is refused with the reason, and nothing changes", async () => {

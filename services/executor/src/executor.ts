@@ -142,7 +142,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       unlisten = () => listening.unlisten();
       const approvalKey = deriveApprovalKey(config.signingKey);
       const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
-      const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), clock });
+      const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), drills, clock });
       const drillRoutes = createDrillRoutes({ store, drills, world, fleetSpecPath: config.fleetSpecPath, clock });
       server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
       const port = server.port;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium, type Browser } from "@steward/testkit/browser";
 import { putDriftReport } from "@steward/world/testing";
 import type { DriftReport } from "@steward/contracts/drift";
-import { insertAction, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
+import { insertAction, insertDrill, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, signIn, startFakePlanner, task } from "./console-helpers.js";
 
 const XSS = `<img src=x onerror="window.__xss=1">`;
@@ -50,6 +50,9 @@ beforeAll(async () => {
     ],
   };
   await putDriftReport(env.kv, drift);
+  // Drills whose names and reasons are hostile: the Drills page must show them as text.
+  await insertDrill(env.sql, { service: "web", result: { verdict: "passed", reason: "healthy again after 2.1 s, within the objective 30.0 s", detected_ms: 250, proposed_ms: 600, approved_ms: 900, recovered_ms: 2_100, approved_by: "drill:1" } });
+  await insertDrill(env.sql, { service: XSS, objectiveMs: 1_000, result: { verdict: "missed", reason: `<script>window.__xss=3</script> healthy again after 3.4 s, over the objective 1.0 s`, detected_ms: 200, proposed_ms: 700, approved_ms: 900, recovered_ms: 3_400, approved_by: XSS } });
 });
 
 afterAll(async () => {
@@ -179,12 +182,44 @@ describe("web console in Chromium", () => {
     }
   });
 
+  it("the Drills page is reached from the header and shows each drill's verdict, objective and reason as text", async () => {
+    const ctx = await browser.newContext();
+    try {
+      const page = await signIn(ctx, url);
+      const dialogs: string[] = [];
+      page.on("dialog", (d) => {
+        dialogs.push(d.message());
+        void d.dismiss();
+      });
+      await page.waitForURL(/\/console$/);
+      await page.click("header a[href='/console/drills']");
+      await page.waitForURL(/\/console\/drills$/);
+      expect(await page.locator("header a.here").innerText()).toBe("Drills");
+      const met = page.locator('tr.drill[data-objective="met"]');
+      expect(await met.locator("td.target").innerText()).toBe("node-1/web");
+      expect(await met.locator("li[data-step='healthy']").innerText()).toBe("healthy 2.1 s");
+      const missed = page.locator('tr.drill[data-objective="missed"]');
+      expect(await missed.locator("td.target").innerText()).toBe(`node-1/${XSS}`);
+      expect(await missed.locator(".reason").innerText()).toBe("<script>window.__xss=3</script> healthy again after 3.4 s, over the objective 1.0 s");
+      expect(await missed.locator("li[data-step='approved']").innerText()).toBe(`approved 0.9 s by ${XSS}`);
+      expect(await page.locator("main img, main script").count()).toBe(0);
+      expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
+      expect(dialogs).toEqual([]);
+      // The link from a drill to its action's page, where the audit log is.
+      await met.locator("td.target a").click();
+      await page.waitForURL(/\/console\/actions\/[0-9a-f-]+$/);
+      expect(await page.locator("code.command").innerText()).toBe("drill web on node-1");
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it("on a phone (375 px wide) no page scrolls sideways: the header wraps, wide tables scroll inside their card", async () => {
     const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     try {
       const page = await signIn(ctx, url, { name: "ops-ann-with-a-long-name" });
       await page.waitForURL(/\/console$/);
-      for (const path of ["/console", "/console/actions", "/console/tasks"]) {
+      for (const path of ["/console", "/console/actions", "/console/alerts", "/console/drills", "/console/tasks"]) {
         await page.goto(url + path);
         await page.waitForSelector("header.top");
         // A string: this package's types have no DOM; it runs in the page.
@@ -197,6 +232,14 @@ describe("web console in Chromium", () => {
         expect(m.header, `${path}: header content ${m.header} px in ${m.headerBox} px`).toBeLessThanOrEqual(m.headerBox);
         expect(m.right, `${path}: a header item ends at ${m.right} px`).toBeLessThanOrEqual(375);
         expect(m.doc, `${path}: the page is ${m.doc} px wide`).toBeLessThanOrEqual(375);
+        if (path === "/console/drills") {
+          // One block per drill on a phone: nothing to scroll sideways even inside its card.
+          const t = (await page.evaluate(`(() => { const t = document.querySelector("table.drills"); const card = t.closest("section.card"); return { table: card.scrollWidth, card: card.clientWidth, rows: t.querySelectorAll("tr.drill").length }; })()`)) as { table: number; card: number; rows: number };
+          expect(t.rows).toBe(2);
+          expect(t.table, `the drills card holds ${t.table} px in ${t.card} px`).toBeLessThanOrEqual(t.card);
+        }
+        const shot = process.env["STEWARD_SCREENSHOT_DIR"];
+        if (shot) await page.screenshot({ path: `${shot}/phone${path.replaceAll("/", "-")}.png`, fullPage: true });
       }
     } finally {
       await ctx.close();

@@ -2,10 +2,12 @@ import { auditOf, only } from "@steward/actions/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseCookies, spendChart, capLevel } from "../src/console/index.js";
 import { loadConfig } from "../src/config.js";
-import { API_TOKEN, COMMAND_KEYS, insertAction, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
+import { API_TOKEN, COMMAND_KEYS, insertAction, insertDrill, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, startFakePlanner, task } from "./console-helpers.js";
 import { actionBody, overviewBody } from "../src/console/views.js";
 import { ActionState, UNSTARTED_ACTION_STATES, type Action } from "@steward/contracts/action";
+import { DrillVerdict, type DrillResult } from "@steward/contracts/drill";
+import { drillOutcome, drillsBody } from "../src/console/drills-view.js";
 
 describe("console building blocks", () => {
   it("escapes every interpolated value unless it was built by html``", () => {
@@ -131,6 +133,45 @@ describe("the drift table", () => {
     expect(html).toContain('data-held="a-1"');
     expect(html).toMatch(/restart held by alice \(cli\) until <time datetime="2026-03-02T12:00:00.000Z"[^>]*>[^<]*<\/time> or the drift changes: investigating first/);
     expect(body(drift)).not.toContain("held by");
+  });
+});
+
+describe("the drills page", () => {
+  const now = new Date("2026-03-02T10:00:00.000Z");
+  const drillAction = (state: Action["state"], over: Partial<Action> = {}): Action => ({ id: "d-1", node: "n", service: "web", kind: "drill", state, reason: "restart drill", drift_key: null, proposed_by: "ann", diagnosis: null, created_at: "2026-03-02T09:58:00.000Z", updated_at: "2026-03-02T09:59:30.000Z", expires_at: "2026-03-02T10:58:00.000Z", result: null, traceparent: null, params: { objective_ms: 30_000, window_ms: 90_000, approve_restart: false }, ...over });
+  const result = (verdict: DrillResult["verdict"], reason: string, over: Partial<DrillResult> = {}): DrillResult => ({ drill_id: "d-1", node: "n", service: "web", verdict, reason, objective_ms: 30_000, approve_restart: false, started_at: "2026-03-02T09:59:00.000Z", detected_ms: 300, proposed_ms: 900, approved_ms: 2_000, recovered_ms: 4_200, restart_action_id: "r-1", approved_by: "bob", finished_at: "2026-03-02T09:59:05.000Z", ...over });
+
+  // Every verdict and every action state from the contracts: a result decides, else the action says where it is.
+  it.each<[string, Action, DrillResult | null, { status: string; objective: string; reason: string | null }]>([
+    ["passed", drillAction("succeeded"), result("passed", "healthy again after 4.2 s"), { status: "passed", objective: "met", reason: "healthy again after 4.2 s" }],
+    ["missed", drillAction("succeeded"), result("missed", "healthy again after 41 s, over the objective 30.0 s"), { status: "missed", objective: "missed", reason: "healthy again after 41 s, over the objective 30.0 s" }],
+    ["refused before the kill", drillAction("failed"), result("refused", "node n is stale", { started_at: null }), { status: "refused", objective: "refused", reason: "node n is stale" }],
+    ["failed: the kill did not happen", drillAction("failed"), result("failed", "the kill did not happen: node n did not answer"), { status: "failed", objective: "not measured", reason: "the kill did not happen: node n did not answer" }],
+    ["pending", drillAction("pending"), null, { status: "pending", objective: "waiting for approval", reason: null }],
+    ["approved", drillAction("approved"), null, { status: "approved", objective: "in progress", reason: null }],
+    ["running", drillAction("running"), null, { status: "running", objective: "in progress", reason: null }],
+    ["rejected", drillAction("rejected", { result: "rejected by bob (cli): not during the backup" }), null, { status: "rejected", objective: "rejected", reason: "rejected by bob (cli): not during the backup" }],
+    ["expired", drillAction("expired"), null, { status: "expired", objective: "expired", reason: null }],
+    ["failed without a result (lease lost)", drillAction("failed", { result: "lease lost during the drill" }), null, { status: "failed", objective: "not measured", reason: "lease lost during the drill" }],
+    ["failed_unknown", drillAction("failed_unknown"), null, { status: "failed_unknown", objective: "not measured", reason: null }],
+    ["succeeded without a result", drillAction("succeeded"), null, { status: "succeeded", objective: "not measured", reason: null }],
+  ])("%s", (_n, action, res, want) => {
+    expect(drillOutcome({ action, result: res })).toEqual({ ...want, objectiveMs: 30_000 });
+  });
+
+  it("covers every verdict and every action state", () => {
+    const verdicts = new Set(DrillVerdict.options.map((v) => drillOutcome({ action: drillAction("succeeded"), result: result(v, "x") }).status));
+    expect(verdicts).toEqual(new Set(DrillVerdict.options));
+    for (const s of ActionState.options) expect(drillOutcome({ action: drillAction(s), result: null }).status).toBe(s);
+    expect(drillOutcome({ action: drillAction("pending", { params: {} }), result: null }).objectiveMs, "params that are not a drill's: no objective shown").toBeNull();
+  });
+
+  it("shows names, reasons and approvers as text, never markup", () => {
+    const xss = `<img src=x onerror="alert(1)">`;
+    const page = String(drillsBody({ ok: true, drills: [{ action: drillAction("succeeded", { node: xss, service: `${xss}2` }), result: result("missed", `${xss}3`, { approved_by: `${xss}4` }) }] }, now));
+    expect(page).not.toContain("<img");
+    for (const n of ["", "2", "3", "4"]) expect(page).toContain(`&lt;img src=x onerror=&quot;alert(1)&quot;&gt;${n}`);
+    expect(String(drillsBody({ ok: false, message: xss }, now))).not.toContain("<img");
   });
 });
 
@@ -261,6 +302,48 @@ describe("console over HTTP (no browser)", () => {
     await insertAction(env.sql);
     expect(await until("event: change")).toBe(true);
     ac.abort();
+  });
+
+  it("the Drills page, linked from every page's header, lists each drill: verdict, objective met or missed, refusals and rejections with the reason, timings", async () => {
+    const { cookie, csrf } = await login();
+    const passed = await insertDrill(env.sql, { service: "drill-web", result: { verdict: "passed", reason: "healthy again after 4.2 s, within the objective 30.0 s", detected_ms: 310, proposed_ms: 820, approved_ms: 1_450, recovered_ms: 4_200, approved_by: "drill:x" } });
+    const missed = await insertDrill(env.sql, { service: "drill-slow", objectiveMs: 1_000, result: { verdict: "missed", reason: "healthy again after 3.4 s, over the objective 1.0 s", detected_ms: 200, proposed_ms: 700, approved_ms: 900, recovered_ms: 3_400 } });
+    const refused = await insertDrill(env.sql, { node: "node-2", service: "drill-api", state: "failed", result: { verdict: "refused", reason: "node node-2 is stale (last heartbeat 2 min ago): a drill needs a node that reports", started_at: null } });
+    const open = await insertDrill(env.sql, { service: "drill-db" });
+    const rejected = await insertDrill(env.sql, { service: "drill-cache" });
+    // Rejected the way an operator does it, from the console: its reason is on the Drills page.
+    expect((await post(`/console/actions/${rejected}/reject`, { csrf, reason: "not during the backup", back: "/console/drills" }, { cookie })).headers.get("location")).toBe("/console/drills");
+
+    const overview = await (await fetch(url + "/console", { headers: { cookie } })).text();
+    expect(overview).toMatch(/<header class="top">[\s\S]*<a href="\/console\/drills" class="">Drills<\/a>[\s\S]*<\/header>/);
+    const res = await fetch(url + "/console/drills", { headers: { cookie } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const page = await res.text();
+    expect(page).toContain('<a href="/console/drills" class="here">Drills</a>');
+    const rowOf = (id: string) => new RegExp(`<tr class="drill" data-drill-id="${id}"[\\s\\S]*?</tr>`).exec(page)?.[0] ?? "";
+    const text = (id: string) => rowOf(id).replace(/<[^>]+>/g, " ").replace(/\s+/g, " ");
+    expect(rowOf(passed)).toContain('data-status="passed" data-objective="met"');
+    expect(text(passed)).toMatch(/met \(30\.0 s\) healthy again after 4\.2 s, within the objective 30\.0 s/);
+    expect(text(passed)).toMatch(/down 0\.3 s restart pending 0\.8 s approved 1\.4 s by drill:x healthy 4\.2 s/);
+    expect(text(passed)).toMatch(/proposed .* ago by ops-ann killed 40 s ago finished/);
+    expect(rowOf(missed)).toContain('data-status="missed" data-objective="missed"');
+    expect(text(missed)).toMatch(/missed \(1\.0 s\) healthy again after 3\.4 s, over the objective 1\.0 s/);
+    expect(rowOf(refused)).toContain('data-status="refused" data-objective="refused"');
+    expect(text(refused)).toMatch(/node-2\/drill-api refused \(30\.0 s\) node node-2 is stale .*: a drill needs a node that reports not started/);
+    expect(rowOf(open)).toContain('data-status="pending" data-objective="waiting for approval"');
+    expect(rowOf(rejected)).toContain('data-status="rejected" data-objective="rejected"');
+    expect(text(rejected)).toContain("rejected by ops-ann (web): not during the backup");
+    expect(page).toMatch(/id="drill-summary">5 drills: 1 met their objective, 1 missed, 1 refused, 1 open\./);
+    // Newest first, each row links to its action's page (the audit log).
+    expect([...page.matchAll(/data-drill-id="([^"]+)"/g)].map((m) => m[1])).toEqual([rejected, open, refused, missed, passed]);
+    expect(rowOf(passed)).toContain(`href="/console/actions/${passed}"`);
+    // The partial a live page fetches is the body alone.
+    const partial = await (await fetch(url + "/console/drills", { headers: { cookie, "x-console-partial": "1" } })).text();
+    expect(partial.startsWith("<h1>Restart drills</h1>")).toBe(true);
+    // No session: sent to sign in, no drill shown.
+    const anon = await fetch(url + "/console/drills", { redirect: "manual" });
+    expect(anon.status).toBe(303);
   });
 
   it("/api stays bearer-only: a console cookie does not open it", async () => {

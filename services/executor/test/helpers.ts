@@ -11,6 +11,8 @@ import { silentLogger } from "@steward/platform/logger";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
 import { seedAction, stateOf } from "@steward/actions/testing";
+import { createDrillsRepository } from "@steward/actions/drills";
+import { DRILL_KIND, type DrillParams, type DrillResult } from "@steward/contracts/drill";
 import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { createExecutor, type Executor } from "../src/executor.js";
 import { loadConfig, type ExecutorConfig } from "../src/config.js";
@@ -99,6 +101,22 @@ export interface NewAction {
 
 export function insertAction(sql: Sql, a: NewAction = {}): Promise<string> {
   return seedAction(sql, a);
+}
+
+/**
+ * A drill action with the params a proposal gives it and, when `result` is given, its recorded outcome (written
+ * through the drills repository, the table's owner). Times in `result` default to a drill killed 40 s ago.
+ */
+export async function insertDrill(sql: Sql, d: { node?: string; service: string; state?: ActionState; objectiveMs?: number; result?: Partial<DrillResult> & Pick<DrillResult, "verdict" | "reason"> }): Promise<string> {
+  const objective = d.objectiveMs ?? 30_000;
+  const params: DrillParams = { objective_ms: objective, window_ms: objective + 60_000, approve_restart: true };
+  const id = await seedAction(sql, { node: d.node ?? "node-1", service: d.service, kind: DRILL_KIND, state: d.state ?? (d.result ? "succeeded" : "pending"), reason: `restart drill of ${d.service}`, proposedBy: "ops-ann", params });
+  if (d.result) {
+    const started = new Date(Date.now() - 40_000).toISOString();
+    const none = { started_at: started, detected_ms: null, proposed_ms: null, approved_ms: null, recovered_ms: null, restart_action_id: null, approved_by: null };
+    await createDrillsRepository(sql).record({ ...none, drill_id: id, node: d.node ?? "node-1", service: d.service, objective_ms: objective, approve_restart: true, finished_at: new Date().toISOString(), ...d.result });
+  }
+  return id;
 }
 
 export { stateOf };

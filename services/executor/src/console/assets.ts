@@ -74,11 +74,13 @@ th { font-weight:600; color:var(--muted); font-size:12px; text-transform:upperca
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12.5px; }
 pre { background:#f1f3f5; padding:8px; border-radius:4px; white-space:pre-wrap; word-break:break-word; margin:4px 0; }
 .muted { color:var(--muted); }
-.badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; background:#e5e7eb; color:#111827; }
+.badge { display:inline-block; white-space:nowrap; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; background:#e5e7eb; color:#111827; }
 .badge.model-written { background:#fef3c7; color:var(--warn); font-weight:500; } dd.model-written, pre.model-written { border-left:3px solid #f59e0b; padding-left:6px; }
 .s-running, .s-healthy, .s-up, .s-succeeded, .s-approved { background:#dcfce7; color:var(--ok); }
 .s-starting, .s-degraded, .s-config_drift, .s-secret_drift, .s-repo_drift, .s-pending, .s-stale, .s-unknown, .s-alert, .s-expired { background:#fef3c7; color:var(--warn); }
 .s-exited, .s-down, .s-missing, .s-deploy_failed, .s-failed, .s-unhealthy, .s-crashed, .s-rejected, .s-failed_unknown, .s-action { background:#fee2e2; color:var(--bad); }
+.s-passed { background:#dcfce7; color:var(--ok); } .s-refused { background:#fef3c7; color:var(--warn); } .s-missed { background:#fee2e2; color:var(--bad); }
+ul.steps { list-style:none; margin:0; padding:0; } ul.steps li { white-space:nowrap; }
 .s-stopped, .s-none, .s-report { background:#e5e7eb; color:#374151; }
 .node-head { display:flex; gap:12px; align-items:baseline; flex-wrap:wrap; }
 .flash { padding:8px 12px; border-radius:4px; margin:14px 20px 0; max-width:1160px; }
@@ -112,5 +114,11 @@ td { overflow-wrap:anywhere; }
   main { padding:12px 10px 32px; }
   .flash { margin:10px 10px 0; }
   dl.what { grid-template-columns: 1fr; }
+  /* Drills: one block per drill instead of five narrow columns. */
+  table.drills thead { display:none; }
+  table.drills, table.drills tbody, table.drills tr, table.drills td { display:block; }
+  table.drills tr { padding:8px 0; border-bottom:1px solid var(--line); }
+  table.drills td { border:0; padding:2px 4px; }
+  table.drills ul.steps li { display:inline; margin-right:10px; white-space:normal; }
 }
 `;

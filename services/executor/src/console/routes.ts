@@ -10,9 +10,13 @@ import { createPlannerClient } from "./planner-client.js";
 import { checkOrigin, clearedCookie, createSessionStore, parseCookies, sameSecret, SESSION_COOKIE, sessionCookie, type Session } from "./sessions.js";
 import { actionBody, actionsBody, alertsBody, errorPage, layout, loginPage, overviewBody, tasksBody, type Page } from "./views.js";
 import type { AlertsRead } from "./alerts-client.js";
+import type { DrillsRepository } from "@steward/actions/drills";
+import { drillsBody } from "./drills-view.js";
 
 export const MAX_FORM_BYTES = 16 * 1024;
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
+/** The newest drills the Drills page lists (`steward drill ls --limit` reaches further back). */
+export const DRILLS_SHOWN = 100;
 
 export interface ConsoleDeps {
   store: ActionsRepository;
@@ -23,6 +27,8 @@ export interface ConsoleDeps {
   plannerUrl?: string | undefined;
   /** Reads the alerter's alerts (over NATS: the alerter owns them); without it the Alerts page says so. */
   alerts?: (() => Promise<AlertsRead>) | undefined;
+  /** Drill outcomes (libs/actions owns drill_results); without it the Drills page says so. */
+  drills?: Pick<DrillsRepository, "listDrills"> | undefined;
   sessionTtlMs?: number | undefined;
   /** How often open consoles are checked for changes (server side, one poll for all of them). */
   changePollMs?: number | undefined;
@@ -235,6 +241,10 @@ export function createConsole(deps: ConsoleDeps) {
     if (path === "/console/alerts") {
       const read: AlertsRead = deps.alerts ? await deps.alerts() : { ok: false, message: "This executor does not read alerts." };
       return show("alerts", "Alerts", alertsBody(read, now), "/console/alerts");
+    }
+    if (path === "/console/drills") {
+      const read = deps.drills ? { ok: true as const, drills: await deps.drills.listDrills(DRILLS_SHOWN) } : { ok: false as const, message: "This executor does not read drills." };
+      return show("drills", "Drills", drillsBody(read, now), "/console/drills");
     }
     if (path === "/console/tasks") {
       if (!planner) return show("tasks", "Tasks", errorBody("The planner is not configured on this executor (set PLANNER_URL)."), "/console/tasks", 404);

@@ -9,7 +9,7 @@ import type { PlannerRead } from "./planner-client.js";
 import type { Session } from "./sessions.js";
 import type { AlertsRead } from "./alerts-client.js";
 
-export type Page = "overview" | "actions" | "alerts" | "tasks";
+export type Page = "overview" | "actions" | "alerts" | "drills" | "tasks";
 
 /** A snapshot older than this is flagged: the observer may have stopped writing. */
 export const SNAPSHOT_STALE_MS = 60_000;
@@ -30,8 +30,8 @@ function fmtDuration(s: number): string {
   return `${Math.round(s / 86400)} d`;
 }
 
-const when = (iso: string | null | undefined, now: Date): Html => html`<time datetime="${iso ?? ""}" title="${iso ?? ""}">${age(iso, now)}</time>`;
-const badge = (s: string): Html => html`<span class="badge s-${s.replace(/[^a-z_]/g, "")}">${s}</span>`;
+export const when = (iso: string | null | undefined, now: Date): Html => html`<time datetime="${iso ?? ""}" title="${iso ?? ""}">${age(iso, now)}</time>`;
+export const badge = (s: string): Html => html`<span class="badge s-${s.replace(/[^a-z_]/g, "")}">${s}</span>`;
 
 function csrfField(session: Session): Html {
   return html`<input type="hidden" name="csrf" value="${session.csrf}">`;
@@ -45,7 +45,7 @@ export function layout(opts: { title: string; session: Session; page: Page | nul
 <title>${opts.title} · Steward</title><link rel="stylesheet" href="/console/static/console.css"></head>
 <body>
 <header class="top"><span class="brand">Steward</span>
-${link("overview", "/console", "Fleet")}${link("actions", "/console/actions", "Actions")}${link("alerts", "/console/alerts", "Alerts")}${opts.planner ? link("tasks", "/console/tasks", "Tasks & cost") : ""}
+${link("overview", "/console", "Fleet")}${link("actions", "/console/actions", "Actions")}${link("alerts", "/console/alerts", "Alerts")}${link("drills", "/console/drills", "Drills")}${opts.planner ? link("tasks", "/console/tasks", "Tasks & cost") : ""}
 <span id="live" class="live">connecting</span>
 <span class="who">signed in as <strong>${session.actor}</strong></span>
 <form method="post" action="/console/logout">${csrfField(session)}<button type="submit">Sign out</button></form>
