@@ -20,6 +20,7 @@ const RUNNERS: Record<CommandName, () => Promise<CommandRun>> = {
   task: async () => (await import("./commands/task.js")).taskCommand,
   chat: async () => (await import("./commands/chat.js")).chatCommand,
   cost: async () => (await import("./commands/cost.js")).costCommand,
+  keys: async () => (await import("./commands/keys.js")).keysCommand,
   completion: async () => (await import("./completion.js")).completionCommand,
   help: async () => helpCommand,
 };

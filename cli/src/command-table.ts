@@ -265,6 +265,23 @@ export const COST = {
   flags: { json },
 } as const satisfies CommandSpec;
 
+export const KEYS = {
+  name: "keys",
+  summary: "make keys: the executor's command-signing key pair",
+  usage: [["steward keys signing [--out DIR] [--json]", "a new Ed25519 pair: EXECUTOR_SIGNING_KEY for the executor only, NODE_COMMAND_PUBLIC_KEY for every node-agent"]],
+  flags: {},
+  subcommands: {
+    signing: {
+      summary: "a new Ed25519 pair: EXECUTOR_SIGNING_KEY for the executor only, NODE_COMMAND_PUBLIC_KEY for every node-agent",
+      usage: [["steward keys signing [--out DIR] [--json]", "prints both as env lines; with --out, writes them as files (private 0600) and prints only the public key"]],
+      flags: {
+        out: { type: "string", value: "DIR", summary: "write executor-signing.key (mode 0600) and node-command.pub into DIR (never overwrites) instead of printing the private key", complete: "dir" },
+        json,
+      },
+    },
+  },
+} as const satisfies CommandSpec;
+
 export const COMPLETION = {
   name: "completion",
   summary: "a shell completion script for bash, zsh or fish",
@@ -281,7 +298,7 @@ export const HELP = {
   positionals: "commands",
 } as const satisfies CommandSpec;
 
-const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, COMPLETION, HELP] as const;
+const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, KEYS, COMPLETION, HELP] as const;
 
 /** The command names, from the table: command-runners.ts must have a runner for each. */
 export type CommandName = (typeof ORDER)[number]["name"];
