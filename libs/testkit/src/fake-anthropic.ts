@@ -21,11 +21,20 @@ export interface AnthropicMessagesRequest {
 
 export type AnthropicAnswer =
   /** A text answer. */
-  | { text: string; inputTokens?: number; outputTokens?: number; delayMs?: number }
+  | ({ text: string } & AnswerUsage)
   /** A structured answer: a tool_use block when the request offered tools, the JSON as text otherwise. */
-  | { json: unknown; inputTokens?: number; outputTokens?: number; delayMs?: number }
+  | ({ json: unknown } & AnswerUsage)
   | { error: "overloaded" | "rate_limit" | "api_error" | "invalid_request" }
   | { status: number; body: unknown };
+
+/** Usage as the API reports it; cache tokens are counted apart from `input_tokens`, as Anthropic does. */
+export interface AnswerUsage {
+  inputTokens?: number;
+  outputTokens?: number;
+  cacheWriteTokens?: number;
+  cacheReadTokens?: number;
+  delayMs?: number;
+}
 
 export interface RecordedAnthropicRequest {
   method: string;
@@ -131,8 +140,8 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       usage: {
         input_tokens: answer.inputTokens ?? estimateTokens(promptText),
         output_tokens: Math.min(m.max_tokens, answer.outputTokens ?? estimateTokens(outText)),
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0,
+        cache_creation_input_tokens: answer.cacheWriteTokens ?? 0,
+        cache_read_input_tokens: answer.cacheReadTokens ?? 0,
       },
     });
   }

@@ -17,6 +17,9 @@ export interface BackendAnswer {
   json?: unknown;
   inputTokens: number;
   outputTokens: number;
+  /** Prompt-cache tokens Anthropic reports apart from `inputTokens` (0 elsewhere). */
+  cacheWriteTokens?: number;
+  cacheReadTokens?: number;
   model: string;
 }
 
@@ -151,7 +154,8 @@ export function createClaudeBackend(opts: ClaudeOptions): ClaudeBackend {
         const msg = await client.messages.create({
           model: opts.model,
           max_tokens: maxTokens,
-          system: prompt.system,
+          // The static part (tools, then the system prompt) is the cache prefix: marked once, read back on later calls.
+          system: [{ type: "text", text: prompt.system, cache_control: { type: "ephemeral" } }],
           messages: [...prompt.history, { role: "user", content: prompt.user }],
           tools: [{ name: prompt.schemaName, description: "Report the diagnosis, the answer and the proposed actions.", input_schema: prompt.schema as Anthropic.Tool.InputSchema }],
           tool_choice: { type: "tool", name: prompt.schemaName },
@@ -162,7 +166,14 @@ export function createClaudeBackend(opts: ClaudeOptions): ClaudeBackend {
           if (block.type === "tool_use" && block.name === prompt.schemaName) json = block.input;
           else if (block.type === "text") text += block.text;
         }
-        const out: BackendAnswer = { text: json !== undefined ? JSON.stringify(json) : text, inputTokens: msg.usage.input_tokens, outputTokens: msg.usage.output_tokens, model: msg.model };
+        const out: BackendAnswer = {
+          text: json !== undefined ? JSON.stringify(json) : text,
+          inputTokens: msg.usage.input_tokens,
+          outputTokens: msg.usage.output_tokens,
+          cacheWriteTokens: msg.usage.cache_creation_input_tokens ?? 0,
+          cacheReadTokens: msg.usage.cache_read_input_tokens ?? 0,
+          model: msg.model,
+        };
         if (json !== undefined) out.json = json;
         return out;
       } catch (err) {

@@ -48,8 +48,11 @@ const Env = z.object({
   CLAUDE_TIMEOUT_MS: durationMs(120_000),
   /** Prompts larger than this are refused even by Claude (trimmed evidence is used instead). */
   CLAUDE_CONTEXT_TOKENS: z.coerce.number().int().positive().default(180_000),
-  CLAUDE_PRICE_INPUT_PER_MTOK: usd(3),
-  CLAUDE_PRICE_OUTPUT_PER_MTOK: usd(15),
+  /** Overrides of the configured model's input/output price (USD per million tokens); the table is MODEL_PRICES. */
+  CLAUDE_PRICE_INPUT_PER_MTOK: z.coerce.number().nonnegative().optional(),
+  CLAUDE_PRICE_OUTPUT_PER_MTOK: z.coerce.number().nonnegative().optional(),
+  /** Prices per model, merged over DEFAULT_MODEL_PRICES: {"model": {"input", "output", "cache_write", "cache_read"}} in USD per million tokens. */
+  MODEL_PRICES: z.string().min(1).optional(),
   CAP_PER_TASK_USD: usd(5),
   CAP_PER_AGENT_DAY_USD: usd(10),
   CAP_GLOBAL_DAY_USD: usd(30),
@@ -70,9 +73,46 @@ const Env = z.object({
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
 export const SETTINGS: readonly string[] = [...Object.keys(Env.shape)];
 
+/** One model's prices in USD per million tokens, as Anthropic bills them: input, output, cache writes and cache reads. */
 export interface Prices {
   inputPerMTok: number;
   outputPerMTok: number;
+  cacheWritePerMTok: number;
+  cacheReadPerMTok: number;
+}
+
+export const ModelPrice = z.strictObject({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  cache_write: z.number().nonnegative(),
+  cache_read: z.number().nonnegative(),
+});
+export type ModelPrice = z.infer<typeof ModelPrice>;
+
+/**
+ * Anthropic's list prices (USD per million tokens; 5-minute cache writes) for the models Steward is used with,
+ * as published when this was written: check them against anthropic.com/pricing and override with MODEL_PRICES.
+ */
+export const DEFAULT_MODEL_PRICES: Readonly<Record<string, ModelPrice>> = {
+  "claude-sonnet-4-6": { input: 3, output: 15, cache_write: 3.75, cache_read: 0.3 },
+  "claude-sonnet-4-5": { input: 3, output: 15, cache_write: 3.75, cache_read: 0.3 },
+  "claude-sonnet-4-0": { input: 3, output: 15, cache_write: 3.75, cache_read: 0.3 },
+  "claude-opus-4-1": { input: 15, output: 75, cache_write: 18.75, cache_read: 1.5 },
+  "claude-haiku-4-5": { input: 1, output: 5, cache_write: 1.25, cache_read: 0.1 },
+};
+
+/** Parses MODEL_PRICES over the defaults. Throws ConfigError naming the setting (and the model and field). */
+export function parseModelPrices(raw: string | undefined): Record<string, ModelPrice> {
+  if (raw === undefined) return { ...DEFAULT_MODEL_PRICES };
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(SERVICE_NAME, [{ setting: "MODEL_PRICES", message: 'is not valid JSON (expected {"model": {"input", "output", "cache_write", "cache_read"}})' }]);
+  }
+  const r = z.record(z.string().min(1), ModelPrice).safeParse(json);
+  if (!r.success) throw new ConfigError(SERVICE_NAME, r.error.issues.map((i) => ({ setting: ["MODEL_PRICES", ...i.path.map(String)].join("."), message: i.message })));
+  return { ...DEFAULT_MODEL_PRICES, ...r.data };
 }
 
 export interface Caps {
@@ -103,6 +143,7 @@ export interface PlannerConfig {
     timeoutMs: number;
     contextTokens: number;
   };
+  /** The configured Claude model's prices (from the table, with the CLAUDE_PRICE_* overrides). */
   prices: Prices;
   caps: Caps;
   workers: number;
@@ -161,6 +202,20 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
     if (!k.success) throw new ConfigError(SERVICE_NAME, [{ setting: "ANTHROPIC_API_KEY", message: k.error.issues[0]?.message ?? "is invalid" }]);
   }
   const enabled = e.CLAUDE_ENABLED && hasKey;
+  const table = parseModelPrices(e.MODEL_PRICES);
+  const row = table[e.CLAUDE_MODEL];
+  // A Claude call with no price could not be held to the caps: refuse to start rather than count it as free.
+  if (enabled && !row && (e.CLAUDE_PRICE_INPUT_PER_MTOK === undefined || e.CLAUDE_PRICE_OUTPUT_PER_MTOK === undefined)) {
+    throw new ConfigError(SERVICE_NAME, [{ setting: "MODEL_PRICES", message: `has no prices for CLAUDE_MODEL '${e.CLAUDE_MODEL}' (known: ${Object.keys(table).join(", ")}); add {"${e.CLAUDE_MODEL}": {"input", "output", "cache_write", "cache_read"}}` }]);
+  }
+  const input = e.CLAUDE_PRICE_INPUT_PER_MTOK ?? row?.input ?? 0;
+  const prices: Prices = {
+    inputPerMTok: input,
+    outputPerMTok: e.CLAUDE_PRICE_OUTPUT_PER_MTOK ?? row?.output ?? 0,
+    // Without a row, Anthropic's usual ratios to the input price (cache writes 1.25x, reads 0.1x).
+    cacheWritePerMTok: row?.cache_write ?? input * 1.25,
+    cacheReadPerMTok: row?.cache_read ?? input * 0.1,
+  };
   return {
     databaseUrl: e.DATABASE_URL,
     natsUrl: e.NATS_URL,
@@ -182,7 +237,7 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
       timeoutMs: e.CLAUDE_TIMEOUT_MS,
       contextTokens: e.CLAUDE_CONTEXT_TOKENS,
     },
-    prices: { inputPerMTok: e.CLAUDE_PRICE_INPUT_PER_MTOK, outputPerMTok: e.CLAUDE_PRICE_OUTPUT_PER_MTOK },
+    prices,
     caps: { perTaskUsd: e.CAP_PER_TASK_USD, perAgentDayUsd: e.CAP_PER_AGENT_DAY_USD, globalDayUsd: e.CAP_GLOBAL_DAY_USD },
     workers: e.WORKERS,
     pollMs: e.POLL_MS,

@@ -22,9 +22,12 @@ export type ReserveResult = { ok: true; id: number } | { ok: false; cap: CapName
 
 export const utcDay = (d: Date): string => d.toISOString().slice(0, 10);
 
-/** Cost of a call from its token usage and the configured prices (USD per million tokens). */
-export function costUsd(prices: Prices, inputTokens: number, outputTokens: number): number {
-  return round6((inputTokens * prices.inputPerMTok + outputTokens * prices.outputPerMTok) / 1_000_000);
+/**
+ * Cost of a call from the usage the API returned and the model's prices (USD per million tokens). Anthropic counts
+ * cache writes and cache reads apart from `input_tokens`, each at its own price.
+ */
+export function costUsd(prices: Prices, inputTokens: number, outputTokens: number, cacheWriteTokens = 0, cacheReadTokens = 0): number {
+  return round6((inputTokens * prices.inputPerMTok + outputTokens * prices.outputPerMTok + cacheWriteTokens * prices.cacheWritePerMTok + cacheReadTokens * prices.cacheReadPerMTok) / 1_000_000);
 }
 
 const round6 = (n: number): number => Math.round(n * 1e6) / 1e6;

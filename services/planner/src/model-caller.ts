@@ -108,8 +108,8 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
   async function callClaude(ctx: CallContext, c: ClaudeBackend, route: Route, prompt: Prompt): Promise<BackendAnswer & { costUsd: number }> {
     return withSpan(`chat ${config.claude.model}`, { parent: ctx.parent, kind: SpanKind.CLIENT, attributes: { ...genAiAttrs("anthropic", config.claude.model, "claude", route), "gen_ai.request.max_tokens": config.claude.maxTokens } }, async (span) => {
       const a = await c.chat(prompt, config.claude.maxTokens);
-      const cost = costUsd(config.prices, a.inputTokens, a.outputTokens);
-      span.setAttributes({ "gen_ai.response.model": a.model, "gen_ai.usage.input_tokens": a.inputTokens, "gen_ai.usage.output_tokens": a.outputTokens, "steward.cost_usd": cost });
+      const cost = costUsd(config.prices, a.inputTokens, a.outputTokens, a.cacheWriteTokens ?? 0, a.cacheReadTokens ?? 0);
+      span.setAttributes({ "gen_ai.response.model": a.model, "gen_ai.usage.input_tokens": a.inputTokens, "gen_ai.usage.output_tokens": a.outputTokens, "gen_ai.usage.cache_creation.input_tokens": a.cacheWriteTokens ?? 0, "gen_ai.usage.cache_read.input_tokens": a.cacheReadTokens ?? 0, "steward.cost_usd": cost });
       return { ...a, costUsd: cost };
     });
   }
@@ -156,7 +156,9 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
             }
             // Defence in depth: the router never picks Claude for these; should it ever, nothing leaves the house.
             if (ctx.restricted || ctx.sensitive) throw new Error(`refusing to send a ${ctx.restricted ? "restricted" : "sensitive"} task to Claude`);
-            const estimate = costUsd(config.prices, Math.ceil(tokens * INPUT_ESTIMATE_MARGIN), config.claude.maxTokens);
+            // Worst case: every input token written to the cache (priced above plain input), the whole max_tokens out.
+            const worstInput = { ...config.prices, inputPerMTok: Math.max(config.prices.inputPerMTok, config.prices.cacheWritePerMTok) };
+            const estimate = costUsd(worstInput, Math.ceil(tokens * INPUT_ESTIMATE_MARGIN), config.claude.maxTokens);
             const res = await ledger.reserve({ taskId: ctx.taskId, agent: ctx.agent, source: ctx.source, modelGroup: "claude", model: config.claude.model, usd: estimate, day: utcDay(clock()) });
             if (!res.ok) {
               metrics.capRefusals.inc({ cap: res.cap });

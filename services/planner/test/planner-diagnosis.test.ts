@@ -51,14 +51,17 @@ describe("diagnosis", () => {
   });
 
   it("escalates a context overflow to Claude and records the cost", async () => {
-    anthropic.script({ json: { diagnosis: "db down", answer: "The database is down.", proposals: [{ kind: "restart", node: "node2", service: "db", reason: "db exited" }] }, inputTokens: 1200, outputTokens: 100 });
+    anthropic.script({ json: { diagnosis: "db down", answer: "The database is down.", proposals: [{ kind: "restart", node: "node2", service: "db", reason: "db exited" }] }, inputTokens: 1200, outputTokens: 100, cacheWriteTokens: 400, cacheReadTokens: 1000 });
     const { url } = await start({ MODEL_GROUPS: JSON.stringify({ tiny: { model: "llama3.1:8b", num_ctx: 1024, escalate_above_tokens: 500 } }) });
     await post(url, envelope("t-big"));
     const d = await done(url, "t-big");
     expect(ollama.chats()).toHaveLength(0);
     expect(anthropic.messages()).toHaveLength(1);
     expect(anthropic.messages()[0]?.tool_choice).toMatchObject({ type: "tool" });
-    const cost = (1200 * 3 + 100 * 15) / 1e6;
+    // Priced from the usage the API returned, cache writes and reads at their own prices (claude-sonnet-4-6's defaults).
+    const cost = (1200 * 3 + 100 * 15 + 400 * 3.75 + 1000 * 0.3) / 1e6;
+    // The static part of the prompt is marked for Anthropic's prompt cache.
+    expect(anthropic.messages()[0]?.system).toMatchObject([{ type: "text", cache_control: { type: "ephemeral" } }]);
     expect(d.calls).toMatchObject([{ provider: "anthropic", model_group: "claude", decision: "claude", reason: "context_overflow", input_tokens: 1200, output_tokens: 100, cost_usd: cost }]);
     expect(d.task.model_groups).toEqual(["claude"]);
     expect(await sql`SELECT state, actual_usd::float AS usd FROM planner_cost_ledger`).toEqual([{ state: "settled", usd: cost }]);

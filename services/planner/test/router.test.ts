@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "@steward/platform/config";
 import { ROUTE_REASONS, estimateTokens, scoreRoute, type RouteInput } from "../src/router.js";
 import { groupFor, loadConfig, parseModelGroups } from "../src/config.js";
+import { costUsd } from "../src/cost-ledger.js";
 import { validateEnvelope } from "../src/inbox.js";
 import { buildPrompt, triage } from "../src/prompt.js";
 import { specExcerpt, stripSecrets } from "../src/evidence.js";
@@ -61,6 +62,21 @@ describe("scoreRoute", () => {
 
 describe("config", () => {
   const env = { DATABASE_URL: "postgres://x@127.0.0.1/db", API_TOKEN: "a-real-token-of-some-length", FLEET_SPEC: "/tmp/fleet.yaml" };
+
+  it("prices Claude from a table per model (input, output, cache write, cache read), overridable, and refuses a model without prices", () => {
+    const key = { ANTHROPIC_API_KEY: "sk-ant-test-key-0123456789abcdef" };
+    expect(loadConfig({ ...env, ...key }).prices).toEqual({ inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 });
+    expect(loadConfig({ ...env, ...key, CLAUDE_MODEL: "claude-haiku-4-5" }).prices).toEqual({ inputPerMTok: 1, outputPerMTok: 5, cacheWritePerMTok: 1.25, cacheReadPerMTok: 0.1 });
+    const custom = JSON.stringify({ "claude-next": { input: 2, output: 10, cache_write: 2.5, cache_read: 0.2 } });
+    expect(loadConfig({ ...env, ...key, CLAUDE_MODEL: "claude-next", MODEL_PRICES: custom }).prices).toEqual({ inputPerMTok: 2, outputPerMTok: 10, cacheWritePerMTok: 2.5, cacheReadPerMTok: 0.2 });
+    expect(loadConfig({ ...env, ...key, CLAUDE_PRICE_INPUT_PER_MTOK: "4" }).prices).toMatchObject({ inputPerMTok: 4, outputPerMTok: 15, cacheWritePerMTok: 3.75 });
+    expect(() => loadConfig({ ...env, ...key, CLAUDE_MODEL: "claude-unknown" })).toThrow(/MODEL_PRICES.*has no prices for CLAUDE_MODEL 'claude-unknown'/);
+    // Claude off: nothing is priced, nothing refused.
+    expect(() => loadConfig({ ...env, CLAUDE_MODEL: "claude-unknown" })).not.toThrow();
+    expect(() => loadConfig({ ...env, ...key, MODEL_PRICES: "{" })).toThrow(/MODEL_PRICES/);
+    expect(() => loadConfig({ ...env, ...key, MODEL_PRICES: JSON.stringify({ m: { input: -1, output: 1, cache_write: 1, cache_read: 1 } }) })).toThrow(/MODEL_PRICES\.m\.input/);
+    expect(costUsd(loadConfig({ ...env, ...key }).prices, 1_000_000, 0, 1_000_000, 1_000_000)).toBeCloseTo(3 + 3.75 + 0.3);
+  });
 
   it("refuses a group whose escalation threshold is above num_ctx, naming the setting", () => {
     expect(() => parseModelGroups(JSON.stringify({ small: { model: "m", num_ctx: 4096, escalate_above_tokens: 5000 } }))).toThrow(/MODEL_GROUPS\.small\.escalate_above_tokens/);
