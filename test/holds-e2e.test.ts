@@ -5,58 +5,34 @@
  * supervisor and executor in this process.
  */
 import { rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "@steward/cli";
-import type { NodeAgent } from "@steward/node-agent";
 import { freePort, metricValue, waitFor, waitForTicks } from "@steward/testkit";
-import { startStack, type Stack } from "./support/stack.js";
+import { useProcessNode } from "./support/process-node.js";
 
-let stack: Stack;
-let agent: NodeAgent;
-
-const sickMarker = () => join(stack.dir, "sick.broken");
-
+let port = 0;
 beforeAll(async () => {
-  const port = await freePort();
-  const node = JSON.stringify(process.execPath);
-  stack = await startStack({
-    fleet: (dir) => {
-      // Healthy until the marker file exists, then every check answers 500.
-      const sick = `const fs = require('fs'); require('http').createServer((q, s) => { s.statusCode = fs.existsSync(${JSON.stringify(join(dir, "sick.broken"))}) ? 500 : 200; s.end() }).listen(${port}, '127.0.0.1')`;
-      return [
-        "version: 1",
-        "nodes:",
-        "  h1:",
-        "    services:",
-        "      sick:",
-        "        kind: process",
-        `        command: [${node}, "-e", ${JSON.stringify(sick)}]`,
-        "        health:",
-        "          - type: http",
-        `            url: http://127.0.0.1:${port}/`,
-        "            interval: 300ms",
-        "            retries: 2",
-        "",
-      ].join("\n");
-    },
-    observer: true,
-    supervisor: { RECHECK_MS: "300" },
-    executor: true,
-    agents: { h1: { HEARTBEAT_MS: "500" } },
-  });
-  agent = stack.agents["h1"]!;
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
+  port = await freePort();
 });
+
+const n = useProcessNode({
+  node: "h1",
+  services: () => ({
+    // Healthy until the marker file exists, then every check answers 500.
+    sick: {
+      script: (marker) => `const fs = require('fs'); require('http').createServer((q, s) => { s.statusCode = fs.existsSync(${marker}) ? 500 : 200; s.end() }).listen(${port}, '127.0.0.1')`,
+      health: [{ type: "http", url: `http://127.0.0.1:${port}/`, interval: "300ms", retries: 2 }],
+    },
+  }),
+  supervisor: { RECHECK_MS: "300" },
+});
+const sickMarker = () => n.marker("sick");
 
 type Action = { id: string; kind: string; service: string; state: string; drift_key: string | null; created_at: string };
 
 async function cli(...args: string[]): Promise<{ code: number | null; out: string }> {
   const lines: string[] = [];
-  const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s), env: { STEWARD_API_URL: stack.executorUrl, STEWARD_TOKEN: stack.token, STEWARD_USER: "alice" } };
+  const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s), env: { STEWARD_API_URL: n.stack.executorUrl, STEWARD_TOKEN: n.stack.token, STEWARD_USER: "alice" } };
   const code = await runCli(args, io);
   return { code, out: lines.join("\n") };
 }
@@ -72,13 +48,13 @@ const pendingRestarts = async (): Promise<Action[]> => (await cliJson<{ actions:
 const waitPending = (what: string, not: readonly string[] = []) =>
   waitFor(what, async () => (await pendingRestarts()).find((a) => !not.includes(a.id)), 30_000, 100);
 
-const okCycles = () => metricValue(stack.registries["supervisor"]!, "steward_supervisor_cycles_total", { result: "ok" });
+const okCycles = () => metricValue(n.stack.registries["supervisor"]!, "steward_supervisor_cycles_total", { result: "ok" });
 
 describe("a rejection sticks", () => {
   const seen: string[] = [];
 
   it("reject → no new proposal for 10 cycles, held in steward drift → the drift changes → proposed again", async () => {
-    await waitFor("sick healthy", () => agent.status().find((s) => s.service === "sick")?.health === "healthy", 30_000);
+    await waitFor("sick healthy", () => n.agent.status().find((s) => s.service === "sick")?.health === "healthy", 30_000);
     await writeFile(sickMarker(), "");
     const first = await waitPending("a pending restart of the unhealthy service");
     expect(first.drift_key).toBe("unhealthy:h1/sick");
@@ -102,7 +78,7 @@ describe("a rejection sticks", () => {
     expect(ls.out).toContain("investigating first");
 
     // The drift changes: the process dies (down, not unhealthy). That is a new question for the operator.
-    const pid = agent.status().find((s) => s.service === "sick")?.pid;
+    const pid = n.agent.status().find((s) => s.service === "sick")?.pid;
     expect(pid).toBeGreaterThan(0);
     process.kill(pid!, "SIGKILL");
     const second = await waitPending("a new pending restart once the drift changed", seen);

@@ -4,93 +4,47 @@
  * node-agent with real child processes, observer, supervisor and executor in this process.
  */
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { NodeAgent } from "@steward/node-agent";
+import { beforeAll, describe, expect, it } from "vitest";
 import { freePort, waitFor } from "@steward/testkit";
-import { startStack, type Stack } from "./support/stack.js";
+import { api, approveAndWait, pendingRestart, useProcessNode, type ActionView } from "./support/process-node.js";
 
-let stack: Stack;
-let agent: NodeAgent;
 let port = 0;
-
-/** Each service runs normally until its marker file exists; from then on it breaks the way its name says. */
-const marker = (service: string) => join(stack.dir, `${service}.broken`);
-
+// Nothing ever listens here: the crash service's check never passes.
+let crashPort = 0;
 beforeAll(async () => {
-  port = await freePort();
-  // Nothing ever listens here: the crash service's check never passes.
-  const crashPort = await freePort();
-  const node = JSON.stringify(process.execPath);
-  stack = await startStack({
-    fleet: (dir) => {
-      const crash = `if (require('fs').existsSync(${JSON.stringify(join(dir, "crash.broken"))})) process.exit(3); setInterval(() => {}, 1000)`;
-      const sick = `const broken = require('fs').existsSync(${JSON.stringify(join(dir, "sick.broken"))}); require('http').createServer((q, s) => { s.statusCode = broken ? 500 : 200; s.end() }).listen(${port}, '127.0.0.1')`;
-      return [
-        "version: 1",
-        "nodes:",
-        "  v1:",
-        "    services:",
-        "      crash:",
-        "        kind: process",
-        `        command: [${node}, "-e", ${JSON.stringify(crash)}]`,
-        // Success needs a passing check; a service without checks counts as verified once it runs after the
-        // command, which a process that exits 0.1 s later can still be.
-        "        health:",
-        "          - type: tcp",
-        "            host: 127.0.0.1",
-        `            port: ${crashPort}`,
-        "            interval: 300ms",
-        "      sick:",
-        "        kind: process",
-        `        command: [${node}, "-e", ${JSON.stringify(sick)}]`,
-        "        health:",
-        "          - type: http",
-        `            url: http://127.0.0.1:${port}/`,
-        "            interval: 300ms",
-        "            retries: 2",
-        "",
-      ].join("\n");
-    },
-    observer: true,
-    supervisor: { RECHECK_MS: "500" },
-    // The service's default 60 s timeout (the stack's default is 20 s): the point is that a failure does not wait for it.
-    executor: { VERIFY_TIMEOUT_MS: "60000" },
-    agents: { v1: { HEARTBEAT_MS: "500" } },
-  });
-  agent = stack.agents["v1"]!;
-}, 120_000);
-
-afterAll(async () => {
-  await stack?.stop();
+  [port, crashPort] = await Promise.all([freePort(), freePort()]);
 });
 
-const api = async (path: string, init: RequestInit = {}) => {
-  const r = await fetch(stack.executorUrl + path, { ...init, headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" }, signal: AbortSignal.timeout(20_000) });
-  return (await r.json()) as Record<string, unknown>;
-};
-
-type Action = { id: string; kind: string; service: string; state: string; result: string | null };
+/** Each service runs normally until its marker file exists; from then on it breaks the way its name says. */
+const n = useProcessNode({
+  node: "v1",
+  services: () => ({
+    crash: {
+      script: (marker) => `if (require('fs').existsSync(${marker})) process.exit(3); setInterval(() => {}, 1000)`,
+      // Success needs a passing check; a service without checks counts as verified once it runs after the
+      // command, which a process that exits 0.1 s later can still be.
+      health: [{ type: "tcp", host: "127.0.0.1", port: crashPort, interval: "300ms" }],
+    },
+    sick: {
+      script: (marker) => `const broken = require('fs').existsSync(${marker}); require('http').createServer((q, s) => { s.statusCode = broken ? 500 : 200; s.end() }).listen(${port}, '127.0.0.1')`,
+      health: [{ type: "http", url: `http://127.0.0.1:${port}/`, interval: "300ms", retries: 2 }],
+    },
+  }),
+  supervisor: { RECHECK_MS: "500" },
+  // The service's default 60 s timeout (the stack's default is 20 s): the point is that a failure does not wait for it.
+  executor: { VERIFY_TIMEOUT_MS: "60000" },
+});
 
 /** Breaks the service, kills it, approves the restart the supervisor proposes, and returns how it ended and when. */
-async function breakAndRestart(service: string, healthy: (s: { health: string }) => boolean): Promise<{ action: Action; ms: number }> {
+async function breakAndRestart(service: string, healthy: (s: { health: string }) => boolean): Promise<{ action: ActionView; ms: number }> {
   const pid = await waitFor(`${service} up`, () => {
-    const s = agent.status().find((x) => x.service === service);
+    const s = n.agent.status().find((x) => x.service === service);
     return s?.state === "running" && healthy(s) ? s.pid : undefined;
   }, 30_000);
-  await writeFile(marker(service), "");
+  await writeFile(n.marker(service), "");
   process.kill(pid!, "SIGKILL");
-  const pending = await waitFor(`a pending restart of ${service}`, async () => {
-    const r = await api("/api/actions?state=pending");
-    return (r["actions"] as Action[]).find((a) => a.service === service && a.kind === "restart");
-  }, 30_000, 100);
-  const approvedAt = Date.now();
-  await api(`/api/actions/${pending.id}/approve`, { method: "POST", body: JSON.stringify({ actor: "tester", channel: "api" }) });
-  const action = await waitFor(`the restart of ${service} to end`, async () => {
-    const a = (await api(`/api/actions/${pending.id}`))["action"] as Action;
-    return ["succeeded", "failed", "failed_unknown"].includes(a.state) && a;
-  }, 90_000, 100);
-  return { action, ms: Date.now() - approvedAt };
+  const pending = await pendingRestart(n.stack, service);
+  return approveAndWait(n.stack, pending.id, 90_000);
 }
 
 describe("verification follows the world", () => {
@@ -118,10 +72,10 @@ describe("the world's check counts", () => {
     // `sick` was left failing its check by the test above (its restart failed and nobody approves another).
     type Check = { ok: boolean; consecutive_failures: number; at: string };
     const worldCheck = async (): Promise<Check | undefined> => {
-      const w = (await api("/api/world"))["world"] as { nodes: Record<string, { services: Record<string, { checks: Record<string, Check> }> }> } | undefined;
+      const w = (await api(n.stack, "/api/world"))["world"] as { nodes: Record<string, { services: Record<string, { checks: Record<string, Check> }> }> } | undefined;
       return w?.nodes["v1"]?.services["sick"]?.checks["http-0"];
     };
-    const agentCount = () => agent.status().find((s) => s.service === "sick")?.health;
+    const agentCount = () => n.agent.status().find((s) => s.service === "sick")?.health;
     expect(agentCount()).toBe("unhealthy");
     // Three failures and more: the flip to failing said 1, only the restatement can say more.
     const seen = await waitFor("the world to show 3 or more consecutive failures", async () => {
