@@ -166,7 +166,10 @@ export function evaluate(rules: readonly Rule[], inp: RuleInputs): Evaluation {
         if (!inp.actions.ok) break;
         judged.add(id);
         for (const a of inp.actions.value.pending) {
-          const why = a.diagnosis ? `${a.reason}\nDiagnosis: ${a.diagnosis}` : a.reason;
+          // A model's words are untrusted (it read logs anyone can write): the push says so next to them.
+          const by = (f: "reason" | "diagnosis"): string => (a.model_written?.includes(f) ? " (written by a model, unverified)" : "");
+          const reason = by("reason") ? `Reason${by("reason")}: ${a.reason}` : a.reason;
+          const why = a.diagnosis ? `${reason}\nDiagnosis${by("diagnosis")}: ${a.diagnosis}` : reason;
           add({ fingerprint: `action_pending:${a.id}`, rule: id, severity: r.severity, title: `Approve ${a.kind} ${a.node}/${a.service}?`, message: why, labels: { node: a.node, service: a.service, kind: a.kind, action_id: a.id }, renotifyMs: r.renotify_min * 60_000, action: actionInfo(a) });
         }
         break;

@@ -90,6 +90,12 @@ describe("evaluate", () => {
     expect(fps(inputs(over))).toEqual(want);
   });
 
+  it("an approval request labels the texts a model wrote as unverified, and only those", () => {
+    const msg = (over: Partial<Action>) => evaluate(rules, inputs({ actions: { ok: true, value: { pending: [{ ...action("p1", "pending", T0), reason: "db keeps dying", diagnosis: "oom", ...over }], latestFinished: [] } } })).findings[0]?.message;
+    expect(msg({ model_written: ["reason", "diagnosis"] })).toBe("Reason (written by a model, unverified): db keeps dying\nDiagnosis (written by a model, unverified): oom");
+    expect(msg({})).toBe("db keeps dying\nDiagnosis: oom");
+  });
+
   it("only judges rules whose inputs were readable", () => {
     const ev = evaluate(rules, inputs({ drift: { ok: false, reason: "unreadable" }, snapshot: { ok: false, reason: "unreadable" } }));
     expect(ev.judged.has("new_drift")).toBe(false);
