@@ -48,6 +48,8 @@ try {
   const fleetKey = randomBytes(32).toString("base64url");
   const commandKeys = newCommandKeyPair();
   const token = randomBytes(24).toString("hex");
+  // The alerter's own, scoped executor credential (it may only mint button tokens and relay decisions).
+  const alerterToken = randomBytes(24).toString("hex");
   const fleet = join(dir, "fleet.yaml");
   await writeFile(fleet, `version: 1\nnodes:\n${nodes.map((n) => `  ${n}:\n    services:\n${services.map((s) => `      ${s}: { kind: process, command: [sleep, "100000"] }\n`).join("")}`).join("")}`);
   const env = { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn" };
@@ -61,8 +63,8 @@ try {
   // Its default re-check (5 s) and settings: the push path is driven by world-store changes, not by the timer.
   await launch("supervisor", { DATABASE_URL: db.url, FLEET_SPEC: fleet });
   // The executor's worker runs nothing here (nothing is approved); it answers the alerter's token requests.
-  await launch("executor", { DATABASE_URL: db.url, API_TOKEN: token, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: String(executorPort) });
-  await launch("alerter", { DATABASE_URL: db.url, API_TOKEN: token, EXECUTOR_URL: executorUrl, NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-bench" });
+  await launch("executor", { DATABASE_URL: db.url, API_TOKEN: token, ALERTER_TOKEN: alerterToken, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: String(executorPort) });
+  await launch("alerter", { DATABASE_URL: db.url, API_TOKEN: alerterToken, EXECUTOR_URL: executorUrl, NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-bench" });
   for (const n of nodes) await launch("node-agent", { NODE_NAME: n, FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, LOG_DIR: join(dir, `logs-${n}`), STATE_DIR: join(dir, `state-${n}`) });
 
   const kv = await openWorldBucket(nc);

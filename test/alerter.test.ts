@@ -281,9 +281,12 @@ describe("approvals outside the console", () => {
     expect(await stateOf(id)).toBe("pending");
     const audit = only(await auditOf(sql, id), "from_state", "to_state", "channel", "actor", "detail");
     expect(audit).toHaveLength(2);
-    expect(audit[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "telegram:7001(@op)" });
+    // The actor is the alerter's credential, never a name the request carries; who pressed is in the detail.
+    expect(audit[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "alerter" });
     expect(audit[0]?.detail).toMatch(/not allow-listed/);
-    expect(audit[1]).toMatchObject({ channel: "telegram", actor: "telegram:6666" });
+    expect(audit[0]?.detail).toContain("telegram:7001(@op), as alerter relays it");
+    expect(audit[1]).toMatchObject({ channel: "telegram", actor: "alerter" });
+    expect(audit[1]?.detail).toContain("telegram:6666");
     expect(tg.edits).toHaveLength(0);
 
     const good = await tg.injectCallback({ from: OPERATOR, message_id: msg.message_id, data: approve!.callback_data! });
@@ -291,8 +294,8 @@ describe("approvals outside the console", () => {
     expect(await stateOf(id)).toBe("approved");
     const edit = await tg.waitFor("message edited", () => tg.edits.find((e) => e.message_id === msg.message_id));
     expect(edit.text).toContain("Approved by @op via Telegram");
-    const [last] = only(await auditOf(sql, id), "to_state", "channel", "actor").slice(-1);
-    expect(last).toEqual({ to_state: "approved", channel: "telegram", actor: "telegram:7001(@op)" });
+    const [last] = only(await auditOf(sql, id), "to_state", "channel", "actor", "detail").slice(-1);
+    expect(last).toEqual({ to_state: "approved", channel: "telegram", actor: "alerter", detail: "approved via telegram by telegram:7001(@op), as alerter relays it" });
     // Every callback was answered.
     const presses = tg.calls.filter((c) => c.method === "answerCallbackQuery").length;
     expect(presses).toBe(3);

@@ -42,7 +42,10 @@ describe("acceptance: approve from the console and see the service come back", (
 
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     try {
-      const page = await signIn(ctx, stack.executorUrl, { token: stack.token, name: "ops-ann" });
+      // An approver's own credential: its name, not anything typed, is the audit actor.
+      const ann = await stack.executor!.credentials.create("ops-ann", "approver", "admin");
+      if (!ann.ok) throw new Error(ann.message);
+      const page = await signIn(ctx, stack.executorUrl, { token: ann.token });
       await page.waitForURL(/\/console$/);
       const row = page.locator('section[data-node="n1"] tr[data-service="web"]');
       await row.waitFor();

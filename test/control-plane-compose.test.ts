@@ -147,6 +147,8 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
     await writeFile(join(dir, ".env"), [
       `POSTGRES_PASSWORD=${base64Secret()}`,
       `STEWARD_API_TOKEN=${token}`,
+      `STEWARD_ALERTER_TOKEN=${base64Secret()}`,
+      `STEWARD_PLANNER_TOKEN=${base64Secret()}`,
       `STEWARD_EXECUTOR_SIGNING_KEY=${commandKeys.privateKey}`,
       `FLEET_REPO=${repo}`,
       `STEWARD_PUBLIC_URL=http://127.0.0.1:${ports.executor}`,

@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditOf, seedAction, stateOf } from "@steward/actions/testing";
 import { waitFor } from "@steward/testkit";
-import { RUNS, SEED, WEBHOOK_SECRET, OPERATOR, ALERT_CHAT, send, auth, nastyString, nastyJson, mutated, rawBody, wellFormed, segment, method, contentType, cases, checkReply, withBystander, expectAlive, type Case, stack, useFuzzStack, type FuzzStack } from "./support/fuzz-kit.js";
+import { RUNS, SEED, WEBHOOK_SECRET, OPERATOR, ALERT_CHAT, send, auth, alerterAuth, nastyString, nastyJson, mutated, rawBody, wellFormed, segment, method, contentType, cases, checkReply, withBystander, expectAlive, type Case, stack, useFuzzStack, type FuzzStack } from "./support/fuzz-kit.js";
 
 useFuzzStack({ apis: true });
 let sql: FuzzStack["sql"], executorUrl: FuzzStack["executorUrl"], plannerUrl: FuzzStack["plannerUrl"], alerterUrl: FuzzStack["alerterUrl"], tg: FuzzStack["tg"];
@@ -95,14 +95,14 @@ describe("fuzzing the HTTP APIs (seed " + String(SEED) + ")", () => {
     let n = 0;
     const fresh = () => seedAction(sql, { node: "n1", service: `btn${String(n++)}`, kind: "restart", reason: "fuzz", proposedBy: "fuzz-test" });
     const mint = async (id: string) => {
-      const r = await send(executorUrl, { method: "POST", path: "/approvals/tokens", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ action_id: id }) });
+      const r = await send(executorUrl, { method: "POST", path: "/approvals/tokens", headers: { ...alerterAuth, "content-type": "application/json" }, body: JSON.stringify({ action_id: id }) });
       expect(r.status, r.text).toBe(201);
       return JSON.parse(r.text) as { approve: { token: string }; reject: { token: string } };
     };
     // Found by hand, always run: a relayed decision whose actor or detail PostgreSQL cannot store is a 422 naming it.
     for (const [over, field] of [[{ actor: "telegram:1(@a\u0000b)" }, "actor"], [{ actor: "\uD800" }, "actor"], [{ decision: "refuse", detail: "x\u0000" }, "detail"]] as const) {
       const a = await fresh();
-      const r = await send(executorUrl, { method: "POST", path: "/approvals/channel", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify(Object.assign({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:1" }, over)) });
+      const r = await send(executorUrl, { method: "POST", path: "/approvals/channel", headers: { ...alerterAuth, "content-type": "application/json" }, body: JSON.stringify(Object.assign({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:1" }, over)) });
       expect(r.status, r.text).toBe(422);
       expect((JSON.parse(r.text) as { error: { field: string } }).error.field).toBe(field);
       expect(await stateOf(sql, a)).toBe("pending");
@@ -143,7 +143,9 @@ describe("fuzzing the HTTP APIs (seed " + String(SEED) + ")", () => {
                 .replace(/FRESH_TOKEN@(\d+)(.?)/u, (_m, i: string, ch: string) => JSON.stringify(token.slice(0, Number(i) % token.length) + ch + token.slice((Number(i) % token.length) + 1)).slice(1, -1))
                 .replaceAll("FRESH_TOKEN", token);
             }
-            return send(executorUrl, { ...c, path, ...(body === undefined ? {} : { body }) });
+            // The bearer routes here are the alerter's: an authenticated case carries its credential.
+            const headers = c.headers["authorization"] ? { ...c.headers, ...alerterAuth } : c.headers;
+            return send(executorUrl, { ...c, path, headers, ...(body === undefined ? {} : { body }) });
           },
         );
         checkReply(c, r, []);

@@ -28,11 +28,18 @@ const n = useProcessNode({
 });
 const sickMarker = () => n.marker("sick");
 
+let aliceToken = "";
 type Action = { id: string; kind: string; service: string; state: string; drift_key: string | null; created_at: string };
 
 async function cli(...args: string[]): Promise<{ code: number | null; out: string }> {
   const lines: string[] = [];
-  const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s), env: { STEWARD_API_URL: n.stack.executorUrl, STEWARD_TOKEN: n.stack.token, STEWARD_USER: "alice" } };
+  // alice's own approver credential (created on first use): its name is the actor of what she decides.
+  if (!aliceToken) {
+    const alice = await n.stack.executor!.credentials.create("alice", "approver", "admin");
+    if (!alice.ok) throw new Error(alice.message);
+    aliceToken = alice.token;
+  }
+  const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s), env: { STEWARD_API_URL: n.stack.executorUrl, STEWARD_TOKEN: aliceToken } };
   const code = await runCli(args, io);
   return { code, out: lines.join("\n") };
 }

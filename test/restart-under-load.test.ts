@@ -16,6 +16,8 @@ import { spawnService, type ServiceName, type ServiceProcess } from "./support/s
 import { startFakeNtfy, startFakeOllama, startNats, startPrivatePostgres, stopProcess, waitFor, waitForTicks, type FakeNtfy, type FakeOllama, type NatsServerHandle, type PrivatePostgres } from "@steward/testkit";
 
 const TOKEN = randomBytes(24).toString("hex");
+/** The alerter's own, scoped executor credential. */
+const ALERTER_TOKEN = randomBytes(24).toString("hex");
 
 let pg: PrivatePostgres;
 let nats: NatsServerHandle;
@@ -105,12 +107,12 @@ beforeAll(async () => {
   const observer = launch("observer", { ...common, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0", SNAPSHOT_DEBOUNCE_MS: "20" });
   const agent = launch("node-agent", { ...common, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", HEARTBEAT_MS: "500", STATE_DIR: join(dir, "agent") });
   const supervisor = launch("supervisor", { ...withDb, FLEET_SPEC: fleet, METRICS_PORT: "0", RECHECK_MS: "500" });
-  const executor = launch("executor", { ...withDb, API_TOKEN: TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
+  const executor = launch("executor", { ...withDb, API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
   const planner = launch("planner", { ...withDb, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "2", POLL_MS: "200" });
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 60_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}`);
   // The alerter pushes pending actions to ntfy with Approve/Reject buttons that call the executor with a signed token.
-  const alerter = launch("alerter", { ...withDb, API_TOKEN: TOKEN, EXECUTOR_URL: executorUrl, PLANNER_URL: plannerUrl, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "200" });
+  const alerter = launch("alerter", { ...withDb, API_TOKEN: ALERTER_TOKEN, PLANNER_TOKEN: TOKEN, EXECUTOR_URL: executorUrl, PLANNER_URL: plannerUrl, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "200" });
   const alerterUrl = await waitFor("alerter", () => /steward alerter on (http:\/\/\S+) /.exec(alerter.output)?.[1], 60_000, 20);
   metricsOf["observer"] = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}/metrics`);
   metricsOf["node-agent"] = await waitFor("node-agent metrics", () => /"url":"(http:[^"]+)"[^\n]*"serving metrics"/.exec(agent.output)?.[1], 60_000, 20);

@@ -20,17 +20,18 @@ export type NewTask = Omit<TaskEnvelope, "source" | "restricted"> & { restricted
 export const cliEnvelope = (t: NewTask): TaskEnvelope => ({ ...t, source: "cli", restricted: t.restricted ?? false });
 
 /**
- * The planner's typed client, as the CLI configures it: STEWARD_PLANNER_URL / STEWARD_TOKEN win; otherwise the stack
+ * The planner's typed client, as the CLI configures it: STEWARD_PLANNER_URL / STEWARD_PLANNER_TOKEN (or STEWARD_TOKEN) win; otherwise the stack
  * file written by `steward up`, and then only answers carrying that stack's id are accepted.
  */
 export async function connectPlanner(env: NodeJS.ProcessEnv = process.env): Promise<PlannerClient> {
   const url = env["STEWARD_PLANNER_URL"];
-  const token = env["STEWARD_TOKEN"];
+  // The planner has its own token (STEWARD_PLANNER_TOKEN); STEWARD_TOKEN where one token serves both (older set-ups).
+  const token = env["STEWARD_PLANNER_TOKEN"] ?? env["STEWARD_TOKEN"];
   // A few answers per run: zod's compiled fast path would cost more than it saves (jitless).
   if (url && token) return createPlannerClient({ url, token, fetch: httpFetch, jitless: true });
   const stack = await readStackFile(env);
   const stackUrl = url ?? stack?.planner_url;
-  const stackToken = token ?? stack?.token;
+  const stackToken = token ?? stack?.planner_token ?? stack?.token;
   if (!stackUrl || !stackToken) throw new NoPlannerError();
   return createPlannerClient({ url: stackUrl, token: stackToken, fetch: httpFetch, jitless: true, onReply: url ? undefined : refuseOtherStacks(stack?.stack_id, stackUrl) });
 }

@@ -10,7 +10,10 @@ export const StackFile = z.object({
   api_url: z.string().url(),
   /** The planner's HTTP API (task inbox, tasks, cost); absent when the stack runs without a planner. */
   planner_url: z.string().url().optional(),
+  /** The executor's bootstrap admin credential (`admin`). */
   token: z.string().min(1),
+  /** The planner's API token; absent in files of older versions (the planner then took `token`). */
+  planner_token: z.string().min(1).optional(),
   nats_url: z.string(),
   database_url: z.string(),
   fleet_spec: z.string(),

@@ -100,7 +100,8 @@ describe("steward up: the demo fleet, driven through the CLI", () => {
 
     expect(done.audit.map((e) => e.to_state)).toEqual(["pending", "approved", "running", "succeeded"]);
     const approval = done.audit.find((e) => e.to_state === "approved");
-    expect(approval?.actor).toBe("e2e-operator");
+    // The stack file's token is the bootstrap admin credential: its name, not $STEWARD_USER, is the actor.
+    expect(approval?.actor).toBe("admin");
     expect(approval?.channel).toBe("cli");
     expect(steward("actions", "show", pending.id).stdout).toMatch(/succeeded/);
     // Deciding it again is refused and changes nothing.

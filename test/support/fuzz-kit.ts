@@ -23,6 +23,8 @@ import { createTestDatabase, startFakeTelegram, startNats, stopProcess, waitFor,
 export const RUNS = Number(process.env["FUZZ_RUNS"] ?? 600);
 export const SEED = process.env["FUZZ_SEED"] === undefined ? 20261130 : Number(process.env["FUZZ_SEED"]);
 export const TOKEN = randomBytes(24).toString("hex");
+/** The alerter's scoped executor credential (it may only mint button tokens and relay bot decisions). */
+export const ALERTER_TOKEN = randomBytes(24).toString("hex");
 export const WEBHOOK_SECRET = randomBytes(24).toString("hex");
 
 export const OPERATOR = { id: 7001, is_bot: false, first_name: "Ops", username: "ops_on_call" };
@@ -71,7 +73,7 @@ export function useFuzzStack(opts: { apis: boolean }): FuzzStack {
     const observer = launch("observer", { NATS_URL: stack.nats.url, SNAPSHOT_PATH: join(stack.dir, "world.json"), METRICS_PORT: "0" });
     stack.observerMetrics = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
     if (!opts.apis) return;
-    const executor = launch("executor", { ...common, API_TOKEN: TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
+    const executor = launch("executor", { ...common, API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
     // No model is reachable: the rule-based diagnoser answers, so tasks run to the end without a network.
     const planner = launch("planner", { ...common, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
     stack.executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 30_000, 20);
@@ -80,7 +82,8 @@ export function useFuzzStack(opts: { apis: boolean }): FuzzStack {
     stack.tg = await startFakeTelegram();
     const alerter = launch("alerter", {
       ...common,
-      API_TOKEN: TOKEN,
+      API_TOKEN: ALERTER_TOKEN,
+      PLANNER_TOKEN: TOKEN,
       EXECUTOR_URL: stack.executorUrl,
       PLANNER_URL: stack.plannerUrl,
       METRICS_PORT: "0",
@@ -140,6 +143,7 @@ export function send(base: string, r: { method: string; path: string; headers?: 
 }
 
 export const auth = { authorization: `Bearer ${TOKEN}` };
+export const alerterAuth = { authorization: `Bearer ${ALERTER_TOKEN}` };
 
 // ---- what hostile and careless clients send
 

@@ -64,8 +64,10 @@ export interface Stack {
   sql: Sql;
   dir: string;
   fleetPath: string;
-  /** The executor's and planner's API token, and the fleet key that keys the nodes' secret fingerprints. */
+  /** The executor's bootstrap admin token (credential `admin`) and the planner's API token; the fleet key keys the nodes' secret fingerprints. */
   token: string;
+  /** The alerter's scoped executor credential (ALERTER_TOKEN, named `alerter`). */
+  alerterToken: string;
   fleetKey: string;
   /** The executor's command key pair: the executor signs with `signing` (EXECUTOR_SIGNING_KEY), agents verify with its public half. */
   commandKeys: { signing: CommandSigningKey; privateKey: string; publicKey: string };
@@ -104,6 +106,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     dir,
     fleetPath: opts.fleetPath ?? join(dir, "fleet.yaml"),
     token: randomBytes(24).toString("hex"),
+    alerterToken: randomBytes(24).toString("hex"),
     fleetKey: randomBytes(24).toString("hex"),
     commandKeys: newCommandKeyPair(),
     agentKeys: {},
@@ -146,7 +149,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     if (opts.executor) {
       const execSql = opts.executorSqlMax === undefined ? sql : connectDb(db.url, { max: opts.executorSqlMax });
       const executor = createExecutor({
-        config: loadExecutorConfig({ ...withDb, API_TOKEN: stack.token, EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", ...settings(opts.executor) }),
+        config: loadExecutorConfig({ ...withDb, API_TOKEN: stack.token, ALERTER_TOKEN: stack.alerterToken, EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", ...settings(opts.executor) }),
         nc,
         sql: execSql,
         logger: logger("executor"),
@@ -185,7 +188,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }
     if (opts.alerter) {
       const alerter = createAlerter({
-        config: loadAlerterConfig({ ...withDb, API_TOKEN: stack.token, EXECUTOR_URL: stack.executorUrl, CONSOLE_URL: `${stack.executorUrl}/console`, ...settings(opts.alerter) }),
+        config: loadAlerterConfig({ ...withDb, API_TOKEN: stack.alerterToken, PLANNER_TOKEN: stack.token, EXECUTOR_URL: stack.executorUrl, CONSOLE_URL: `${stack.executorUrl}/console`, ...settings(opts.alerter) }),
         nc,
         sql,
         logger: logger("alerter"),

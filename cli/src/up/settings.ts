@@ -45,7 +45,7 @@ const CONFIGS: Record<UpService, ServiceConfig> = {
  * paths. These are never taken from the environment (a stray HTTP_PORT must not put two stacks on one port).
  */
 export const WIRING = new Set([
-  "NATS_URL", "DATABASE_URL", "HTTP_PORT", "HTTP_HOST", "METRICS_PORT", "METRICS_HOST", "API_TOKEN", "FLEET_KEY", "EXECUTOR_SIGNING_KEY", "NODE_COMMAND_PUBLIC_KEY", "FLEET_SPEC",
+  "NATS_URL", "DATABASE_URL", "HTTP_PORT", "HTTP_HOST", "METRICS_PORT", "METRICS_HOST", "API_TOKEN", "ALERTER_TOKEN", "FLEET_KEY", "EXECUTOR_SIGNING_KEY", "NODE_COMMAND_PUBLIC_KEY", "FLEET_SPEC",
   "PLANNER_URL", "PLANNER_TOKEN", "EXECUTOR_URL", "SNAPSHOT_PATH", "NODE_NAME", "LOG_DIR", "STATE_DIR",
 ]);
 

@@ -8,7 +8,12 @@ export interface Wires {
   dir: string;
   natsUrl: string;
   databaseUrl: string;
+  /** The operator's credential: the executor's bootstrap admin (API_TOKEN, named `admin`). */
   token: string;
+  /** The planner's API token (its API_TOKEN; the supervisor's, the alerter's and the console's PLANNER_TOKEN). */
+  plannerToken: string;
+  /** The alerter's own executor credential (ALERTER_TOKEN, named `alerter`): it may only mint button tokens and relay decisions. */
+  alerterToken: string;
   /** Keys the nodes' secret fingerprints (shared by the stack's agents). */
   fleetKey: string;
   /** The executor's command key pair: the private half goes to the executor only, the public half to the agents. */
@@ -28,20 +33,20 @@ export interface Wires {
 
 /** The settings `up` owns for each service (see WIRING in settings.ts); everything else comes from the environment. */
 export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
-  const planner: Record<string, string> = w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.token } : {};
+  const planner: Record<string, string> = w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {};
   const metrics = { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1" };
   switch (svc) {
     case "observer":
       return { NATS_URL: w.natsUrl, SNAPSHOT_PATH: join(w.dir, "world.json"), ...metrics };
     case "planner":
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
     case "executor":
       // The executor reads the spec for deploy rollouts and shows the planner's tasks in the console.
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl } : {}) };
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {}) };
     case "supervisor":
       return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
     case "alerter":
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
+      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.alerterToken, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
     case "node-agent": {
       const node = w.node ?? "node";
       // What the agent deployed and its services' logs live with the stack (removed with it), not in a shared temp
@@ -74,6 +79,8 @@ export function placeholderWires(dir: string, fleetFile: string, apiPort: number
     natsUrl: "nats://127.0.0.1:4222",
     databaseUrl: "postgres://steward@127.0.0.1:5432/steward",
     token: secret,
+    alerterToken: `${secret}-alerter`,
+    plannerToken: `${secret}-planner`,
     fleetKey: secret,
     commandKeys: generateSigningKey(),
     fleetFile,

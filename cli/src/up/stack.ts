@@ -93,6 +93,8 @@ export interface RunningStack {
   /** The planner's HTTP API (task inbox, tasks, cost); undefined when the planner is not built. */
   plannerUrl: string | undefined;
   token: string;
+  /** The planner's API token (absent without a planner). */
+  plannerToken: string;
   natsUrl: string;
   databaseUrl: string;
   fleetFile: string;
@@ -257,6 +259,8 @@ export function createStack(o: StackOptions): Stack {
       natsUrl,
       databaseUrl,
       token: randomBytes(24).toString("base64url"),
+      alerterToken: randomBytes(24).toString("base64url"),
+      plannerToken: randomBytes(24).toString("base64url"),
       fleetKey: randomBytes(32).toString("base64url"),
       // A fresh pair per stack: only this stack's executor can sign commands for its agents.
       commandKeys: generateSigningKey(),
@@ -299,7 +303,7 @@ export function createStack(o: StackOptions): Stack {
       metrics[name] = `${agent.url}/metrics`;
     }
     o.log(`node-agents: ${o.nodes.join(", ")}`);
-    return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, natsUrl, databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };
+    return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, plannerToken: w.plannerToken, natsUrl, databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };
   };
 
   return {

@@ -190,6 +190,7 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
       api_url: running.apiUrl,
       ...(running.plannerUrl ? { planner_url: running.plannerUrl } : {}),
       token: running.token,
+      ...(running.plannerUrl ? { planner_token: running.plannerToken } : {}),
       nats_url: running.natsUrl,
       database_url: running.databaseUrl,
       fleet_spec: running.fleetFile,

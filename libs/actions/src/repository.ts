@@ -90,8 +90,11 @@ export interface ActionsRepository extends ActionQueries, HoldsStore {
   extendRollout(id: string, change: { nodes: readonly string[]; params?: Record<string, unknown>; now: Date }, audit: Audit): Promise<boolean>;
   /** pending (or approved, when `from` allows it) → expired, conditional on the state read. */
   expire(id: string, audit: Audit, opts?: { from?: readonly ActionState[]; now?: Date; result?: string }): Promise<MoveResult>;
-  /** An operator's decision on a pending action. A pending action already past its expiry is expired instead. */
-  approve(id: string, actor: string, channel: Channel): Promise<MoveResult>;
+  /**
+   * An operator's decision on a pending action. A pending action already past its expiry is expired instead.
+   * `detail` goes to the audit row (e.g. the Telegram user a bot relays the decision for).
+   */
+  approve(id: string, actor: string, channel: Channel, detail?: string): Promise<MoveResult>;
   /**
    * A policy's approval, bound to what it may approve: only a pending action of exactly `match`'s node, service and
    * kind, created inside its window, checked under the row lock in the approving transaction (anything else reads
@@ -239,9 +242,9 @@ export function createActionsRepository(sql: Sql): ActionsRepository {
       return inTx(id, (tx) => move(tx, id, { type: "expire" }, audit, { from: opts.from, now: opts.now, result: opts.result }));
     },
 
-    approve(id, actor, channel) {
+    approve(id, actor, channel, detail) {
       pendingTo("approved");
-      return decide(id, { type: "approve" }, { actor, channel });
+      return decide(id, { type: "approve" }, { actor, channel, ...(detail !== undefined ? { detail } : {}) });
     },
 
     approveMatching(id, match, audit) {

@@ -12,15 +12,34 @@ import { DrillResult } from "./drill.js";
 /** Most actions `GET /api/actions` lists at once. */
 export const MAX_ACTION_LIST_LIMIT = 500;
 
-/** Channels a caller of `/api` may name (bots use `/approvals/channel`, the console its own routes). */
-export const ApiChannel = z.enum(["cli", "api", "web"]);
+/** Channels a caller of `/api` may name (bots use `/approvals/channel`; `web` is the console's own, never a body's). */
+export const ApiChannel = z.enum(["cli", "api"]);
 export type ApiChannel = z.infer<typeof ApiChannel>;
+
+/**
+ * What a named credential of the executor's API may do. People: `viewer` reads, `approver` also decides (approve,
+ * reject, release holds, propose drills), `admin` also manages credentials. Components: `alerter` only mints button
+ * tokens and relays bot decisions. The planner and the supervisor call no executor route (they propose through the
+ * actions repository), so no role is theirs.
+ */
+export const CredentialRole = z.enum(["viewer", "approver", "admin", "alerter"]);
+export type CredentialRole = z.infer<typeof CredentialRole>;
+/** The roles a person holds (may sign in to the console); the others are components'. */
+export const OPERATOR_ROLES: readonly CredentialRole[] = ["viewer", "approver", "admin"];
+
+/** A credential's name: what the audit log shows as the actor of everything done with it. */
+export const CredentialName = z
+  .string({ error: "is required" })
+  .regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, "must be 1-64 lowercase letters, digits, '_', '.', '@' or '-', starting with a letter or digit");
 
 // Whatever passes here must be storable: PostgreSQL refuses NUL, and an unpaired surrogate would be stored altered.
 const storable = (s: string) => !hasUnstorableChars(s);
 const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters").refine(storable, UNSTORABLE_MESSAGE);
 
-/** `POST /api/actions/:id/approve` */
+/**
+ * `POST /api/actions/:id/approve`. `actor` is accepted from older clients and ignored: the audit actor is the name of
+ * the credential the request carries, whatever the body says.
+ */
 export const ApproveRequest = z.object({ actor: Actor.optional(), channel: ApiChannel.optional() });
 export type ApproveRequest = z.input<typeof ApproveRequest>;
 

@@ -20,12 +20,12 @@ export async function launchChromium(): Promise<{ browser: Browser; close(): Pro
 }
 
 /** Signs in to the executor's console through the login form like an operator would, and returns the page on the overview. */
-export async function signIn(ctx: BrowserContext, url: string, opts: { token: string; name?: string }): Promise<Page> {
+/** Signs in to the console with an operator's token: the token's credential names the operator (its name is the audit actor). */
+export async function signIn(ctx: BrowserContext, url: string, opts: { token: string }): Promise<Page> {
   const page = await ctx.newPage();
   await page.goto(`${url}/console`);
   await page.waitForURL(/\/console\/login$/);
   await page.fill("#token", opts.token);
-  await page.fill("#name", opts.name ?? "web");
   await page.click("button[type=submit]");
   return page;
 }

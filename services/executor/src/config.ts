@@ -8,6 +8,7 @@ export const SERVICE_NAME = "executor";
 const Env = z.object({
   DATABASE_URL: z.string({ error: "is required" }).min(1, "is required").refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  /** The bootstrap admin credential, named `admin` (the operator creates named ones with `steward token create`). */
   API_TOKEN: secretString(16),
   // The Ed25519 private key that signs node commands (and keys approval tokens); nodes hold only its public half.
   EXECUTOR_SIGNING_KEY: z.string({ error: "is required (ed25519-private:...; steward keys signing makes the pair)" }).transform((v, ctx) => {
@@ -16,6 +17,12 @@ const Env = z.object({
     ctx.addIssue({ code: "custom", message: r.message });
     return z.NEVER;
   }),
+  /** Optional: the alerter's own credential, named `alerter`: it may only mint button tokens and relay bot decisions. */
+  ALERTER_TOKEN: z
+    .string()
+    .optional()
+    .transform((v) => (v === "" ? undefined : v))
+    .pipe(secretString(16).optional()),
   HTTP_PORT: port(7070),
   HTTP_HOST: z.string().min(1).default("127.0.0.1"),
   EXECUTOR_ID: z
@@ -44,6 +51,17 @@ const Env = z.object({
     .refine((v) => v === "" || (URL.canParse(v) && /^https?:\/\//.test(v)), "must be an http(s) URL")
     .optional()
     .transform((v) => v || undefined),
+  /** The planner's bearer token for the console's reads (tasks, cost); API_TOKEN when unset (the planner's token used to be the same). */
+  PLANNER_TOKEN: z
+    .string()
+    .optional()
+    .transform((v) => (v === "" ? undefined : v))
+    .pipe(secretString(16).optional()),
+});
+
+const EnvChecked = Env.refine((e) => e.ALERTER_TOKEN === undefined || e.ALERTER_TOKEN !== e.API_TOKEN, {
+  path: ["ALERTER_TOKEN"],
+  message: "must differ from API_TOKEN (the alerter's credential is scoped; API_TOKEN is an admin's)",
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -55,6 +73,7 @@ export interface ExecutorConfig {
   apiToken: string;
   /** Signs node commands; approval tokens use a key derived from it. Never logged. */
   signingKey: CommandSigningKey;
+  alerterToken: string | undefined;
   httpPort: number;
   httpHost: string;
   executorId: string;
@@ -71,16 +90,18 @@ export interface ExecutorConfig {
   fleetSpecPath?: string | undefined;
   deployHealthTimeoutMs?: number | undefined;
   plannerUrl: string | undefined;
+  plannerToken: string;
 }
 
 /** Parses the executor's settings from an env record; a ConfigError names the setting, never its value. */
 export function loadConfig(env: Record<string, string | undefined>): ExecutorConfig {
-  const e = parseEnv(SERVICE_NAME, Env, env);
+  const e = parseEnv(SERVICE_NAME, EnvChecked, env);
   return {
     databaseUrl: e.DATABASE_URL,
     natsUrl: e.NATS_URL,
     apiToken: e.API_TOKEN,
     signingKey: e.EXECUTOR_SIGNING_KEY,
+    alerterToken: e.ALERTER_TOKEN,
     httpPort: e.HTTP_PORT,
     httpHost: e.HTTP_HOST,
     executorId: e.EXECUTOR_ID ?? `executor-${hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40)}-${process.pid}`,
@@ -97,5 +118,6 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     fleetSpecPath: e.FLEET_SPEC,
     deployHealthTimeoutMs: e.DEPLOY_HEALTH_TIMEOUT_MS,
     plannerUrl: e.PLANNER_URL,
+    plannerToken: e.PLANNER_TOKEN ?? e.API_TOKEN,
   };
 }

@@ -18,6 +18,7 @@ import { createDrillsRepository } from "@steward/actions/drills";
 import { DRILL_KIND } from "@steward/contracts/drill";
 import type { DrillDeps } from "./drill-run.js";
 import { createDrillRoutes } from "./http-drills.js";
+import { createCredentialsRepository, type CredentialsRepository, type SettingCredential } from "./credentials.js";
 
 export interface ExecutorDeps {
   config: ExecutorConfig;
@@ -34,12 +35,23 @@ export interface Executor {
   /** Stops taking work, abandons (as failed_unknown) what is still verifying, closes the API. Leaves nc and sql open. */
   stop(): Promise<void>;
   readonly store: ActionsRepository;
+  /** The API's named credentials (operators' tokens and the components' scoped ones). */
+  readonly credentials: CredentialsRepository;
+}
+
+/** The credentials the executor's settings carry: API_TOKEN is the bootstrap `admin`, ALERTER_TOKEN the `alerter`. */
+export function settingCredentials(config: Pick<ExecutorConfig, "apiToken" | "alerterToken">): SettingCredential[] {
+  return [
+    { name: "admin", role: "admin", token: config.apiToken, setting: "API_TOKEN" },
+    ...(config.alerterToken ? [{ name: "alerter", role: "alerter" as const, token: config.alerterToken, setting: "ALERTER_TOKEN" }] : []),
+  ];
 }
 
 export function createExecutor(deps: ExecutorDeps): Executor {
   const { config, nc, sql, logger, registry } = deps;
   const clock = deps.clock ?? (() => new Date());
   const store = createActionsRepository(sql);
+  const credentials = createCredentialsRepository(sql, settingCredentials(config));
   const metrics = createExecutorMetrics(registry, store);
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
@@ -133,6 +145,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
 
   return {
     store,
+    credentials,
     async start() {
       await migrate(sql);
       const kv = await openWorldBucket(nc);
@@ -141,10 +154,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       const listening = await store.listen(poke);
       unlisten = () => listening.unlisten();
       const approvalKey = deriveApprovalKey(config.signingKey);
-      const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, apiToken: config.apiToken, logger, registry, clock });
-      const web = createConsole({ store, world, logger, apiToken: config.apiToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), drills, clock });
+      const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, credentials, logger, registry, clock });
+      const web = createConsole({ store, world, logger, credentials, plannerToken: config.plannerToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), drills, clock });
       const drillRoutes = createDrillRoutes({ store, drills, world, fleetSpecPath: config.fleetSpecPath, clock });
-      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, apiToken: config.apiToken, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
+      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, credentials, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
       const port = server.port;
       const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
       if (config.worker) {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
 import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, ReleaseHoldRequest, type ActionListReply, type DecisionReply, type HoldListReply, type HoldReply } from "@steward/contracts/executor-api";
-import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
+import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
 import { answerHealthOrMetrics } from "@steward/platform/metrics";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
@@ -10,11 +10,15 @@ import type { ApprovalRoutes } from "./http-approvals.js";
 import type { WorldView } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
 import type { DrillRoutes } from "./http-drills.js";
+import { bearerToken, decideAccess, routePermission, type Credential } from "./access.js";
+import type { CredentialsRepository } from "./credentials.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
-export interface ApiDeps extends JsonApiDeps {
+export interface ApiDeps extends Omit<JsonApiDeps, "apiToken"> {
   store: ActionsRepository;
+  /** Who holds a bearer token: the caller's name is the audit actor, its role what it may do (access.ts). */
+  credentials: Pick<CredentialsRepository, "resolve">;
   world: Pick<WorldView, "snapshot" | "drift">;
   metrics: ExecutorMetrics;
   /** ntfy buttons and bot relays (http-approvals.ts); mounted under /approvals/ when given. */
@@ -68,7 +72,19 @@ function storeReply(res: ServerResponse, r: MoveResult, id: string): number {
   return 409;
 }
 
-/** The executor's HTTP API: /api/* needs the bearer token; /healthz and /metrics do not. */
+/**
+ * Resolves the request's bearer token to a credential and checks its role allows `need`; answers 401 (no, wrong or
+ * revoked token) or 403 (a role without the permission) and returns undefined when it did not allow.
+ */
+export async function authorize(req: IncomingMessage, res: ServerResponse, credentials: Pick<CredentialsRepository, "resolve">, need: Parameters<typeof decideAccess>[1]): Promise<Credential | undefined> {
+  const cred = await credentials.resolve(bearerToken(req.headers.authorization));
+  const d = decideAccess(cred, need);
+  if (d.ok) return cred;
+  sendJson(res, d.status, { error: { code: d.code, message: d.message } }, d.status === 401 ? { "www-authenticate": 'Bearer realm="steward"' } : {});
+  return undefined;
+}
+
+/** The executor's HTTP API: /api/* needs a credential whose role allows the route; /healthz and /metrics do not. */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { store, world, registry, logger, metrics } = deps;
 
@@ -80,9 +96,9 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (deps.console && (path === "/console" || path.startsWith("/console/"))) return deps.console.handle(req, res, path);
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
 
-    if (refusedWithoutBearer(req, res, deps.apiToken)) return { route: "/api", status: 401 };
-
     const seg = path.split("/").slice(2).map(decodeSegment);
+    const cred = await authorize(req, res, deps.credentials, routePermission(method, "api", seg) ?? "read");
+    if (!cred) return { route: "/api", status: res.statusCode };
     const allow = (want: string, r: string) => allowMethod(method, want, r);
 
     if (seg[0] === "actions" && seg.length === 1) {
@@ -105,16 +121,16 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "approve") {
       allow("POST", "/api/actions/:id/approve");
       const body = validate(ApproveRequest, await readJson(req));
-      const r = await store.approve(seg[1], body.actor ?? "operator", body.channel ?? "api");
+      const r = await store.approve(seg[1], cred.name, body.channel ?? "api");
       return { route: "/api/actions/:id/approve", status: storeReply(res, r, seg[1]) };
     }
     if (seg[0] === "actions" && seg.length === 3 && seg[1] && seg[2] === "reject") {
       allow("POST", "/api/actions/:id/reject");
       const body = validate(RejectRequest, await readJson(req));
-      const r = await store.reject(seg[1], body.actor ?? "operator", body.channel ?? "api", body.reason, { holdForMs: body.hold_for });
+      const r = await store.reject(seg[1], cred.name, body.channel ?? "api", body.reason, { holdForMs: body.hold_for });
       return { route: "/api/actions/:id/reject", status: storeReply(res, r, seg[1]) };
     }
-    if (seg[0] === "drills" && deps.drills) return deps.drills(res, seg, method, () => readJson(req), url);
+    if (seg[0] === "drills" && deps.drills) return deps.drills(res, seg, method, () => readJson(req), url, cred);
     if (seg[0] === "holds" && seg.length === 1) {
       allow("GET", "/api/holds");
       // One whose time ran out is over, even before the supervisor's next cycle records it.
@@ -126,7 +142,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (seg[0] === "holds" && seg.length === 3 && seg[1] && seg[2] === "release") {
       allow("POST", "/api/holds/:id/release");
       const body = validate(ReleaseHoldRequest, await readJson(req));
-      const actor = body.actor ?? "operator";
+      const actor = cred.name;
       const r = await store.endHold(seg[1], { actor, channel: body.channel ?? "api", detail: `released by ${actor}${body.reason ? `: ${body.reason}` : ""}` });
       if (!r.ok && r.code === "not_found") throw new HttpError(404, { code: "not_found", message: `no hold for action '${seg[1]}' (a hold's id is its rejected action's id)` });
       if (!r.ok) throw new HttpError(409, { code: "ended", message: `the hold of action '${seg[1]}' already ended: ${r.hold.end_reason ?? ""}` });

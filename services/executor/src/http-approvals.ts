@@ -4,23 +4,26 @@ import { ApprovalTokenRequest, ChannelDecisionRequest, MintTokensRequest, type M
 import { Counter, type Registry } from "@steward/platform/metrics";
 import type { Logger } from "@steward/platform/logger";
 import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type ClaimRefusal, type Decision } from "./approval-tokens.js";
-import { bearerMatches } from "@steward/platform/http";
+import { authorize } from "./http-api.js";
+import { routePermission, type Credential } from "./access.js";
+import type { CredentialsRepository } from "./credentials.js";
 import { isUuid, type ActionsRepository, type MoveResult } from "@steward/actions/repository";
 
 /**
  * Approvals from outside the console:
  * - `POST /approvals/:action_id/:approve|reject` with `{"token": "st1…"}`: no bearer, the signed single-use token is
  *   the authority (what an ntfy http button calls). Channel `ntfy`.
- * - `POST /approvals/tokens` (bearer API_TOKEN): mint an approve and a reject token for a pending action.
- * - `POST /approvals/channel` (bearer API_TOKEN): a decision relayed by a bot that checked its own allow-list
- *   (Telegram), or a refusal it wants audited. Channel and actor come from the body.
+ * - `POST /approvals/tokens` (bearer, role alerter): mint an approve and a reject token for a pending action.
+ * - `POST /approvals/channel` (bearer, role alerter): a decision relayed by a bot that checked its own allow-list
+ *   (Telegram), or a refusal it wants audited. The audit actor is the relaying credential's name; the person the
+ *   body names (who pressed the button, as the bot saw it) goes to the audit row's detail.
  * Every refusal that names an existing action is written to the action's audit log with the state unchanged.
  */
 export interface ApprovalRoutesDeps {
   store: ActionsRepository;
   tokens: ApprovalTokens;
   tokenKey: Buffer;
-  apiToken: string;
+  credentials: Pick<CredentialsRepository, "resolve">;
   logger: Logger;
   registry: Registry;
   /** Lifetime of minted tokens (capped by the action's own expiry). */
@@ -172,10 +175,11 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     return 201;
   }
 
-  async function relay(req: IncomingMessage, res: ServerResponse): Promise<number> {
+  async function relay(req: IncomingMessage, res: ServerResponse, cred: Credential): Promise<number> {
     const b = parse(ChannelDecisionRequest, await readBody(req));
+    const by = `${b.actor}, as ${cred.name} relays it`;
     if (b.decision === "refuse") {
-      const ok = await auditRefusal(b.action_id, b.actor, b.channel, `refused via ${b.channel}: ${b.detail ?? "not allowed"}`);
+      const ok = await auditRefusal(b.action_id, cred.name, b.channel, `refused via ${b.channel} (${by}): ${b.detail ?? "not allowed"}`);
       total.inc({ channel: b.channel, result: "refused" });
       if (!ok) throw new Refusal(404, "not_found", `no action with id '${b.action_id}'`);
       send(res, 202, { audited: true });
@@ -183,8 +187,8 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     }
     const r =
       b.decision === "approve"
-        ? await store.approve(b.action_id, b.actor, b.channel)
-        : await store.reject(b.action_id, b.actor, b.channel, b.detail || `rejected via ${b.channel}`);
+        ? await store.approve(b.action_id, cred.name, b.channel, `approved via ${b.channel} by ${by}`)
+        : await store.reject(b.action_id, cred.name, b.channel, `${b.detail || `rejected via ${b.channel}`} (${by})`);
     const out = decided(r, b.decision, b.channel);
     if (!r.ok) total.inc({ channel: b.channel, result: r.code });
     send(res, out.status, out.body);
@@ -198,8 +202,9 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       if (method !== "POST") throw new Refusal(405, "method_not_allowed", "approval routes take POST");
       if (seg.length === 1 && (seg[0] === "tokens" || seg[0] === "channel")) {
         route = `/approvals/${seg[0]}`;
-        if (!bearerMatches(req.headers.authorization, deps.apiToken)) throw new Refusal(401, "unauthorized", "missing or wrong bearer token");
-        return { route, status: seg[0] === "tokens" ? await mint(req, res) : await relay(req, res) };
+        const cred = await authorize(req, res, deps.credentials, routePermission(method, "approvals", seg) ?? "relay_decision");
+        if (!cred) return { route, status: res.statusCode };
+        return { route, status: seg[0] === "tokens" ? await mint(req, res) : await relay(req, res, cred) };
       }
       if (seg.length === 2 && seg[0] && (seg[1] === "approve" || seg[1] === "reject")) {
         route = "/approvals/:id/:decision";

@@ -9,6 +9,7 @@ import { allowMethod, HttpError, parseListLimit, sendJson } from "@steward/platf
 import { DRILL_WORLD_MAX_AGE_MS } from "./drill-run.js";
 import { drillTargets, drillWindowMs, refuseDrill } from "./drill-plan.js";
 import type { WorldView } from "./world.js";
+import type { Credential } from "./access.js";
 
 /** A drill nobody approved within this is expired, like any action. */
 export const DRILL_TTL_MS = 3_600_000;
@@ -31,7 +32,7 @@ const secs = (ms: number): string => `${ms / 1000} s`;
 export function createDrillRoutes(deps: DrillRoutesDeps) {
   const { store, drills } = deps;
 
-  async function propose(body: DrillRequest): Promise<DrillProposeReply> {
+  async function propose(body: DrillRequest, cred: Credential): Promise<DrillProposeReply> {
     const req = DrillRequest.parse(body);
     if (!deps.fleetSpecPath) throw new HttpError(503, { code: "no_fleet_spec", message: "the executor has no FLEET_SPEC: drills need the spec's recovery objectives and dependencies" });
     const spec = await loadSpecSafe(deps.fleetSpecPath);
@@ -41,7 +42,8 @@ export function createDrillRoutes(deps: DrillRoutesDeps) {
     const world = await deps.world.snapshot();
     const open = await store.listOpen();
     const now = deps.clock();
-    const actor = req.actor ?? "operator";
+    // The credential names who asked, whatever the body's `actor` says.
+    const actor = cred.name;
     const channel = req.channel ?? "api";
     const proposed: Action[] = [];
     const refused: DrillRefusal[] = [];
@@ -62,7 +64,7 @@ export function createDrillRoutes(deps: DrillRoutesDeps) {
     return { proposed, refused };
   }
 
-  return async function route(res: ServerResponse, seg: readonly string[], method: string, body: () => Promise<unknown>, url: URL): Promise<{ route: string; status: number }> {
+  return async function route(res: ServerResponse, seg: readonly string[], method: string, body: () => Promise<unknown>, url: URL, cred: Credential): Promise<{ route: string; status: number }> {
     if (seg.length === 1) {
       if (method === "POST") {
         const raw = await body();
@@ -72,7 +74,7 @@ export function createDrillRoutes(deps: DrillRoutesDeps) {
           const field = issue?.path.join(".") || "(body)";
           throw new HttpError(422, { code: "invalid", field, message: `${field}: ${issue?.message ?? "invalid"}` });
         }
-        const reply = await propose(parsed.data);
+        const reply = await propose(parsed.data, cred);
         if (reply.proposed.length === 0) {
           // Nothing was changed: a conflict with the state of the fleet, each target with its reason.
           throw new HttpError(409, { code: "drill_refused", message: `refused, nothing was changed: ${reply.refused.map((r) => `${r.node}/${r.service}: ${r.reason}`).join("; ")}`, refused: reply.refused });

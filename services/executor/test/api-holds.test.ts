@@ -27,7 +27,7 @@ describe("holds through the API: a rejection holds its drift; --for bounds it; a
     expect(r.status).toBe(200);
     const holds = (await api(url, "/api/holds")).body as { holds: Hold[] };
     const h = holds.holds.find((x) => x.action_id === id);
-    expect(h).toMatchObject({ node: "n1", service: "web", kind: "restart", cause: "down", held_by: "alice", channel: "cli", reason: "investigating first" });
+    expect(h).toMatchObject({ node: "n1", service: "web", kind: "restart", cause: "down", held_by: "admin", channel: "cli", reason: "investigating first" });
     expect(Date.parse(h?.until ?? "") - t0).toBeGreaterThan(2 * 3_600_000 - 60_000);
     expect(Date.parse(h?.until ?? "") - t0).toBeLessThan(2 * 3_600_000 + 60_000);
   });
@@ -49,12 +49,12 @@ describe("holds through the API: a rejection holds its drift; --for bounds it; a
     await client.reject(id, { actor: "alice", channel: "cli", reason: "disk check first" });
     expect((await client.holds()).some((h) => h.action_id === id)).toBe(true);
     const released = await client.releaseHold(id, { actor: "bob", channel: "cli", reason: "disk is fine" });
-    expect(released).toMatchObject({ action_id: id, ended_at: expect.any(String), end_reason: "released by bob: disk is fine (bob, cli)" });
+    expect(released).toMatchObject({ action_id: id, ended_at: expect.any(String), end_reason: "released by admin: disk is fine (admin, cli)" });
     expect((await client.holds()).some((h) => h.action_id === id)).toBe(false);
     await expect(client.releaseHold(id, { actor: "bob", channel: "cli" })).rejects.toMatchObject({ status: 409, code: "ended" });
     const missing = await client.releaseHold("00000000-0000-4000-8000-000000000000", { actor: "bob", channel: "cli" }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ApiError);
     expect(missing).toMatchObject({ status: 404, code: "not_found" });
-    expect((await auditOf(env.sql, id)).at(-1)).toMatchObject({ from_state: "rejected", to_state: "rejected", actor: "bob", channel: "cli", detail: "released by bob: disk is fine" });
+    expect((await auditOf(env.sql, id)).at(-1)).toMatchObject({ from_state: "rejected", to_state: "rejected", actor: "admin", channel: "cli", detail: "released by admin: disk is fine" });
   });
 });

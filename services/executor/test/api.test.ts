@@ -48,26 +48,26 @@ describe("transitions through the API", () => {
     expect((await api(url, `/api/actions/nope`)).status).toBe(404);
   });
 
-  it("approve records actor and channel; approving twice is 409 and changes nothing", async () => {
+  it("approve records the credential's name (not the body's actor) and the channel; approving twice is 409 and changes nothing", async () => {
     const id = await insertAction(env.sql);
     const first = await api(url, `/api/actions/${id}/approve`, { method: "POST", body: { actor: "alice", channel: "cli" } });
     expect(first.status).toBe(200);
     expect((first.body as { action: Action }).action.state).toBe("approved");
-    const second = await api(url, `/api/actions/${id}/approve`, { method: "POST", body: { actor: "bob", channel: "web" } });
+    const second = await api(url, `/api/actions/${id}/approve`, { method: "POST", body: { actor: "bob", channel: "cli" } });
     expect(second.status).toBe(409);
     expect(err(second.body)).toMatchObject({ code: "invalid_transition", state: "approved", message: "action is approved, not pending" });
     expect(await stateOf(env.sql, id)).toBe("approved");
     const shown = await api(url, `/api/actions/${id}`);
     const { audit } = shown.body as { action: Action; audit: AuditEntry[] };
-    expect(audit.map((a) => [a.from_state, a.to_state, a.actor, a.channel])).toEqual([["pending", "approved", "alice", "cli"]]);
+    expect(audit.map((a) => [a.from_state, a.to_state, a.actor, a.channel])).toEqual([["pending", "approved", "admin", "cli"]]);
   });
 
-  it("approve with no body uses actor 'operator' and channel 'api'", async () => {
+  it("approve with no body records the credential (the bootstrap 'admin') and channel 'api'", async () => {
     const id = await insertAction(env.sql);
     const r = await api(url, `/api/actions/${id}/approve`, { method: "POST" });
     expect(r.status).toBe(200);
     const [a] = only(await auditOf(env.sql, id), "actor", "channel");
-    expect(a).toMatchObject({ actor: "operator", channel: "api" });
+    expect(a).toMatchObject({ actor: "admin", channel: "api" });
   });
 
   it("reject needs a non-blank reason (422 naming the field)", async () => {
@@ -82,14 +82,14 @@ describe("transitions through the API", () => {
 
   it("reject then approve is 409 and the action stays rejected", async () => {
     const id = await insertAction(env.sql);
-    const rej = await api(url, `/api/actions/${id}/reject`, { method: "POST", body: { reason: "not now, maintenance window", actor: "carol", channel: "web" } });
+    const rej = await api(url, `/api/actions/${id}/reject`, { method: "POST", body: { reason: "not now, maintenance window", actor: "carol", channel: "cli" } });
     expect(rej.status).toBe(200);
     const app = await api(url, `/api/actions/${id}/approve`, { method: "POST", body: {} });
     expect(app.status).toBe(409);
     expect(err(app.body)).toMatchObject({ code: "invalid_transition", state: "rejected", message: "action is rejected, not pending" });
     expect(await stateOf(env.sql, id)).toBe("rejected");
     const audit = only(await auditOf(env.sql, id), "from_state", "to_state", "actor", "channel", "detail");
-    expect(audit.map((r) => ({ ...r }))).toEqual([{ from_state: "pending", to_state: "rejected", actor: "carol", channel: "web", detail: "not now, maintenance window" }]);
+    expect(audit.map((r) => ({ ...r }))).toEqual([{ from_state: "pending", to_state: "rejected", actor: "admin", channel: "cli", detail: "not now, maintenance window" }]);
   });
 
   it("approving a pending action past its expiry expires it instead (409)", async () => {

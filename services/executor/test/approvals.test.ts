@@ -2,7 +2,7 @@ import { overwriteAction, auditOf, only } from "@steward/actions/testing";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkClaims, deriveApprovalKey, executionHash, signToken, verifyToken, type TokenClaims } from "../src/approval-tokens.js";
 import { newCommandKeyPair } from "@steward/contracts/command-keys";
-import { api, COMMAND_KEYS, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
+import { api, COMMAND_KEYS, insertAction, stateOf, type Env, useApiOnlyExecutor, ALERTER_TOKEN, API_TOKEN } from "./helpers.js";
 
 const executor = useApiOnlyExecutor();
 let env: Env;
@@ -16,7 +16,7 @@ interface Minted {
   expires_at: string;
 }
 const mint = async (id: string): Promise<Minted> => {
-  const r = await api(url, "/approvals/tokens", { method: "POST", body: { action_id: id } });
+  const r = await api(url, "/approvals/tokens", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id } });
   expect(r.status).toBe(201);
   return r.body as Minted;
 };
@@ -156,31 +156,35 @@ describe("POST /approvals/:id/:decision (ntfy buttons)", () => {
 });
 
 describe("bearer routes", () => {
-  it("minting and relaying need the API token", async () => {
+  it("minting and relaying need a credential, and only the alerter's role may (the admin's and an approver's are 403)", async () => {
     const id = await insertAction(env.sql);
     for (const path of ["/approvals/tokens", "/approvals/channel"]) {
       const r = await api(url, path, { method: "POST", body: { action_id: id, decision: "approve", channel: "telegram", actor: "x" }, token: "wrong-token-wrong-token" });
       expect(r.status).toBe(401);
       expect((await api(url, path, { method: "POST", body: { action_id: id }, token: null })).status).toBe(401);
+      const admin = await api(url, path, { method: "POST", body: { action_id: id, decision: "approve", channel: "telegram", actor: "x" }, token: API_TOKEN });
+      expect(admin.status).toBe(403);
+      expect(errorCode(admin.body)?.code).toBe("forbidden");
     }
     expect(await stateOf(env.sql, id)).toBe("pending");
   });
 
-  it("relays a telegram approval with channel and actor, and audits a refusal without changing state", async () => {
+  it("relays a telegram approval: the actor is the relaying credential, the person it names is in the detail; a refusal is audited without changing state", async () => {
     const id = await insertAction(env.sql);
-    const refused = await api(url, "/approvals/channel", { method: "POST", body: { action_id: id, decision: "refuse", channel: "telegram", actor: "telegram:666", detail: "not allow-listed" } });
+    const refused = await api(url, "/approvals/channel", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, decision: "refuse", channel: "telegram", actor: "telegram:666", detail: "not allow-listed" } });
     expect(refused.status).toBe(202);
     expect(await stateOf(env.sql, id)).toBe("pending");
-    const ok = await api(url, "/approvals/channel", { method: "POST", body: { action_id: id, decision: "approve", channel: "telegram", actor: "telegram:42(@op)" } });
+    const ok = await api(url, "/approvals/channel", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, decision: "approve", channel: "telegram", actor: "telegram:42(@op)" } });
     expect(ok.status).toBe(200);
     const rows = await audit(id);
-    expect(rows[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "telegram:666" });
-    expect(rows[1]).toMatchObject({ from_state: "pending", to_state: "approved", channel: "telegram", actor: "telegram:42(@op)" });
+    expect(rows[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "alerter" });
+    expect(rows[0]?.detail).toContain("telegram:666, as alerter relays it");
+    expect(rows[1]).toMatchObject({ from_state: "pending", to_state: "approved", channel: "telegram", actor: "alerter", detail: "approved via telegram by telegram:42(@op), as alerter relays it" });
   });
 
   it("does not mint for an action that is not pending", async () => {
     const id = await insertAction(env.sql, { state: "rejected" });
-    const r = await api(url, "/approvals/tokens", { method: "POST", body: { action_id: id } });
+    const r = await api(url, "/approvals/tokens", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id } });
     expect(r.status).toBe(409);
   });
 });

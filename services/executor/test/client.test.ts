@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { freePort, importGraph, listenOnLoopback } from "@steward/testkit";
 import { ApiBadResponse, ApiError, ApiUnreachable, createExecutorClient } from "../src/client.js";
-import { API_TOKEN, insertAction, putWorld, service, snapshot, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
+import { ALERTER_TOKEN, API_TOKEN, insertAction, putWorld, service, snapshot, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
 /** The typed client against the real executor API (real PostgreSQL and NATS), and against what can go wrong. */
 describe("@steward/executor/client", () => {
@@ -50,7 +50,8 @@ describe("@steward/executor/client", () => {
 
   it("mints approval tokens and relays bot decisions", async () => {
     const a = await insertAction(env.sql, { node: "n1", service: "cache" });
-    const c = client();
+    // What the alerter calls, with the alerter's credential (the admin's may not: see approvals.test.ts).
+    const c = createExecutorClient({ url, token: ALERTER_TOKEN });
     const minted = await c.mintApprovalTokens(a);
     expect(minted).toMatchObject({ action_id: a, approve: { path: `/approvals/${a}/approve` }, reject: { path: `/approvals/${a}/reject` } });
     expect(await c.relayDecision({ action_id: a, decision: "refuse", channel: "telegram", actor: "telegram:666", detail: "not allow-listed" })).toEqual({ audited: true });

@@ -8,7 +8,7 @@ import { launchChromium, type Browser } from "@steward/testkit/browser";
 import { putDriftReport } from "@steward/world/testing";
 import type { DriftReport } from "@steward/contracts/drift";
 import { insertAction, insertDrill, putWorld, service, setupEnv, snapshot, startExecutor, stateOf, type Env } from "./helpers.js";
-import { costReport, signIn, startFakePlanner, task } from "./console-helpers.js";
+import { costReport, operatorToken, signIn, startFakePlanner, task } from "./console-helpers.js";
 
 const XSS = `<img src=x onerror="window.__xss=1">`;
 
@@ -65,7 +65,7 @@ describe("web console in Chromium", () => {
   it("requires sign-in: no cookie lands on the login form, a wrong token shows an error and opens nothing", async () => {
     const ctx = await browser.newContext();
     try {
-      const page = await signIn(ctx, url, { token: "wrong-token-0123456789", name: "mallory" });
+      const page = await signIn(ctx, url, { token: "wrong-token-0123456789" });
       await page.waitForSelector("[role=alert]");
       expect(await page.textContent("[role=alert]")).toContain("Wrong token.");
       expect(page.url()).toMatch(/\/console\/login$/);
@@ -80,7 +80,7 @@ describe("web console in Chromium", () => {
   it("shows nodes, services, health, stale nodes and drift from the snapshot in KV, hostile names as plain text", async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
     try {
-      const page = await signIn(ctx, url, { name: "ops-ann" });
+      const page = await signIn(ctx, url, { token: await operatorToken(env, "ops-ann") });
       const dialogs: string[] = [];
       page.on("dialog", (d) => {
         dialogs.push(d.message());
@@ -117,7 +117,7 @@ describe("web console in Chromium", () => {
     await overwriteAction(env.sql, id, { diagnosis: "process exited with code 1: <b>OOM</b>", params: { grace_s: 5 } });
     const ctx = await browser.newContext();
     try {
-      const page = await signIn(ctx, url, { name: "ops-ann" });
+      const page = await signIn(ctx, url, { token: await operatorToken(env, "ops-ann") });
       await page.waitForURL(/\/console$/);
       const card = page.locator(`article.pending[data-action-id="${id}"]`);
       expect(await card.locator("code.command").innerText()).toBe(`restart ${XSS} on node-1`);
@@ -217,7 +217,7 @@ describe("web console in Chromium", () => {
   it("on a phone (375 px wide) no page scrolls sideways: the header wraps, wide tables scroll inside their card", async () => {
     const ctx = await browser.newContext({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
     try {
-      const page = await signIn(ctx, url, { name: "ops-ann-with-a-long-name" });
+      const page = await signIn(ctx, url, { token: await operatorToken(env, "ops-ann-with-a-long-name") });
       await page.waitForURL(/\/console$/);
       for (const path of ["/console", "/console/actions", "/console/alerts", "/console/drills", "/console/tasks"]) {
         await page.goto(url + path);

@@ -1,11 +1,24 @@
 import { createServer, type Server } from "node:http";
 import { signIn as signInAs, type BrowserContext, type Page } from "@steward/testkit/browser";
 import type { CostReport, Task } from "@steward/contracts/task";
-import { API_TOKEN } from "./helpers.js";
+import { API_TOKEN, type Env } from "./helpers.js";
 
-/** Signs in with this suite's API token unless told otherwise. */
-export async function signIn(ctx: BrowserContext, url: string, opts: { token?: string; name?: string } = {}): Promise<Page> {
-  return signInAs(ctx, url, { ...opts, token: opts.token ?? API_TOKEN });
+/** Signs in with this suite's API token (the bootstrap `admin`) unless told otherwise. */
+export async function signIn(ctx: BrowserContext, url: string, opts: { token?: string } = {}): Promise<Page> {
+  return signInAs(ctx, url, { token: opts.token ?? API_TOKEN });
+}
+
+const operatorTokens = new WeakMap<Env, Map<string, string>>();
+/** The token of an approver credential named `name` on the env's first executor, created on first use. */
+export async function operatorToken(env: Env, name: string): Promise<string> {
+  const known = operatorTokens.get(env) ?? new Map<string, string>();
+  operatorTokens.set(env, known);
+  const had = known.get(name);
+  if (had) return had;
+  const c = await env.executors[0]!.credentials.create(name, "approver", "test");
+  if (!c.ok) throw new Error(c.message);
+  known.set(name, c.token);
+  return c.token;
 }
 
 /** Plays the planner's read API (GET /tasks, GET /cost with the bearer token) for the console. */

@@ -17,9 +17,12 @@ import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase
 import { createExecutor, type Executor } from "../src/executor.js";
 import { loadConfig, type ExecutorConfig } from "../src/config.js";
 
+/** The bootstrap admin (credential `admin`). */
 export const API_TOKEN = "test-api-token-0123456789";
 /** The executor's command key pair of these tests (EXECUTOR_SIGNING_KEY is its private half). */
 export const COMMAND_KEYS = newCommandKeyPair();
+/** The alerter's scoped credential (`alerter`): mints button tokens and relays bot decisions, nothing else. */
+export const ALERTER_TOKEN = "test-alerter-token-0123456789";
 
 export interface Env {
   nats: NatsServerHandle;
@@ -61,6 +64,7 @@ export function testConfig(env: Env, over: Record<string, string> = {}): Executo
     NATS_URL: env.nats.url,
     API_TOKEN,
     EXECUTOR_SIGNING_KEY: COMMAND_KEYS.privateKey,
+    ALERTER_TOKEN,
     HTTP_PORT: "0",
     POLL_MS: "100",
     SWEEP_MS: "100",
@@ -80,6 +84,7 @@ export async function startExecutor(env: Env, over: Record<string, string> = {})
   const stop = executor.stop.bind(executor);
   const wrapped: Executor = {
     store: executor.store,
+    credentials: executor.credentials,
     start: executor.start.bind(executor),
     async stop() {
       await stop();

@@ -62,7 +62,7 @@ describe("executing approved actions", () => {
 
       const audit = await auditOf(id);
       expect(audit.map((a) => [a.from_state, a.to_state, a.actor, a.channel])).toEqual([
-        ["pending", "approved", "alice", "cli"],
+        ["pending", "approved", "admin", "cli"],
         ["approved", "running", "exec-a", "executor"],
         ["running", "succeeded", "exec-a", "executor"],
       ]);

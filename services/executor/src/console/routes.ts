@@ -12,6 +12,9 @@ import { actionBody, actionsBody, alertsBody, errorPage, layout, loginPage, over
 import type { AlertsRead } from "./alerts-client.js";
 import type { DrillsRepository } from "@steward/actions/drills";
 import { drillsBody } from "./drills-view.js";
+import { OPERATOR_ROLES } from "@steward/contracts/executor-api";
+import { permits } from "../access.js";
+import type { CredentialsRepository } from "../credentials.js";
 
 export const MAX_FORM_BYTES = 16 * 1024;
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
@@ -22,7 +25,10 @@ export interface ConsoleDeps {
   store: ActionsRepository;
   world: Pick<WorldView, "snapshot" | "drift" | "revision">;
   logger: Logger;
-  apiToken: string;
+  /** Sign-in takes an operator's token (role viewer, approver or admin); its name is the actor of every decision. */
+  credentials: Pick<CredentialsRepository, "resolve">;
+  /** The planner's bearer token, for its read API (tasks and cost). */
+  plannerToken: string;
   /** When set, the console shows the planner's tasks and cost (GET {plannerUrl}/tasks and /cost, same bearer token). */
   plannerUrl?: string | undefined;
   /** Reads the alerter's alerts (over NATS: the alerter owns them); without it the Alerts page says so. */
@@ -60,7 +66,6 @@ class FormError extends Error {
 const ACTION_PATH = /^\/console\/actions\/([^/]+)$/;
 const DECIDE_PATH = /^\/console\/actions\/([^/]+)\/(approve|reject)$/;
 const SAFE_BACK = /^\/console(\/[A-Za-z0-9._~%-]+)*$/;
-const NAME = /^[\p{L}\p{N} ._@-]{1,64}$/u;
 
 function sendHtml(res: ServerResponse, status: number, body: Html | string, headers: Record<string, string> = {}): void {
   const text = String(body);
@@ -96,10 +101,10 @@ function decode(s: string): string | undefined {
 }
 
 /**
- * The operator web console under /console: server-rendered pages (escaped by construction), sign-in with the
- * API token into an HttpOnly SameSite=Strict session cookie, a per-session CSRF token plus an Origin check on
+ * The operator web console under /console: server-rendered pages (escaped by construction), sign-in with an
+ * operator's token into an HttpOnly SameSite=Strict session cookie, a per-session CSRF token plus an Origin check on
  * every POST, and live updates over server-sent events. Decisions go through the same store functions as the
- * API, with channel `web` and the name given at sign-in as the actor.
+ * API, with channel `web` and the signed-in credential's name as the actor (a viewer's are refused).
  */
 export function createConsole(deps: ConsoleDeps) {
   const { store, world, logger } = deps;
@@ -107,7 +112,7 @@ export function createConsole(deps: ConsoleDeps) {
   const ttlMs = deps.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const sessions = createSessionStore({ ttlMs, now: () => clock().getTime() });
   const feed = createChangeFeed({ world, store, logger, pollMs: deps.changePollMs ?? 1000 });
-  const planner = deps.plannerUrl ? createPlannerClient({ baseUrl: deps.plannerUrl, token: deps.apiToken }) : undefined;
+  const planner = deps.plannerUrl ? createPlannerClient({ baseUrl: deps.plannerUrl, token: deps.plannerToken }) : undefined;
   const keepAliveMs = deps.keepAliveMs ?? 15_000;
 
   const secure = (req: IncomingMessage): boolean => (req.socket as Partial<TLSSocket>).encrypted === true || req.headers["x-forwarded-proto"] === "https";
@@ -143,18 +148,19 @@ export function createConsole(deps: ConsoleDeps) {
       return { route, status: 403 };
     }
     const form = await readForm(req);
-    const name = (form.get("name") ?? "").trim() || "web";
-    if (!NAME.test(name)) {
-      sendHtml(res, 422, loginPage({ error: "name: use 1-64 letters, digits, spaces, '.', '_', '@' or '-'" }));
-      return { route, status: 422 };
-    }
-    if (!sameSecret(form.get("token") ?? "", deps.apiToken)) {
-      logger.warn({ actor: name }, "console sign-in refused: wrong token");
-      sendHtml(res, 401, loginPage({ error: "Wrong token.", name }));
+    const cred = await deps.credentials.resolve(form.get("token") ?? "");
+    if (!cred) {
+      logger.warn("console sign-in refused: wrong token");
+      sendHtml(res, 401, loginPage({ error: "Wrong token." }));
       return { route, status: 401 };
     }
-    const s = sessions.create(name);
-    logger.info({ actor: name }, "console sign-in");
+    if (!OPERATOR_ROLES.includes(cred.role)) {
+      logger.warn({ actor: cred.name, role: cred.role }, "console sign-in refused: a component's credential");
+      sendHtml(res, 403, loginPage({ error: `The credential '${cred.name}' is a component's (role ${cred.role}); sign in with an operator's token.` }));
+      return { route, status: 403 };
+    }
+    const s = sessions.create(cred.name, cred.role);
+    logger.info({ actor: cred.name, role: cred.role }, "console sign-in");
     redirect(res, "/console", { "set-cookie": sessionCookie(s.id, Math.floor(ttlMs / 1000), secure(req)) });
     return { route, status: 303 };
   }
@@ -173,6 +179,11 @@ export function createConsole(deps: ConsoleDeps) {
     const g = await guardPost(req, res, route);
     if (!("session" in g)) return g;
     const { session, form } = g;
+    if (!permits(session.role, "decide")) {
+      logger.warn({ actor: session.actor, role: session.role, decision }, "console refused a decision: the role may not decide");
+      sendHtml(res, 403, errorPage("Refused", `Refused: '${session.actor}' is a ${session.role} and may not ${decision}. Nothing was changed.`, true));
+      return { route, status: 403 };
+    }
     const id = decode(rawId) ?? "";
     const backRaw = form.get("back") ?? "/console";
     const back = SAFE_BACK.test(backRaw) ? backRaw : "/console";

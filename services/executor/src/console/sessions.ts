@@ -1,11 +1,14 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { CredentialRole } from "@steward/contracts/executor-api";
 
 export interface Session {
   id: string;
   /** Sent in every form; checked on every POST. Never the session id itself. */
   csrf: string;
-  /** The operator's name at login: the `actor` of what they approve or reject. */
+  /** The name of the credential signed in with: the `actor` of what they approve or reject. */
   actor: string;
+  /** That credential's role: a viewer sees the console but decides nothing. */
+  role: CredentialRole;
   createdAt: number;
   expiresAt: number;
   /** One-shot message shown on the next page (e.g. "approved restart of node-1/web"). */
@@ -41,10 +44,10 @@ export function createSessionStore(opts: { ttlMs: number; max?: number; now?: ()
   }
 
   return {
-    create(actor: string): Session {
+    create(actor: string, role: CredentialRole): Session {
       sweep();
       const t = now();
-      const s: Session = { id: randomBytes(32).toString("base64url"), csrf: randomBytes(32).toString("base64url"), actor, createdAt: t, expiresAt: t + opts.ttlMs };
+      const s: Session = { id: randomBytes(32).toString("base64url"), csrf: randomBytes(32).toString("base64url"), actor, role, createdAt: t, expiresAt: t + opts.ttlMs };
       sessions.set(s.id, s);
       sweep();
       return s;

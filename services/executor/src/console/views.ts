@@ -55,15 +55,14 @@ ${flash(session)}<main id="main">${opts.body}</main>
 </body></html>`;
 }
 
-export function loginPage(opts: { error?: string | undefined; name?: string | undefined }): Html {
+export function loginPage(opts: { error?: string | undefined }): Html {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Steward</title><link rel="stylesheet" href="/console/static/console.css"></head>
 <body><form class="login" method="post" action="/console/login">
 <h1>Steward console</h1>
 ${opts.error ? html`<p class="error-text" role="alert">${opts.error}</p>` : ""}
-<label for="token">API token</label><input id="token" name="token" type="password" autocomplete="current-password" required>
-<label for="name">Your name (shown in the audit log)</label><input id="name" name="name" type="text" value="${opts.name ?? "web"}" maxlength="64">
+<label for="token">Your token (its name is shown in the audit log)</label><input id="token" name="token" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form></body></html>`;
 }

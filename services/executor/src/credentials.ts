@@ -1,0 +1,88 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { Sql } from "@steward/platform/db";
+import type { CredentialRole } from "@steward/contracts/executor-api";
+import type { Credential } from "./access.js";
+
+/** A credential from the executor's own settings (API_TOKEN is `admin`, ALERTER_TOKEN `alerter`): not in the table, not revocable there. */
+export interface SettingCredential extends Credential {
+  token: string;
+  setting: string;
+}
+
+export interface CredentialInfo extends Credential {
+  source: "setting" | "database";
+  created_at: string | null;
+  created_by: string | null;
+  revoked_at: string | null;
+}
+
+export type CreateResult = { ok: true; credential: CredentialInfo; token: string } | { ok: false; code: "exists" | "reserved"; message: string };
+export type RevokeResult = { ok: true } | { ok: false; code: "not_found" | "reserved"; message: string };
+
+/**
+ * The executor's named API credentials (the only code that touches `api_credentials`). A token is random, shown once
+ * by `create`, and stored as its SHA-256; `resolve` finds who holds a token, revoked ones excluded, on every request
+ * (no cache: a revocation holds on every executor at once).
+ */
+export interface CredentialsRepository {
+  resolve(token: string): Promise<Credential | undefined>;
+  create(name: string, role: CredentialRole, createdBy: string): Promise<CreateResult>;
+  list(): Promise<CredentialInfo[]>;
+  revoke(name: string, revokedBy: string): Promise<RevokeResult>;
+}
+
+const TOKEN_PREFIX = "stw_";
+const hash = (token: string): string => createHash("sha256").update(token).digest("hex");
+const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
+
+/** A new token: 256 random bits, prefixed so a leaked one is recognisable (and greppable by secret scanners). */
+export function newToken(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString("base64url");
+}
+
+export function createCredentialsRepository(sql: Sql, fromSettings: readonly SettingCredential[]): CredentialsRepository {
+  const reserved = new Map(fromSettings.map((c) => [c.name, c]));
+  const settingInfo = (c: SettingCredential): CredentialInfo => ({ name: c.name, role: c.role, source: "setting", created_at: null, created_by: `setting ${c.setting}`, revoked_at: null });
+
+  return {
+    async resolve(token) {
+      if (token === "") return undefined;
+      const given = digest(token);
+      // Every setting credential is compared, in constant time, whatever matched before.
+      let found: SettingCredential | undefined;
+      for (const c of fromSettings) if (timingSafeEqual(given, digest(c.token))) found = c;
+      if (found) return { name: found.name, role: found.role };
+      const [row] = await sql<{ name: string; role: CredentialRole }[]>`SELECT name, role FROM api_credentials WHERE token_hash = ${hash(token)} AND revoked_at IS NULL`;
+      return row ? { name: row.name, role: row.role } : undefined;
+    },
+
+    async create(name, role, createdBy) {
+      if (reserved.has(name)) return { ok: false, code: "reserved", message: `'${name}' is the credential of the setting ${reserved.get(name)?.setting ?? "?"}; choose another name` };
+      const token = newToken();
+      // A revoked name may be given again (the old token stays dead: its hash is replaced).
+      const [row] = await sql<{ created_at: Date }[]>`
+        INSERT INTO api_credentials (name, role, token_hash, created_by) VALUES (${name}, ${role}, ${hash(token)}, ${createdBy})
+        ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, token_hash = EXCLUDED.token_hash, created_by = EXCLUDED.created_by,
+          created_at = now(), revoked_at = NULL, revoked_by = NULL
+        WHERE api_credentials.revoked_at IS NOT NULL
+        RETURNING created_at`;
+      if (!row) return { ok: false, code: "exists", message: `a credential named '${name}' exists; revoke it first` };
+      return { ok: true, token, credential: { name, role, source: "database", created_at: row.created_at.toISOString(), created_by: createdBy, revoked_at: null } };
+    },
+
+    async list() {
+      const rows = await sql<{ name: string; role: CredentialRole; created_at: Date; created_by: string; revoked_at: Date | null }[]>`
+        SELECT name, role, created_at, created_by, revoked_at FROM api_credentials ORDER BY name`;
+      return [
+        ...fromSettings.map(settingInfo),
+        ...rows.map((r) => ({ name: r.name, role: r.role, source: "database" as const, created_at: r.created_at.toISOString(), created_by: r.created_by, revoked_at: r.revoked_at?.toISOString() ?? null })),
+      ];
+    },
+
+    async revoke(name, revokedBy) {
+      if (reserved.has(name)) return { ok: false, code: "reserved", message: `'${name}' comes from the setting ${reserved.get(name)?.setting ?? "?"}: change that setting and restart the executor to replace it` };
+      const rows = await sql`UPDATE api_credentials SET revoked_at = now(), revoked_by = ${revokedBy} WHERE name = ${name} AND revoked_at IS NULL RETURNING name`;
+      return rows.length === 1 ? { ok: true } : { ok: false, code: "not_found", message: `no live credential named '${name}'` };
+    },
+  };
+}

@@ -1,0 +1,171 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { auditOf, only } from "@steward/actions/testing";
+import type { ConfigError } from "@steward/platform/config";
+import { CredentialRole } from "@steward/contracts/executor-api";
+import { decideAccess, GRANTS, permits, routePermission, type Permission } from "../src/access.js";
+import { loadConfig } from "../src/config.js";
+import { ALERTER_TOKEN, API_TOKEN, COMMAND_KEYS, api, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
+
+describe("who may do what (pure)", () => {
+  it.each([
+    ["viewer", ["read"]],
+    ["approver", ["read", "decide"]],
+    ["admin", ["read", "decide", "manage_credentials"]],
+    ["alerter", ["mint_button_tokens", "relay_decision"]],
+  ] as const)("%s may exactly %j", (role, may) => {
+    const all: Permission[] = ["read", "decide", "manage_credentials", "mint_button_tokens", "relay_decision"];
+    expect(all.filter((p) => permits(role, p))).toEqual(may);
+  });
+
+  it("every role of the contracts has grants", () => {
+    expect(Object.keys(GRANTS).sort()).toEqual([...CredentialRole.options].sort());
+  });
+
+  it.each([
+    ["GET", "api", ["actions"], "read"],
+    ["GET", "api", ["world"], "read"],
+    ["POST", "api", ["actions", "x", "approve"], "decide"],
+    ["POST", "api", ["actions", "x", "reject"], "decide"],
+    ["POST", "api", ["holds", "x", "release"], "decide"],
+    ["POST", "api", ["drills"], "decide"],
+    ["GET", "api", ["credentials"], "manage_credentials"],
+    ["POST", "api", ["credentials"], "manage_credentials"],
+    ["POST", "approvals", ["tokens"], "mint_button_tokens"],
+    ["POST", "approvals", ["channel"], "relay_decision"],
+    ["POST", "approvals", ["x", "approve"], undefined],
+  ] as const)("%s /%s/%j needs %s", (method, prefix, seg, want) => {
+    expect(routePermission(method, prefix, seg)).toBe(want);
+  });
+
+  it("no credential is 401, a role without the permission 403 naming the credential, never a token", () => {
+    expect(decideAccess(undefined, "read")).toMatchObject({ ok: false, status: 401, code: "unauthorized" });
+    expect(decideAccess({ name: "ann", role: "viewer" }, "decide")).toMatchObject({ ok: false, status: 403, code: "forbidden", message: expect.stringContaining("'ann' (role viewer)") });
+    expect(decideAccess({ name: "ann", role: "approver" }, "decide")).toEqual({ ok: true });
+  });
+});
+
+describe("settings", () => {
+  const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", API_TOKEN, EXECUTOR_SIGNING_KEY: COMMAND_KEYS.privateKey };
+  const problems = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+      return [];
+    } catch (e) {
+      return [...new Set((e as ConfigError).problems.map((p) => p.setting))];
+    }
+  };
+  it("refuses an empty or placeholder API_TOKEN, a placeholder ALERTER_TOKEN, and an alerter token equal to the admin's", () => {
+    expect(problems({ ...base, API_TOKEN: "" })).toEqual(["API_TOKEN"]);
+    expect(problems({ ...base, API_TOKEN: "changeme" })).toEqual(["API_TOKEN"]);
+    expect(problems({ ...base, ALERTER_TOKEN: "changeme" })).toEqual(["ALERTER_TOKEN"]);
+    expect(problems({ ...base, ALERTER_TOKEN: API_TOKEN })).toEqual(["ALERTER_TOKEN"]);
+    expect(problems({ ...base, ALERTER_TOKEN: "" })).toEqual([]);
+    expect(loadConfig({ ...base, ALERTER_TOKEN }).alerterToken).toBe(ALERTER_TOKEN);
+  });
+});
+
+/** An attacker's suite through the real HTTP API, real PostgreSQL: every refusal changes nothing. */
+describe("named credentials over HTTP", () => {
+  const executor = useApiOnlyExecutor();
+  let env: Env;
+  let url: string;
+  const tokens: Record<string, string> = {};
+  beforeAll(async () => {
+    ({ env, url } = executor);
+    const creds = env.executors[0]!.credentials;
+    for (const [name, role] of [["vera", "viewer"], ["ann", "approver"], ["rex", "approver"]] as const) {
+      const c = await creds.create(name, role, "admin");
+      if (!c.ok) throw new Error(c.message);
+      tokens[name] = c.token;
+    }
+    expect(await creds.revoke("rex", "admin")).toEqual({ ok: true });
+  });
+
+  const approve = (id: string, token: string, body: unknown = { actor: "someone-else", channel: "cli" }) => api(url, `/api/actions/${id}/approve`, { method: "POST", body, token });
+
+  it("a viewer reads but approving is 403 and changes nothing (no audit row)", async () => {
+    const id = await insertAction(env.sql);
+    expect((await api(url, "/api/actions", { token: tokens["vera"]! })).status).toBe(200);
+    const r = await approve(id, tokens["vera"]!);
+    expect(r.status).toBe(403);
+    expect(r.body).toMatchObject({ error: { code: "forbidden" } });
+    const rej = await api(url, `/api/actions/${id}/reject`, { method: "POST", body: { reason: "no" }, token: tokens["vera"]! });
+    expect(rej.status).toBe(403);
+    expect(await stateOf(env.sql, id)).toBe("pending");
+    expect(await auditOf(env.sql, id)).toHaveLength(0);
+  });
+
+  it("the alerter's token on the approve route is 403 (it may only mint and relay) and it reads nothing", async () => {
+    const id = await insertAction(env.sql);
+    expect((await approve(id, ALERTER_TOKEN)).status).toBe(403);
+    expect((await api(url, "/api/actions", { token: ALERTER_TOKEN })).status).toBe(403);
+    expect((await api(url, "/api/world", { token: ALERTER_TOKEN })).status).toBe(403);
+    expect(await stateOf(env.sql, id)).toBe("pending");
+    expect(await auditOf(env.sql, id)).toHaveLength(0);
+  });
+
+  it("a revoked token is 401 everywhere, also at console sign-in", async () => {
+    const id = await insertAction(env.sql);
+    const r = await approve(id, tokens["rex"]!);
+    expect(r.status).toBe(401);
+    expect(r.body).toMatchObject({ error: { code: "unauthorized" } });
+    expect((await api(url, "/api/actions", { token: tokens["rex"]! })).status).toBe(401);
+    const login = await fetch(`${url}/console/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", origin: url }, body: new URLSearchParams({ token: tokens["rex"]! }).toString() });
+    expect(login.status).toBe(401);
+    expect(await stateOf(env.sql, id)).toBe("pending");
+  });
+
+  it("the audit actor is the credential's name whatever the body says (approve, reject, hold release)", async () => {
+    const a = await insertAction(env.sql);
+    expect((await approve(a, tokens["ann"]!, { actor: "admin", channel: "cli" })).status).toBe(200);
+    const b = await insertAction(env.sql);
+    expect((await api(url, `/api/actions/${b}/reject`, { method: "POST", body: { actor: "root", reason: "later", hold_for: "1h" }, token: tokens["ann"]! })).status).toBe(200);
+    expect((await api(url, `/api/holds/${b}/release`, { method: "POST", body: { actor: "root" }, token: tokens["ann"]! })).status).toBe(200);
+    expect(only(await auditOf(env.sql, a), "to_state", "actor", "channel")).toEqual([{ to_state: "approved", actor: "ann", channel: "cli" }]);
+    expect(only(await auditOf(env.sql, b), "to_state", "actor")).toEqual([
+      { to_state: "rejected", actor: "ann" },
+      { to_state: "rejected", actor: "ann" },
+    ]);
+  });
+
+  it("a body cannot claim the console's channel", async () => {
+    const id = await insertAction(env.sql);
+    const r = await approve(id, tokens["ann"]!, { channel: "web" });
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ error: { field: "channel" } });
+    expect(await stateOf(env.sql, id)).toBe("pending");
+  });
+
+  it("console: the alerter's token cannot sign in; a viewer signs in but its decisions are 403 and change nothing", async () => {
+    const post = (path: string, body: Record<string, string>, cookie = "") =>
+      fetch(url + path, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded", origin: url, ...(cookie ? { cookie } : {}) }, body: new URLSearchParams(body).toString() });
+    expect((await post("/console/login", { token: ALERTER_TOKEN })).status).toBe(403);
+    const signedIn = await post("/console/login", { token: tokens["vera"]! });
+    expect(signedIn.status).toBe(303);
+    const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0]!;
+    const page = await (await fetch(url + "/console", { headers: { cookie } })).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1] ?? "";
+    const id = await insertAction(env.sql);
+    const r = await post(`/console/actions/${id}/approve`, { csrf }, cookie);
+    expect(r.status).toBe(403);
+    expect(await r.text()).toContain("Nothing was changed");
+    expect(await stateOf(env.sql, id)).toBe("pending");
+    expect(await auditOf(env.sql, id)).toHaveLength(0);
+  });
+
+  it("tokens are stored hashed; names of setting credentials and live names cannot be taken", async () => {
+    const creds = env.executors[0]!.credentials;
+    const rows = await env.sql<{ token_hash: string }[]>`SELECT token_hash FROM api_credentials`;
+    for (const t of Object.values(tokens)) expect(rows.some((r) => r.token_hash.includes(t))).toBe(false);
+    expect(await creds.create("admin", "viewer", "x")).toMatchObject({ ok: false, code: "reserved" });
+    expect(await creds.create("alerter", "admin", "x")).toMatchObject({ ok: false, code: "reserved" });
+    expect(await creds.create("ann", "admin", "x")).toMatchObject({ ok: false, code: "exists" });
+    expect(await creds.revoke("admin", "x")).toMatchObject({ ok: false, code: "reserved" });
+    // A revoked name may be given again, with a new token; the old one stays dead.
+    const again = await creds.create("rex", "viewer", "admin");
+    if (!again.ok) throw new Error(again.message);
+    expect(again.token).not.toBe(tokens["rex"]);
+    expect((await api(url, "/api/actions", { token: again.token })).status).toBe(200);
+    expect((await api(url, "/api/actions", { token: tokens["rex"]! })).status).toBe(401);
+  });
+});
