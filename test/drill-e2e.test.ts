@@ -126,7 +126,7 @@ async function drill(service: string, extra: string[]): Promise<DrillDetailReply
   expect(proposed.code, proposed.stderr).toBe(0);
   expect(proposed.json.refused).toEqual([]);
   const [action] = proposed.json.proposed;
-  expect(action).toMatchObject({ kind: "drill", service, state: "pending", proposed_by: "drill-operator" });
+  expect(action).toMatchObject({ kind: "drill", service, state: "pending", proposed_by: "admin" });
   const approved = await steward(["approve", action!.id.slice(0, 8)]);
   expect(approved.code, approved.stderr).toBe(0);
   return waitFor(`drill ${service} finished`, async () => {

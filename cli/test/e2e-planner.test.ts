@@ -184,7 +184,8 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
 
     const a = steward<{ action: Action; audit: AuditEntry[] }>("actions", "show", approvedId, "--json").json;
     const approval = a.audit.find((e) => e.to_state === "approved");
-    expect(approval?.actor).toBe("e2e-operator");
+    // The stack file's token is the bootstrap admin credential: its name, not $STEWARD_USER, is the audit actor.
+    expect(approval?.actor).toBe("admin");
     expect(approval?.channel).toBe("cli");
     expect(a.audit.map((e) => e.to_state)).toContain("running");
     if (a.action.id === actionId) expect(a.action.task_id).toBe(task.id);
