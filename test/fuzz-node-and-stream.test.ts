@@ -23,8 +23,9 @@ describe("fuzzing node commands and the event stream (seed " + String(SEED) + ")
   it("node commands: anything sent to a node-agent gets a refusal naming why, and the agent stays up", async () => {
     // Well-formed but signed with a key the agent does not have: the mutations start from the closest thing to valid.
     const body = { id: randomUUID(), node: "n1", op: "restart", service: "web", action_id: null, issued_at: new Date().toISOString(), expires_at: new Date(Date.now() + 60_000).toISOString() };
-    const signed = { body, sig: "ab".repeat(32) };
-    const payloads = fc.oneof(mutated(signed), fc.constant(body).chain((b) => mutated(b).map((m) => `{"body":${m},"sig":"${"cd".repeat(32)}"}`)), rawBody.filter((b) => b.length < 900_000));
+    // An Ed25519 signature's shape (86 base64url characters), by no key the agent trusts.
+    const signed = { body, sig: "ab".repeat(43) };
+    const payloads = fc.oneof(mutated(signed), fc.constant(body).chain((b) => mutated(b).map((m) => `{"body":${m},"sig":"${"cd".repeat(43)}"}`)), rawBody.filter((b) => b.length < 900_000));
     await waitFor("the node-agent to answer commands", async () => {
       try {
         await nc.request(commandSubject("n1"), "{}", { timeout: 1000 });
