@@ -18,6 +18,7 @@ import { createDrillsRepository } from "@steward/actions/drills";
 import { DRILL_KIND } from "@steward/contracts/drill";
 import type { DrillDeps } from "./drill-run.js";
 import { createDrillRoutes } from "./http-drills.js";
+import { createFailureLimiter } from "./rate-limit.js";
 import { createCredentialsRepository, type CredentialsRepository, type SettingCredential } from "./credentials.js";
 
 export interface ExecutorDeps {
@@ -52,6 +53,8 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const clock = deps.clock ?? (() => new Date());
   const store = createActionsRepository(sql);
   const credentials = createCredentialsRepository(sql, settingCredentials(config));
+  // One count of wrong tokens per source for the API, the bot routes and console sign-in alike.
+  const limiter = createFailureLimiter();
   const metrics = createExecutorMetrics(registry, store);
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
@@ -154,10 +157,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
       const listening = await store.listen(poke);
       unlisten = () => listening.unlisten();
       const approvalKey = deriveApprovalKey(config.signingKey);
-      const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, credentials, logger, registry, clock });
-      const web = createConsole({ store, world, logger, credentials, plannerToken: config.plannerToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), drills, clock });
+      const approvals = createApprovalRoutes({ store, tokens: createApprovalTokens(sql, approvalKey, clock), tokenKey: approvalKey, credentials, limiter, logger, registry, clock });
+      const web = createConsole({ store, world, logger, credentials, limiter, plannerToken: config.plannerToken, plannerUrl: config.plannerUrl, alerts: createAlertsReader(nc), drills, clock });
       const drillRoutes = createDrillRoutes({ store, drills, world, fleetSpecPath: config.fleetSpecPath, clock });
-      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, credentials, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
+      server = await listenHttp(createApiHandler({ store, world, registry, logger, metrics, credentials, limiter, approvals, console: web, drills: drillRoutes }), config.httpPort, config.httpHost);
       const port = server.port;
       const host = config.httpHost.includes(":") ? `[${config.httpHost}]` : config.httpHost;
       if (config.worker) {

@@ -12,6 +12,7 @@ import type { Console as WebConsole } from "./console/index.js";
 import type { DrillRoutes } from "./http-drills.js";
 import { bearerToken, decideAccess, routePermission, type Credential } from "./access.js";
 import type { CredentialsRepository } from "./credentials.js";
+import type { FailureLimiter } from "./rate-limit.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -19,6 +20,8 @@ export interface ApiDeps extends Omit<JsonApiDeps, "apiToken"> {
   store: ActionsRepository;
   /** Who holds a bearer token: the caller's name is the audit actor, its role what it may do (access.ts). */
   credentials: Pick<CredentialsRepository, "resolve">;
+  /** Wrong bearer tokens per source address: past its limit a source is answered 429 without a lookup. */
+  limiter?: FailureLimiter | undefined;
   world: Pick<WorldView, "snapshot" | "drift">;
   metrics: ExecutorMetrics;
   /** ntfy buttons and bot relays (http-approvals.ts); mounted under /approvals/ when given. */
@@ -76,8 +79,18 @@ function storeReply(res: ServerResponse, r: MoveResult, id: string): number {
  * Resolves the request's bearer token to a credential and checks its role allows `need`; answers 401 (no, wrong or
  * revoked token) or 403 (a role without the permission) and returns undefined when it did not allow.
  */
-export async function authorize(req: IncomingMessage, res: ServerResponse, credentials: Pick<CredentialsRepository, "resolve">, need: Parameters<typeof decideAccess>[1]): Promise<Credential | undefined> {
-  const cred = await credentials.resolve(bearerToken(req.headers.authorization));
+export async function authorize(req: IncomingMessage, res: ServerResponse, credentials: Pick<CredentialsRepository, "resolve">, need: Parameters<typeof decideAccess>[1], limiter?: FailureLimiter): Promise<Credential | undefined> {
+  const source = req.socket.remoteAddress ?? "unknown";
+  const wait = limiter?.retryAfterMs(source) ?? 0;
+  if (wait > 0) {
+    const s = Math.ceil(wait / 1000);
+    sendJson(res, 429, { error: { code: "too_many_failures", message: `too many wrong tokens from this address; try again in ${s} s` } }, { "retry-after": String(s) });
+    return undefined;
+  }
+  const token = bearerToken(req.headers.authorization);
+  const cred = await credentials.resolve(token);
+  // A wrong token is a guess; no token at all is not.
+  if (!cred && token !== "") limiter?.fail(source);
   const d = decideAccess(cred, need);
   if (d.ok) return cred;
   sendJson(res, d.status, { error: { code: d.code, message: d.message } }, d.status === 401 ? { "www-authenticate": 'Bearer realm="steward"' } : {});
@@ -97,7 +110,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
 
     const seg = path.split("/").slice(2).map(decodeSegment);
-    const cred = await authorize(req, res, deps.credentials, routePermission(method, "api", seg) ?? "read");
+    const cred = await authorize(req, res, deps.credentials, routePermission(method, "api", seg) ?? "read", deps.limiter);
     if (!cred) return { route: "/api", status: res.statusCode };
     const allow = (want: string, r: string) => allowMethod(method, want, r);
 

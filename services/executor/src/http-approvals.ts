@@ -7,6 +7,7 @@ import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type Clai
 import { authorize } from "./http-api.js";
 import { routePermission, type Credential } from "./access.js";
 import type { CredentialsRepository } from "./credentials.js";
+import type { FailureLimiter } from "./rate-limit.js";
 import { isUuid, type ActionsRepository, type MoveResult } from "@steward/actions/repository";
 
 /**
@@ -24,6 +25,7 @@ export interface ApprovalRoutesDeps {
   tokens: ApprovalTokens;
   tokenKey: Buffer;
   credentials: Pick<CredentialsRepository, "resolve">;
+  limiter?: FailureLimiter | undefined;
   logger: Logger;
   registry: Registry;
   /** Lifetime of minted tokens (capped by the action's own expiry). */
@@ -202,7 +204,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       if (method !== "POST") throw new Refusal(405, "method_not_allowed", "approval routes take POST");
       if (seg.length === 1 && (seg[0] === "tokens" || seg[0] === "channel")) {
         route = `/approvals/${seg[0]}`;
-        const cred = await authorize(req, res, deps.credentials, routePermission(method, "approvals", seg) ?? "relay_decision");
+        const cred = await authorize(req, res, deps.credentials, routePermission(method, "approvals", seg) ?? "relay_decision", deps.limiter);
         if (!cred) return { route, status: res.statusCode };
         return { route, status: seg[0] === "tokens" ? await mint(req, res) : await relay(req, res, cred) };
       }

@@ -1,9 +1,11 @@
+import { request } from "node:http";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditOf, only } from "@steward/actions/testing";
 import type { ConfigError } from "@steward/platform/config";
 import { CredentialRole } from "@steward/contracts/executor-api";
 import { decideAccess, GRANTS, permits, routePermission, type Permission } from "../src/access.js";
 import { loadConfig } from "../src/config.js";
+import { createFailureLimiter } from "../src/rate-limit.js";
 import { ALERTER_TOKEN, API_TOKEN, COMMAND_KEYS, api, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
 describe("who may do what (pure)", () => {
@@ -167,5 +169,53 @@ describe("named credentials over HTTP", () => {
     expect(again.token).not.toBe(tokens["rex"]);
     expect((await api(url, "/api/actions", { token: again.token })).status).toBe(200);
     expect((await api(url, "/api/actions", { token: tokens["rex"]! })).status).toBe(401);
+  });
+});
+
+describe("failure limiter (pure)", () => {
+  it("refuses a source past its failures with doubling backoff, others untouched; a quiet window forgets", () => {
+    let t = 0;
+    const l = createFailureLimiter({ maxFailures: 3, windowMs: 1000, baseBlockMs: 100, maxBlockMs: 350, now: () => t });
+    for (let i = 0; i < 2; i++) l.fail("a");
+    expect(l.retryAfterMs("a")).toBe(0);
+    l.fail("a");
+    expect(l.retryAfterMs("a")).toBe(100);
+    l.fail("a");
+    expect(l.retryAfterMs("a")).toBe(200);
+    l.fail("a");
+    expect(l.retryAfterMs("a"), "capped").toBe(350);
+    expect(l.retryAfterMs("b")).toBe(0);
+    t = 5000;
+    expect(l.retryAfterMs("a")).toBe(0);
+    l.fail("a");
+    expect(l.retryAfterMs("a"), "a new window").toBe(0);
+  });
+});
+
+describe("wrong tokens per source are rate-limited over HTTP", () => {
+  const executor = useApiOnlyExecutor();
+  /** A form POST to sign-in from a given local address (127.0.0.x are all this machine's loopback). */
+  const signIn = (from: string, token: string) =>
+    new Promise<number>((resolve, reject) => {
+      const u = new URL(`${executor.url}/console/login`);
+      const body = new URLSearchParams({ token }).toString();
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", localAddress: from, headers: { "content-type": "application/x-www-form-urlencoded", "content-length": Buffer.byteLength(body), origin: executor.url } }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+
+  it("100 wrong console sign-ins from one source: 429 past the limit (then even the right token); the right token from another source still signs in", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 100; i++) statuses.push(await signIn("127.0.0.1", `wrong-token-${i}-0123456789`));
+    expect(statuses.slice(0, 10), statuses.join(",")).toEqual(Array(10).fill(401));
+    expect(statuses.slice(10).every((s) => s === 429)).toBe(true);
+    expect(await signIn("127.0.0.1", API_TOKEN)).toBe(429);
+    expect(await signIn("127.0.0.2", API_TOKEN)).toBe(303);
+    // The API's bearer check shares the count: this source is refused there too, before any lookup.
+    const r = await api(executor.url, "/api/actions", { token: API_TOKEN });
+    expect(r.status).toBe(429);
   });
 });

@@ -15,6 +15,7 @@ import { drillsBody } from "./drills-view.js";
 import { OPERATOR_ROLES } from "@steward/contracts/executor-api";
 import { permits } from "../access.js";
 import type { CredentialsRepository } from "../credentials.js";
+import type { FailureLimiter } from "../rate-limit.js";
 
 export const MAX_FORM_BYTES = 16 * 1024;
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
@@ -27,6 +28,8 @@ export interface ConsoleDeps {
   logger: Logger;
   /** Sign-in takes an operator's token (role viewer, approver or admin); its name is the actor of every decision. */
   credentials: Pick<CredentialsRepository, "resolve">;
+  /** Wrong sign-in tokens per source address: past its limit a source is answered 429 without a lookup. */
+  limiter?: FailureLimiter | undefined;
   /** The planner's bearer token, for its read API (tasks and cost). */
   plannerToken: string;
   /** When set, the console shows the planner's tasks and cost (GET {plannerUrl}/tasks and /cost, same bearer token). */
@@ -147,8 +150,18 @@ export function createConsole(deps: ConsoleDeps) {
       sendHtml(res, 403, errorPage("Refused", `Refused: ${origin.reason}.`, false));
       return { route, status: 403 };
     }
+    const source = req.socket.remoteAddress ?? "unknown";
+    const wait = deps.limiter?.retryAfterMs(source) ?? 0;
+    if (wait > 0) {
+      const s = Math.ceil(wait / 1000);
+      logger.warn({ retry_after_s: s }, "console sign-in refused: too many wrong tokens from this address");
+      sendHtml(res, 429, loginPage({ error: `Too many wrong tokens from this address; try again in ${s} s.` }), { "retry-after": String(s) });
+      return { route, status: 429 };
+    }
     const form = await readForm(req);
-    const cred = await deps.credentials.resolve(form.get("token") ?? "");
+    const given = form.get("token") ?? "";
+    const cred = await deps.credentials.resolve(given);
+    if (!cred && given !== "") deps.limiter?.fail(source);
     if (!cred) {
       logger.warn("console sign-in refused: wrong token");
       sendHtml(res, 401, loginPage({ error: "Wrong token." }));
