@@ -91,8 +91,12 @@ describe("a rejection sticks", () => {
     const second = await waitPending("a new pending restart once the drift changed", seen);
     expect(second.drift_key).toBe("down:h1/sick");
     seen.push(second.id);
-    const shown = await cliJson<{ audit: { actor: string; detail: string | null }[] }>("actions", "show", first.id);
-    expect(shown.audit.at(-1)?.detail).toBe("hold ended: the drift changed (now down:h1/sick)");
+    // The supervisor ends the hold in the cycle that sees the change; it may write that row after the new proposal.
+    const ended = await waitFor("the hold's end in the first action's audit", async () => {
+      const shown = await cliJson<{ audit: { actor: string; detail: string | null }[] }>("actions", "show", first.id);
+      return shown.audit.find((a) => a.detail?.startsWith("hold ended"));
+    }, 60_000, 200);
+    expect(ended.detail).toBe("hold ended: the drift changed (now down:h1/sick)");
   }, 180_000);
 
   it("a --for hold holds the drift, then ends by itself: proposed again", async () => {

@@ -13,7 +13,7 @@ import { CostReport, TaskDetail, type Task } from "@steward/contracts/task";
 import type { Action, AuditEntry } from "@steward/contracts/action";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { freePort, startFakeOllama, waitFor, type FakeOllama, type OllamaChatRequest } from "@steward/testkit";
-import { CLI, runSteward, startUp, type RunningUp } from "./steward-process.js";
+import { CLI, runStewardAsync, startUp, type RunningUp } from "./steward-process.js";
 
 let home = "";
 let dir = "";
@@ -21,7 +21,9 @@ let configFile = "";
 let up: RunningUp | undefined;
 let ollama: FakeOllama;
 
-const steward = <T = unknown>(...args: string[]) => runSteward<T>(home, args, 30_000);
+// Async: the fake Ollama answers from this process, and a blocking spawnSync would stall it on a busy machine (the
+// planner then finds it down and answers with its rules).
+const steward = <T = unknown>(...args: string[]) => runStewardAsync<T>(home, args, 30_000);
 
 /** The model's answer: a restart of the crash-looping service, plus one out-of-catalog proposal that must be dropped. */
 function modelAnswer(req: OllamaChatRequest) {
@@ -87,7 +89,7 @@ nodes:
             retries: 2
 `,
   );
-  expect(steward("validate", fleet).code).toBe(0);
+  expect((await steward("validate", fleet)).code).toBe(0);
   // The fake Ollama shares this process's event loop, which each spawnSync'd `steward` blocks for a while on a busy
   // machine: a longer health timeout keeps it from counting as down (the planner would answer with its rules).
   up = await startUp(home, ["--fleet", fleet, "--dir", dir, "--keep", "--heartbeat-ms", "500", "--api-port", "0"], { OLLAMA_URL: ollama.url, OLLAMA_HEALTH_TIMEOUT_MS: "10000" }, ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MODEL_GROUPS"]);
@@ -103,21 +105,21 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
   let task: Task;
   let detail: TaskDetail;
 
-  it("runs the planner and writes its URL into the stack file", () => {
+  it("runs the planner and writes its URL into the stack file", async () => {
     expect(up?.output()).toMatch(/planner\s+http:\/\/127\.0\.0\.1:\d+/);
-    expect(steward("task", "ls").code).toBe(0);
+    expect((await steward("task", "ls")).code).toBe(0);
   });
 
   it("the supervisor turns the crash loop into a planner task, which ends with a diagnosis and a proposed restart", async () => {
-    task = await waitFor("an escalated task for demo-a/flaky, finished", () => {
-      const t = steward<{ tasks: Task[] }>("task", "ls", "--json").json?.tasks.find((x) => x.source === "supervisor" && x.content.includes("flaky"));
+    task = await waitFor("an escalated task for demo-a/flaky, finished", async () => {
+      const t = (await steward<{ tasks: Task[] }>("task", "ls", "--json")).json?.tasks.find((x) => x.source === "supervisor" && x.content.includes("flaky"));
       if (t && (t.state === "failed" || t.state === "dead" || t.state === "expired")) throw new Error(`escalated task ${t.state}: ${t.error}`);
       return t?.state === "succeeded" ? t : undefined;
     }, 90_000, 500);
     expect(task.content).toMatch(/crash-looping|again after/);
     expect(task.model_groups).toContain("default");
 
-    const shown = steward<TaskDetail>("task", "show", task.id.slice(0, 8), "--json");
+    const shown = await steward<TaskDetail>("task", "show", task.id.slice(0, 8), "--json");
     expect(shown.code, shown.stderr).toBe(0);
     detail = TaskDetail.parse(shown.json);
     // The evidence came from the real system: the log tail fetched from the node-agent reached the model.
@@ -131,11 +133,11 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
     expect(shell?.action_id).toBeNull();
     expect(detail.calls.some((c) => c.provider === "ollama" && c.model_group === "default" && c.input_tokens === 1200)).toBe(true);
 
-    const text = steward("task", "show", task.id);
+    const text = await steward("task", "show", task.id);
     expect(text.stdout).toMatch(/restart\s+demo-a\/flaky\s+accepted/);
     expect(text.stdout).toMatch(/shell\s+demo-a\/flaky\s+DROPPED/);
     // No action of the dropped kind exists anywhere.
-    const all = steward<{ actions: Action[] }>("actions", "--json").json?.actions ?? [];
+    const all = (await steward<{ actions: Action[] }>("actions", "--json")).json?.actions ?? [];
     expect(all.some((a) => (a.kind as string) === "shell")).toBe(false);
     // The planner's own action carries the diagnosis, labelled as the model's words, so the approver sees why. When the
     // supervisor's restart was open first, the planner left it as it was: a model's words never attach themselves to an
@@ -182,23 +184,23 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
       if (chat.exitCode === null) chat.kill("SIGKILL");
     }
 
-    const a = steward<{ action: Action; audit: AuditEntry[] }>("actions", "show", approvedId, "--json").json;
+    const a = (await steward<{ action: Action; audit: AuditEntry[] }>("actions", "show", approvedId, "--json")).json;
     const approval = a.audit.find((e) => e.to_state === "approved");
     // The stack file's token is the bootstrap admin credential: its name, not $STEWARD_USER, is the audit actor.
     expect(approval?.actor).toBe("admin");
     expect(approval?.channel).toBe("cli");
     expect(a.audit.map((e) => e.to_state)).toContain("running");
     if (a.action.id === actionId) expect(a.action.task_id).toBe(task.id);
-    await waitFor("flaky healthy", () => steward<Snapshot>("status", "--json").json?.world.nodes["demo-a"]?.services["flaky"]?.health === "healthy", 60_000, 500);
+    await waitFor("flaky healthy", async () => (await steward<Snapshot>("status", "--json")).json?.world.nodes["demo-a"]?.services["flaky"]?.health === "healthy", 60_000, 500);
   });
 
-  it("steward cost shows the calls by model group and source, and the headroom", () => {
-    const r = steward<CostReport>("cost", "--json");
+  it("steward cost shows the calls by model group and source, and the headroom", async () => {
+    const r = await steward<CostReport>("cost", "--json");
     expect(r.code, r.stderr).toBe(0);
     const cost = CostReport.parse(r.json);
     expect(cost.by_model_group.find((g) => g.model_group === "default")?.calls).toBeGreaterThanOrEqual(2);
     expect(cost.by_source.map((s) => s.source).sort()).toEqual(expect.arrayContaining(["cli", "supervisor"]));
     expect(cost.headroom.global_day_usd).toBe(cost.caps.global_day_usd);
-    expect(steward("cost").stdout).toMatch(/headroom \$30\.00/);
+    expect((await steward("cost")).stdout).toMatch(/headroom \$30\.00/);
   });
 });

@@ -24,6 +24,29 @@ export function runSteward<T = unknown>(home: string, args: string[], timeoutMs 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json: json as T };
 }
 
+/**
+ * The same as runSteward without blocking this process's event loop: for tests whose stand-ins (a fake Ollama,
+ * ntfy) live in this process and must keep answering while the CLI runs.
+ */
+export function runStewardAsync<T = unknown>(home: string, args: string[], timeoutMs = 20_000): Promise<StewardRun<T>> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, STEWARD_HOME: home, STEWARD_USER: "e2e-operator" }, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolve({ code: code ?? -1, stdout, stderr, json: json as T });
+    });
+  });
+}
+
 export interface RunningUp {
   proc: ChildProcess;
   /** Everything `steward up` printed so far. */
