@@ -53,7 +53,7 @@ describe("trace context from the CLI through the planner", () => {
 
     const out: string[] = [];
     const io = { out: (s: string) => out.push(s), err: (s: string) => out.push(s), env: { STEWARD_PLANNER_URL: plannerUrl, STEWARD_API_URL: apiUrl, STEWARD_TOKEN: token, STEWARD_USER: "tracer" } };
-    expect(await runCli(["task", "add", "--json", "--timeout", "30", "why", "does", "t1/web", "serve", "stale", "data?"], io), out.join("\n")).toBe(0);
+    expect(await runCli(["task", "add", "--json", "--timeout", "30", "why", "does", "t1/web", "serve", "stale", "data?", "restart", "it", "if", "that", "helps"], io), out.join("\n")).toBe(0);
     const detail = TaskDetail.parse(JSON.parse(out.filter((l) => l.startsWith("{")).at(-1)!));
     const proposal = detail.proposals.find((p) => p.accepted && p.action_id);
     expect(proposal, JSON.stringify(detail.proposals)).toBeDefined();
