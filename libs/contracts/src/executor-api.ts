@@ -32,6 +32,33 @@ export const CredentialName = z
   .string({ error: "is required" })
   .regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, "must be 1-64 lowercase letters, digits, '_', '.', '@' or '-', starting with a letter or digit");
 
+/** `POST /api/credentials` (admin): a new named credential; its token is in the answer, once. */
+export const CreateCredentialRequest = z.strictObject({ name: CredentialName, role: CredentialRole });
+export type CreateCredentialRequest = z.input<typeof CreateCredentialRequest>;
+
+/** A credential as the API shows it: never its token or hash. `source: setting` ones (admin, alerter) live in the executor's settings. */
+export const CredentialView = z.object({
+  name: z.string(),
+  role: CredentialRole,
+  source: z.enum(["setting", "database"]),
+  created_at: z.string().nullable(),
+  created_by: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+});
+export type CredentialView = z.infer<typeof CredentialView>;
+
+/** `POST /api/credentials`: the only answer that carries the token. */
+export const CreatedCredentialReply = z.object({ credential: CredentialView, token: z.string() });
+export type CreatedCredentialReply = z.infer<typeof CreatedCredentialReply>;
+
+/** `GET /api/credentials`: the setting ones first, then the table's by name (revoked ones included, with revoked_at). */
+export const CredentialListReply = z.object({ credentials: z.array(CredentialView) });
+export type CredentialListReply = z.infer<typeof CredentialListReply>;
+
+/** `DELETE /api/credentials/:name` */
+export const RevokedCredentialReply = z.object({ revoked: z.string() });
+export type RevokedCredentialReply = z.infer<typeof RevokedCredentialReply>;
+
 // Whatever passes here must be storable: PostgreSQL refuses NUL, and an unpaired surrogate would be stored altered.
 const storable = (s: string) => !hasUnstorableChars(s);
 const Actor = z.string().trim().min(1, "must not be blank").max(128, "must be at most 128 characters").refine(storable, UNSTORABLE_MESSAGE);

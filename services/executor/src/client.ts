@@ -4,11 +4,16 @@ import {
   ActionDetailReply,
   ActionListReply,
   ChannelDecisionReply,
+  CreatedCredentialReply,
+  CredentialListReply,
   DecisionReply,
   HoldListReply,
   HoldReply,
   MintedTokens,
+  RevokedCredentialReply,
   type ApiChannel,
+  type CreateCredentialRequest,
+  type CredentialView,
   type ChannelDecisionRequest,
   type MintTokensRequest,
   type RejectRequest,
@@ -25,7 +30,7 @@ import { ApiBadResponse, ApiError, ApiUnreachable, createJsonHttp, type HttpTran
  * Every failure is an ApiError: ApiUnreachable (no answer), ApiBadResponse (off the contract), or the API's own code.
  */
 export { ApiBadResponse, ApiError, ApiUnreachable };
-export type { MintedTokens, ChannelDecisionReply, ChannelDecisionRequest };
+export type { MintedTokens, ChannelDecisionReply, ChannelDecisionRequest, CreatedCredentialReply, CredentialView };
 export type ActionDetail = ActionDetailReply;
 export type { DrillDetailReply, DrillListReply, DrillProposeReply, DrillRequest };
 
@@ -66,6 +71,12 @@ export interface ExecutorClient {
   /** Drills newest first, with their results. */
   drills(opts?: { limit?: number | undefined }): Promise<DrillListReply["drills"]>;
   drill(id: string): Promise<DrillDetailReply>;
+  /** A new named credential (admin only): the answer's token is shown this once. 409 when the name is live or a setting's. */
+  createCredential(req: CreateCredentialRequest): Promise<CreatedCredentialReply>;
+  /** Every credential (admin only), revoked ones too; never a token. */
+  credentials(): Promise<CredentialView[]>;
+  /** Revokes a credential at once (admin only): 404 when there is no live one by that name, 409 for a setting's. */
+  revokeCredential(name: string): Promise<void>;
 }
 
 const enc = encodeURIComponent;
@@ -95,5 +106,10 @@ export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClien
     proposeDrill: async (req) => (await http.call("POST", "/api/drills", DrillProposeReply, { body: req })).data,
     drills: async (o = {}) => (await http.call("GET", `/api/drills${o.limit !== undefined ? `?limit=${o.limit}` : ""}`, DrillListReply)).data.drills,
     drill: async (id) => (await http.call("GET", `/api/drills/${enc(id)}`, DrillDetailReply)).data,
+    createCredential: async (req) => (await http.call("POST", "/api/credentials", CreatedCredentialReply, { body: req })).data,
+    credentials: async () => (await http.call("GET", "/api/credentials", CredentialListReply)).data.credentials,
+    async revokeCredential(name) {
+      await http.call("DELETE", `/api/credentials/${enc(name)}`, RevokedCredentialReply);
+    },
   };
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
-import { ApproveRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, ReleaseHoldRequest, type ActionListReply, type DecisionReply, type HoldListReply, type HoldReply } from "@steward/contracts/executor-api";
+import { ApproveRequest, CreateCredentialRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, ReleaseHoldRequest, type ActionListReply, type CreatedCredentialReply, type CredentialListReply, type DecisionReply, type RevokedCredentialReply, type HoldListReply, type HoldReply } from "@steward/contracts/executor-api";
 import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
 import { answerHealthOrMetrics } from "@steward/platform/metrics";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
@@ -19,7 +19,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export interface ApiDeps extends Omit<JsonApiDeps, "apiToken"> {
   store: ActionsRepository;
   /** Who holds a bearer token: the caller's name is the audit actor, its role what it may do (access.ts). */
-  credentials: Pick<CredentialsRepository, "resolve">;
+  credentials: CredentialsRepository;
   /** Wrong bearer tokens per source address: past its limit a source is answered 429 without a lookup. */
   limiter?: FailureLimiter | undefined;
   world: Pick<WorldView, "snapshot" | "drift">;
@@ -73,6 +73,39 @@ function storeReply(res: ServerResponse, r: MoveResult, id: string): number {
   }
   sendJson(res, 409, { error: { code: "invalid_transition", message: `action is ${r.state}, not pending`, state: r.state } });
   return 409;
+}
+
+/**
+ * `/api/credentials[/:name]` (admin only, checked before this runs): create (the token is answered once), list
+ * (never a token or hash), revoke. Who did it goes to the log by name; the token never does.
+ */
+async function credentialRoute(req: IncomingMessage, res: ServerResponse, seg: readonly string[], method: string, cred: Credential, deps: Pick<ApiDeps, "credentials" | "logger">): Promise<{ route: string; status: number }> {
+  const { credentials, logger } = deps;
+  if (seg.length === 1) {
+    if (method === "GET") {
+      const body: CredentialListReply = { credentials: await credentials.list() };
+      sendJson(res, 200, body);
+      return { route: "/api/credentials", status: 200 };
+    }
+    allowMethod(method, "POST", "/api/credentials");
+    const want = validate(CreateCredentialRequest, await readJson(req));
+    const r = await credentials.create(want.name, want.role, cred.name);
+    if (!r.ok) throw new HttpError(409, { code: r.code, field: "name", message: r.message });
+    logger.info({ credential: want.name, role: want.role, actor: cred.name }, "credential created");
+    const body: CreatedCredentialReply = { credential: r.credential, token: r.token };
+    sendJson(res, 201, body);
+    return { route: "/api/credentials", status: 201 };
+  }
+  if (seg.length === 2 && seg[1]) {
+    allowMethod(method, "DELETE", "/api/credentials/:name");
+    const r = await credentials.revoke(seg[1], cred.name);
+    if (!r.ok) throw new HttpError(r.code === "not_found" ? 404 : 409, { code: r.code, message: r.message });
+    logger.info({ credential: seg[1], actor: cred.name }, "credential revoked");
+    const body: RevokedCredentialReply = { revoked: seg[1] };
+    sendJson(res, 200, body);
+    return { route: "/api/credentials/:name", status: 200 };
+  }
+  throw new HttpError(404, { code: "not_found", message: `no route ${method} /api/${seg.join("/")}` });
 }
 
 /**
@@ -143,6 +176,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       const r = await store.reject(seg[1], cred.name, body.channel ?? "api", body.reason, { holdForMs: body.hold_for });
       return { route: "/api/actions/:id/reject", status: storeReply(res, r, seg[1]) };
     }
+    if (seg[0] === "credentials") return credentialRoute(req, res, seg, method, cred, deps);
     if (seg[0] === "drills" && deps.drills) return deps.drills(res, seg, method, () => readJson(req), url, cred);
     if (seg[0] === "holds" && seg.length === 1) {
       allow("GET", "/api/holds");

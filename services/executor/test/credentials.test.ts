@@ -6,6 +6,7 @@ import { CredentialRole } from "@steward/contracts/executor-api";
 import { decideAccess, GRANTS, permits, routePermission, type Permission } from "../src/access.js";
 import { loadConfig } from "../src/config.js";
 import { createFailureLimiter } from "../src/rate-limit.js";
+import { createExecutorClient } from "../src/client.js";
 import { ALERTER_TOKEN, API_TOKEN, COMMAND_KEYS, api, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
 describe("who may do what (pure)", () => {
@@ -169,6 +170,87 @@ describe("named credentials over HTTP", () => {
     expect(again.token).not.toBe(tokens["rex"]);
     expect((await api(url, "/api/actions", { token: again.token })).status).toBe(200);
     expect((await api(url, "/api/actions", { token: tokens["rex"]! })).status).toBe(401);
+  });
+});
+
+/** The credential routes through the typed client and raw HTTP (real PostgreSQL): only an admin manages, refusals change nothing. */
+describe("credential routes over HTTP", () => {
+  const executor = useApiOnlyExecutor();
+  const admin = () => createExecutorClient({ url: executor.url, token: API_TOKEN });
+  const live = async () => (await admin().credentials()).filter((c) => c.revoked_at === null).map((c) => c.name);
+
+  it("an admin creates a viewer: its token is answered once, it reads and gets 403 on approve; the list never shows a token", async () => {
+    const made = await admin().createCredential({ name: "vic", role: "viewer" });
+    expect(made.credential).toMatchObject({ name: "vic", role: "viewer", source: "database", created_by: "admin", revoked_at: null });
+    expect(made.token).toMatch(/^stw_/);
+    const id = await insertAction(executor.env.sql);
+    expect((await api(executor.url, "/api/actions", { token: made.token })).status).toBe(200);
+    const r = await api(executor.url, `/api/actions/${id}/approve`, { method: "POST", body: {}, token: made.token });
+    expect(r.status).toBe(403);
+    expect(await stateOf(executor.env.sql, id)).toBe("pending");
+    const raw = await api(executor.url, "/api/credentials");
+    expect(raw.status).toBe(200);
+    expect(JSON.stringify(raw.body)).not.toContain(made.token);
+    expect(JSON.stringify(raw.body)).not.toMatch(/token_hash|[0-9a-f]{64}/);
+    expect((raw.body as { credentials: { name: string }[] }).credentials.map((c) => c.name)).toEqual(["admin", "alerter", "vic"]);
+  });
+
+  it("a viewer, an approver and the alerter get 403 on every credential route, and nothing changes", async () => {
+    const v = await admin().createCredential({ name: "val", role: "viewer" });
+    const a = await admin().createCredential({ name: "apo", role: "approver" });
+    const before = await live();
+    for (const token of [v.token, a.token, ALERTER_TOKEN]) {
+      expect((await api(executor.url, "/api/credentials", { token })).status).toBe(403);
+      expect((await api(executor.url, "/api/credentials", { method: "POST", body: { name: "sneak", role: "admin" }, token })).status).toBe(403);
+      expect((await api(executor.url, "/api/credentials/val", { method: "DELETE", token })).status).toBe(403);
+    }
+    expect(await live()).toEqual(before);
+  });
+
+  it("revoke: the token is 401 at once; a second revoke is 404; admin and alerter cannot be revoked (409)", async () => {
+    const made = await admin().createCredential({ name: "rita", role: "approver" });
+    expect((await api(executor.url, "/api/actions", { token: made.token })).status).toBe(200);
+    const r = await api(executor.url, "/api/credentials/rita", { method: "DELETE" });
+    expect(r).toEqual({ status: 200, body: { revoked: "rita" } });
+    expect((await api(executor.url, "/api/actions", { token: made.token })).status).toBe(401);
+    expect((await api(executor.url, "/api/credentials/rita", { method: "DELETE" })).status).toBe(404);
+    expect((await api(executor.url, "/api/credentials/nobody", { method: "DELETE" })).status).toBe(404);
+    for (const name of ["admin", "alerter"]) {
+      const x = await api(executor.url, `/api/credentials/${name}`, { method: "DELETE" });
+      expect(x.status).toBe(409);
+      expect(x.body).toMatchObject({ error: { code: "reserved", message: expect.stringContaining("setting") } });
+    }
+    expect((await admin().credentials()).find((c) => c.name === "rita")).toMatchObject({ revoked_at: expect.any(String) });
+    expect((await api(executor.url, "/api/actions", { token: ALERTER_TOKEN })).status).toBe(403);
+  });
+
+  it.each([
+    [{ name: "Bad Name", role: "viewer" }, "name"],
+    [{ name: "", role: "viewer" }, "name"],
+    [{ role: "viewer" }, "name"],
+    [{ name: "ok-name", role: "root" }, "role"],
+    [{ name: "ok-name" }, "role"],
+  ])("%j is 422 naming %s and creates nothing", async (body, field) => {
+    const before = await live();
+    const r = await api(executor.url, "/api/credentials", { method: "POST", body });
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ error: { code: "invalid", field } });
+    expect(await live()).toEqual(before);
+  });
+
+  it("a live name is 409; the setting names admin and alerter are 409 reserved; a revoked name may be given again", async () => {
+    await admin().createCredential({ name: "dup", role: "viewer" });
+    const d = await api(executor.url, "/api/credentials", { method: "POST", body: { name: "dup", role: "admin" } });
+    expect(d.status).toBe(409);
+    expect(d.body).toMatchObject({ error: { code: "exists", field: "name" } });
+    expect((await admin().credentials()).find((c) => c.name === "dup")).toMatchObject({ role: "viewer" });
+    for (const name of ["admin", "alerter"]) {
+      const x = await api(executor.url, "/api/credentials", { method: "POST", body: { name, role: "viewer" } });
+      expect(x.status).toBe(409);
+      expect(x.body).toMatchObject({ error: { code: "reserved", field: "name" } });
+    }
+    await admin().revokeCredential("dup");
+    expect((await admin().createCredential({ name: "dup", role: "approver" })).credential.role).toBe("approver");
   });
 });
 
