@@ -113,12 +113,14 @@ export const ACTIONS = {
   },
 } as const satisfies CommandSpec;
 
-const actor = { type: "string", value: "NAME", summary: "who decides, for the audit log (default: $STEWARD_USER or your login)" } as const;
+// The audit actor is the name of the credential a request comes with (docs/access.md): --as is kept only to be refused
+// with that explanation, never silently ignored.
+const actor = { type: "string", value: "NAME", summary: "removed: the audit log records your credential's name", hidden: true } as const;
 
 export const APPROVE = {
   name: "approve",
   summary: "approve a pending action (ID or its first characters)",
-  usage: [["steward approve ID [--as NAME]", "approve a pending action (ID or its first characters)"]],
+  usage: [["steward approve ID", "approve a pending action (ID or its first characters)"]],
   // --reason is accepted (and ignored) as it always was, so a script that passes it keeps working.
   flags: { as: actor, json, reason: { type: "string", value: "TEXT", summary: "ignored for approve", hidden: true } },
 } as const satisfies CommandSpec;
@@ -126,7 +128,7 @@ export const APPROVE = {
 export const REJECT = {
   name: "reject",
   summary: "reject a pending action",
-  usage: [["steward reject ID --reason TEXT [--for DURATION] [--as NAME]", "reject a pending action; its drift is held (not proposed again) until it changes or clears, or --for passes"]],
+  usage: [["steward reject ID --reason TEXT [--for DURATION]", "reject a pending action; its drift is held (not proposed again) until it changes or clears, or --for passes"]],
   flags: {
     reason: { type: "string", value: "TEXT", summary: "why (required; it goes into the audit log and shows on the held drift)" },
     for: { type: "string", value: "DURATION", summary: "the hold also ends after this long (90s, 30m, 2h, 1d; at most 30d)" },
@@ -140,14 +142,14 @@ export const HOLD = {
   summary: "drifts held by a rejection: list them, or release one early",
   usage: [
     ["steward hold ls [--json]", "holds in force: which drift, by whom, why, until when"],
-    ["steward hold release ID [--reason TEXT] [--as NAME]", "end a hold now (ID: the rejected action's); its drift is proposed again at the next cycle"],
+    ["steward hold release ID [--reason TEXT]", "end a hold now (ID: the rejected action's); its drift is proposed again at the next cycle"],
   ],
   flags: {},
   subcommands: {
     ls: { summary: "holds in force: which drift, by whom, why, until when", usage: [["steward hold ls [--json]", "holds in force"]], flags: { json }, aliases: ["list"] },
     release: {
       summary: "end a hold now; its drift is proposed again at the next cycle",
-      usage: [["steward hold release ID [--reason TEXT] [--as NAME] [--json]", "end a hold now"]],
+      usage: [["steward hold release ID [--reason TEXT] [--json]", "end a hold now"]],
       flags: { reason: { type: "string", value: "TEXT", summary: "why, for the audit log" }, as: actor, json },
     },
   },
@@ -159,7 +161,7 @@ export const DRILL = {
   name: "drill",
   summary: "restart drills: after approval, kill a healthy service on purpose and time its recovery against its recovery_objective",
   usage: [
-    ["steward drill SERVICE|--all [--node NODE] [--approve] [--as NAME] [--json]", "propose a drill of SERVICE (every node that declares it, or --node) or of every service; approve it like any action"],
+    ["steward drill SERVICE|--all [--node NODE] [--approve] [--json]", "propose a drill of SERVICE (every node that declares it, or --node) or of every service; approve it like any action"],
     ["steward drill ls [--limit N] [--json]", "drills with their timings and verdicts"],
     ["steward drill show ID [--json]", "one drill: its timeline, verdict, and the restart it caused"],
   ],

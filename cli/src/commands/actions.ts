@@ -3,6 +3,7 @@ import type { ActionState } from "@steward/contracts/action";
 import { connectApi, resolveActionId } from "../connect-api.js";
 import { ACTIONS, APPROVE, REJECT, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
+import { UsageError } from "../errors.js";
 import { renderAction, renderActions } from "./read.js";
 import { MAX_HOLD_MS, parseHoldFor } from "@steward/contracts/executor-api";
 
@@ -13,6 +14,15 @@ export const operator = (env: NodeJS.ProcessEnv): string => env["STEWARD_USER"] 
     return "operator";
   }
 })();
+
+/**
+ * Who decides, as the request body says it. The executor records the name of the credential the request comes with
+ * and ignores this, so `--as` is refused instead of being silently dropped.
+ */
+export function decider(as: string | undefined, env: NodeJS.ProcessEnv): string {
+  if (as !== undefined) throw new UsageError("--as is no longer used: the audit log records the name of the API credential you use (your own: `steward token create NAME --role approver` by an admin; docs/access.md)");
+  return operator(env);
+}
 
 /** `steward actions [show ID]`. */
 export async function actionsCommand(args: string[], io: Io): Promise<number> {
@@ -60,9 +70,9 @@ async function decide(kind: "approve" | "reject", args: string[], io: Io): Promi
       return 2;
     }
   }
+  const actor = decider(values.as, io.env);
   const api = await connectApi(io.env);
   const full = await resolveActionId(api, id);
-  const actor = values.as ?? operator(io.env);
   const a = kind === "approve" ? await api.approve(full, { actor, channel: "cli" }) : await api.reject(full, { actor, channel: "cli", reason: values.reason ?? "", hold_for: holdFor });
   if (values.json) io.out(JSON.stringify({ action: a }, null, 2));
   else if (kind === "approve") {

@@ -5,7 +5,7 @@ import { DRILL, type Io } from "../command-table.js";
 import { UsageError } from "../errors.js";
 import { ago, shortId, table } from "../format.js";
 import { parseFlags } from "../parse.js";
-import { operator } from "./actions.js";
+import { decider } from "./actions.js";
 import { renderAction } from "./read.js";
 
 const secs = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : `${(ms / 1000).toFixed(1)}s`);
@@ -73,13 +73,14 @@ export async function drillCommand(args: string[], io: Io): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`one service at a time (got ${positionals.join(", ")}); --all drills every service`);
   if (service === undefined && !values.all) throw new UsageError("name a service to drill, or --all");
   if (service !== undefined && values.all) throw new UsageError("name a service or --all, not both");
+  const actor = decider(values.as, io.env);
   const api = await connectApi(io.env);
   // A 409 (every target refused, nothing changed) is an ApiError: runCli prints each reason and exits 1.
   const r = await api.proposeDrill({
     ...(service !== undefined ? { service } : { all: true }),
     ...(values.node !== undefined ? { node: values.node } : {}),
     approve_restart: values.approve,
-    actor: values.as ?? operator(io.env),
+    actor,
     channel: "cli",
   });
   if (values.json) {

@@ -4,7 +4,7 @@ import { HOLD, type Io } from "../command-table.js";
 import { findSubcommand } from "../command-table.js";
 import { parseFlags } from "../parse.js";
 import { ago, shortId, table } from "../format.js";
-import { operator } from "./actions.js";
+import { decider } from "./actions.js";
 
 /** When a hold ends, in the operator's words. */
 export function holdEnds(h: Pick<Hold, "until" | "cause">): string {
@@ -30,6 +30,7 @@ export async function holdCommand(args: string[], io: Io): Promise<number> {
       io.err("usage: steward hold release ID [--reason TEXT]");
       return 2;
     }
+    const actor = decider(values.as, io.env);
     const api = await connectApi(io.env);
     // A prefix, as `steward hold ls` prints it: resolved against the holds in force.
     const hits = id.length === 36 ? [id] : (await api.holds()).map((h) => h.action_id).filter((x) => x.startsWith(id.toLowerCase()));
@@ -37,7 +38,7 @@ export async function holdCommand(args: string[], io: Io): Promise<number> {
       io.err(hits.length === 0 ? `error: no hold in force with id ${id} (see \`steward hold ls\`)` : `error: id prefix ${id} matches ${hits.length} holds; give more characters`);
       return 1;
     }
-    const h = await api.releaseHold(hits[0]!, { actor: values.as ?? operator(io.env), channel: "cli", reason: values.reason?.trim() || undefined });
+    const h = await api.releaseHold(hits[0]!, { actor, channel: "cli", reason: values.reason?.trim() || undefined });
     io.out(values.json ? JSON.stringify({ hold: h }, null, 2) : `released the hold ${shortId(h.action_id)} on ${h.kind} ${h.nodes.join(",")}/${h.service}: the drift is proposed again at the supervisor's next cycle`);
     return 0;
   }

@@ -17,7 +17,7 @@ runService(SERVICE_NAME, async ({ logger, onStop }) => {
   onStop("nats", () => nc.drain());
   const sql = connectDb(config.databaseUrl);
   onStop("database", () => sql.end({ timeout: 5 }));
-  logger.info({ nats: redactUrl(config.natsUrl), database: redactUrl(config.databaseUrl), executor: config.executorUrl, planner: config.plannerUrl ?? null }, "alerter starting");
+  logger.info({ nats: redactUrl(config.natsUrl), database: redactUrl(config.databaseUrl), executor: redactUrl(config.executorUrl), planner: config.plannerUrl ? redactUrl(config.plannerUrl) : null }, "alerter starting");
   const alerter = createAlerter({ config, nc, sql, logger, registry });
   onStop("alerter", () => alerter.stop());
   const { url } = await alerter.start();
