@@ -21,6 +21,7 @@ const RUNNERS: Record<CommandName, () => Promise<CommandRun>> = {
   chat: async () => (await import("./commands/chat.js")).chatCommand,
   cost: async () => (await import("./commands/cost.js")).costCommand,
   keys: async () => (await import("./commands/keys.js")).keysCommand,
+  token: async () => (await import("./commands/token.js")).tokenCommand,
   completion: async () => (await import("./completion.js")).completionCommand,
   help: async () => helpCommand,
 };

@@ -284,6 +284,30 @@ export const KEYS = {
   },
 } as const satisfies CommandSpec;
 
+export const TOKEN = {
+  name: "token",
+  summary: "named API credentials (admin only): create one for a person with a role, list them, revoke one",
+  usage: [
+    ["steward token create NAME --role viewer|approver|admin [--json]", "a new credential; its token is printed once (the audit log shows NAME as the actor of what it does)"],
+    ["steward token ls [--json]", "every credential: name, role, who created it and when, revoked or not (never a token)"],
+    ["steward token revoke NAME", "the credential's token is refused at once"],
+  ],
+  flags: {},
+  subcommands: {
+    create: {
+      summary: "a new credential; its token is printed once",
+      usage: [["steward token create NAME --role viewer|approver|admin [--json]", "a new credential; its token is printed once"]],
+      flags: {
+        // The operators' roles of the contracts (OPERATOR_ROLES; the table imports nothing, a test keeps them equal).
+        role: { type: "string", value: "ROLE", choices: ["viewer", "approver", "admin"], summary: "viewer reads; approver also decides; admin also manages credentials" },
+        json,
+      },
+    },
+    ls: { summary: "every credential, never a token", usage: [["steward token ls [--json]", "every credential, never a token"]], flags: { json }, aliases: ["list"] },
+    revoke: { summary: "the credential's token is refused at once", usage: [["steward token revoke NAME [--json]", "the credential's token is refused at once"]], flags: { json } },
+  },
+} as const satisfies CommandSpec;
+
 export const COMPLETION = {
   name: "completion",
   summary: "a shell completion script for bash, zsh or fish",
@@ -300,7 +324,7 @@ export const HELP = {
   positionals: "commands",
 } as const satisfies CommandSpec;
 
-const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, KEYS, COMPLETION, HELP] as const;
+const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, KEYS, TOKEN, COMPLETION, HELP] as const;
 
 /** The command names, from the table: command-runners.ts must have a runner for each. */
 export type CommandName = (typeof ORDER)[number]["name"];
