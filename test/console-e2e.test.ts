@@ -18,7 +18,7 @@ beforeAll(async () => {
   stack = await startStack({
     dbPrefix: "steward_console",
     sqlMax: 4,
-    fleet: `version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n`,
+    fleet: `version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: [${JSON.stringify(process.execPath)}, "-e", "require('http').createServer((q,s)=>s.end('ok')).listen(${port}, '127.0.0.1')"]\n        health:\n          - type: http\n            url: http://127.0.0.1:${port}/\n            interval: 300ms\n            retries: 1\n            start_period: 60s\n`,
     observer: true,
     supervisor: true,
     executor: { POLL_MS: "200" },

@@ -51,7 +51,14 @@ const WORK: [service: string, counter: string, labels?: string][] = [
 ];
 
 async function everyServiceWorks(): Promise<void> {
-  await Promise.all(WORK.map(([svc, name, labels]) => waitForTicks(`${svc} ${name}`, () => counter(metricsOf[svc]!, name, labels), 2, 60_000)));
+  await Promise.all(
+    WORK.map(([svc, name, labels]) =>
+      waitForTicks(`${svc} ${name}`, () => counter(metricsOf[svc]!, name, labels), 2, 60_000).catch((err: Error) => {
+        const p = procs.filter((x) => x.name === svc).at(-1);
+        throw new Error(`${err.message}; ${svc}'s last output:\n${p?.output.slice(-6000) ?? "(none)"}`);
+      }),
+    ),
+  );
 }
 
 function launch(name: ServiceName, env: Record<string, string>): ServiceProcess {

@@ -203,7 +203,7 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
     // The planner links its own action to its task; an open action of the supervisor's it found stays as it was.
     if (a.action.id === actionId && a.action.proposed_by === "planner") expect(a.action.task_id).toBe(task.id);
     await waitFor("flaky healthy", async () => (await steward<Snapshot>("status", "--json")).json?.world.nodes["demo-a"]?.services["flaky"]?.health === "healthy", 60_000, 500);
-  });
+  }, 240_000);
 
   it("steward cost shows the calls by model group and source, and the headroom", async () => {
     const r = await steward<CostReport>("cost", "--json");

@@ -3,6 +3,7 @@
  * restarted (with how it died and the delay), the stack file names the new process, and the loop still works (a fleet
  * service killed → down → pending restart → approve → healthy). A service that keeps dying is given up on, loudly.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,10 +23,17 @@ const drifts = () => steward<DriftReport>("drift", "--json").json?.drifts ?? [];
 const actions = () => steward<{ actions: Action[] }>("actions", "--json").json?.actions ?? [];
 const svc = (node: string, name: string) => world()?.world.nodes[node]?.services[name];
 const stackFile = async () => JSON.parse(await readFile(join(home, "stack.json"), "utf8")) as { processes: Record<string, number>; metrics: Record<string, string> };
+// A killed process whose parent died too is reparented to PID 1, which here (a sandbox's process manager, not an init)
+// may never reap it: a zombie answers kill(pid, 0) but runs nothing, so it counts as gone.
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }

@@ -11,6 +11,9 @@ import type { Logger } from "./logger.js";
  * restart). The dedicated client reconnects instead; the new session does not hold the lock, which the
  * leader check sees, so leadership is lost cleanly and re-contested.
  */
+/** A lock check (one short query) that takes longer than this is treated as a dead session. */
+const CHECK_TIMEOUT_MS = 10_000;
+
 export class LeaderLock {
   private conn: Sql | undefined;
   private leader = false;
@@ -68,27 +71,45 @@ export class LeaderLock {
   }
 
   private async checkNow(): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const c = this.session();
-      if (this.leader) {
-        // pg_locks shows a bigint key as classid (high half) and objid (low half), objsubid 1.
-        const [row] = await c<{ held: boolean }[]>`
-          SELECT EXISTS (
-            SELECT 1 FROM pg_locks
-            WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
-              AND classid = 0 AND objid::text::bigint = ${this.key}::bigint AND objsubid = 1
-          ) AS held`;
-        this.setLeader(row?.held === true);
-      } else {
-        const [row] = await c<{ got: boolean }[]>`SELECT pg_try_advisory_lock(${this.key}::bigint) AS got`;
-        this.setLeader(row?.got === true);
-      }
+      // A check that never answers (a session left half-open by a database restart) would hold this serialized chain,
+      // and with it the lock's every later check, for ever: it is given up, its session closed, and retried fresh.
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+        timer.unref?.();
+      });
+      await Promise.race([this.query(c), timeout]);
     } catch (err) {
       // The next query reconnects on a fresh session; until then we are not the leader.
       this.logger.warn({ err: (err as Error).message }, "leader lock check failed; standing by");
+      const stuck = this.conn;
+      this.conn = undefined;
+      void stuck?.end({ timeout: 0 }).catch(() => undefined);
       this.setLeader(false);
+    } finally {
+      if (timer) clearTimeout(timer);
     }
     return this.leader;
+  }
+
+  private async query(c: Sql): Promise<void> {
+    // An answer that arrives after its check was given up (and its session closed) decides nothing.
+    const current = () => this.conn === c;
+    if (this.leader) {
+      // pg_locks shows a bigint key as classid (high half) and objid (low half), objsubid 1.
+      const [row] = await c<{ held: boolean }[]>`
+        SELECT EXISTS (
+          SELECT 1 FROM pg_locks
+          WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()
+            AND classid = 0 AND objid::text::bigint = ${this.key}::bigint AND objsubid = 1
+        ) AS held`;
+      if (current()) this.setLeader(row?.held === true);
+    } else {
+      const [row] = await c<{ got: boolean }[]>`SELECT pg_try_advisory_lock(${this.key}::bigint) AS got`;
+      if (current()) this.setLeader(row?.got === true);
+    }
   }
 
   private setLeader(v: boolean): void {
