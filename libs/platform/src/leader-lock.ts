@@ -1,6 +1,9 @@
 import { postgres, type Sql } from "./db.js";
 import type { Logger } from "./logger.js";
 
+/** A lock check (one short query) that takes longer than this is treated as a dead session. */
+const CHECK_TIMEOUT_MS = 10_000;
+
 /**
  * Leadership through a Postgres session advisory lock: when the leader's process or connection dies,
  * Postgres releases the lock and a standby's next try takes it.
@@ -11,9 +14,6 @@ import type { Logger } from "./logger.js";
  * restart). The dedicated client reconnects instead; the new session does not hold the lock, which the
  * leader check sees, so leadership is lost cleanly and re-contested.
  */
-/** A lock check (one short query) that takes longer than this is treated as a dead session. */
-const CHECK_TIMEOUT_MS = 10_000;
-
 export class LeaderLock {
   private conn: Sql | undefined;
   private leader = false;
