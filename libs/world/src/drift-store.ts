@@ -2,7 +2,7 @@ import { DRIFT_HEADER_KEY, DRIFT_KEYS, DRIFT_NODE_PREFIX, LEGACY_DRIFT_KEY, drif
 import { DriftHeader, NodeDrifts, type Drift, type DriftReport } from "@steward/contracts/drift";
 import type { KV } from "@steward/platform/bus";
 import { createKvCache, readSettled, type CacheChange, type Parsed } from "./kv-cache.js";
-import { parseRecord, putAll, type WriteFailure } from "./records.js";
+import { parseRecord, writeAll, type WriteFailure } from "./records.js";
 
 /** Why the drift report could not be read (same shape as the world's, its own reasons). */
 export type DriftLoaded = { ok: true; value: DriftReport } | { ok: false; reason: "drift_missing" | "drift_unreadable" | "drift_invalid"; detail: string };
@@ -108,7 +108,7 @@ export function createDriftWriter(kv: KV): DriftWriter {
     for (const [node, json] of next) {
       if (json === null ? written.has(node) || !primed : written.get(node) !== json) records.push({ key: driftNodeKey(node), value: json });
     }
-    const failures = await putAll(kv, records);
+    const { failures } = await writeAll(kv, records);
     const failed = new Set(failures.map((f) => f.key));
     let deleted = 0;
     for (const [node, json] of next) {

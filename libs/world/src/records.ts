@@ -52,10 +52,6 @@ const CONCURRENCY = 128;
  * Puts (value) or deletes (null) records concurrently; returns the ones that failed and the KV revision of each put
  * that landed (a delete's revision is not returned by NATS: the record is then known only as deleted).
  */
-export async function putAll(kv: KV, records: readonly RecordWrite[]): Promise<WriteFailure[]> {
-  return (await writeAll(kv, records)).failures;
-}
-
 export async function writeAll(kv: KV, records: readonly RecordWrite[]): Promise<{ failures: WriteFailure[]; revisions: Map<string, number> }> {
   const failures: WriteFailure[] = [];
   const revisions = new Map<string, number>();
