@@ -170,8 +170,13 @@ describe("crash safety", () => {
     await replay.start();
     try {
       const replayed = await waitFor("full replay", () => replay.world().last_seq === streamSeq && replay.world(), 60_000, 20);
-      expect(replayed).toStrictEqual(finalSnap.world);
+      // Every node and the sequence equal the full replay's. The crashed observer's counter may trail it: a kill between
+      // node records and the header leaves events in records past the header's last_seq, which the resumed observer
+      // finds already folded and does not count again (docs/architecture.md, step 2; observer-failover checks the same).
+      expect({ ...replayed, events_applied: 0 }).toStrictEqual({ ...finalSnap.world, events_applied: 0 });
       expect(replayed.events_applied).toBe(published);
+      expect(finalSnap.world.events_applied).toBeLessThanOrEqual(published);
+      expect(finalSnap.world.events_applied).toBeGreaterThan(published - 1_000);
     } finally {
       await replay.stop();
     }
