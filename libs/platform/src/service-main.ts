@@ -1,5 +1,6 @@
 import { ConfigError } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
+import { natsAuthFromEnv } from "./nats-auth.js";
 import { joinStack } from "./stack-member.js";
 
 export interface ServiceContext {
@@ -41,7 +42,10 @@ export function runService(name: string, start: (ctx: ServiceContext) => Promise
   // Under `steward up`: stop the same way when `up` itself is gone.
   joinStack((reason) => void shutdown(reason));
 
-  startup = start({ logger, onStop: (what, fn) => stops.push({ what, fn }) });
+  // A NATS seed that is set but empty, a placeholder or not a seed refuses to start, before anything else runs.
+  startup = Promise.resolve()
+    .then(() => void natsAuthFromEnv(process.env))
+    .then(() => start({ logger, onStop: (what, fn) => stops.push({ what, fn }) }));
   startup.catch((err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,19 +43,28 @@ export interface NatsServerHandle {
   stop(opts?: { keepStore?: boolean }): Promise<void>;
   /** Kill -9 and start again on the same port and store. */
   restart(): Promise<void>;
+  /** What the server logged lately (errors such as permission violations are logged without -D). */
+  readonly log: string;
+}
+
+export interface StartNatsOptions {
+  /** Extra server configuration (e.g. an `authorization { users: [...] }` block); the server then runs from a config file. */
+  config?: string;
 }
 
 const NATS_BIN = process.env["NATS_SERVER_BIN"] ?? "nats-server";
 
-function launchNats(port: number, storeDir: string): ChildProcess {
-  return spawn(NATS_BIN, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir], { stdio: ["ignore", "ignore", "pipe"] });
+function launchNats(port: number, storeDir: string, confFile: string | undefined): ChildProcess {
+  const args = confFile ? ["-c", confFile] : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir];
+  return spawn(NATS_BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
 }
 
-async function waitNatsReady(proc: ChildProcess, port: number): Promise<void> {
+async function waitNatsReady(proc: ChildProcess, port: number, onLog: (text: string) => void): Promise<void> {
   let stderr = "";
   proc.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
     if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
+    onLog(d.toString());
   });
   await waitFor(`nats-server on port ${port}`, async () => {
     if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}: ${stderr}`);
@@ -63,18 +72,31 @@ async function waitNatsReady(proc: ChildProcess, port: number): Promise<void> {
   }, 15_000, 25);
 }
 
-/** A real nats-server with JetStream on a free loopback port and a temp store dir. */
-export async function startNats(): Promise<NatsServerHandle> {
+/** A real nats-server with JetStream on a free loopback port and a temp store dir (and the extra `config`, if any). */
+export async function startNats(opts: StartNatsOptions = {}): Promise<NatsServerHandle> {
   const port = await freePort();
   const storeDir = await mkdtemp(join(tmpdir(), "steward-nats-"));
-  let proc = launchNats(port, storeDir);
-  await waitNatsReady(proc, port);
+  let confFile: string | undefined;
+  if (opts.config !== undefined) {
+    confFile = join(storeDir, "nats-server.conf");
+    await writeFile(confFile, [`listen: 127.0.0.1:${port}`, `jetstream { store_dir: ${JSON.stringify(join(storeDir, "js"))} }`, opts.config, ""].join("\n"), { mode: 0o600 });
+  }
+  let log = "";
+  const onLog = (t: string) => {
+    log += t;
+    if (log.length > 200_000) log = log.slice(-100_000);
+  };
+  let proc = launchNats(port, storeDir, confFile);
+  await waitNatsReady(proc, port, onLog);
   const handle: NatsServerHandle = {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
     get proc() {
       return proc;
+    },
+    get log() {
+      return log;
     },
     async stop(opts = {}) {
       await stopProcess(proc);
@@ -83,8 +105,8 @@ export async function startNats(): Promise<NatsServerHandle> {
     async restart() {
       proc.kill("SIGKILL");
       await new Promise((r) => (proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once("exit", r)));
-      proc = launchNats(port, storeDir);
-      await waitNatsReady(proc, port);
+      proc = launchNats(port, storeDir, confFile);
+      await waitNatsReady(proc, port, onLog);
     },
   };
   return handle;
