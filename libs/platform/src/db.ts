@@ -7,7 +7,14 @@ export type Sql = postgres.Sql;
 export { postgres };
 
 /** Every Postgres advisory lock key Steward takes, in one place so no two roles share one. */
-export const ADVISORY_LOCK_KEYS = { migrations: 4242001, supervisor: 4242002, observer: 4242003 } as const;
+export const ADVISORY_LOCK_KEYS = {
+  migrations: 4242001,
+  supervisor: 4242002,
+  observer: 4242003,
+  plannerCheckpointSetup: 4242004,
+  plannerCostLedger: 4242005,
+  plannerIncidents: 4242006,
+} as const;
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations/", import.meta.url));
 

@@ -1,9 +1,13 @@
 import type { CostReport } from "@steward/contracts/task";
-import type { Sql } from "@steward/platform/db";
+import { ADVISORY_LOCK_KEYS, type Sql } from "@steward/platform/db";
 import { AGENTS, type Caps, type Prices } from "./config.js";
 
-/** Advisory lock serialising reservations: the cap check and the insert must see every other reservation. */
-const LEDGER_LOCK = 4242003;
+/**
+ * Advisory lock serialising reservations: the cap check and the insert must see every other reservation. Its own key
+ * (it was the observer's leader lock key, so with an observer holding leadership on the same database every Claude
+ * reservation waited for that observer to stop).
+ */
+const LEDGER_LOCK = ADVISORY_LOCK_KEYS.plannerCostLedger;
 
 export type CapName = "per_task" | "per_agent_day" | "global_day";
 

@@ -2,7 +2,7 @@ import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { createCheckpointerPool } from "./checkpointer-pool.js";
 import { listenHttp, type HttpListener } from "@steward/platform/http";
-import { migrate, type Sql } from "@steward/platform/db";
+import { ADVISORY_LOCK_KEYS, migrate, type Sql } from "@steward/platform/db";
 import { createActionsRepository } from "@steward/actions/repository";
 import type { Logger } from "@steward/platform/logger";
 import type { NatsConnection } from "@steward/platform/bus";
@@ -20,7 +20,7 @@ import { createTaskStore, type TaskStore } from "./store.js";
 import { createWorker, type Worker } from "./worker.js";
 
 /** Lock held while the checkpointer creates its tables, so two planners starting together do not race. */
-const CHECKPOINT_SETUP_LOCK = 4242004;
+const CHECKPOINT_SETUP_LOCK = ADVISORY_LOCK_KEYS.plannerCheckpointSetup;
 
 export interface PlannerDeps {
   config: PlannerConfig;
