@@ -18,6 +18,7 @@ const RUNNERS: Record<CommandName, () => Promise<CommandRun>> = {
   validate: async () => (await import("./commands/validate.js")).validateCommand,
   plan: async () => (await import("./commands/plan.js")).planCommand,
   task: async () => (await import("./commands/task.js")).taskCommand,
+  incident: async () => (await import("./commands/incident.js")).incidentCommand,
   chat: async () => (await import("./commands/chat.js")).chatCommand,
   cost: async () => (await import("./commands/cost.js")).costCommand,
   keys: async () => (await import("./commands/keys.js")).keysCommand,

@@ -247,6 +247,31 @@ export const TASK = {
   traced: true,
 } as const satisfies CommandSpec;
 
+export const INCIDENT = {
+  name: "incident",
+  summary: "incidents: each failure of a service, from drift to the actions that ended it; similar past ones; post-mortem drafts",
+  usage: [
+    ["steward incident ls [--state open|resolved] [--limit N] [--json]", "incidents, newest first"],
+    ["steward incident show ID [--json]", "one incident: its timeline (drift, tasks, actions and their audit, events, traces), similar past incidents, recurrence"],
+    ["steward incident postmortem ID [--out FILE] [--json]", "draft a post-mortem in Markdown (by a model when one serves, else from the timeline, saying so)"],
+  ],
+  flags: {},
+  subcommands: {
+    ls: {
+      summary: "incidents, newest first",
+      usage: [["steward incident ls [--state open|resolved] [--limit N] [--json]", "incidents, newest first"]],
+      flags: { state: { type: "string", value: "STATE", choices: ["open", "resolved"], summary: "only open or only resolved incidents" }, limit, json },
+      aliases: ["list"],
+    },
+    show: { summary: "one incident with its timeline, similar past incidents and recurrence", usage: [["steward incident show ID [--json]", "one incident"]], flags: { json } },
+    postmortem: {
+      summary: "draft a post-mortem in Markdown",
+      usage: [["steward incident postmortem ID [--out FILE] [--json]", "draft a post-mortem in Markdown; the planner keeps the draft with the incident"]],
+      flags: { out: { type: "string", value: "FILE", summary: "write the Markdown to FILE (never overwrites) instead of printing it", complete: "file" }, json },
+    },
+  },
+} as const satisfies CommandSpec;
+
 export const CHAT = {
   name: "chat",
   summary: "a conversation with the planner; /approve ID and /reject ID REASON in place",
@@ -324,7 +349,7 @@ export const HELP = {
   positionals: "commands",
 } as const satisfies CommandSpec;
 
-const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, CHAT, COST, KEYS, TOKEN, COMPLETION, HELP] as const;
+const ORDER = [UP, STATUS, DRIFT, ACTIONS, APPROVE, REJECT, HOLD, DRILL, VALIDATE, PLAN, TASK, INCIDENT, CHAT, COST, KEYS, TOKEN, COMPLETION, HELP] as const;
 
 /** The command names, from the table: command-runners.ts must have a runner for each. */
 export type CommandName = (typeof ORDER)[number]["name"];

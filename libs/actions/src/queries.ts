@@ -32,6 +32,11 @@ export interface ActionQueries {
   /** What became of these actions: each one with the audit row that moved it out of pending, if any. */
   decisions(ids: readonly string[]): Promise<Decision[]>;
   countByState(): Promise<Record<string, number>>;
+  /**
+   * An incident's actions, with their audit (oldest first): those on the service created within [since, until], and
+   * those named by id wherever they are. Bounded by `limit` (default 200) actions.
+   */
+  serviceHistory(filter: { node: string; service: string; since: Date; until: Date; ids?: readonly string[]; limit?: number }): Promise<{ action: Action; audit: AuditEntry[] }[]>;
   /** Calls `onId` with the id of every action that was created or changed (delivered on commit). */
   listen(onId: (id: string) => void): Promise<{ unlisten(): Promise<void> }>;
 }
@@ -108,6 +113,25 @@ export function createActionQueries(sql: Sql): ActionQueries {
         ) au ON true
         WHERE a.id IN ${sql(valid)}`;
       return rows.map((r) => ({ action: actionFromRow(r), decidedBy: r.au_actor ? { actor: r.au_actor, channel: r.au_channel as Channel, detail: r.au_detail } : null }));
+    },
+
+    async serviceHistory(f) {
+      const ids = (f.ids ?? []).filter(isUuid);
+      const rows = await sql<ActionRow[]>`
+        SELECT ${cols} FROM actions
+        WHERE (node = ${f.node} AND service = ${f.service} AND created_at BETWEEN ${f.since} AND ${f.until})
+           ${ids.length > 0 ? sql`OR id IN ${sql(ids)}` : sql``}
+        ORDER BY created_at, id LIMIT ${f.limit ?? 200}`;
+      if (rows.length === 0) return [];
+      const audit = await sql<AuditRow[]>`
+        SELECT id, action_id, at, from_state, to_state, actor, channel, detail FROM action_audit
+        WHERE action_id IN ${sql(rows.map((r) => r.id))} ORDER BY id`;
+      const byAction = new Map<string, AuditEntry[]>();
+      for (const a of audit.map(auditFromRow)) byAction.set(a.action_id, [...(byAction.get(a.action_id) ?? []), a]);
+      return rows.map((r) => {
+        const action = actionFromRow(r);
+        return { action, audit: byAction.get(action.id) ?? [] };
+      });
     },
 
     async countByState() {

@@ -68,6 +68,13 @@ const Env = z.object({
   EVENTS_WINDOW_MS: durationMs(3_600_000),
   /** How long a proposed action waits for approval before it expires. */
   ACTION_TTL_MS: durationMs(3_600_000),
+  /** An incident ends once its service has been running (and healthy) this long with nothing about it open. */
+  INCIDENT_QUIET_MS: durationMs(600_000),
+  /** How often open incidents are checked against the world. */
+  INCIDENT_CHECK_MS: durationMs(15_000),
+  /** The same failure signature on the same service this many times within INCIDENT_RECUR_WINDOW_MS is a recurrence. */
+  INCIDENT_RECUR_COUNT: z.coerce.number().int().min(2).max(100).default(3),
+  INCIDENT_RECUR_WINDOW_MS: durationMs(30 * 86_400_000),
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -157,6 +164,7 @@ export interface PlannerConfig {
   logTailTimeoutMs: number;
   eventsWindowMs: number;
   actionTtlMs: number;
+  incidents: { quietMs: number; checkMs: number; recurCount: number; recurWindowMs: number };
 }
 
 /** Parses MODEL_GROUPS and checks each group's escalation threshold fits its context window. Throws ConfigError naming the setting. */
@@ -250,5 +258,6 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
     logTailTimeoutMs: e.LOG_TAIL_TIMEOUT_MS,
     eventsWindowMs: e.EVENTS_WINDOW_MS,
     actionTtlMs: e.ACTION_TTL_MS,
+    incidents: { quietMs: e.INCIDENT_QUIET_MS, checkMs: e.INCIDENT_CHECK_MS, recurCount: e.INCIDENT_RECUR_COUNT, recurWindowMs: e.INCIDENT_RECUR_WINDOW_MS },
   };
 }

@@ -9,18 +9,29 @@ import type { CostLedger } from "./cost-ledger.js";
 import { validateEnvelope } from "./inbox.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { TaskStore } from "./store.js";
+import type { Incidents } from "./incidents/incidents.js";
+import { IncidentState, MAX_INCIDENT_LIST_LIMIT, type IncidentListReply, type RecurrenceListReply } from "@steward/contracts/incident";
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
 export interface ApiDeps extends JsonApiDeps {
   store: TaskStore;
   ledger: CostLedger;
+  incidents: Pick<Incidents, "list" | "detail" | "postmortem" | "recurrences">;
   metrics: PlannerMetrics;
   defaultTtlS: number;
   maxAttempts: number;
   clock: () => Date;
   /** Called after a task was queued, so an idle worker can start at once. */
   onQueued?: () => void;
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -67,11 +78,11 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     const { url, path, method } = requestTarget(req);
     const ops = await answerHealthOrMetrics(path, method, res, registry);
     if (ops) return { route: ops, status: res.statusCode };
-    const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost";
+    const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost" || path === "/incidents" || path.startsWith("/incidents/");
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
     if (refusedWithoutBearer(req, res, deps.apiToken)) {
       if (path === "/inbox") metrics.rejected.inc({ reason: "unauthorized" });
-      return { route: path.startsWith("/tasks/") ? "/tasks/:id" : path, status: 401 };
+      return { route: path.startsWith("/tasks/") ? "/tasks/:id" : path.startsWith("/incidents/") ? "/incidents/:id" : path, status: 401 };
     }
     const allow = (want: string, r: string) => allowMethod(method, want, r);
     if (path === "/inbox") {
@@ -101,9 +112,50 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       sendJson(res, 200, detail);
       return { route: "/tasks/:id", status: 200 };
     }
+    if (path === "/incidents" || path.startsWith("/incidents/")) return incidentRoute(req, res, url, path, method);
     allow("GET", "/cost");
     sendJson(res, 200, await ledger.report(deps.clock()));
     return { route: "/cost", status: 200 };
+  }
+
+  /** `GET /incidents`, `GET /incidents/recurrences`, `GET /incidents/:id`, `POST /incidents/:id/postmortem`. */
+  async function incidentRoute(req: IncomingMessage, res: ServerResponse, url: URL, path: string, method: string): Promise<{ route: string; status: number }> {
+    const { incidents } = deps;
+    if (path === "/incidents") {
+      allowMethod(method, "GET", "/incidents");
+      const limit = parseListLimit(url.searchParams.get("limit"), MAX_INCIDENT_LIST_LIMIT);
+      const rawState = url.searchParams.get("state");
+      const state = rawState === null || rawState === "" ? undefined : IncidentState.safeParse(rawState);
+      if (state && !state.success) throw new HttpError(400, { code: "invalid", field: "state", message: `state must be one of ${IncidentState.options.join(", ")}` });
+      const body: IncidentListReply = { incidents: await incidents.list({ limit, state: state?.data }) };
+      sendJson(res, 200, body);
+      return { route: "/incidents", status: 200 };
+    }
+    if (path === "/incidents/recurrences") {
+      allowMethod(method, "GET", "/incidents/recurrences");
+      const body: RecurrenceListReply = { recurrences: await incidents.recurrences() };
+      sendJson(res, 200, body);
+      return { route: "/incidents/recurrences", status: 200 };
+    }
+    const m = /^\/incidents\/([^/]+)(\/postmortem)?$/.exec(path);
+    const route = m?.[2] ? "/incidents/:id/postmortem" : "/incidents/:id";
+    if (!m) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
+    allowMethod(method, m[2] ? "POST" : "GET", route);
+    const raw = m[1] ?? "";
+    // Incident ids are what `steward incident ls` prints: a positive integer, optionally written #12.
+    const id = /^#?[1-9][0-9]{0,15}$/.test(decodeURIComponentSafe(raw)) ? Number(decodeURIComponentSafe(raw).replace("#", "")) : NaN;
+    if (!Number.isSafeInteger(id)) throw new HttpError(400, { code: "invalid", field: "id", message: "an incident id is a positive integer (as `steward incident ls` prints it)" });
+    if (m[2]) {
+      const header = typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined;
+      const reply = await incidents.postmortem(id, header);
+      if (!reply) throw new HttpError(404, { code: "not_found", message: `no incident #${id}` });
+      sendJson(res, 200, reply);
+      return { route, status: 200 };
+    }
+    const detail = await incidents.detail(id);
+    if (!detail) throw new HttpError(404, { code: "not_found", message: `no incident #${id}` });
+    sendJson(res, 200, detail);
+    return { route, status: 200 };
   }
 
   return jsonApi(route, { logger, count: (r, status) => metrics.apiRequests.inc({ route: r, status: String(status) }) });

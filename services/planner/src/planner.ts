@@ -13,6 +13,7 @@ import { createCostLedger, type CostLedger } from "./cost-ledger.js";
 import type { EvidenceSources } from "./evidence.js";
 import { buildPlannerGraph, type RunContext } from "./graph.js";
 import { createApiHandler } from "./http-api.js";
+import { createIncidents, type Incidents } from "./incidents/incidents.js";
 import { createPlannerMetrics, type PlannerMetrics } from "./metrics.js";
 import { createModelCaller } from "./model-caller.js";
 import { createNatsSources } from "./sources.js";
@@ -44,6 +45,8 @@ export interface Planner {
   readonly ledger: CostLedger;
   readonly metrics: PlannerMetrics;
   readonly workers: Worker[];
+  /** Incident memory: escalations linked into incidents, their timelines, post-mortems, recurrences. */
+  readonly incidents: Incidents;
   /** Expires queued tasks past their TTL and dead-letters lost ones (also runs on a timer). */
   sweep(): Promise<{ expired: string[]; dead: string[] }>;
 }
@@ -67,7 +70,18 @@ export function createPlanner(deps: PlannerDeps): Planner {
   const checkpointer = deps.checkpointer ?? (ownSaver as BaseCheckpointSaver);
   const caller = createModelCaller({ config, local, claude, ledger, store, metrics, logger, clock });
   const runs = new Map<string, RunContext>();
-  const graph = buildPlannerGraph({ actions: createActionsRepository(sql), store, sources, caller, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
+  const actions = createActionsRepository(sql);
+  const incidents = createIncidents({
+    sql,
+    tasks: store,
+    actions,
+    sources,
+    caller,
+    logger: logger.child({ part: "incidents" }),
+    clock,
+    settings: { quietMs: config.incidents.quietMs, recurrence: { count: config.incidents.recurCount, windowMs: config.incidents.recurWindowMs }, leaseMs: config.leaseMs },
+  });
+  const graph = buildPlannerGraph({ actions, store, sources, caller, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
   const workers: Worker[] = Array.from({ length: config.workers }, (_, i) =>
     createWorker({
       settings: { workerId: `${config.plannerId}-w${i}`, pollMs: config.pollMs, leaseMs: config.leaseMs, backoffBaseMs: config.backoffBaseMs, backoffMaxMs: config.backoffMaxMs },
@@ -82,6 +96,8 @@ export function createPlanner(deps: PlannerDeps): Planner {
   );
   let server: HttpListener | undefined;
   let sweeper: NodeJS.Timeout | undefined;
+  let incidentTimer: NodeJS.Timeout | undefined;
+  let checkingIncidents: Promise<unknown> | undefined;
 
   async function sweep() {
     const r = await store.sweep(clock());
@@ -102,6 +118,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
     ledger,
     metrics,
     workers,
+    incidents,
     sweep,
     async start() {
       await migrate(sql);
@@ -118,6 +135,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
       const handler = createApiHandler({
         store,
         ledger,
+        incidents,
         registry,
         metrics,
         logger,
@@ -131,11 +149,20 @@ export function createPlanner(deps: PlannerDeps): Planner {
       const port = server.port;
       for (const w of workers) w.start();
       sweeper = setInterval(() => void sweep().catch((err: unknown) => logger.error({ err: (err as Error).message }, "sweep failed")), Math.max(config.pollMs, 1000));
+      incidentTimer = setInterval(() => {
+        if (checkingIncidents) return;
+        checkingIncidents = incidents
+          .resolveRecovered()
+          .catch((err: unknown) => logger.warn({ err: (err as Error).message }, "incident check failed; trying again at the next one"))
+          .finally(() => (checkingIncidents = undefined));
+      }, config.incidents.checkMs);
       logger.info({ port, workers: workers.length, groups: config.modelGroups.map((g) => g.name), claude: config.claude.enabled ? "enabled" : `disabled (${config.claude.disabledBecause})` }, "planner started");
       return { port };
     },
     async stop() {
       if (sweeper) clearInterval(sweeper);
+      if (incidentTimer) clearInterval(incidentTimer);
+      await checkingIncidents;
       await Promise.all(workers.map((w) => w.stop()));
       await server?.close();
       if (ownSaver) await ownSaver.end().catch(() => undefined);

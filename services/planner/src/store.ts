@@ -113,6 +113,12 @@ export interface TaskStore {
   /** Queued tasks past their TTL become `expired`; lapsed running tasks without attempts left become `dead`. Both dead-lettered. */
   sweep(now: Date): Promise<{ expired: string[]; dead: string[] }>;
   setAgent(id: string, agent: string): Promise<void>;
+  /**
+   * A task the API runs itself, at once (a post-mortem draft), recorded like any other so its steps, model calls and
+   * cost show in `steward task show`: inserted `running` under `workerId` with one attempt, so no worker ever claims
+   * it; `complete`/`failPermanently` end it, and the sweep dead-letters it should this process die first.
+   */
+  startDirect(t: { id: string; source: Task["source"]; user: string; content: string; conversationId: string; agent: string; restricted: boolean; traceparent: string | null }, workerId: string, now: Date, leaseMs: number): Promise<void>;
   /** Resolves at once; the insert follows in order and is flushed by `complete`/`failAttempt`/`flushSteps`. */
   addStep(id: string, kind: TaskStep["kind"], message: string): Promise<void>;
   /** Resolves once every step added so far for the task is written. */
@@ -253,6 +259,14 @@ export function createTaskStore(sql: Sql): TaskStore {
 
     async setAgent(id, agent) {
       await sql`UPDATE planner_tasks SET agent = ${agent} WHERE id = ${id}`;
+    },
+
+    async startDirect(t, workerId, now, leaseMs) {
+      await sql`
+        INSERT INTO planner_tasks (id, state, source, "user", content, conversation_id, target_agent, agent, restricted, traceparent,
+                                   attempts, max_attempts, worker_id, lease_until, next_attempt_at, created_at, updated_at, expires_at)
+        VALUES (${t.id}, 'running', ${t.source}, ${t.user}, ${t.content}, ${t.conversationId}, ${t.agent}, ${t.agent}, ${t.restricted}, ${t.traceparent},
+                1, 1, ${workerId}, ${new Date(now.getTime() + leaseMs)}, ${now}, ${now}, ${now}, ${new Date(now.getTime() + leaseMs)})`;
     },
 
     flushSteps,
