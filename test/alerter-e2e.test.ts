@@ -14,7 +14,9 @@ let ntfy: FakeNtfy;
 
 beforeAll(async () => {
   const port = await freePort();
-  ntfy = await startFakeNtfy();
+  // An access-controlled topic (the server needs a token): the buttons decide by themselves. On an open topic they
+  // only open the console's confirmation (alerter.test.ts).
+  ntfy = await startFakeNtfy({ token: "tk_e2e_ntfy_token" });
   stack = await startStack({
     dbPrefix: "steward_alerter_e2e",
     // retries 3: a restarted node process can take more than one 300 ms check to listen on a busy machine, and the
@@ -25,7 +27,7 @@ beforeAll(async () => {
     executor: { POLL_MS: "200" },
     agents: { e1: {} },
     // Short group timing: the path is what this test is about (grouping has its own tests).
-    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-e2e", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000" },
+    alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-e2e", NTFY_TOKEN: "tk_e2e_ntfy_token", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000" },
   });
 });
 

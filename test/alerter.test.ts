@@ -14,6 +14,8 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import { seedAction, stateOf as actionState, auditOf, only } from "@steward/actions/testing";
 import { startFakeNtfy, startFakeTelegram, waitFor, waitForTicks, type FakeNtfy, type FakeTelegram } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
+import { createExecutorClient } from "@steward/executor/client";
+import { createNtfySink } from "@steward/alerter";
 
 const API_TOKEN = "alerter-test-api-token-0123456789";
 const OPERATOR = { id: 7001, is_bot: false, first_name: "Op", username: "op" };
@@ -300,6 +302,100 @@ describe("approvals outside the console", () => {
     const presses = tg.calls.filter((c) => c.method === "answerCallbackQuery").length;
     expect(presses).toBe(3);
     expect(await metric("steward_alerter_telegram_callbacks_total", 'result="not_allowed"')).toBe(2);
+  });
+
+  it("telegram: a replayed, altered or cross-action press is refused and changes nothing; the button's token is the executor's, bound to what runs", async () => {
+    const a = await insertPending("queue");
+    const b = await insertPending("mail");
+    const msgOf = (svc: string) => tg.waitFor(`${svc} message`, () => tg.sent.find((m) => m.text?.includes(`Approve restart n1/${svc}?`) && m.reply_markup));
+    const [ma, mb] = [await msgOf("queue"), await msgOf("mail")];
+    // Read the buttons now: a refused press edits its message, and an edit without a keyboard removes it.
+    const data = new Map([ma, mb].flatMap((m) => [0, 1].map((i) => [`${m.message_id}:${i}`, m.reply_markup!.inline_keyboard[0]![i]!.callback_data!] as const)));
+    const dataOf = (m: typeof ma, i: 0 | 1) => data.get(`${m.message_id}:${i}`)!;
+    const pressed = async (message_id: number, data: string): Promise<string> => {
+      const u = await tg.injectCallback({ from: OPERATOR, message_id, data });
+      return (await tg.waitFor("answer", () => tg.answers.find((x) => x.callback_query_id === u.callback_query!.id))).text ?? "";
+    };
+    // The token behind each button is the executor's (st1.…), kept by the alerter, never in the button.
+    const [row] = await sql<{ token: string }[]>`SELECT token FROM telegram_callbacks WHERE id = ${dataOf(ma, 0)}`;
+    expect(row?.token).toMatch(/^st1\./);
+
+    // Cross-action: queue's Approve pressed on mail's message.
+    expect(await pressed(mb.message_id, dataOf(ma, 0))).toMatch(/does not belong/);
+    // Altered callback data.
+    expect(await pressed(ma.message_id, `${dataOf(ma, 0).slice(0, -2)}xx`)).toMatch(/unknown/);
+    // A token altered where the alerter keeps it: the executor's signature check refuses it.
+    const t = row!.token;
+    const [p, body, mac] = t.split(".");
+    const claims = JSON.parse(Buffer.from(body!, "base64url").toString("utf8")) as Record<string, unknown>;
+    const forged = `${p}.${Buffer.from(JSON.stringify({ ...claims, aid: b })).toString("base64url")}.${mac}`;
+    await sql`UPDATE telegram_callbacks SET token = ${forged} WHERE id = ${dataOf(ma, 0)}`;
+    expect(await pressed(ma.message_id, dataOf(ma, 0))).toMatch(/Could not approve: .*signature/);
+    // Another action's (valid) token swapped in: refused as another action's.
+    const [bRow] = await sql<{ token: string }[]>`SELECT token FROM telegram_callbacks WHERE id = ${dataOf(mb, 0)}`;
+    await sql`UPDATE telegram_callbacks SET token = ${bRow!.token}, used_at = NULL WHERE id = ${dataOf(ma, 0)}`;
+    expect(await pressed(ma.message_id, dataOf(ma, 0))).toMatch(/Could not approve: .*another action/);
+    expect([await stateOf(a), await stateOf(b)]).toEqual(["pending", "pending"]);
+    // What mail would run changed after the push: its button decides nothing.
+    await sql`UPDATE actions SET params = ${sql.json({ extra: "changed" })} WHERE id = ${b}`;
+    expect(await pressed(mb.message_id, dataOf(mb, 0))).toMatch(/Could not approve: .*changed/);
+    expect(await stateOf(b)).toBe("pending");
+
+    // The right token approves once; a replay past the alerter's own check (its row freed) is refused by the executor.
+    await sql`UPDATE telegram_callbacks SET token = ${t}, used_at = NULL WHERE id = ${dataOf(ma, 0)}`;
+    expect(await pressed(ma.message_id, dataOf(ma, 0))).toMatch(/Approved by @op/);
+    expect(await stateOf(a)).toBe("approved");
+    expect(await pressed(ma.message_id, dataOf(ma, 0))).toMatch(/already used/);
+    await sql`UPDATE telegram_callbacks SET used_at = NULL WHERE id = ${dataOf(ma, 0)}`;
+    expect(await pressed(ma.message_id, dataOf(ma, 0))).toMatch(/Could not approve: .*already used/);
+    const audit = only(await auditOf(sql, a), "from_state", "to_state", "actor", "channel", "detail");
+    expect(audit.filter((r) => r.to_state === "approved" && r.from_state === "pending")).toHaveLength(1);
+    expect(audit.map((r) => r.detail ?? "").filter((d) => /forged_token|wrong_action|does not belong|token_used/.test(d))).toHaveLength(4);
+    expect(audit.every((r) => r.actor === "alerter" && r.channel === "telegram")).toBe(true);
+  });
+
+  it("ntfy on an open topic: the buttons only open the console's confirmation; nothing is approved until a signed-in operator confirms", async () => {
+    const open = await startFakeNtfy();
+    try {
+      const executor = createExecutorClient({ url: executorUrl, token: stack.alerterToken });
+      const sink = createNtfySink({ url: open.url, topic: "steward-open", token: undefined, protectedTopic: false }, { executor, executorPublicUrl: executorUrl, consoleUrl: `${executorUrl}/console`, timeoutMs: 10_000 });
+      const id = await insertPending("open-topic");
+      const at = iso();
+      const sent = await sink.send({ kind: "firing", alert_id: 1, fingerprint: "f", rule: "action_pending", severity: "warning", title: "Approve restart n1/open-topic?", message: "open-topic is down", labels: {}, first_seen: at, at, action: { id, node: "n1", service: "open-topic", kind: "restart", reason: "down", diagnosis: null, expires_at: new Date(Date.now() + 3_600_000).toISOString(), params: {} } });
+      expect(sent).toMatchObject({ ok: true });
+      const push = await open.waitFor((m) => m.title === "Approve restart n1/open-topic?");
+      expect(push.actions.map((x) => `${x.action}:${x.label}`)).toEqual(["view:Approve…", "view:Reject…", "view:Console"]);
+      // No button carries a request that decides: the ntfy app only opens these pages.
+      expect(push.actions.some((x) => x.action === "http" || x.body !== undefined)).toBe(false);
+      const confirmUrl = push.actions[0]!.url!;
+      expect(confirmUrl.startsWith(`${executorUrl}/console/confirm?token=st1.`)).toBe(true);
+      const opened = await fetch(confirmUrl, { redirect: "manual" });
+      expect(opened.status).toBe(303);
+      expect(opened.headers.get("location")).toMatch(/^\/console\/login\?next=/);
+      // Whoever reads the topic and posts the token the way an http button would is refused.
+      const token = new URL(confirmUrl).searchParams.get("token")!;
+      const direct = await fetch(`${executorUrl}/approvals/${id}/approve`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token }) });
+      expect(direct.status).toBe(403);
+      expect(await stateOf(id)).toBe("pending");
+
+      const created = await fetch(`${executorUrl}/api/credentials`, { method: "POST", headers: { authorization: `Bearer ${stack.token}`, "content-type": "application/json" }, body: JSON.stringify({ name: "ops-olga", role: "approver" }) });
+      const opToken = ((await created.json()) as { token: string }).token;
+      const form = (o: Record<string, string>) => ({ method: "POST", redirect: "manual" as const, headers: { "content-type": "application/x-www-form-urlencoded", origin: executorUrl }, body: new URLSearchParams(o).toString() });
+      const next = new URL(confirmUrl).pathname + new URL(confirmUrl).search;
+      const signedIn = await fetch(`${executorUrl}/console/login`, form({ token: opToken, next }));
+      expect(signedIn.headers.get("location")).toBe(next);
+      const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0]!;
+      const page = await (await fetch(confirmUrl, { headers: { cookie } })).text();
+      expect(await stateOf(id)).toBe("pending");
+      const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1] ?? "";
+      const confirmed = await fetch(`${executorUrl}/console/confirm`, { ...form({ csrf, token, action: id, decision: "approve" }), headers: { ...form({}).headers, cookie } });
+      expect(confirmed.status).toBe(303);
+      expect(await stateOf(id)).toBe("approved");
+      const approved = only(await auditOf(sql, id), "to_state", "actor", "channel").filter((r) => r.to_state === "approved");
+      expect(approved).toEqual([{ to_state: "approved", actor: "ops-olga", channel: "web" }]);
+    } finally {
+      await open.close();
+    }
   });
 
   it("telegram /status and /task (answered when the planner is done); strangers are refused", async () => {

@@ -124,7 +124,7 @@ describe("fuzzing the HTTP APIs (seed " + String(SEED) + ")", () => {
     const bodies = fc.oneof(
       { weight: 3, arbitrary: byToken },
       { weight: 2, arbitrary: mutated({ action_id: "FRESH_ID", ttl_s: 600 }) },
-      { weight: 3, arbitrary: mutated({ action_id: "FRESH_ID", decision: "approve", channel: "telegram", actor: "telegram:7001(@ops)", detail: "pressed" }) },
+      { weight: 3, arbitrary: mutated({ action_id: "FRESH_ID", decision: "approve", channel: "telegram", actor: "telegram:7001(@ops)", detail: "pressed", token: "FRESH_TOKEN" }) },
       { weight: 1, arbitrary: rawBody.filter((b) => b.length < 100_000) },
     );
     await fc.assert(

@@ -119,7 +119,7 @@ beforeAll(async () => {
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 60_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}`);
   // The alerter pushes pending actions to ntfy with Approve/Reject buttons that call the executor with a signed token.
-  const alerter = launch("alerter", { ...withDb, API_TOKEN: ALERTER_TOKEN, PLANNER_TOKEN: TOKEN, EXECUTOR_URL: executorUrl, PLANNER_URL: plannerUrl, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "200" });
+  const alerter = launch("alerter", { ...withDb, API_TOKEN: ALERTER_TOKEN, PLANNER_TOKEN: TOKEN, EXECUTOR_URL: executorUrl, PLANNER_URL: plannerUrl, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward", NTFY_TOPIC_PROTECTED: "true", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "200" });
   const alerterUrl = await waitFor("alerter", () => /steward alerter on (http:\/\/\S+) /.exec(alerter.output)?.[1], 60_000, 20);
   metricsOf["observer"] = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}/metrics`);
   metricsOf["node-agent"] = await waitFor("node-agent metrics", () => /"url":"(http:[^"]+)"[^\n]*"serving metrics"/.exec(agent.output)?.[1], 60_000, 20);

@@ -121,26 +121,40 @@ export type ActionDetailReply = z.infer<typeof ActionDetailReply>;
 export const DecisionReply = z.object({ action: Action });
 export type DecisionReply = z.infer<typeof DecisionReply>;
 
+const ButtonToken = z.string({ error: "is required" }).min(1, "is required").max(2048, "must be at most 2048 characters");
+
 /** `POST /approvals/:id/approve|reject` (an ntfy button): the signed single-use token is the authority. */
-export const ApprovalTokenRequest = z.object({ token: z.string({ error: "is required" }).min(1, "is required").max(2048, "must be at most 2048 characters") });
+export const ApprovalTokenRequest = z.object({ token: ButtonToken });
 export type ApprovalTokenRequest = z.input<typeof ApprovalTokenRequest>;
 
-/** `POST /approvals/tokens` (bearer): mint an approve and a reject token for a pending action. */
-export const MintTokensRequest = z.object({ action_id: z.string({ error: "is required" }), ttl_s: z.number().int().positive().max(7 * 86_400).optional() });
+/**
+ * `POST /approvals/tokens` (bearer): mint an approve and a reject token for a pending action. `confirm`: confirm-only
+ * tokens, for a push into a topic that is not access-controlled: they open a confirmation page in the console
+ * (`/console/confirm?token=…`) and decide nothing until a signed-in operator confirms there.
+ */
+export const MintTokensRequest = z.object({ action_id: z.string({ error: "is required" }), ttl_s: z.number().int().positive().max(7 * 86_400).optional(), confirm: z.boolean().optional() });
 export type MintTokensRequest = z.input<typeof MintTokensRequest>;
 
+/** `path`: where the token decides (POST), or for a confirm-only token the console page that confirms it (GET). */
 const TokenLink = z.object({ token: z.string(), path: z.string() });
 export const MintedTokens = z.object({ action_id: z.string(), expires_at: z.string(), exec_hash: z.string(), approve: TokenLink, reject: TokenLink });
 export type MintedTokens = z.infer<typeof MintedTokens>;
 
-/** `POST /approvals/channel` (bearer): a decision relayed by a bot that checked its own allow-list, or a refusal to audit. */
-export const ChannelDecisionRequest = z.object({
-  action_id: z.string({ error: "is required" }),
-  decision: z.enum(["approve", "reject", "refuse"]),
-  channel: z.enum(["telegram", "ntfy"]),
-  actor: Actor,
-  detail: z.string().trim().max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE).optional(),
-});
+/**
+ * `POST /approvals/channel` (bearer): a decision relayed by a bot that checked its own allow-list, or a refusal to
+ * audit. A decision must carry the button's token (minted by `POST /approvals/tokens` for this action and decision):
+ * the relaying credential alone decides nothing.
+ */
+export const ChannelDecisionRequest = z
+  .object({
+    action_id: z.string({ error: "is required" }),
+    decision: z.enum(["approve", "reject", "refuse"]),
+    channel: z.enum(["telegram", "ntfy"]),
+    actor: Actor,
+    detail: z.string().trim().max(2000, "must be at most 2000 characters").refine(storable, UNSTORABLE_MESSAGE).optional(),
+    token: ButtonToken.optional(),
+  })
+  .refine((r) => r.decision === "refuse" || r.token !== undefined, { message: "is required for approve and reject (the button's token)", path: ["token"] });
 export type ChannelDecisionRequest = z.input<typeof ChannelDecisionRequest>;
 
 /** A decision answers the action; an audited refusal answers `{audited: true}`. */

@@ -67,7 +67,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   const tg = config.telegram;
   const tgApi = tg ? createTelegramApi({ apiUrl: tg.apiUrl, token: tg.token, timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }) : undefined;
   if (tg && tgApi) {
-    sinks.set("telegram", createTelegramSink({ api: tgApi, sql, chatId: tg.chatId, consoleUrl: config.consoleUrl }));
+    sinks.set("telegram", createTelegramSink({ api: tgApi, sql, chatId: tg.chatId, consoleUrl: config.consoleUrl, executor }));
   }
   if (config.webhook) sinks.set("webhook", createWebhookSink(config.webhook, { timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }));
   if (config.console) sinks.set("console", createConsoleSink());

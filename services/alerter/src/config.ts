@@ -55,6 +55,29 @@ export interface NtfySinkConfig {
   url: string;
   topic: string;
   token: string | undefined;
+  /**
+   * Whether only the operators can read the topic. Only then do Approve/Reject buttons decide by themselves; on an
+   * open topic they open a confirmation page in the console, where a signed-in operator decides.
+   */
+  protectedTopic: boolean;
+}
+
+/** The public ntfy server: a topic there is readable by anyone who knows its name unless reserved for an account. */
+export const PUBLIC_NTFY_HOSTS: readonly string[] = ["ntfy.sh"];
+
+/**
+ * Pure: is the topic access-controlled? NTFY_TOPIC_PROTECTED says so explicitly; without it, a topic on a server of
+ * your own that needs NTFY_TOKEN to publish counts as protected (set up read access alike), anything else as open.
+ */
+export function ntfyTopicProtected(o: { url: string; token: string | undefined; explicit: boolean | undefined }): boolean {
+  if (o.explicit !== undefined) return o.explicit;
+  let host = "";
+  try {
+    host = new URL(o.url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return o.token !== undefined && !PUBLIC_NTFY_HOSTS.includes(host);
 }
 export interface TelegramSinkConfig {
   apiUrl: string;
@@ -103,7 +126,7 @@ export interface AlerterConfig {
 }
 
 export const SINK_SETTINGS = {
-  ntfy: ["NTFY_URL", "NTFY_TOPIC", "NTFY_TOKEN"],
+  ntfy: ["NTFY_URL", "NTFY_TOPIC", "NTFY_TOKEN", "NTFY_TOPIC_PROTECTED"],
   telegram: ["TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID", "TELEGRAM_ALLOWED_USERS", "TELEGRAM_ALLOWED_CHATS", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_WEBHOOK_SECRET"],
   webhook: ["WEBHOOK_URL", "WEBHOOK_TOKEN"],
 } as const;
@@ -209,7 +232,12 @@ export function loadConfig(env: Record<string, string | undefined>, readFile: (p
     else if (!/^[-_A-Za-z0-9]{1,64}$/.test(topicRaw)) p.push({ setting: "NTFY_TOPIC", message: "must be 1-64 letters, digits, '-' or '_'" });
     else topic = topicRaw;
     const token = secret(env, "NTFY_TOKEN", p, { required: false, min: 8 });
-    if (url && topic) ntfy = { url, topic, token };
+    const flag = env["NTFY_TOPIC_PROTECTED"]?.trim().toLowerCase();
+    let explicit: boolean | undefined;
+    if (flag === "true" || flag === "1" || flag === "yes") explicit = true;
+    else if (flag === "false" || flag === "0" || flag === "no") explicit = false;
+    else if (flag !== undefined) p.push({ setting: "NTFY_TOPIC_PROTECTED", message: "must be true or false (whether only your operators can read the topic)" });
+    if (url && topic) ntfy = { url, topic, token, protectedTopic: ntfyTopicProtected({ url, token, explicit }) };
   }
 
   let telegram: TelegramSinkConfig | undefined;

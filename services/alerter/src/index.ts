@@ -1,5 +1,5 @@
 export { createAlerter, type Alerter, type AlerterDeps } from "./alerter.js";
-export { loadConfig, configuredSinks, SINK_SETTINGS, SERVICE_NAME, type AlerterConfig } from "./config.js";
+export { loadConfig, configuredSinks, ntfyTopicProtected, SINK_SETTINGS, SERVICE_NAME, type AlerterConfig } from "./config.js";
 export { evaluate, reconcile, defaultRules, ruleId, neverReported, Rule, Rules, type Finding, type Evaluation, type OpenAlert, type Plan, type RuleInputs, type Read } from "./rules.js";
 export { createAlertStore, type AlertStore, type AlertView, type FiringAlert } from "./alert-store.js";
 export { flapFindings, flappingFingerprint, FLAPPING_RULE, type EpisodeHistory, type FlapSettings } from "./flapping.js";
@@ -7,7 +7,7 @@ export { groupOf, groupTitle, noticePayload, planGroups, visibleMembers, type Gr
 export { consoleLine, createConsoleSink, CONSOLE_ALERT_PREFIX } from "./sinks/console.js";
 export { createDelivery, type Delivery } from "./delivery.js";
 export { NotificationPayload, backoffMs, retryableStatus, renderText, type Sink, type SendResult } from "./notification.js";
-export { ntfyMessage } from "./sinks/ntfy.js";
+export { ntfyMessage, createNtfySink } from "./sinks/ntfy.js";
 export { webhookBody } from "./sinks/webhook.js";
 export { newCallbackId, CALLBACK_DATA_MAX_BYTES } from "./sinks/telegram.js";
 export { isAllowed, renderStatus, createTelegramBot, type TelegramBot } from "./telegram-bot.js";

@@ -94,8 +94,8 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
 
   async function onCallback(q: NonNullable<TgUpdate["callback_query"]>): Promise<void> {
     const data = q.data ?? "";
-    const [row] = await sql<{ id: string; action_id: string; decision: "approve" | "reject"; used_at: Date | null }[]>`
-      SELECT id, action_id, decision, used_at FROM telegram_callbacks WHERE id = ${data}`;
+    const [row] = await sql<{ id: string; action_id: string; decision: "approve" | "reject"; used_at: Date | null; chat_id: string | null; message_id: string | number | null; token: string | null }[]>`
+      SELECT id, action_id, decision, used_at, chat_id, message_id, token FROM telegram_callbacks WHERE id = ${data}`;
     if (!row) {
       metrics.telegramCallbacks.inc({ result: "unknown" });
       return answer(q.id, "This button is unknown or has expired.", true);
@@ -111,6 +111,17 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
         .catch((err: Error) => logger.error({ action_id: row.action_id, err: err.message }, "could not audit a refused telegram press"));
       return answer(q.id, "Not allowed: you are not on this bot's allow-list. The attempt was recorded.", true);
     }
+    // A button belongs to the one message it was sent with: its id pressed on another message (another action's) is refused.
+    const elsewhere = row.message_id === null || !q.message || String(row.message_id) !== String(q.message.message_id) || (row.chat_id !== null && row.chat_id !== chatId);
+    if (elsewhere || !row.token) {
+      const why = elsewhere ? "the button does not belong to the message it was pressed on" : "the button was sent before buttons carried a token";
+      metrics.telegramCallbacks.inc({ result: "refused" });
+      logger.warn({ action_id: row.action_id, user_id: userId, chat_id: chatId, decision: row.decision, why }, "telegram press refused");
+      await executor
+        .relayDecision({ action_id: row.action_id, decision: "refuse", channel: "telegram", actor, detail: `${row.decision} pressed by ${actor}: ${why}` })
+        .catch((err: Error) => logger.error({ action_id: row.action_id, err: err.message }, "could not audit a refused telegram press"));
+      return answer(q.id, elsewhere ? "This button does not belong to this message; nothing was decided." : "This button is too old to decide anything; use the console.", true);
+    }
     const won = await sql`UPDATE telegram_callbacks SET used_at = now(), used_by = ${actor} WHERE id = ${row.id} AND used_at IS NULL RETURNING id`;
     if (won.length === 0) {
       metrics.telegramCallbacks.inc({ result: "used" });
@@ -121,7 +132,8 @@ export function createTelegramBot(deps: TelegramBotDeps): TelegramBot {
       const who = q.from.username ? `@${q.from.username}` : `user ${userId}`;
       try {
         await executor
-          .relayDecision({ action_id: row.action_id, decision: row.decision, channel: "telegram", actor, ...(row.decision === "reject" ? { detail: `rejected in Telegram by ${actor}` } : {}) })
+          // The token the executor minted for this button decides, once; the alerter's own credential decides nothing.
+          .relayDecision({ action_id: row.action_id, decision: row.decision, channel: "telegram", actor, token: row.token, ...(row.decision === "reject" ? { detail: `rejected in Telegram by ${actor}` } : {}) })
           // A 2xx is a decision taken, even if its body were off the contract.
           .catch((err: unknown) => {
             if (!(err instanceof ApiBadResponse && err.status >= 200 && err.status < 300)) throw err;

@@ -4,7 +4,7 @@ import type { Action } from "@steward/contracts/action";
 import type { CostReport } from "@steward/contracts/task";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
-import { loadConfig } from "../src/config.js";
+import { loadConfig, ntfyTopicProtected } from "../src/config.js";
 import { backoffMs, renderText, retryableStatus, type NotificationPayload } from "../src/notification.js";
 import { defaultRules, evaluate, reconcile, Rules, type RuleInputs } from "../src/rules.js";
 import { ntfyMessage } from "../src/sinks/ntfy.js";
@@ -177,12 +177,45 @@ describe("ntfy message", () => {
     expect(m.message).toContain("Will run: restart a/web");
   });
 
+  it("with confirm-only tokens (an open topic) the buttons only open the console's confirmation page", () => {
+    const m = ntfyMessage(pending, {
+      topic: "ops",
+      consoleUrl: "https://steward.lan/console",
+      executorPublicUrl: "https://steward.lan",
+      tokens: { action_id: "abc", expires_at: iso(T0), approve: { token: "A", path: "/console/confirm?token=A" }, reject: { token: "R", path: "/console/confirm?token=R" } },
+    });
+    expect(m.actions).toEqual([
+      { action: "view", label: "Approve…", url: "https://steward.lan/console/confirm?token=A" },
+      { action: "view", label: "Reject…", url: "https://steward.lan/console/confirm?token=R" },
+      { action: "view", label: "Console", url: "https://steward.lan/console/actions/abc" },
+    ]);
+  });
+
   it("a resolved notice has no buttons and low priority", () => {
     const m = ntfyMessage({ ...pending, kind: "resolved", note: "approved by x" }, { topic: "ops", executorPublicUrl: "http://e" });
     expect(m.actions).toBeUndefined();
     expect(m.priority).toBe(2);
     expect(m.title).toMatch(/^Resolved: /);
     expect(renderText({ ...pending, kind: "resolved", note: "approved by x" })).toContain("approved by x");
+  });
+});
+
+describe("is the ntfy topic access-controlled?", () => {
+  it.each([
+    ["own server with a token", { url: "https://ntfy.home.lan", token: "tk_1234567890", explicit: undefined }, true],
+    ["own server without a token", { url: "https://ntfy.home.lan", token: undefined, explicit: undefined }, false],
+    ["the public server, even with a token", { url: "https://ntfy.sh", token: "tk_1234567890", explicit: undefined }, false],
+    ["the public server, a topic reserved for you (explicit)", { url: "https://ntfy.sh", token: "tk_1234567890", explicit: true }, true],
+    ["explicitly open", { url: "https://ntfy.home.lan", token: "tk_1234567890", explicit: false }, false],
+  ] as const)("%s", (_n, o, want) => {
+    expect(ntfyTopicProtected(o)).toBe(want);
+  });
+
+  it("reads NTFY_TOPIC_PROTECTED and refuses anything but a boolean, naming it", () => {
+    const base = { DATABASE_URL: "postgres://x@h/db", API_TOKEN: "k3J9xQ2mV8pL5wR7tY1uZ4aB6cD0eF", NTFY_URL: "https://ntfy.sh", NTFY_TOPIC: "ops" };
+    expect(loadConfig(base).ntfy?.protectedTopic).toBe(false);
+    expect(loadConfig({ ...base, NTFY_TOPIC_PROTECTED: "true" }).ntfy?.protectedTopic).toBe(true);
+    expect(() => loadConfig({ ...base, NTFY_TOPIC_PROTECTED: "maybe" })).toThrow(/NTFY_TOPIC_PROTECTED/);
   });
 });
 

@@ -5,10 +5,12 @@ import type { Action } from "@steward/contracts/action";
 import type { Sql } from "@steward/platform/db";
 
 /**
- * Approval tokens for buttons outside the console (ntfy). A token is `st1.<claims>.<mac>`, base64url both, where
+ * Approval tokens for buttons outside the console (ntfy, Telegram). A token is `st1.<claims>.<mac>`, base64url both, where
  * the MAC is HMAC-SHA256 over the claims: the action id, the decision, a hash of exactly what will be executed
  * (kind, node, service, params), an expiry and a random id. The random id is recorded in Postgres at mint time and
- * marked used at redemption, so a token works once. The token itself is never stored or logged.
+ * marked used at redemption, so a token works once. The executor never stores or logs the token itself (the alerter
+ * keeps a Telegram button's in its own table: callback_data holds at most 64 bytes, so the button carries an opaque
+ * id). Redeeming is `token-redeem.ts`'s, whichever channel the token comes through.
  *
  * Key: derived from the executor's private command key (EXECUTOR_SIGNING_KEY) with HKDF and its own label. No node
  * holds that key, so no node can mint a token; the MAC key is never the signing key itself. Rotating the signing key
@@ -29,6 +31,11 @@ export interface TokenClaims {
   h: string;
   /** expiry, unix ms */
   exp: number;
+  /**
+   * Confirm-only: minted for a push into a topic that is not access-controlled (ntfy on an open topic). Such a token
+   * decides nothing by itself; it opens a confirmation page in the console, and a signed-in operator decides there.
+   */
+  cf?: true;
 }
 
 export function deriveApprovalKey(signingKey: CommandSigningKey): Buffer {
@@ -75,7 +82,8 @@ export function verifyToken(token: string, key: Buffer): VerifyResult {
   ) {
     return { ok: false, code: "malformed" };
   }
-  return { ok: true, claims: { tid: c.tid, aid: c.aid, dec: c.dec, h: c.h, exp: c.exp } };
+  if (c.cf !== undefined && c.cf !== true) return { ok: false, code: "malformed" };
+  return { ok: true, claims: { tid: c.tid, aid: c.aid, dec: c.dec, h: c.h, exp: c.exp, ...(c.cf ? { cf: true as const } : {}) } };
 }
 
 export type ClaimRefusal = "wrong_action" | "wrong_decision" | "expired" | "changed";
@@ -92,8 +100,8 @@ export function checkClaims(claims: TokenClaims, want: { actionId: string; decis
 export type ConsumeResult = { ok: true } | { ok: false; code: "unknown_token" } | { ok: false; code: "used"; usedAt: string };
 
 export interface ApprovalTokens {
-  /** Mints an approve and a reject token for a pending action; records their ids. */
-  mint(action: Action, ttlMs: number): Promise<{ approve: string; reject: string; expiresAt: string; execHash: string }>;
+  /** Mints an approve and a reject token for a pending action; records their ids. `confirm`: confirm-only tokens. */
+  mint(action: Action, ttlMs: number, opts?: { confirm?: boolean }): Promise<{ approve: string; reject: string; expiresAt: string; execHash: string }>;
   /** Marks a token used, once. */
   consume(claims: TokenClaims): Promise<ConsumeResult>;
   /** Records what the use of a token led to (approved, or the store's refusal). */
@@ -102,7 +110,7 @@ export interface ApprovalTokens {
 
 export function createApprovalTokens(sql: Sql, key: Buffer, clock: () => Date = () => new Date()): ApprovalTokens {
   return {
-    async mint(action, ttlMs) {
+    async mint(action, ttlMs, opts = {}) {
       // A token never outlives its action.
       const exp = Math.min(clock().getTime() + ttlMs, Date.parse(action.expires_at));
       const h = executionHash(action);
@@ -111,7 +119,7 @@ export function createApprovalTokens(sql: Sql, key: Buffer, clock: () => Date = 
         const tid = randomBytes(16).toString("base64url");
         await sql`INSERT INTO approval_tokens (id, action_id, decision, exec_hash, expires_at)
                   VALUES (${tid}, ${action.id}, ${dec}, ${h}, ${new Date(exp)})`;
-        out[dec] = signToken({ tid, aid: action.id, dec, h, exp }, key);
+        out[dec] = signToken({ tid, aid: action.id, dec, h, exp, ...(opts.confirm ? { cf: true as const } : {}) }, key);
       }
       return { approve: out.approve, reject: out.reject, expiresAt: new Date(exp).toISOString(), execHash: h };
     },

@@ -63,7 +63,7 @@ export interface ExecutorClient {
   /** Ends a hold early (its id is the rejected action's id): 404 when there is none, 409 when it already ended. */
   releaseHold(actionId: string, by: { actor: string; channel: ApiChannel } & Pick<ReleaseHoldRequest, "reason">): Promise<Hold>;
   /** An approve and a reject token for a pending action (what ntfy buttons carry). 409 when it is no longer pending. */
-  mintApprovalTokens(actionId: string, opts?: Pick<MintTokensRequest, "ttl_s">): Promise<MintedTokens>;
+  mintApprovalTokens(actionId: string, opts?: Pick<MintTokensRequest, "ttl_s" | "confirm">): Promise<MintedTokens>;
   /** A decision (or a refusal to audit) relayed by a bot that checked its own allow-list. */
   relayDecision(d: ChannelDecisionRequest): Promise<ChannelDecisionReply>;
   /** Pending restart drills for the named services (409 `drill_refused` when every one was refused, nothing changed). */
@@ -101,7 +101,7 @@ export function createExecutorClient(opts: ExecutorClientOptions): ExecutorClien
     holds: async () => (await http.call("GET", "/api/holds", HoldListReply)).data.holds,
     releaseHold: async (id, by) =>
       (await http.call("POST", `/api/holds/${enc(id)}/release`, HoldReply, { body: { actor: by.actor, channel: by.channel, ...(by.reason !== undefined ? { reason: by.reason } : {}) } })).data.hold,
-    mintApprovalTokens: async (actionId, o = {}) => (await http.call("POST", "/approvals/tokens", MintedTokens, { body: { action_id: actionId, ...(o.ttl_s !== undefined ? { ttl_s: o.ttl_s } : {}) } })).data,
+    mintApprovalTokens: async (actionId, o = {}) => (await http.call("POST", "/approvals/tokens", MintedTokens, { body: { action_id: actionId, ...(o.ttl_s !== undefined ? { ttl_s: o.ttl_s } : {}), ...(o.confirm ? { confirm: true } : {}) } })).data,
     relayDecision: async (d) => (await http.call("POST", "/approvals/channel", ChannelDecisionReply, { body: d })).data,
     proposeDrill: async (req) => (await http.call("POST", "/api/drills", DrillProposeReply, { body: req })).data,
     drills: async (o = {}) => (await http.call("GET", `/api/drills${o.limit !== undefined ? `?limit=${o.limit}` : ""}`, DrillListReply)).data.drills,

@@ -3,7 +3,8 @@ import type { z } from "zod";
 import { ApprovalTokenRequest, ChannelDecisionRequest, MintTokensRequest, type MintedTokens } from "@steward/contracts/executor-api";
 import { Counter, type Registry } from "@steward/platform/metrics";
 import type { Logger } from "@steward/platform/logger";
-import { checkClaims, executionHash, verifyToken, type ApprovalTokens, type ClaimRefusal, type Decision } from "./approval-tokens.js";
+import type { ApprovalTokens, Decision } from "./approval-tokens.js";
+import { createTokenRedeemer, type Redeemer, type TokenRedeemer } from "./token-redeem.js";
 import { authorize } from "./http-api.js";
 import { routePermission, type Credential } from "./access.js";
 import type { CredentialsRepository } from "./credentials.js";
@@ -13,17 +14,21 @@ import { isUuid, type ActionsRepository, type MoveResult } from "@steward/action
 /**
  * Approvals from outside the console:
  * - `POST /approvals/:action_id/:approve|reject` with `{"token": "st1…"}`: no bearer, the signed single-use token is
- *   the authority (what an ntfy http button calls). Channel `ntfy`.
+ *   the authority (what an ntfy http button calls). Channel `ntfy`. A confirm-only token is refused here: it opens
+ *   the console's confirmation page instead (console/routes.ts).
  * - `POST /approvals/tokens` (bearer, role alerter): mint an approve and a reject token for a pending action.
  * - `POST /approvals/channel` (bearer, role alerter): a decision relayed by a bot that checked its own allow-list
- *   (Telegram), or a refusal it wants audited. The audit actor is the relaying credential's name; the person the
- *   body names (who pressed the button, as the bot saw it) goes to the audit row's detail.
+ *   (Telegram), carrying the button's token, or a refusal it wants audited. The audit actor is the relaying
+ *   credential's name; the person the body names (who pressed the button, as the bot saw it) goes to the audit
+ *   row's detail. Tokens are checked and used by `token-redeem.ts`, the same for every channel.
  * Every refusal that names an existing action is written to the action's audit log with the state unchanged.
  */
 export interface ApprovalRoutesDeps {
   store: ActionsRepository;
   tokens: ApprovalTokens;
   tokenKey: Buffer;
+  /** The one redeemer of button tokens (shared with the console's confirmation); made from the deps when absent. */
+  redeemer?: TokenRedeemer | undefined;
   credentials: Pick<CredentialsRepository, "resolve">;
   limiter?: FailureLimiter | undefined;
   logger: Logger;
@@ -44,16 +49,6 @@ class Refusal extends Error {
   }
 }
 
-
-const REFUSAL: Record<ClaimRefusal | "malformed" | "bad_signature" | "unknown_token", { status: number; code: string }> = {
-  malformed: { status: 400, code: "invalid_token" },
-  bad_signature: { status: 403, code: "forged_token" },
-  wrong_action: { status: 403, code: "wrong_action" },
-  wrong_decision: { status: 403, code: "wrong_decision" },
-  expired: { status: 410, code: "expired_token" },
-  changed: { status: 409, code: "action_changed" },
-  unknown_token: { status: 403, code: "unknown_token" },
-};
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const json = JSON.stringify(body);
@@ -95,6 +90,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   const { store, tokens, logger } = deps;
   const clock = deps.clock ?? (() => new Date());
   const ttlMs = deps.tokenTtlMs ?? DEFAULT_TTL_MS;
+  const redeemer = deps.redeemer ?? createTokenRedeemer({ store, tokens, tokenKey: deps.tokenKey, clock });
   const total = new Counter({
     name: "steward_executor_approvals_total",
     help: "Decisions arriving outside the API, by channel and result (approved, rejected, or the refusal code)",
@@ -105,13 +101,6 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
   /** An audit row that records a refused attempt; the action's state is unchanged. */
   const auditRefusal = (actionId: string, actor: string, channel: "ntfy" | "telegram", detail: string): Promise<boolean> => store.recordRefusal(actionId, { actor, channel, detail });
 
-  async function refuse(actionId: string, actor: string, channel: "ntfy" | "telegram", r: Refusal, decision: string): Promise<never> {
-    const audited = await auditRefusal(actionId, actor, channel, `refused ${decision} via ${channel}: ${r.code}: ${r.message}`).catch(() => false);
-    total.inc({ channel, result: r.code });
-    logger.warn({ action_id: actionId, channel, code: r.code, audited }, "approval refused");
-    throw r;
-  }
-
   const decided = (r: MoveResult, decision: Decision, channel: "ntfy" | "telegram"): { status: number; body: unknown } => {
     if (r.ok) {
       total.inc({ channel, result: decision === "approve" ? "approved" : "rejected" });
@@ -121,41 +110,22 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     return { status: 409, body: { error: { code: "invalid_transition", message: `action is ${r.state}, not pending`, state: r.state } } };
   };
 
+  /** Redeems a button token through the one redeemer; a refusal is counted, logged and thrown as the route's answer. */
+  async function redeemed(token: string, actionId: string, decision: Decision, by: Redeemer & { channel: "ntfy" | "telegram" }): Promise<{ status: number; body: unknown }> {
+    const r = await redeemer.redeem(token, { actionId, decision }, by);
+    if (!r.ok) {
+      total.inc({ channel: by.channel, result: r.refusal.code });
+      logger.warn({ action_id: actionId, channel: by.channel, code: r.refusal.code, audited: r.audited }, "approval refused");
+      throw new Refusal(r.refusal.status, r.refusal.code, r.refusal.message);
+    }
+    const out = decided(r.result, decision, by.channel);
+    logger.info({ action_id: actionId, decision, channel: by.channel, status: out.status }, "decision by approval token");
+    return out;
+  }
+
   async function byToken(req: IncomingMessage, res: ServerResponse, actionId: string, decision: Decision): Promise<number> {
-    const actor = "ntfy-button";
-    const body = await readBody(req);
-    const { token } = parse(ApprovalTokenRequest, body);
-    const v = verifyToken(token, deps.tokenKey);
-    if (!v.ok) {
-      const m = REFUSAL[v.code];
-      return refuse(actionId, actor, "ntfy", new Refusal(m.status, m.code, v.code === "malformed" ? "token is not a Steward approval token" : "token signature does not verify"), decision);
-    }
-    const found = await store.get(actionId);
-    if (!found) throw new Refusal(404, "not_found", `no action with id '${actionId}'`);
-    const { action } = found;
-    const why = checkClaims(v.claims, { actionId, decision, now: clock().getTime(), execHash: executionHash(action) });
-    if (why) {
-      const m = REFUSAL[why];
-      const message = {
-        wrong_action: "token is for another action",
-        wrong_decision: `token is for ${v.claims.dec}, not ${decision}`,
-        expired: `token expired at ${new Date(v.claims.exp).toISOString()}`,
-        changed: "what this action would execute changed since the token was issued",
-      }[why];
-      return refuse(actionId, actor, "ntfy", new Refusal(m.status, m.code, message), decision);
-    }
-    const used = await tokens.consume(v.claims);
-    if (!used.ok) {
-      const r = used.code === "used" ? new Refusal(409, "token_used", `token was already used at ${used.usedAt}`) : new Refusal(403, "unknown_token", "token was not issued by this Steward");
-      return refuse(actionId, actor, "ntfy", r, decision);
-    }
-    const r = decision === "approve" ? await store.approve(actionId, actor, "ntfy") : await store.reject(actionId, actor, "ntfy", "rejected with an ntfy button");
-    await tokens.recordOutcome(v.claims.tid, r.ok ? r.action.state : r.code === "invalid_transition" ? `refused: action was ${r.state}` : r.code).catch(() => undefined);
-    if (!r.ok && r.code === "invalid_transition") {
-      return refuse(actionId, actor, "ntfy", new Refusal(409, "invalid_transition", `action is ${r.state}, not pending`), decision);
-    }
-    const out = decided(r, decision, "ntfy");
-    logger.info({ action_id: actionId, decision, channel: "ntfy", status: out.status }, "decision by approval token");
+    const { token } = parse(ApprovalTokenRequest, await readBody(req));
+    const out = await redeemed(token, actionId, decision, { actor: "ntfy-button", channel: "ntfy", confirmed: false, reason: "rejected with an ntfy button" });
     send(res, out.status, out.body);
     return out.status;
   }
@@ -165,14 +135,9 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
     const found = await store.get(b.action_id);
     if (!found) throw new Refusal(404, "not_found", `no action with id '${b.action_id}'`);
     if (found.action.state !== "pending") throw new Refusal(409, "invalid_transition", `action is ${found.action.state}, not pending`);
-    const t = await tokens.mint(found.action, b.ttl_s ? b.ttl_s * 1000 : ttlMs);
-    const minted: MintedTokens = {
-      action_id: found.action.id,
-      expires_at: t.expiresAt,
-      exec_hash: t.execHash,
-      approve: { token: t.approve, path: `/approvals/${found.action.id}/approve` },
-      reject: { token: t.reject, path: `/approvals/${found.action.id}/reject` },
-    };
+    const t = await tokens.mint(found.action, b.ttl_s ? b.ttl_s * 1000 : ttlMs, { confirm: b.confirm === true });
+    const link = (decision: Decision, token: string) => ({ token, path: b.confirm ? `/console/confirm?token=${encodeURIComponent(token)}` : `/approvals/${found.action.id}/${decision}` });
+    const minted: MintedTokens = { action_id: found.action.id, expires_at: t.expiresAt, exec_hash: t.execHash, approve: link("approve", t.approve), reject: link("reject", t.reject) };
     send(res, 201, minted);
     return 201;
   }
@@ -187,12 +152,15 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       send(res, 202, { audited: true });
       return 202;
     }
-    const r =
-      b.decision === "approve"
-        ? await store.approve(b.action_id, cred.name, b.channel, `approved via ${b.channel} by ${by}`)
-        : await store.reject(b.action_id, cred.name, b.channel, `${b.detail || `rejected via ${b.channel}`} (${by})`);
-    const out = decided(r, b.decision, b.channel);
-    if (!r.ok) total.inc({ channel: b.channel, result: r.code });
+    if (!isUuid(b.action_id)) throw new Refusal(404, "not_found", `no action with id '${b.action_id}'`);
+    // The schema requires the token for a decision: the relaying credential alone decides nothing.
+    const out = await redeemed(b.token ?? "", b.action_id.toLowerCase(), b.decision, {
+      actor: cred.name,
+      channel: b.channel,
+      confirmed: false,
+      detail: `approved via ${b.channel} by ${by}`,
+      reason: `${b.detail || `rejected via ${b.channel}`} (${by})`,
+    });
     send(res, out.status, out.body);
     return out.status;
   }

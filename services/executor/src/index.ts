@@ -8,6 +8,7 @@ export { createApiHandler, MAX_BODY_BYTES, type ApiDeps } from "./http-api.js";
 export { createExecutorMetrics, type ExecutorMetrics } from "./metrics.js";
 export { openWorldView, type WorldView, type KvRead } from "./world.js";
 export { createApprovalTokens, deriveApprovalKey, executionHash, signToken, verifyToken, checkClaims, APPROVAL_KEY_LABEL, type ApprovalTokens, type TokenClaims, type Decision } from "./approval-tokens.js";
+export { createTokenRedeemer, type TokenRedeemer, type TokenRefusal } from "./token-redeem.js";
 export { createApprovalRoutes, type ApprovalRoutes, type ApprovalRoutesDeps } from "./http-approvals.js";
 export { createConsole, spendChart, type Console, type ConsoleDeps } from "./console/index.js";
 export { runRollout, planRollout, DEFAULT_HEALTH_TIMEOUT_MS, type RolloutDeps, type RolloutEnding, type RolloutPlan } from "./rollout.js";

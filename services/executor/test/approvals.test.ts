@@ -169,17 +169,62 @@ describe("bearer routes", () => {
     expect(await stateOf(env.sql, id)).toBe("pending");
   });
 
-  it("relays a telegram approval: the actor is the relaying credential, the person it names is in the detail; a refusal is audited without changing state", async () => {
+  it("relays a telegram approval with the button's token: the actor is the relaying credential, the person it names is in the detail; a refusal is audited without changing state", async () => {
     const id = await insertAction(env.sql);
     const refused = await api(url, "/approvals/channel", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, decision: "refuse", channel: "telegram", actor: "telegram:666", detail: "not allow-listed" } });
     expect(refused.status).toBe(202);
     expect(await stateOf(env.sql, id)).toBe("pending");
-    const ok = await api(url, "/approvals/channel", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, decision: "approve", channel: "telegram", actor: "telegram:42(@op)" } });
+    const t = await mint(id);
+    const ok = await api(url, "/approvals/channel", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, decision: "approve", channel: "telegram", actor: "telegram:42(@op)", token: t.approve.token } });
     expect(ok.status).toBe(200);
     const rows = await audit(id);
     expect(rows[0]).toMatchObject({ from_state: "pending", to_state: "pending", channel: "telegram", actor: "alerter" });
     expect(rows[0]?.detail).toContain("telegram:666, as alerter relays it");
     expect(rows[1]).toMatchObject({ from_state: "pending", to_state: "approved", channel: "telegram", actor: "alerter", detail: "approved via telegram by telegram:42(@op), as alerter relays it" });
+  });
+
+  it("the alerter's credential alone decides nothing: a relayed decision without a token, with a replayed, altered or another action's token, or a confirm-only one is refused and audited", async () => {
+    const id = await insertAction(env.sql);
+    const other = await insertAction(env.sql);
+    const relay = (token: string | undefined, decision = "approve") =>
+      api(url, "/approvals/channel", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, decision, channel: "telegram", actor: "telegram:42(@op)", ...(token !== undefined ? { token } : {}) } });
+    const none = await relay(undefined);
+    expect(none.status).toBe(422);
+    expect((none.body as { error: { field?: string } }).error.field).toBe("token");
+    const t = await mint(id);
+    const claims = verifyToken(t.approve.token, key);
+    if (!claims.ok) throw new Error("minted token does not verify");
+    const [p, , mac] = t.approve.token.split(".");
+    const altered = `${p}.${Buffer.from(JSON.stringify({ ...claims.claims, exp: claims.claims.exp + 86_400_000 })).toString("base64url")}.${mac}`;
+    const confirmOnly = (await api(url, "/approvals/tokens", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, confirm: true } })).body as Minted;
+    expect(confirmOnly.approve.path).toMatch(/^\/console\/confirm\?token=st1\./);
+    for (const [token, status, code] of [
+      [(await mint(other)).approve.token, 403, "wrong_action"],
+      [altered, 403, "forged_token"],
+      [t.reject.token, 403, "wrong_decision"],
+      [confirmOnly.approve.token, 403, "confirmation_required"],
+    ] as const) {
+      const r = await relay(token);
+      expect(r.status, code).toBe(status);
+      expect(errorCode(r.body)?.code).toBe(code);
+      expect(await stateOf(env.sql, id)).toBe("pending");
+      expect((await audit(id)).at(-1)).toMatchObject({ to_state: "pending", channel: "telegram", actor: "alerter" });
+    }
+    expect((await relay(t.approve.token)).status).toBe(200);
+    const replay = await relay(t.approve.token);
+    expect(replay.status).toBe(409);
+    expect(errorCode(replay.body)?.code).toBe("token_used");
+    expect(await stateOf(env.sql, other)).toBe("pending");
+  });
+
+  it("a confirm-only token pressed as an ntfy http button decides nothing", async () => {
+    const id = await insertAction(env.sql);
+    const c = (await api(url, "/approvals/tokens", { method: "POST", token: ALERTER_TOKEN, body: { action_id: id, confirm: true } })).body as Minted;
+    const r = await press(id, "approve", c.approve.token);
+    expect(r.status).toBe(403);
+    expect(errorCode(r.body)?.code).toBe("confirmation_required");
+    expect(await stateOf(env.sql, id)).toBe("pending");
+    expect((await audit(id)).at(-1)?.detail).toContain("confirmation_required");
   });
 
   it("does not mint for an action that is not pending", async () => {

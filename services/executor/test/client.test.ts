@@ -56,7 +56,7 @@ describe("@steward/executor/client", () => {
     expect(minted).toMatchObject({ action_id: a, approve: { path: `/approvals/${a}/approve` }, reject: { path: `/approvals/${a}/reject` } });
     expect(await c.relayDecision({ action_id: a, decision: "refuse", channel: "telegram", actor: "telegram:666", detail: "not allow-listed" })).toEqual({ audited: true });
     expect(await stateOf(env.sql, a)).toBe("pending");
-    expect(await c.relayDecision({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:42" })).toMatchObject({ action: { id: a, state: "approved" } });
+    expect(await c.relayDecision({ action_id: a, decision: "approve", channel: "telegram", actor: "telegram:42", token: minted.approve.token })).toMatchObject({ action: { id: a, state: "approved" } });
     const late = await failure(c.mintApprovalTokens(a));
     expect(late).toMatchObject({ status: 409, code: "invalid_transition" });
   });

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import type { Sql } from "@steward/platform/db";
 import { renderText, type Sink } from "../notification.js";
 import { TelegramError, type InlineKeyboard, type TelegramApi } from "../telegram-api.js";
+import type { ExecutorClient } from "@steward/executor/client";
+import { ALREADY_DECIDED, mintButtonTokens } from "./button-tokens.js";
 
 /** Telegram refuses callback_data over 64 bytes; ours is an opaque id looked up in telegram_callbacks. */
 export const CALLBACK_DATA_MAX_BYTES = 64;
@@ -23,16 +25,28 @@ export function publicUrl(u: string | undefined): string | undefined {
   }
 }
 
-export function createTelegramSink(o: { api: TelegramApi; sql: Sql; chatId: string; consoleUrl: string | undefined }): Sink {
+/**
+ * Alerts to one chat. A pending action's message carries Approve/Reject buttons bound like ntfy's: the executor
+ * mints a signed, single-use token for each, bound to the action, the decision, exactly what will run and an expiry;
+ * the button carries an opaque id (callback_data holds 64 bytes) and the token waits in telegram_callbacks until a
+ * press, from an allow-listed user and chat, redeems it at the executor (telegram-bot.ts).
+ */
+export function createTelegramSink(o: { api: TelegramApi; sql: Sql; chatId: string; consoleUrl: string | undefined; executor: Pick<ExecutorClient, "mintApprovalTokens"> }): Sink {
   return {
     name: "telegram",
     async send(p) {
       try {
         const text = renderText(p);
         if (p.action && p.rule === "action_pending" && p.kind !== "resolved") {
+          const m = await mintButtonTokens(o.executor, p.action.id);
+          if (!m.ok && !m.decided) return { ok: false, retry: true, error: m.error };
+          if (!m.ok) {
+            await o.api.sendMessage(o.chatId, `${text}\n${ALREADY_DECIDED}`);
+            return { ok: true };
+          }
           const ids = { approve: newCallbackId(), reject: newCallbackId() };
-          for (const [decision, id] of Object.entries(ids)) {
-            await o.sql`INSERT INTO telegram_callbacks (id, action_id, decision, chat_id) VALUES (${id}, ${p.action.id}, ${decision}, ${o.chatId})`;
+          for (const decision of ["approve", "reject"] as const) {
+            await o.sql`INSERT INTO telegram_callbacks (id, action_id, decision, chat_id, token) VALUES (${ids[decision]}, ${p.action.id}, ${decision}, ${o.chatId}, ${m.tokens[decision].token})`;
           }
           const keyboard: InlineKeyboard = { inline_keyboard: [[{ text: "✅ Approve", callback_data: ids.approve }, { text: "❌ Reject", callback_data: ids.reject }]] };
           const view = publicUrl(o.consoleUrl);

@@ -8,7 +8,8 @@ import { createChangeFeed } from "./changes.js";
 import { html, type Html } from "./html.js";
 import { createPlannerClient } from "./planner-client.js";
 import { checkOrigin, clearedCookie, createSessionStore, parseCookies, sameSecret, SESSION_COOKIE, sessionCookie, type Session } from "./sessions.js";
-import { actionBody, actionsBody, alertsBody, errorPage, layout, loginPage, overviewBody, tasksBody, type Page } from "./views.js";
+import { actionBody, actionsBody, alertsBody, confirmBody, errorPage, layout, loginPage, overviewBody, tasksBody, type Page } from "./views.js";
+import type { TokenRedeemer } from "../token-redeem.js";
 import type { AlertsRead } from "./alerts-client.js";
 import type { DrillsRepository } from "@steward/actions/drills";
 import { drillsBody } from "./drills-view.js";
@@ -36,6 +37,8 @@ export interface ConsoleDeps {
   plannerUrl?: string | undefined;
   /** Reads the alerter's alerts (over NATS: the alerter owns them); without it the Alerts page says so. */
   alerts?: (() => Promise<AlertsRead>) | undefined;
+  /** Button tokens (token-redeem.ts): a confirm-only button opens /console/confirm; without it that page says so. */
+  redeemer?: TokenRedeemer | undefined;
   /** Drill outcomes (libs/actions owns drill_results); without it the Drills page says so. */
   drills?: Pick<DrillsRepository, "listDrills"> | undefined;
   sessionTtlMs?: number | undefined;
@@ -69,6 +72,8 @@ class FormError extends Error {
 const ACTION_PATH = /^\/console\/actions\/([^/]+)$/;
 const DECIDE_PATH = /^\/console\/actions\/([^/]+)\/(approve|reject)$/;
 const SAFE_BACK = /^\/console(\/[A-Za-z0-9._~%-]+)*$/;
+/** Where sign-in may send the operator on: a console page, or a button's confirmation (its token is base64url and dots). */
+const SAFE_NEXT = /^\/console(\/[A-Za-z0-9._~%-]+)*(\?token=[A-Za-z0-9._~%-]{1,2048})?$/;
 
 function sendHtml(res: ServerResponse, status: number, body: Html | string, headers: Record<string, string> = {}): void {
   const text = String(body);
@@ -160,21 +165,23 @@ export function createConsole(deps: ConsoleDeps) {
     }
     const form = await readForm(req);
     const given = form.get("token") ?? "";
+    const nextRaw = form.get("next") ?? "";
+    const next = SAFE_NEXT.test(nextRaw) ? nextRaw : undefined;
     const cred = await deps.credentials.resolve(given);
     if (!cred && given !== "") deps.limiter?.fail(source);
     if (!cred) {
       logger.warn("console sign-in refused: wrong token");
-      sendHtml(res, 401, loginPage({ error: "Wrong token." }));
+      sendHtml(res, 401, loginPage({ error: "Wrong token.", next }));
       return { route, status: 401 };
     }
     if (!OPERATOR_ROLES.includes(cred.role)) {
       logger.warn({ actor: cred.name, role: cred.role }, "console sign-in refused: a component's credential");
-      sendHtml(res, 403, loginPage({ error: `The credential '${cred.name}' is a component's (role ${cred.role}); sign in with an operator's token.` }));
+      sendHtml(res, 403, loginPage({ error: `The credential '${cred.name}' is a component's (role ${cred.role}); sign in with an operator's token.`, next }));
       return { route, status: 403 };
     }
     const s = sessions.create(cred.name, cred.role);
     logger.info({ actor: cred.name, role: cred.role }, "console sign-in");
-    redirect(res, "/console", { "set-cookie": sessionCookie(s.id, Math.floor(ttlMs / 1000), secure(req)) });
+    redirect(res, next ?? "/console", { "set-cookie": sessionCookie(s.id, Math.floor(ttlMs / 1000), secure(req)) });
     return { route, status: 303 };
   }
 
@@ -215,6 +222,50 @@ export function createConsole(deps: ConsoleDeps) {
     logger.info({ action_id: id, actor: session.actor, channel: "web", decision, ok: r.ok }, "console decision");
     session.flash = decisionFlash(r, decision === "approve" ? "approved" : "rejected");
     redirect(res, back);
+    return { route, status: 303 };
+  }
+
+  /** GET /console/confirm?token=…: what a confirm-only button asks, and the form that decides it. Decides nothing. */
+  async function confirmPage(req: IncomingMessage, res: ServerResponse, session: Session, token: string): Promise<RouteResult> {
+    const route = "/console/confirm";
+    const now = clock();
+    const show = (status: number, title: string, body: Html): RouteResult => {
+      sendHtml(res, status, layout({ title, session, page: "actions", planner: !!planner, body }));
+      return { route, status };
+    };
+    if (!deps.redeemer) return show(404, "Not available", errorBody("This executor does not take button tokens."));
+    const c = await deps.redeemer.inspect(token);
+    if (!c.ok) return show(c.refusal.status, "Refused", errorBody(`This button cannot be used: ${c.refusal.message}. Nothing was changed.`));
+    return show(200, `Confirm: ${c.claims.dec} ${c.action.kind} ${c.action.node}/${c.action.service}`, confirmBody({ action: c.action, decision: c.claims.dec, token, expiresAt: new Date(c.claims.exp).toISOString() }, session, now));
+  }
+
+  /** POST /console/confirm: the signed-in operator decides what the button's token is bound to, once. */
+  async function confirm(req: IncomingMessage, res: ServerResponse): Promise<RouteResult> {
+    const route = "/console/confirm";
+    const g = await guardPost(req, res, route);
+    if (!("session" in g)) return g;
+    const { session, form } = g;
+    if (!permits(session.role, "decide")) {
+      logger.warn({ actor: session.actor, role: session.role }, "console refused a confirmation: the role may not decide");
+      sendHtml(res, 403, errorPage("Refused", `Refused: '${session.actor}' is a ${session.role} and may not decide. Nothing was changed.`, true));
+      return { route, status: 403 };
+    }
+    if (!deps.redeemer) throw new FormError(404, "This executor does not take button tokens.");
+    const token = form.get("token") ?? "";
+    const actionId = (form.get("action") ?? "").toLowerCase();
+    const decision = form.get("decision");
+    if (decision !== "approve" && decision !== "reject") throw new FormError(400, "The form names no decision (approve or reject).");
+    if (!/^[0-9a-f-]{36}$/.test(actionId)) throw new FormError(400, "The form names no action.");
+    const reason = (form.get("reason") ?? "").trim().slice(0, 2000);
+    if (decision === "reject" && reason === "") throw new FormError(400, "A rejection needs a reason.");
+    const r = await deps.redeemer.redeem(token, { actionId, decision }, { actor: session.actor, channel: "web", confirmed: true, detail: "confirmed in the console from a notification button", reason });
+    logger.info({ action_id: actionId, actor: session.actor, channel: "web", decision, ok: r.ok, ...(r.ok ? {} : { code: r.refusal.code }) }, "console confirmation of a button");
+    if (!r.ok) {
+      sendHtml(res, r.refusal.status, errorPage("Refused", `Not ${decision === "approve" ? "approved" : "rejected"}: ${r.refusal.message}. Nothing was changed.`, true));
+      return { route, status: r.refusal.status };
+    }
+    session.flash = decisionFlash(r.result, decision === "approve" ? "approved" : "rejected");
+    redirect(res, `/console/actions/${encodeURIComponent(actionId)}`);
     return { route, status: 303 };
   }
 
@@ -300,7 +351,8 @@ export function createConsole(deps: ConsoleDeps) {
         redirect(res, "/console");
         return { route: path, status: 303 };
       }
-      sendHtml(res, 200, loginPage({}));
+      const next = new URL(req.url ?? "/", "http://x").searchParams.get("next") ?? "";
+      sendHtml(res, 200, loginPage({ next: SAFE_NEXT.test(next) ? next : undefined }));
       return { route: path, status: 200 };
     }
     if (method === "POST") {
@@ -311,6 +363,7 @@ export function createConsole(deps: ConsoleDeps) {
         redirect(res, "/console/login", { "set-cookie": clearedCookie(secure(req)) });
         return { route: path, status: 303 };
       }
+      if (path === "/console/confirm") return confirm(req, res);
       const d = DECIDE_PATH.exec(path);
       if (d?.[1] && (d[2] === "approve" || d[2] === "reject")) return decide(req, res, d[1], d[2]);
       sendHtml(res, 404, errorPage("Not found", `No form posts to ${path}.`, false));
@@ -326,8 +379,10 @@ export function createConsole(deps: ConsoleDeps) {
         sendHtml(res, 401, errorPage("Signed out", "Sign in first.", false));
         return { route: path === "/console/events" ? path : "/console", status: 401 };
       }
-      redirect(res, "/console/login");
-      return { route: "/console", status: 303 };
+      // A button's confirmation comes back to itself after sign-in.
+      const back = path === "/console/confirm" ? `/console/confirm?token=${encodeURIComponent(new URL(req.url ?? "/", "http://x").searchParams.get("token") ?? "")}` : "";
+      redirect(res, SAFE_NEXT.test(back) ? `/console/login?next=${encodeURIComponent(back)}` : "/console/login");
+      return { route: path === "/console/confirm" ? path : "/console", status: 303 };
     }
     if (path === "/console/events") {
       if (method !== "GET") {
@@ -336,6 +391,7 @@ export function createConsole(deps: ConsoleDeps) {
       }
       return events(req, res, session);
     }
+    if (path === "/console/confirm") return confirmPage(req, res, session, new URL(req.url ?? "/", "http://x").searchParams.get("token") ?? "");
     return page(req, res, session, path);
   }
 

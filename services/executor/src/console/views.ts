@@ -8,6 +8,7 @@ import { html, type Html } from "./html.js";
 import type { PlannerRead } from "./planner-client.js";
 import type { Session } from "./sessions.js";
 import type { AlertsRead } from "./alerts-client.js";
+import { permits } from "../access.js";
 
 export type Page = "overview" | "actions" | "alerts" | "drills" | "tasks";
 
@@ -55,13 +56,35 @@ ${flash(session)}<main id="main">${opts.body}</main>
 </body></html>`;
 }
 
-export function loginPage(opts: { error?: string | undefined }): Html {
+/**
+ * The confirmation a confirm-only button (an ntfy push into an open topic) opens: exactly what will run and the
+ * decision the button carries, and one form that decides it as the signed-in operator.
+ */
+export function confirmBody(d: { action: Action; decision: "approve" | "reject"; token: string; expiresAt: string }, session: Session, now: Date): Html {
+  const a = d.action;
+  const verb = d.decision === "approve" ? "Approve" : "Reject";
+  const form = permits(session.role, "decide")
+    ? html`<form method="post" action="/console/confirm" class="decide">${csrfField(session)}<input type="hidden" name="token" value="${d.token}"><input type="hidden" name="action" value="${a.id}"><input type="hidden" name="decision" value="${d.decision}">
+${d.decision === "reject" ? html`<label>Reason <input name="reason" required maxlength="2000"></label>` : ""}<button type="submit" class="${d.decision}">${verb} ${a.kind} of ${a.node}/${a.service}</button></form>`
+    : html`<p class="banner" role="alert">'${session.actor}' is a ${session.role} and may not ${d.decision}.</p>`;
+  return html`<h1>${verb} ${a.kind} ${a.node}/${a.service}? ${badge(a.state)}</h1>
+<section class="card confirm" data-action-id="${a.id}" data-decision="${d.decision}">
+<p>A notification button asks to <strong>${d.decision}</strong> this action. Nothing has been decided: confirm below, signed in as <strong>${session.actor}</strong>.</p>
+<p class="muted">id <code>${a.id}</code>; proposed ${when(a.created_at, now)}; this button expires ${when(d.expiresAt, now)}</p>
+${whatRuns(a)}
+${a.state === "pending" ? form : html`<p class="banner" role="alert">The action is ${a.state}, not pending: there is nothing to confirm.</p>`}
+<p><a href="/console/actions/${encodeURIComponent(a.id)}">The action and its audit log</a></p>
+</section>`;
+}
+
+export function loginPage(opts: { error?: string | undefined; next?: string | undefined }): Html {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Steward</title><link rel="stylesheet" href="/console/static/console.css"></head>
 <body><form class="login" method="post" action="/console/login">
 <h1>Steward console</h1>
 ${opts.error ? html`<p class="error-text" role="alert">${opts.error}</p>` : ""}
+${opts.next ? html`<input type="hidden" name="next" value="${opts.next}">` : ""}
 <label for="token">Your token (its name is shown in the audit log)</label><input id="token" name="token" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form></body></html>`;
