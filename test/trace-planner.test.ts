@@ -1,6 +1,6 @@
 /**
  * One trace from `steward task add` to the node-agent command that carried out the planner's proposal:
- * cli.task_add → planner.inbox → planner.queue.enqueue → planner.worker.run → (evidence, the model call)
+ * cli.task_add → planner.inbox → planner.queue.enqueue → planner.worker.run → (evidence, the model calls, a tool call)
  * → planner.propose_action → executor.run → executor.command → node-agent.command.
  * Every component runs in this process (the CLI through runCli), so an in-memory exporter sees every span.
  * The supervisor is left out on purpose: it would propose the same restart first, and the action would then
@@ -48,6 +48,8 @@ afterAll(async () => {
 describe("trace context from the CLI through the planner", () => {
   it("steward task add → planner → proposed action → executor → node-agent is one trace with no orphan span", async () => {
     await waitFor("web healthy", () => agent.status().find((x) => x.service === "web")?.health === "healthy", 20_000);
+    // The model first reads the service's events through a tool (its own span), then answers.
+    ollama.script({ toolCalls: [{ name: "service_events", arguments: { node: "t1", service: "web" } }] });
     ollama.script({ content: JSON.stringify({ diagnosis: "web serves stale data since its config changed", answer: "Restart web on t1.", proposals: [{ kind: "restart", node: "t1", service: "web", reason: "reload the changed config" }] }), promptEvalCount: 900, evalCount: 60 });
     exporter.reset();
 
@@ -72,7 +74,7 @@ describe("trace context from the CLI through the planner", () => {
     const traceId = root!.spanContext().traceId;
     const spans: ReadableSpan[] = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
     const names = new Set(spans.map((s) => s.name));
-    for (const n of ["cli.task_add", "planner.inbox", "planner.queue.enqueue", "planner.worker.run", "chat llama3.1:8b", "planner.propose_action", "executor.run", "executor.command", "node-agent.command"]) {
+    for (const n of ["cli.task_add", "planner.inbox", "planner.queue.enqueue", "planner.worker.run", "chat llama3.1:8b", "execute_tool service_events", "planner.propose_action", "executor.run", "executor.command", "node-agent.command"]) {
       expect(names, `span ${n} in the trace; got ${[...names].join(", ")}`).toContain(n);
     }
     const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
@@ -101,6 +103,12 @@ describe("trace context from the CLI through the planner", () => {
     const call = spans.find((s) => s.name === "chat llama3.1:8b")!;
     expect(call.attributes["gen_ai.system"]).toBe("ollama");
     expect(call.attributes["gen_ai.usage.input_tokens"]).toBeGreaterThan(0);
-    expect(call.attributes["gen_ai.usage.output_tokens"]).toBe(60);
+    expect(spans.filter((s) => s.name === "chat llama3.1:8b").map((s) => s.attributes["gen_ai.usage.output_tokens"])).toContain(60);
+    // The tool call hangs off the worker too, with the GenAI tool attributes; the model saw its answer.
+    expect(chain("execute_tool service_events")).toContain("planner.worker.run");
+    const tool = spans.find((s) => s.name === "execute_tool service_events")!;
+    expect(tool.attributes).toMatchObject({ "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "service_events", "steward.tool.result": "ok" });
+    expect(ollama.chats()[1]?.messages.some((m) => m.role === "tool" && m.content.includes("events_seen"))).toBe(true);
+    expect(detail.steps.some((s) => s.kind === "tool" && s.message.startsWith('service_events {"node":"t1","service":"web"}: '))).toBe(true);
   });
 });

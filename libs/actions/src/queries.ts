@@ -19,6 +19,8 @@ export interface ActionQueries {
   list(filter?: ListFilter): Promise<Action[]>;
   /** Every open action (pending, approved, running). */
   listOpen(): Promise<Action[]>;
+  /** The newest actions on one service of one node (any state), newest first. */
+  listForService(node: string, service: string, limit: number): Promise<Action[]>;
   /** Pending actions not yet past their expiry, oldest first. */
   listPending(limit?: number): Promise<Action[]>;
   /** Actions that finished (succeeded, failed, failed_unknown) at or after `since`, newest first, optionally of some kinds and states. */
@@ -63,6 +65,11 @@ export function createActionQueries(sql: Sql): ActionQueries {
 
     async listOpen() {
       const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE state IN ${sql(OPEN_ACTION_STATES)} ORDER BY created_at, id`;
+      return rows.map(actionFromRow);
+    },
+
+    async listForService(node, service, limit) {
+      const rows = await sql<ActionRow[]>`SELECT ${cols} FROM actions WHERE node = ${node} AND service = ${service} ORDER BY created_at DESC, id LIMIT ${limit}`;
       return rows.map(actionFromRow);
     },
 

@@ -24,6 +24,8 @@ export type AnthropicAnswer =
   | ({ text: string } & AnswerUsage)
   /** A structured answer: a tool_use block when the request offered tools, the JSON as text otherwise. */
   | ({ json: unknown } & AnswerUsage)
+  /** Tool calls by name (stop_reason `tool_use`), with optional text before them; ids are made up unless given. */
+  | ({ toolUse: { name: string; input: unknown; id?: string }[]; text?: string } & AnswerUsage)
   | { error: "overloaded" | "rate_limit" | "api_error" | "invalid_request" }
   | { status: number; body: unknown };
 
@@ -55,6 +57,8 @@ export interface FakeAnthropic {
   readonly requests: RecordedAnthropicRequest[];
   /** The bodies of every `POST /v1/messages`. */
   messages(): AnthropicMessagesRequest[];
+  /** Answers every request the script does not cover from now on (a function can act as a model: see the request, pick an answer); `reset` restores the start's. */
+  respond(answer: AnthropicAnswer | ((req: AnthropicMessagesRequest) => AnthropicAnswer)): void;
   script(...answers: AnthropicAnswer[]): void;
   reset(): void;
   close(): Promise<void>;
@@ -73,7 +77,8 @@ const requestId = (): string => `req_${randomBytes(12).toString("hex")}`;
 export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
   const requests: RecordedAnthropicRequest[] = [];
   const queue: AnthropicAnswer[] = [];
-  const fallback = opts.defaultAnswer ?? { json: { diagnosis: "ok", answer: "ok", proposals: [] } };
+  const initial = opts.defaultAnswer ?? { json: { diagnosis: "ok", answer: "ok", proposals: [] } };
+  let fallback = initial;
 
   const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     const text = JSON.stringify(body);
@@ -104,6 +109,11 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
       sendError(res, 400, "invalid_request_error", "this fake server does not stream");
       return;
     }
+    const problem = toolProtocolProblem(m);
+    if (problem) {
+      sendError(res, 400, "invalid_request_error", problem);
+      return;
+    }
     const answer = queue.shift() ?? (typeof fallback === "function" ? fallback(m) : fallback);
     if ("error" in answer) {
       const e = ERRORS[answer.error];
@@ -120,7 +130,12 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     let content: unknown[];
     let outText: string;
     let stopReason: string;
-    if ("json" in answer && forcedTool) {
+    if ("toolUse" in answer) {
+      const blocks = answer.toolUse.map((c) => ({ type: "tool_use", id: c.id ?? `toolu_${randomBytes(10).toString("hex")}`, name: c.name, input: c.input }));
+      content = [...(answer.text ? [{ type: "text", text: answer.text }] : []), ...blocks];
+      outText = (answer.text ?? "") + JSON.stringify(answer.toolUse);
+      stopReason = "tool_use";
+    } else if ("json" in answer && forcedTool) {
       content = [{ type: "tool_use", id: `toolu_${randomBytes(10).toString("hex")}`, name: forcedTool.name, input: answer.json }];
       outText = JSON.stringify(answer.json);
       stopReason = "tool_use";
@@ -158,10 +173,34 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     requests,
     messages: () => requests.filter((r) => r.path === "/v1/messages").map((r) => r.body as AnthropicMessagesRequest),
     script: (...answers) => void queue.push(...answers),
+    respond(a) {
+      fallback = a;
+    },
     reset() {
       requests.length = 0;
       queue.length = 0;
+      fallback = initial;
     },
     close,
   };
+}
+
+type Block = { type?: string; id?: string; tool_use_id?: string; text?: string };
+
+/** The Messages API's rules for tool use, as the real API enforces them (400 invalid_request_error). */
+function toolProtocolProblem(m: AnthropicMessagesRequest): string | undefined {
+  const blocks = (c: unknown): Block[] => (Array.isArray(c) ? (c as Block[]) : []);
+  const all = m.messages.flatMap((x) => blocks(x.content));
+  if (all.some((b) => b.type === "tool_use" || b.type === "tool_result") && !(m.tools && m.tools.length > 0)) return "Requests which include `tool_use` or `tool_result` blocks must define tools.";
+  for (const [i, msg] of m.messages.entries()) {
+    if (Array.isArray(msg.content) && msg.content.length === 0) return `messages.${i}: all messages must have non-empty content`;
+    if (blocks(msg.content).some((b) => b.type === "text" && !b.text)) return `messages.${i}: text content blocks must be non-empty`;
+    const uses = blocks(msg.content).filter((b) => b.type === "tool_use").map((b) => b.id);
+    if (msg.role !== "assistant" || uses.length === 0) continue;
+    const next = m.messages[i + 1];
+    const answered = new Set(next?.role === "user" ? blocks(next.content).filter((b) => b.type === "tool_result").map((b) => b.tool_use_id) : []);
+    const missing = uses.filter((id) => !answered.has(id));
+    if (missing.length > 0) return `messages.${i + 1}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(", ")}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`;
+  }
+  return undefined;
 }

@@ -8,7 +8,9 @@ import { listenOnLoopback, readJsonLoose } from "./loopback-server.js";
 
 export interface OllamaChatRequest {
   model: string;
-  messages: { role: string; content: string }[];
+  messages: { role: string; content: string; tool_calls?: { function: { name: string; arguments: unknown } }[]; tool_name?: string }[];
+  /** Tools offered (Ollama's `tools`: `{type: "function", function: {name, description, parameters}}`). */
+  tools?: { type: string; function: { name: string; description?: string; parameters?: unknown } }[];
   stream?: boolean;
   format?: unknown;
   options?: Record<string, unknown>;
@@ -17,6 +19,8 @@ export interface OllamaChatRequest {
 
 export type OllamaAnswer =
   | { content: string; promptEvalCount?: number; evalCount?: number; delayMs?: number }
+  /** Native tool calling: the model asks for these calls (streamed as `message.tool_calls`), with optional text before them. */
+  | { toolCalls: { name: string; arguments: unknown }[]; content?: string; promptEvalCount?: number; evalCount?: number; delayMs?: number }
   | { status: number; error: string };
 
 export interface RecordedOllamaRequest {
@@ -47,6 +51,8 @@ export interface FakeOllama {
   /** The bodies of every `/api/chat` request. */
   chats(): OllamaChatRequest[];
   /** Queue answers for the next chat requests (first in, first out). */
+  /** Answers every request the script does not cover from now on (a function can act as a model: see the request, pick an answer); `reset` restores the start's. */
+  respond(answer: OllamaAnswer | ((req: OllamaChatRequest) => OllamaAnswer)): void;
   script(...answers: OllamaAnswer[]): void;
   setMode(mode: FakeOllamaMode): void;
   setModels(models: string[]): void;
@@ -63,7 +69,8 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
   let mode: FakeOllamaMode = "up";
   const hanging = new Set<ServerResponse>();
   const chunkChars = opts.chunkChars ?? 8;
-  const fallback = opts.defaultAnswer ?? { content: JSON.stringify({ diagnosis: "ok", answer: "ok", proposals: [] }) };
+  const initial = opts.defaultAnswer ?? { content: JSON.stringify({ diagnosis: "ok", answer: "ok", proposals: [] }) };
+  let fallback = initial;
 
   const sendJson = (res: ServerResponse, status: number, body: unknown): void => {
     const text = JSON.stringify(body);
@@ -116,8 +123,10 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
         return;
       }
       if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
+      const content = answer.content ?? "";
+      const toolCalls = "toolCalls" in answer ? answer.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments } })) : undefined;
       const promptEval = answer.promptEvalCount ?? estimateTokens((chat.messages ?? []).map((m) => m.content).join("\n"));
-      const evalCount = answer.evalCount ?? estimateTokens(answer.content);
+      const evalCount = answer.evalCount ?? estimateTokens(content + (toolCalls ? JSON.stringify(toolCalls) : ""));
       const created = new Date().toISOString();
       const final = {
         model: chat.model,
@@ -132,13 +141,15 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
         eval_duration: 500_000,
       };
       if (chat.stream === false) {
-        sendJson(res, 200, { ...final, message: { role: "assistant", content: answer.content } });
+        sendJson(res, 200, { ...final, message: { role: "assistant", content, ...(toolCalls ? { tool_calls: toolCalls } : {}) } });
         return;
       }
       res.writeHead(200, { "content-type": "application/x-ndjson" });
-      for (let i = 0; i < answer.content.length; i += chunkChars) {
-        res.write(JSON.stringify({ model: chat.model, created_at: created, message: { role: "assistant", content: answer.content.slice(i, i + chunkChars) }, done: false }) + "\n");
+      for (let i = 0; i < content.length; i += chunkChars) {
+        res.write(JSON.stringify({ model: chat.model, created_at: created, message: { role: "assistant", content: content.slice(i, i + chunkChars) }, done: false }) + "\n");
       }
+      // As Ollama streams them: the tool calls whole, in one message chunk before the final one.
+      if (toolCalls) res.write(JSON.stringify({ model: chat.model, created_at: created, message: { role: "assistant", content: "", tool_calls: toolCalls }, done: false }) + "\n");
       res.end(JSON.stringify({ ...final, message: { role: "assistant", content: "" } }) + "\n");
       return;
     }
@@ -158,6 +169,9 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     requests,
     chats: () => requests.filter((r) => r.path === "/api/chat").map((r) => r.body as OllamaChatRequest),
     script: (...answers) => void queue.push(...answers),
+    respond(a) {
+      fallback = a;
+    },
     setMode(m) {
       mode = m;
       if (m !== "hang") {
@@ -171,6 +185,7 @@ export async function startFakeOllama(opts: FakeOllamaOptions = {}): Promise<Fak
     reset() {
       requests.length = 0;
       queue.length = 0;
+      fallback = initial;
     },
     close,
   };

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
+import type { LoopLimits } from "./investigation.js";
 import { ConfigError, boolFlag, durationMs, parseEnv, port, secretString } from "@steward/platform/config";
 
 export const SERVICE_NAME = "planner";
@@ -75,6 +76,16 @@ const Env = z.object({
   /** The same failure signature on the same service this many times within INCIDENT_RECUR_WINDOW_MS is a recurrence. */
   INCIDENT_RECUR_COUNT: z.coerce.number().int().min(2).max(100).default(3),
   INCIDENT_RECUR_WINDOW_MS: durationMs(30 * 86_400_000),
+  /** Tool calls the investigation may make per task; 0 turns the tools off (one model call over the gathered evidence). */
+  LOOP_MAX_STEPS: z.coerce.number().int().min(0).max(50).default(8),
+  /** Wall time of a task's investigation (model calls included); past it the model must answer with what it has. */
+  LOOP_MAX_MS: durationMs(180_000),
+  /** How long one tool call may take before it is abandoned and the model told so. */
+  TOOL_TIMEOUT_MS: durationMs(10_000),
+  /** Characters of one tool answer the model sees (the rest is cut, and says so). */
+  TOOL_OUTPUT_CHARS: z.coerce.number().int().min(500).max(100_000).default(6000),
+  /** Bytes of log the service_logs tool reads from the node-agent to search and tail. */
+  TOOL_LOG_BYTES: z.coerce.number().int().min(256).max(65_536).default(32_768),
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -165,6 +176,8 @@ export interface PlannerConfig {
   eventsWindowMs: number;
   actionTtlMs: number;
   incidents: { quietMs: number; checkMs: number; recurCount: number; recurWindowMs: number };
+  /** The investigation loop's limits. */
+  loop: LoopLimits;
 }
 
 /** Parses MODEL_GROUPS and checks each group's escalation threshold fits its context window. Throws ConfigError naming the setting. */
@@ -259,5 +272,6 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
     eventsWindowMs: e.EVENTS_WINDOW_MS,
     actionTtlMs: e.ACTION_TTL_MS,
     incidents: { quietMs: e.INCIDENT_QUIET_MS, checkMs: e.INCIDENT_CHECK_MS, recurCount: e.INCIDENT_RECUR_COUNT, recurWindowMs: e.INCIDENT_RECUR_WINDOW_MS },
+    loop: { maxSteps: e.LOOP_MAX_STEPS, maxMs: e.LOOP_MAX_MS, toolTimeoutMs: e.TOOL_TIMEOUT_MS, toolOutputChars: e.TOOL_OUTPUT_CHARS, toolLogBytes: e.TOOL_LOG_BYTES },
   };
 }

@@ -48,6 +48,8 @@ export interface CostLedger {
   /** The call was not made or failed: the reservation counts nothing. */
   release(id: number): Promise<void>;
   report(now: Date): Promise<CostReport>;
+  /** What a task has spent or holds reserved so far (USD): what its per-task cap has left is the cap minus this. */
+  taskSpentUsd(taskId: string): Promise<number>;
 }
 
 export function createCostLedger(sql: Sql, caps: Caps): CostLedger {
@@ -86,6 +88,12 @@ export function createCostLedger(sql: Sql, caps: Caps): CostLedger {
 
     async release(id) {
       await sql`UPDATE planner_cost_ledger SET state = 'released', settled_at = now() WHERE id = ${id} AND state = 'reserved'`;
+    },
+
+    async taskSpentUsd(taskId) {
+      const [r] = await sql<{ usd: string | null }[]>`
+        SELECT sum(coalesce(actual_usd, reserved_usd)) AS usd FROM planner_cost_ledger WHERE task_id = ${taskId} AND state <> 'released'`;
+      return round6(num(r?.usd));
     },
 
     async report(now) {

@@ -13,7 +13,8 @@ export interface EvidenceSources {
   drift(): Promise<DriftReport | undefined>;
   /** Recent events of a node, oldest first. */
   events(node: string, sinceMs: number, limit: number): Promise<NodeEvent[]>;
-  logTail(node: string, service: string): Promise<LogTailReply>;
+  /** The last bytes of a service's log from its node-agent (`maxBytes` overrides the configured size). */
+  logTail(node: string, service: string, maxBytes?: number): Promise<LogTailReply>;
 }
 
 export interface Target {
@@ -98,7 +99,7 @@ export function specExcerpt(s: ServiceSpec): Record<string, unknown> {
 
 const CRASH_STATES = new Set(["exited", "failed"]);
 
-function summarize(e: NodeEvent): EventSummary | undefined {
+export function summarize(e: NodeEvent): EventSummary | undefined {
   switch (e.type) {
     case "service":
       return { ts: e.ts, type: e.type, service: e.service, state: e.state, health: e.health, exit_code: e.exit_code ?? null, ...(e.detail ? { detail: redactSecretsInText(e.detail.slice(0, 300)) } : {}) };

@@ -1,17 +1,21 @@
 import { Annotation, END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from "@langchain/langgraph";
-import type { Context } from "@opentelemetry/api";
+import { SpanStatusCode, type Context } from "@opentelemetry/api";
 import { traceparentOf, withSpan } from "@steward/platform/tracing";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
 import type { ActionsRepository } from "@steward/actions/repository";
-import type { TaskProposal } from "@steward/contracts/task";
+import type { TaskProposal, TaskStep } from "@steward/contracts/task";
 import type { WorldState } from "@steward/contracts/world-state";
 import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
-import { buildPrompt, holdsRestricted, triage, type Turn } from "./prompt.js";
-import { askModels } from "./ask-models.js";
-import { sensitivityOf } from "./sensitivity.js";
+import { answerNowNote, buildPrompt, holdsRestricted, toolBlock, triage, type Turn } from "./prompt.js";
+import { sensitivityOf, sensitivityOfReads } from "./sensitivity.js";
+import type { LoopTurn, Prompt } from "./backends.js";
+import type { Caps } from "./config.js";
+import type { CostLedger } from "./cost-ledger.js";
+import { checkCall, runTool, toolSpecs, undeclared, type ToolDef } from "./tools.js";
+import { fitTurns, label, newLoop, readAnswer, repairTurns, type LoopLimits, type LoopState, type LoopStop } from "./investigation.js";
 import { insertProposedAction, type RawProposal } from "./proposals.js";
 import { judgeProposal, requestedIntent } from "./trust-boundary.js";
 import { diagnoseByRules } from "./rules.js";
@@ -40,6 +44,8 @@ export const PlannerState = Annotation.Root({
   outcome: Annotation<Outcome | null>(),
   proposals: Annotation<TaskProposal[]>(),
   answer: Annotation<string | null>(),
+  /** The investigation of this task (tool calls and answers, counters); cleared when the task ends. */
+  loop: Annotation<LoopState | null>(),
 });
 export type PlannerStateType = typeof PlannerState.State;
 
@@ -48,8 +54,10 @@ export interface RunContext {
   task: QueuedTask;
   parent: Context;
   spec: FleetSpec | undefined;
-  /** Set by diagnose: the task touches a `sensitive: true` service or node. */
+  /** Set by diagnose (and the tools): the task touches a `sensitive: true` service or node. */
   sensitive?: boolean;
+  /** Set by diagnose: the task is restricted, or its conversation holds restricted turns. */
+  restricted?: boolean;
 }
 
 export interface GraphDeps {
@@ -57,6 +65,11 @@ export interface GraphDeps {
   store: TaskStore;
   sources: EvidenceSources;
   caller: ModelCaller;
+  ledger: Pick<CostLedger, "taskSpentUsd">;
+  caps: Caps;
+  /** The investigation's tools (`TOOLS`, plus any the process adds). */
+  tools: readonly ToolDef[];
+  loop: LoopLimits;
   checkpointer: BaseCheckpointSaver;
   metrics: PlannerMetrics;
   logger: Logger;
@@ -94,32 +107,160 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     return { evidence };
   }
 
+  const tools = deps.tools;
+  const specs = toolSpecs(tools);
+  const limits = deps.loop;
+  const maxRounds = limits.maxSteps + 6;
+  const step = (taskId: string) => (kind: TaskStep["kind"], message: string) => store.addStep(taskId, kind, message);
+
+  /** Why the investigation must end now, if it must: its step, wall-time or round limit, or the task's cost reservation. */
+  async function limitReached(state: PlannerStateType, loop: LoopState, prompt: () => Prompt): Promise<{ reason: LoopStop; why: string } | null> {
+    if (limits.maxSteps === 0) return null;
+    if (loop.toolCalls >= limits.maxSteps) return { reason: "steps", why: `its step limit of ${limits.maxSteps} tool call(s) is reached` };
+    const elapsed = deps.clock().getTime() - loop.startedAt;
+    if (elapsed >= limits.maxMs) return { reason: "time", why: `its wall-time limit of ${Math.round(limits.maxMs / 1000)} s is reached (${Math.round(elapsed / 1000)} s spent)` };
+    if (loop.rounds >= maxRounds) return { reason: "rounds", why: `${loop.rounds} model rounds were made` };
+    // Investigating with Claude: one more round and then the answer must both still fit the task's cap.
+    if (loop.lastProvider === "anthropic") {
+      const spent = await deps.ledger.taskSpentUsd(state.task_id);
+      const need = 2 * deps.caller.claudeWorstCaseUsd(prompt());
+      if (spent + need > deps.caps.perTaskUsd + 1e-9) return { reason: "cost", why: `the task's cost reservation: $${spent.toFixed(4)} of its $${deps.caps.perTaskUsd} cap is spent, and one more round and the answer could need $${need.toFixed(4)}` };
+    }
+    return null;
+  }
+
+  /**
+   * One round of the investigation: the model (routed, within the caps) either asks for read-only tools, which the
+   * `tools` node runs, or answers. A malformed call or answer is shown to the same model once with the error; a
+   * second routes past it (the next route within the caps, then the runbooks). Limits end the investigation with an
+   * answer from what was gathered.
+   */
   async function diagnoseNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
     const run = runOf(state);
     const agent = state.agent ?? "diagnostician";
     const evidence = state.evidence;
     const earlier = state.history.filter((t) => t.task_id !== state.task_id);
-    // A follow-up to a restricted question carries that question in its history: it stays local too.
-    const inheritsRestricted = !run.task.restricted && holdsRestricted(earlier);
-    if (inheritsRestricted) await store.addStep(state.task_id, "triage", "local only: this conversation holds restricted turns");
-    const restricted = run.task.restricted || inheritsRestricted;
-    // Sensitivity is the spec's, whoever filed the task: a sensitive service's data stays with the local model.
-    const sens = sensitivityOf(run.spec, evidence);
-    run.sensitive = sens.sensitive;
-    if (sens.sensitive) await store.addStep(state.task_id, "triage", `local only: ${sens.why}`);
-    const sensitive = sens.sensitive;
-    const asked = await askModels(deps.caller, { taskId: state.task_id, agent, source: run.task.source, restricted, sensitive, parent: run.parent }, (max) => buildPrompt(agent, state.question, earlier, evidence, max), (kind, message) => store.addStep(state.task_id, kind, message));
-    let outcome: Outcome;
-    if (asked.by === "rules") {
-      const r = diagnoseByRules(evidence ?? emptyEvidence(), asked.why);
-      outcome = { by: "rules", why: asked.why, diagnosis: r.diagnosis, answer: r.answer, proposals: r.proposals };
-      await store.addStep(state.task_id, "diagnosis", `rule-based (${asked.route.reason}): ${r.runbooks.join(", ") || "no runbook matched"}`);
-    } else {
-      const a = asked.answer;
-      outcome = { by: "model", provider: asked.provider, group: asked.group, diagnosis: a.diagnosis, answer: a.answer, proposals: a.proposals };
-      await store.addStep(state.task_id, "diagnosis", `${asked.provider} (${asked.group}, ${asked.route.reason}): ${a.diagnosis}`);
+    const write = step(state.task_id);
+    const loop: LoopState = state.loop ? { ...state.loop } : newLoop(deps.clock());
+    if (loop.rounds === 0) {
+      // A follow-up to a restricted question carries that question in its history: it stays local too.
+      const inheritsRestricted = !run.task.restricted && holdsRestricted(earlier);
+      if (inheritsRestricted) await write("triage", "local only: this conversation holds restricted turns");
+      run.restricted = run.task.restricted || inheritsRestricted;
+      // Sensitivity is the spec's, whoever filed the task: a sensitive service's data stays with the local model.
+      const sens = sensitivityOf(run.spec, evidence);
+      if (sens.sensitive) {
+        run.sensitive = true;
+        await write("triage", `local only: ${sens.why}`);
+      }
     }
-    return { outcome };
+    const repair = loop.repair;
+    const makePrompt = (max?: number): Prompt => {
+      const base = buildPrompt(agent, state.question, earlier, evidence, max);
+      const turns = [...loop.turns, ...(loop.stop ? [{ role: "user" as const, content: answerNowNote(loop.stop) }] : []), ...(repair?.turns ?? [])];
+      const p: Prompt = { ...base, loop: max !== undefined ? fitTurns(turns, Math.max(800, max * 2)) : turns };
+      if (specs.length > 0 && limits.maxSteps > 0) p.tools = specs;
+      if (loop.stop !== null || repair?.answerNow === true || limits.maxSteps === 0) p.answerNow = true;
+      return p;
+    };
+    if (loop.stop === null && repair === null) {
+      const hit = await limitReached(state, loop, makePrompt);
+      if (hit) {
+        loop.stop = hit.why;
+        deps.metrics.loopStops.inc({ reason: hit.reason });
+        await write("progress", `investigation stopped: ${hit.why}; asking for the answer from what was gathered`);
+      }
+    }
+    loop.rounds += 1;
+    const ctx = { taskId: state.task_id, agent, source: run.task.source, restricted: run.restricted === true, sensitive: run.sensitive === true, parent: run.parent };
+    const got = await deps.caller.call(ctx, makePrompt, { avoid: loop.avoid });
+    if (got.served === "rules") {
+      const r = diagnoseByRules(evidence ?? emptyEvidence(), got.why);
+      await write("diagnosis", `rule-based (${got.route.reason}): ${r.runbooks.join(", ") || "no runbook matched"}`);
+      return { loop: { ...loop, pending: [], repair: null }, outcome: { by: "rules", why: got.why, diagnosis: r.diagnosis, answer: r.answer, proposals: r.proposals } };
+    }
+    loop.lastProvider = got.provider;
+    const a = got.answer;
+    const verdict = readAnswer(a, tools, loop.stop !== null || repair?.answerNow === true || limits.maxSteps === 0);
+    if (verdict.kind === "answer") {
+      if (repair) await write("progress", `${label(got)} answered usably after the repair retry`);
+      await write("diagnosis", `${got.provider} (${got.group}, ${got.route.reason}): ${verdict.answer.diagnosis}`);
+      return { loop: { ...loop, pending: [], repair: null }, outcome: { by: "model", provider: got.provider, group: got.group, diagnosis: verdict.answer.diagnosis, answer: verdict.answer.answer, proposals: verdict.answer.proposals } };
+    }
+    if (verdict.kind === "calls") {
+      if (repair) await write("progress", `${label(got)} made a usable call after the repair retry`);
+      const turn: LoopTurn = { role: "assistant", text: a.text.slice(0, 2000), calls: verdict.calls };
+      return { loop: { ...loop, repair: null, turns: [...loop.turns, turn], pending: verdict.calls } };
+    }
+    // Unusable: shown once to the same model with the error; a second time routes past it.
+    if (repair === null || repair.provider !== got.provider) {
+      await write("error", `${label(got)} answered unusable output (${verdict.reason}); asking it once more with the error`);
+      return { loop: { ...loop, pending: [], repair: { provider: got.provider, turns: repairTurns(a, verdict), answerNow: verdict.answerNow } } };
+    }
+    const avoid = [...new Set([...loop.avoid, repair.provider, got.provider])];
+    await write("error", `${label(got)} answered unusable output again (${verdict.reason}); routing past ${avoid.map((p) => (p === "ollama" ? "the local model" : "Claude")).join(" and ")}`);
+    return { loop: { ...loop, pending: [], repair: null, avoid } };
+  }
+
+  /** Runs the calls the model asked for, each a step of the task and a span of the trace, under the step limit. */
+  async function toolsNode(state: PlannerStateType): Promise<Partial<PlannerStateType>> {
+    const run = runOf(state);
+    const loop = state.loop ?? newLoop(deps.clock());
+    const write = step(state.task_id);
+    let spec: FleetSpec | undefined = run.spec;
+    if (!spec) {
+      try {
+        spec = run.spec = await deps.sources.spec();
+      } catch {
+        spec = undefined;
+      }
+    }
+    const results: Extract<LoopTurn, { role: "tool" }>["results"] = [];
+    let used = loop.toolCalls;
+    for (const call of loop.pending) {
+      const checked = checkCall(tools, call.name, call.input);
+      const shown = `${call.name} ${JSON.stringify(checked.ok ? checked.args : call.input).slice(0, 300)}`;
+      const fail = async (text: string, result: string) => {
+        deps.metrics.toolCalls.inc({ tool: checked.ok ? checked.tool.name : "unknown", result });
+        await write("tool", `${shown}: ${text}`);
+        results.push({ id: call.id, name: call.name, content: text, isError: true });
+      };
+      if (!checked.ok) {
+        await fail(`not run: ${checked.reason}`, "invalid");
+        continue;
+      }
+      if (used >= limits.maxSteps) {
+        await fail("not run: the investigation's step limit is reached", "limit");
+        continue;
+      }
+      used += 1;
+      if (!spec) {
+        await fail("not run: the fleet spec could not be read", "error");
+        continue;
+      }
+      const reads = checked.tool.reads(checked.args, spec);
+      const missing = undeclared(reads, spec);
+      if (missing) {
+        await fail(`not run: ${missing}`, "undeclared");
+        continue;
+      }
+      // What a tool reads from a sensitive service or node keeps the rest of the task local, before any model sees it.
+      const sens = sensitivityOfReads(spec, reads);
+      if (sens.sensitive && run.sensitive !== true) {
+        run.sensitive = true;
+        await write("triage", `local only: ${sens.why}`);
+      }
+      const res = await withSpan(`execute_tool ${checked.tool.name}`, { parent: run.parent, attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": checked.tool.name, "gen_ai.tool.call.id": call.id, "steward.task_id": state.task_id } }, async (span) => {
+        const r = await runTool(checked.tool, checked.args, { sources: deps.sources, actions: deps.actions, spec, now: deps.clock(), eventsWindowMs: deps.eventsWindowMs, logBytes: limits.toolLogBytes }, { timeoutMs: limits.toolTimeoutMs, maxChars: limits.toolOutputChars });
+        span.setAttribute("steward.tool.result", r.ok ? "ok" : r.kind);
+        if (!r.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: r.text.slice(0, 200) });
+        return r;
+      });
+      deps.metrics.toolCalls.inc({ tool: checked.tool.name, result: res.ok ? "ok" : res.kind });
+      await write("tool", res.ok ? `${shown}: ${res.chars} characters${res.truncated ? ` (cut to ${limits.toolOutputChars})` : ""}` : `${shown}: ${res.kind === "timeout" ? "timed out" : "failed"}: ${res.text}`);
+      results.push({ id: call.id, name: call.name, content: toolBlock(checked.tool.name, checked.args, res.text), isError: !res.ok });
+    }
+    return { loop: { ...loop, turns: [...loop.turns, { role: "tool", results }], pending: [], toolCalls: used } };
   }
 
   /** Every proposal crosses the trust boundary (trust-boundary.ts); a refused one is recorded with its reason, never dropped silently. */
@@ -177,6 +318,8 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     if (accepted.length > 0) lines.push("", "Proposed actions (pending your approval):", ...accepted.map((p) => `- ${p.action_kind} ${p.service} on ${p.node}${p.action_id ? ` (action ${p.action_id})` : ""}`));
     if (dropped.length > 0) lines.push("", "Refused proposals (never executed):", ...dropped.map((p) => `- ${p.action_kind} ${p.service ?? "?"} on ${p.node ?? "?"}: ${p.reason}`));
     const answer = lines.join("\n");
+    const loop = state.loop;
+    if (loop && loop.toolCalls > 0) deps.metrics.loopToolCalls.observe(loop.toolCalls);
     await store.addStep(state.task_id, "report", `answered${o ? ` by ${o.by === "model" ? `${o.provider} (${o.group})` : "the rule-based runbooks"}` : ""}`);
     // An answer drawn from restricted (or sensitive) data is restricted data, and so is a question about a sensitive
     // service: a follow-up in the same conversation stays local too.
@@ -184,7 +327,8 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     const restricted = run.task.restricted || run.sensitive === true || holdsRestricted(state.history);
     const turns: Turn[] = [{ role: "assistant", content: answer.slice(0, 2000), task_id: state.task_id, ...(restricted ? { restricted } : {}) }];
     if (run.sensitive && !run.task.restricted) turns.unshift({ role: "user", content: run.task.content.slice(0, 4000), task_id: state.task_id, restricted: true });
-    return { answer, history: turns };
+    // The investigation's transcript holds tool output: it is not kept in the conversation's checkpoint.
+    return { answer, history: turns, loop: null };
   }
 
   return new StateGraph(PlannerState)
@@ -195,8 +339,10 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     .addNode("report", reportNode)
     .addEdge(START, "triage")
     .addEdge("triage", "gather")
+    .addNode("tools", toolsNode)
     .addEdge("gather", "diagnose")
-    .addEdge("diagnose", "propose")
+    .addConditionalEdges("diagnose", (state: PlannerStateType) => (state.outcome ? "propose" : (state.loop?.pending.length ?? 0) > 0 ? "tools" : "diagnose"), ["propose", "tools", "diagnose"])
+    .addEdge("tools", "diagnose")
     .addEdge("propose", "report")
     .addEdge("report", END)
     .compile({ checkpointer: deps.checkpointer });
@@ -204,7 +350,8 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
 
 export type PlannerGraph = ReturnType<typeof buildPlannerGraph>;
 
-export const runConfig = (task: QueuedTask): LangGraphRunnableConfig => ({ configurable: { thread_id: task.conversationId } });
+/** `recursionLimit` bounds the graph's steps: each round of the investigation is up to two (diagnose, tools). */
+export const runConfig = (task: QueuedTask, maxSteps = 8): LangGraphRunnableConfig => ({ configurable: { thread_id: task.conversationId }, recursionLimit: 2 * (maxSteps + 6) + 20 });
 
 export function initialState(task: QueuedTask): Partial<PlannerStateType> {
   return {
@@ -215,6 +362,7 @@ export function initialState(task: QueuedTask): Partial<PlannerStateType> {
     outcome: null,
     proposals: [],
     answer: null,
+    loop: null,
     history: [{ role: "user", content: task.content.slice(0, 4000), task_id: task.id, ...(task.restricted ? { restricted: true } : {}) }],
   };
 }

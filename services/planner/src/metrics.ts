@@ -15,6 +15,12 @@ export interface PlannerMetrics {
   /** Proposals the trust boundary refused, by rule (trust-boundary.ts). */
   refusals: Counter<"rule">;
   queueDepth: Gauge;
+  /** Tool calls of the investigation loop, by tool and result (ok, error, timeout, invalid, undeclared, limit). */
+  toolCalls: Counter<"tool" | "result">;
+  /** Investigations ended by a limit before the model answered on its own, by limit. */
+  loopStops: Counter<"reason">;
+  /** Tool calls per task that made any. */
+  loopToolCalls: Histogram;
   apiRequests: Counter<"route" | "status">;
 }
 
@@ -33,6 +39,9 @@ export function createPlannerMetrics(r: Registry): PlannerMetrics {
     proposals: get("steward_planner_proposals_total", () => new Counter({ name: "steward_planner_proposals_total", help: "Proposals by whether they were accepted", labelNames: ["accepted"], registers: [r] })),
     refusals: get("steward_planner_proposals_refused_total", () => new Counter({ name: "steward_planner_proposals_refused_total", help: "Proposals refused by the trust boundary, by rule", labelNames: ["rule"], registers: [r] })),
     queueDepth: get("steward_planner_queue_depth", () => new Gauge({ name: "steward_planner_queue_depth", help: "Queued tasks", registers: [r] })),
+    toolCalls: get("steward_planner_tool_calls_total", () => new Counter({ name: "steward_planner_tool_calls_total", help: "Investigation tool calls by tool and result", labelNames: ["tool", "result"], registers: [r] })),
+    loopStops: get("steward_planner_loop_stops_total", () => new Counter({ name: "steward_planner_loop_stops_total", help: "Investigations ended by a limit (steps, time, rounds, cost)", labelNames: ["reason"], registers: [r] })),
+    loopToolCalls: get("steward_planner_loop_tool_calls", () => new Histogram({ name: "steward_planner_loop_tool_calls", help: "Tool calls per task that made any", buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24], registers: [r] })),
     apiRequests: get("steward_planner_api_requests_total", () => new Counter({ name: "steward_planner_api_requests_total", help: "HTTP requests by route and status", labelNames: ["route", "status"], registers: [r] })),
   };
 }

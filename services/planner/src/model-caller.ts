@@ -3,7 +3,7 @@ import { SpanKind, type Context } from "@opentelemetry/api";
 import { redactSecretsInText } from "@steward/platform/redact";
 import { withSpan } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
-import { BackendError, type BackendAnswer, type ClaudeBackend, type LocalBackend, type Prompt } from "./backends.js";
+import { BackendError, type BackendAnswer, type ClaudeBackend, type LocalBackend, type LoopTurn, type Prompt } from "./backends.js";
 import { groupFor, type ModelGroup, type PlannerConfig } from "./config.js";
 import { costUsd, utcDay, type CostLedger } from "./cost-ledger.js";
 import type { PlannerMetrics } from "./metrics.js";
@@ -49,6 +49,8 @@ export interface ModelCaller {
    * when no model can be used the outcome is `rules`.
    */
   call(ctx: CallContext, makePrompt: (maxTokens?: number) => Prompt, opts?: CallOptions): Promise<CallOutcome>;
+  /** What a Claude call with this prompt would reserve: the worst case the cost caps are checked against. */
+  claudeWorstCaseUsd(prompt: Prompt): number;
   /** Seconds spent waiting for models on a task so far; forgets the task. */
   takeModelSeconds(taskId: string): number;
 }
@@ -56,11 +58,29 @@ export interface ModelCaller {
 /** Output tokens assumed when estimating a reservation: the whole max_tokens, so the real cost can only be lower. */
 const INPUT_ESTIMATE_MARGIN = 1.25;
 
-export const promptTokens = (p: Prompt): number => estimateTokens(p.system + p.history.map((h) => h.content).join("\n") + p.user + JSON.stringify(p.schema));
+export const promptTokens = (p: Prompt): number =>
+  estimateTokens(p.system + p.history.map((h) => h.content).join("\n") + p.user + JSON.stringify(p.schema) + (p.loop ? JSON.stringify(p.loop) : "") + (p.tools ? JSON.stringify(p.tools) : ""));
 
 /** Every string that leaves the process in a prompt is redacted once more here, whatever built it. */
 function redactPrompt(p: Prompt): Prompt {
-  return { ...p, system: redactSecretsInText(p.system), user: redactSecretsInText(p.user), history: p.history.map((h) => ({ role: h.role, content: redactSecretsInText(h.content) })) };
+  const out: Prompt = { ...p, system: redactSecretsInText(p.system), user: redactSecretsInText(p.user), history: p.history.map((h) => ({ role: h.role, content: redactSecretsInText(h.content) })) };
+  if (p.loop) out.loop = p.loop.map(redactTurn);
+  return out;
+}
+
+function redactTurn(t: LoopTurn): LoopTurn {
+  switch (t.role) {
+    case "assistant":
+      return { ...t, text: redactSecretsInText(t.text) };
+    case "tool":
+      return { ...t, results: t.results.map((r) => ({ ...r, content: redactSecretsInText(r.content) })) };
+    case "user":
+      return { ...t, content: redactSecretsInText(t.content) };
+    default: {
+      const never: never = t;
+      return never;
+    }
+  }
 }
 
 /** Why the runbooks answer: the local model's trouble, then why Claude could not take over. */
@@ -114,7 +134,13 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
     });
   }
 
+  const worstCase = (tokens: number): number => {
+    const worstInput = { ...config.prices, inputPerMTok: Math.max(config.prices.inputPerMTok, config.prices.cacheWritePerMTok) };
+    return costUsd(worstInput, Math.ceil(tokens * INPUT_ESTIMATE_MARGIN), config.claude.maxTokens);
+  };
+
   return {
+    claudeWorstCaseUsd: (prompt) => worstCase(promptTokens(redactPrompt(prompt))),
     takeModelSeconds(taskId) {
       const ms = modelMs.get(taskId) ?? 0;
       modelMs.delete(taskId);
@@ -157,8 +183,7 @@ export function createModelCaller(deps: ModelCallerDeps): ModelCaller {
             // Defence in depth: the router never picks Claude for these; should it ever, nothing leaves the house.
             if (ctx.restricted || ctx.sensitive) throw new Error(`refusing to send a ${ctx.restricted ? "restricted" : "sensitive"} task to Claude`);
             // Worst case: every input token written to the cache (priced above plain input), the whole max_tokens out.
-            const worstInput = { ...config.prices, inputPerMTok: Math.max(config.prices.inputPerMTok, config.prices.cacheWritePerMTok) };
-            const estimate = costUsd(worstInput, Math.ceil(tokens * INPUT_ESTIMATE_MARGIN), config.claude.maxTokens);
+            const estimate = worstCase(tokens);
             const res = await ledger.reserve({ taskId: ctx.taskId, agent: ctx.agent, source: ctx.source, modelGroup: "claude", model: config.claude.model, usd: estimate, day: utcDay(clock()) });
             if (!res.ok) {
               metrics.capRefusals.inc({ cap: res.cap });

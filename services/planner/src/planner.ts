@@ -18,6 +18,7 @@ import { createPlannerMetrics, type PlannerMetrics } from "./metrics.js";
 import { createModelCaller } from "./model-caller.js";
 import { createNatsSources } from "./sources.js";
 import { createTaskStore, type TaskStore } from "./store.js";
+import { TOOLS, type ToolDef } from "./tools.js";
 import { createWorker, type Worker } from "./worker.js";
 
 /** Lock held while the checkpointer creates its tables, so two planners starting together do not race. */
@@ -36,6 +37,8 @@ export interface PlannerDeps {
   local?: LocalBackend;
   claude?: ClaudeBackend | null;
   checkpointer?: BaseCheckpointSaver;
+  /** Tools added to the investigation's own (`TOOLS`), e.g. one whose reader lives in another package. */
+  tools?: readonly ToolDef[];
 }
 
 export interface Planner {
@@ -81,7 +84,8 @@ export function createPlanner(deps: PlannerDeps): Planner {
     clock,
     settings: { quietMs: config.incidents.quietMs, recurrence: { count: config.incidents.recurCount, windowMs: config.incidents.recurWindowMs }, leaseMs: config.leaseMs },
   });
-  const graph = buildPlannerGraph({ actions, store, sources, caller, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
+  const tools = [...TOOLS, ...(deps.tools ?? [])];
+  const graph = buildPlannerGraph({ actions, store, sources, caller, ledger, caps: config.caps, tools, loop: config.loop, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
   const workers: Worker[] = Array.from({ length: config.workers }, (_, i) =>
     createWorker({
       settings: { workerId: `${config.plannerId}-w${i}`, pollMs: config.pollMs, leaseMs: config.leaseMs, backoffBaseMs: config.backoffBaseMs, backoffMaxMs: config.backoffMaxMs },
@@ -92,6 +96,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
       logger: logger.child({ worker: i }),
       clock,
       modelSeconds: (taskId) => caller.takeModelSeconds(taskId),
+      maxSteps: config.loop.maxSteps,
     }),
   );
   let server: HttpListener | undefined;

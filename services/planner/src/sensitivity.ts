@@ -26,3 +26,13 @@ export function sensitivityOf(spec: FleetSpec | undefined, ev: Evidence | null):
   }
   return hits.length > 0 ? { sensitive: true, why: `the task touches ${hits.join(", ")} (sensitive: true in fleet.yaml)` } : { sensitive: false };
 }
+
+/** Pure: whether what one tool call reads (a node, or a service on it) is sensitive in the spec. */
+export function sensitivityOfReads(spec: FleetSpec, reads: readonly { node: string; service?: string }[]): Sensitivity {
+  const hits: string[] = [];
+  for (const r of reads) {
+    if (spec.nodes[r.node]?.sensitive === true) hits.push(`node ${r.node}`);
+    else if (r.service !== undefined && spec.nodes[r.node]?.services[r.service]?.sensitive === true) hits.push(`${r.node}/${r.service}`);
+  }
+  return hits.length > 0 ? { sensitive: true, why: `the investigation read ${[...new Set(hits)].join(", ")} (sensitive: true in fleet.yaml)` } : { sensitive: false };
+}

@@ -64,8 +64,8 @@ export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions):
       return out;
     },
 
-    async logTail(node, service) {
-      const msg = await nc.request(logTailSubject(assertSubjectToken(node)), JSON.stringify({ service, max_bytes: opts.logTailBytes }), { timeout: opts.logTailTimeoutMs, headers: traceHeaders() });
+    async logTail(node, service, maxBytes) {
+      const msg = await nc.request(logTailSubject(assertSubjectToken(node)), JSON.stringify({ service, max_bytes: maxBytes ?? opts.logTailBytes }), { timeout: opts.logTailTimeoutMs, headers: traceHeaders() });
       return LogTailReply.parse(msg.json());
     },
   };

@@ -28,6 +28,8 @@ export interface WorkerDeps {
   clock: () => Date;
   /** Model time spent in this task so far, for the overhead histogram. */
   modelSeconds?: (taskId: string) => number;
+  /** The investigation's step limit (bounds the graph's steps). */
+  maxSteps?: number;
 }
 
 /**
@@ -58,7 +60,7 @@ export async function runTask(deps: WorkerDeps, task: QueuedTask): Promise<void>
     try {
       // Checkpoint once, when the graph ends: a task that dies mid-way is retried from its start by the queue,
       // so intermediate checkpoints buy nothing and cost a round of writes per step.
-      const out = await deps.graph.invoke(initialState(task), { ...runConfig(task), durability: "exit" });
+      const out = await deps.graph.invoke(initialState(task), { ...runConfig(task, deps.maxSteps), durability: "exit" });
       const ok = await persist(deps, task, "result", () => store.complete(task.id, settings.workerId, out.agent ?? null, out.answer ?? "", deps.clock()));
       if (ok) metrics.tasks.inc({ state: "succeeded" });
       else logger.warn({ task: task.id }, "task finished but was no longer ours (lease lapsed?)");
