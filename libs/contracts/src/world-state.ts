@@ -53,6 +53,12 @@ export const NodeState = z.strictObject({
    * JetStream's de-duplication window closed changes nothing. Optional: older snapshots lack it.
    */
   recent_event_ids: z.array(z.string()).optional(),
+  /**
+   * The stream sequence each of `recent_event_ids` was folded from (same length and order). A message whose id the
+   * node lists from that very sequence is already in this record: written by a write whose header did not follow
+   * (the observer died in between). Optional: older snapshots lack it.
+   */
+  recent_event_seqs: z.array(z.number().int().nonnegative()).optional(),
   /** The deploy checkout, as last reported (absent until the agent reports one). */
   repo: z
     .strictObject({

@@ -39,7 +39,8 @@ export function advanceSeq(world: WorldState, seq: number): WorldState {
 /**
  * Folds one event into the world. Pure and deterministic: never mutates `world`, never reads the clock.
  * - A stream sequence at or below `last_seq` (a redelivery) returns `world` itself.
- * - An event id the node already had (re-sent with a new Nats-Msg-Id) only advances `last_seq`.
+ * - An event id the node already had (re-sent with a new Nats-Msg-Id) only advances `last_seq`; the same message
+ *   already in the node's record (after a torn write: `seenInNode`) advances it and is counted.
  * - Each part of a node (a service, a check, host figures, heartbeat fields) only moves forward in event time,
  *   so an older event arriving late never regresses newer state.
  */
@@ -58,8 +59,10 @@ export function reduceWorld(world: WorldState, event: NodeEvent, meta: FoldMeta)
 export function foldInto(draft: WorldState, event: NodeEvent, meta: FoldMeta): void {
   if (meta.seq <= draft.last_seq) return;
   const prev = draft.nodes[event.node];
-  if (prev?.recent_event_ids?.includes(event.id)) {
+  const seen = seenInNode(prev, event.id, meta.seq);
+  if (seen !== "new") {
     draft.last_seq = meta.seq;
+    if (seen === "in_record") countApplied(draft, event.ts);
     return;
   }
 
@@ -90,12 +93,39 @@ export function foldInto(draft: WorldState, event: NodeEvent, meta: FoldMeta): v
     }
   }
   const ids = base.recent_event_ids ?? [];
-  const recent = ids.length >= RECENT_EVENT_IDS ? ids.slice(ids.length - RECENT_EVENT_IDS + 1) : ids.slice();
+  // A record from before the sequences were kept: 0 is no stream sequence, so none of those ids is "in_record".
+  const seqs = base.recent_event_seqs?.length === ids.length ? base.recent_event_seqs : ids.map(() => 0);
+  const from = ids.length >= RECENT_EVENT_IDS ? ids.length - RECENT_EVENT_IDS + 1 : 0;
+  const recent = ids.slice(from);
+  const recentSeqs = seqs.slice(from);
   recent.push(event.id);
-  draft.nodes[event.node] = { ...node, recent_event_ids: recent };
+  recentSeqs.push(meta.seq);
+  draft.nodes[event.node] = { ...node, recent_event_ids: recent, recent_event_seqs: recentSeqs };
   draft.last_seq = meta.seq;
+  countApplied(draft, event.ts);
+}
+
+function countApplied(draft: WorldState, ts: string): void {
   draft.events_applied += 1;
-  draft.event_time = draft.event_time === null ? event.ts : newer(event.ts, draft.event_time);
+  draft.event_time = draft.event_time === null ? ts : newer(ts, draft.event_time);
+}
+
+/**
+ * What a node's record already says about a message (its event id and stream sequence):
+ * - `new`: the node does not list the id: fold it.
+ * - `duplicate`: the node lists the id from an earlier message (the agent re-sent it after JetStream's de-duplication
+ *   window): only the stream position moves, it is not counted.
+ * - `in_record`: the node lists the id from this very message. The record was written after folding it, but the
+ *   world's header was not (the observer died between a write's node records and its header, and the one resuming
+ *   from the header's `last_seq` reads it again): it was applied, so it counts, but nothing is folded again.
+ */
+export type SeenInNode = "new" | "duplicate" | "in_record";
+
+export function seenInNode(node: NodeState | undefined, id: string, seq: number): SeenInNode {
+  const i = node?.recent_event_ids?.lastIndexOf(id) ?? -1;
+  if (i < 0) return "new";
+  const seqs = node?.recent_event_seqs;
+  return seqs?.length === node?.recent_event_ids?.length && seqs?.[i] === seq ? "in_record" : "duplicate";
 }
 
 function newNode(name: string): NodeState {

@@ -68,8 +68,10 @@ export async function publishEvents(nc: NatsConnection, events: NodeEvent[], msg
   return last;
 }
 
-/** The world without the fields that depend on stream positions (duplicates and dead letters move them). */
+/** A world without its stream positions (`last_seq`, each node's `recent_event_seqs`): for streams that hold extra messages. */
 export function withoutSeq(w: WorldState): Omit<WorldState, "last_seq"> {
   const { last_seq: _ignored, ...rest } = w;
-  return rest;
+  const nodes: WorldState["nodes"] = {};
+  for (const [name, { recent_event_seqs: _seqs, ...node }] of Object.entries(w.nodes)) nodes[name] = node;
+  return { ...rest, nodes };
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { NodeEvent, type NodeEventInput } from "@steward/contracts/events";
 import { WorldState, emptyWorld } from "@steward/contracts/world-state";
-import { RECENT_EVENT_IDS, markStale, reduceWorld } from "../src/reduce.js";
+import { RECENT_EVENT_IDS, markStale, reduceWorld, seenInNode } from "../src/reduce.js";
+import { makeEvents } from "./helpers.js";
 
 const T0 = Date.parse("2025-01-01T00:00:00.000Z");
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -196,6 +197,41 @@ describe("reduceWorld", () => {
     const w = fold([e1, e2]);
     const again = reduceWorld(w, e1, { seq: 7, traceparent: "00-" + "b".repeat(32) + "-" + "c".repeat(16) + "-01" });
     expect(again).toEqual({ ...w, last_seq: 7 });
+  });
+
+  it("seenInNode: a listed id from this very message is in the record, from another message a duplicate", () => {
+    const base = { name: "a", status: "up" as const, last_heartbeat: null, heartbeat_interval_ms: 5000, agent_started_at: null, dropped_events: 0, host: null, services: {} };
+    const cases: { name: string; node: Parameters<typeof seenInNode>[0]; id: string; seq: number; want: ReturnType<typeof seenInNode> }[] = [
+      { name: "no node yet", node: undefined, id: "e1", seq: 5, want: "new" },
+      { name: "node without ids", node: base, id: "e1", seq: 5, want: "new" },
+      { name: "id not listed", node: { ...base, recent_event_ids: ["e0"], recent_event_seqs: [4] }, id: "e1", seq: 5, want: "new" },
+      { name: "listed from this sequence (torn write)", node: { ...base, recent_event_ids: ["e0", "e1", "e2"], recent_event_seqs: [4, 5, 9] }, id: "e1", seq: 5, want: "in_record" },
+      { name: "listed from an earlier sequence (re-sent)", node: { ...base, recent_event_ids: ["e0", "e1"], recent_event_seqs: [4, 5] }, id: "e1", seq: 8, want: "duplicate" },
+      { name: "listed, record without sequences (older snapshot)", node: { ...base, recent_event_ids: ["e1"] }, id: "e1", seq: 5, want: "duplicate" },
+      { name: "listed, sequences not aligned with ids", node: { ...base, recent_event_ids: ["e0", "e1"], recent_event_seqs: [5] }, id: "e1", seq: 5, want: "duplicate" },
+    ];
+    for (const c of cases) expect({ name: c.name, got: seenInNode(c.node, c.id, c.seq) }).toEqual({ name: c.name, got: c.want });
+  });
+
+  it("resuming from a torn write (some node records past the header's last_seq) reaches the full replay, counters included", () => {
+    const nodes = ["a", "b", "c", "d", "e"];
+    const events = makeEvents(600, { seed: 7, nodes, startMs: T0 });
+    const worlds: WorldState[] = [emptyWorld()];
+    for (const [i, e] of events.entries()) worlds.push(reduceWorld(worlds[i] as WorldState, e, { seq: i + 1 }));
+    const full = worlds[events.length] as WorldState;
+    for (const [header, nodesAt] of [[100, 130], [250, 251], [400, 460], [0, 40]] as const) {
+      // The dead observer wrote node records as of `nodesAt` for some nodes, then died before the header of `header`.
+      const atHeader = worlds[header] as WorldState;
+      const later = worlds[nodesAt] as WorldState;
+      const torn: WorldState = { ...atHeader, nodes: { ...atHeader.nodes } };
+      for (const name of ["a", "c", "e"]) if (later.nodes[name]) torn.nodes[name] = later.nodes[name];
+      let w = torn;
+      for (let i = header; i < events.length; i++) w = reduceWorld(w, events[i] as NodeEvent, { seq: i + 1 });
+      expect({ header, nodesAt, world: w }).toStrictEqual({ header, nodesAt, world: full });
+    }
+    // The same message re-sent later with a new stream sequence is still a duplicate: not counted.
+    const again = reduceWorld(full, events[590] as NodeEvent, { seq: events.length + 1 });
+    expect(again).toEqual({ ...full, last_seq: events.length + 1 });
   });
 
   it("remembers a bounded number of event ids per node", () => {
