@@ -31,6 +31,16 @@ export type CacheState<H, V> =
   | { status: "broken"; detail: string }
   | { status: "ready"; header: Parsed<H> | undefined; items: ReadonlyMap<string, Parsed<V>>; revision: number };
 
+/** What a reader can tell of writers from the records it was delivered (times are the server's). */
+export interface CacheActivity {
+  /** Item records delivered after the last applied header: a write in progress, or one whose header never came. */
+  staged: number;
+  /** Every record present when the watch started has been delivered (the first load is whole, staged included). */
+  caughtUp: boolean;
+  /** Server time (ms) of the newest record delivered, header or item; 0 before any. */
+  lastWriteAt: number;
+}
+
 export interface KvCache<H, V> {
   /** Resolves once the first load finished (every record present when the watch started has been seen). */
   ready(): Promise<void>;
@@ -43,6 +53,7 @@ export interface KvCache<H, V> {
    * knows the revision of its put can wait until the cache has taken it in (staged or applied) instead of sleeping.
    */
   seen(): number;
+  activity(): CacheActivity;
   /**
    * Read-your-writes: resolves once the cache has applied the header KV holds now (one small get), or false
    * after `timeoutMs`. For request/response readers; watch-driven readers do not need it.
@@ -69,6 +80,8 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
   let headerSeq = 0;
   /** KV revision of the last record of any kind the watch delivered. */
   let seenSeq = 0;
+  let caughtUp = false;
+  let lastWriteAt = 0;
   let waiters: { seq: number; resolve: (ok: boolean) => void }[] = [];
   let stopped = false;
   let stopWatch: (() => void) | undefined;
@@ -130,6 +143,9 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
         if (header?.ok) o.onChange?.({ header: header.value, changed: [...items.keys()], removed: [] });
       }
       seenSeq = e.revision;
+      lastWriteAt = Math.max(lastWriteAt, e.created.getTime());
+      // The watch marks the last record of its initial set (and every later one) as an update.
+      if (e.isUpdate) caughtUp = true;
     }
   }
 
@@ -146,6 +162,7 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
       }
       // Re-list from scratch: the next watch delivers every current record again.
       initialized = false;
+      caughtUp = false;
       header = undefined;
       items.clear();
       staged.clear();
@@ -163,6 +180,7 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
     item: (name) => (initialized ? items.get(name) : undefined),
     revision: () => revision,
     seen: () => seenSeq,
+    activity: () => ({ staged: staged.size, caughtUp, lastWriteAt }),
     async sync(timeoutMs = 5_000) {
       const e = await o.kv.get(o.headerKey);
       const seq = e?.revision ?? 0;
@@ -193,6 +211,22 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
  * incomplete until the next header arrives (a moment later while a writer is busy). Read again after each new header,
  * for at most `settleMs`; an answer that stays unusable that long is the real answer (no writer, or a broken record).
  */
+/**
+ * How long a one-shot reader whose view reads as incomplete (records newer than the last header hide the older ones
+ * it needs) should wait for the header that completes it, from what it was delivered: while its first load is still
+ * arriving, or while a writer wrote within `graceMs` (records keep arriving during a write, however big), it waits
+ * (at most until `deadline`); once the writer has been silent that long, no header is coming (it died between
+ * its records and its header) and the answer is "incomplete" now. A reader's clock ahead of the server's by more
+ * than `graceMs` only makes it answer sooner. Returns the milliseconds to wait, 0 to answer now.
+ */
+export function inBatchWait(a: CacheActivity, now: number, deadline: number, graceMs: number): number {
+  if (now >= deadline) return 0;
+  if (!a.caughtUp) return deadline - now;
+  if (a.staged === 0) return 0;
+  const quietFor = now - a.lastWriteAt;
+  return quietFor >= graceMs ? 0 : Math.min(deadline, a.lastWriteAt + graceMs) - now;
+}
+
 export async function readSettled<R extends { ok: boolean }>(cache: { revision(): number }, read: () => R, settleMs = 5_000): Promise<R> {
   const deadline = Date.now() + settleMs;
   let r = read();

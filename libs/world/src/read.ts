@@ -2,8 +2,12 @@ import { readFile } from "node:fs/promises";
 import { Snapshot } from "@steward/contracts/world-state";
 import type { SpecSkipReason } from "@steward/fleet/load";
 
-/** Why the world could not be read. A bounded set: it is a metric label. */
-export type SnapshotSkipReason = "snapshot_missing" | "snapshot_unreadable" | "snapshot_invalid";
+/**
+ * Why the world could not be read. A bounded set: it is a metric label. `snapshot_incomplete`: node records newer
+ * than the world store's header hide the ones as of it (a write in progress, or the observer died in the middle of
+ * one): unknown, never a smaller world.
+ */
+export type SnapshotSkipReason = "snapshot_missing" | "snapshot_unreadable" | "snapshot_invalid" | "snapshot_incomplete";
 /** Why a cycle was skipped: the spec or the world could not be read. */
 export type SkipReason = SpecSkipReason | SnapshotSkipReason;
 

@@ -1,7 +1,7 @@
 import { LEGACY_WORLD_KEY, NODE_NAME_PATTERN, WORLD_HEADER_KEY, WORLD_KEYS, WORLD_NODE_PREFIX, worldNodeKey } from "@steward/contracts/subjects";
 import { NodeState, WorldHeader, type Snapshot, type WorldState } from "@steward/contracts/world-state";
 import type { KV } from "@steward/platform/bus";
-import { createKvCache, readSettled, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
+import { createKvCache, inBatchWait, type CacheActivity, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
 import type { Loaded } from "./read.js";
 import { parseRecord, writeAll, type RecordWrite, type WriteFailure } from "./records.js";
 
@@ -12,22 +12,36 @@ const parseNode = (text: string, name: string): Parsed<NodeState> => {
   return p;
 };
 
-/** Builds a snapshot from a header and node records; fewer nodes than the header counts is an incomplete view. */
-function assemble(header: Parsed<WorldHeader> | undefined, items: ReadonlyMap<string, Parsed<NodeState>>, only?: readonly string[]): Loaded<Snapshot> {
+const incomplete = (h: WorldHeader, why: string): Loaded<Snapshot> => ({
+  ok: false,
+  reason: "snapshot_incomplete",
+  detail: `world store incomplete: ${why} (the last header, revision ${h.revision} of ${h.written_at} by ${h.observer_id}, is older than node records written after it: a write in progress, or the observer died between its node records and its header; whole again at its next write)`,
+});
+
+/**
+ * Builds a snapshot from a header and the node records as of that header. Records newer than the header hide the
+ * older ones a view needs: fewer nodes than the header counts (or an asked node among the hidden) is an incomplete
+ * view, never a smaller world. `hidden`: asked names whose record is known to be newer than the header.
+ */
+function assemble(header: Parsed<WorldHeader> | undefined, items: ReadonlyMap<string, Parsed<NodeState>>, only?: readonly string[], hidden: readonly string[] = []): Loaded<Snapshot> {
   if (!header) return { ok: false, reason: "snapshot_missing", detail: `kv ${WORLD_HEADER_KEY}: no world written yet` };
   if (!header.ok) return { ok: false, reason: "snapshot_invalid", detail: header.detail };
   const h = header.value;
+  if (hidden.length > 0) return incomplete(h, `${hidden.length} asked node record(s) newer than the header (${hidden.slice(0, 3).join(", ")})`);
   const nodes: Record<string, NodeState> = {};
   const names = only ?? [...items.keys()];
+  const short = items.size < h.node_count;
   for (const name of names) {
     const n = items.get(name);
-    if (!n) continue;
+    if (!n) {
+      // An asked node this view lacks while others are hidden too may be one of them: not "never reported".
+      if (short) return incomplete(h, `node '${name}' is not among the ${items.size} of ${h.node_count} nodes readable as of the header`);
+      continue;
+    }
     if (!n.ok) return { ok: false, reason: "snapshot_invalid", detail: n.detail };
     nodes[name] = n.value;
   }
-  if (!only && items.size < h.node_count) {
-    return { ok: false, reason: "snapshot_unreadable", detail: `world store incomplete: the header counts ${h.node_count} nodes, ${items.size} are stored` };
-  }
+  if (!only && short) return incomplete(h, `the header counts ${h.node_count} nodes, ${items.size} are readable as of it`);
   return {
     ok: true,
     value: {
@@ -55,6 +69,8 @@ export interface WorldCache {
   revision(): number;
   /** KV revision of the last record the watch delivered (a node or the header): see KvCache.seen. */
   seen(): number;
+  /** Records after the last header and the newest write time: see KvCache.activity. */
+  activity(): CacheActivity;
   /** Waits (bounded) until the cache holds at least what KV holds now: read-your-writes for request handlers. */
   sync(timeoutMs?: number): Promise<boolean>;
   stop(): Promise<void>;
@@ -76,19 +92,36 @@ export function watchWorld(kv: KV, opts: WorldWatchOptions = {}): WorldCache {
     nodes: (names) => cacheRead(cache, names),
     revision: () => cache.revision(),
     seen: () => cache.seen(),
+    activity: () => cache.activity(),
     sync: (t) => cache.sync(t),
     stop: () => cache.stop(),
   };
 }
 
-/** One-shot read of the whole world (loads every record, then stops watching); `settleMs`: see readSettled. */
-export async function readWorld(kv: KV, timeoutMs = 30_000, settleMs = 5_000): Promise<Loaded<Snapshot>> {
+/** How long a writer may go without writing a record before a reader stops waiting for its header (inBatchWait). */
+export const WRITER_QUIET_MS = 2_000;
+
+/**
+ * One-shot read of the whole world (loads every record, then stops watching). A load that lands inside a write the
+ * observer is making waits for its header, for as long as records keep arriving (at most `maxWaitMs`); a write whose
+ * header never came (the observer died in between) answers `snapshot_incomplete` as soon as the store has been quiet
+ * for WRITER_QUIET_MS: no settling wait on an answer that is already known.
+ */
+export async function readWorld(kv: KV, timeoutMs = 30_000, maxWaitMs = 5_000): Promise<Loaded<Snapshot>> {
   let lastErr: string | undefined;
   const cache = watchWorld(kv, { onError: (err) => (lastErr = err.message) });
   try {
     const loaded = await Promise.race([cache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
     if (!loaded) return { ok: false, reason: "snapshot_unreadable", detail: `world store not loaded within ${timeoutMs} ms${lastErr ? `: ${lastErr}` : ""}` };
-    return await readSettled(cache, () => cache.read(), settleMs);
+    const deadline = Date.now() + maxWaitMs;
+    let r = cache.read();
+    while (!r.ok && r.reason === "snapshot_incomplete") {
+      const wait = inBatchWait(cache.activity(), Date.now(), deadline, WRITER_QUIET_MS);
+      if (wait <= 0) break;
+      await new Promise((res) => setTimeout(res, Math.min(wait, 25)));
+      r = cache.read();
+    }
+    return r;
   } catch (err) {
     return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
   } finally {
@@ -96,11 +129,52 @@ export async function readWorld(kv: KV, timeoutMs = 30_000, settleMs = 5_000): P
   }
 }
 
-/** One-shot read of a few nodes: the header and one record per node, nothing else. */
-export async function readWorldNodes(kv: KV, asked: readonly string[]): Promise<Loaded<Snapshot>> {
+/**
+ * One-shot read of a few nodes: the header and one record per node, nothing else. A record newer than the header is
+ * not the node as of it: read again while the observer is writing (its header follows within moments), and answer
+ * `snapshot_incomplete` once that record is WRITER_QUIET_MS old with no header after it (at most `maxWaitMs`).
+ */
+export async function readWorldNodes(kv: KV, asked: readonly string[], maxWaitMs = 5_000): Promise<Loaded<Snapshot>> {
   // A name that cannot be a node (not a key token) is simply not in the world.
   const names = asked.filter((n) => NODE_NAME_PATTERN.test(n));
+  const deadline = Date.now() + maxWaitMs;
   try {
+    for (;;) {
+      const [head, ...entries] = await Promise.all([kv.get(WORLD_HEADER_KEY), ...names.map((n) => kv.get(worldNodeKey(n)))]);
+      const header = head && head.operation === "PUT" ? parseHeader(head.string()) : undefined;
+      const items = new Map<string, Parsed<NodeState>>();
+      const hidden: string[] = [];
+      let lastWriteAt = 0;
+      entries.forEach((e, i) => {
+        const name = names[i];
+        if (!e || name === undefined) return;
+        // Written (or removed) after the header: not the node as of that header, and the older record is gone.
+        if (head && e.revision > head.revision) {
+          hidden.push(name);
+          lastWriteAt = Math.max(lastWriteAt, e.created.getTime());
+        } else if (e.operation === "PUT") items.set(name, parseNode(e.string(), name));
+      });
+      const r = assemble(header, items, names, hidden);
+      const wait = hidden.length > 0 ? inBatchWait({ staged: hidden.length, caughtUp: true, lastWriteAt }, Date.now(), deadline, WRITER_QUIET_MS) : 0;
+      if (wait <= 0) return r;
+      await new Promise((res) => setTimeout(res, Math.min(wait, 25)));
+    }
+  } catch (err) {
+    return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Every node record as stored, with the header: for an observer taking over after another died. Readers' views
+ * (`readWorld`, `watchWorld`, `readWorldNodes`) leave out node records written after the last header, so a write the
+ * dead observer did not finish shows there as an incomplete world; here they are kept (they only hold events after
+ * the header's `last_seq`: folding those again finds each in its node from the same stream sequence, folds nothing
+ * and counts it, observer reduce.ts `seenInNode`). One get per node.
+ */
+export async function readWorldAsStored(kv: KV): Promise<Loaded<Snapshot>> {
+  const names: string[] = [];
+  try {
+    for await (const k of await kv.keys(`${WORLD_NODE_PREFIX}*`)) names.push(k.slice(WORLD_NODE_PREFIX.length));
     const [head, ...entries] = await Promise.all([kv.get(WORLD_HEADER_KEY), ...names.map((n) => kv.get(worldNodeKey(n)))]);
     const header = head && head.operation === "PUT" ? parseHeader(head.string()) : undefined;
     const items = new Map<string, Parsed<NodeState>>();
@@ -112,22 +186,6 @@ export async function readWorldNodes(kv: KV, asked: readonly string[]): Promise<
   } catch (err) {
     return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
   }
-}
-
-/**
- * Every node record as stored, with the header: for an observer taking over after another died. Readers' views
- * (`readWorld`, `watchWorld`) leave out node records written after the last header, so a write the dead observer did
- * not finish shows there as an incomplete world; here they are kept (they only hold events after the header's
- * `last_seq`, and folding those again finds their ids in the node and changes nothing). One get per node.
- */
-export async function readWorldAsStored(kv: KV): Promise<Loaded<Snapshot>> {
-  const names: string[] = [];
-  try {
-    for await (const k of await kv.keys(`${WORLD_NODE_PREFIX}*`)) names.push(k.slice(WORLD_NODE_PREFIX.length));
-  } catch (err) {
-    return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
-  }
-  return readWorldNodes(kv, names);
 }
 
 export interface WorldWriteResult {

@@ -4,7 +4,7 @@ import type { Drift, DriftReport } from "@steward/contracts/drift";
 import { emptyWorld, type NodeState, type WorldState } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
-import { readSettled } from "../src/kv-cache.js";
+import { inBatchWait, readSettled } from "../src/kv-cache.js";
 import { createWorldWriter, readWorld, readWorldAsStored, readWorldNodes, watchWorld } from "../src/world-store.js";
 import { createDriftWriter, readDrift, watchDrift } from "../src/drift-store.js";
 import { clearWorldStore } from "../src/testing.js";
@@ -117,7 +117,7 @@ describe("world store", () => {
     await writer.write(world(3, 7), T);
     // The writer died after this node and before the header: the node's older record is gone from the watch's view.
     await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
-    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_unreadable", detail: expect.stringContaining("incomplete") });
+    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_incomplete", detail: expect.stringContaining("incomplete") });
     const stored = await readWorldAsStored(kv);
     expect(stored.ok && stored.value.world.last_seq).toBe(7);
     expect(stored.ok && Object.keys(stored.value.world.nodes).sort()).toEqual(["n0", "n1", "n2"]);
@@ -145,6 +145,63 @@ describe("world store", () => {
     }
   });
 
+  it("inBatchWait: wait while the load arrives or a writer wrote within the quiet time, answer at once after", () => {
+    const now = 100_000;
+    const cases: { name: string; a: Parameters<typeof inBatchWait>[0]; deadline: number; want: number }[] = [
+      { name: "first load still arriving", a: { staged: 0, caughtUp: false, lastWriteAt: now }, deadline: now + 5_000, want: 5_000 },
+      { name: "past the deadline", a: { staged: 3, caughtUp: false, lastWriteAt: now }, deadline: now, want: 0 },
+      { name: "incomplete with nothing after the header (records purged): the answer", a: { staged: 0, caughtUp: true, lastWriteAt: now }, deadline: now + 5_000, want: 0 },
+      { name: "a writer wrote 300 ms ago: until it has been quiet 2 s", a: { staged: 4, caughtUp: true, lastWriteAt: now - 300 }, deadline: now + 5_000, want: 1_700 },
+      { name: "a writer wrote just now, deadline sooner", a: { staged: 4, caughtUp: true, lastWriteAt: now }, deadline: now + 500, want: 500 },
+      { name: "quiet for 2 s: it died between its records and its header", a: { staged: 4, caughtUp: true, lastWriteAt: now - 2_000 }, deadline: now + 5_000, want: 0 },
+      { name: "quiet for an hour", a: { staged: 1, caughtUp: true, lastWriteAt: now - 3_600_000 }, deadline: now + 5_000, want: 0 },
+    ];
+    for (const c of cases) expect({ name: c.name, wait: inBatchWait(c.a, now, c.deadline, 2_000) }).toEqual({ name: c.name, wait: c.want });
+  });
+
+  it("node records newer than the header: every read is typed incomplete (no mixed view), and ok after the next write", async () => {
+    const w = world(3, 7);
+    await createWorldWriter({ kv, observerId: "obs-1" }).write(w, T);
+    // A write that stops after its node records: n1 rewritten and n3 added, no header.
+    await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
+    await kv.put(worldNodeKey("n3"), JSON.stringify(node("n3")));
+    expect(await readWorldNodes(kv, ["n1"], 0)).toMatchObject({ ok: false, reason: "snapshot_incomplete", detail: expect.stringContaining("n1") });
+    expect(await readWorldNodes(kv, ["n3"], 0)).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
+    // A node whose record is as of the header reads: it is that header's node.
+    expect(await readWorldNodes(kv, ["n2"], 0)).toMatchObject({ ok: true, value: { world: { last_seq: 7, nodes: { n2: { status: "up" } } } } });
+    expect(await readWorld(kv, 30_000, 0)).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
+    const cache = watchWorld(kv);
+    try {
+      await cache.ready();
+      await waitFor("the watch's first load", () => cache.activity().caughtUp, 15_000, 5);
+      expect(cache.read()).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
+      expect(cache.nodes(["n1"])).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
+      expect(cache.nodes(["n0"])).toMatchObject({ ok: true, value: { world: { nodes: { n0: { name: "n0" } } } } });
+      // The observer writes again, restarted (a fresh writer: every node, then the header): whole.
+      w.nodes["n1"] = { ...(w.nodes["n1"] as NodeState), status: "stale" };
+      w.last_seq = 9;
+      await createWorldWriter({ kv, observerId: "obs-1" }).write(w, T);
+      await waitFor("the watcher to read the world whole", () => cache.read().ok, 15_000, 5);
+    } finally {
+      await cache.stop();
+    }
+    const whole = await readWorld(kv, 30_000, 0);
+    expect(whole.ok && whole.value.world.last_seq).toBe(9);
+    expect(whole.ok && whole.value.world.nodes["n1"]?.status).toBe("stale");
+    expect(await readWorldNodes(kv, ["n1"], 0)).toMatchObject({ ok: true, value: { world: { nodes: { n1: { status: "stale" } } } } });
+  });
+
+  it("a one-shot read of a store left torn answers as soon as the writer has been quiet, not after a settling wait", async () => {
+    const writer = createWorldWriter({ kv, observerId: "obs-1" });
+    await writer.write(world(3, 7), T);
+    await kv.put(worldNodeKey("n1"), JSON.stringify({ ...node("n1"), status: "stale" }));
+    // Allowed to wait a minute for a header: it waits only while the record is younger than the writer's quiet time.
+    const t0 = Date.now();
+    expect(await readWorld(kv, 30_000, 60_000)).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
+    expect(await readWorldNodes(kv, ["n1"], 60_000)).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
   it("missing, torn and incomplete stores are typed failures, never an empty world", async () => {
     expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_missing" });
     const writer = createWorldWriter({ kv, observerId: "obs-1" });
@@ -156,7 +213,7 @@ describe("world store", () => {
     expect(!torn.ok && torn.detail).toContain("world.node.n1");
     await kv.purge(worldNodeKey("n1"));
     await kv.put(WORLD_HEADER_KEY, (await kv.get(WORLD_HEADER_KEY))?.string() ?? "");
-    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_unreadable", detail: expect.stringContaining("incomplete") });
+    expect(await readWorld(kv)).toMatchObject({ ok: false, reason: "snapshot_incomplete", detail: expect.stringContaining("incomplete") });
     expect(await readWorldNodes(kv, ["n2"])).toMatchObject({ ok: true, value: { world: { nodes: { n2: { name: "n2" } } } } });
   });
 

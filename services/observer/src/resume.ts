@@ -17,7 +17,7 @@ export async function loadWorld(snapshotPath: string, kv: KV | undefined, logger
   if (!file.ok && file.reason !== "snapshot_missing") logger.warn({ path: snapshotPath, reason: file.reason, detail: file.detail }, "snapshot file unusable, trying KV");
   // No settling wait: no other observer writes while this one loads, so an incomplete store is a torn write (below).
   let fromKv = kv ? await readWorld(kv, 30_000, 0) : undefined;
-  if (kv && fromKv && !fromKv.ok && fromKv.reason === "snapshot_unreadable") {
+  if (kv && fromKv && !fromKv.ok && (fromKv.reason === "snapshot_incomplete" || fromKv.reason === "snapshot_unreadable")) {
     // Typically the previous observer died between writing node records and the header: read them as stored.
     logger.info({ detail: fromKv.detail }, "world store incomplete for readers; reading every node record as stored");
     fromKv = await readWorldAsStored(kv);
