@@ -11,7 +11,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -117,6 +117,7 @@ async function runSize(n) {
     await waitFor("a supervisor cycle over the full fleet", async () => sample(await scrape(supPort), "steward_supervisor_cycle_seconds_count") >= 2, 600_000, 500);
 
     // Steady window: heartbeats only.
+    const load0 = loadavg()[0];
     const o0 = await procStat(observer.pid);
     const w0 = Date.now();
     const p0 = published;
@@ -156,6 +157,8 @@ async function runSize(n) {
     return {
       nodes: n,
       services: n * SERVICES.length,
+      // 1-minute load average when the window started and when the kills ended (the machine is shared).
+      load1: [+load0.toFixed(1), +loadavg()[0].toFixed(1)],
       warmup_s: +(warmup / 1000).toFixed(1),
       heartbeats_per_s: +eventsPerS.toFixed(0),
       observer_cpu_pct_of_core: +(observerCpu * 100).toFixed(1),
