@@ -7,6 +7,7 @@ import { openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { watchWorld, type WorldCache } from "@steward/world/world-store";
 import { watchDrift, type DriftCache } from "@steward/world/drift-store";
 import type { CostReport } from "@steward/contracts/task";
+import type { IncidentRecurrence } from "@steward/contracts/incident";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Logger } from "@steward/platform/logger";
 import type { Snapshot } from "@steward/contracts/world-state";
@@ -85,6 +86,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   let lastGoodSnapshotAt: number | undefined;
   let lastGoodDriftAt: number | undefined;
   let cost: Read<CostReport> = { ok: false, reason: planner ? "cost not fetched yet" : "no planner configured" };
+  let recurrences: Read<IncidentRecurrence[]> = { ok: false, reason: planner ? "recurring incidents not fetched yet" : "no planner configured" };
   const timers: NodeJS.Timeout[] = [];
   let server: HttpListener | undefined;
   let pollLoop: Promise<void> | undefined;
@@ -124,6 +126,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       lastGoodDriftAt,
       actions,
       cost,
+      recurrences,
       firstSeen: new Map(firing.map((a) => [a.fingerprint, a.firstSeen])),
       driftFirstSeen,
       graceMs: config.graceMs,
@@ -201,14 +204,23 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     if (driftCache) takeDrift(toRead(driftCache.read()));
   }
 
-  async function pollCost(): Promise<void> {
+  /** What the alerter reads from the planner on COST_POLL_MS: the cost report and the recurring failures in force. */
+  async function pollPlanner(): Promise<void> {
     if (!planner) return;
-    try {
-      cost = { ok: true, value: await planner.cost() };
-    } catch (err) {
-      cost = { ok: false, reason: (err as Error).message };
-      logger.warn({ err: (err as Error).message }, "cost report unavailable; cost rules not judged this round");
+    const [c, r] = await Promise.allSettled([planner.cost(), planner.recurrences()]);
+    if (c.status === "fulfilled") cost = { ok: true, value: c.value };
+    else {
+      cost = { ok: false, reason: (c.reason as Error).message };
+      logger.warn({ err: (c.reason as Error).message }, "cost report unavailable; cost rules not judged this round");
     }
+    const before = recurrences.ok ? recurrences.value.map((x) => x.id).join(",") : undefined;
+    if (r.status === "fulfilled") recurrences = { ok: true, value: r.value };
+    else {
+      recurrences = { ok: false, reason: (r.reason as Error).message };
+      logger.warn({ err: (r.reason as Error).message }, "recurring incidents unavailable; the recurrence rule is not judged this round");
+    }
+    // A new recurrence is news now, not at the next evaluation tick.
+    if (recurrences.ok && recurrences.value.map((x) => x.id).join(",") !== before) void trigger();
   }
 
   async function fleet() {
@@ -254,13 +266,13 @@ export function createAlerter(deps: AlerterDeps): Alerter {
       takeReport();
       const listening = await repo.listen(() => void trigger());
       unlisten = () => listening.unlisten();
-      await pollCost();
+      await pollPlanner();
       timers.push(setInterval(() => void trigger(), config.evalMs));
       await liveness.poll();
       // Polled several times within the dead-man's limit, so one slow answer is not "dead".
       const limits = config.rules.flatMap((r) => (r.rule === "deadman" && (r.component === "executor" || r.component === "planner") ? [(r.after_s * 1000) / 4] : []));
       timers.push(setInterval(() => void liveness.poll(), Math.max(100, Math.min(config.livenessPollMs, ...limits))));
-      if (planner) timers.push(setInterval(() => void pollCost(), config.costPollMs));
+      if (planner) timers.push(setInterval(() => void pollPlanner(), config.costPollMs));
       delivery.start();
       answering = serveRecentAlerts(nc, { store, alerterId: config.alerterId, logger, clock });
 

@@ -38,6 +38,7 @@ const Base = z.object({
   ALERT_CONSOLE: boolFlag(false),
   ALERT_DRIFT_PERSIST_MIN: z.coerce.number().positive().default(15),
   ALERT_DEADMAN_S: z.coerce.number().positive().default(60),
+  /** How often the planner's cost report and recurring incidents are read. */
   COST_POLL_MS: durationMs(60_000),
   RETRY_BASE_MS: durationMs(1000),
   RETRY_MAX_MS: durationMs(300_000),

@@ -70,6 +70,8 @@ export function groupOf(m: Pick<GroupMember, "fingerprint" | "rule" | "labels">,
   if (m.rule === "cost_cap") return { key: "llm_spend", timing: t };
   // A failed action is an incident of its own (the planner gets a task for it), not one more line about its node.
   if (m.rule === "action_failed") return { key: m.fingerprint, timing: t };
+  // A recurring failure is news of its own ("this keeps happening"), not one more line about its node.
+  if (m.rule === "incident_recurs") return { key: m.fingerprint, timing: t };
   const node = m.labels["node"];
   return { key: node ? `node:${node}` : m.fingerprint, timing: t };
 }

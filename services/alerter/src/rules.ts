@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Action } from "@steward/contracts/action";
 import type { DrillResult } from "@steward/contracts/drill";
 import type { CostReport } from "@steward/contracts/task";
+import type { IncidentRecurrence } from "@steward/contracts/incident";
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 
@@ -20,6 +21,8 @@ export const Rule = z.discriminatedUnion("rule", [
   z.strictObject({ rule: z.literal("deadman"), component: z.enum(["observer", "supervisor", "executor", "planner"]), after_s: z.number().positive(), severity: AlertSeverity.default("critical"), ...renotify }),
   z.strictObject({ rule: z.literal("drill_missed"), window_min: z.number().positive().default(30 * 24 * 60), severity: AlertSeverity.default("warning"), ...renotify }),
   z.strictObject({ rule: z.literal("cost_cap"), thresholds: z.array(z.number().positive()).min(1).default([0.8, 1]), ...renotify }),
+  // "This keeps happening": told once per recurrence window (it is not repeated while the window lasts, unless asked).
+  z.strictObject({ rule: z.literal("incident_recurs"), severity: AlertSeverity.default("warning"), renotify_min: z.number().min(0).default(0) }),
 ]);
 export type Rule = z.output<typeof Rule>;
 export const Rules = z.array(Rule).min(1, "needs at least one rule");
@@ -42,6 +45,7 @@ export function defaultRules(o: { driftPersistMin: number; deadmanS: number }): 
     { rule: "deadman", component: "planner", after_s: o.deadmanS },
     { rule: "cost_cap" },
     { rule: "drill_missed" },
+    { rule: "incident_recurs" },
   ]);
 }
 
@@ -60,6 +64,8 @@ export interface RuleInputs {
   actions: Read<{ pending: Action[]; latestFinished: Action[]; drills?: DrillResult[] }>;
   /** `{ok:false}` also when no planner is configured: cost rules are then not judged. */
   cost: Read<CostReport>;
+  /** The planner's recurring failures in force (`{ok:false}` also when no planner is configured: not judged then). */
+  recurrences?: Read<IncidentRecurrence[]>;
   /** first_seen of firing alerts by fingerprint (a drift without `since` persists from when it was first alerted). */
   firstSeen: ReadonlyMap<string, number>;
   /** When each drift (by key) was first seen in the reports, without a gap: a new node's or service's grace starts there. */
@@ -231,6 +237,27 @@ export function evaluate(rules: readonly Rule[], inp: RuleInputs): Evaluation {
             const pct = Math.round(t * 100);
             add({ fingerprint: `cost_cap:${s.scope}:${pct}`, rule: id, severity: t >= 1 ? "critical" : "warning", title: `LLM spend at ${pct}% of the ${s.scope} daily cap`, message: `${s.scope}: $${s.usd.toFixed(2)} of $${s.cap.toFixed(2)} today (${Math.round(ratio * 100)}%)`, labels: { scope: s.scope, threshold: String(pct) }, renotifyMs });
           }
+        }
+        break;
+      }
+      case "incident_recurs": {
+        // One alert per recurrence (the planner raises each once per window); it lasts until the window ends.
+        if (!inp.recurrences?.ok) break;
+        judged.add(id);
+        for (const rec of inp.recurrences.value) {
+          if (Date.parse(rec.window_until) <= inp.now) continue;
+          const days = Math.round((Date.parse(rec.window_until) - Date.parse(rec.raised_at)) / 86_400_000);
+          const ids = rec.incident_ids.map((i) => `#${i}`).join(", ");
+          const last = rec.incident_ids.at(-1) ?? 0;
+          add({
+            fingerprint: `incident_recurs:${rec.id}`,
+            rule: id,
+            severity: r.severity,
+            title: `This keeps happening: ${rec.service} on ${rec.node} (${rec.signature})`,
+            message: `${rec.count} incidents of the same failure (${rec.signature}) within ${days} days: ${ids}. A restart will not end it; see steward incident show ${last} and its similar past incidents.`,
+            labels: { node: rec.node, service: rec.service, signature: rec.signature, recurrence_id: String(rec.id), incident_id: String(last) },
+            renotifyMs: r.renotify_min * 60_000,
+          });
         }
         break;
       }

@@ -27,6 +27,7 @@ describe("groupOf", () => {
     ["an approval request: its own group, at once", m("action_pending:a1", "action_pending", { node: "n1", action_id: "a1" }), "approval:a1", 0],
     ["no node: its own group", m("cost_cap:global:80", "cost_cap", { scope: "global" }), "llm_spend", 5_000],
     ["a failed action: an incident of its own", m("action_failed:n1/web/restart", "action_failed", { node: "n1", kind: "restart" }), "action_failed:n1/web/restart", 5_000],
+    ["a recurring failure: news of its own", m("incident_recurs:7", "incident_recurs", { node: "n1", service: "web" }), "incident_recurs:7", 5_000],
   ])("%s", (_n, a, key, wait) => {
     const g = groupOf(a, timing);
     expect(g.key).toBe(key);

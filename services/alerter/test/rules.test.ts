@@ -104,6 +104,25 @@ describe("evaluate", () => {
     expect(ev.judged.has("cost_cap")).toBe(false);
   });
 
+  it("a recurring failure is one alert per recurrence while its window lasts, never repeated; not judged without the planner's list", () => {
+    const rec = { id: 7, node: "a", service: "web", signature: "down:exit=3", count: 3, incident_ids: [2, 5, 9], raised_at: iso(T0 - 3_600_000), window_until: iso(T0 - 3_600_000 + 30 * 86_400_000) };
+    const ended = { ...rec, id: 6, window_until: iso(T0 - 1) };
+    const ev = evaluate(rules, inputs({ recurrences: { ok: true, value: [rec, ended] } }));
+    const found = ev.findings.filter((f) => f.rule === "incident_recurs");
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      fingerprint: "incident_recurs:7",
+      severity: "warning",
+      title: "This keeps happening: web on a (down:exit=3)",
+      renotifyMs: 0,
+      labels: { node: "a", service: "web", signature: "down:exit=3", recurrence_id: "7", incident_id: "9" },
+    });
+    expect(found[0]?.message).toBe("3 incidents of the same failure (down:exit=3) within 30 days: #2, #5, #9. A restart will not end it; see steward incident show 9 and its similar past incidents.");
+    expect(ev.judged.has("incident_recurs")).toBe(true);
+    expect(evaluate(rules, inputs()).judged.has("incident_recurs")).toBe(false);
+    expect(evaluate(rules, inputs({ recurrences: { ok: false, reason: "planner down" } })).judged.has("incident_recurs")).toBe(false);
+  });
+
   it("rejects unknown rules and bad fields in a rules file", () => {
     expect(Rules.safeParse([{ rule: "nope" }]).success).toBe(false);
     expect(Rules.safeParse([{ rule: "deadman", component: "observer" }]).success).toBe(false);
