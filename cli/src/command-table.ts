@@ -294,10 +294,23 @@ export const COST = {
 
 export const KEYS = {
   name: "keys",
-  summary: "make keys: the executor's command-signing key pair",
-  usage: [["steward keys signing [--out DIR] [--json]", "a new Ed25519 pair: EXECUTOR_SIGNING_KEY for the executor only, NODE_COMMAND_PUBLIC_KEY for every node-agent"]],
+  summary: "make keys: the executor's command-signing key pair; NATS identities for every node and component",
+  usage: [
+    ["steward keys signing [--out DIR] [--json]", "a new Ed25519 pair: EXECUTOR_SIGNING_KEY for the executor only, NODE_COMMAND_PUBLIC_KEY for every node-agent"],
+    ["steward keys nats --out DIR [--fleet FILE] [--rotate NAME,...] [--json]", "an nkey seed per node and component (files 0600) and nats-server's authorization include with each one's permissions"],
+  ],
   flags: {},
   subcommands: {
+    nats: {
+      summary: "an nkey seed per node and component (files 0600) and nats-server's authorization include with each one's permissions",
+      usage: [["steward keys nats --out DIR [--fleet FILE] [--rotate NAME,...] [--json]", "keeps the seeds already in DIR; prints each identity's public key and seed file, never a seed"]],
+      flags: {
+        out: { type: "string", value: "DIR", summary: "where nats-users.conf and seeds/<name>.nk go (seeds already there are kept)", complete: "dir" },
+        fleet: { type: "string", value: "FILE", summary: "the fleet spec whose nodes get identities (default: $FLEET_SPEC)", complete: "file" },
+        rotate: { type: "string", value: "NAME,...", summary: "give these identities new seeds (node.<name>, observer, supervisor, executor, planner, alerter, cli)" },
+        json,
+      },
+    },
     signing: {
       summary: "a new Ed25519 pair: EXECUTOR_SIGNING_KEY for the executor only, NODE_COMMAND_PUBLIC_KEY for every node-agent",
       usage: [["steward keys signing [--out DIR] [--json]", "prints both as env lines; with --out, writes them as files (private 0600) and prints only the public key"]],

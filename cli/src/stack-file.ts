@@ -15,6 +15,8 @@ export const StackFile = z.object({
   /** The planner's API token; absent in files of older versions (the planner then took `token`). */
   planner_token: z.string().min(1).optional(),
   nats_url: z.string(),
+  /** The CLI's NATS seed file (mode 0600) for its direct world reads; absent when the stack's NATS is open. */
+  nats_seed_file: z.string().optional(),
   database_url: z.string(),
   fleet_spec: z.string(),
   dir: z.string(),

@@ -6,6 +6,8 @@
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV } from "@steward/platform/bus";
+import { natsAuthFromEnv, type NatsAuth } from "@steward/platform/nats-auth";
+import { redactUrl } from "@steward/platform/redact";
 import { ApiError, type ApiUnreachable } from "@steward/platform/http-client";
 import { readDrift } from "@steward/world/drift-store";
 import { readWorld } from "@steward/world/world-store";
@@ -14,9 +16,15 @@ import { readStackFile } from "./stack-file.js";
 const CONNECT_TIMEOUT_MS = 3_000;
 const READ_TIMEOUT_MS = 10_000;
 
-/** Where the world store is: STEWARD_NATS_URL, else the stack file `steward up` wrote. */
-export async function worldStoreUrl(env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  return env["STEWARD_NATS_URL"] || (await readStackFile(env))?.nats_url;
+/**
+ * Where the world store is and who reads it: STEWARD_NATS_URL with the CLI's seed from NATS_NKEY_SEED_FILE /
+ * NATS_NKEY_SEED, else the stack file `steward up` wrote (its URL and the CLI's seed file).
+ */
+export async function worldStore(env: NodeJS.ProcessEnv): Promise<{ url: string; auth: NatsAuth | undefined } | undefined> {
+  if (env["STEWARD_NATS_URL"]) return { url: env["STEWARD_NATS_URL"], auth: natsAuthFromEnv(env) };
+  const stack = await readStackFile(env);
+  if (!stack) return undefined;
+  return { url: stack.nats_url, auth: stack.nats_seed_file ? natsAuthFromEnv({ NATS_NKEY_SEED_FILE: stack.nats_seed_file }) : undefined };
 }
 
 /** What the operator is told (on stderr, so `--json` stays one document) when the answer came from the store. */
@@ -24,10 +32,11 @@ export const directNote = (unreachable: ApiUnreachable, natsUrl: string): string
   `note: the Steward API (executor) at ${unreachable.url} is not answering (${unreachable.reason}); this was read from the world store directly (${natsUrl}). Actions cannot be approved, rejected or listed right now.`;
 
 async function withWorldStore<T>(env: NodeJS.ProcessEnv, unreachable: ApiUnreachable, read: (kv: KV) => Promise<{ ok: true; value: T } | { ok: false; detail: string }>): Promise<{ value: T; note: string }> {
-  const url = await worldStoreUrl(env);
+  const store = await worldStore(env);
   const both = (why: string) => new ApiError(0, "unreachable", `${unreachable.message}; and the world store ${why}`);
-  if (!url) throw both("is not configured either (set STEWARD_NATS_URL, or run `steward up`)");
-  const nc = await connectNats(url, "steward-cli", { timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0, reconnect: false }).catch((err: unknown) => {
+  if (!store) throw both("is not configured either (set STEWARD_NATS_URL, or run `steward up`)");
+  const url = redactUrl(store.url);
+  const nc = await connectNats(store.url, "steward-cli", { timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0, reconnect: false }, store.auth ?? null).catch((err: unknown) => {
     throw both(`at ${url} cannot be reached either (${(err as Error).message})`);
   });
   try {

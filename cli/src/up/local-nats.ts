@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STACK_ID_ENV } from "@steward/platform/stack-member";
 
@@ -18,16 +18,25 @@ export function natsUrlFromPortsFile(text: string): string | undefined {
   }
 }
 
+/** The server config `up` runs its nats-server with: the generated authorization include, nothing else (flags set the rest). */
+export const localNatsConfig = (authorizationFile: string): string => `# Written by steward up: every client is an nkey user (authorization below).\ninclude ${JSON.stringify(authorizationFile)}\n`;
+
 /**
  * A nats-server with JetStream on a port it picks itself (`-p -1`): it reports the port in a ports file, so there is
  * no gap between choosing a port and binding it. In its own process group, so the terminal's Ctrl-C reaches only
- * `steward up`, which stops the engines last.
+ * `steward up`, which stops the engines last. With `authorizationFile` (relative to `dir`), only its users get in.
  */
-export async function startLocalNats(dir: string, logFile: string, stackId: string, timeoutMs = 30_000): Promise<LocalNats> {
+export async function startLocalNats(dir: string, logFile: string, stackId: string, o: { authorizationFile?: string; timeoutMs?: number } = {}): Promise<LocalNats> {
+  const timeoutMs = o.timeoutMs ?? 30_000;
   const store = join(dir, "store");
   mkdirSync(store, { recursive: true });
+  const config: string[] = [];
+  if (o.authorizationFile) {
+    writeFileSync(join(dir, "nats-server.conf"), localNatsConfig(o.authorizationFile), { mode: 0o644 });
+    config.push("-c", join(dir, "nats-server.conf"));
+  }
   const fd = openSync(logFile, "a");
-  const proc = spawn(process.env["NATS_SERVER_BIN"] ?? "nats-server", ["-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store, "--ports_file_dir", dir], {
+  const proc = spawn(process.env["NATS_SERVER_BIN"] ?? "nats-server", [...config, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", store, "--ports_file_dir", dir], {
     stdio: ["ignore", fd, fd],
     detached: true,
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", [STACK_ID_ENV]: stackId },

@@ -29,29 +29,32 @@ export interface Wires {
   node?: string;
   /** The operator's STATE_DIR: node-agents keep their state in `<it>/<node>` (kept after the stack stops). */
   stateDir?: string | undefined;
+  /** Each NATS identity's seed file by identity name (`node.<name>`, `observer`, ...); undefined on an open NATS. */
+  natsSeedFile?: ((identity: string) => string) | undefined;
 }
 
 /** The settings `up` owns for each service (see WIRING in settings.ts); everything else comes from the environment. */
 export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
+  const nats = { NATS_URL: w.natsUrl, ...(w.natsSeedFile ? { NATS_NKEY_SEED_FILE: w.natsSeedFile(svc === "node-agent" ? `node.${w.node ?? "node"}` : svc) } : {}) };
   const planner: Record<string, string> = w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {};
   const metrics = { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1" };
   switch (svc) {
     case "observer":
-      return { NATS_URL: w.natsUrl, SNAPSHOT_PATH: join(w.dir, "world.json"), ...metrics };
+      return { ...nats, SNAPSHOT_PATH: join(w.dir, "world.json"), ...metrics };
     case "planner":
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
     case "executor":
       // The executor reads the spec for deploy rollouts and shows the planner's tasks in the console.
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {}) };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {}) };
     case "supervisor":
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
+      return { ...nats, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
     case "alerter":
-      return { NATS_URL: w.natsUrl, DATABASE_URL: w.databaseUrl, API_TOKEN: w.alerterToken, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.alerterToken, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
     case "node-agent": {
       const node = w.node ?? "node";
       // What the agent deployed and its services' logs live with the stack (removed with it), not in a shared temp
       // dir; an operator's STATE_DIR keeps deploy records across stacks, one folder per node so agents never share one.
-      return { NATS_URL: w.natsUrl, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, NODE_COMMAND_PUBLIC_KEY: w.commandKeys.publicKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.stateDir ?? join(w.dir, "node-state"), node), ...metrics };
+      return { ...nats, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, NODE_COMMAND_PUBLIC_KEY: w.commandKeys.publicKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.stateDir ?? join(w.dir, "node-state"), node), ...metrics };
     }
   }
 }

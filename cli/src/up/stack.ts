@@ -2,11 +2,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { generateSigningKey } from "@steward/contracts/command-keys";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStackReport, isStackSays, STACK_ID_HEADER } from "@steward/platform/stack-member";
 import { freeLoopbackPort } from "./free-port.js";
 import { startLocalNats } from "./local-nats.js";
+import { seedFileOf, writeNatsKeys } from "../nats-keys.js";
+import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
 import { startLocalPostgres } from "./local-postgres.js";
 import { alerterRunning } from "./alerter-env.js";
 import { serviceEnv, type UpService } from "./settings.js";
@@ -96,6 +98,8 @@ export interface RunningStack {
   /** The planner's API token (absent without a planner). */
   plannerToken: string;
   natsUrl: string;
+  /** The CLI's own NATS seed file (its world reads), when `up` runs its NATS with auth. */
+  natsSeedFile: string | undefined;
   databaseUrl: string;
   fleetFile: string;
   dir: string;
@@ -240,11 +244,16 @@ export function createStack(o: StackOptions): Stack {
   const start = async (): Promise<RunningStack> => {
     mkdirSync(join(o.dir, "logs"), { recursive: true });
     let natsUrl = o.natsUrl;
+    let natsSeedFile: ((identity: string) => string) | undefined;
     if (!natsUrl) {
-      const nats = await startLocalNats(join(o.dir, "nats"), logOf("nats-server"), o.stackId);
+      // Auth on: an nkey user per node and component, each with only its own subjects; the seeds stay in the stack dir.
+      const keysDir = join(o.dir, "nats", "keys");
+      const keys = await writeNatsKeys(keysDir, o.nodes, NATS_COMPONENTS);
+      natsSeedFile = (identity) => seedFileOf(keysDir, identity);
+      const nats = await startLocalNats(join(o.dir, "nats"), logOf("nats-server"), o.stackId, { authorizationFile: relative(join(o.dir, "nats"), keys.configFile) });
       register({ name: "nats-server", engine: true, proc: nats.proc, stop: () => stopChild(nats.proc) });
       natsUrl = nats.url;
-      o.log(`nats-server (JetStream)  ${natsUrl}`);
+      o.log(`nats-server (JetStream)  ${natsUrl}  (nkey users: ${keys.users.length}, seeds in ${join(keysDir, "seeds")})`);
     }
     let databaseUrl = o.databaseUrl;
     if (!databaseUrl) {
@@ -269,6 +278,7 @@ export function createStack(o: StackOptions): Stack {
       apiUrl: "",
       plannerUrl: undefined,
       stateDir: operatorStateDir(o.env),
+      natsSeedFile,
     };
     const envOf = (svc: UpService, wires: Wires = w) => serviceEnv(svc, { env: o.env, stackId: o.stackId, wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires, o.env) });
     const metrics: Record<string, string> = {};
@@ -303,7 +313,7 @@ export function createStack(o: StackOptions): Stack {
       metrics[name] = `${agent.url}/metrics`;
     }
     o.log(`node-agents: ${o.nodes.join(", ")}`);
-    return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, plannerToken: w.plannerToken, natsUrl, databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };
+    return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, plannerToken: w.plannerToken, natsUrl, natsSeedFile: natsSeedFile?.("cli"), databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };
   };
 
   return {

@@ -192,6 +192,7 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
       token: running.token,
       ...(running.plannerUrl ? { planner_token: running.plannerToken } : {}),
       nats_url: running.natsUrl,
+      ...(running.natsSeedFile ? { nats_seed_file: running.natsSeedFile } : {}),
       database_url: running.databaseUrl,
       fleet_spec: running.fleetFile,
       dir,

@@ -65,6 +65,8 @@ const WORLD_READER = [
   `${JS_API}.CONSUMER.INFO.${KV_STREAM}.*`,
   `${JS_API}.CONSUMER.DELETE.${KV_STREAM}.*`,
   `${JS_API}.CONSUMER.MSG.NEXT.${KV_STREAM}.*`,
+  // A watch is an ordered push consumer: the client answers the server's flow-control messages.
+  `$JS.FC.${KV_STREAM}.>`,
 ];
 
 /** Everything each identity may publish and subscribe to. Pure; the table test in nats-permissions.test.ts pins it. */

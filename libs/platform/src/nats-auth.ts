@@ -49,14 +49,19 @@ export function natsPublicKeyOf(seed: string): string {
   return pub;
 }
 
+/** The identities of an installation: each node, then each component, without repeats. */
+export function natsIdentities(nodes: readonly string[], components: readonly NatsComponent[]): NatsIdentity[] {
+  const ids: NatsIdentity[] = [...new Set(nodes)].map((node) => ({ kind: "node", node }));
+  for (const c of new Set(components)) ids.push({ kind: "component", component: c });
+  return ids;
+}
+
 /**
  * One user per node and per component, in that order, with its permissions. Pure given `keyFor`, which is asked for
  * each identity's key by name (a fresh pair, or one kept from an earlier run so a rotation touches one identity only).
  */
 export function planNatsUsers(nodes: readonly string[], components: readonly NatsComponent[], keyFor: (name: string) => NatsKeyPair): NatsUser[] {
-  const ids: NatsIdentity[] = [...new Set(nodes)].map((node) => ({ kind: "node", node }));
-  for (const c of new Set(components)) ids.push({ kind: "component", component: c });
-  return ids.map((identity) => {
+  return natsIdentities(nodes, components).map((identity) => {
     const name = natsIdentityName(identity);
     const key = keyFor(name);
     return { identity, name, ...key, permissions: natsPermissions(identity, key.publicKey) };

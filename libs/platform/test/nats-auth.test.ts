@@ -53,6 +53,8 @@ describe("NATS permissions derived from the contracts' subjects", () => {
     ["deleting the observer's durable", `$JS.API.CONSUMER.DELETE.${EVENTS_STREAM}.observer`, ["observer"]],
     ["acking the observer's deliveries", `$JS.ACK.${EVENTS_STREAM}.observer.1.2.3.4.5`, ["observer"]],
     ["reading the world bucket", `$JS.API.DIRECT.GET.KV_${WORLD_BUCKET}.$KV.${WORLD_BUCKET}.world.header`, ["alerter", "cli", "executor", "observer", "planner", "supervisor"]],
+    ["a world watch's flow control", `$JS.FC.KV_${WORLD_BUCKET}.oc_x_1.abc`, ["alerter", "cli", "executor", "observer", "planner", "supervisor"]],
+    ["flow control of the events stream", `$JS.FC.${EVENTS_STREAM}.oc_x_1.abc`, []],
     ["the server's own subjects", "$SYS.REQ.SERVER.PING", []],
   ])("publish %s (%s): only %j", (_what, subject, who) => {
     expect(pub(subject)).toEqual([...who].sort());
