@@ -2,7 +2,9 @@ import { z } from "zod";
 import { redactSecretsInText } from "@steward/platform/redact";
 import type { ActionQueries } from "@steward/actions/repository";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
+import type { SimilarIncident } from "@steward/contracts/incident";
 import type { ToolSpec } from "./backends.js";
+import { PastIncidentsArgs, renderPastIncidents } from "./incidents/similar.js";
 import { specExcerpt, stripSecrets, summarize, type EventSummary, type EvidenceSources } from "./evidence.js";
 
 /**
@@ -163,6 +165,29 @@ const deployCheckout = defineTool({
  * entry of `PlannerDeps.tools` for a tool whose reader lives elsewhere).
  */
 export const TOOLS: readonly ToolDef[] = [serviceLogs, serviceEvents, recentActions, serviceSpec, hostMetrics, deployCheckout];
+
+/**
+ * `past_incidents`: incidents like this one (same service and failure signature, then similar words in titles,
+ * diagnoses and post-mortems) and how each ended, from the planner's incident memory. Incidents of a sensitive service
+ * or node are left out unless the call names that service itself (then the read keeps the task local).
+ */
+export function pastIncidentsTool(similar: (q: PastIncidentsArgs) => Promise<SimilarIncident[]>): ToolDef {
+  return defineTool({
+    name: "past_incidents",
+    description: "Past incidents like this one (the same service and failure signature, e.g. down:exit=3, first; then similar words in their titles, diagnoses and post-mortems), each with how it ended and what was diagnosed: what fixed it before. With only a service, its own past incidents.",
+    args: PastIncidentsArgs,
+    reads: (a, spec) => (a.node ? [{ node: a.node, ...(a.service ? { service: a.service } : {}) }] : a.service ? Object.entries(spec.nodes).filter(([, n]) => n.services[a.service ?? ""]).map(([node]) => ({ node, service: a.service })) : []),
+    async run(a, ctx) {
+      // Without a signature or words, the service's own past incidents: its name is in every one of their titles.
+      const found = await similar(a.signature === undefined && a.text === undefined && a.service ? { ...a, text: a.service } : a);
+      const named = (i: SimilarIncident) => i.service === a.service && (a.node === undefined || i.node === a.node);
+      const sensitive = (i: SimilarIncident) => ctx.spec.nodes[i.node]?.sensitive === true || ctx.spec.nodes[i.node]?.services[i.service]?.sensitive === true;
+      const shown = found.filter((i) => named(i) || !sensitive(i));
+      const left = found.length - shown.length;
+      return `${renderPastIncidents(shown, 4000)}${left > 0 ? `\n(${left} incident(s) of sensitive services left out)` : ""}`;
+    },
+  });
+}
 
 /** A tool's own refusal (no log, not declared): shown to the model as the tool's error, not an outage. */
 export class ToolError extends Error {

@@ -3,8 +3,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "@steward/platform/db";
 import type { AnthropicMessagesRequest, FakeAnthropic, FakeOllama, OllamaChatRequest } from "@steward/testkit";
 import type { TaskDetail } from "@steward/contracts/task";
+import { parseFleetSpec } from "@steward/fleet/fleet-spec";
 import { UNTRUSTED_CLOSE } from "../src/prompt.js";
-import { makeSources, start, post, done, envelope, answer, live, usePlannerHarness, SECRET_VALUE } from "./harness.js";
+import { SPEC_YAML, drift, makeSources, start, post, get, done, envelope, answer, live, usePlannerHarness, SECRET_VALUE } from "./harness.js";
 
 /**
  * The investigation loop end to end, through the real wire protocols of both APIs (the stand-ins script native tool
@@ -164,7 +165,7 @@ describe("the investigation loop", () => {
     expect(d.calls).toMatchObject([{ provider: "ollama" }, { provider: "ollama" }, { provider: "anthropic", reason: "local_unusable" }]);
     expect(flow(d).filter((s) => !s.startsWith("tool: read"))).toEqual([
       expect.stringMatching(/^error: the local model \(default\) answered unusable output \(tool call service_logs: the arguments of service_logs are invalid: service: .*\); asking it once more with the error$/),
-      "error: the local model (default) answered unusable output again (tool call run_shell: there is no tool 'run_shell' (tools: service_logs, service_events, recent_actions, service_spec, host_metrics, deploy_checkout)); routing past the local model",
+      "error: the local model (default) answered unusable output again (tool call run_shell: there is no tool 'run_shell' (tools: service_logs, service_events, recent_actions, service_spec, host_metrics, deploy_checkout, past_incidents)); routing past the local model",
       "diagnosis: anthropic (claude, local_unusable): api cannot reach its database",
       "report: answered by anthropic (claude)",
     ]);
@@ -238,5 +239,43 @@ describe("the investigation loop", () => {
     expect(out).toContain('"state": "exited"');
     expect(out).not.toContain("plain-env-value");
     expect(out).not.toContain("db_password");
+  });
+});
+
+describe("sensitive data read by a tool", () => {
+  it("Claude asks for a sensitive service's log: the tool's answer never reaches Anthropic, the rest of the task stays local", async () => {
+    const spec = parseFleetSpec(SPEC_YAML.replace(`      db:\n        kind: process\n`, `      db:\n        kind: process\n        sensitive: true\n`));
+    if (!spec.ok) throw new Error("spec");
+    const DB_LOG = "FATAL: password authentication failed for user payroll";
+    const sources = makeSources({ spec: async () => spec.spec, logTail: async (node, service, maxBytes) => ({ ok: true, node, service, text: service === "db" ? `${DB_LOG}\n` : "boot\n", bytes: maxBytes ?? 5, truncated: false }) });
+    ollama.setMode("down");
+    anthropic.script({ toolUse: [{ name: "service_logs", input: { node: "node2", service: "db" } }] });
+    const { url } = await start({}, { sources });
+    await post(url, envelope("t-sens-read"));
+    const d = await done(url, "t-sens-read");
+    expect(d.task.state).toBe("succeeded");
+    expect(anthropic.messages()).toHaveLength(1);
+    expect(JSON.stringify(anthropic.requests.map((r) => r.body))).not.toContain(DB_LOG);
+    expect(steps(d, "triage")).toContain("local only: the investigation read node2/db (sensitive: true in fleet.yaml)");
+    expect(d.calls).toMatchObject([{ provider: "anthropic" }, { provider: "rules", reason: "sensitive" }]);
+  });
+});
+
+describe("past incidents in the loop", () => {
+  it("past_incidents shows an earlier incident of the service with its diagnosis", async () => {
+    const { url } = await start();
+    // The supervisor's escalation becomes an incident; its diagnosis is what the model said.
+    ollama.script(answer([], "api crash-loops: its database password file is empty"));
+    await post(url, envelope("t-esc", { source: "supervisor", user: "supervisor", conversation_id: "supervisor:node1/api", content: "api on node1 is crash-looping: exited 3 times in the last hour", evidence: { drift } }));
+    expect((await done(url, "t-esc")).task.state).toBe("succeeded");
+    // Escalations are linked into incidents on the planner's timer and before every read of them.
+    expect(((await get(url, "/incidents")).json as { incidents?: unknown[] }).incidents).toHaveLength(1);
+    ollama.script({ toolCalls: [{ name: "past_incidents", arguments: { node: "node1", service: "api" } }] }, answer([]));
+    await post(url, envelope("t-past"));
+    const d = await done(url, "t-past");
+    expect(steps(d, "tool")).toContainEqual(expect.stringMatching(/^past_incidents \{"service":"api","node":"node1"\}: \d+ characters$/));
+    const out = toolMessages(ollama.chats().at(-1))[0]?.content ?? "";
+    expect(out).toMatch(/#\d+ node1\/api /);
+    expect(out).toContain("its database password file is empty");
   });
 });
