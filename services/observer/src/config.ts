@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import { ConfigError, durationMs, parseEnv, port } from "@steward/platform/config";
+import { FLEET_METRICS_MAX_SERIES } from "./fleet-gauges.js";
 
 export const ObserverConfigSchema = z.object({
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
@@ -13,6 +14,8 @@ export const ObserverConfigSchema = z.object({
   METRICS_PORT: port(9465),
   METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /** Above this many per-service and per-check series, /metrics exports the fleet's node series only. */
+  FLEET_METRICS_MAX_SERIES: z.coerce.number().int().nonnegative().default(FLEET_METRICS_MAX_SERIES),
   /** Set to run observers as active + standby: the active one holds a Postgres advisory lock. Unset: always active. */
   DATABASE_URL: z.string().min(1).optional(),
   LEADER_RETRY_MS: durationMs(1_000),
@@ -34,6 +37,7 @@ export interface ObserverConfig {
   metricsPort: number;
   metricsHost: string;
   streamReplicas: number;
+  fleetMetricsMaxSeries: number;
   databaseUrl: string | undefined;
   /** How often a standby tries the lock and the active one confirms it still holds it. */
   leaderRetryMs: number;
@@ -59,6 +63,7 @@ export function loadConfig(env: Record<string, string | undefined>): ObserverCon
     metricsPort: c.METRICS_PORT,
     metricsHost: c.METRICS_HOST,
     streamReplicas: c.STREAM_REPLICAS,
+    fleetMetricsMaxSeries: c.FLEET_METRICS_MAX_SERIES,
     databaseUrl: c.DATABASE_URL,
     leaderRetryMs: c.LEADER_RETRY_MS,
     leaderLeaseMs: c.LEADER_LEASE_MS,

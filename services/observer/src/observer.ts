@@ -21,7 +21,7 @@ export type ObserverSettings = Pick<
   ObserverConfig,
   "snapshotPath" | "observerId" | "snapshotDebounceMs" | "staleCheckMs" | "missedHeartbeats" | "snapshotMaxIntervalMs" | "streamReplicas"
 > &
-  Partial<Pick<ObserverConfig, "leaderRetryMs" | "leaderLeaseMs">>;
+  Partial<Pick<ObserverConfig, "leaderRetryMs" | "leaderLeaseMs" | "fleetMetricsMaxSeries">>;
 
 export interface ObserverDeps {
   config: ObserverSettings;
@@ -70,7 +70,7 @@ export function createObserver(deps: ObserverDeps): Observer {
   let ticker: ReturnType<typeof setInterval> | undefined;
   let active = false;
   // The fleet as gauges for Grafana, from the world this observer folds and writes to the world store (a standby: none).
-  registerFleetGauges(registry, () => (active ? state.world : undefined));
+  registerFleetGauges(registry, () => (active ? state.world : undefined), config.fleetMetricsMaxSeries);
 
   function onTick(): void {
     const now = clock();

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { emptyWorld, type NodeState, type ServiceState, type WorldState } from "@steward/contracts/world-state";
 import { createRegistry } from "@steward/platform/metrics";
 import { sampleValue } from "@steward/testkit";
-import { fleetSamples, registerFleetGauges } from "../src/fleet-gauges.js";
+import { fleetSamples, registerFleetGauges, serviceSeriesCount } from "../src/fleet-gauges.js";
 
 const T = "2026-12-01T06:00:00.000Z";
 
@@ -58,7 +58,39 @@ describe("fleetSamples: the fleet as gauges", () => {
   });
 });
 
+describe("fleetSamples: a cap on per-service series", () => {
+  const w = world(node("a", [svc("web", { checks: { http: { ok: true, consecutive_failures: 0, at: T } } }), svc("db")]), node("b", [svc("web")]));
+  it.each([
+    ["under the cap", 10, false],
+    ["at the cap (2 per service, 1 per check: 7)", 7, false],
+    ["one over", 6, true],
+    ["0: node series only", 0, true],
+  ])("%s", (_what, max, capped) => {
+    expect(serviceSeriesCount(w)).toBe(7);
+    const f = fleetSamples(w, max);
+    expect(f.capped).toBe(capped);
+    expect(f.nodeUp).toHaveLength(2);
+    expect(f.nodeLastHeartbeat).toHaveLength(2);
+    expect([f.serviceUp.length, f.serviceHealthy.length, f.checkFailures.length]).toEqual(capped ? [0, 0, 0] : [3, 3, 1]);
+  });
+});
+
 describe("registerFleetGauges", () => {
+  it("above the cap: node series only, and steward_observer_fleet_series_capped says so", async () => {
+    const registry = createRegistry("observer", false);
+    let current = world(node("n1", [svc("web"), svc("db")]));
+    registerFleetGauges(registry, () => current, 3);
+    let text = await registry.metrics();
+    expect(sampleValue(text, "steward_node_up", { node: "n1" })).toBe(1);
+    expect(sampleValue(text, "steward_service_up")).toBeUndefined();
+    expect(sampleValue(text, "steward_observer_fleet_series_capped")).toBe(1);
+    current = world(node("n1", [svc("web")]));
+    text = await registry.metrics();
+    expect(sampleValue(text, "steward_service_up", { node: "n1", service: "web" })).toBe(1);
+    expect(sampleValue(text, "steward_observer_fleet_series_capped")).toBe(0);
+  });
+
+
   it("exports the world at scrape time, follows it, and exports nothing while there is none (a standby)", async () => {
     let current: WorldState | undefined = world(node("n1", [svc("web"), svc("db", { state: "exited", health: "unhealthy" })]));
     const registry = createRegistry("observer", false);
