@@ -19,8 +19,8 @@ import { createEscalator } from "@steward/supervisor";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, ensureStreams, jetstream, type NatsConnection } from "@steward/platform/bus";
 import { silentLogger } from "@steward/platform/logger";
-import { createRegistry } from "@steward/platform/metrics";
-import { createTestDatabase, startFakeOllama, startNats, waitFor, type FakeOllama, type NatsServerHandle, type OllamaChatRequest, type TestDatabase } from "@steward/testkit";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
+import { createTestDatabase, metricValue, startFakeOllama, startNats, waitFor, type FakeOllama, type NatsServerHandle, type OllamaChatRequest, type TestDatabase } from "@steward/testkit";
 import { runCli } from "../src/cli.js";
 
 const TOKEN = "cli-incident-test-token-0123456789";
@@ -48,6 +48,7 @@ let dir = "";
 let planner: Planner;
 let ollama: FakeOllama;
 let repo: ActionsRepository;
+let registry: Registry;
 let url = "";
 const env = () => ({ STEWARD_PLANNER_URL: url, STEWARD_PLANNER_TOKEN: TOKEN, STEWARD_HOME: dir });
 
@@ -89,7 +90,8 @@ beforeAll(async () => {
   ollama = await startFakeOllama({ defaultAnswer: answer });
   ollama.setMode("down");
   const config = loadConfig({ DATABASE_URL: db.url, NATS_URL: nats.url, API_TOKEN: TOKEN, FLEET_SPEC: fleet, HTTP_PORT: "0", CLAUDE_ENABLED: "false", OLLAMA_URL: ollama.url, OLLAMA_CIRCUIT_MS: "100", OLLAMA_HEALTH_TIMEOUT_MS: "5000", INCIDENT_CHECK_MS: "200" });
-  planner = createPlanner({ config, sql, nc, logger: silentLogger(), registry: createRegistry("planner", false) });
+  registry = createRegistry("planner", false);
+  planner = createPlanner({ config, sql, nc, logger: silentLogger(), registry });
   url = `http://127.0.0.1:${(await planner.start()).port}`;
   repo = createActionsRepository(sql);
 }, 60_000);
@@ -200,6 +202,9 @@ describe("steward incident against a running planner", () => {
     const t = JSON.parse(task.text()) as TaskDetail;
     expect(t.task.state).toBe("succeeded");
     expect(t.calls.map((x) => x.provider)).toEqual(["ollama"]);
+    expect(await metricValue(registry, "steward_planner_incidents_total", { event: "opened" })).toBe(2);
+    expect(await metricValue(registry, "steward_planner_postmortems_total", { by: "timeline" })).toBeGreaterThanOrEqual(1);
+    expect(await metricValue(registry, "steward_planner_postmortems_total", { by: "model" })).toBeGreaterThanOrEqual(2);
     // --out never overwrites.
     const again = capture(env());
     expect(await runCli(["incident", "postmortem", "1", "--out", out], again.io)).toBe(2);

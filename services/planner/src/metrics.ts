@@ -22,6 +22,10 @@ export interface PlannerMetrics {
   /** Tool calls per task that made any. */
   loopToolCalls: Histogram;
   apiRequests: Counter<"route" | "status">;
+  /** Incident memory: incidents opened and resolved, recurrences raised (event). */
+  incidents: Counter<"event">;
+  /** Post-mortem drafts by who wrote them (model, timeline). */
+  postmortems: Counter<"by">;
 }
 
 export function createPlannerMetrics(r: Registry): PlannerMetrics {
@@ -42,6 +46,8 @@ export function createPlannerMetrics(r: Registry): PlannerMetrics {
     toolCalls: get("steward_planner_tool_calls_total", () => new Counter({ name: "steward_planner_tool_calls_total", help: "Investigation tool calls by tool and result", labelNames: ["tool", "result"], registers: [r] })),
     loopStops: get("steward_planner_loop_stops_total", () => new Counter({ name: "steward_planner_loop_stops_total", help: "Investigations ended by a limit (steps, time, rounds, cost)", labelNames: ["reason"], registers: [r] })),
     loopToolCalls: get("steward_planner_loop_tool_calls", () => new Histogram({ name: "steward_planner_loop_tool_calls", help: "Tool calls per task that made any", buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24], registers: [r] })),
+    incidents: get("steward_planner_incidents_total", () => new Counter({ name: "steward_planner_incidents_total", help: "Incidents opened and resolved, recurrences raised", labelNames: ["event"], registers: [r] })),
+    postmortems: get("steward_planner_postmortems_total", () => new Counter({ name: "steward_planner_postmortems_total", help: "Post-mortem drafts by who wrote them (model, timeline)", labelNames: ["by"], registers: [r] })),
     apiRequests: get("steward_planner_api_requests_total", () => new Counter({ name: "steward_planner_api_requests_total", help: "HTTP requests by route and status", labelNames: ["route", "status"], registers: [r] })),
   };
 }

@@ -81,6 +81,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
     sources,
     caller,
     logger: logger.child({ part: "incidents" }),
+    metrics,
     clock,
     settings: { quietMs: config.incidents.quietMs, recurrence: { count: config.incidents.recurCount, windowMs: config.incidents.recurWindowMs }, leaseMs: config.leaseMs },
   });

@@ -8,6 +8,7 @@ import type { Sql } from "@steward/platform/db";
 import { context, contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
 import type { Evidence, EvidenceSources } from "../evidence.js";
 import type { ModelCaller } from "../model-caller.js";
+import type { PlannerMetrics } from "../metrics.js";
 import { sensitivityOf } from "../sensitivity.js";
 import type { TaskStore } from "../store.js";
 import { createIncidentStore, type IncidentStore } from "./incident-store.js";
@@ -33,6 +34,7 @@ export interface IncidentsDeps {
   logger: Logger;
   clock: () => Date;
   settings: IncidentSettings;
+  metrics?: Pick<PlannerMetrics, "incidents" | "postmortems">;
   /** Told of each recurrence raised (the alerter reads them from `GET /incidents/recurrences`). */
   onRecurrence?: (r: IncidentRecurrence) => void;
 }
@@ -69,8 +71,12 @@ export function createIncidents(deps: IncidentsDeps): Incidents {
   function link(): Promise<void> {
     const next = linking.then(async () => {
       const r = await store.link(clock(), settings.recurrence);
-      if (r.opened.length > 0) logger.info({ incidents: r.opened }, "incidents opened");
+      if (r.opened.length > 0) {
+        deps.metrics?.incidents.inc({ event: "opened" }, r.opened.length);
+        logger.info({ incidents: r.opened }, "incidents opened");
+      }
       for (const rec of r.recurrences) {
+        deps.metrics?.incidents.inc({ event: "recurrence" });
         logger.warn({ recurrence: rec.id, node: rec.node, service: rec.service, signature: rec.signature, incidents: rec.incident_ids }, "a failure keeps happening: recurrence raised");
         deps.onRecurrence?.(rec);
       }
@@ -109,6 +115,7 @@ export function createIncidents(deps: IncidentsDeps): Incidents {
       else if (verdict.kind === "failing") await store.setRecovering(inc.id, null);
       else if (verdict.kind === "resolve" && (await store.resolve(inc.id, verdict.resolved_at, verdict.outcome))) {
         ended.push(inc.id);
+        deps.metrics?.incidents.inc({ event: "resolved" });
         logger.info({ incident: inc.id, node: inc.node, service: inc.service, outcome: verdict.outcome }, "incident resolved");
       }
     }
@@ -197,6 +204,7 @@ export function createIncidents(deps: IncidentsDeps): Incidents {
           reply = { by: "timeline", detail: out.why };
         }
         await store.savePostmortem(id, markdown, now);
+        deps.metrics?.postmortems.inc({ by: reply.by });
         await deps.tasks.addStep(taskId, "report", reply.by === "model" ? `post-mortem ${reply.detail}` : `post-mortem drafted from the timeline: ${reply.detail}`);
         await deps.tasks.complete(taskId, "postmortem", agent, markdown, clock());
         return { incident_id: id, markdown, ...reply, task_id: taskId };
