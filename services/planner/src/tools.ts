@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { dirname } from "node:path";
 import { z } from "zod";
 import { redactSecretsInText } from "@steward/platform/redact";
 import type { ActionQueries } from "@steward/actions/repository";
@@ -185,6 +187,39 @@ export function pastIncidentsTool(similar: (q: PastIncidentsArgs) => Promise<Sim
       const shown = found.filter((i) => named(i) || !sensitive(i));
       const left = found.length - shown.length;
       return `${renderPastIncidents(shown, 4000)}${left > 0 ? `\n(${left} incident(s) of sensitive services left out)` : ""}`;
+    },
+  });
+}
+
+/**
+ * `fleet_git_log`: the fleet repo's recent commits (the checkout FLEET_SPEC is in), with the files each changed. No
+ * diffs: a change to fleet.yaml can hold env values, which never reach a model. Needs `git` where the planner runs.
+ */
+export function fleetGitLogTool(fleetSpecPath: string): ToolDef {
+  const dir = dirname(fleetSpecPath);
+  return defineTool({
+    name: "fleet_git_log",
+    description: "Recent commits of the fleet repo (the declared spec's history): hash, date, author, subject and the files each changed, newest first; optionally only commits touching `path`. Diffs are not shown.",
+    args: z.strictObject({
+      path: z
+        .string()
+        .regex(/^[A-Za-z0-9._/-]{1,200}$/, "must be a relative path of letters, digits, '.', '_', '-' and '/'")
+        .refine((p) => !p.startsWith("-") && !p.startsWith("/") && !p.split("/").includes(".."), "must be a relative path inside the repo")
+        .optional()
+        .describe("only commits touching this path (relative to the repo)"),
+      limit: z.number().int().min(1).max(30).optional().describe("at most this many commits (default 10)"),
+    }),
+    reads: () => [],
+    async run(a, ctx) {
+      const args = ["-c", `safe.directory=${dir}`, "-C", dir, "log", "--no-color", "--no-ext-diff", `-n${a.limit ?? 10}`, "--date=iso-strict", "--format=%h %ad %an: %s", "--name-status", "--", ...(a.path ? [a.path] : [])];
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile("git", args, { signal: ctx.signal, timeout: 10_000, killSignal: "SIGKILL", maxBuffer: 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" } }, (err, stdout, stderr) => {
+          if (!err) return resolve(stdout);
+          const e = err as NodeJS.ErrnoException;
+          reject(new ToolError(e.code === "ENOENT" ? "git is not installed where the planner runs" : `git log failed: ${String(stderr || e.message).trim().split("\n").slice(-2).join(" ").slice(0, 300)}`));
+        });
+      });
+      return out.trim() === "" ? "no commits" : out;
     },
   });
 }

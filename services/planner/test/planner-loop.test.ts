@@ -1,7 +1,10 @@
 import { actionsOf, seedAction } from "@steward/actions/testing";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "@steward/platform/db";
-import type { AnthropicMessagesRequest, FakeAnthropic, FakeOllama, OllamaChatRequest } from "@steward/testkit";
+import { gitSync, type AnthropicMessagesRequest, type FakeAnthropic, type FakeOllama, type OllamaChatRequest } from "@steward/testkit";
 import type { TaskDetail } from "@steward/contracts/task";
 import { parseFleetSpec } from "@steward/fleet/fleet-spec";
 import { UNTRUSTED_CLOSE } from "../src/prompt.js";
@@ -165,7 +168,7 @@ describe("the investigation loop", () => {
     expect(d.calls).toMatchObject([{ provider: "ollama" }, { provider: "ollama" }, { provider: "anthropic", reason: "local_unusable" }]);
     expect(flow(d).filter((s) => !s.startsWith("tool: read"))).toEqual([
       expect.stringMatching(/^error: the local model \(default\) answered unusable output \(tool call service_logs: the arguments of service_logs are invalid: service: .*\); asking it once more with the error$/),
-      "error: the local model (default) answered unusable output again (tool call run_shell: there is no tool 'run_shell' (tools: service_logs, service_events, recent_actions, service_spec, host_metrics, deploy_checkout, past_incidents)); routing past the local model",
+      "error: the local model (default) answered unusable output again (tool call run_shell: there is no tool 'run_shell' (tools: service_logs, service_events, recent_actions, service_spec, host_metrics, deploy_checkout, fleet_git_log, past_incidents)); routing past the local model",
       "diagnosis: anthropic (claude, local_unusable): api cannot reach its database",
       "report: answered by anthropic (claude)",
     ]);
@@ -277,5 +280,35 @@ describe("past incidents in the loop", () => {
     const out = toolMessages(ollama.chats().at(-1))[0]?.content ?? "";
     expect(out).toMatch(/#\d+ node1\/api /);
     expect(out).toContain("its database password file is empty");
+  });
+});
+
+describe("the fleet repo's history", () => {
+  it("fleet_git_log lists the commits touching a path with the files they changed, never a diff", async () => {
+    const repo = await mkdtemp(join(tmpdir(), "steward-fleet-git-"));
+    try {
+      gitSync(repo, "init", "-q");
+      await writeFile(join(repo, "fleet.yaml"), "version: 1\nnodes: {}\n");
+      gitSync(repo, "add", ".");
+      gitSync(repo, "commit", "-q", "-m", "first fleet");
+      await writeFile(join(repo, "fleet.yaml"), "version: 1\nnodes: {}\n# MODE=very-private-env-value\n");
+      await writeFile(join(repo, "README.md"), "x\n");
+      gitSync(repo, "add", ".");
+      gitSync(repo, "commit", "-q", "-m", "api: raise the db pool");
+      ollama.script({ toolCalls: [{ name: "fleet_git_log", arguments: { path: "fleet.yaml", limit: 5 } }] }, { toolCalls: [{ name: "fleet_git_log", arguments: { path: "../etc/passwd" } }] }, answer([]));
+      const { url } = await start({ FLEET_SPEC: join(repo, "fleet.yaml") });
+      await post(url, envelope("t-git"));
+      const d = await done(url, "t-git");
+      const [log] = toolMessages(ollama.chats()[1]);
+      expect(log?.content).toMatch(/[0-9a-f]{7,} \S+ Steward Test: api: raise the db pool\n\nM\tfleet\.yaml/);
+      expect(log?.content).toContain("first fleet");
+      expect(log?.content).not.toContain("README.md");
+      expect(log?.content).not.toContain("very-private-env-value");
+      // A path outside the repo is not a valid argument: shown back as unusable, nothing ran.
+      expect(steps(d, "tool").filter((x) => x.startsWith("fleet_git_log"))).toHaveLength(1);
+      expect(steps(d, "error")[0]).toMatch(/tool call fleet_git_log: the arguments of fleet_git_log are invalid: path: must be a relative path inside the repo/);
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
   });
 });
