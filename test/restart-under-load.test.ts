@@ -114,8 +114,8 @@ beforeAll(async () => {
   const observer = launch("observer", { ...common, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0", SNAPSHOT_DEBOUNCE_MS: "20" });
   const agent = launch("node-agent", { ...common, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", HEARTBEAT_MS: "500", STATE_DIR: join(dir, "agent") });
   const supervisor = launch("supervisor", { ...withDb, FLEET_SPEC: fleet, METRICS_PORT: "0", RECHECK_MS: "500" });
-  const executor = launch("executor", { ...withDb, API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
-  const planner = launch("planner", { ...withDb, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "2", POLL_MS: "200" });
+  const executor = launch("executor", { ...withDb, API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", METRICS_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
+  const planner = launch("planner", { ...withDb, API_TOKEN: TOKEN, HTTP_PORT: "0", METRICS_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "2", POLL_MS: "200" });
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 60_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}`);
   // The alerter pushes pending actions to ntfy with Approve/Reject buttons that call the executor with a signed token.
@@ -124,8 +124,12 @@ beforeAll(async () => {
   metricsOf["observer"] = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}/metrics`);
   metricsOf["node-agent"] = await waitFor("node-agent metrics", () => /"url":"(http:[^"]+)"[^\n]*"serving metrics"/.exec(agent.output)?.[1], 60_000, 20);
   metricsOf["supervisor"] = await waitFor("supervisor metrics", () => /"metrics":"(http:[^"]+)"[^\n]*"supervisor running"/.exec(supervisor.output)?.[1], 60_000, 20);
-  metricsOf["executor"] = `${executorUrl}/metrics`;
+  // The executor and the planner serve /metrics on a listener of their own, not on their API port.
+  metricsOf["executor"] = await waitFor("executor metrics", () => /\(metrics on (http:\/\/\S+)\)/.exec(executor.output)?.[1], 60_000, 20);
+  metricsOf["planner"] = await waitFor("planner metrics", () => /"metrics":"(http:[^"]+)"[^\n]*"planner running"/.exec(planner.output)?.[1], 60_000, 20);
   metricsOf["alerter"] = `${alerterUrl}/metrics`;
+  // The API ports serve no /metrics (issue 13): only the metrics listeners do.
+  for (const api of [executorUrl, plannerUrl]) expect((await fetch(`${api}/metrics`)).status, api).toBe(404);
 }, 120_000);
 
 afterAll(async () => {
@@ -185,7 +189,7 @@ describe("restarts under load", () => {
     // The goal is 10 s; a busy 2-core machine gets a margin (a task left to its 5-minute lease would be far past it).
     expect(resumedMs).toBeLessThan(30_000);
     // Each task finished once: 6 from before the restart and 1 after it, no completion counted twice.
-    expect(await counter(`${plannerUrl}/metrics`, "steward_planner_tasks_total", 'state="succeeded"')).toBe(7);
+    expect(await counter(metricsOf["planner"]!, "steward_planner_tasks_total", 'state="succeeded"')).toBe(7);
     // Every service's own loop runs again, and the planner's checkpointer pool lost its idle connections without dying.
     await everyServiceWorks();
     expect(procs.find((p) => p.name === "planner")?.output).toMatch(/checkpointer lost a database connection/);

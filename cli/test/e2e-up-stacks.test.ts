@@ -46,6 +46,7 @@ interface StackFileJson {
   stack_id: string;
   token: string;
   processes: Record<string, number>;
+  metrics: Record<string, string>;
 }
 const stackFile = async (home: string) => JSON.parse(await readFile(join(home, "stack.json"), "utf8")) as StackFileJson;
 
@@ -137,6 +138,13 @@ describe("two stacks at once", () => {
       }
       const status = runSteward<{ world: unknown }>(u.home, ["status", "--json"]);
       expect(status.code, status.stderr).toBe(0);
+      // The executor's and the planner's metrics are on listeners of their own; their API ports serve none.
+      for (const [svc, api] of [["executor", s.api_url], ["planner", s.planner_url!]] as const) {
+        const metrics = s.metrics[svc]!;
+        expect(new URL(metrics).port, svc).not.toBe(new URL(api).port);
+        expect(await (await fetch(metrics)).text(), svc).toContain(`steward_${svc}_`);
+        expect((await fetch(`${api}/metrics`)).status, svc).toBe(404);
+      }
     }
   });
 

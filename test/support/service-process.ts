@@ -14,8 +14,9 @@ export interface ServiceProcess {
 
 export type ServiceName = "observer" | "supervisor" | "executor" | "planner" | "alerter" | "node-agent";
 
+/** Every service gets a free metrics port unless the test pins one (a default port would clash between test files). */
 export function spawnService(name: ServiceName, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [join(ROOT, "services", name, "dist", "main.js")], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [join(ROOT, "services", name, "dist", "main.js")], { env: { ...process.env, LOG_LEVEL: "info", METRICS_PORT: "0", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const p: ServiceProcess = { name, child, output: "" };
   child.stdout?.on("data", (d: Buffer) => (p.output += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (p.output += d.toString()));

@@ -42,10 +42,10 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
     case "observer":
       return { ...nats, SNAPSHOT_PATH: join(w.dir, "world.json"), ...metrics };
     case "planner":
-      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1" };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1", ...metrics };
     case "executor":
       // The executor reads the spec for deploy rollouts and shows the planner's tasks in the console.
-      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {}) };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...metrics, ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {}) };
     case "supervisor":
       return { ...nats, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
     case "alerter":
@@ -59,9 +59,15 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
   }
 }
 
-/** The setting that fixes the port a service binds (the API's for the executor and planner, else metrics): a restart asks for the one it had. */
-export function pinnedPort(svc: UpService, port: number): Record<string, string> {
-  return svc === "executor" || svc === "planner" ? { HTTP_PORT: String(port) } : { METRICS_PORT: String(port) };
+/** The services with an API port besides their metrics listener: `up` waits for the API's, and pins both. */
+export const hasApiPort = (svc: UpService): boolean => svc === "executor" || svc === "planner";
+
+/**
+ * The settings that fix the ports a service binds (the API's and the metrics listener's for the executor and the
+ * planner, else the metrics one): a restart asks for the ones it had.
+ */
+export function pinnedPort(svc: UpService, port: number, metricsPort?: number): Record<string, string> {
+  return hasApiPort(svc) ? { HTTP_PORT: String(port), ...(metricsPort !== undefined ? { METRICS_PORT: String(metricsPort) } : {}) } : { METRICS_PORT: String(port) };
 }
 
 /** The operator's STATE_DIR (absolute), when set: node-agent state then outlives the stack. */

@@ -12,7 +12,7 @@ import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
 import { startLocalPostgres } from "./local-postgres.js";
 import { alerterRunning } from "./alerter-env.js";
 import { serviceEnv, type UpService } from "./settings.js";
-import { defaultsFor, operatorStateDir, pinnedPort, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
+import { defaultsFor, hasApiPort, operatorStateDir, pinnedPort, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
 
 const serviceMain = (pkg: string): string => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
 /** By package name, not by a path relative to this file: the bundled CLI runs this code from cli/dist/chunks/. */
@@ -185,22 +185,28 @@ export function createStack(o: StackOptions): Stack {
   };
 
   /** Spawns a service with an IPC channel, waits for the port it bound, then proves over HTTP that it is ours. */
-  const launch = async (name: string, pkg: string, svc: UpService, env: Record<string, string>): Promise<{ port: number; url: string }> => {
+  const launch = async (name: string, pkg: string, svc: UpService, env: Record<string, string>): Promise<{ port: number; url: string; metricsUrl: string }> => {
     const member: Member = { name, engine: false, proc: spawnService(name, pkg, env), stop: () => stopChild(member.proc) };
     register(member);
-    const ready = await waitReady(name, member.proc);
-    // Restarted on the same port: the stack file, the other services and the operator's bookmarks know this one.
-    const again = { ...env, ...pinnedPort(svc, ready.port) };
+    const api = hasApiPort(svc);
+    const ready = await waitReady(name, member.proc, api);
+    // Restarted on the same ports: the stack file, the other services and the operator's bookmarks know these.
+    const again = { ...env, ...pinnedPort(svc, ready.port, ready.metricsPort) };
     member.restart = async () => {
       member.proc = spawnService(name, pkg, again);
-      const r = await waitReady(name, member.proc);
+      const r = await waitReady(name, member.proc, api);
       if (r.port !== ready.port) throw new ServiceStartError(name, null, `${name} came back on port ${r.port}, not ${ready.port}`);
     };
-    return ready;
+    return { port: ready.port, url: ready.url, metricsUrl: `http://127.0.0.1:${ready.metricsPort ?? ready.port}/metrics` };
   };
 
-  const waitReady = async (name: string, proc: ChildProcess): Promise<{ port: number; url: string }> => {
+  /**
+   * Waits for the port a member reports. With `api` (the executor, the planner) that is its API listener's, and the
+   * metrics listener (reported first: their main serves metrics before the API) is recorded on the way.
+   */
+  const waitReady = async (name: string, proc: ChildProcess, api = false): Promise<{ port: number; url: string; metricsPort?: number | undefined }> => {
     const logFile = logOf(name);
+    let metricsPort: number | undefined;
     const port = await new Promise<number>((resolve, reject) => {
       const done = () => {
         proc.off("message", onMessage);
@@ -210,6 +216,10 @@ export function createStack(o: StackOptions): Stack {
       };
       const onMessage = (m: unknown) => {
         if (!isStackReport(m)) return;
+        if (api && m.role === "metrics") {
+          metricsPort = m.port;
+          return;
+        }
         done();
         resolve(m.port);
       };
@@ -238,7 +248,7 @@ export function createStack(o: StackOptions): Stack {
     });
     const id = res.headers.get(STACK_ID_HEADER);
     if (!res.ok || id !== o.stackId) throw new ServiceStartError(name, null, `${url}/healthz answered ${res.status} for stack ${id ?? "(none)"}, not this stack (${o.stackId})`);
-    return { port, url };
+    return { port, url, metricsPort };
   };
 
   const start = async (): Promise<RunningStack> => {
@@ -284,25 +294,25 @@ export function createStack(o: StackOptions): Stack {
     const metrics: Record<string, string> = {};
 
     const observer = await launch("observer", "observer", "observer", envOf("observer"));
-    metrics["observer"] = `${observer.url}/metrics`;
+    metrics["observer"] = observer.metricsUrl;
     if (plannerMainPath()) {
       // Before the executor and supervisor: they are given its URL.
       const planner = await launch("planner", "planner", "planner", envOf("planner"));
       w.plannerUrl = planner.url;
-      metrics["planner"] = `${planner.url}/metrics`;
+      metrics["planner"] = planner.metricsUrl;
       o.log(`planner ${planner.url} (${o.env["OLLAMA_URL"] ? `Ollama ${o.env["OLLAMA_URL"]}` : "no OLLAMA_URL"}${o.env["ANTHROPIC_API_KEY"] ? ", Claude" : ""}; without a model it answers with the rule-based diagnoser)`);
     } else {
       o.log("planner not built (services/planner/dist/main.js): running without task inbox and diagnosis");
     }
     const executor = await launch("executor", "executor", "executor", envOf("executor"));
     w.apiUrl = executor.url;
-    metrics["executor"] = `${executor.url}/metrics`;
+    metrics["executor"] = executor.metricsUrl;
     const supervisor = await launch("supervisor", "supervisor", "supervisor", envOf("supervisor"));
-    metrics["supervisor"] = `${supervisor.url}/metrics`;
+    metrics["supervisor"] = supervisor.metricsUrl;
     o.log(`observer, supervisor, executor running; API ${w.apiUrl}`);
 
     const alerter = await launch("alerter", "alerter", "alerter", envOf("alerter"));
-    metrics["alerter"] = `${alerter.url}/metrics`;
+    metrics["alerter"] = alerter.metricsUrl;
     o.log(alerterRunning(o.env));
 
     for (const node of o.nodes) {
@@ -310,7 +320,7 @@ export function createStack(o: StackOptions): Stack {
       const env = envOf("node-agent", { ...w, node });
       if (o.heartbeatMs !== undefined) env["HEARTBEAT_MS"] = String(o.heartbeatMs);
       const agent = await launch(name, "node-agent", "node-agent", env);
-      metrics[name] = `${agent.url}/metrics`;
+      metrics[name] = agent.metricsUrl;
     }
     o.log(`node-agents: ${o.nodes.join(", ")}`);
     return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, plannerToken: w.plannerToken, natsUrl, natsSeedFile: natsSeedFile?.("cli"), databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };

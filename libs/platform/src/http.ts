@@ -41,7 +41,7 @@ export function bearerMatches(header: string | undefined, token: string): boolea
   return timingSafeEqual(digest(given), digest(token)) && given.length > 0;
 }
 
-/** What every Steward JSON API is given besides its own stores: the registry /metrics serves, a logger for failed requests, the bearer token. */
+/** What every Steward JSON API is given besides its own stores: the registry (its /metrics listener serves it), a logger for failed requests, the bearer token. */
 export interface JsonApiDeps {
   registry: Registry;
   logger: Logger;
@@ -94,7 +94,7 @@ export interface HttpListener {
  * Every Steward HTTP listener binds the same way. Under `steward up` every answer carries the stack id and the bound
  * port is reported to `up` (see stack-member.ts).
  */
-export async function listenHttp(handler: RequestListener, port: number, host: string): Promise<HttpListener> {
+export async function listenHttp(handler: RequestListener, port: number, host: string, opts: { role?: "metrics" } = {}): Promise<HttpListener> {
   const id = stackId();
   const server = createServer(
     id === undefined
@@ -110,7 +110,7 @@ export async function listenHttp(handler: RequestListener, port: number, host: s
   });
   const addr = server.address();
   const bound = typeof addr === "object" && addr ? addr.port : port;
-  reportListening(bound);
+  reportListening(bound, opts.role);
   return {
     server,
     port: bound,

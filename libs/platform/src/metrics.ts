@@ -35,8 +35,20 @@ export function scrapeTimeGauge<L extends string>(
 }
 
 /**
- * Answers the two routes every Steward HTTP listener has without auth: GET /healthz and GET /metrics.
- * Returns the route it answered, or undefined when the request is for something else.
+ * Answers GET /healthz, which every Steward HTTP listener has without auth (the API ports too: the dead-man and
+ * container health checks poll it). Returns the route when it answered.
+ */
+export function answerHealth(path: string, res: ServerResponse): "/healthz" | undefined {
+  if (path !== "/healthz") return undefined;
+  res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+  return "/healthz";
+}
+
+/**
+ * Answers the two routes of a metrics listener, without auth: GET /healthz and GET /metrics. Only a listener of its
+ * own serves /metrics (`serveMetrics`, METRICS_PORT on METRICS_HOST, loopback by default): never an API port that
+ * faces operators, phones or the internet. Returns the route it answered, or undefined when the request is for
+ * something else.
  */
 export async function answerHealthOrMetrics(path: string, method: string, res: ServerResponse, registry: Registry): Promise<"/healthz" | "/metrics" | undefined> {
   if (path === "/healthz") {
@@ -55,7 +67,10 @@ export async function answerHealthOrMetrics(path: string, method: string, res: S
   return undefined;
 }
 
-/** Serves GET /metrics (Prometheus text) and GET /healthz. Port 0 picks a free port. */
+/**
+ * Serves GET /metrics (Prometheus text) and GET /healthz on a listener of its own. Port 0 picks a free port. Every
+ * service serves its metrics this way (the executor and the planner beside their API port, which does not serve them).
+ */
 export async function serveMetrics(registry: Registry, port: number, host = "127.0.0.1"): Promise<HttpListener> {
   return listenHttp(
     (req, res) => {
@@ -66,5 +81,6 @@ export async function serveMetrics(registry: Registry, port: number, host = "127
     },
     port,
     host,
+    { role: "metrics" },
   );
 }

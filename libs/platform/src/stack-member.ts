@@ -14,11 +14,13 @@ export const STACK_ID_ENV = "STEWARD_STACK_ID";
 export interface StackReport {
   steward: "listening";
   port: number;
+  /** `metrics`: the listener that serves only /metrics and /healthz (the executor and the planner have an API too). */
+  role?: "metrics";
 }
 
 export function isStackReport(m: unknown): m is StackReport {
   const r = m as Partial<StackReport> | null;
-  return typeof r === "object" && r !== null && r.steward === "listening" && typeof r.port === "number";
+  return typeof r === "object" && r !== null && r.steward === "listening" && typeof r.port === "number" && (r.role === undefined || r.role === "metrics");
 }
 
 /** A line a member asks `up` to print on its terminal (the alerter's console sink). */
@@ -42,9 +44,9 @@ export function stackId(env: NodeJS.ProcessEnv = process.env): string | undefine
 const member = (): boolean => stackId() !== undefined && typeof process.send === "function";
 
 /** Tells `up` which port a listener bound. No-op outside a stack. */
-export function reportListening(port: number): void {
+export function reportListening(port: number, role?: "metrics"): void {
   if (!member()) return;
-  const report: StackReport = { steward: "listening", port };
+  const report: StackReport = { steward: "listening", port, ...(role ? { role } : {}) };
   process.send?.(report);
 }
 

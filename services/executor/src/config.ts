@@ -25,6 +25,9 @@ const Env = z.object({
     .pipe(secretString(16).optional()),
   HTTP_PORT: port(7070),
   HTTP_HOST: z.string().min(1).default("127.0.0.1"),
+  /** /metrics has a listener of its own: the API port (phones, the console, maybe the internet) does not serve it. */
+  METRICS_PORT: port(9468),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   EXECUTOR_ID: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'")
@@ -76,6 +79,8 @@ export interface ExecutorConfig {
   alerterToken: string | undefined;
   httpPort: number;
   httpHost: string;
+  metricsPort: number;
+  metricsHost: string;
   executorId: string;
   pollMs: number;
   leaseMs: number;
@@ -104,6 +109,8 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     alerterToken: e.ALERTER_TOKEN,
     httpPort: e.HTTP_PORT,
     httpHost: e.HTTP_HOST,
+    metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     executorId: e.EXECUTOR_ID ?? `executor-${hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40)}-${process.pid}`,
     pollMs: e.POLL_MS,
     leaseMs: e.LEASE_MS,

@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { ActionState } from "@steward/contracts/action";
 import { ApproveRequest, CreateCredentialRequest, MAX_ACTION_LIST_LIMIT, RejectRequest, ReleaseHoldRequest, type ActionListReply, type CreatedCredentialReply, type CredentialListReply, type DecisionReply, type RevokedCredentialReply, type HoldListReply, type HoldReply } from "@steward/contracts/executor-api";
 import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
-import { answerHealthOrMetrics } from "@steward/platform/metrics";
+import { answerHealth } from "@steward/platform/metrics";
 import type { ActionsRepository, MoveResult } from "@steward/actions/repository";
 import type { ExecutorMetrics } from "./metrics.js";
 import type { ApprovalRoutes } from "./http-approvals.js";
@@ -130,13 +130,14 @@ export async function authorize(req: IncomingMessage, res: ServerResponse, crede
   return undefined;
 }
 
-/** The executor's HTTP API: /api/* needs a credential whose role allows the route; /healthz and /metrics do not. */
+/** The executor's HTTP API: /api/* needs a credential whose role allows the route; /healthz does not (/metrics is on the metrics listener). */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { store, world, registry, logger, metrics } = deps;
+  const { store, world, logger, metrics } = deps;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
     const { url, path, method } = requestTarget(req);
-    const ops = await answerHealthOrMetrics(path, method, res, registry);
+    // /metrics is served by a listener of its own (METRICS_PORT), never here.
+    const ops = answerHealth(path, res);
     if (ops) return { route: ops, status: res.statusCode };
     if (deps.approvals && path.startsWith("/approvals/")) return deps.approvals(req, res, path, method);
     if (deps.console && (path === "/console" || path.startsWith("/console/"))) return deps.console.handle(req, res, path);

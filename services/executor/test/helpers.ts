@@ -6,7 +6,7 @@ import { newCommandKeyPair, type CommandVerifyKey } from "@steward/contracts/com
 import { putWorldSnapshot } from "@steward/world/testing";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
@@ -77,9 +77,11 @@ export function testConfig(env: Env, over: Record<string, string> = {}): Executo
 }
 
 /** Each executor gets its own postgres pool, as two processes would. */
-export async function startExecutor(env: Env, over: Record<string, string> = {}): Promise<{ executor: Executor; url: string; sql: Sql }> {
+export async function startExecutor(env: Env, over: Record<string, string> = {}): Promise<{ executor: Executor; url: string; sql: Sql; registry: Registry }> {
   const sql = connectDb(env.db.url, { max: 4 });
-  const executor = createExecutor({ config: testConfig(env, over), nc: env.nc, sql, logger: silentLogger(), registry: createRegistry("executor", false) });
+  // The factory serves no /metrics (main.ts serves them on their own listener): tests read the registry.
+  const registry = createRegistry("executor", false);
+  const executor = createExecutor({ config: testConfig(env, over), nc: env.nc, sql, logger: silentLogger(), registry });
   const { url } = await executor.start();
   const stop = executor.stop.bind(executor);
   const wrapped: Executor = {
@@ -92,7 +94,7 @@ export async function startExecutor(env: Env, over: Record<string, string> = {})
     },
   };
   env.executors.push(wrapped);
-  return { executor: wrapped, url, sql };
+  return { executor: wrapped, url, sql, registry };
 }
 
 export interface NewAction {

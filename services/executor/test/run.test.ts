@@ -44,7 +44,7 @@ describe("executing approved actions", () => {
     const id = await insertAction(env.sql, { node: "node-ok", service: "web", kind: "restart", traceparent });
     // A pre-command snapshot already says running+healthy: it must not count as verification.
     await putWorld(env.kv, snapshot({ "node-ok": [service("web", { since: "2020-01-01T00:00:00.000Z", updated_at: "2020-01-01T00:00:00.000Z" })] }));
-    const { executor, url } = await startExecutor(env, { EXECUTOR_ID: "exec-a" });
+    const { executor, url, registry } = await startExecutor(env, { EXECUTOR_ID: "exec-a" });
     try {
       const approved = await api(url, `/api/actions/${id}/approve`, { method: "POST", body: { actor: "alice", channel: "cli" } });
       expect(approved.status).toBe(200);
@@ -75,7 +75,7 @@ describe("executing approved actions", () => {
       expect(cmd?.parentSpanContext?.spanId).toBe(run?.spanContext().spanId);
       expect(got.traceparent).toBe(`00-0af7651916cd43dd8448eb211c80319c-${cmd?.spanContext().spanId}-01`);
 
-      const metrics = await api(url, "/metrics", { token: null });
+      const metrics = { body: await registry.metrics() };
       expect(metricValue(String(metrics.body), "steward_executor_actions_total", ['kind="restart"', 'result="succeeded"'])).toBe(1);
       expect(metricValue(String(metrics.body), "steward_executor_command_seconds_count", ['kind="restart"', 'outcome="ok"'])).toBe(1);
     } finally {
@@ -108,12 +108,12 @@ describe("executing approved actions", () => {
     const refused = await insertAction(env.sql, { node: "node-refuses", service: "ghost", state: "approved" });
     const invalid = await insertAction(env.sql, { node: "node-garbage", service: "web", state: "approved" });
     const nobody = await insertAction(env.sql, { node: "node-absent", service: "web", state: "approved" });
-    const { executor, url } = await startExecutor(env);
+    const { executor, registry } = await startExecutor(env);
     try {
       expect(await terminal(refused)).toMatchObject({ state: "failed", result: "the node-agent refused the command: unknown_service: no service 'ghost' here" });
       expect((await terminal(invalid)).result).toMatch(/^the node-agent sent an invalid reply/);
       expect((await terminal(nobody)).result).toMatch(/no responders/);
-      expect(metricValue(String((await api(url, "/metrics", { token: null })).body), "steward_executor_invalid_replies_total", [])).toBe(1);
+      expect(metricValue(await registry.metrics(), "steward_executor_invalid_replies_total", [])).toBe(1);
     } finally {
       refusing.stop();
       garbage.stop();
@@ -148,12 +148,12 @@ describe("executing approved actions", () => {
     // The dead executor: claims, then never sends, renews or finishes.
     const claimed = await createActionStore(env.sql).claimNext("dead-executor", 200);
     expect(claimed?.id).toBe(id);
-    const { executor, url } = await startExecutor(env, { EXECUTOR_ID: "survivor" });
+    const { executor, registry } = await startExecutor(env, { EXECUTOR_ID: "survivor" });
     try {
       const done = await terminal(id);
       expect(done).toMatchObject({ state: "failed_unknown", result: LOST_EXECUTOR_DETAIL });
       // Two more claim polls: the survivor had its chance to pick the action up again.
-      await waitForTicks("claim polls", () => metricAt(`${url}/metrics`, "steward_executor_claim_polls_total"));
+      await waitForTicks("claim polls", () => metricAt(registry, "steward_executor_claim_polls_total"));
       expect(await stateOf(env.sql, id)).toBe("failed_unknown");
       expect(agent.received).toHaveLength(0);
       const audit = await auditOf(id);

@@ -32,6 +32,9 @@ const Env = z.object({
   API_TOKEN: secretString(16),
   HTTP_PORT: port(7071),
   HTTP_HOST: z.string().min(1).default("127.0.0.1"),
+  /** /metrics has a listener of its own: the API port does not serve it. */
+  METRICS_PORT: port(9469),
+  METRICS_HOST: z.string().min(1).default("127.0.0.1"),
   FLEET_SPEC: z.string({ error: "is required (path to fleet.yaml)" }).min(1, "is required (path to fleet.yaml)"),
   PLANNER_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '.', '_' or '-'").optional(),
   OLLAMA_URL: z.string().url().default("http://127.0.0.1:11434"),
@@ -145,6 +148,8 @@ export interface PlannerConfig {
   apiToken: string;
   httpPort: number;
   httpHost: string;
+  metricsPort: number;
+  metricsHost: string;
   fleetSpecPath: string;
   plannerId: string;
   ollama: { url: string; timeoutMs: number; healthTimeoutMs: number; circuitMs: number };
@@ -243,6 +248,8 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
     apiToken: e.API_TOKEN,
     httpPort: e.HTTP_PORT,
     httpHost: e.HTTP_HOST,
+    metricsPort: e.METRICS_PORT,
+    metricsHost: e.METRICS_HOST,
     fleetSpecPath: e.FLEET_SPEC,
     plannerId: e.PLANNER_ID ?? `planner-${hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 40)}-${process.pid}`,
     ollama: { url: e.OLLAMA_URL, timeoutMs: e.OLLAMA_TIMEOUT_MS, healthTimeoutMs: e.OLLAMA_HEALTH_TIMEOUT_MS, circuitMs: e.OLLAMA_CIRCUIT_MS },

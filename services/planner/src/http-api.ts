@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
 import { hasUnstorableChars } from "@steward/contracts/limits";
 import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
-import { answerHealthOrMetrics } from "@steward/platform/metrics";
+import { answerHealth } from "@steward/platform/metrics";
 import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
 import { MAX_TASK_LIST_LIMIT, type InboxReply, type TaskListReply } from "@steward/contracts/planner-api";
 import type { CostLedger } from "./cost-ledger.js";
@@ -38,9 +38,9 @@ function readBody(req: IncomingMessage): Promise<string> {
   return readBodyText(req, MAX_BODY_BYTES);
 }
 
-/** The planner's HTTP API: /inbox, /tasks, /cost need the bearer token; /healthz and /metrics do not. */
+/** The planner's HTTP API: /inbox, /tasks, /cost need the bearer token; /healthz does not (/metrics is on the metrics listener). */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { store, ledger, registry, metrics, logger } = deps;
+  const { store, ledger, metrics, logger } = deps;
 
   async function inbox(req: IncomingMessage, res: ServerResponse): Promise<number> {
     const text = await readBody(req);
@@ -76,7 +76,8 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<{ route: string; status: number }> {
     const { url, path, method } = requestTarget(req);
-    const ops = await answerHealthOrMetrics(path, method, res, registry);
+    // /metrics is served by a listener of its own (METRICS_PORT), never here.
+    const ops = answerHealth(path, res);
     if (ops) return { route: ops, status: res.statusCode };
     const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost" || path === "/incidents" || path.startsWith("/incidents/");
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { connectDb } from "@steward/platform/db";
 import { connectNats } from "@steward/platform/bus";
-import { createRegistry } from "@steward/platform/metrics";
+import { createRegistry, serveMetrics } from "@steward/platform/metrics";
 import { initTracing } from "@steward/platform/tracing";
 import { redactUrl } from "@steward/platform/config";
 import { runService } from "@steward/platform/service-main";
@@ -17,8 +17,11 @@ runService("planner", async ({ logger, onStop }) => {
   onStop("nats", () => nc.drain());
   const sql = connectDb(config.databaseUrl, { max: Math.max(5, config.workers * 2 + 2) });
   onStop("database", () => sql.end({ timeout: 5 }));
+  // Metrics first, on their own listener (loopback by default): the API port never serves them.
+  const served = await serveMetrics(registry, config.metricsPort, config.metricsHost);
+  onStop("metrics", () => served.close());
   const planner = createPlanner({ config, sql, nc, logger, registry });
   onStop("planner", () => planner.stop());
   const { port } = await planner.start();
-  logger.info({ nats: redactUrl(config.natsUrl), api: `http://${config.httpHost}:${port}`, ollama: redactUrl(config.ollama.url) }, "planner running");
+  logger.info({ nats: redactUrl(config.natsUrl), api: `http://${config.httpHost}:${port}`, metrics: `http://${config.metricsHost}:${served.port}/metrics`, ollama: redactUrl(config.ollama.url) }, "planner running");
 });

@@ -8,7 +8,7 @@ import type { Snapshot } from "@steward/contracts/world-state";
 import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { silentLogger } from "@steward/platform/logger";
-import { createRegistry } from "@steward/platform/metrics";
+import { createRegistry, type Registry } from "@steward/platform/metrics";
 import { initTracing } from "@steward/platform/tracing";
 import { createTestDatabase, startFakeAnthropic, startFakeOllama, waitFor, type FakeAnthropic, type FakeOllama, type TestDatabase } from "@steward/testkit";
 import { loadConfig, type PlannerConfig } from "../src/config.js";
@@ -158,21 +158,24 @@ export function config(env: Record<string, string> = {}): PlannerConfig {
 export interface Started {
   planner: Planner;
   url: string;
+  /** The factory serves no /metrics (main.ts serves them on their own listener): tests read the registry. */
+  registry: Registry;
 }
 
 export async function start(env: Record<string, string> = {}, opts: { sources?: EvidenceSources; checkpointer?: MemorySaver; clock?: () => Date } = {}): Promise<Started> {
+  const registry = createRegistry("planner-test", false);
   const planner = createPlanner({
     config: config(env),
     sql: live.sql,
     logger: silentLogger(),
-    registry: createRegistry("planner-test", false),
+    registry,
     sources: opts.sources ?? makeSources(),
     ...(opts.checkpointer ? { checkpointer: opts.checkpointer } : {}),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   planners.push(planner);
   const { port } = await planner.start();
-  return { planner, url: `http://127.0.0.1:${port}` };
+  return { planner, url: `http://127.0.0.1:${port}`, registry };
 }
 
 export interface Reply {

@@ -20,7 +20,7 @@ describe("diagnosis", () => {
         { kind: "stop", node: "node9", service: "api", reason: "?" },
       ]),
     );
-    const { url } = await start();
+    const { url, registry } = await start();
     expect((await post(url, envelope("t-local"), { traceparent: TP })).status).toBe(202);
     const d = await done(url, "t-local");
     expect(d.task).toMatchObject({ state: "succeeded", agent: "diagnostician", model_groups: ["default"], cost_usd: 0 });
@@ -48,7 +48,7 @@ describe("diagnosis", () => {
     expect((ollama.chats()[0]?.["tools"] as { function: { name: string } }[]).map((t) => t.function.name)).toEqual(["report_diagnosis", "service_logs", "service_events", "recent_actions", "service_spec", "host_metrics", "deploy_checkout", "fleet_git_log", "past_incidents"]);
     expect(anthropic.requests).toHaveLength(0);
     expect(d.task.answer).toContain("Proposed actions");
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/steward_planner_overhead_seconds_count\{[^}]*\} 1/);
+    expect(await registry.metrics()).toMatch(/steward_planner_overhead_seconds_count\{[^}]*\} 1/);
   });
 
   it("escalates a context overflow to Claude and records the cost", async () => {

@@ -11,7 +11,7 @@ beforeAll(() => ({ ollama } = live));
 
 describe("inbox", () => {
   it("authenticates, answers 422 naming each invalid field, and counts rejections", async () => {
-    const { url } = await start({ WORKERS: "0" });
+    const { url, registry } = await start({ WORKERS: "0" });
     expect((await post(url, envelope("t1"), { authorization: "Bearer wrong" })).status).toBe(401);
     const cases: [Record<string, unknown>, string][] = [
       [{ task_id: " " }, "task_id"],
@@ -26,7 +26,7 @@ describe("inbox", () => {
       expect(r.status, field).toBe(422);
       expect(r.json.error).toMatchObject({ code: "invalid", field });
     }
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await registry.metrics();
     expect(metrics).toMatch(/steward_planner_inbox_rejected_total\{reason="blank_task_id".*\} 1/);
     expect(metrics).toMatch(/steward_planner_inbox_rejected_total\{reason="unauthorized".*\} 1/);
     expect((await get(url, "/tasks")).json.tasks).toEqual([]);
