@@ -18,13 +18,16 @@ let sql: FuzzStack["sql"], executorUrl: FuzzStack["executorUrl"], plannerUrl: Fu
 beforeAll(() => ({ sql, executorUrl, plannerUrl, alerterUrl, tg } = stack));
 
 describe("fuzzing the HTTP APIs (seed " + String(SEED) + ")", () => {
-  it("planner: /inbox, /tasks, /tasks/:id, /cost", async () => {
+  it("planner: /inbox, /tasks, /tasks/:id, /cost, /incidents", async () => {
     const validEnvelope = { task_id: "t", content: "why is web down?", source: "cli", user: "alice" };
     const routes = fc.oneof(
       { weight: 5, arbitrary: fc.constant("/inbox") },
       { weight: 1, arbitrary: fc.constantFrom("/tasks", "/cost", "/inbox/", "//inbox", "/") },
       { weight: 1, arbitrary: fc.tuple(nastyString, segment).map(([k, v]) => `/tasks?limit=${encodeURIComponent(wellFormed(k))}&conversation_id=${v}`) },
       { weight: 1, arbitrary: segment.map((s) => `/tasks/${s}`) },
+      { weight: 1, arbitrary: fc.tuple(nastyString, segment).map(([k, v]) => `/incidents?limit=${encodeURIComponent(wellFormed(k))}&state=${v}`) },
+      { weight: 1, arbitrary: fc.tuple(segment, fc.constantFrom("", "/postmortem", "/postmortem/", "/x")).map(([s, tail]) => `/incidents/${s}${tail}`) },
+      { weight: 1, arbitrary: fc.constantFrom("/incidents", "/incidents/", "/incidents/recurrences", "/incidents/1", "/incidents/%231/postmortem", "/incidents/9007199254740993") },
     );
     const bodies = fc.oneof({ weight: 3, arbitrary: mutated(validEnvelope) }, { weight: 1, arbitrary: rawBody });
     await fc.assert(
