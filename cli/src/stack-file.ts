@@ -17,6 +17,8 @@ export const StackFile = z.object({
   nats_url: z.string(),
   /** The CLI's NATS seed file (mode 0600) for its direct world reads; absent when the stack's NATS is open. */
   nats_seed_file: z.string().optional(),
+  /** The CA of the stack's NATS TLS certificate; absent when its NATS runs without TLS. */
+  nats_ca_file: z.string().optional(),
   database_url: z.string(),
   fleet_spec: z.string(),
   dir: z.string(),

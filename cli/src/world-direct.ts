@@ -6,7 +6,7 @@
 import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { connectNats, openWorldBucket, type KV } from "@steward/platform/bus";
-import { natsAuthFromEnv, type NatsAuth } from "@steward/platform/nats-auth";
+import { natsAuthFromEnv, natsCaFileFromEnv, type NatsAuth } from "@steward/platform/nats-auth";
 import { redactUrl } from "@steward/platform/redact";
 import { ApiError, type ApiUnreachable } from "@steward/platform/http-client";
 import { readDrift } from "@steward/world/drift-store";
@@ -20,11 +20,15 @@ const READ_TIMEOUT_MS = 10_000;
  * Where the world store is and who reads it: STEWARD_NATS_URL with the CLI's seed from NATS_NKEY_SEED_FILE /
  * NATS_NKEY_SEED, else the stack file `steward up` wrote (its URL and the CLI's seed file).
  */
-export async function worldStore(env: NodeJS.ProcessEnv): Promise<{ url: string; auth: NatsAuth | undefined } | undefined> {
-  if (env["STEWARD_NATS_URL"]) return { url: env["STEWARD_NATS_URL"], auth: natsAuthFromEnv(env) };
+export async function worldStore(env: NodeJS.ProcessEnv): Promise<{ url: string; auth: NatsAuth | undefined; caFile: string | undefined } | undefined> {
+  if (env["STEWARD_NATS_URL"]) return { url: env["STEWARD_NATS_URL"], auth: natsAuthFromEnv(env), caFile: natsCaFileFromEnv(env) };
   const stack = await readStackFile(env);
   if (!stack) return undefined;
-  return { url: stack.nats_url, auth: stack.nats_seed_file ? natsAuthFromEnv({ NATS_NKEY_SEED_FILE: stack.nats_seed_file }) : undefined };
+  return {
+    url: stack.nats_url,
+    auth: stack.nats_seed_file ? natsAuthFromEnv({ NATS_NKEY_SEED_FILE: stack.nats_seed_file }) : undefined,
+    caFile: stack.nats_ca_file ? natsCaFileFromEnv({ NATS_CA_FILE: stack.nats_ca_file }) : undefined,
+  };
 }
 
 /** What the operator is told (on stderr, so `--json` stays one document) when the answer came from the store. */
@@ -36,7 +40,7 @@ async function withWorldStore<T>(env: NodeJS.ProcessEnv, unreachable: ApiUnreach
   const both = (why: string) => new ApiError(0, "unreachable", `${unreachable.message}; and the world store ${why}`);
   if (!store) throw both("is not configured either (set STEWARD_NATS_URL, or run `steward up`)");
   const url = redactUrl(store.url);
-  const nc = await connectNats(store.url, "steward-cli", { timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0, reconnect: false }, store.auth ?? null).catch((err: unknown) => {
+  const nc = await connectNats(store.url, "steward-cli", { timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0, reconnect: false, ...(store.caFile ? { tls: { caFile: store.caFile } } : {}) }, store.auth ?? null).catch((err: unknown) => {
     throw both(`at ${url} cannot be reached either (${(err as Error).message})`);
   });
   try {

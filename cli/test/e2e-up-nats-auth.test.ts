@@ -1,6 +1,6 @@
 /**
- * `steward up` runs its nats-server with auth on (issue 13): every service and node-agent is its own nkey user with
- * the generated permissions. The demo fleet works end to end (heartbeats, drift, an approved start on a node), the
+ * `steward up` runs its nats-server with auth and TLS on (issue 13): every service and node-agent is its own nkey
+ * user with the generated permissions, over TLS checked against the stack's own CA. The demo fleet works end to end (heartbeats, drift, an approved start on a node), the
  * server refuses a client without credentials, the seeds are 0600, and the server logs no permission violation.
  */
 import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Action } from "@steward/contracts/action";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { connectNats } from "@steward/platform/bus";
+import { natsAuthFromEnv } from "@steward/platform/nats-auth";
 import { ApiUnreachable } from "@steward/platform/http-client";
 import { waitFor } from "@steward/testkit";
 import { StackFile } from "../src/stack-file.js";
@@ -46,10 +47,21 @@ describe("steward up: NATS with auth on", () => {
     expect(up!.output()).not.toMatch(/\bSU[A-Z2-7]{50,}/);
   });
 
-  it("refuses a client without credentials", async () => {
+  it("requires TLS with the stack's own CA, and refuses a client without credentials", async () => {
     const stack = StackFile.parse(JSON.parse(await readFile(join(home, "stack.json"), "utf8")));
-    await expect(connectNats(stack.nats_url, "anonymous", { reconnect: false, maxReconnectAttempts: 0, timeout: 5000 }, null)).rejects.toThrow(/authorization/i);
     expect(stack.nats_seed_file).toMatch(/cli\.nk$/);
+    expect(stack.nats_url).toMatch(/^tls:\/\/127\.0\.0\.1:\d+$/);
+    const opts = { reconnect: false, maxReconnectAttempts: 0, timeout: 5000 };
+    const tls = { tls: { caFile: stack.nats_ca_file! } };
+    const cli = natsAuthFromEnv({ NATS_NKEY_SEED_FILE: stack.nats_seed_file! })!;
+    // The right seed, but the server's certificate is not trusted without the stack's CA.
+    await expect(connectNats(stack.nats_url, "no-ca", { ...opts, tls: {} }, cli)).rejects.toThrow(/certificate|self[- ]signed|tls/i);
+    await expect(connectNats(stack.nats_url, "anonymous", { ...opts, ...tls }, null)).rejects.toThrow(/authorization/i);
+    const nc = await connectNats(stack.nats_url, "cli-with-ca", { ...opts, ...tls }, cli);
+    expect(nc.info?.tls_required).toBe(true);
+    await nc.close();
+    expect((await stat(join(dir, "nats", "tls", "server.key"))).mode & 0o777).toBe(0o600);
+    await expect(stat(join(dir, "nats", "tls", "ca.key"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
   it("the demo fleet works: both nodes report, a declared-never-started service is started on approval", async () => {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { STACK_ID_ENV } from "@steward/platform/stack-member";
+import { natsTlsConfig, type LocalTls } from "./local-tls.js";
 
 export interface LocalNats {
   url: string;
@@ -18,21 +19,22 @@ export function natsUrlFromPortsFile(text: string): string | undefined {
   }
 }
 
-/** The server config `up` runs its nats-server with: the generated authorization include, nothing else (flags set the rest). */
-export const localNatsConfig = (authorizationFile: string): string => `# Written by steward up: every client is an nkey user (authorization below).\ninclude ${JSON.stringify(authorizationFile)}\n`;
+/** The server config `up` runs its nats-server with: the generated authorization include and TLS (flags set the rest). */
+export const localNatsConfig = (authorizationFile: string, tls?: LocalTls): string =>
+  `# Written by steward up: every client is an nkey user (authorization below)${tls ? " and speaks TLS" : ""}.\ninclude ${JSON.stringify(authorizationFile)}\n${tls ? natsTlsConfig(tls) : ""}`;
 
 /**
  * A nats-server with JetStream on a port it picks itself (`-p -1`): it reports the port in a ports file, so there is
  * no gap between choosing a port and binding it. In its own process group, so the terminal's Ctrl-C reaches only
  * `steward up`, which stops the engines last. With `authorizationFile` (relative to `dir`), only its users get in.
  */
-export async function startLocalNats(dir: string, logFile: string, stackId: string, o: { authorizationFile?: string; timeoutMs?: number } = {}): Promise<LocalNats> {
+export async function startLocalNats(dir: string, logFile: string, stackId: string, o: { authorizationFile?: string; tls?: LocalTls | undefined; timeoutMs?: number } = {}): Promise<LocalNats> {
   const timeoutMs = o.timeoutMs ?? 30_000;
   const store = join(dir, "store");
   mkdirSync(store, { recursive: true });
   const config: string[] = [];
   if (o.authorizationFile) {
-    writeFileSync(join(dir, "nats-server.conf"), localNatsConfig(o.authorizationFile), { mode: 0o644 });
+    writeFileSync(join(dir, "nats-server.conf"), localNatsConfig(o.authorizationFile, o.tls), { mode: 0o644 });
     config.push("-c", join(dir, "nats-server.conf"));
   }
   const fd = openSync(logFile, "a");

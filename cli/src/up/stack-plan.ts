@@ -31,11 +31,17 @@ export interface Wires {
   stateDir?: string | undefined;
   /** Each NATS identity's seed file by identity name (`node.<name>`, `observer`, ...); undefined on an open NATS. */
   natsSeedFile?: ((identity: string) => string) | undefined;
+  /** The CA of the NATS server's TLS certificate; undefined without TLS. */
+  natsCaFile?: string | undefined;
 }
 
 /** The settings `up` owns for each service (see WIRING in settings.ts); everything else comes from the environment. */
 export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
-  const nats = { NATS_URL: w.natsUrl, ...(w.natsSeedFile ? { NATS_NKEY_SEED_FILE: w.natsSeedFile(svc === "node-agent" ? `node.${w.node ?? "node"}` : svc) } : {}) };
+  const nats = {
+    NATS_URL: w.natsUrl,
+    ...(w.natsSeedFile ? { NATS_NKEY_SEED_FILE: w.natsSeedFile(svc === "node-agent" ? `node.${w.node ?? "node"}` : svc) } : {}),
+    ...(w.natsCaFile ? { NATS_CA_FILE: w.natsCaFile } : {}),
+  };
   const planner: Record<string, string> = w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {};
   const metrics = { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1" };
   switch (svc) {

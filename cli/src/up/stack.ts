@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { isStackReport, isStackSays, STACK_ID_HEADER } from "@steward/platform/stack-member";
 import { freeLoopbackPort } from "./free-port.js";
 import { startLocalNats } from "./local-nats.js";
+import { makeLocalTls } from "./local-tls.js";
 import { seedFileOf, writeNatsKeys } from "../nats-keys.js";
 import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
 import { startLocalPostgres } from "./local-postgres.js";
@@ -100,6 +101,8 @@ export interface RunningStack {
   natsUrl: string;
   /** The CLI's own NATS seed file (its world reads), when `up` runs its NATS with auth. */
   natsSeedFile: string | undefined;
+  /** The CA of the stack's NATS TLS certificate, when `up` runs its NATS with TLS. */
+  natsCaFile: string | undefined;
   databaseUrl: string;
   fleetFile: string;
   dir: string;
@@ -255,15 +258,19 @@ export function createStack(o: StackOptions): Stack {
     mkdirSync(join(o.dir, "logs"), { recursive: true });
     let natsUrl = o.natsUrl;
     let natsSeedFile: ((identity: string) => string) | undefined;
+    let natsCaFile: string | undefined;
     if (!natsUrl) {
       // Auth on: an nkey user per node and component, each with only its own subjects; the seeds stay in the stack dir.
       const keysDir = join(o.dir, "nats", "keys");
       const keys = await writeNatsKeys(keysDir, o.nodes, NATS_COMPONENTS);
       natsSeedFile = (identity) => seedFileOf(keysDir, identity);
-      const nats = await startLocalNats(join(o.dir, "nats"), logOf("nats-server"), o.stackId, { authorizationFile: relative(join(o.dir, "nats"), keys.configFile) });
+      const made = makeLocalTls(join(o.dir, "nats", "tls"));
+      const tls = "tls" in made ? made.tls : undefined;
+      natsCaFile = tls?.caFile;
+      const nats = await startLocalNats(join(o.dir, "nats"), logOf("nats-server"), o.stackId, { authorizationFile: relative(join(o.dir, "nats"), keys.configFile), tls });
       register({ name: "nats-server", engine: true, proc: nats.proc, stop: () => stopChild(nats.proc) });
       natsUrl = nats.url;
-      o.log(`nats-server (JetStream)  ${natsUrl}  (nkey users: ${keys.users.length}, seeds in ${join(keysDir, "seeds")})`);
+      o.log(`nats-server (JetStream)  ${natsUrl}  (nkey users: ${keys.users.length}, seeds in ${join(keysDir, "seeds")}; ${tls ? `TLS, CA ${tls.caFile}` : `no TLS: ${"missing" in made ? made.missing : ""}`})`);
     }
     let databaseUrl = o.databaseUrl;
     if (!databaseUrl) {
@@ -289,6 +296,7 @@ export function createStack(o: StackOptions): Stack {
       plannerUrl: undefined,
       stateDir: operatorStateDir(o.env),
       natsSeedFile,
+      natsCaFile,
     };
     const envOf = (svc: UpService, wires: Wires = w) => serviceEnv(svc, { env: o.env, stackId: o.stackId, wiring: wiringFor(svc, wires), defaults: defaultsFor(svc, wires, o.env) });
     const metrics: Record<string, string> = {};
@@ -323,7 +331,7 @@ export function createStack(o: StackOptions): Stack {
       metrics[name] = agent.metricsUrl;
     }
     o.log(`node-agents: ${o.nodes.join(", ")}`);
-    return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, plannerToken: w.plannerToken, natsUrl, natsSeedFile: natsSeedFile?.("cli"), databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };
+    return { stackId: o.stackId, apiUrl: w.apiUrl, plannerUrl: w.plannerUrl, token: w.token, plannerToken: w.plannerToken, natsUrl, natsSeedFile: natsSeedFile?.("cli"), natsCaFile, databaseUrl, fleetFile: o.fleetFile, dir: o.dir, nodes: o.nodes, metrics, members: started };
   };
 
   return {

@@ -193,6 +193,7 @@ export async function upCommand(argv: string[], io: UpIo): Promise<number> {
       ...(running.plannerUrl ? { planner_token: running.plannerToken } : {}),
       nats_url: running.natsUrl,
       ...(running.natsSeedFile ? { nats_seed_file: running.natsSeedFile } : {}),
+      ...(running.natsCaFile ? { nats_ca_file: running.natsCaFile } : {}),
       database_url: running.databaseUrl,
       fleet_spec: running.fleetFile,
       dir,

@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from "@nats-io/kv";
 import { context, propagation, type Context } from "@opentelemetry/api";
 import { natsInboxPrefix } from "@steward/contracts/nats-permissions";
-import { natsAuthFromEnv, type NatsAuth } from "./nats-auth.js";
+import { natsAuthFromEnv, natsCaFileFromEnv, type NatsAuth } from "./nats-auth.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, EVENTS_STREAM, EVENTS_SUBJECTS, WORLD_BUCKET } from "@steward/contracts/subjects";
 
 export type { NatsConnection, JetStreamClient, JetStreamManager, KV, MsgHdrs };
@@ -12,11 +12,14 @@ export type { NatsConnection, JetStreamClient, JetStreamManager, KV, MsgHdrs };
  * The one place a Steward process connects to NATS. Its identity is the nkey seed from `NATS_NKEY_SEED_FILE` or
  * `NATS_NKEY_SEED` (or `auth`; null connects without one, to an open server): the client signs the server's nonce
  * with it, and its inboxes live under its own prefix, the only `_INBOX` subjects its permissions let it subscribe to.
+ * With `NATS_CA_FILE` (unless `opts.tls` is given) it speaks TLS and trusts only that CA for the server's certificate.
  */
 export async function connectNats(url: string, name: string, opts: Partial<ConnectionOptions> = {}, auth: NatsAuth | null | undefined = natsAuthFromEnv(process.env)): Promise<NatsConnection> {
   const identity: Partial<ConnectionOptions> = auth
     ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(auth.seed)), inboxPrefix: natsInboxPrefix(auth.publicKey) }
     : {};
+  const caFile = opts.tls === undefined ? natsCaFileFromEnv(process.env) : undefined;
+  if (caFile) identity.tls = { caFile };
   return connect({ servers: url.split(","), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...identity, ...opts });
 }
 

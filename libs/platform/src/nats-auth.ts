@@ -12,6 +12,8 @@ import { ConfigError, isPlaceholderSecret } from "./config.js";
 /** Where a process finds its seed: a file (preferred: 0600, never in `ps` or the environment dump) or the value. */
 export const NATS_SEED_FILE_ENV = "NATS_NKEY_SEED_FILE";
 export const NATS_SEED_ENV = "NATS_NKEY_SEED";
+/** The CA (PEM file) that signed the server's TLS certificate: with it, the client speaks TLS and checks the server. */
+export const NATS_CA_FILE_ENV = "NATS_CA_FILE";
 
 export interface NatsKeyPair {
   /** The user's public nkey (`U…`): what the server config holds. */
@@ -127,4 +129,25 @@ export function natsAuthFromEnv(env: Record<string, string | undefined>): NatsAu
   } catch (err) {
     return fail(setting, (err as Error).message);
   }
+}
+
+/**
+ * The CA file a process verifies the NATS server's certificate with (`NATS_CA_FILE`); undefined when unset (the
+ * client still speaks TLS when the server requires it, checking the certificate against the system's CAs). A set but
+ * empty or unreadable path is a ConfigError naming the setting.
+ */
+export function natsCaFileFromEnv(env: Record<string, string | undefined>): string | undefined {
+  const file = env[NATS_CA_FILE_ENV];
+  if (file === undefined) return undefined;
+  const fail = (message: string): never => {
+    throw new ConfigError("nats", [{ setting: NATS_CA_FILE_ENV, message }]);
+  };
+  if (file.trim() === "") return fail("is empty; name the PEM file of the CA that signed the NATS server's certificate");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    return fail(`cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  return text.includes("BEGIN CERTIFICATE") ? file : fail("holds no PEM certificate");
 }

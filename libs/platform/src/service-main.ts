@@ -1,6 +1,6 @@
 import { ConfigError } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
-import { natsAuthFromEnv } from "./nats-auth.js";
+import { natsAuthFromEnv, natsCaFileFromEnv } from "./nats-auth.js";
 import { joinStack } from "./stack-member.js";
 
 export interface ServiceContext {
@@ -42,9 +42,9 @@ export function runService(name: string, start: (ctx: ServiceContext) => Promise
   // Under `steward up`: stop the same way when `up` itself is gone.
   joinStack((reason) => void shutdown(reason));
 
-  // A NATS seed that is set but empty, a placeholder or not a seed refuses to start, before anything else runs.
+  // A NATS seed (or CA file) that is set but empty, a placeholder or not a seed refuses to start, before anything else runs.
   startup = Promise.resolve()
-    .then(() => void natsAuthFromEnv(process.env))
+    .then(() => void [natsAuthFromEnv(process.env), natsCaFileFromEnv(process.env)])
     .then(() => start({ logger, onStop: (what, fn) => stops.push({ what, fn }) }));
   startup.catch((err: unknown) => {
     if (err instanceof ConfigError) {

@@ -8,7 +8,7 @@ import { createAccount } from "@nats-io/nkeys";
 import { NATS_COMPONENTS, natsInboxPrefix, natsPermissions } from "@steward/contracts/nats-permissions";
 import { DRIFT_HEADER_KEY, EVENTS_STREAM, WORLD_BUCKET, WORLD_HEADER_KEY, commandSubject, dlqSubject, driftNodeKey, eventSubject, logTailSubject, worldNodeKey } from "@steward/contracts/subjects";
 import { ConfigError } from "../src/config.js";
-import { natsAuthFromEnv, newNatsUserKey, planNatsUsers, renderNatsAuthorization, type NatsKeyPair } from "../src/nats-auth.js";
+import { natsAuthFromEnv, natsCaFileFromEnv, newNatsUserKey, planNatsUsers, renderNatsAuthorization, type NatsKeyPair } from "../src/nats-auth.js";
 
 /** NATS subject matching: `*` one token, `>` one or more at the end. */
 function matches(pattern: string, subject: string): boolean {
@@ -139,5 +139,25 @@ describe("a process's seed from its environment", () => {
     const e = fail(env);
     expect(e.problems[0]!.setting).toBe(setting);
     expect(e.problems[0]!.message).toMatch(message);
+  });
+});
+
+describe("the NATS CA file from the environment", () => {
+  it("unset: none; a PEM certificate file: its path; empty, missing or not a certificate: a ConfigError naming NATS_CA_FILE", async () => {
+    expect(natsCaFileFromEnv({})).toBeUndefined();
+    const dir = await mkdtemp(join(tmpdir(), "steward-ca-"));
+    await writeFile(join(dir, "ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    await writeFile(join(dir, "key.pem"), "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n");
+    expect(natsCaFileFromEnv({ NATS_CA_FILE: join(dir, "ca.pem") })).toBe(join(dir, "ca.pem"));
+    for (const [value, message] of [["", /empty/], [join(dir, "none.pem"), /ENOENT/], [join(dir, "key.pem"), /no PEM certificate/]] as const) {
+      try {
+        natsCaFileFromEnv({ NATS_CA_FILE: value });
+        throw new Error("expected a ConfigError");
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).problems[0]).toMatchObject({ setting: "NATS_CA_FILE", message: expect.stringMatching(message) });
+      }
+    }
+    await rm(dir, { recursive: true });
   });
 });
