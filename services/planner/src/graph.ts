@@ -9,7 +9,7 @@ import type { WorldState } from "@steward/contracts/world-state";
 import { gatherEvidence, type Evidence, type EvidenceSources } from "./evidence.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { ModelCaller } from "./model-caller.js";
-import { answerNowNote, buildPrompt, holdsRestricted, toolBlock, triage, type Turn } from "./prompt.js";
+import { answerNowNote, buildPrompt, holdsRestricted, toolBlock, triage, withoutToolsRule, type Turn } from "./prompt.js";
 import { sensitivityOf, sensitivityOfReads } from "./sensitivity.js";
 import type { LoopTurn, Prompt } from "./backends.js";
 import type { Caps } from "./config.js";
@@ -160,6 +160,7 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
       const turns = [...loop.turns, ...(loop.stop ? [{ role: "user" as const, content: answerNowNote(loop.stop) }] : []), ...(repair?.turns ?? [])];
       const p: Prompt = { ...base, loop: max !== undefined ? fitTurns(turns, Math.max(800, max * 2)) : turns };
       if (specs.length > 0 && limits.maxSteps > 0) p.tools = specs;
+      else p.system = withoutToolsRule(p.system);
       if (loop.stop !== null || repair?.answerNow === true || limits.maxSteps === 0) p.answerNow = true;
       return p;
     };

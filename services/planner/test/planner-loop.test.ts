@@ -223,6 +223,17 @@ describe("the investigation loop", () => {
     expect(anthropic.requests).toHaveLength(0);
   });
 
+  it("LOOP_MAX_STEPS=0 turns the tools off: one call with the answer's schema as `format`, no tools mentioned", async () => {
+    ollama.script(answer([]));
+    const { url } = await start({ LOOP_MAX_STEPS: "0" });
+    await post(url, envelope("t-no-tools"));
+    expect((await done(url, "t-no-tools")).calls).toHaveLength(1);
+    const [chat] = ollama.chats();
+    expect(chat?.tools).toBeUndefined();
+    expect(chat?.format).toMatchObject({ type: "object" });
+    expect(chat?.messages[0]?.content).not.toContain("read-only tools");
+  });
+
   it("a tool call naming a service the fleet does not declare is not run; the model is told which exist", async () => {
     ollama.script({ toolCalls: [{ name: "service_spec", arguments: { node: "node1", service: "ghost" } }] }, answer([]));
     const { url } = await start();
