@@ -13,10 +13,9 @@ import { Worker } from "node:worker_threads";
 import { connectDb, migrate } from "@steward/platform/db";
 import { connectNats, ensureStreams, jetstream, openWorldBucket } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
-import { eventSubject } from "@steward/contracts/subjects";
+import { eventSubject, logTailSubject } from "@steward/contracts/subjects";
 import { putDriftReport, putWorldSnapshot } from "@steward/world/testing";
 import { initTracing } from "@steward/platform/tracing";
-import { logTailSubject } from "@steward/contracts/log-tail";
 import { silentLogger } from "@steward/platform/logger";
 import { createNatsSources, createOllamaBackend, createPlanner, loadConfig } from "@steward/planner";
 // A dependency of @steward/planner (hoisted); imported only to time the planner's own checkpointer calls.
@@ -30,6 +29,8 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "16" },
     workers: { type: "string", default: "2" },
     rounds: { type: "string", default: "3" },
+    // Tool calls the stand-in model makes per task (one per round: service_events, then service_logs, …) before it answers.
+    "tool-calls": { type: "string", default: "0" },
   },
 });
 const TASKS = Math.max(20, Number(values.tasks));
@@ -37,6 +38,8 @@ const REQUESTS = Math.max(100, Number(values.requests));
 const CONCURRENCY = Math.max(1, Number(values.concurrency));
 const WORKERS = Math.max(1, Number(values.workers));
 const ROUNDS = Math.max(1, Number(values.rounds));
+const TOOL_CALLS = Math.max(0, Number(values["tool-calls"]));
+const BENCH_TOOLS = ["service_events", "service_logs", "service_spec", "host_metrics", "recent_actions"];
 const WARMUP_TASKS = 10;
 const TOKEN = "bench-planner-token-0123456789";
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
@@ -171,7 +174,14 @@ const nc = await connectNats(nats.url, "bench-planner");
 const admin = connectDb(db.url, { max: 2 });
 const ollama = await startFakeOllama({
   chunkChars: 64,
-  defaultAnswer: { content: JSON.stringify({ diagnosis: "api cannot reach the database on node2", answer: "api exits because db:5432 refuses connections.", proposals: [{ kind: "restart", node: "node1", service: "api", reason: "crash loop on db connection" }] }) },
+  defaultAnswer: (req) => {
+    const done = req.messages.filter((m) => m.role === "tool").length;
+    if (req.tools && done < TOOL_CALLS) {
+      const name = BENCH_TOOLS[done % BENCH_TOOLS.length];
+      return { toolCalls: [{ name, arguments: name === "host_metrics" ? { node: "node1" } : { node: "node1", service: "api" } }] };
+    }
+    return { content: JSON.stringify({ diagnosis: "api cannot reach the database on node2", answer: "api exits because db:5432 refuses connections.", proposals: [{ kind: "restart", node: "node1", service: "api", reason: "crash loop on db connection" }] }) };
+  },
 });
 const dir = await mkdtemp(join(tmpdir(), "steward-bench-planner-"));
 let planner, sql, sub, baseline;
