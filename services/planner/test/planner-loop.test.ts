@@ -30,7 +30,7 @@ describe("the investigation loop", () => {
     const LOG = "error: connection refused to db:5432 (attempt 17)";
     const sources = makeSources({ logTail: async (node, service, maxBytes) => ({ ok: true, node, service, text: maxBytes ? `boot\n${LOG}\nDB_PASSWORD=${SECRET_VALUE}\nok\n` : "boot\n", bytes: 120, truncated: false }) });
     ollama.script({ toolCalls: [{ name: "service_logs", arguments: { node: "node1", service: "api", grep: "refused" } }] }, answer([], "api cannot reach db: connection refused on 5432"));
-    const { url } = await start({}, { sources });
+    const { url, registry } = await start({}, { sources });
     await post(url, envelope("t-tool"));
     const d = await done(url, "t-tool");
     expect(d.task.state).toBe("succeeded");
@@ -55,7 +55,7 @@ describe("the investigation loop", () => {
       "diagnosis: ollama (default, within_context): api cannot reach db: connection refused on 5432",
       "report: answered by ollama (default)",
     ]);
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/steward_planner_tool_calls_total\{tool="service_logs",result="ok"[^}]*\} 1/);
+    expect(await registry.metrics()).toMatch(/steward_planner_tool_calls_total\{tool="service_logs",result="ok"[^}]*\} 1/);
   });
 
   it("Claude: tool_use blocks are answered with tool_result blocks, every call priced; recent actions come from the actions repository", async () => {
@@ -85,7 +85,7 @@ describe("the investigation loop", () => {
   it("stops at its step limit: extra calls in a turn are not run, then the model must answer without tools", async () => {
     const call = (service: string) => ({ name: "service_events", arguments: { node: "node1", service } });
     ollama.script({ toolCalls: [call("api"), call("web"), call("api")] }, answer([], "api exits with code 1"));
-    const { url } = await start({ LOOP_MAX_STEPS: "2" });
+    const { url, registry } = await start({ LOOP_MAX_STEPS: "2" });
     await post(url, envelope("t-steps"));
     const d = await done(url, "t-steps");
     expect(d.task.state).toBe("succeeded");
@@ -100,7 +100,7 @@ describe("the investigation loop", () => {
     expect(last?.messages.at(-1)?.content).toMatch(/^The investigation is over \(its step limit of 2 tool call\(s\) is reached\)/);
     expect(toolMessages(last).map((m) => m.content.includes("not run"))).toEqual([false, false, true]);
     expect(d.task.answer).toContain("api exits with code 1");
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/steward_planner_loop_stops_total\{reason="steps"[^}]*\} 1/);
+    expect(await registry.metrics()).toMatch(/steward_planner_loop_stops_total\{reason="steps"[^}]*\} 1/);
   });
 
   it("stops at its cost reservation: Claude keeps asking for tools until one more round and the answer would not fit the task's cap", async () => {
@@ -137,7 +137,7 @@ describe("the investigation loop", () => {
       },
     });
     ollama.script({ toolCalls: [{ name: "service_logs", arguments: { node: "node1", service: "api" } }] }, answer([], "the log could not be read; api exits with code 1"));
-    const { url } = await start({ TOOL_TIMEOUT_MS: "300" }, { sources });
+    const { url, registry } = await start({ TOOL_TIMEOUT_MS: "300" }, { sources });
     await post(url, envelope("t-hang"));
     await post(url, envelope("t-after", { content: "is web fine?" }));
     const d = await done(url, "t-hang");
@@ -147,7 +147,7 @@ describe("the investigation loop", () => {
     expect(toolMessages(ollama.chats()[1])[0]?.content).toContain("did not answer within 300 ms");
     // One worker: the next task ran after it.
     expect((await done(url, "t-after")).task.state).toBe("succeeded");
-    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/steward_planner_tool_calls_total\{tool="service_logs",result="timeout"[^}]*\} 1/);
+    expect(await registry.metrics()).toMatch(/steward_planner_tool_calls_total\{tool="service_logs",result="timeout"[^}]*\} 1/);
   });
 
   it("a malformed tool call is shown to the model once with the error; a second routes past the local model to Claude", async () => {
