@@ -40,7 +40,12 @@ const sample = (text, name, labels = "") => {
   return n;
 };
 
+let observerTail = "";
+// FLEET_METRICS_MAX_SERIES passed through to the observer (e.g. 0: node series only, to see what the fleet gauges cost).
+const fleetMetricsEnv = process.env.FLEET_METRICS_MAX_SERIES ? { FLEET_METRICS_MAX_SERIES: process.env.FLEET_METRICS_MAX_SERIES } : {};
+
 async function runSize(n) {
+  observerTail = "";
   const nats = await startNats();
   const dir = await mkdtemp(join(tmpdir(), "steward-bench-observer-"));
   const nc = await connectNats(nats.url, "bench-observer-scale");
@@ -50,7 +55,11 @@ async function runSize(n) {
   try {
     await ensureStreams(nc);
     const port = await freePort();
-    observer = spawn(process.execPath, [main("observer")], { env: { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn", METRICS_PORT: String(port), SNAPSHOT_PATH: join(dir, "world.json") }, stdio: "ignore" });
+    observer = spawn(process.execPath, [main("observer")], { env: { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn", METRICS_PORT: String(port), SNAPSHOT_PATH: join(dir, "world.json"), ...fleetMetricsEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    // Its last output, cut (a warning can name thousands of nodes), to say why if it stops answering.
+    const keep = (d) => (observerTail = (observerTail + d.toString()).slice(-20_000));
+    observer.stdout.on("data", keep);
+    observer.stderr.on("data", keep);
     const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
 
     // The agents: each node's heartbeat and host metrics at their real intervals, spread evenly over them; state
@@ -132,6 +141,10 @@ async function runSize(n) {
       file_interval_s: +sample(text, "steward_observer_snapshot_file_interval_seconds").toFixed(2),
       publish_failures: sent.failed,
     };
+  } catch (err) {
+    const exit = observer?.exitCode ?? observer?.signalCode;
+    console.error(`N = ${n}: ${err.message}; observer ${exit === null || exit === undefined ? "still running" : `exited (${exit})`}, its last output:\n${observerTail.split("\n").map((l) => l.slice(0, 400)).join("\n")}`);
+    throw err;
   } finally {
     publishing = false;
     await publisher?.catch(() => undefined);
@@ -144,7 +157,7 @@ async function runSize(n) {
 
 console.log(`# Steward observer-scale bench, ${new Date().toISOString()}`);
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
-console.log(`command: node bench/observer-scale.js --nodes ${SIZES.join(",")} --window ${WINDOW_S} --changes ${CHANGES_PER_S}`);
+console.log(`command: ${fleetMetricsEnv.FLEET_METRICS_MAX_SERIES ? `FLEET_METRICS_MAX_SERIES=${fleetMetricsEnv.FLEET_METRICS_MAX_SERIES} ` : ""}node bench/observer-scale.js --nodes ${SIZES.join(",")} --window ${WINDOW_S} --changes ${CHANGES_PER_S}`);
 const results = [];
 for (const n of SIZES) {
   const r = await runSize(n);

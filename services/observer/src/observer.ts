@@ -80,7 +80,8 @@ export function createObserver(deps: ObserverDeps): Observer {
       const stale = Object.values(next.nodes)
         .filter((n) => n.status === "stale" && world.nodes[n.name]?.status !== "stale")
         .map((n) => n.name);
-      logger.warn({ nodes: stale }, "nodes stale: heartbeats stopped");
+      // A fleet-wide outage is one line of bounded size (5,000 names were a 60 KB line), not every name.
+      logger.warn({ count: stale.length, nodes: stale.slice(0, 20) }, "nodes stale: heartbeats stopped");
       state.world = next;
       updateNodeGauges(next, metrics);
       publisher.schedule();
