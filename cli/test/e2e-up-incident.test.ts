@@ -1,8 +1,8 @@
 /**
  * A failed action is an incident, driven as an operator would: `steward up` with no push sink set (so its alerter
  * prints alerts on up's own terminal), a service killed, its restart approved, and the restart exits at once. The
- * action fails, the planner gets an incident task for it (seen through the CLI, `steward task ls`), and up's terminal
- * shows the alert.
+ * action fails, the planner gets an incident task for it (seen through the CLI, `steward task ls`), the planner keeps
+ * it as an incident (`steward incident ls/show`), and up's terminal shows the alert.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Action } from "@steward/contracts/action";
 import type { Snapshot } from "@steward/contracts/world-state";
 import type { Task } from "@steward/contracts/task";
+import type { Incident, IncidentDetail } from "@steward/contracts/incident";
 import { waitFor } from "@steward/testkit";
 import { runSteward, startUp, type RunningUp } from "./steward-process.js";
 
@@ -54,6 +55,13 @@ describe("steward up: a failed action is an incident", () => {
     // The incident: one planner task about this action, from the supervisor.
     const task = await waitFor("an incident task", () => (steward<{ tasks: Task[] }>("task", "ls", "--conversation", "supervisor:inc/flaky", "--json").json?.tasks ?? []).find((t) => t.content.includes(`The restart of flaky on inc failed`)), 60_000, 500);
     expect(task.source).toBe("supervisor");
+
+    // It is an incident of its own (the CLI finds the planner through up's stack file): its timeline holds the
+    // approval and the failure from the audit log.
+    const incident = await waitFor("the incident", () => (steward<{ incidents: Incident[] }>("incident", "ls", "--json").json?.incidents ?? []).find((i) => i.node === "inc" && i.service === "flaky"), 60_000, 500);
+    expect(incident.signature).toBe("down:exit=3");
+    const shown = steward<IncidentDetail>("incident", "show", String(incident.id), "--json").json;
+    expect(shown.timeline.map((e) => e.what)).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^restart inc/flaky ${restart.id.slice(0, 8)} pending → approved by `)), expect.stringMatching(new RegExp(`^restart inc/flaky ${restart.id.slice(0, 8)} running → failed`))]));
 
     // The alert, printed by up's alerter on up's own terminal.
     const line = await waitFor("the alert on up's terminal", () => up!.output().split("\n").find((l) => l.includes("steward alert: FIRING [critical] Action failed: restart inc/flaky")), 60_000, 300);
