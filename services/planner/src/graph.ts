@@ -118,7 +118,7 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
     if (limits.maxSteps === 0) return null;
     if (loop.toolCalls >= limits.maxSteps) return { reason: "steps", why: `its step limit of ${limits.maxSteps} tool call(s) is reached` };
     const elapsed = deps.clock().getTime() - loop.startedAt;
-    if (elapsed >= limits.maxMs) return { reason: "time", why: `its wall-time limit of ${Math.round(limits.maxMs / 1000)} s is reached (${Math.round(elapsed / 1000)} s spent)` };
+    if (elapsed >= limits.maxMs) return { reason: "time", why: `its wall-time limit of ${duration(limits.maxMs)} is reached (${duration(elapsed)} spent)` };
     if (loop.rounds >= maxRounds) return { reason: "rounds", why: `${loop.rounds} model rounds were made` };
     // Investigating with Claude: one more round and then the answer must both still fit the task's cap.
     if (loop.lastProvider === "anthropic") {
@@ -367,6 +367,8 @@ export function initialState(task: QueuedTask): Partial<PlannerStateType> {
     history: [{ role: "user", content: task.content.slice(0, 4000), task_id: task.id, ...(task.restricted ? { restricted: true } : {}) }],
   };
 }
+
+const duration = (ms: number): string => (ms < 10_000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 1000)} s`);
 
 function emptyEvidence(): Evidence {
   return { targets: [], drifts: [], services: {}, hosts: {}, events: {}, crashes: {}, spec: {}, logs: {}, attached: null, notes: [] };

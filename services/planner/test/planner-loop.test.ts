@@ -103,6 +103,18 @@ describe("the investigation loop", () => {
     expect(await registry.metrics()).toMatch(/steward_planner_loop_stops_total\{reason="steps"[^}]*\} 1/);
   });
 
+  it("stops at its wall-time limit: a slow round uses it up, then the model must answer", async () => {
+    ollama.script({ toolCalls: [{ name: "host_metrics", arguments: { node: "node1" } }], delayMs: 700 }, answer([], "node1 is fine; api exits"));
+    const { url, registry } = await start({ LOOP_MAX_MS: "500" });
+    await post(url, envelope("t-time"));
+    const d = await done(url, "t-time");
+    expect(d.task.state).toBe("succeeded");
+    expect(steps(d, "progress").find((s) => s.startsWith("investigation stopped"))).toMatch(/^investigation stopped: its wall-time limit of 500 ms is reached \(\d+ ms spent\)/);
+    expect(ollama.chats()[1]?.tools).toBeUndefined();
+    expect(d.task.answer).toContain("node1 is fine; api exits");
+    expect(await registry.metrics()).toMatch(/steward_planner_loop_stops_total\{reason="time"[^}]*\} 1/);
+  });
+
   it("stops at its cost reservation: Claude keeps asking for tools until one more round and the answer would not fit the task's cap", async () => {
     ollama.setMode("down");
     const cap = 0.1;
