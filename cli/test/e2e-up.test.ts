@@ -148,4 +148,10 @@ describe("steward up: the demo fleet, driven through the CLI", () => {
     expect(actions().length).toBe(before);
     expect(steward("status").stdout).toMatch(/demo-b\s+STALE/);
   });
+
+  it("ran every step above as NATS identities with their own permissions: the server logged no violation", async () => {
+    const log = await readFile(join(dir, "logs", "nats-server.log"), "utf8");
+    expect(log).toMatch(/TLS required for client connections/);
+    expect(log.split("\n").filter((l) => /Violation/.test(l))).toEqual([]);
+  });
 });
