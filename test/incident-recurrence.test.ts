@@ -1,8 +1,9 @@
 /**
  * A failure that keeps coming back, end to end on real parts: a process on a node whose health check fails while a
  * marker file exists (node-agent, observer, planner, alerter in this process; NATS and PostgreSQL real; ntfy a local
- * stand-in). Each time it fails, the supervisor's escalation (the envelope its escalator sends, with the service's
- * state read from the world) reaches the planner's inbox; the planner opens an incident and, once the service has
+ * stand-in). Each time it fails, the supervisor's own escalator (fed the unhealthy drift and the world as the
+ * supervisor's cycle feeds it; no supervisor runs, so no restart is proposed to hold the incident open) sends the
+ * escalation to the planner's inbox; the planner opens an incident and, once the service has
  * been healthy for the quiet period, ends it. The third incident of the same failure links the earlier two and raises
  * "this keeps happening" once; a fourth within the window raises nothing more.
  */
@@ -11,7 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IncidentDetail } from "@steward/contracts/incident";
-import type { TaskEnvelope } from "@steward/contracts/task";
+import type { Drift } from "@steward/contracts/drift";
+import { createActionsRepository } from "@steward/actions/repository";
+import { createEscalator, type Escalator } from "@steward/supervisor";
+import { silentLogger } from "@steward/platform/logger";
 import { openWorldBucket } from "@steward/platform/bus";
 import { readWorldNodes } from "@steward/world/world-store";
 import { createPlannerClient, type PlannerClient } from "@steward/planner/client";
@@ -23,6 +27,7 @@ let ntfy: FakeNtfy;
 let planner: PlannerClient;
 let home = "";
 let marker = "";
+let escalator: Escalator;
 
 const TITLE = "This keeps happening: web on r1";
 
@@ -43,6 +48,8 @@ beforeAll(async () => {
     alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-recurrence", PLANNER_URL: `http://127.0.0.1:${plannerPort}`, COST_POLL_MS: "300", ALERT_EVAL_MS: "500", RETRY_BASE_MS: "100", ALERT_GROUP_WAIT_MS: "300", ALERT_GROUP_INTERVAL_MS: "1000" },
   });
   planner = createPlannerClient({ url: stack.plannerUrl, token: stack.token });
+  // One unhealthy episode is enough to escalate here (3 in production), in 1 s buckets so each occurrence is news.
+  escalator = createEscalator({ plannerUrl: stack.plannerUrl, token: stack.token, windowMs: 1000, crashLoopCount: 3, healthFailCount: 1, logger: silentLogger() });
 }, 120_000);
 
 afterAll(async () => {
@@ -51,37 +58,24 @@ afterAll(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-async function webInWorld() {
+async function world() {
   const r = await readWorldNodes(await openWorldBucket(stack.nc), ["r1"]);
-  return r.ok ? r.value.world.nodes["r1"]?.services["web"] : undefined;
+  return r.ok ? r.value : undefined;
 }
 
 /** Breaks web, escalates as the supervisor does, waits for the incident; then heals web and waits for it to end. */
 async function occurrence(n: number): Promise<number> {
   await writeFile(marker, "");
-  const svc = await waitFor(`web unhealthy (occurrence ${n})`, async () => {
-    const s = await webInWorld();
-    return s?.health === "unhealthy" ? s : undefined;
+  const snapshot = await waitFor(`web unhealthy (occurrence ${n})`, async () => {
+    const w = await world();
+    return w?.world.nodes["r1"]?.services["web"]?.health === "unhealthy" ? w : undefined;
   }, 30_000, 100);
-  const key = `supervisor:repeated_health_failures:r1/web:test-${n}`;
-  const envelope: TaskEnvelope = {
-    task_id: `sup-recurrence-${n}`,
-    content: `web on r1 failed its health checks 3 times within 10 min. Why?`,
-    source: "supervisor",
-    user: "supervisor",
-    conversation_id: "supervisor:r1/web",
-    target_agent: "diagnostician",
-    idempotency_key: key,
-    restricted: false,
-    evidence: {
-      signal: "repeated_health_failures",
-      drift: { key: "unhealthy:r1/web", kind: "unhealthy", node: "r1", service: "web", severity: "action", message: "web on r1 is unhealthy", since: svc.since, proposes: "restart" },
-      service_state: { state: svc.state, health: svc.health, exit_code: svc.exit_code ?? null, starts: svc.starts, since: svc.since, detail: svc.detail ?? null, checks: svc.checks },
-    },
-  };
-  expect((await planner.submit(envelope)).created).toBe(true);
+  const svc = snapshot.world.nodes["r1"]!.services["web"]!;
+  const drift: Drift = { key: "unhealthy:r1/web", kind: "unhealthy", node: "r1", service: "web", severity: "action", message: `web on r1 is unhealthy (${svc.detail ?? "check failing"})`, since: svc.updated_at, proposes: "restart" };
+  const sent = await escalator.observe({ actions: createActionsRepository(stack.sql), drifts: [drift], snapshot, now: new Date() });
+  expect(sent.map((e) => e.signal)).toEqual(["repeated_health_failures"]);
   const incident = await waitFor(`incident ${n} open`, async () => (await planner.incidents({ state: "open" })).find((i) => i.node === "r1" && i.service === "web"), 30_000, 200);
-  await waitFor(`task ${n} done`, async () => (await planner.task(envelope.task_id)).task.state === "succeeded", 60_000, 200);
+  await waitFor(`task ${n} done`, async () => (await planner.tasks({ conversationId: "supervisor:r1/web" })).every((t) => t.state === "succeeded"), 60_000, 200);
   await rm(marker, { force: true });
   await waitFor(`incident ${n} resolved`, async () => (await planner.incident(incident.id)).incident.state === "resolved", 60_000, 200);
   return incident.id;
