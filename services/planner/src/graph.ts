@@ -14,7 +14,7 @@ import { sensitivityOf, sensitivityOfReads } from "./sensitivity.js";
 import type { LoopTurn, Prompt } from "./backends.js";
 import type { Caps } from "./config.js";
 import type { CostLedger } from "./cost-ledger.js";
-import { checkCall, runTool, toolSpecs, undeclared, type ToolDef } from "./tools.js";
+import { checkCall, runTool, toolSpecs, undeclared, type ToolDef, type ToolResult } from "./tools.js";
 import { fitTurns, label, newLoop, readAnswer, repairTurns, type LoopLimits, type LoopState, type LoopStop } from "./investigation.js";
 import { insertProposedAction, type RawProposal } from "./proposals.js";
 import { judgeProposal, requestedIntent } from "./trust-boundary.js";
@@ -216,33 +216,31 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
         spec = undefined;
       }
     }
-    const results: Extract<LoopTurn, { role: "tool" }>["results"] = [];
+    // Decide each call in order (limits, declared, sensitivity), run the allowed ones together, record them in order.
+    type Planned = { id: string; name: string; shown: string } & ({ run: false; text: string; result: string; tool: string } | { run: true; tool: ToolDef; args: unknown; answer: Promise<ToolResult> });
+    const planned: Planned[] = [];
     let used = loop.toolCalls;
     for (const call of loop.pending) {
       const checked = checkCall(tools, call.name, call.input);
       const shown = `${call.name} ${JSON.stringify(checked.ok ? checked.args : call.input).slice(0, 300)}`;
-      const fail = async (text: string, result: string) => {
-        deps.metrics.toolCalls.inc({ tool: checked.ok ? checked.tool.name : "unknown", result });
-        await write("tool", `${shown}: ${text}`);
-        results.push({ id: call.id, name: call.name, content: text, isError: true });
-      };
+      const fail = (text: string, result: string) => planned.push({ id: call.id, name: call.name, shown, run: false, text, result, tool: checked.ok ? checked.tool.name : "unknown" });
       if (!checked.ok) {
-        await fail(`not run: ${checked.reason}`, "invalid");
+        fail(`not run: ${checked.reason}`, "invalid");
         continue;
       }
       if (used >= limits.maxSteps) {
-        await fail("not run: the investigation's step limit is reached", "limit");
+        fail("not run: the investigation's step limit is reached", "limit");
         continue;
       }
       used += 1;
       if (!spec) {
-        await fail("not run: the fleet spec could not be read", "error");
+        fail("not run: the fleet spec could not be read", "error");
         continue;
       }
       const reads = checked.tool.reads(checked.args, spec);
       const missing = undeclared(reads, spec);
       if (missing) {
-        await fail(`not run: ${missing}`, "undeclared");
+        fail(`not run: ${missing}`, "undeclared");
         continue;
       }
       // What a tool reads from a sensitive service or node keeps the rest of the task local, before any model sees it.
@@ -251,15 +249,28 @@ export function buildPlannerGraph(deps: GraphDeps, runs: Map<string, RunContext>
         run.sensitive = true;
         await write("triage", `local only: ${sens.why}`);
       }
-      const res = await withSpan(`execute_tool ${checked.tool.name}`, { parent: run.parent, attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": checked.tool.name, "gen_ai.tool.call.id": call.id, "steward.task_id": state.task_id } }, async (span) => {
-        const r = await runTool(checked.tool, checked.args, { sources: deps.sources, actions: deps.actions, spec, now: deps.clock(), eventsWindowMs: deps.eventsWindowMs, logBytes: limits.toolLogBytes }, { timeoutMs: limits.toolTimeoutMs, maxChars: limits.toolOutputChars });
+      const toolCtx = { sources: deps.sources, actions: deps.actions, spec, now: deps.clock(), eventsWindowMs: deps.eventsWindowMs, logBytes: limits.toolLogBytes };
+      const answer = withSpan(`execute_tool ${checked.tool.name}`, { parent: run.parent, attributes: { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": checked.tool.name, "gen_ai.tool.call.id": call.id, "steward.task_id": state.task_id } }, async (span) => {
+        const r = await runTool(checked.tool, checked.args, toolCtx, { timeoutMs: limits.toolTimeoutMs, maxChars: limits.toolOutputChars });
         span.setAttribute("steward.tool.result", r.ok ? "ok" : r.kind);
         if (!r.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: r.text.slice(0, 200) });
         return r;
       });
-      deps.metrics.toolCalls.inc({ tool: checked.tool.name, result: res.ok ? "ok" : res.kind });
-      await write("tool", res.ok ? `${shown}: ${res.chars} characters${res.truncated ? ` (cut to ${limits.toolOutputChars})` : ""}` : `${shown}: ${res.kind === "timeout" ? "timed out" : "failed"}: ${res.text}`);
-      results.push({ id: call.id, name: call.name, content: toolBlock(checked.tool.name, checked.args, res.text), isError: !res.ok });
+      answer.catch(() => undefined); // awaited below, in order; a rejection meanwhile is not unhandled
+      planned.push({ id: call.id, name: call.name, shown, run: true, tool: checked.tool, args: checked.args, answer });
+    }
+    const results: Extract<LoopTurn, { role: "tool" }>["results"] = [];
+    for (const p of planned) {
+      if (!p.run) {
+        deps.metrics.toolCalls.inc({ tool: p.tool, result: p.result });
+        await write("tool", `${p.shown}: ${p.text}`);
+        results.push({ id: p.id, name: p.name, content: p.text, isError: true });
+        continue;
+      }
+      const res = await p.answer;
+      deps.metrics.toolCalls.inc({ tool: p.tool.name, result: res.ok ? "ok" : res.kind });
+      await write("tool", res.ok ? `${p.shown}: ${res.chars} characters${res.truncated ? ` (cut to ${limits.toolOutputChars})` : ""}` : `${p.shown}: ${res.kind === "timeout" ? "timed out" : "failed"}: ${res.text}`);
+      results.push({ id: p.id, name: p.name, content: toolBlock(p.tool.name, p.args, res.text), isError: !res.ok });
     }
     return { loop: { ...loop, turns: [...loop.turns, { role: "tool", results }], pending: [], toolCalls: used } };
   }

@@ -141,25 +141,33 @@ describe("the investigation loop", () => {
 
   it("a tool that hangs times out without stalling the worker: the model is told, the task and the next one finish", async () => {
     let hung = 0;
+    const hungAt: number[] = [];
     const sources = makeSources({
       logTail: (node, service, maxBytes) => {
         if (maxBytes === undefined) return Promise.resolve({ ok: true as const, node, service, text: "boot\n", bytes: 5, truncated: false });
         hung += 1;
+        hungAt.push(performance.now());
         return new Promise(() => undefined);
       },
     });
-    ollama.script({ toolCalls: [{ name: "service_logs", arguments: { node: "node1", service: "api" } }] }, answer([], "the log could not be read; api exits with code 1"));
+    // Two calls in one turn run together: both are abandoned at the timeout.
+    ollama.script({ toolCalls: [{ name: "service_logs", arguments: { node: "node1", service: "api" } }, { name: "service_logs", arguments: { node: "node1", service: "web" } }] }, answer([], "the log could not be read; api exits with code 1"));
     const { url, registry } = await start({ TOOL_TIMEOUT_MS: "300" }, { sources });
     await post(url, envelope("t-hang"));
     await post(url, envelope("t-after", { content: "is web fine?" }));
     const d = await done(url, "t-hang");
     expect(d.task.state).toBe("succeeded");
-    expect(hung).toBe(1);
-    expect(steps(d, "tool")).toContain('service_logs {"node":"node1","service":"api"}: timed out: the tool did not answer within 300 ms (abandoned)');
+    expect(hung).toBe(2);
+    // Started together, not one after the other's timeout.
+    expect((hungAt[1] ?? Infinity) - (hungAt[0] ?? 0)).toBeLessThan(250);
+    expect(steps(d, "tool").filter((s) => s.startsWith("service_logs"))).toEqual([
+      'service_logs {"node":"node1","service":"api"}: timed out: the tool did not answer within 300 ms (abandoned)',
+      'service_logs {"node":"node1","service":"web"}: timed out: the tool did not answer within 300 ms (abandoned)',
+    ]);
     expect(toolMessages(ollama.chats()[1])[0]?.content).toContain("did not answer within 300 ms");
     // One worker: the next task ran after it.
     expect((await done(url, "t-after")).task.state).toBe("succeeded");
-    expect(await registry.metrics()).toMatch(/steward_planner_tool_calls_total\{tool="service_logs",result="timeout"[^}]*\} 1/);
+    expect(await registry.metrics()).toMatch(/steward_planner_tool_calls_total\{tool="service_logs",result="timeout"[^}]*\} 2/);
   });
 
   it("a malformed tool call is shown to the model once with the error; a second routes past the local model to Claude", async () => {
