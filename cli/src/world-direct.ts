@@ -36,8 +36,11 @@ export const directNote = (unreachable: ApiUnreachable, natsUrl: string): string
   `note: the Steward API (executor) at ${unreachable.url} is not answering (${unreachable.reason}); this was read from the world store directly (${natsUrl}). Actions cannot be approved, rejected or listed right now.`;
 
 async function withWorldStore<T>(env: NodeJS.ProcessEnv, unreachable: ApiUnreachable, read: (kv: KV) => Promise<{ ok: true; value: T } | { ok: false; detail: string }>): Promise<{ value: T; note: string }> {
-  const store = await worldStore(env);
   const both = (why: string) => new ApiError(0, "unreachable", `${unreachable.message}; and the world store ${why}`);
+  const store = await worldStore(env).catch((err: unknown) => {
+    // A seed or CA file that is gone (the stack stopped) or unusable: said as such, never its content.
+    throw both(`cannot be read as this CLI's NATS identity: ${(err as Error).message.replace(/^[^\n]*\n\s*/, "")}`);
+  });
   if (!store) throw both("is not configured either (set STEWARD_NATS_URL, or run `steward up`)");
   const url = redactUrl(store.url);
   const nc = await connectNats(store.url, "steward-cli", { timeout: CONNECT_TIMEOUT_MS, maxReconnectAttempts: 0, reconnect: false, ...(store.caFile ? { tls: { caFile: store.caFile } } : {}) }, store.auth ?? null).catch((err: unknown) => {

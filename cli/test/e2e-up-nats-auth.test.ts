@@ -3,7 +3,7 @@
  * user with the generated permissions, over TLS checked against the stack's own CA. The demo fleet works end to end (heartbeats, drift, an approved start on a node), the
  * server refuses a client without credentials, the seeds are 0600, and the server logs no permission violation.
  */
-import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -77,6 +77,15 @@ describe("steward up: NATS with auth on", () => {
   it("the CLI reads the world straight from NATS as its own identity (the stack file's seed)", async () => {
     const r = await readWorldDirect({ STEWARD_HOME: home }, new ApiUnreachable("http://127.0.0.1:1", "test", "not asked"));
     expect(Object.keys(r.value.world.nodes).sort()).toEqual(["demo-a", "demo-b"]);
+  });
+
+  it("a stack file naming a seed that is gone: the direct read fails saying so, naming no seed", async () => {
+    const other = await mkdtemp(join(tmpdir(), "steward-e2e-nats-auth-home-"));
+    const stack = StackFile.parse(JSON.parse(await readFile(join(home, "stack.json"), "utf8")));
+    await writeFile(join(other, "stack.json"), JSON.stringify({ ...stack, nats_seed_file: join(other, "gone.nk") }));
+    const err = await readWorldDirect({ STEWARD_HOME: other }, new ApiUnreachable("http://127.0.0.1:1", "test", "the API is down")).catch((e: unknown) => e as Error);
+    expect(String(err)).toMatch(/the API is down; and the world store cannot be read as this CLI's NATS identity: NATS_NKEY_SEED_FILE: cannot be read \(ENOENT\)/);
+    await rm(other, { recursive: true, force: true });
   });
 
   it("no service ran into a permission violation", async () => {

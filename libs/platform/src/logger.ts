@@ -7,6 +7,7 @@ export const REDACT_PATHS = [
   "token", "*.token", "fleetKey", "*.fleetKey", "fleet_key", "*.fleet_key", "password", "*.password",
   "secret", "*.secret", "authorization", "*.authorization", "headers.authorization", "req.headers.authorization",
   "apiToken", "*.apiToken", "databaseUrl", "*.databaseUrl", "signingKey", "*.signingKey", "privateKey", "*.privateKey",
+  "seed", "*.seed", "nkeySeed", "*.nkeySeed",
 ];
 
 export function createLogger(service: string, level: string = process.env["LOG_LEVEL"] ?? "info"): Logger {
