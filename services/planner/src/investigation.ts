@@ -54,14 +54,24 @@ export function readAnswer(a: BackendAnswer, tools: readonly ToolDef[], mustAnsw
     if (mustAnswer) return { kind: "unusable", reason: "it called a tool after the investigation ended instead of answering", calls, answerNow: true };
     const checked: ToolCallRequest[] = [];
     for (const c of calls) {
-      const r = checkCall(tools, c.name, c.input);
+      const r = checkCall(tools, c.name, jsonish(c.input));
       if (!r.ok) return { kind: "unusable", reason: `tool call ${String(c.name).slice(0, 60)}: ${r.reason}`, calls, answerNow: false };
       checked.push({ id: c.id, name: c.name, input: r.args });
     }
     return { kind: "calls", calls: checked };
   }
-  const parsed = parseModelAnswer(a.text, a.json);
+  const parsed = parseModelAnswer(a.text, a.json === undefined ? undefined : jsonish(a.json));
   return parsed.ok ? { kind: "answer", answer: parsed.value } : { kind: "unusable", reason: parsed.reason, calls: [], answerNow: true };
+}
+
+/** Some models send a call's arguments as a JSON string instead of an object: read it as the object it holds. */
+function jsonish(v: unknown): unknown {
+  if (typeof v !== "string") return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v;
+  }
 }
 
 /** The unusable turn as the model will see it once more: its own output, then the error (as the calls' results, or as a note). */

@@ -81,6 +81,9 @@ describe("reading a model's turn", () => {
     expect(readAnswer(a({ toolCalls: [{ id: "1", name: "host_metrics", input: { node: "node1" } }] }), TOOLS, false)).toMatchObject({ kind: "calls", calls: [{ id: "1", input: { node: "node1" } }] });
     expect(readAnswer(a({ toolCalls: [{ id: "1", name: "host_metrics", input: { node: "node1" } }] }), TOOLS, true)).toMatchObject({ kind: "unusable", answerNow: true });
     expect(readAnswer(a({ toolCalls: [{ id: "1", name: "host_metrics", input: {} }] }), TOOLS, false)).toMatchObject({ kind: "unusable", answerNow: false, reason: expect.stringMatching(/^tool call host_metrics: .*node/) });
+    // Arguments sent as a JSON string (some models do) are read as the object they hold.
+    expect(readAnswer(a({ toolCalls: [{ id: "1", name: "host_metrics", input: '{"node":"node1"}' }] }), TOOLS, false)).toMatchObject({ kind: "calls", calls: [{ input: { node: "node1" } }] });
+    expect(readAnswer(a({ json: '{"diagnosis":"d","answer":"a","proposals":[]}' }), TOOLS, false)).toMatchObject({ kind: "answer" });
     expect(readAnswer(a({ text: "sure!" }), TOOLS, false)).toMatchObject({ kind: "unusable", reason: "the model's answer is not JSON", answerNow: true });
   });
   it("a bad call's repair answers every call with the error (the APIs want a result per call)", () => {
