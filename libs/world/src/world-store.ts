@@ -21,16 +21,18 @@ const incomplete = (h: WorldHeader, why: string): Loaded<Snapshot> => ({
 /**
  * Builds a snapshot from a header and the node records as of that header. Records newer than the header hide the
  * older ones a view needs: fewer nodes than the header counts (or an asked node among the hidden) is an incomplete
- * view, never a smaller world. `hidden`: asked names whose record is known to be newer than the header.
+ * view, never a smaller world. `hidden`: asked names whose record is known to be newer than the header (a reader of
+ * single records, which knows each record's revision); without it (`hidden` undefined: a watch's whole copy), an
+ * asked node missing while fewer nodes than the header counts are readable may be one of the hidden ones.
  */
-function assemble(header: Parsed<WorldHeader> | undefined, items: ReadonlyMap<string, Parsed<NodeState>>, only?: readonly string[], hidden: readonly string[] = []): Loaded<Snapshot> {
+function assemble(header: Parsed<WorldHeader> | undefined, items: ReadonlyMap<string, Parsed<NodeState>>, only?: readonly string[], hidden?: readonly string[]): Loaded<Snapshot> {
   if (!header) return { ok: false, reason: "snapshot_missing", detail: `kv ${WORLD_HEADER_KEY}: no world written yet` };
   if (!header.ok) return { ok: false, reason: "snapshot_invalid", detail: header.detail };
   const h = header.value;
-  if (hidden.length > 0) return incomplete(h, `${hidden.length} asked node record(s) newer than the header (${hidden.slice(0, 3).join(", ")})`);
+  if (hidden && hidden.length > 0) return incomplete(h, `${hidden.length} asked node record(s) newer than the header (${hidden.slice(0, 3).join(", ")})`);
   const nodes: Record<string, NodeState> = {};
   const names = only ?? [...items.keys()];
-  const short = items.size < h.node_count;
+  const short = !hidden && items.size < h.node_count;
   for (const name of names) {
     const n = items.get(name);
     if (!n) {
@@ -182,7 +184,7 @@ export async function readWorldAsStored(kv: KV): Promise<Loaded<Snapshot>> {
       const name = names[i];
       if (e && e.operation === "PUT" && name !== undefined) items.set(name, parseNode(e.string(), name));
     });
-    return assemble(header, items, names);
+    return assemble(header, items, names, []);
   } catch (err) {
     return { ok: false, reason: "snapshot_unreadable", detail: `world store: ${(err as Error).message}` };
   }

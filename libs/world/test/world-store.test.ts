@@ -169,6 +169,9 @@ describe("world store", () => {
     expect(await readWorldNodes(kv, ["n3"], 0)).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
     // A node whose record is as of the header reads: it is that header's node.
     expect(await readWorldNodes(kv, ["n2"], 0)).toMatchObject({ ok: true, value: { world: { last_seq: 7, nodes: { n2: { status: "up" } } } } });
+    // A node the store never had is simply absent (unknown to the reader), not a reason to call the view incomplete.
+    const absent = await readWorldNodes(kv, ["n2", "never-reported"], 0);
+    expect(absent.ok && Object.keys(absent.value.world.nodes)).toEqual(["n2"]);
     expect(await readWorld(kv, 30_000, 0)).toMatchObject({ ok: false, reason: "snapshot_incomplete" });
     const cache = watchWorld(kv);
     try {
@@ -189,6 +192,8 @@ describe("world store", () => {
     expect(whole.ok && whole.value.world.last_seq).toBe(9);
     expect(whole.ok && whole.value.world.nodes["n1"]?.status).toBe("stale");
     expect(await readWorldNodes(kv, ["n1"], 0)).toMatchObject({ ok: true, value: { world: { nodes: { n1: { status: "stale" } } } } });
+    const none = await readWorldNodes(kv, ["n1", "never-reported"], 0);
+    expect(none.ok && Object.keys(none.value.world.nodes)).toEqual(["n1"]);
   });
 
   it("a one-shot read of a store left torn answers as soon as the writer has been quiet, not after a settling wait", async () => {
