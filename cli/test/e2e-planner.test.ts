@@ -25,8 +25,13 @@ let ollama: FakeOllama;
 // planner then finds it down and answers with its rules).
 const steward = <T = unknown>(...args: string[]) => runStewardAsync<T>(home, args, 30_000);
 
-/** The model's answer: a restart of the crash-looping service, plus one out-of-catalog proposal that must be dropped. */
+/**
+ * The model: first it searches the crash-looping service's log through the planner's `service_logs` tool (the real
+ * node-agent answers over NATS), then it answers with a restart, plus one out-of-catalog proposal that must be dropped.
+ */
 function modelAnswer(req: OllamaChatRequest) {
+  const searched = req.messages.some((m) => m.role === "tool");
+  if (req.tools && !searched) return { toolCalls: [{ name: "service_logs", arguments: { node: "demo-a", service: "flaky", grep: "cannot read config", tail: 5 } }] };
   const prompt = req.messages.map((m) => m.content).join("\n");
   const sawLog = prompt.includes("cannot read config");
   return {
@@ -122,8 +127,11 @@ describe("steward up with the planner: crash loop → task → diagnosis → app
     const shown = await steward<TaskDetail>("task", "show", task.id.slice(0, 8), "--json");
     expect(shown.code, shown.stderr).toBe(0);
     detail = TaskDetail.parse(shown.json);
-    // The evidence came from the real system: the log tail fetched from the node-agent reached the model.
+    // The evidence came from the real system: the log tail fetched from the node-agent reached the model, and so did
+    // the model's own search of that log through the service_logs tool (a step of the task).
     expect(ollama.chats().some((c) => c.messages.some((m) => m.content.includes("cannot read config")))).toBe(true);
+    expect(ollama.chats().some((c) => c.messages.some((m) => m.role === "tool" && /containing "cannot read config"[^]*flaky: cannot read config/.test(m.content)))).toBe(true);
+    expect(detail.steps.some((st) => st.kind === "tool" && /^service_logs \{"node":"demo-a","service":"flaky","grep":"cannot read config","tail":5\}: \d+ characters$/.test(st.message))).toBe(true);
     expect(detail.task.answer).toMatch(/config file/);
     const restart = detail.proposals.find((p) => p.action_kind === "restart" && p.service === "flaky");
     expect(restart?.accepted).toBe(true);
