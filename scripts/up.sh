@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need=()
 command -v nats-server >/dev/null 2>&1 || [ -n "${NATS_URL:-}" ] || need+=(nats-server)
+# steward up makes its NATS TLS certificates with openssl (without it NATS runs without TLS, and up says so).
+command -v openssl >/dev/null 2>&1 || [ -n "${NATS_URL:-}" ] || need+=(openssl)
 if [ -z "${DATABASE_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
