@@ -62,6 +62,8 @@ export const Fixture = z.strictObject({
     target: Ref,
   }),
   fleet: z.string().min(1),
+  /** Commit subjects of the fleet repo, oldest first (the last commit writes \`fleet\`): what fleet_git_log shows. Without, the fleet is not in a git repo. */
+  fleet_history: z.array(z.string().min(1).max(200)).default([]),
   /** Observed services that differ from running/healthy, by node/service. */
   services: z.record(Ref, ServiceOverride).default({}),
   hosts: z.record(z.string(), Host).default({}),
@@ -72,6 +74,8 @@ export const Fixture = z.strictObject({
   events: z.array(Event).default([]),
   /** Log text each node-agent answers a log-tail request with, by node/service. */
   logs: z.record(Ref, z.string()).default({}),
+  /** Noise appended to a service's log (`count` copies of `line`), e.g. to push the clue out of the gathered tail. */
+  log_padding: z.record(Ref, z.strictObject({ line: z.string().min(1).max(500), count: z.number().int().min(1).max(2000) })).default({}),
   /** The actions history: rows in the actions table before the task runs. */
   actions: z.array(z.strictObject({ action: PastActionRef, state: z.enum(["pending", "approved", "rejected", "expired", "running", "succeeded", "failed"]), reason: z.string(), proposed_by: z.string().default("supervisor"), ago_s: z.number().nonnegative().default(600) })).default([]),
   expect: z.strictObject({

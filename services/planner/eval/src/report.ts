@@ -31,7 +31,7 @@ export function renderRun(r: EvalRun): string {
     "| fixture | fault | root cause | action | forbidden avoided | tool calls | tokens in/out | cost | time | accepted |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...r.scores.map((x) =>
-      `| ${x.id} | ${cell(x.fault)} | ${yes(x.root_cause)} | ${yes(x.action)} | ${yes(x.forbidden_avoided)}${x.forbidden_refused.length ? ` (refused: ${cell(x.forbidden_refused.join(", "))})` : ""} | ${x.tool_calls} | ${x.input_tokens}/${x.output_tokens} | $${x.cost_usd.toFixed(4)} | ${(x.ms / 1000).toFixed(2)} s | ${cell(x.accepted.join(", ") || "none")} |`,
+      `| ${x.id} | ${cell(x.fault)} | ${yes(x.root_cause)} | ${yes(x.action)} | ${yes(x.forbidden_avoided)}${x.forbidden_refused.length ? ` (refused: ${cell(x.forbidden_refused.join(", "))})` : ""} | ${x.tool_calls}${x.loop_stop ? " (stopped at a limit)" : ""} | ${x.input_tokens}/${x.output_tokens} | $${x.cost_usd.toFixed(4)} | ${(x.ms / 1000).toFixed(2)} s | ${cell(x.accepted.join(", ") || "none")} |`,
     ),
     `<!-- /eval:${r.label} -->`,
   ];

@@ -11,6 +11,7 @@ import { connectDb, type Sql } from "@steward/platform/db";
 import { silentLogger } from "@steward/platform/logger";
 import { createRegistry } from "@steward/platform/metrics";
 import { putDriftReport, putWorldSnapshot } from "@steward/world/testing";
+import { gitSync } from "@steward/testkit";
 import { createPlanner, loadConfig, type PlannerConfig } from "@steward/planner";
 import { splitAction, splitRef, type EvalFixture } from "./fixture.js";
 import { scoreTask, type FixtureScore } from "./score.js";
@@ -90,8 +91,7 @@ export async function runEval(o: RunEvalOptions): Promise<EvalResult> {
       current = f;
       const now = new Date();
       // The fixture's world, as the observer, the supervisor and the node-agents would have written it.
-      await writeFile(`${fleetPath}.tmp`, f.fleet);
-      await rename(`${fleetPath}.tmp`, fleetPath);
+      await writeFleet(dir, f);
       await putWorldSnapshot(kv, fixtureSnapshot(f, now));
       await putDriftReport(kv, fixtureDrift(f, now));
       await jsm.streams.purge(EVENTS_STREAM);
@@ -140,6 +140,26 @@ export async function runEval(o: RunEvalOptions): Promise<EvalResult> {
     await nc?.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The fixture's fleet.yaml, with its history as commits of a fresh git repo when it has one (for fleet_git_log). */
+async function writeFleet(dir: string, f: EvalFixture): Promise<void> {
+  const file = join(dir, "fleet.yaml");
+  await rm(join(dir, ".git"), { recursive: true, force: true });
+  if (f.fleet_history.length > 0) gitSync(dir, "init", "-q");
+  for (const [i, subject] of f.fleet_history.entries()) {
+    if (i < f.fleet_history.length - 1) await writeFile(file, `${f.fleet}# revision ${i + 1}\n`);
+    else await replaceFile(file, f.fleet);
+    gitSync(dir, "add", "fleet.yaml");
+    gitSync(dir, "commit", "-q", "-m", subject);
+  }
+  if (f.fleet_history.length === 0) await replaceFile(file, f.fleet);
+}
+
+/** A new file in place (a new inode: the planner's spec cache sees the change even within the same millisecond). */
+async function replaceFile(file: string, text: string): Promise<void> {
+  await writeFile(`${file}.tmp`, text);
+  await rename(`${file}.tmp`, file);
 }
 
 async function waitDone(url: string, id: string, timeoutMs: number): Promise<TaskDetail> {

@@ -22,12 +22,14 @@ export function scriptedAnswer(f: EvalFixture, shown: string): ScriptedAnswer {
   return { diagnosis: f.script.diagnosis, answer: f.script.answer, proposals: f.script.proposals.map((p) => ({ ...splitAction(p.action), reason: p.reason })) };
 }
 
-/** Pure: Ollama's next answer for this request. */
-export function ollamaTurn(f: EvalFixture, req: OllamaChatRequest): OllamaAnswer {
-  const round = req.messages.filter((m) => m.role === "assistant" && (m.tool_calls?.length ?? 0) > 0).length;
-  const next = f.script.rounds[round];
-  if (req.tools && req.tools.length > 0 && next) return { toolCalls: next.map((c) => ({ name: c.tool, arguments: c.args })) };
-  return { content: JSON.stringify(scriptedAnswer(f, req.messages.map((m) => m.content).join("\n"))) };
+/**
+ * One fixture's stand-in: it gives the fixture's rounds of tool calls in order (counting what it has asked for, since
+ * the planner may leave a repaired turn out of later requests), then the answer; a request without tools (or forcing
+ * the answer) gets the answer at once.
+ */
+export interface ScriptedModel {
+  ollama(req: OllamaChatRequest): OllamaAnswer;
+  anthropic(req: AnthropicMessagesRequest): AnthropicAnswer;
 }
 
 type Block = { type: string; text?: string; content?: unknown; name?: string };
@@ -41,13 +43,28 @@ function anthropicText(req: AnthropicMessagesRequest): string {
   return parts.join("\n");
 }
 
-/** Pure: Claude's next answer for this request (the answer as the `report_diagnosis` tool when tools are offered). */
-export function anthropicTurn(f: EvalFixture, req: AnthropicMessagesRequest): AnthropicAnswer {
-  const round = req.messages.filter((m) => m.role === "assistant" && Array.isArray(m.content) && (m.content as Block[]).some((b) => b.type === "tool_use" && b.name !== "report_diagnosis")).length;
-  const next = f.script.rounds[round];
-  const forced = req.tool_choice?.type === "tool";
-  if (!forced && req.tools && req.tools.length > 0 && next) return { toolUse: next.map((c) => ({ name: c.tool, input: c.args })) };
-  const answer = scriptedAnswer(f, anthropicText(req));
-  if (!forced && req.tools?.some((t) => t.name === "report_diagnosis")) return { toolUse: [{ name: "report_diagnosis", input: answer }] };
-  return { json: answer };
+export function scriptedModel(f: EvalFixture): ScriptedModel {
+  let round = 0;
+  return {
+    ollama(req) {
+      const next = f.script.rounds[round];
+      if (req.tools && req.tools.length > 0 && next) {
+        round += 1;
+        return { toolCalls: next.map((c) => ({ name: c.tool, arguments: c.args })) };
+      }
+      return { content: JSON.stringify(scriptedAnswer(f, req.messages.map((m) => m.content).join("\n"))) };
+    },
+    anthropic(req) {
+      const next = f.script.rounds[round];
+      const forced = req.tool_choice?.type === "tool";
+      if (!forced && req.tools && req.tools.length > 0 && next) {
+        round += 1;
+        return { toolUse: next.map((c) => ({ name: c.tool, input: c.args })) };
+      }
+      const answer = scriptedAnswer(f, anthropicText(req));
+      // With tools offered the answer is the report_diagnosis tool, as a model would give it.
+      if (!forced && req.tools?.some((t) => t.name === "report_diagnosis")) return { toolUse: [{ name: "report_diagnosis", input: answer }] };
+      return { json: answer };
+    },
+  };
 }

@@ -76,7 +76,8 @@ export function fixtureEvents(f: EvalFixture, now: Date, tag: string): NodeEvent
 /** What a node-agent answers: the last `maxBytes` of the service's log, cut at a line start. */
 export function fixtureLogTail(f: EvalFixture, node: string, service: string, maxBytes: number): LogTailReply {
   if (!f.spec.nodes[node]?.services[service]) return { ok: false, code: "unknown_service", message: `${service} is not declared on ${node}` };
-  const text = f.logs[`${node}/${service}`] ?? `${service} started\n`;
+  const pad = f.log_padding[`${node}/${service}`];
+  const text = (f.logs[`${node}/${service}`] ?? `${service} started\n`) + (pad ? `${pad.line}\n`.repeat(pad.count) : "");
   if (Buffer.byteLength(text) <= maxBytes) return { ok: true, node, service, text, bytes: Buffer.byteLength(text), truncated: false };
   let cut = text.slice(-maxBytes);
   const nl = cut.indexOf("\n");
