@@ -64,9 +64,17 @@ describe("trace context end to end", () => {
     }, 30_000, 100);
 
     const traceId = action.traceparent!.split("-")[1]!;
-    const spans: ReadableSpan[] = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    const expected = ["probe.exit", "observer.fold", "supervisor.propose", "executor.run", "executor.command", "node-agent.command"];
+    const inTrace = () => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    // executor.run ends after it has written "succeeded", so the state can be read
+    // before the span is exported: wait for the spans, then check them.
+    await waitFor("the action's spans exported", () => {
+      const seen = new Set(inTrace().map((s) => s.name));
+      return expected.every((n) => seen.has(n));
+    }, 10_000, 50).catch(() => undefined);
+    const spans: ReadableSpan[] = inTrace();
     const names = new Set(spans.map((s) => s.name));
-    for (const n of ["probe.exit", "observer.fold", "supervisor.propose", "executor.run", "executor.command", "node-agent.command"]) {
+    for (const n of expected) {
       expect(names, `span ${n} in the trace; got ${[...names].join(", ")}`).toContain(n);
     }
     const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
