@@ -10,8 +10,13 @@ export interface Wires {
   databaseUrl: string;
   /** The operator's credential: the executor's bootstrap admin (API_TOKEN, named `admin`). */
   token: string;
-  /** The planner's API token (its API_TOKEN; the supervisor's, the alerter's and the console's PLANNER_TOKEN). */
+  /** The planner's bootstrap admin token (its API_TOKEN): the operator's CLI uses it (`planner_token` in the stack file). */
   plannerToken: string;
+  /**
+   * Each component's own, narrow planner credential (the planner's SUPERVISOR_TOKEN, ALERTER_TOKEN, CONSOLE_TOKEN;
+   * the supervisor's, the alerter's and the executor's PLANNER_TOKEN): docs/access.md.
+   */
+  plannerComponentTokens: { supervisor: string; alerter: string; console: string };
   /** The alerter's own executor credential (ALERTER_TOKEN, named `alerter`): it may only mint button tokens and relay decisions. */
   alerterToken: string;
   /** Keys the nodes' secret fingerprints (shared by the stack's agents). */
@@ -42,20 +47,21 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
     ...(w.natsSeedFile ? { NATS_NKEY_SEED_FILE: w.natsSeedFile(svc === "node-agent" ? `node.${w.node ?? "node"}` : svc) } : {}),
     ...(w.natsCaFile ? { NATS_CA_FILE: w.natsCaFile } : {}),
   };
-  const planner: Record<string, string> = w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {};
+  const planner = (token: string): Record<string, string> => (w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: token } : {});
+  const own = w.plannerComponentTokens;
   const metrics = { METRICS_PORT: "0", METRICS_HOST: "127.0.0.1" };
   switch (svc) {
     case "observer":
       return { ...nats, SNAPSHOT_PATH: join(w.dir, "world.json"), ...metrics };
     case "planner":
-      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1", ...metrics };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.plannerToken, SUPERVISOR_TOKEN: own.supervisor, ALERTER_TOKEN: own.alerter, CONSOLE_TOKEN: own.console, FLEET_SPEC: w.fleetFile, HTTP_PORT: "0", HTTP_HOST: "127.0.0.1", ...metrics };
     case "executor":
       // The executor reads the spec for deploy rollouts and shows the planner's tasks in the console.
-      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...metrics, ...(w.plannerUrl ? { PLANNER_URL: w.plannerUrl, PLANNER_TOKEN: w.plannerToken } : {}) };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.token, ALERTER_TOKEN: w.alerterToken, EXECUTOR_SIGNING_KEY: w.commandKeys.privateKey, FLEET_SPEC: w.fleetFile, HTTP_PORT: String(w.apiPort), HTTP_HOST: "127.0.0.1", ...metrics, ...planner(own.console) };
     case "supervisor":
-      return { ...nats, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner };
+      return { ...nats, DATABASE_URL: w.databaseUrl, FLEET_SPEC: w.fleetFile, ...metrics, ...planner(own.supervisor) };
     case "alerter":
-      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.alerterToken, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner };
+      return { ...nats, DATABASE_URL: w.databaseUrl, API_TOKEN: w.alerterToken, EXECUTOR_URL: w.apiUrl, ...metrics, ...planner(own.alerter) };
     case "node-agent": {
       const node = w.node ?? "node";
       // What the agent deployed and its services' logs live with the stack (removed with it), not in a shared temp
@@ -96,6 +102,7 @@ export function placeholderWires(dir: string, fleetFile: string, apiPort: number
     token: secret,
     alerterToken: `${secret}-alerter`,
     plannerToken: `${secret}-planner`,
+    plannerComponentTokens: { supervisor: `${secret}-supervisor`, alerter: `${secret}-alerter-planner`, console: `${secret}-console` },
     fleetKey: secret,
     commandKeys: generateSigningKey(),
     fleetFile,

@@ -287,6 +287,7 @@ export function createStack(o: StackOptions): Stack {
       token: randomBytes(24).toString("base64url"),
       alerterToken: randomBytes(24).toString("base64url"),
       plannerToken: randomBytes(24).toString("base64url"),
+      plannerComponentTokens: { supervisor: randomBytes(24).toString("base64url"), alerter: randomBytes(24).toString("base64url"), console: randomBytes(24).toString("base64url") },
       fleetKey: randomBytes(32).toString("base64url"),
       // A fresh pair per stack: only this stack's executor can sign commands for its agents.
       commandKeys: generateSigningKey(),

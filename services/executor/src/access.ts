@@ -1,4 +1,8 @@
 import type { CredentialRole } from "@steward/contracts/executor-api";
+import { bearerToken, type Credential } from "@steward/platform/credentials";
+
+// The lookup (bearer token -> credential) is the platform's, shared with the planner; these are the executor's names for it.
+export { bearerToken, type Credential };
 
 /** What a request to the executor's HTTP API may need; each route needs exactly one. */
 export type Permission = "read" | "decide" | "manage_credentials" | "mint_button_tokens" | "relay_decision";
@@ -30,17 +34,6 @@ export function routePermission(method: string, prefix: "api" | "approvals", seg
   }
   if (seg[0] === "credentials") return "manage_credentials";
   return method === "GET" || method === "HEAD" ? "read" : "decide";
-}
-
-/** The token of an `Authorization: Bearer …` header; "" when there is none (which resolves to no credential). */
-export function bearerToken(header: string | undefined): string {
-  return /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim() ?? "";
-}
-
-/** The authenticated caller: its name is the audit actor of everything it does. */
-export interface Credential {
-  name: string;
-  role: CredentialRole;
 }
 
 export type AccessDecision = { ok: true } | { ok: false; status: 401 | 403; code: "unauthorized" | "forbidden"; message: string };

@@ -54,7 +54,10 @@ const Env = z.object({
     .refine((v) => v === "" || (URL.canParse(v) && /^https?:\/\//.test(v)), "must be an http(s) URL")
     .optional()
     .transform((v) => v || undefined),
-  /** The planner's bearer token for the console's reads (tasks, cost); API_TOKEN when unset (the planner's token used to be the same). */
+  /**
+   * The console's own credential on the planner (the planner's CONSOLE_TOKEN, or its API_TOKEN in older set-ups);
+   * required with PLANNER_URL: the executor never sends its own admin API_TOKEN to another service.
+   */
   PLANNER_TOKEN: z
     .string()
     .optional()
@@ -65,6 +68,9 @@ const Env = z.object({
 const EnvChecked = Env.refine((e) => e.ALERTER_TOKEN === undefined || e.ALERTER_TOKEN !== e.API_TOKEN, {
   path: ["ALERTER_TOKEN"],
   message: "must differ from API_TOKEN (the alerter's credential is scoped; API_TOKEN is an admin's)",
+}).refine((e) => e.PLANNER_URL === undefined || e.PLANNER_TOKEN !== undefined, {
+  path: ["PLANNER_TOKEN"],
+  message: "is required when PLANNER_URL is set (the planner's CONSOLE_TOKEN for this executor; its own API_TOKEN is never sent to the planner)",
 });
 
 /** Every setting this service reads from its environment (`steward up` passes these through and lists them in its help). */
@@ -125,6 +131,6 @@ export function loadConfig(env: Record<string, string | undefined>): ExecutorCon
     fleetSpecPath: e.FLEET_SPEC,
     deployHealthTimeoutMs: e.DEPLOY_HEALTH_TIMEOUT_MS,
     plannerUrl: e.PLANNER_URL,
-    plannerToken: e.PLANNER_TOKEN ?? e.API_TOKEN,
+    plannerToken: e.PLANNER_TOKEN ?? "",
   };
 }

@@ -20,7 +20,7 @@ import { DRILL_KIND } from "@steward/contracts/drill";
 import type { DrillDeps } from "./drill-run.js";
 import { createDrillRoutes } from "./http-drills.js";
 import { createFailureLimiter } from "./rate-limit.js";
-import { createCredentialsRepository, type CredentialsRepository, type SettingCredential } from "./credentials.js";
+import { createCredentialsRepository, type CredentialsRepository, type SettingCredential } from "@steward/platform/credentials";
 
 export interface ExecutorDeps {
   config: ExecutorConfig;

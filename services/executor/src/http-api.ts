@@ -11,7 +11,7 @@ import type { WorldView } from "./world.js";
 import type { Console as WebConsole } from "./console/index.js";
 import type { DrillRoutes } from "./http-drills.js";
 import { bearerToken, decideAccess, routePermission, type Credential } from "./access.js";
-import type { CredentialsRepository } from "./credentials.js";
+import type { CredentialsRepository } from "@steward/platform/credentials";
 import type { FailureLimiter } from "./rate-limit.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;

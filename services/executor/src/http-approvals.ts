@@ -7,7 +7,7 @@ import type { ApprovalTokens, Decision } from "./approval-tokens.js";
 import { createTokenRedeemer, type Redeemer, type TokenRedeemer } from "./token-redeem.js";
 import { authorize } from "./http-api.js";
 import { routePermission, type Credential } from "./access.js";
-import type { CredentialsRepository } from "./credentials.js";
+import type { CredentialsRepository } from "@steward/platform/credentials";
 import type { FailureLimiter } from "./rate-limit.js";
 import { isUuid, type ActionsRepository, type MoveResult } from "@steward/actions/repository";
 

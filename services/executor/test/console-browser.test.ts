@@ -16,13 +16,15 @@ let env: Env;
 let url = "";
 let chrome: Awaited<ReturnType<typeof launchChromium>>;
 let browser: Browser;
+/** The console's own planner credential (the planner's CONSOLE_TOKEN), not the executor's API_TOKEN. */
+const CONSOLE_PLANNER_TOKEN = "console-planner-token-0123456789";
 let planner: Awaited<ReturnType<typeof startFakePlanner>>;
 
 beforeAll(async () => {
   env = await setupEnv();
-  planner = await startFakePlanner({ tasks: [task(), task({ id: "task-2", state: "failed", content: XSS, model_groups: ["rules"], cost_usd: 0, error: "planner gave up" })], cost: costReport() });
+  planner = await startFakePlanner({ tasks: [task(), task({ id: "task-2", state: "failed", content: XSS, model_groups: ["rules"], cost_usd: 0, error: "planner gave up" })], cost: costReport() }, CONSOLE_PLANNER_TOKEN);
   // No worker: an approved action stays approved, so the test sees exactly what the click did.
-  ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false", PLANNER_URL: planner.url }));
+  ({ url } = await startExecutor(env, { EXECUTOR_WORKER: "false", PLANNER_URL: planner.url, PLANNER_TOKEN: CONSOLE_PLANNER_TOKEN }));
   chrome = await launchChromium();
   browser = chrome.browser;
 

@@ -96,7 +96,8 @@ describe("console building blocks", () => {
     const base = { DATABASE_URL: "postgres://x@127.0.0.1/db", API_TOKEN, EXECUTOR_SIGNING_KEY: COMMAND_KEYS.privateKey };
     expect(loadConfig(base).plannerUrl).toBeUndefined();
     expect(loadConfig({ ...base, PLANNER_URL: "" }).plannerUrl).toBeUndefined();
-    expect(loadConfig({ ...base, PLANNER_URL: "http://127.0.0.1:7080" }).plannerUrl).toBe("http://127.0.0.1:7080");
+    expect(() => loadConfig({ ...base, PLANNER_URL: "http://127.0.0.1:7080" })).toThrow(/PLANNER_TOKEN: is required when PLANNER_URL is set/);
+    expect(loadConfig({ ...base, PLANNER_URL: "http://127.0.0.1:7080", PLANNER_TOKEN: "console-token-0123456789" }).plannerUrl).toBe("http://127.0.0.1:7080");
     expect(() => loadConfig({ ...base, PLANNER_URL: "ftp://x" })).toThrow(/PLANNER_URL/);
   });
 });

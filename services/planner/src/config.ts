@@ -1,6 +1,8 @@
 import { hostname } from "node:os";
 import { z } from "zod";
 import type { LoopLimits } from "./investigation.js";
+import type { SettingCredential } from "@steward/platform/credentials";
+import type { PlannerRole } from "./access.js";
 import { ConfigError, boolFlag, durationMs, parseEnv, port, secretString } from "@steward/platform/config";
 
 export const SERVICE_NAME = "planner";
@@ -29,7 +31,12 @@ const usd = (def: number) => z.coerce.number().nonnegative().default(def);
 const Env = z.object({
   DATABASE_URL: z.string({ error: "is required" }).min(1, "is required").refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// URL"),
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  /** The bootstrap credential, named `admin` (role admin): what every component and the CLI used before issue 13. */
   API_TOKEN: secretString(16),
+  /** Component credentials (optional): each component's own, narrow token on this API (docs/access.md). */
+  SUPERVISOR_TOKEN: secretString(16).optional(),
+  ALERTER_TOKEN: secretString(16).optional(),
+  CONSOLE_TOKEN: secretString(16).optional(),
   HTTP_PORT: port(7071),
   HTTP_HOST: z.string().min(1).default("127.0.0.1"),
   /** /metrics has a listener of its own: the API port does not serve it. */
@@ -146,6 +153,8 @@ export interface PlannerConfig {
   databaseUrl: string;
   natsUrl: string;
   apiToken: string;
+  /** The planner's setting credentials: API_TOKEN as `admin`, then each component token that is set. */
+  settingCredentials: SettingCredential<PlannerRole>[];
   httpPort: number;
   httpHost: string;
   metricsPort: number;
@@ -216,9 +225,30 @@ export function groupFor(groups: readonly ModelGroup[], agent: string): ModelGro
   return g;
 }
 
+/**
+ * API_TOKEN is `admin`; SUPERVISOR_TOKEN, ALERTER_TOKEN, CONSOLE_TOKEN (when set) are `supervisor`, `alerter`,
+ * `console` with those roles. Two settings holding the same token would make one credential two: refused.
+ */
+function plannerSettingCredentials(e: { API_TOKEN: string; SUPERVISOR_TOKEN?: string | undefined; ALERTER_TOKEN?: string | undefined; CONSOLE_TOKEN?: string | undefined }): SettingCredential<PlannerRole>[] {
+  const all: SettingCredential<PlannerRole>[] = [{ name: "admin", role: "admin", token: e.API_TOKEN, setting: "API_TOKEN" }];
+  const components = [
+    ["SUPERVISOR_TOKEN", "supervisor", e.SUPERVISOR_TOKEN],
+    ["ALERTER_TOKEN", "alerter", e.ALERTER_TOKEN],
+    ["CONSOLE_TOKEN", "console", e.CONSOLE_TOKEN],
+  ] as const;
+  for (const [setting, role, token] of components) {
+    if (token === undefined) continue;
+    const same = all.find((c) => c.token === token);
+    if (same) throw new ConfigError(SERVICE_NAME, [{ setting, message: `must differ from ${same.setting} (each credential is its own token)` }]);
+    all.push({ name: role, role, token, setting });
+  }
+  return all;
+}
+
 /** Parses the planner's settings from an env record; a ConfigError names the setting, never its value. */
 export function loadConfig(env: Record<string, string | undefined>): PlannerConfig {
   const e = parseEnv(SERVICE_NAME, Env, env);
+  const settingCredentials = plannerSettingCredentials(e);
   const modelGroups = parseModelGroups(e.MODEL_GROUPS);
   const key = e.ANTHROPIC_API_KEY;
   const hasKey = key !== undefined && key.trim() !== "";
@@ -246,6 +276,7 @@ export function loadConfig(env: Record<string, string | undefined>): PlannerConf
     databaseUrl: e.DATABASE_URL,
     natsUrl: e.NATS_URL,
     apiToken: e.API_TOKEN,
+    settingCredentials,
     httpPort: e.HTTP_PORT,
     httpHost: e.HTTP_HOST,
     metricsPort: e.METRICS_PORT,

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { SpanKind } from "@opentelemetry/api";
 import { hasUnstorableChars } from "@steward/contracts/limits";
-import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, refusedWithoutBearer, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
+import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
+import { bearerToken, type Credential, type CredentialsRepository } from "@steward/platform/credentials";
+import { decidePlannerAccess, decideSubmit, ownsTask, plannerPermits, plannerRouteOf, plannerRoutePermission, type PlannerRole } from "./access.js";
 import { answerHealth } from "@steward/platform/metrics";
 import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
 import { MAX_TASK_LIST_LIMIT, type InboxReply, type TaskListReply } from "@steward/contracts/planner-api";
@@ -14,7 +16,9 @@ import { IncidentState, MAX_INCIDENT_LIST_LIMIT, type IncidentListReply, type Re
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
-export interface ApiDeps extends JsonApiDeps {
+export interface ApiDeps extends Omit<JsonApiDeps, "apiToken"> {
+  /** Who holds a bearer token: the planner's setting credentials, then the named credentials in `api_credentials`. */
+  credentials: Pick<CredentialsRepository<PlannerRole>, "resolve">;
   store: TaskStore;
   ledger: CostLedger;
   incidents: Pick<Incidents, "list" | "detail" | "postmortem" | "recurrences">;
@@ -38,11 +42,14 @@ function readBody(req: IncomingMessage): Promise<string> {
   return readBodyText(req, MAX_BODY_BYTES);
 }
 
-/** The planner's HTTP API: /inbox, /tasks, /cost need the bearer token; /healthz does not (/metrics is on the metrics listener). */
+/**
+ * The planner's HTTP API: /inbox, /tasks, /cost, /incidents need a bearer credential whose role allows the route
+ * (access.ts); /healthz does not (/metrics is on the metrics listener). A task's user comes from the credential.
+ */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { store, ledger, metrics, logger } = deps;
 
-  async function inbox(req: IncomingMessage, res: ServerResponse): Promise<number> {
+  async function inbox(req: IncomingMessage, res: ServerResponse, cred: Credential<PlannerRole>): Promise<number> {
     const text = await readBody(req);
     let raw: unknown;
     try {
@@ -57,7 +64,13 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       const status = v.reason === "invalid_json" ? 400 : 422;
       throw new HttpError(status, { code: status === 400 ? "invalid_json" : "invalid", field: v.field, message: v.message });
     }
-    const e = v.envelope;
+    const who = decideSubmit(cred, v.envelope);
+    if (!who.ok) {
+      metrics.rejected.inc({ reason: "forbidden" });
+      throw new HttpError(who.status, { code: who.code, field: who.field, message: who.message });
+    }
+    // The body's `user` is never the record: the credential (or whom it vouches for, named with it) is.
+    const e = { ...v.envelope, user: who.user };
     const header = typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined;
     const parent = contextFromTraceparent(header ?? e.traceparent);
     return withSpan("planner.inbox", { parent, kind: SpanKind.SERVER, attributes: { "steward.task_id": e.task_id, "steward.source": e.source, "steward.restricted": e.restricted } }, async (span) => {
@@ -81,14 +94,22 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (ops) return { route: ops, status: res.statusCode };
     const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost" || path === "/incidents" || path.startsWith("/incidents/");
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
-    if (refusedWithoutBearer(req, res, deps.apiToken)) {
-      if (path === "/inbox") metrics.rejected.inc({ reason: "unauthorized" });
-      return { route: path.startsWith("/tasks/") ? "/tasks/:id" : path.startsWith("/incidents/") ? "/incidents/:id" : path, status: 401 };
+    const pattern = plannerRouteOf(path);
+    const cred = await deps.credentials.resolve(bearerToken(req.headers.authorization));
+    // An unknown sub-path of a known prefix is 404 for a caller that is allowed in at all (as before: after the token).
+    const decision = decidePlannerAccess(cred, pattern ? (plannerRoutePermission(pattern) ?? "read") : "read_own_tasks");
+    if (!decision.ok || !cred) {
+      if (path === "/inbox") metrics.rejected.inc({ reason: decision.ok ? "unauthorized" : decision.code });
+      const status = decision.ok ? 401 : decision.status;
+      const code = decision.ok ? "unauthorized" : decision.code;
+      const message = decision.ok ? "missing, wrong or revoked bearer token" : decision.message;
+      sendJson(res, status, { error: { code, message } }, status === 401 ? { "www-authenticate": 'Bearer realm="steward"' } : {});
+      return { route: pattern ?? (path.startsWith("/tasks/") ? "/tasks/:id" : path.startsWith("/incidents/") ? "/incidents/:id" : path), status };
     }
     const allow = (want: string, r: string) => allowMethod(method, want, r);
     if (path === "/inbox") {
       allow("POST", "/inbox");
-      return { route: "/inbox", status: await inbox(req, res) };
+      return { route: "/inbox", status: await inbox(req, res, cred) };
     }
     if (path === "/tasks") {
       allow("GET", "/tasks");
@@ -108,7 +129,9 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       } catch {
         throw new HttpError(400, { code: "invalid", field: "id", message: "task id is not valid percent-encoding" });
       }
-      const detail = hasUnstorableChars(id) ? undefined : await store.get(id);
+      const found = hasUnstorableChars(id) ? undefined : await store.get(id);
+      // A credential that may read only its own tasks is told nothing about anyone else's: the same 404.
+      const detail = found && (plannerPermits(cred.role, "read") || ownsTask(cred, found.task)) ? found : undefined;
       if (!detail) throw new HttpError(404, { code: "not_found", message: `no task with id '${id}'` });
       sendJson(res, 200, detail);
       return { route: "/tasks/:id", status: 200 };

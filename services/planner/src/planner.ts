@@ -13,6 +13,8 @@ import { createCostLedger, type CostLedger } from "./cost-ledger.js";
 import type { EvidenceSources } from "./evidence.js";
 import { buildPlannerGraph, type RunContext } from "./graph.js";
 import { createApiHandler } from "./http-api.js";
+import { createCredentialsRepository } from "@steward/platform/credentials";
+import type { PlannerRole } from "./access.js";
 import { createIncidents, type Incidents } from "./incidents/incidents.js";
 import { createPlannerMetrics, type PlannerMetrics } from "./metrics.js";
 import { createModelCaller } from "./model-caller.js";
@@ -145,7 +147,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
         registry,
         metrics,
         logger,
-        apiToken: config.apiToken,
+        credentials: createCredentialsRepository<PlannerRole>(sql, config.settingCredentials),
         defaultTtlS: config.taskTtlS,
         maxAttempts: config.maxAttempts,
         clock,

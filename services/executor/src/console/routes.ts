@@ -15,7 +15,7 @@ import type { DrillsRepository } from "@steward/actions/drills";
 import { drillsBody } from "./drills-view.js";
 import { OPERATOR_ROLES } from "@steward/contracts/executor-api";
 import { permits } from "../access.js";
-import type { CredentialsRepository } from "../credentials.js";
+import type { CredentialsRepository } from "@steward/platform/credentials";
 import type { FailureLimiter } from "../rate-limit.js";
 
 export const MAX_FORM_BYTES = 16 * 1024;

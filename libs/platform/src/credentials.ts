@@ -1,15 +1,28 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Sql } from "@steward/platform/db";
 import type { CredentialRole } from "@steward/contracts/executor-api";
-import type { Credential } from "./access.js";
+import type { Sql } from "./db.js";
 
-/** A credential from the executor's own settings (API_TOKEN is `admin`, ALERTER_TOKEN `alerter`): not in the table, not revocable there. */
-export interface SettingCredential extends Credential {
+/** The authenticated caller: its name is the audit actor of everything it does. */
+export interface Credential<R extends string = CredentialRole> {
+  name: string;
+  role: R;
+}
+
+/** The token of an `Authorization: Bearer …` header; "" when there is none (which resolves to no credential). */
+export function bearerToken(header: string | undefined): string {
+  return /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim() ?? "";
+}
+
+/**
+ * A credential from a service's own settings (the executor's API_TOKEN is `admin`, ALERTER_TOKEN `alerter`; the
+ * planner's API_TOKEN `admin` and its component tokens): not in the table, not revocable there.
+ */
+export interface SettingCredential<R extends string = CredentialRole> extends Credential<R> {
   token: string;
   setting: string;
 }
 
-export interface CredentialInfo extends Credential {
+export interface CredentialInfo<R extends string = CredentialRole> extends Credential<R | CredentialRole> {
   source: "setting" | "database";
   created_at: string | null;
   created_by: string | null;
@@ -20,14 +33,15 @@ export type CreateResult = { ok: true; credential: CredentialInfo; token: string
 export type RevokeResult = { ok: true } | { ok: false; code: "not_found" | "reserved"; message: string };
 
 /**
- * The executor's named API credentials (the only code that touches `api_credentials`). A token is random, shown once
- * by `create`, and stored as its SHA-256; `resolve` finds who holds a token, revoked ones excluded, on every request
- * (no cache: a revocation holds on every executor at once).
+ * The named API credentials of the executor and the planner (the only code that touches `api_credentials`; the
+ * executor creates and revokes them, both resolve them). A token is random, shown once by `create`, and stored as its
+ * SHA-256; `resolve` finds who holds a token (the service's setting credentials first, each compared in constant
+ * time; then the table, revoked ones excluded) on every request: no cache, so a revocation holds everywhere at once.
  */
-export interface CredentialsRepository {
-  resolve(token: string): Promise<Credential | undefined>;
+export interface CredentialsRepository<R extends string = CredentialRole> {
+  resolve(token: string): Promise<Credential<R | CredentialRole> | undefined>;
   create(name: string, role: CredentialRole, createdBy: string): Promise<CreateResult>;
-  list(): Promise<CredentialInfo[]>;
+  list(): Promise<CredentialInfo<R>[]>;
   revoke(name: string, revokedBy: string): Promise<RevokeResult>;
 }
 
@@ -40,16 +54,16 @@ export function newToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString("base64url");
 }
 
-export function createCredentialsRepository(sql: Sql, fromSettings: readonly SettingCredential[]): CredentialsRepository {
+export function createCredentialsRepository<R extends string = CredentialRole>(sql: Sql, fromSettings: readonly SettingCredential<R>[]): CredentialsRepository<R> {
   const reserved = new Map(fromSettings.map((c) => [c.name, c]));
-  const settingInfo = (c: SettingCredential): CredentialInfo => ({ name: c.name, role: c.role, source: "setting", created_at: null, created_by: `setting ${c.setting}`, revoked_at: null });
+  const settingInfo = (c: SettingCredential<R>): CredentialInfo<R> => ({ name: c.name, role: c.role, source: "setting", created_at: null, created_by: `setting ${c.setting}`, revoked_at: null });
 
   return {
     async resolve(token) {
       if (token === "") return undefined;
       const given = digest(token);
       // Every setting credential is compared, in constant time, whatever matched before.
-      let found: SettingCredential | undefined;
+      let found: SettingCredential<R> | undefined;
       for (const c of fromSettings) if (timingSafeEqual(given, digest(c.token))) found = c;
       if (found) return { name: found.name, role: found.role };
       const [row] = await sql<{ name: string; role: CredentialRole }[]>`SELECT name, role FROM api_credentials WHERE token_hash = ${hash(token)} AND revoked_at IS NULL`;
