@@ -46,7 +46,7 @@ const passed = Object.fromEntries(PASS.filter((k) => env[k] !== undefined).map((
 const fixtures = await loadFixtures(FIXTURES, only);
 if (fixtures.length === 0) usage(`no fixture matches --only ${only.join(",")}`);
 const machine = `${hostname()}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? "?"}, ${Math.round(totalmem() / 2 ** 30)} GiB, load ${loadavg()[0]?.toFixed(1)} at start, node ${process.version}`;
-const SOURCES = "real — world and drift in NATS KV, events in JetStream, log tails over NATS (a responder in place of the node-agents) on a nats-server the runner starts; actions history in PostgreSQL; fleet.yaml on disk";
+const SOURCES = "real — world and drift in NATS KV, events in JetStream, log tails over NATS (a responder in place of the node-agents) on a nats-server the runner starts; actions history in PostgreSQL; fleet.yaml on disk, in a git repo when the fixture has a history";
 
 const STAND_IN_NOTE = "**The scripted stand-in, not a model**: these scores measure the plumbing (sources, tools, the wire protocol, the loop, the trust boundary), and its token counts are the stand-in's estimates (characters / 4), priced by the planner's table as if real.";
 
