@@ -1,7 +1,7 @@
 /**
  * One trace from `steward task add` to the node-agent command that carried out the planner's proposal:
- * cli.task_add → planner.inbox → planner.queue.enqueue → planner.worker.run → (evidence, the model calls, a tool call)
- * → planner.propose_action → executor.run → executor.command → node-agent.command.
+ * cli.task_add → planner.inbox → planner.queue.enqueue → planner.worker.run → (evidence, every model call, every tool
+ * call, and the node-agent's answer to a log read) → planner.propose_action → executor.run → executor.command → node-agent.command.
  * Every component runs in this process (the CLI through runCli), so an in-memory exporter sees every span.
  * The supervisor is left out on purpose: it would propose the same restart first, and the action would then
  * carry the supervisor's trace instead of the CLI's.
@@ -46,11 +46,16 @@ afterAll(async () => {
 });
 
 describe("trace context from the CLI through the planner", () => {
-  it("steward task add → planner → proposed action → executor → node-agent is one trace with no orphan span", async () => {
+  it("steward task add → planner (every model call, every tool call) → proposed action → executor → node-agent is one trace with no orphan span", async () => {
     await waitFor("web healthy", () => agent.status().find((x) => x.service === "web")?.health === "healthy", 20_000);
-    // The model first reads the service's events through a tool (its own span), then answers.
-    ollama.script({ toolCalls: [{ name: "service_events", arguments: { node: "t1", service: "web" } }] });
-    ollama.script({ content: JSON.stringify({ diagnosis: "web serves stale data since its config changed", answer: "Restart web on t1.", proposals: [{ kind: "restart", node: "t1", service: "web", reason: "reload the changed config" }] }), promptEvalCount: 900, evalCount: 60 });
+    // The model investigates over two rounds before it answers: first two calls in one turn (the service's events, and
+    // its log, which the node-agent answers over NATS), then its spec. Three model calls, three tool calls.
+    ollama.script(
+      { toolCalls: [{ name: "service_events", arguments: { node: "t1", service: "web" } }, { name: "service_logs", arguments: { node: "t1", service: "web", tail: 20 } }] },
+      { toolCalls: [{ name: "service_spec", arguments: { node: "t1", service: "web" } }] },
+      { content: JSON.stringify({ diagnosis: "web serves stale data since its config changed", answer: "Restart web on t1.", proposals: [{ kind: "restart", node: "t1", service: "web", reason: "reload the changed config" }] }), promptEvalCount: 900, evalCount: 60 },
+    );
+    const chatsBefore = ollama.chats().length;
     exporter.reset();
 
     const out: string[] = [];
@@ -60,23 +65,47 @@ describe("trace context from the CLI through the planner", () => {
     const proposal = detail.proposals.find((p) => p.accepted && p.action_id);
     expect(proposal, JSON.stringify(detail.proposals)).toBeDefined();
     const actionId = proposal!.action_id!;
+    const modelCalls = ollama.chats().length - chatsBefore;
+    // The loop's tool calls (the gathering's own reads are "read …" steps, not model-asked calls).
+    const toolSteps = detail.steps.filter((s) => s.kind === "tool" && !s.message.startsWith("read "));
+    expect(modelCalls, JSON.stringify(detail.steps)).toBe(3);
+    expect(toolSteps.map((s) => s.message.split(" ")[0])).toEqual(["service_events", "service_logs", "service_spec"]);
 
     expect(await runCli(["approve", actionId.slice(0, 8)], io), out.join("\n")).toBe(0);
+    let traceparent: string | null = null;
     await waitFor("action succeeded", async () => {
       const r = await fetch(`${apiUrl}/api/actions/${actionId}`, { headers: { authorization: `Bearer ${token}` } });
-      const state = ((await r.json()) as { action: { state: string } }).action.state;
-      if (state === "failed" || state === "failed_unknown") throw new Error(`action ${state}`);
-      return state === "succeeded";
+      const action = ((await r.json()) as { action: { state: string; traceparent: string | null } }).action;
+      if (action.state === "failed" || action.state === "failed_unknown") throw new Error(`action ${action.state}`);
+      traceparent = action.traceparent;
+      return action.state === "succeeded";
     }, 30_000, 100);
 
     const root = exporter.getFinishedSpans().find((s) => s.name === "cli.task_add");
     expect(root).toBeDefined();
     const traceId = root!.spanContext().traceId;
-    const spans: ReadableSpan[] = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
-    const names = new Set(spans.map((s) => s.name));
-    for (const n of ["cli.task_add", "planner.inbox", "planner.queue.enqueue", "planner.worker.run", "chat llama3.1:8b", "execute_tool service_events", "planner.propose_action", "executor.run", "executor.command", "node-agent.command"]) {
-      expect(names, `span ${n} in the trace; got ${[...names].join(", ")}`).toContain(n);
-    }
+    // The action the planner proposed carries the CLI's trace.
+    expect(traceparent, "the action's traceparent").toMatch(new RegExp(`^00-${traceId}-`));
+    const inTrace = (): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    const count = (spans: ReadableSpan[], name: string) => spans.filter((s) => s.name === name).length;
+    // What the trace must hold, with how many of each: every model call and every tool call made for the task.
+    const expected: [string, number][] = [
+      ["cli.task_add", 1], ["planner.inbox", 1], ["planner.queue.enqueue", 1], ["planner.worker.run", 1],
+      ["chat llama3.1:8b", modelCalls], ["execute_tool service_events", 1], ["execute_tool service_logs", 1], ["execute_tool service_spec", 1],
+      ["planner.propose_action", 1], ["executor.run", 1], ["executor.command", 1], ["node-agent.command", 1],
+    ];
+    // Spans end after the states they write are readable (executor.run after 'succeeded', worker.run after the task's
+    // answer): wait until every expected span is exported, then check them.
+    await waitFor("every span of the trace exported", () => {
+      const spans = inTrace();
+      return expected.every(([n, k]) => count(spans, n) >= k) && spans.some((s) => s.name === "node-agent.log_tail");
+    }, 15_000, 50).catch(() => undefined);
+    const spans = inTrace();
+    const got = [...new Set(spans.map((s) => s.name))].map((n) => `${n} ×${count(spans, n)}`).join(", ");
+    for (const [n, k] of expected) expect(count(spans, n), `${k} span(s) ${n} in the trace; got ${got}`).toBe(k);
+    // Exactly as many execute_tool spans as tool steps of the task, and no other tool span.
+    expect(spans.filter((s) => s.name.startsWith("execute_tool ")).length).toBe(toolSteps.length);
+
     const byId = new Map(spans.map((s) => [s.spanContext().spanId, s]));
     const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
     // Exactly one root (the CLI); every other span's parent was exported in the same trace.
@@ -85,9 +114,9 @@ describe("trace context from the CLI through the planner", () => {
       const p = parentOf(s);
       if (p) expect(byId.has(p), `parent of ${s.name} is exported`).toBe(true);
     }
-    const chain = (name: string): string[] => {
+    const chainOf = (span: ReadableSpan | undefined): string[] => {
       const path: string[] = [];
-      let s = spans.find((x) => x.name === name);
+      let s = span;
       while (s) {
         path.unshift(s.name);
         const p = parentOf(s);
@@ -95,20 +124,35 @@ describe("trace context from the CLI through the planner", () => {
       }
       return path;
     };
+    const chain = (name: string): string[] => chainOf(spans.find((x) => x.name === name));
     const cmd = chain("node-agent.command");
     const order = ["cli.task_add", "planner.inbox", "planner.queue.enqueue", "planner.worker.run", "planner.propose_action", "executor.run", "executor.command", "node-agent.command"];
     expect(cmd.filter((n) => order.includes(n))).toEqual(order);
-    // The model call hangs off the worker, with the GenAI attributes.
-    expect(chain("chat llama3.1:8b")).toContain("planner.worker.run");
-    const call = spans.find((s) => s.name === "chat llama3.1:8b")!;
-    expect(call.attributes["gen_ai.system"]).toBe("ollama");
-    expect(call.attributes["gen_ai.usage.input_tokens"]).toBeGreaterThan(0);
-    expect(spans.filter((s) => s.name === "chat llama3.1:8b").map((s) => s.attributes["gen_ai.usage.output_tokens"])).toContain(60);
-    // The tool call hangs off the worker too, with the GenAI tool attributes; the model saw its answer.
-    expect(chain("execute_tool service_events")).toContain("planner.worker.run");
-    const tool = spans.find((s) => s.name === "execute_tool service_events")!;
-    expect(tool.attributes).toMatchObject({ "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "service_events", "steward.tool.result": "ok" });
-    expect(ollama.chats()[1]?.messages.some((m) => m.role === "tool" && m.content.includes("events_seen"))).toBe(true);
-    expect(detail.steps.some((s) => s.kind === "tool" && s.message.startsWith('service_events {"node":"t1","service":"web"}: '))).toBe(true);
+    const underWorker = ["cli.task_add", "planner.inbox", "planner.queue.enqueue", "planner.worker.run"];
+    // Every model call hangs off the worker, with the GenAI attributes.
+    const calls = spans.filter((s) => s.name === "chat llama3.1:8b");
+    for (const call of calls) {
+      expect(chainOf(call)).toEqual([...underWorker, "chat llama3.1:8b"]);
+      expect(call.attributes["gen_ai.system"]).toBe("ollama");
+      expect(call.attributes["gen_ai.usage.input_tokens"]).toBeGreaterThan(0);
+    }
+    expect(calls.map((s) => s.attributes["gen_ai.usage.output_tokens"])).toContain(60);
+    // Every tool call hangs off the worker too, with the GenAI tool attributes and a call id of its own.
+    const tools = spans.filter((s) => s.name.startsWith("execute_tool "));
+    for (const tool of tools) {
+      const name = tool.name.slice("execute_tool ".length);
+      expect(chainOf(tool)).toEqual([...underWorker, tool.name]);
+      expect(tool.attributes).toMatchObject({ "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name, "steward.tool.result": "ok", "steward.task_id": detail.task.id });
+    }
+    expect(new Set(tools.map((s) => s.attributes["gen_ai.tool.call.id"])).size).toBe(tools.length);
+    // The node-agent's answer to the log read carries the tool call's context across NATS.
+    const logReads = spans.filter((s) => s.name === "node-agent.log_tail").map(chainOf);
+    expect(logReads, JSON.stringify(logReads)).toContainEqual([...underWorker, "execute_tool service_logs", "node-agent.log_tail"]);
+    // The proposal hangs off the worker; the model saw each tool's answer.
+    expect(chain("planner.propose_action")).toEqual([...underWorker, "planner.propose_action"]);
+    const chats = ollama.chats().slice(chatsBefore);
+    expect(chats[1]?.messages.some((m) => m.role === "tool" && m.content.includes("events_seen"))).toBe(true);
+    expect(chats[2]?.messages.filter((m) => m.role === "tool").length).toBe(3);
+    expect(toolSteps[0]!.message.startsWith('service_events {"node":"t1","service":"web"}: ')).toBe(true);
   });
 });
