@@ -55,7 +55,7 @@ afterAll(async () => {
 describe("dead-man: executor and planner", () => {
   it("the executor killed -9: an alert that it does not answer; back on its port: resolved", async () => {
     const alerter = createAlerter({
-      config: loadConfig({ DATABASE_URL: stack.db.url, NATS_URL: stack.nats.url, API_TOKEN: stack.token, EXECUTOR_URL: `http://127.0.0.1:${ports.executor}`, PLANNER_URL: `http://127.0.0.1:${ports.planner}`, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-deadman", ALERT_EVAL_MS: "250", ALERT_DEADMAN_S: "3", ALERT_LIVENESS_POLL_MS: "250", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000", RETRY_BASE_MS: "100" }),
+      config: loadConfig({ DATABASE_URL: stack.db.url, NATS_URL: stack.nats.url, API_TOKEN: stack.token, EXECUTOR_URL: `http://127.0.0.1:${ports.executor}`, PLANNER_URL: `http://127.0.0.1:${ports.planner}`, PLANNER_TOKEN: stack.token, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-deadman", ALERT_EVAL_MS: "250", ALERT_DEADMAN_S: "3", ALERT_LIVENESS_POLL_MS: "250", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000", RETRY_BASE_MS: "100" }),
       nc: stack.nc,
       sql: stack.sql,
       logger: silentLogger(),

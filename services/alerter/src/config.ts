@@ -274,6 +274,10 @@ export function loadConfig(env: Record<string, string | undefined>, readFile: (p
     if (url) webhook = { url, token };
   }
 
+  // Its own credential on the planner (the planner's ALERTER_TOKEN), required with PLANNER_URL: its executor
+  // credential (API_TOKEN) is never sent to the planner.
+  const plannerWanted = env["PLANNER_URL"] !== undefined && env["PLANNER_URL"] !== "";
+  if (plannerWanted && env["PLANNER_TOKEN"] === undefined) p.push({ setting: "PLANNER_TOKEN", message: "is required when PLANNER_URL is set (the planner's ALERTER_TOKEN for this alerter; its API_TOKEN is the executor's credential and is never sent to the planner)" });
   const plannerToken = env["PLANNER_TOKEN"] === undefined ? undefined : secret(env, "PLANNER_TOKEN", p, { required: true, min: 16 });
 
   let rules: Rule[] = [];
@@ -305,7 +309,7 @@ export function loadConfig(env: Record<string, string | undefined>, readFile: (p
     executorPublicUrl: (e.EXECUTOR_PUBLIC_URL ?? e.EXECUTOR_URL).replace(/\/+$/, ""),
     apiToken,
     plannerUrl: e.PLANNER_URL?.replace(/\/+$/, ""),
-    plannerToken: plannerToken ?? apiToken,
+    plannerToken,
     consoleUrl: e.CONSOLE_URL?.replace(/\/+$/, ""),
     metricsPort: e.METRICS_PORT,
     metricsHost: e.METRICS_HOST,

@@ -45,6 +45,13 @@ describe("removed settings", () => {
     }
   });
 
+  it("PLANNER_URL without PLANNER_TOKEN is refused: the executor credential (API_TOKEN) is no longer sent to the planner", () => {
+    expect(() => loadConfig({ ...base, EXECUTOR_URL: "http://127.0.0.1:7070", PLANNER_URL: "http://127.0.0.1:7071" })).toThrow(/PLANNER_TOKEN: is required when PLANNER_URL is set/);
+    const c = loadConfig({ ...base, EXECUTOR_URL: "http://127.0.0.1:7070", PLANNER_URL: "http://127.0.0.1:7071", PLANNER_TOKEN: "its-own-planner-token-0123" });
+    expect(c.plannerToken).toBe("its-own-planner-token-0123");
+    expect(loadConfig({ ...base, EXECUTOR_URL: "http://127.0.0.1:7070" }).plannerToken).toBeUndefined();
+  });
+
   it("every replacement named is a setting the alerter reads, and no removed one is still read", () => {
     for (const [old, message] of Object.entries(REMOVED_SETTINGS)) {
       expect(SETTINGS).not.toContain(old);

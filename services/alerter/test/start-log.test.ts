@@ -24,6 +24,7 @@ describe("the alerter's start-up line", () => {
       ALERT_CONSOLE: "true",
       EXECUTOR_URL: "http://ops:exec-s3cret@127.0.0.1:1",
       PLANNER_URL: "http://ops:plan-s3cret@127.0.0.1:2",
+      PLANNER_TOKEN: "a-planner-token-0123456789",
     };
     const child = spawn(process.execPath, [main], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";

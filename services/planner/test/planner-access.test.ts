@@ -172,6 +172,23 @@ describe("the planner's API refuses what a credential may not do (real PostgreSQ
     expect((await call("/inbox", ALERTER, { method: "POST", body: envelope("tg-2", { source: "web" }) })).status).toBe(403);
   });
 
+  it("the console reads for its signed-in operator and files web tasks recorded as that operator via the console", async () => {
+    const CONSOLE = "console-token-0123456789abcdef";
+    ({ url } = await start({ WORKERS: "0", CONSOLE_TOKEN: CONSOLE }));
+    await call("/inbox", tokens["ann"], { method: "POST", body: envelope("ann-2") });
+    const list = await call("/tasks", CONSOLE);
+    expect(list.status).toBe(200);
+    expect(list.json.tasks).toHaveLength(1);
+    expect((await call("/tasks/ann-2", CONSOLE)).status).toBe(200);
+    const web = await call("/inbox", CONSOLE, { method: "POST", body: envelope("web-1", { source: "web", user: "vera" }) });
+    expect(web.status).toBe(202);
+    expect(web.json.task).toMatchObject({ user: "vera via console", source: "web" });
+    // Only the console may claim `web`; the console may not claim `cli` or draft post-mortems.
+    expect((await call("/inbox", tokens["ann"], { method: "POST", body: envelope("web-2", { source: "web" }) })).json.error).toMatchObject({ code: "forbidden", field: "source" });
+    expect((await call("/inbox", CONSOLE, { method: "POST", body: envelope("web-3", { source: "cli" }) })).status).toBe(403);
+    expect((await call("/incidents/1/postmortem", CONSOLE, { method: "POST" })).status).toBe(403);
+  });
+
   it("a revoked, wrong, malformed or missing token is 401 with one message that says nothing about which", async () => {
     ({ url } = await start({ WORKERS: "0", SUPERVISOR_TOKEN: SUPERVISOR }));
     const before = await taskCount();
