@@ -3,6 +3,8 @@ import type { Io } from "./command-table.js";
 import { ApiError, NoStackError, UsageError } from "./errors.js";
 import { renderCommandHelp, renderUsage, renderUsageOf, VERSION } from "./help.js";
 import { parseCommandLine } from "./parse.js";
+import { colorOn } from "./color.js";
+import { terminalSafeIo } from "./terminal-text.js";
 
 export type { Io };
 
@@ -42,6 +44,9 @@ export async function runCli(argv: string[], io: Io): Promise<number | null> {
   }
   // Only the command that runs is loaded: `status` never loads the fleet library, `validate` never the API client.
   const run = await loadCommand(inv.spec.name);
+  // Everything a command prints goes through one gate: model-written text, log lines and remote errors can hold
+  // terminal control sequences (terminal-text.ts). JSON passes unchanged (its escapes are the same).
+  io = terminalSafeIo(io, { palette: inv.spec.paints === true && colorOn(io) });
   try {
     return await run(inv.args, io);
   } catch (err) {

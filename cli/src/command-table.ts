@@ -58,6 +58,8 @@ export interface CommandSpec {
   readonly ownHelp?: boolean;
   /** The command starts a trace (its spans reach the planner): main.ts installs tracing for it. */
   readonly traced?: boolean;
+  /** The command colours its output (color.ts): those colour codes pass terminal-text.ts, nothing else does. */
+  readonly paints?: boolean;
 }
 
 const json = { type: "boolean", default: false, summary: "print the answer as JSON" } as const;
@@ -90,6 +92,7 @@ export const DRIFT = {
   name: "drift",
   summary: "where the world differs from the spec",
   usage: [["steward drift [--json] [--exit-code]", "where the world differs from the spec"]],
+  paints: true,
   flags: {
     json,
     "exit-code": { type: "boolean", default: false, summary: "for scripts, like git diff --exit-code: exit 1 when there is drift, 0 when there is none (errors keep their own codes)" },

@@ -1,6 +1,8 @@
-/** Plain aligned tables: readable in a terminal, no dependencies. */
+import { terminalSafe } from "./terminal-text.js";
+
+/** Plain aligned tables: readable in a terminal, no dependencies. Cells are terminal-safe (and laid out as printed). */
 export function table(headers: string[], rows: (string | number | null | undefined)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? "-" : String(c))))];
+  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? "-" : terminalSafe(String(c)))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
   return cells
     .map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? "").padEnd(widths[i] ?? 0))).join("  ").trimEnd())

@@ -3,6 +3,7 @@ import type { DriftReport } from "@steward/contracts/drift";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { paint, type Paint } from "../color.js";
 import { ago, shortId, table } from "../format.js";
+import { terminalSafe } from "../terminal-text.js";
 
 export function renderStatus(snap: Snapshot, now = Date.now()): string {
   const nodes = Object.values(snap.world.nodes).sort((a, b) => a.name.localeCompare(b.name));
@@ -34,8 +35,11 @@ export function renderStatus(snap: Snapshot, now = Date.now()): string {
 const SEVERITY_COLOR: Record<DriftReport["drifts"][number]["severity"], Paint | undefined> = { alert: "red", action: "yellow", report: undefined };
 
 export function renderDrift(r: DriftReport, now = Date.now(), color = false): string {
+  // Painted text passes the CLI's terminal gate with its colour codes (paints: true), so what is painted is made
+  // terminal-safe here first: the report is the supervisor's, and its messages quote what agents saw. The table's
+  // cells are (format.ts); the other lines are below.
   const out: string[] = [];
-  if (r.skipped) out.push(paint(color, "yellow", `WARNING: last supervisor cycle skipped at ${r.skipped.at}: ${r.skipped.reason} (showing the last good report)`));
+  if (r.skipped) out.push(paint(color, "yellow", terminalSafe(`WARNING: last supervisor cycle skipped at ${r.skipped.at}: ${r.skipped.reason} (showing the last good report)`)));
   out.push(`computed ${ago(r.computed_at, now)} from world seq ${r.world_seq}`);
   if (r.drifts.length === 0) {
     out.push(paint(color, "green", "no drift: the fleet matches the spec"));
@@ -54,7 +58,7 @@ export function renderDrift(r: DriftReport, now = Date.now(), color = false): st
     for (const d of held) {
       const h = d.held!;
       const ends = h.until === null ? "until the drift changes or clears" : h.cause === null ? `until ${h.until}` : `until ${h.until} or the drift changes or clears`;
-      out.push(`  ${d.key}: held by ${h.held_by} (${h.channel}) ${ago(h.created_at, now)}, ${ends}: ${h.reason}  [steward hold release ${h.action_id.slice(0, 8)}]`);
+      out.push(terminalSafe(`  ${d.key}: held by ${h.held_by} (${h.channel}) ${ago(h.created_at, now)}, ${ends}: ${h.reason}  [steward hold release ${h.action_id.slice(0, 8)}]`));
     }
   }
   return out.join("\n");

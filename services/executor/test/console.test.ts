@@ -4,7 +4,7 @@ import { checkOrigin, createPlannerClient, createSessionStore, esc, html, parseC
 import { loadConfig } from "../src/config.js";
 import { API_TOKEN, COMMAND_KEYS, insertAction, insertDrill, setupEnv, startExecutor, stateOf, type Env } from "./helpers.js";
 import { costReport, startFakePlanner, task } from "./console-helpers.js";
-import { actionBody, overviewBody } from "../src/console/views.js";
+import { actionBody, overviewBody, tasksBody } from "../src/console/views.js";
 import { ActionState, UNSTARTED_ACTION_STATES, type Action } from "@steward/contracts/action";
 import { DrillVerdict, type DrillResult } from "@steward/contracts/drill";
 import { drillOutcome, drillsBody } from "../src/console/drills-view.js";
@@ -118,6 +118,18 @@ describe("an action's page", () => {
     expect(byModel).toMatch(/<dd class="model-written">db keeps dying<\/dd>/);
     expect(byModel).toMatch(/<pre class="diagnosis model-written">oom<\/pre>/);
     expect(String(actionBody({ action: { ...action("pending"), diagnosis: "from a runbook" }, audit: [] }, session, now))).not.toContain("written by a model");
+  });
+
+  it("shows what a model (or a log it quotes) wrote as text, never markup: the action's reason and diagnosis, a task's request, error and model groups", () => {
+    const xss = `</pre><img src=x onerror="alert(1)"><script>fetch('//evil')</script>`;
+    const escaped = "&lt;/pre&gt;&lt;img src=x onerror=&quot;alert(1)&quot;&gt;&lt;script&gt;fetch(&#39;//evil&#39;)&lt;/script&gt;";
+    const page = String(actionBody({ action: { ...action("pending"), reason: `${xss}1`, diagnosis: `${xss}2`, result: `${xss}3`, proposed_by: "planner", task_id: "t-1", model_written: ["reason", "diagnosis"] }, audit: [{ id: 1, action_id: "a-1", at: "2026-03-02T09:59:00.000Z", from_state: null, to_state: "pending", actor: `${xss}9`, channel: "api", detail: `${xss}4` }] }, session, now));
+    expect(page).not.toMatch(/<img|<script|<\/pre><img/);
+    for (const n of ["1", "2", "3", "4", "9"]) expect(page).toContain(`${escaped}${n}`);
+    const tasks = String(tasksBody({ plannerUrl: "http://planner", tasks: { ok: true, value: [task({ content: `${xss}5`, error: `${xss}6`, model_groups: [`${xss}7`] })] }, cost: { ok: true, value: costReport({ by_model_group: [{ model_group: `${xss}8`, usd: 0, calls: 1 }] }) } }, session, now));
+    expect(tasks).not.toMatch(/<img|<script/);
+    for (const n of ["6", "7", "8"]) expect(tasks).toContain(`${escaped}${n}`);
+    expect(tasks).toContain("&lt;/pre&gt;&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"); // the request, cut to 160 characters
   });
 });
 
