@@ -4,9 +4,13 @@
  * files use, the steward image built from the Dockerfile by Compose, `up -d` with a `.env` as docs/deploy.md writes it
  * (generated secrets holding '/', '+' and '='), then:
  *
+ * - NATS with auth on, as docs/deploy.md sets it up: `steward keys nats` (the built CLI) writes the users file and
+ *   the seeds, the services' seeds are given to the image's `node` user (uid 1000), each service mounts its own;
  * - every container healthy by its own healthcheck (NATS cluster, PostgreSQL, five Steward services);
- * - a node-agent on the host, pointed at the published NATS ports as docs/deploy.md says, shows up in
- *   `steward status --json` asked through the published executor port;
+ * - a node-agent on the host, pointed at the published NATS ports with its own seed as docs/deploy.md says, shows up
+ *   in `steward status --json` asked through the published executor port;
+ * - a client without credentials is refused on a published NATS port; a service whose seed file is missing is
+ *   refused by Compose itself (the container is not created);
  * - the observer's snapshot is in its named volume, written by the image's `node` user.
  *
  * Test-only differences, each in the override file below: the host's nats-server is 2.9, so the NATS configs are
@@ -19,7 +23,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { generateSigningKey } from "@steward/contracts/command-keys";
 import { readFileSync, statSync } from "node:fs";
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { chown, mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -28,6 +32,7 @@ import { promisify } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Snapshot } from "@steward/contracts/world-state";
+import { connectNats } from "@steward/platform/bus";
 import { SINK_SETTINGS } from "@steward/alerter";
 import { dockerdUnavailable, startDockerd, stopProcess, waitFor, type Dockerd } from "@steward/testkit";
 import { importNatsImage, importNodeBuildImage, importNodeSlimImage, importPostgresImage } from "./support/host-images.js";
@@ -40,7 +45,8 @@ const PROJECT = "stwcp";
 const STEWARD_SERVICES = ["observer", "supervisor", "executor", "planner", "alerter"] as const;
 const ALL_SERVICES = ["nats-1", "nats-2", "nats-3", "postgres", ...STEWARD_SERVICES];
 
-type ComposeService = { environment?: Record<string, string | null>; healthcheck?: { test?: string[] }; depends_on?: Record<string, { condition: string }>; volumes?: string[] };
+type Mount = string | { type: string; source: string; target: string; read_only?: boolean };
+type ComposeService = { environment?: Record<string, string | null>; healthcheck?: { test?: string[] }; depends_on?: Record<string, { condition: string }>; volumes?: Mount[]; ports?: string[] };
 const composeFile = parseYaml(readFileSync(COMPOSE_FILE, "utf8"), { merge: true }) as { services: Record<string, ComposeService> };
 
 /** `docker compose` (v2) where present, else `docker-compose` (v1); undefined when neither runs. */
@@ -89,6 +95,23 @@ describe("docker-compose.yml, as written", () => {
       const deps = composeFile.services[name]?.depends_on ?? {};
       for (const infra of ["nats-1", "nats-2", "nats-3", "postgres"]) expect(deps[infra]?.condition, `${name} → ${infra}`).toBe("service_healthy");
     }
+  });
+
+  it("gives each Steward service its own NATS seed only (read-only, a bind that must exist) and each NATS server the users file", () => {
+    const seeds = (s: string) => (composeFile.services[s]?.volumes ?? []).filter((v): v is Exclude<Mount, string> => typeof v !== "string" && v.source.includes("/seeds/"));
+    for (const name of STEWARD_SERVICES) {
+      expect(composeFile.services[name]?.environment?.["NATS_NKEY_SEED_FILE"], name).toBe("/run/steward/nats.nk");
+      expect(seeds(name), name).toEqual([{ type: "bind", source: `\${STEWARD_NATS_KEYS:-./nats-keys}/seeds/${name}.nk`, target: "/run/steward/nats.nk", read_only: true }]);
+    }
+    for (const name of ["nats-1", "nats-2", "nats-3"]) {
+      const users = (composeFile.services[name]?.volumes ?? []).filter((v) => typeof v !== "string" && v.target === "/etc/nats/nats-users.conf");
+      expect(users, name).toEqual([{ type: "bind", source: "${STEWARD_NATS_KEYS:-./nats-keys}/nats-users.conf", target: "/etc/nats/nats-users.conf", read_only: true }]);
+      expect(seeds(name), name).toEqual([]);
+    }
+  });
+
+  it("publishes nothing on all interfaces unless STEWARD_BIND says so", () => {
+    for (const [name, s] of Object.entries(composeFile.services)) for (const p of s.ports ?? []) expect(p, name).toMatch(/^\$\{STEWARD_BIND:-127\.0\.0\.1\}:/);
   });
 });
 
@@ -141,6 +164,11 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
     await mkdir(repo);
     await writeFile(join(repo, "fleet.yaml"), "version: 1\nfleet: compose-test\nnodes:\n  cp-host:\n    services: {}\n");
 
+    // The NATS identities, as docs/deploy.md makes them: the CLI writes them (seeds 0600, as whoever runs it: root
+    // here), then the services' seeds are given to the image's `node` user (uid 1000), which must read them.
+    await run(process.execPath, [join(ROOT, "cli", "dist", "main.js"), "keys", "nats", "--out", join(dir, "nats-keys"), "--fleet", join(repo, "fleet.yaml")], { timeout: 60_000 });
+    for (const s of STEWARD_SERVICES) await chown(join(dir, "nats-keys", "seeds", `${s}.nk`), 1000, 1000);
+
     ports.nats = [await freePort(), await freePort(), await freePort()];
     ports.executor = await freePort();
     // One variable a line, as docs/deploy.md writes it.
@@ -151,6 +179,7 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
       `STEWARD_PLANNER_TOKEN=${base64Secret()}`,
       `STEWARD_EXECUTOR_SIGNING_KEY=${commandKeys.privateKey}`,
       `FLEET_REPO=${repo}`,
+      `STEWARD_NATS_KEYS=${join(dir, "nats-keys")}`,
       `STEWARD_PUBLIC_URL=http://127.0.0.1:${ports.executor}`,
       "NTFY_URL=http://127.0.0.1:9",
       `NTFY_TOPIC=steward-${randomBytes(6).toString("hex")}`,
@@ -202,6 +231,7 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
     agent = spawnService("node-agent", {
       NODE_NAME: "cp-host",
       NATS_URL: ports.nats.map((p) => `nats://127.0.0.1:${p}`).join(","),
+      NATS_NKEY_SEED_FILE: join(dir, "nats-keys", "seeds", "node.cp-host.nk"),
       FLEET_SPEC: join(dir, "fleet-repo", "fleet.yaml"),
       FLEET_KEY: fleetKey,
       NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey,
@@ -239,4 +269,76 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
     expect(statSync(mountpoint).uid).toBe(1000);
     expect(statSync(file).uid).toBe(1000);
   }, 90_000);
+
+  it("refuses a client without credentials on a published NATS port", async () => {
+    const err = await connectNats(`nats://127.0.0.1:${ports.nats[0]}`, "anonymous", { reconnect: false, maxReconnectAttempts: 0, timeout: 10_000 }, null).then(
+      async (nc) => {
+        await nc.close();
+        return undefined;
+      },
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/authorization/i);
+  }, 60_000);
+
+  /** Compose in a project of its own, with STEWARD_NATS_KEYS pointed elsewhere (the shell's environment overrides .env). */
+  const otherKeys = (keys: string) => {
+    const args = [...compose.slice(1), "-p", `${PROJECT}keys`, "-f", COMPOSE_FILE, "-f", join(dir, "override.json"), "--env-file", join(dir, ".env")];
+    const opts = { env: { ...env(), STEWARD_NATS_KEYS: keys }, cwd: ROOT, timeout: 120_000, maxBuffer: 32 << 20 };
+    return {
+      dc: (more: string[]) => run(compose[0]!, [...args, ...more], opts).then(
+        (r) => ({ ok: true, text: r.stdout + r.stderr }),
+        (e: Error & { stdout?: string; stderr?: string }) => ({ ok: false, text: `${e.stdout ?? ""}${e.stderr ?? ""}` }),
+      ),
+    };
+  };
+
+  it("refuses to create a service whose seed file is missing (Compose fails, naming the path)", async () => {
+    const empty = await mkdtemp(join(dir, "no-keys-"));
+    const other = otherKeys(empty);
+    const out = await other.dc(["up", "--no-start", "--no-deps", "observer"]);
+    await other.dc(["down"]);
+    expect(out.ok, out.text).toBe(false);
+    expect(out.text).toContain(join(empty, "seeds", "observer.nk"));
+  }, 180_000);
+
+  it("shows a service that cannot read its seed (not given to uid 1000) exiting 2, naming NATS_NKEY_SEED_FILE, never the seed", async () => {
+    const keys = await mkdtemp(join(dir, "root-keys-"));
+    await mkdir(join(keys, "seeds"));
+    const seed = readFileSync(join(dir, "nats-keys", "seeds", "observer.nk"), "utf8");
+    await writeFile(join(keys, "seeds", "observer.nk"), seed, { mode: 0o600 }); // root's, as the CLI leaves it
+    const other = otherKeys(keys);
+    try {
+      const up = await other.dc(["up", "-d", "--no-deps", "observer"]);
+      expect(up.ok, up.text).toBe(true);
+      let logs = "";
+      let state = "";
+      await waitFor("the observer exiting 2 with a message naming its seed setting", async () => {
+        logs = (await other.dc(["logs", "--no-color", "observer"])).text;
+        const id = (await other.dc(["ps", "-q", "observer"])).text.trim();
+        state = id ? (await docker(["inspect", "--format", "{{.State.ExitCode}} {{.RestartCount}}", id])).stdout.trim() : "";
+        return logs.includes("NATS_NKEY_SEED_FILE") && /^2 /.test(state);
+      }, 90_000, 1000).catch((err: Error) => {
+        throw new Error(`${err.message}: state ${state}\n${logs.slice(-2000)}`);
+      });
+      expect(logs).toMatch(/NATS_NKEY_SEED_FILE.*cannot be read \(EACCES\)/);
+      expect(logs).not.toContain(seed.trim());
+    } finally {
+      await other.dc(["down", "-t", "2"]);
+    }
+  }, 180_000);
+
+  it("logged no permission violation on any NATS server but the readers' first-start race on creating the world store", async () => {
+    const logs = (await dc(["logs", "--no-color", "nats-1", "nats-2", "nats-3"])).stdout;
+    // A reader (executor, supervisor, planner, alerter) that opens the world store before the observer has created
+    // it asks to create it, is refused (only the observer may), exits and is restarted by Docker: known, in
+    // docs/deploy.md. Any other violation is a permission the deployment lacks.
+    const violations = logs.split("\n").filter((l) => / Violation/.test(l) && !/authentication error/.test(l));
+    expect(violations.filter((l) => !/Publish Violation .*Subject "\$JS\.API\.STREAM\.CREATE\.KV_steward_world"/.test(l)).slice(0, 5)).toEqual([]);
+    // The anonymous client above was refused by the server itself.
+    expect(logs).toMatch(/"[^"]*:anonymous" - authentication error/);
+    const ids = (await dc(["ps", "-q"])).stdout.split("\n").filter(Boolean);
+    const restarts = (await docker(["inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}}={{.RestartCount}}', ...ids])).stdout.trim().split("\n");
+    console.log(`control-plane compose: world-store create refusals ${violations.length}; restarts ${restarts.join(" ")}`);
+  }, 60_000);
 });

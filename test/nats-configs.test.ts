@@ -1,7 +1,9 @@
 /**
  * The NATS configs in infra/nats/ parse with the real nats-server (`nats-server -t -c FILE`). Options newer than the
  * installed server are stripped for the check (the test's name says which and why); everything else must parse.
- * docker-compose.yml runs nats:2.10, which knows every option used.
+ * docker-compose.yml runs nats:2.10, which knows every option used. Every config includes the users file
+ * `steward keys nats` writes (`include ./nats-users.conf`): the check writes one next to each copy, from the same
+ * generator, so auth is part of what parses.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -9,7 +11,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
+import { newNatsUserKey, planNatsUsers, renderNatsAuthorization } from "@steward/platform/nats-auth";
 
 const run = promisify(execFile);
 const BIN = process.env["NATS_SERVER_BIN"] ?? "nats-server";
@@ -62,8 +66,17 @@ async function check(path: string): Promise<{ ok: boolean; output: string }> {
 const skipped = unknownHere.length ? ` (without ${unknownHere.map((o) => `${o}: needs ${NEWER_OPTIONS[o]!.join(".")}+`).join(", ")}; installed ${version!.join(".")})` : "";
 
 describe.skipIf(version === undefined)(`infra/nats configs parse with nats-server -t${skipped}`, () => {
+  beforeAll(async () => {
+    // What `steward keys nats` writes as nats-users.conf, for a fleet of two nodes.
+    await writeFile(join(work, "nats-users.conf"), renderNatsAuthorization(planNatsUsers(["web1", "db1"], NATS_COMPONENTS, () => newNatsUserKey())));
+  });
+
   it("there are configs to check", () => {
     expect(files.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it.each(files)("%s includes the generated users file (clients must log in)", async (file) => {
+    expect(await readFile(join(DIR, file), "utf8")).toMatch(/^include \.\/nats-users\.conf$/m);
   });
 
   it.each(files)("%s", async (file) => {
@@ -75,6 +88,15 @@ describe.skipIf(version === undefined)(`infra/nats configs parse with nats-serve
     const r = await check(path);
     expect(r.ok, r.output).toBe(true);
     expect(r.output).toMatch(/is valid/);
+  });
+
+  it("the check fails when the users file is missing (a config that includes it cannot run open by accident)", async () => {
+    const sub = await mkdtemp(join(work, "no-users-"));
+    const path = join(sub, files[0]!);
+    await writeFile(path, strip(await readFile(join(DIR, files[0]!), "utf8")).text);
+    const r = await check(path);
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/nats-users\.conf/);
   });
 
   it("the check fails on an option the server does not know (so a typo in a config is caught)", async () => {
