@@ -47,7 +47,7 @@ async function withWorldStore<T>(env: NodeJS.ProcessEnv, unreachable: ApiUnreach
     throw both(`at ${url} cannot be reached either (${(err as Error).message})`);
   });
   try {
-    const r = await read(await openWorldBucket(nc));
+    const r = await read(await openWorldBucket(nc, 1, { waitForOwnerMs: 2_000 }));
     if (!r.ok) throw both(`at ${url} could not be read: ${r.detail}`);
     return { value: r.value, note: directNote(unreachable, url) };
   } finally {

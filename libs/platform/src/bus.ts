@@ -3,6 +3,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from "@nats-io/kv";
 import { context, propagation, type Context } from "@opentelemetry/api";
 import { natsInboxPrefix } from "@steward/contracts/nats-permissions";
+import { sleep } from "./sleep.js";
 import { natsAuthFromEnv, natsCaFileFromEnv, type NatsAuth } from "./nats-auth.js";
 import { DLQ_STREAM, DLQ_SUBJECT_PREFIX, EVENTS_STREAM, EVENTS_SUBJECTS, WORLD_BUCKET } from "@steward/contracts/subjects";
 
@@ -78,8 +79,44 @@ function isNotFound(err: unknown): boolean {
   return e?.api_error?.err_code === 10059 || /not found/i.test(e?.message ?? "");
 }
 
-export async function openWorldBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(nc).create(WORLD_BUCKET, { history: 1, replicas, storage: StorageType.File });
+export interface OpenWorldOptions {
+  /** How long a reader waits for the observer to create the store when it may not create it itself (60 s). */
+  waitForOwnerMs?: number;
+  /** Called once, when the first attempt was refused and the reader starts waiting: say so in the log. */
+  onWaiting?: (err: Error) => void;
+}
+
+/**
+ * Opens the world store, creating it where this identity may. Under NATS identities only the observer may create
+ * it (docs/access.md), so a reader that starts first is refused: it waits for the observer, retrying with backoff,
+ * instead of exiting and being restarted (every reader crashed once on a fresh compose deploy). It gives up with the
+ * first refusal after `waitForOwnerMs`.
+ */
+export async function openWorldBucket(nc: NatsConnection, replicas = 1, opts: OpenWorldOptions = {}): Promise<KV> {
+  const waitMs = opts.waitForOwnerMs ?? 60_000;
+  const deadline = Date.now() + waitMs;
+  let pause = 100;
+  let first: Error | undefined;
+  for (;;) {
+    try {
+      return await new Kvm(nc).create(WORLD_BUCKET, { history: 1, replicas, storage: StorageType.File });
+    } catch (err) {
+      const e = err as Error;
+      if (!isRefusedOrUnanswered(e) || nc.isClosed()) throw e;
+      if (!first) {
+        first = e;
+        opts.onWaiting?.(e);
+      }
+      if (Date.now() + pause > deadline) throw new Error(`world store ${WORLD_BUCKET} not there after ${waitMs} ms and this identity may not create it (is the observer running?): ${first.message}`);
+      await sleep(pause);
+      pause = Math.min(pause * 2, 2_000);
+    }
+  }
+}
+
+/** A permission refusal, or a JetStream request nobody answered (the refusal as some servers report it). */
+function isRefusedOrUnanswered(err: Error): boolean {
+  return /permission|timeout|no responders/i.test(`${err.name} ${err.message}`);
 }
 
 /** Injects the active (or given) trace context into NATS headers. */

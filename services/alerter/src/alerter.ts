@@ -245,7 +245,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
     evaluateNow: trigger,
     async start() {
       await migrate(sql);
-      const kv = await openWorldBucket(nc);
+      const kv = await openWorldBucket(nc, 1, { onWaiting: (err) => logger.warn({ err: err.message }, "world store not created yet; waiting for the observer") });
       const onError = (err: Error) => logger.warn({ err: err.message }, "world store watch failed; re-reading and watching again");
       worldCache = watchWorld(kv, {
         onChange: () => {

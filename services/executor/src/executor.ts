@@ -152,7 +152,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     credentials,
     async start() {
       await migrate(sql);
-      const kv = await openWorldBucket(nc);
+      const kv = await openWorldBucket(nc, 1, { onWaiting: (err) => logger.warn({ err: err.message }, "world store not created yet; waiting for the observer") });
       const world = await openWorldView(kv, logger);
       worldView = world;
       const listening = await store.listen(poke);

@@ -28,7 +28,7 @@ function orMissing<T>(r: { ok: true; value: T } | { ok: false; reason: string; d
 export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions): EvidenceSources {
   let kv: KV | undefined;
   let cached: { stamp: string; spec: FleetSpec } | undefined;
-  const bucket = async (): Promise<KV> => (kv ??= await openWorldBucket(nc));
+  const bucket = async (): Promise<KV> => (kv ??= await openWorldBucket(nc, 1, { waitForOwnerMs: 5_000 }));
 
   return {
     async spec() {

@@ -273,7 +273,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   async function start(): Promise<void> {
     if (!stopped) return;
     await migrate(sql);
-    kv = await openWorldBucket(nc);
+    kv = await openWorldBucket(nc, 1, { onWaiting: (err) => log.warn({ err: err.message }, "world store not created yet; waiting for the observer") });
     stopped = false;
     if (!config.snapshotPath) {
       // One cycle per observer write (its header), not per node record: the cycle coalesces anyway.
