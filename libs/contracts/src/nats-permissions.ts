@@ -12,6 +12,7 @@ import {
   commandSubject,
   dlqSubject,
   logTailSubject,
+  containerInspectSubject,
   nodeEventsSubjects,
   assertSubjectToken,
 } from "./subjects.js";
@@ -74,7 +75,7 @@ export function natsPermissions(id: NatsIdentity, publicKey: string): NatsPermis
   const inbox = `${natsInboxPrefix(publicKey)}.>`;
   if (id.kind === "node") {
     // Its own events (JetStream publishes; the acks come to its inbox) and answers to the requests it takes.
-    return { publish: [nodeEventsSubjects(assertSubjectToken(id.node))], subscribe: [commandSubject(id.node), logTailSubject(id.node), inbox], allowResponses: true };
+    return { publish: [nodeEventsSubjects(assertSubjectToken(id.node))], subscribe: [commandSubject(id.node), logTailSubject(id.node), containerInspectSubject(id.node), inbox], allowResponses: true };
   }
   switch (id.component) {
     case "observer": {
@@ -107,7 +108,7 @@ export function natsPermissions(id: NatsIdentity, publicKey: string): NatsPermis
       return { publish: [...WORLD_READER, commandSubject("*"), ALERTS_RECENT_SUBJECT, DEPLOY_FAILED_ALERT_SUBJECT], subscribe: [inbox], allowResponses: false };
     case "planner":
       // Read-only investigation: the world, a node's recent events (ordered consumers on the events stream, which
-      // expire when idle: no delete, so it cannot remove the observer's durable), log tails.
+      // expire when idle: no delete, so it cannot remove the observer's durable), log tails, container inspects.
       return {
         publish: [
           ...WORLD_READER,
@@ -117,6 +118,7 @@ export function natsPermissions(id: NatsIdentity, publicKey: string): NatsPermis
           `${JS_API}.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.*`,
           `${JS_API}.CONSUMER.INFO.${EVENTS_STREAM}.*`,
           logTailSubject("*"),
+          containerInspectSubject("*"),
         ],
         subscribe: [inbox],
         allowResponses: false,

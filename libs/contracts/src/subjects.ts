@@ -52,6 +52,9 @@ export const commandSubject = (node: string): string => `steward.cmd.${node}`;
 /** Request/reply subject on which a node-agent answers with the tail of a declared service's log. */
 export const logTailSubject = (node: string): string => `steward.logs.${node}`;
 
+/** Request/reply subject on which a node-agent answers with the state of a compose service's containers (read-only). */
+export const containerInspectSubject = (node: string): string => `steward.inspect.${node}`;
+
 /** Core NATS subject on which the executor announces a rollout stopped by a failed health gate. */
 export const DEPLOY_FAILED_ALERT_SUBJECT = "steward.alerts.deploy_failed";
 

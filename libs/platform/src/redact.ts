@@ -1,6 +1,11 @@
 /** Redaction of secret-looking values in free text (logs, prompts, tool output): one implementation for every service. */
 const SECRET_NAME = "[A-Za-z0-9_.-]*(?:PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)[A-Za-z0-9_.-]*";
 
+/** Whether a variable's name looks like it holds a secret (`DB_PASSWORD`, `API_KEY`, `GITHUB_TOKEN`, …). */
+export function looksSecretName(name: string): boolean {
+  return new RegExp(`^${SECRET_NAME}$`, "i").test(name);
+}
+
 /** Masks values that look secret in free text (KEY=value pairs with secret-like names, bearer tokens, URL passwords). */
 export function redactSecretsInText(text: string, knownValues: readonly string[] = []): string {
   let out = text

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { createAccount } from "@nats-io/nkeys";
 import { NATS_COMPONENTS, natsInboxPrefix, natsPermissions } from "@steward/contracts/nats-permissions";
-import { DRIFT_HEADER_KEY, EVENTS_STREAM, WORLD_BUCKET, WORLD_HEADER_KEY, commandSubject, dlqSubject, driftNodeKey, eventSubject, logTailSubject, worldNodeKey } from "@steward/contracts/subjects";
+import { DRIFT_HEADER_KEY, EVENTS_STREAM, WORLD_BUCKET, WORLD_HEADER_KEY, commandSubject, containerInspectSubject, dlqSubject, driftNodeKey, eventSubject, logTailSubject, worldNodeKey } from "@steward/contracts/subjects";
 import { ConfigError } from "../src/config.js";
 import { natsAuthFromEnv, natsCaFileFromEnv, newNatsUserKey, planNatsUsers, renderNatsAuthorization, type NatsKeyPair } from "../src/nats-auth.js";
 
@@ -39,6 +39,7 @@ describe("NATS permissions derived from the contracts' subjects", () => {
     ["node b's events", eventSubject("b", "service"), ["node.b"]],
     ["a command to a", commandSubject("a"), ["executor"]],
     ["a log tail request to b", logTailSubject("b"), ["planner"]],
+    ["a container inspect request to b", containerInspectSubject("b"), ["planner"]],
     ["a world node record", kv(worldNodeKey("a")), ["observer"]],
     ["the world header", kv(WORLD_HEADER_KEY), ["observer"]],
     ["the legacy world key", kv("world"), ["observer"]],
@@ -63,6 +64,8 @@ describe("NATS permissions derived from the contracts' subjects", () => {
   it.each([
     ["node a's commands", commandSubject("a"), ["node.a"]],
     ["node b's log tail requests", logTailSubject("b"), ["node.b"]],
+    ["node b's container inspect requests", containerInspectSubject("b"), ["node.b"]],
+    ["every node's container inspect requests", containerInspectSubject("*"), []],
     ["every node's commands", commandSubject("*"), []],
     ["every event", eventSubject("a", "heartbeat"), []],
     ["node b's inbox", `${natsInboxPrefix(key("node.b").publicKey)}.x`, ["node.b"]],
@@ -72,7 +75,7 @@ describe("NATS permissions derived from the contracts' subjects", () => {
     expect(sub(subject)).toEqual([...who].sort());
   });
 
-  it("answering requests it did not ask for: the nodes (commands, log tails) and the alerter (recent alerts) only", () => {
+  it("answering requests it did not ask for: the nodes (commands, log tails, container inspects) and the alerter (recent alerts) only", () => {
     expect(users.filter((u) => u.permissions.allowResponses).map((u) => u.name)).toEqual(["node.a", "node.b", "alerter"]);
   });
 

@@ -14,6 +14,7 @@ import { dispatchCommand, verifyCommand } from "./commands.js";
 import { createSeenCommandLog } from "./seen-command-file.js";
 import { createDriverTable, type ServiceKind } from "./driver.js";
 import { serveLogTail } from "./log-tail.js";
+import { serveContainerInspect } from "./container-inspect.js";
 import type { NodeAgentConfig } from "./config.js";
 import { createAgentMetrics, type AgentMetrics } from "./metrics.js";
 import { diskUsage, memUsedPct } from "./plan.js";
@@ -72,6 +73,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
   let ownNc: NatsConnection | undefined;
   let commandSub: Subscription | undefined;
   let logTailSub: { unsubscribe(): void } | undefined;
+  let inspectSub: { unsubscribe(): void } | undefined;
   let stopping = false;
   let started = false;
   const baseDir = dirname(resolve(config.fleetSpec));
@@ -239,7 +241,8 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
         void handleCommand(msg);
       },
     });
-    logTailSub = serveLogTail(nc, { node, logDir: config.logDir, services: () => processes.services, resolveSecret: (ref) => secrets.resolve(ref), logger });
+    logTailSub = serveLogTail(nc, { node, logDir: config.logDir, services: () => processes.services, resolveSecret: (ref) => secrets.resolve(ref), compose, logger });
+    inspectSub = serveContainerInspect(nc, { node, compose, isDeclared: (service) => declaredKinds.has(service), logger });
     logger.info({ subject: commandSubject(node) }, "taking node commands");
   }
 
@@ -360,6 +363,7 @@ export function createNodeAgent(deps: NodeAgentDeps): NodeAgent {
       await compose.stop();
       commandSub?.unsubscribe();
       logTailSub?.unsubscribe();
+      inspectSub?.unsubscribe();
       await processes.shutdown();
       // A last heartbeat restating that everything is stopped, so the observer need not wait for staleness.
       await heartbeat().catch(() => undefined);

@@ -15,6 +15,8 @@ import { containerEnvValue, createStackObserver } from "./compose-observe.js";
 import { createStackRecords } from "./compose-records.js";
 import { StackDeployError, createStackSet, exclusive, type Stack } from "./compose-stack.js";
 import type { DockerClient } from "./docker/client.js";
+import type { ContainerInspect } from "./docker/types.js";
+import { secretEnvValues, stackLogs } from "./compose-investigate.js";
 import type { ServiceOp } from "./commands.js";
 import type { OpHandler, ServiceCommand, ServiceDriver } from "./driver.js";
 
@@ -72,6 +74,14 @@ export interface ComposeDriver extends ServiceDriver {
   stop(): Promise<void>;
   /** For the secret probe: one variable of a stack's running container environment; the value stays with the caller. */
   readContainerEnv(service: string, key: string): Promise<{ found: true; value: string } | { found: false; status: "missing" | "unreadable"; detail: string }>;
+  /**
+   * For investigations (read-only): a declared stack's containers as the engine describes them, and the values to mask
+   * in anything shown of them (the spec's env values, secrets resolved, and container env values with secret-like
+   * names). `undefined`: no such stack. Throws when the engine does not answer.
+   */
+  investigate(service: string): Promise<{ project: string; containers: ContainerInspect[]; secrets: string[] } | undefined>;
+  /** The end of a stack's log (its containers' logs merged by time), not redacted: see `investigate` for what to mask. */
+  readLogs(containers: readonly ContainerInspect[], opts: { maxBytes: number; since?: Date; until?: Date }): Promise<{ text: string; bytes: number; truncated: boolean }>;
 }
 
 export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
@@ -213,6 +223,20 @@ export function createComposeDriver(deps: ComposeDriverDeps): ComposeDriver {
       await events.stop();
       await observer.idle();
     },
+
+    async investigate(service) {
+      const s = stacks.get(service);
+      if (!s) return undefined;
+      const containers = await observer.containers(s);
+      const secrets = secretEnvValues(containers);
+      for (const v of Object.values(s.spec.env)) {
+        const value = typeof v === "string" ? v : deps.resolveSecret?.(v);
+        if (value && value.length >= 4) secrets.push(value);
+      }
+      return { project: s.project, containers, secrets };
+    },
+
+    readLogs: (containers, opts) => stackLogs(containers, opts, (c, o) => docker.containerLogs(c.Id, o)),
 
     async readContainerEnv(service, key) {
       const s = stacks.get(service);

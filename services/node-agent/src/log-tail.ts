@@ -7,6 +7,7 @@ import { redactSecretsInText } from "@steward/platform/redact";
 import { withSpan } from "@steward/platform/tracing";
 import type { EnvValue, SecretRef } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
+import type { ComposeDriver } from "./compose-driver.js";
 
 /** What the log tail needs to know about a supervised service. */
 export interface TailableService {
@@ -20,6 +21,8 @@ export interface LogTailDeps {
   services: () => ReadonlyMap<string, TailableService>;
   /** Resolves secret refs so their values can be masked if a service printed them. */
   resolveSecret?: (ref: SecretRef) => string | undefined;
+  /** Compose stacks: their containers' logs through the engine (a stack is not in `services`). */
+  compose?: Pick<ComposeDriver, "investigate" | "readLogs">;
   logger: Logger;
 }
 
@@ -56,10 +59,15 @@ export async function answerLogTail(data: Uint8Array, deps: Omit<LogTailDeps, "l
     const i = req.error.issues[0];
     return { ok: false, code: "invalid", message: `${i?.path.join(".") || "(request)"}: ${i?.message ?? "invalid"}` };
   }
-  const { service, max_bytes } = req.data;
+  const { service, max_bytes, since, until } = req.data;
   const svc = deps.services().get(service);
+  if ((!svc || !svc.declared) && deps.compose) {
+    const answer = await composeTail(deps.compose, deps.node, service, max_bytes, since, until);
+    if (answer) return answer;
+  }
   // The name reaches a file path only after it matched a declared service, so no path tricks get through.
   if (!svc || !svc.declared) return { ok: false, code: "unknown_service", message: `no declared service '${service}' on node '${deps.node}'` };
+  if (since !== undefined || until !== undefined) return { ok: false, code: "invalid", message: `since/until: the log of process service '${service}' has no timestamps (a time range works for compose services only)` };
   const known: string[] = [];
   for (const v of Object.values(svc.spec.env)) {
     const value = typeof v === "string" ? v : deps.resolveSecret?.(v);
@@ -72,6 +80,25 @@ export async function answerLogTail(data: Uint8Array, deps: Omit<LogTailDeps, "l
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return { ok: false, code: "no_log", message: `no log for '${service}' yet` };
     return { ok: false, code: "error", message: `cannot read the log of '${service}' (${code ?? "error"})` };
+  }
+}
+
+/** A compose stack's log through the engine, redacted; `undefined` when no stack has that name. */
+async function composeTail(compose: NonNullable<LogTailDeps["compose"]>, node: string, service: string, maxBytes: number, since: string | undefined, until: string | undefined): Promise<LogTailReply | undefined> {
+  let found: Awaited<ReturnType<typeof compose.investigate>>;
+  try {
+    found = await compose.investigate(service);
+  } catch (err) {
+    return { ok: false, code: "error", message: `cannot read the containers of '${service}': ${redactSecretsInText((err as Error).message).slice(0, 300)}` };
+  }
+  if (!found) return undefined;
+  if (found.containers.length === 0) return { ok: false, code: "no_log", message: `compose service '${service}' has no containers (project ${found.project})` };
+  try {
+    const t = await compose.readLogs(found.containers, { maxBytes: Math.min(maxBytes, LOG_TAIL_MAX_BYTES), ...(since ? { since: new Date(since) } : {}), ...(until ? { until: new Date(until) } : {}) });
+    const text = redactSecretsInText(t.text, found.secrets);
+    return { ok: true, node, service, text, bytes: Buffer.byteLength(text), truncated: t.truncated };
+  } catch (err) {
+    return { ok: false, code: "error", message: `cannot read the log of '${service}': ${redactSecretsInText((err as Error).message, found.secrets).slice(0, 300)}` };
   }
 }
 

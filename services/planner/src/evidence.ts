@@ -2,6 +2,7 @@ import { redactSecretsInText } from "@steward/platform/redact";
 import type { Drift, DriftReport } from "@steward/contracts/drift";
 import type { FleetSpec, HealthCheck, ServiceSpec } from "@steward/fleet/fleet-spec";
 import type { LogTailReply } from "@steward/contracts/log-tail";
+import type { ContainerInspectReply } from "@steward/contracts/container-inspect";
 import type { NodeEvent } from "@steward/contracts/events";
 import type { Snapshot } from "@steward/contracts/world-state";
 
@@ -13,8 +14,13 @@ export interface EvidenceSources {
   drift(): Promise<DriftReport | undefined>;
   /** Recent events of a node, oldest first. */
   events(node: string, sinceMs: number, limit: number): Promise<NodeEvent[]>;
-  /** The last bytes of a service's log from its node-agent (`maxBytes` overrides the configured size). */
-  logTail(node: string, service: string, maxBytes?: number): Promise<LogTailReply>;
+  /**
+   * The last bytes of a service's log from its node-agent (`maxBytes` overrides the configured size); `range` (ISO
+   * times) for compose services only, whose lines carry the engine's timestamps.
+   */
+  logTail(node: string, service: string, maxBytes?: number, range?: { since?: string; until?: string }): Promise<LogTailReply>;
+  /** A compose service's containers as its node-agent's engine describes them (no env values). */
+  containerInspect(node: string, service: string): Promise<ContainerInspectReply>;
 }
 
 export interface Target {

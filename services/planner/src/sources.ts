@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
-import { EVENTS_STREAM, assertSubjectToken, logTailSubject, nodeEventsSubjects } from "@steward/contracts/subjects";
+import { EVENTS_STREAM, assertSubjectToken, containerInspectSubject, logTailSubject, nodeEventsSubjects } from "@steward/contracts/subjects";
 import { LogTailReply } from "@steward/contracts/log-tail";
+import { ContainerInspectReply } from "@steward/contracts/container-inspect";
 import { NodeEvent } from "@steward/contracts/events";
 import { jetstream, jetstreamManager, openWorldBucket, traceHeaders, type KV, type NatsConnection } from "@steward/platform/bus";
 import { loadFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
@@ -64,9 +65,14 @@ export function createNatsSources(nc: NatsConnection, opts: NatsSourcesOptions):
       return out;
     },
 
-    async logTail(node, service, maxBytes) {
-      const msg = await nc.request(logTailSubject(assertSubjectToken(node)), JSON.stringify({ service, max_bytes: maxBytes ?? opts.logTailBytes }), { timeout: opts.logTailTimeoutMs, headers: traceHeaders() });
+    async logTail(node, service, maxBytes, range) {
+      const msg = await nc.request(logTailSubject(assertSubjectToken(node)), JSON.stringify({ service, max_bytes: maxBytes ?? opts.logTailBytes, ...(range?.since ? { since: range.since } : {}), ...(range?.until ? { until: range.until } : {}) }), { timeout: opts.logTailTimeoutMs, headers: traceHeaders() });
       return LogTailReply.parse(msg.json());
+    },
+
+    async containerInspect(node, service) {
+      const msg = await nc.request(containerInspectSubject(assertSubjectToken(node)), JSON.stringify({ service }), { timeout: opts.logTailTimeoutMs, headers: traceHeaders() });
+      return ContainerInspectReply.parse(msg.json());
     },
   };
 }

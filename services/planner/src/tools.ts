@@ -51,13 +51,26 @@ export const defineTool = <A>(t: ToolDef<A>): ToolDef => t as unknown as ToolDef
 const name63 = z.string().min(1).max(63);
 const nodeService = { node: name63.describe("node name from the fleet spec"), service: name63.describe("service name on that node") };
 
+const minutesAgo = (what: string) => z.number().int().min(0).max(10_080).optional().describe(`${what} this many minutes ago (compose services only: their lines carry the engine's timestamps)`);
+
 const serviceLogs = defineTool({
   name: "service_logs",
-  description: "Read the end of a service's log from its node-agent: the last `tail` lines, only lines containing `grep` (case-insensitive text, not a regex) when given.",
-  args: z.strictObject({ ...nodeService, grep: z.string().min(1).max(200).optional().describe("keep only lines containing this text"), tail: z.number().int().min(1).max(200).optional().describe("how many lines (default 50)") }),
+  description:
+    "Read the end of a service's log from its node-agent: the last `tail` lines, only lines containing `grep` (case-insensitive text, not a regex) when given. For a compose service, its containers' logs merged by time, each line starting with its timestamp (and the compose service when the stack has several); `since_minutes`/`until_minutes` pick a time range (compose only).",
+  args: z
+    .strictObject({
+      ...nodeService,
+      grep: z.string().min(1).max(200).optional().describe("keep only lines containing this text"),
+      tail: z.number().int().min(1).max(200).optional().describe("how many lines (default 50)"),
+      since_minutes: minutesAgo("only lines logged since"),
+      until_minutes: minutesAgo("only lines logged until"),
+    })
+    .refine((a) => a.since_minutes === undefined || a.until_minutes === undefined || a.until_minutes <= a.since_minutes, { message: "until_minutes must be at most since_minutes (both count back from now)", path: ["until_minutes"] }),
   reads: (a) => [{ node: a.node, service: a.service }],
   async run(a, ctx) {
-    const r = await ctx.sources.logTail(a.node, a.service, ctx.logBytes);
+    const at = (m: number | undefined) => (m === undefined ? undefined : new Date(ctx.now.getTime() - m * 60_000).toISOString());
+    const range = { ...(a.since_minutes !== undefined ? { since: at(a.since_minutes) } : {}), ...(a.until_minutes !== undefined ? { until: at(a.until_minutes) } : {}) };
+    const r = await ctx.sources.logTail(a.node, a.service, ctx.logBytes, Object.keys(range).length ? range : undefined);
     if (!r.ok) throw new ToolError(`no log: ${r.code}: ${r.message}`);
     let lines = r.text.split("\n");
     if (lines.at(-1) === "") lines.pop();
@@ -149,6 +162,22 @@ const hostMetrics = defineTool({
   },
 });
 
+const containerInspect = defineTool({
+  name: "container_inspect",
+  description:
+    "A compose service's containers as the node's Docker Engine describes them: image, created/started/finished, status, restart count, exit code, OOMKilled, the engine's error, health status with the last health-check results, ports, mounts (paths) and env variable names (never values). Compose services only.",
+  args: z.strictObject(nodeService),
+  reads: (a) => [{ node: a.node, service: a.service }],
+  async run(a, ctx) {
+    const kind = ctx.spec.nodes[a.node]?.services[a.service]?.kind;
+    if (kind !== "compose") throw new ToolError(`${a.service} on ${a.node} is a ${kind ?? "undeclared"} service, not a compose service: it has no containers (service_spec and service_events tell its state)`);
+    const r = await ctx.sources.containerInspect(a.node, a.service);
+    if (!r.ok) throw new ToolError(`no container state: ${r.code}: ${r.message}`);
+    if (r.containers.length === 0) return `compose project ${r.project} has no containers`;
+    return { project: r.project, containers: r.containers, ...(r.total > r.containers.length ? { not_shown: r.total - r.containers.length } : {}) };
+  },
+});
+
 const deployCheckout = defineTool({
   name: "deploy_checkout",
   description: "The git state of a node's deploy checkout as its agent last reported it: branch, head, commits behind/ahead, dirty files, untracked files that would block a pull.",
@@ -166,7 +195,7 @@ const deployCheckout = defineTool({
  * Every tool the investigation offers, in the order the model sees them. Adding a tool is one entry here (or one
  * entry of `PlannerDeps.tools` for a tool whose reader lives elsewhere).
  */
-export const TOOLS: readonly ToolDef[] = [serviceLogs, serviceEvents, recentActions, serviceSpec, hostMetrics, deployCheckout];
+export const TOOLS: readonly ToolDef[] = [serviceLogs, serviceEvents, recentActions, serviceSpec, containerInspect, hostMetrics, deployCheckout];
 
 /**
  * `past_incidents`: incidents like this one (same service and failure signature, then similar words in titles,

@@ -27,6 +27,7 @@ const noSources = {
   drift: async () => undefined,
   events: async () => [],
   logTail: () => Promise.reject(new Error("not in this test")),
+  containerInspect: () => Promise.reject(new Error("not in this test")),
 };
 
 /** The typed client against the real planner API (real PostgreSQL; no worker, so tasks stay queued). */

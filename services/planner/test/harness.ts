@@ -93,6 +93,7 @@ export function makeSources(over: Partial<EvidenceSources> = {}): EvidenceSource
     drift: async () => report,
     events: async () => events,
     logTail: async (node, service) => ({ ok: true, node, service, text: `starting\nDB_PASSWORD=${SECRET_VALUE}\nerror: connection refused to db:5432\n`, bytes: 80, truncated: false }),
+    containerInspect: async (node, service) => ({ ok: false, code: "not_compose", message: `'${service}' on node '${node}' is not a compose service` }),
     ...over,
   };
 }

@@ -200,6 +200,82 @@ export class DockerClient {
     return this.json<ContainerInspect>("inspect container", "GET", `/containers/${encodeURIComponent(id)}/json`, undefined, [200]);
   }
 
+  /**
+   * The end of a container's log (`GET /containers/{id}/logs`, stdout and stderr, each line prefixed with the engine's
+   * RFC 3339 timestamp). Only the last `maxBytes` of what the engine sends are kept while reading; the engine's own
+   * `tail` (lines) bounds what it sends when no `until` is given, else at most `readCapBytes` are read.
+   */
+  async containerLogs(id: string, opts: { tty: boolean; maxBytes: number; tailLines?: number; since?: Date; until?: Date; readCapBytes?: number }): Promise<{ text: string; truncated: boolean }> {
+    const prefix = await this.versionPrefix();
+    const q = new URLSearchParams({ stdout: "1", stderr: "1", timestamps: "1", tail: opts.tailLines === undefined ? "all" : String(opts.tailLines) });
+    // The engine takes seconds with a fraction: `since` inclusive, `until` exclusive of later lines.
+    if (opts.since) q.set("since", (opts.since.getTime() / 1000).toFixed(3));
+    if (opts.until) q.set("until", (opts.until.getTime() / 1000).toFixed(3));
+    const cap = opts.readCapBytes ?? 16 * 1024 * 1024;
+    const keep = Math.max(1, opts.maxBytes);
+    return new Promise((resolve, reject) => {
+      const req = request({ ...this.target, method: "GET", path: `${prefix}/containers/${encodeURIComponent(id)}/logs?${q}`, agent: false, headers: { host: "docker" } }, (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => reject(new DockerError("container logs", res.statusCode ?? 0, engineMessage(Buffer.concat(chunks).toString("utf8")))));
+          return;
+        }
+        let kept: Buffer[] = [];
+        let keptLen = 0;
+        let dropped = false;
+        let read = 0;
+        let pending: Buffer = Buffer.alloc(0);
+        const add = (b: Buffer) => {
+          kept.push(b);
+          keptLen += b.length;
+          if (keptLen > keep * 2) {
+            const all = Buffer.concat(kept);
+            kept = [all.subarray(all.length - keep)];
+            keptLen = keep;
+            dropped = true;
+          }
+        };
+        const finish = (cut: boolean) => {
+          let all = Buffer.concat(kept);
+          if (all.length > keep) {
+            all = all.subarray(all.length - keep);
+            dropped = true;
+          }
+          let text = all.toString("utf8");
+          if (dropped || cut) {
+            const nl = text.indexOf("\n");
+            if (nl >= 0 && nl < text.length - 1) text = text.slice(nl + 1);
+          }
+          resolve({ text, truncated: dropped || cut });
+        };
+        res.on("data", (c: Buffer) => {
+          read += c.length;
+          if (opts.tty) add(c);
+          else {
+            // Frames: [stream, 0, 0, 0, size (uint32 BE)] then `size` bytes.
+            pending = pending.length ? Buffer.concat([pending, c]) : c;
+            while (pending.length >= 8) {
+              const size = pending.readUInt32BE(4);
+              if (pending.length < 8 + size) break;
+              add(pending.subarray(8, 8 + size));
+              pending = pending.subarray(8 + size);
+            }
+          }
+          if (read > cap) {
+            res.destroy();
+            finish(true);
+          }
+        });
+        res.on("end", () => finish(false));
+        res.on("error", (err) => reject(new DockerError("container logs", 0, err.message)));
+      });
+      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on("error", (err: NodeJS.ErrnoException) => reject(new DockerError("container logs", 0, err.code === "ENOENT" || err.code === "ECONNREFUSED" ? `cannot reach the engine (${err.code})` : err.message)));
+      req.end();
+    });
+  }
+
   /** Whether the engine has the image locally (`GET /images/{name}/json`: 404 is no). */
   async imageExists(image: string): Promise<boolean> {
     const raw = await this.send("inspect image", "GET", `/images/${encodeURIComponent(image)}/json`);

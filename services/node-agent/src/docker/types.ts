@@ -41,8 +41,13 @@ export interface ContainerInspect {
     FinishedAt: string;
     Health?: { Status: ContainerHealthStatus; FailingStreak: number; Log: { Start: string; End: string; ExitCode: number; Output: string }[] };
   };
+  /** Bind and volume mounts (paths only are ever shown). */
+  Mounts?: { Type: string; Source?: string; Destination: string; RW?: boolean }[];
+  NetworkSettings?: { Ports?: Record<string, { HostIp?: string; HostPort: string }[] | null> | null };
   Config: {
     Image: string;
+    /** A TTY container's log is one raw stream; otherwise stdout and stderr come multiplexed in frames. */
+    Tty?: boolean;
     Env: string[] | null;
     Labels: Record<string, string> | null;
     Cmd: string[] | null;

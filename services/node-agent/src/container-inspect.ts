@@ -1,0 +1,60 @@
+import { CONTAINER_INSPECT_LIMITS, ContainerInspectRequest, type ContainerInspectReply } from "@steward/contracts/container-inspect";
+import { containerInspectSubject } from "@steward/contracts/subjects";
+import { contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
+import { redactSecretsInText } from "@steward/platform/redact";
+import { withSpan } from "@steward/platform/tracing";
+import type { Logger } from "@steward/platform/logger";
+import type { ComposeDriver } from "./compose-driver.js";
+import { inspectView } from "./compose-investigate.js";
+
+export interface ContainerInspectDeps {
+  node: string;
+  compose: Pick<ComposeDriver, "investigate">;
+  /** Whether a name is a declared service of another kind (answered `not_compose`, not `unknown_service`). */
+  isDeclared(service: string): boolean;
+  logger: Logger;
+}
+
+/** Answers one request: the containers of a declared stack, without env values. Never throws. */
+export async function answerContainerInspect(data: Uint8Array, deps: Omit<ContainerInspectDeps, "logger">): Promise<ContainerInspectReply> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return { ok: false, code: "invalid", message: "request is not JSON" };
+  }
+  const req = ContainerInspectRequest.safeParse(raw);
+  if (!req.success) {
+    const i = req.error.issues[0];
+    return { ok: false, code: "invalid", message: `${i?.path.join(".") || "(request)"}: ${i?.message ?? "invalid"}` };
+  }
+  const { service } = req.data;
+  try {
+    const found = await deps.compose.investigate(service);
+    if (!found) {
+      if (deps.isDeclared(service)) return { ok: false, code: "not_compose", message: `'${service}' on node '${deps.node}' is not a compose service: it has no containers` };
+      return { ok: false, code: "unknown_service", message: `no declared compose service '${service}' on node '${deps.node}'` };
+    }
+    const shown = found.containers.slice(0, CONTAINER_INSPECT_LIMITS.containers);
+    return { ok: true, node: deps.node, service, project: found.project, containers: shown.map((c) => inspectView(c, found.secrets)), total: found.containers.length };
+  } catch (err) {
+    return { ok: false, code: "error", message: `cannot read the containers of '${service}': ${redactSecretsInText((err as Error).message).slice(0, 300)}` };
+  }
+}
+
+/** Serves `steward.inspect.<node>` request/reply. Returns the subscription so the agent can stop it. */
+export function serveContainerInspect(nc: NatsConnection, deps: ContainerInspectDeps): { unsubscribe(): void } {
+  return nc.subscribe(containerInspectSubject(deps.node), {
+    callback: (err, msg) => {
+      if (err) {
+        deps.logger.warn({ err: err.message }, "container inspect subscription error");
+        return;
+      }
+      void withSpan("node-agent.container_inspect", { parent: contextFromHeaders(msg.headers), attributes: { "steward.node": deps.node } }, async (span) => {
+        const reply = await answerContainerInspect(msg.data, deps);
+        span.setAttribute("steward.container_inspect.result", reply.ok ? "ok" : reply.code);
+        msg.respond(JSON.stringify(reply));
+      }).catch((e: unknown) => deps.logger.error({ err: (e as Error).message }, "container inspect failed"));
+    },
+  });
+}
