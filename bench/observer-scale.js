@@ -10,7 +10,7 @@
 // After B the publishing stops and the observer must fold the stream to its end (it kept up, or the lag is reported).
 // Target at 1,000 × 20 with the changes on: under 15 % of one core and 200 MB.
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,7 +20,7 @@ import { EVENTS_STREAM } from "@steward/contracts/subjects";
 import { freePort, startNats, stopProcess, waitFor } from "@steward/testkit";
 import { HEARTBEAT_MS, HOST_PROBE_MS, nodeNames, publishEvent, simFleet } from "./lib/sim-fleet.js";
 
-const { values } = parseArgs({ options: { nodes: { type: "string" }, window: { type: "string" }, changes: { type: "string", default: "200" }, quick: { type: "boolean", default: false } } });
+const { values } = parseArgs({ options: { nodes: { type: "string" }, window: { type: "string" }, changes: { type: "string", default: "200" }, quick: { type: "boolean", default: false }, heapsnapshot: { type: "string" } } });
 const SIZES = (values.nodes ?? (values.quick ? "100,1000" : "100,1000,5000")).split(",").map(Number);
 const WINDOW_S = Number(values.window ?? (values.quick ? "8" : "20"));
 const CHANGES_PER_S = Number(values.changes);
@@ -40,6 +40,22 @@ const sample = (text, name, labels = "") => {
   return n;
 };
 
+/** Signals the observer to write a heap snapshot and waits until the file is complete (its size stops growing). */
+async function heapSnapshot(pid, dir, n) {
+  const before = new Set(await readdir(dir));
+  process.kill(pid, "SIGUSR2");
+  let file, size = -1;
+  await waitFor("the heap snapshot written", async () => {
+    file ??= (await readdir(dir)).find((f) => f.endsWith(".heapsnapshot") && !before.has(f));
+    if (!file) return false;
+    const s = (await stat(join(dir, file))).size;
+    const done = s > 0 && s === size;
+    size = s;
+    return done;
+  }, 600_000, 2000);
+  console.log(`heap snapshot at N = ${n}: ${join(dir, file)} (${(size / 2 ** 20).toFixed(0)} MB)`);
+}
+
 let observerTail = "";
 // FLEET_METRICS_MAX_SERIES passed through to the observer (e.g. 0: node series only, to see what the fleet gauges cost).
 const fleetMetricsEnv = process.env.FLEET_METRICS_MAX_SERIES ? { FLEET_METRICS_MAX_SERIES: process.env.FLEET_METRICS_MAX_SERIES } : {};
@@ -55,7 +71,10 @@ async function runSize(n) {
   try {
     await ensureStreams(nc);
     const port = await freePort();
-    observer = spawn(process.execPath, [main("observer")], { env: { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn", METRICS_PORT: String(port), SNAPSHOT_PATH: join(dir, "world.json"), ...fleetMetricsEnv }, stdio: ["ignore", "pipe", "pipe"] });
+    // --heapsnapshot DIR: the observer runs with --heapsnapshot-signal and writes a V8 heap snapshot into DIR at the end
+    // of the window with changes (its working directory), for `node bench/heap-top.js` to read.
+    const nodeFlags = values.heapsnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [];
+    observer = spawn(process.execPath, [...nodeFlags, main("observer")], { ...(values.heapsnapshot ? { cwd: values.heapsnapshot } : {}), env: { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn", METRICS_PORT: String(port), SNAPSHOT_PATH: join(dir, "world.json"), ...fleetMetricsEnv }, stdio: ["ignore", "pipe", "pipe"] });
     // Its last output, cut (a warning can name thousands of nodes), to say why if it stops answering.
     const keep = (d) => (observerTail = (observerTail + d.toString()).slice(-20_000));
     observer.stdout.on("data", keep);
@@ -121,6 +140,7 @@ async function runSize(n) {
     changesPerS = CHANGES_PER_S;
     await sleep(2000);
     const busy = await window();
+    if (values.heapsnapshot) await heapSnapshot(observer.pid, values.heapsnapshot, n);
     publishing = false;
     await publisher;
 

@@ -24,7 +24,7 @@ import { connectDb, migrate } from "@steward/platform/db";
 import { signNodeCommand } from "@steward/contracts/node-command";
 import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { createObserver } from "@steward/observer";
-import { nodeNames, publishEvent, simFleet } from "./lib/sim-fleet.js";
+import { mixPublisher } from "./lib/sim-fleet.js";
 import { startNats, createTestDatabase, waitFor, freePort, stopProcess, dockerdUnavailable, startDockerd, importBusyboxImage } from "@steward/testkit";
 
 const { values } = parseArgs({ options: { events: { type: "string", default: "20000" }, replay: { type: "string", default: "1000000" }, kills: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, only: { type: "string" }, quick: { type: "boolean", default: false } } });
@@ -35,25 +35,6 @@ const REPLAY = Number(values.quick ? Math.min(100_000, Number(values.replay)) : 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
 const log = (...a) => console.log(...a);
-
-/**
- * The real event mix of a 1,000-node fleet (bench/lib/sim-fleet.js) in the proportions its agents send it with 200
- * state changes per second: per 5 s, 1,000 heartbeats (20 services and 20 checks each), 333 host reports and 1,000
- * changes (3 : 1 : 3). Published in chunks, never held whole: a million of these is ~2 GB of JSON.
- */
-async function publishMix(js, n) {
-  const fleet = simFleet(nodeNames(1000));
-  let hb = 0, host = 0;
-  for (let i = 0; i < n; ) {
-    const chunk = [];
-    for (; chunk.length < 1000 && i < n; i++) {
-      const k = i % 7;
-      const e = k < 3 ? fleet.heartbeat(fleet.nodes[hb++ % 1000]) : k === 3 ? fleet.host(fleet.nodes[host++ % 1000]) : fleet.change();
-      chunk.push(publishEvent(js, e));
-    }
-    await Promise.all(chunk);
-  }
-}
 
 /**
  * Fold rate vs the raw JetStream consume rate of the same `n` messages, `rounds` times (medians). Rates are timed from
@@ -68,7 +49,7 @@ async function foldBench(n, rounds) {
     await ensureStreams(nc);
     const js = jetstream(nc);
     const p0 = performance.now();
-    await publishMix(js, n);
+    await mixPublisher(js).publish(n);
     const publishS = (performance.now() - p0) / 1000;
     const streamBytes = (await (await jetstreamManager(nc)).streams.info(EVENTS_STREAM)).state.bytes;
     const raw = [], fold = [], rawWhole = [], foldWhole = [];

@@ -86,3 +86,29 @@ export function publishEvent(js, e) {
   headers.set("traceparent", `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`);
   return js.publish(eventSubject(e.node, e.type), JSON.stringify(e), { msgID: e.id, headers });
 }
+
+/**
+ * The real event mix of a 1,000-node fleet in the proportions its agents send it with 200 state changes per second:
+ * per 5 s, 1,000 heartbeats (20 services and 20 checks each), 333 host reports and 1,000 changes (3 : 1 : 3).
+ * `publish(n)` publishes the next n events of that mix (calls continue where the last one stopped), in chunks, never
+ * held whole: a million of these is ~2 GB of JSON.
+ */
+export function mixPublisher(js, { nodes = 1000, chunk = 1000 } = {}) {
+  const fleet = simFleet(nodeNames(nodes));
+  let i = 0, hb = 0, host = 0;
+  return {
+    fleet,
+    async publish(n) {
+      const end = i + n;
+      while (i < end) {
+        const batch = [];
+        for (; batch.length < chunk && i < end; i++) {
+          const k = i % 7;
+          const e = k < 3 ? fleet.heartbeat(fleet.nodes[hb++ % nodes]) : k === 3 ? fleet.host(fleet.nodes[host++ % nodes]) : fleet.change();
+          batch.push(publishEvent(js, e));
+        }
+        await Promise.all(batch);
+      }
+    },
+  };
+}
