@@ -4,4 +4,4 @@ export { createPlanner, type Planner, type PlannerDeps } from "./planner.js";
 export { loadConfig, SERVICE_NAME, type PlannerConfig } from "./config.js";
 export { createNatsSources } from "./sources.js";
 export { createOllamaBackend } from "./backends.js";
-export { TOOLS, runTool, type ToolContext, type ToolResult } from "./tools.js";
+export { TOOLS, investigationTools, runTool, type ToolContext, type ToolResult } from "./tools.js";

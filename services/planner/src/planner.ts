@@ -20,7 +20,7 @@ import { createPlannerMetrics, type PlannerMetrics } from "./metrics.js";
 import { createModelCaller } from "./model-caller.js";
 import { createNatsSources } from "./sources.js";
 import { createTaskStore, type TaskStore } from "./store.js";
-import { TOOLS, fleetGitLogTool, pastIncidentsTool, type ToolDef } from "./tools.js";
+import { investigationTools, type ToolDef } from "./tools.js";
 import { createWorker, type Worker } from "./worker.js";
 
 /** Lock held while the checkpointer creates its tables, so two planners starting together do not race. */
@@ -87,7 +87,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
     clock,
     settings: { quietMs: config.incidents.quietMs, recurrence: { count: config.incidents.recurCount, windowMs: config.incidents.recurWindowMs }, leaseMs: config.leaseMs },
   });
-  const tools = [...TOOLS, fleetGitLogTool(config.fleetSpecPath), pastIncidentsTool((q) => incidents.similar(q)), ...(deps.tools ?? [])];
+  const tools = [...investigationTools(config.fleetSpecPath, (q) => incidents.similar(q)), ...(deps.tools ?? [])];
   const graph = buildPlannerGraph({ actions, store, sources, caller, ledger, caps: config.caps, tools, loop: config.loop, checkpointer, metrics, logger, actionTtlMs: config.actionTtlMs, eventsWindowMs: config.eventsWindowMs, actor: "planner", clock }, runs);
   const workers: Worker[] = Array.from({ length: config.workers }, (_, i) =>
     createWorker({

@@ -1,12 +1,14 @@
 import { execFile } from "node:child_process";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { z } from "zod";
 import { redactSecretsInText } from "@steward/platform/redact";
 import type { ActionQueries } from "@steward/actions/repository";
 import type { FleetSpec } from "@steward/fleet/fleet-spec";
 import type { SimilarIncident } from "@steward/contracts/incident";
 import type { ToolSpec } from "./backends.js";
+import { parseFleetSpec } from "@steward/fleet/fleet-spec";
 import { PastIncidentsArgs, renderPastIncidents } from "./incidents/similar.js";
+import { diffSpecs, renderSpecChanges } from "./spec-diff.js";
 import { specExcerpt, stripSecrets, summarize, type EventSummary, type EvidenceSources } from "./evidence.js";
 
 /**
@@ -228,7 +230,7 @@ export function fleetGitLogTool(fleetSpecPath: string): ToolDef {
   const dir = dirname(fleetSpecPath);
   return defineTool({
     name: "fleet_git_log",
-    description: "Recent commits of the fleet repo (the declared spec's history): hash, date, author, subject and the files each changed, newest first; optionally only commits touching `path`. Diffs are not shown.",
+    description: "Recent commits of the fleet repo (the declared spec's history): hash, date, author, subject and the files each changed, newest first; optionally only commits touching `path`. Diffs are not shown: fleet_spec_diff shows what a commit changed in the declared spec.",
     args: z.strictObject({
       path: z
         .string()
@@ -240,15 +242,53 @@ export function fleetGitLogTool(fleetSpecPath: string): ToolDef {
     }),
     reads: () => [],
     async run(a, ctx) {
-      const args = ["-c", `safe.directory=${dir}`, "-C", dir, "log", "--no-color", "--no-ext-diff", `-n${a.limit ?? 10}`, "--date=iso-strict", "--format=%h %ad %an: %s", "--name-status", "--", ...(a.path ? [a.path] : [])];
-      const out = await new Promise<string>((resolve, reject) => {
-        execFile("git", args, { signal: ctx.signal, timeout: 10_000, killSignal: "SIGKILL", maxBuffer: 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" } }, (err, stdout, stderr) => {
-          if (!err) return resolve(stdout);
-          const e = err as NodeJS.ErrnoException;
-          reject(new ToolError(e.code === "ENOENT" ? "git is not installed where the planner runs" : `git log failed: ${String(stderr || e.message).trim().split("\n").slice(-2).join(" ").slice(0, 300)}`));
-        });
-      });
+      const out = await git(dir, ["log", "--no-color", "--no-ext-diff", `-n${a.limit ?? 10}`, "--date=iso-strict", "--format=%h %ad %an: %s", "--name-status", "--", ...(a.path ? [a.path] : [])], ctx.signal);
       return out.trim() === "" ? "no commits" : out;
+    },
+  });
+}
+
+/** Runs one read-only git command in the fleet repo; its failure is the tool's error, in one short line. */
+function git(dir: string, args: readonly string[], signal: AbortSignal): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    execFile("git", ["-c", `safe.directory=${dir}`, "-C", dir, ...args], { signal, timeout: 10_000, killSignal: "SIGKILL", maxBuffer: 4 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_OPTIONAL_LOCKS: "0", LC_ALL: "C" } }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      const e = err as NodeJS.ErrnoException;
+      reject(new ToolError(e.code === "ENOENT" ? "git is not installed where the planner runs" : `git ${args[0]} failed: ${String(stderr || e.message).trim().split("\n").slice(-2).join(" ").slice(0, 300)}`));
+    });
+  });
+}
+
+const commitRef = z.string().regex(/^[0-9a-f]{4,40}$/, "must be a commit hash (4 to 40 hex digits, as fleet_git_log shows)");
+
+/**
+ * `fleet_spec_diff`: what one commit of the fleet repo changed in the declared spec (the FLEET_SPEC file), as a
+ * structural diff of the parsed specs with env and secret values hidden (spec-diff.ts), never as a text diff.
+ */
+export function fleetSpecDiffTool(fleetSpecPath: string): ToolDef {
+  const dir = dirname(fleetSpecPath);
+  return defineTool({
+    name: "fleet_spec_diff",
+    description:
+      "What a commit of the fleet repo changed in the declared spec: one line per changed field (`~ path: before -> after`, `+ path: value`, `- path`), env and secret values hidden. `commit` as fleet_git_log shows it; compared with its parent unless `against` names another commit.",
+    args: z.strictObject({ commit: commitRef.describe("the commit to look at"), against: commitRef.optional().describe("compare with this commit instead of the parent") }),
+    reads: () => [],
+    async run(a, ctx) {
+      const file = (await git(dir, ["ls-files", "--full-name", "--", basename(fleetSpecPath)], ctx.signal)).trim().split("\n")[0];
+      if (!file) throw new ToolError("the fleet spec is not tracked in a git repo");
+      // The file missing at a commit, or the parent of the first commit, is an empty spec: everything was added.
+      const missing = (rev: string) => (rev.endsWith("^") ? /does not exist|exists on disk, but not in|invalid object name|unknown revision|bad revision/ : /does not exist|exists on disk, but not in/);
+      const at = async (rev: string): Promise<{ ok: true; spec: unknown } | { ok: false; why: string }> => {
+        const text = await git(dir, ["show", `${rev}:${file}`], ctx.signal).catch((err: Error) => (missing(rev).test(err.message) ? "" : Promise.reject(err)));
+        if (text === "") return { ok: true, spec: {} };
+        const parsed = parseFleetSpec(text, file);
+        return parsed.ok ? { ok: true, spec: parsed.spec } : { ok: false, why: `${file} at ${rev} is not a valid spec: ${parsed.problems[0]?.message ?? "invalid"}` };
+      };
+      const base = a.against ?? `${a.commit}^`;
+      const [before, after] = await Promise.all([at(base), at(a.commit)]);
+      if (!before.ok) return before.why;
+      if (!after.ok) return after.why;
+      return renderSpecChanges(diffSpecs(before.spec, after.spec));
     },
   });
 }
@@ -330,4 +370,9 @@ export async function runTool(tool: ToolDef, args: unknown, ctx: Omit<ToolContex
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Every tool of the investigation, in the order the model sees them: the fixed ones, then those reading the fleet repo and the incident memory. */
+export function investigationTools(fleetSpecPath: string, similar: (q: PastIncidentsArgs) => Promise<SimilarIncident[]>): ToolDef[] {
+  return [...TOOLS, fleetGitLogTool(fleetSpecPath), fleetSpecDiffTool(fleetSpecPath), pastIncidentsTool(similar)];
 }

@@ -45,7 +45,7 @@ describe("diagnosis", () => {
     expect(sent).not.toContain("abcdef0123456789");
     expect(ollama.chats()[0]?.stream).toBe(true);
     // Investigating, the model is offered the answer tool and the read-only tools (native tool calling, no `format`).
-    expect((ollama.chats()[0]?.["tools"] as { function: { name: string } }[]).map((t) => t.function.name)).toEqual(["report_diagnosis", "service_logs", "service_events", "recent_actions", "service_spec", "host_metrics", "deploy_checkout", "fleet_git_log", "past_incidents"]);
+    expect((ollama.chats()[0]?.["tools"] as { function: { name: string } }[]).map((t) => t.function.name)).toEqual(["report_diagnosis", "service_logs", "service_events", "recent_actions", "service_spec", "container_inspect", "host_metrics", "deploy_checkout", "fleet_git_log", "fleet_spec_diff", "past_incidents"]);
     expect(anthropic.requests).toHaveLength(0);
     expect(d.task.answer).toContain("Proposed actions");
     expect(await registry.metrics()).toMatch(/steward_planner_overhead_seconds_count\{[^}]*\} 1/);

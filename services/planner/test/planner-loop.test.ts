@@ -188,7 +188,7 @@ describe("the investigation loop", () => {
     expect(d.calls).toMatchObject([{ provider: "ollama" }, { provider: "ollama" }, { provider: "anthropic", reason: "local_unusable" }]);
     expect(flow(d).filter((s) => !s.startsWith("tool: read"))).toEqual([
       expect.stringMatching(/^error: the local model \(default\) answered unusable output \(tool call service_logs: the arguments of service_logs are invalid: service: .*\); asking it once more with the error$/),
-      "error: the local model (default) answered unusable output again (tool call run_shell: there is no tool 'run_shell' (tools: service_logs, service_events, recent_actions, service_spec, container_inspect, host_metrics, deploy_checkout, fleet_git_log, past_incidents)); routing past the local model",
+      "error: the local model (default) answered unusable output again (tool call run_shell: there is no tool 'run_shell' (tools: service_logs, service_events, recent_actions, service_spec, container_inspect, host_metrics, deploy_checkout, fleet_git_log, fleet_spec_diff, past_incidents)); routing past the local model",
       "diagnosis: anthropic (claude, local_unusable): api cannot reach its database",
       "report: answered by anthropic (claude)",
     ]);

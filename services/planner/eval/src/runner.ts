@@ -12,7 +12,7 @@ import { silentLogger } from "@steward/platform/logger";
 import { createRegistry } from "@steward/platform/metrics";
 import { putDriftReport, putWorldSnapshot } from "@steward/world/testing";
 import { gitSync } from "@steward/testkit";
-import { createPlanner, loadConfig, type PlannerConfig } from "@steward/planner";
+import { createPlanner, investigationTools, loadConfig, type PlannerConfig } from "@steward/planner";
 import { splitAction, splitRef, type EvalFixture } from "./fixture.js";
 import { scoreTask, type FixtureScore } from "./score.js";
 import { fixtureDrift, fixtureEvents, fixtureLogTail, fixtureSnapshot } from "./world.js";
@@ -25,7 +25,7 @@ import { fixtureDrift, fixtureEvents, fixtureLogTail, fixtureSnapshot } from "./
  */
 
 /** The loop's tools (services/planner/src/tools.ts): a task step naming one of them is a model's tool call. */
-export const LOOP_TOOLS = ["service_logs", "service_events", "recent_actions", "service_spec", "host_metrics", "deploy_checkout", "fleet_git_log", "past_incidents"] as const;
+export const LOOP_TOOLS: readonly string[] = investigationTools("fleet.yaml", () => Promise.resolve([])).map((t) => t.name);
 
 export const EVAL_TOKEN = "steward-eval-token-0123456789abcdef";
 
