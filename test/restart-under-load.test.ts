@@ -190,9 +190,12 @@ describe("restarts under load", () => {
     expect(resumedMs).toBeLessThan(30_000);
     // Each task finished once: 6 from before the restart and 1 after it, no completion counted twice.
     expect(await counter(metricsOf["planner"]!, "steward_planner_tasks_total", 'state="succeeded"')).toBe(7);
-    // Every service's own loop runs again, and the planner's checkpointer pool lost its idle connections without dying.
+    // Every service's own loop runs again, the planner with them. Whether its checkpointer pool had idle connections
+    // to lose depends on where the tasks were when the database went (a pool only reports its idle ones): said, not
+    // asserted (services/planner/test/checkpointer-pool.test.ts pins that a lost idle connection does not kill it).
     await everyServiceWorks();
-    expect(procs.find((p) => p.name === "planner")?.output).toMatch(/checkpointer lost a database connection/);
+    const lostIdle = /checkpointer lost a database connection/.test(procs.find((p) => p.name === "planner")?.output ?? "");
+    console.log(`PostgreSQL restart: the planner's checkpointer pool ${lostIdle ? "lost idle connections and carried on" : "had no idle connection to lose"}`);
 
     // The approval that was waiting goes through with the button pushed before the restart, and the start runs once.
     const pressed = await ntfy.press(push, "Approve");
@@ -225,7 +228,8 @@ describe("restarts under load", () => {
     // restart (one more declared service, never started) reaches ntfy as an alert.
     const restartedAt = Date.now();
     await writeFile(fleet, fleetYaml + fleetYaml.slice(fleetYaml.indexOf("      extra:")).replace("extra:", "late:"));
-    const alert = await ntfy.waitFor((m) => (m.title ?? "").startsWith("Drift") && (m.title ?? "").includes("n1/late"), 60_000);
+    // Alone it is "Drift missing: n1/late"; grouped with another drift on n1 still open, "2 alerts on n1: …".
+    const alert = await ntfy.waitFor((m) => (m.title ?? "").includes("Drift missing: n1/late"), 60_000);
     console.log(`NATS restart: a drift declared after it reached ntfy as an alert ${Date.now() - restartedAt} ms after the spec changed ("${alert.title}")`);
     const alerterLog = procs.find((p) => p.name === "alerter")?.output ?? "";
     console.log(`NATS restart: the alerter's watches ${/world store watch failed/.test(alerterLog) ? "ended and were re-created" : "carried on without ending"}`);
