@@ -73,18 +73,26 @@ function whatFixed(d: IncidentDetail): string {
   return parts.join(" ");
 }
 
-/** Pure: the draft with no model, from the records alone; it says so, and why no model wrote it. */
-export function draftFromTimeline(d: IncidentDetail, now: Date, whyNoModel: string): string {
+/** The sections of a post-mortem that differ by who wrote them; the timeline and impact are always the records. */
+interface PostmortemProseParts {
+  note: string;
+  summary: string;
+  rootCause: string;
+  whatFixed: string;
+  prevention: string[];
+}
+
+/** Pure: one layout for every post-mortem, whoever wrote its prose. */
+function postmortemDocument(d: IncidentDetail, now: Date, p: PostmortemProseParts): string {
   const i = d.incident;
-  const facts = recurrenceFacts(d);
   return [
     `# Post-mortem: incident #${i.id}, ${i.title}`,
     "",
-    `_Drafted from Steward's records alone: no model wrote this (${whyNoModel}). Check it, and add what the records cannot know._`,
+    p.note,
     "",
     "## Summary",
     "",
-    `${i.service} on ${i.node} failed (${describeSignature(i.signature)}) at ${i.started_at}; ${i.resolved_at ? `it recovered at ${i.resolved_at}, ${i.outcome ?? "by itself"}` : "it has not recovered yet"}. ${d.tasks.length} planner task${d.tasks.length === 1 ? "" : "s"} and ${d.actions.length} action${d.actions.length === 1 ? "" : "s"} are part of it.`,
+    p.summary,
     "",
     "## Timeline",
     "",
@@ -96,56 +104,41 @@ export function draftFromTimeline(d: IncidentDetail, now: Date, whyNoModel: stri
     "",
     "## Root cause",
     "",
-    i.diagnosis ? `The planner's latest diagnosis (unverified: written by a model or the runbooks from logs and events):\n\n> ${i.diagnosis.split("\n").join("\n> ")}` : "Not established by the records: no task of this incident produced a diagnosis.",
+    p.rootCause,
     "",
     "## What fixed it",
     "",
-    whatFixed(d),
+    p.whatFixed,
     "",
     "## Prevention",
     "",
-    ...(facts.length > 0 ? facts.map((f) => `- ${f}`) : []),
-    "- To be written: the records do not say how to prevent this.",
+    ...p.prevention,
     "",
   ].join("\n");
 }
 
+/** Pure: the draft with no model, from the records alone; it says so, and why no model wrote it. */
+export function draftFromTimeline(d: IncidentDetail, now: Date, whyNoModel: string): string {
+  const i = d.incident;
+  return postmortemDocument(d, now, {
+    note: `_Drafted from Steward's records alone: no model wrote this (${whyNoModel}). Check it, and add what the records cannot know._`,
+    summary: `${i.service} on ${i.node} failed (${describeSignature(i.signature)}) at ${i.started_at}; ${i.resolved_at ? `it recovered at ${i.resolved_at}, ${i.outcome ?? "by itself"}` : "it has not recovered yet"}. ${d.tasks.length} planner task${d.tasks.length === 1 ? "" : "s"} and ${d.actions.length} action${d.actions.length === 1 ? "" : "s"} are part of it.`,
+    rootCause: i.diagnosis ? `The planner's latest diagnosis (unverified: written by a model or the runbooks from logs and events):\n\n> ${i.diagnosis.split("\n").join("\n> ")}` : "Not established by the records: no task of this incident produced a diagnosis.",
+    whatFixed: whatFixed(d),
+    prevention: [...recurrenceFacts(d).map((f) => `- ${f}`), "- To be written: the records do not say how to prevent this."],
+  });
+}
+
 /** Pure: the draft around a model's prose; the timeline and impact stay Steward's records. */
 export function draftWithModel(d: IncidentDetail, now: Date, prose: PostmortemProse, by: string): string {
-  const i = d.incident;
   const prevention = [...prose.prevention.map((p) => `- ${p.replace(/\n/g, " ")}`), ...recurrenceFacts(d).map((f) => `- ${f}`)];
-  return [
-    `# Post-mortem: incident #${i.id}, ${i.title}`,
-    "",
-    `_Summary, root cause, what fixed it and prevention written by ${by} from Steward's records (unverified: check them). The timeline and impact are the records themselves._`,
-    "",
-    "## Summary",
-    "",
-    prose.summary,
-    "",
-    "## Timeline",
-    "",
-    timelineTable(d.timeline),
-    "",
-    "## Impact",
-    "",
-    impactOf(d, now),
-    "",
-    "## Root cause",
-    "",
-    prose.root_cause,
-    "",
-    "## What fixed it",
-    "",
-    prose.what_fixed_it,
-    "",
-    `Recorded: ${whatFixed(d)}`,
-    "",
-    "## Prevention",
-    "",
-    ...(prevention.length > 0 ? prevention : ["- To be written."]),
-    "",
-  ].join("\n");
+  return postmortemDocument(d, now, {
+    note: `_Summary, root cause, what fixed it and prevention written by ${by} from Steward's records (unverified: check them). The timeline and impact are the records themselves._`,
+    summary: prose.summary,
+    rootCause: prose.root_cause,
+    whatFixed: `${prose.what_fixed_it}\n\nRecorded: ${whatFixed(d)}`,
+    prevention: prevention.length > 0 ? prevention : ["- To be written."],
+  });
 }
 
 const SYSTEM = `You are Steward's incident writer. From the records of one incident (its timeline, actions, the planner's diagnoses, and similar past incidents) you write the prose of a blameless post-mortem: a short summary, the root cause as far as the records show (say plainly when they do not), what fixed it, and concrete prevention steps. Do not invent facts that are not in the records.
