@@ -4,7 +4,6 @@
 // alerter (built), a local ntfy. Target: p99 < 2 s (Alertmanager's default group_wait alone is 30 s).
 // Run: `npx tsc -b && node bench/alert-latency.js [--drifts 30]`
 import { parseArgs } from "node:util";
-import { cpus, totalmem } from "node:os";
 import { connectDb, migrate } from "@steward/platform/db";
 import { connectNats, openWorldBucket } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
@@ -13,6 +12,7 @@ import { createDriftWriter } from "@steward/world/drift-store";
 import { silentLogger } from "@steward/platform/logger";
 import { createAlerter, loadConfig } from "@steward/alerter";
 import { createTestDatabase, startFakeNtfy, startNats } from "@steward/testkit";
+import { machineLine } from "./lib/measure.js";
 
 const { values } = parseArgs({ options: { drifts: { type: "string", default: "30" } } });
 const N = Math.max(20, Number(values.drifts));
@@ -49,7 +49,7 @@ try {
   }
   const r = { drifts: N, p50_ms: +pct(lat, 50).toFixed(1), p99_ms: +pct(lat, 99).toFixed(1), max_ms: +Math.max(...lat).toFixed(1), target_p99_ms: 2000 };
   console.log(`# Steward alert latency bench, ${new Date().toISOString()}`);
-  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+  console.log(machineLine());
   console.log("drift → ntfy push:", JSON.stringify(r), r.p99_ms < 2000 ? "(within target)" : "(OVER TARGET)");
 } finally {
   await alerter?.stop().catch(() => undefined);

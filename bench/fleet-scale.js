@@ -10,35 +10,29 @@
 // Fewer than 300 kills per N: the maximum is reported (not a p99). Ratios are against the smallest N of the run.
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { connectNats, ensureStreams, jetstream, natsHeaders, openWorldBucket } from "@steward/platform/bus";
 import { connectDb, migrate } from "@steward/platform/db";
 import { eventSubject } from "@steward/contracts/subjects";
+import { OBSERVER_NODE_FLAGS } from "@steward/observer/node-flags";
 import { watchWorld } from "@steward/world/world-store";
 import { createTestDatabase, freePort, startNats, stopProcess, waitFor } from "@steward/testkit";
+import { eachSize, machineLine, watchProcess } from "./lib/measure.js";
+import { HEARTBEAT_MS, nodeNames, SERVICE_NAMES } from "./lib/sim-fleet.js";
 
 const { values } = parseArgs({ options: { nodes: { type: "string", default: "100,1000,5000" }, kills: { type: "string", default: "20" }, window: { type: "string", default: "30" } } });
 const SIZES = values.nodes.split(",").map(Number);
 const KILLS = Number(values.kills);
 const WINDOW_S = Number(values.window);
-const SERVICES = Array.from({ length: 20 }, (_, i) => `svc-${String(i).padStart(2, "0")}`);
-const HEARTBEAT_MS = 5000;
-const TICKS_PER_S = 100; // /proc clock ticks (USER_HZ, 100 on Linux)
+const SERVICES = SERVICE_NAMES;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const main = (pkg) => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
-
-async function procStat(pid) {
-  const stat = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return { cpuTicks: Number(stat[11]) + Number(stat[12]), rssMb: rssKb / 1024 };
-}
 
 async function scrape(port) {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -46,7 +40,7 @@ async function scrape(port) {
 const sample = (text, name) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
 
 async function runSize(n) {
-  const nodes = Array.from({ length: n }, (_, i) => `node-${String(i).padStart(4, "0")}`);
+  const nodes = nodeNames(n);
   const nats = await startNats();
   const db = await createTestDatabase("steward_bench_scale");
   const dir = await mkdtemp(join(tmpdir(), "steward-bench-scale-"));
@@ -64,7 +58,7 @@ async function runSize(n) {
     const env = { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn" };
     const obsPort = await freePort();
     const supPort = await freePort();
-    const observer = spawn(process.execPath, [main("observer")], { env: { ...env, METRICS_PORT: String(obsPort), SNAPSHOT_PATH: join(dir, "world.json") }, stdio: "ignore" });
+    const observer = spawn(process.execPath, [...OBSERVER_NODE_FLAGS, main("observer")], { env: { ...env, METRICS_PORT: String(obsPort), SNAPSHOT_PATH: join(dir, "world.json") }, stdio: "ignore" });
     procs.push(observer);
     const supervisor = spawn(process.execPath, [main("supervisor")], { env: { ...env, METRICS_PORT: String(supPort), DATABASE_URL: db.url, FLEET_SPEC: fleet, RECHECK_MS: "5000", SNAPSHOT_MAX_AGE_MS: "60000" }, stdio: "ignore" });
     procs.push(supervisor);
@@ -118,17 +112,8 @@ async function runSize(n) {
 
     // Steady window: heartbeats only.
     const load0 = loadavg()[0];
-    const o0 = await procStat(observer.pid);
-    const w0 = Date.now();
     const p0 = published;
-    let rssMax = o0.rssMb;
-    while (Date.now() - w0 < WINDOW_S * 1000) {
-      await sleep(1000);
-      rssMax = Math.max(rssMax, (await procStat(observer.pid)).rssMb);
-    }
-    const o1 = await procStat(observer.pid);
-    const windowS = (Date.now() - w0) / 1000;
-    const observerCpu = (o1.cpuTicks - o0.cpuTicks) / TICKS_PER_S / windowS;
+    const { windowS, cpuShare: observerCpu, rssMaxMb: rssMax } = await watchProcess(observer.pid, WINDOW_S);
     const eventsPerS = (published - p0) / windowS;
     const sup = await scrape(supPort);
     const cycleMean = sample(sup, "steward_supervisor_cycle_seconds_sum") / sample(sup, "steward_supervisor_cycle_seconds_count");
@@ -187,14 +172,9 @@ async function runSize(n) {
 }
 
 console.log(`# Steward fleet-scale bench, ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+console.log(machineLine());
 console.log(`command: node bench/fleet-scale.js --nodes ${values.nodes} --kills ${KILLS} --window ${WINDOW_S}`);
-const results = [];
-for (const n of SIZES) {
-  const r = await runSize(n);
-  results.push(r);
-  console.log(JSON.stringify(r));
-}
+const results = await eachSize(SIZES, runSize);
 const base = results[0];
 for (const r of results.slice(1)) {
   console.log(JSON.stringify({ nodes: r.nodes, vs_nodes: base.nodes, observer_cpu_ratio: +(r.observer_cpu_pct_of_core / base.observer_cpu_pct_of_core).toFixed(2), supervisor_cycle_ratio: +(r.supervisor_cycle_ms_mean / base.supervisor_cycle_ms_mean).toFixed(2), kill_to_pending_p50_ratio: +(r.kill_to_pending_ms.p50 / base.kill_to_pending_ms.p50).toFixed(2) }));

@@ -12,17 +12,19 @@
 import { spawn } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { connectNats, ensureStreams, openWorldBucket } from "@steward/platform/bus";
 import { connectDb, migrate } from "@steward/platform/db";
 import { commandSubject } from "@steward/contracts/subjects";
+import { OBSERVER_NODE_FLAGS } from "@steward/observer/node-flags";
 import { signNodeCommand } from "@steward/contracts/node-command";
 import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { watchWorld } from "@steward/world/world-store";
 import { createTestDatabase, freePort, startFakeNtfy, startNats, stopProcess, waitFor } from "@steward/testkit";
+import { machineLine } from "./lib/measure.js";
 
 const { values } = parseArgs({ options: { nodes: { type: "string" }, services: { type: "string" }, kills: { type: "string" }, quick: { type: "boolean", default: false } } });
 const NODES = Number(values.nodes ?? (values.quick ? "4" : "8"));
@@ -54,7 +56,7 @@ try {
   await writeFile(fleet, `version: 1\nnodes:\n${nodes.map((n) => `  ${n}:\n    services:\n${services.map((s) => `      ${s}: { kind: process, command: [sleep, "100000"] }\n`).join("")}`).join("")}`);
   const env = { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn" };
   const launch = async (pkg, extra) => {
-    const p = spawn(process.execPath, [main(pkg)], { env: { ...env, METRICS_PORT: String(await freePort()), ...extra }, stdio: "ignore" });
+    const p = spawn(process.execPath, [...(pkg === "observer" ? OBSERVER_NODE_FLAGS : []), main(pkg)], { env: { ...env, METRICS_PORT: String(await freePort()), ...extra }, stdio: "ignore" });
     procs.push(p);
   };
   const executorPort = await freePort();
@@ -144,7 +146,7 @@ try {
     load1_at_end: +loadavg()[0].toFixed(1),
   };
   log(`# Steward kill → push bench, ${new Date().toISOString()}`);
-  log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+  log(machineLine());
   log(`command: node bench/kill-push.js --nodes ${NODES} --services ${SERVICES} --kills ${KILLS}`);
   log("kill → push:", JSON.stringify(r));
   const p99 = r.kill_to_approve_push.p99_ms ?? r.kill_to_approve_push.max_ms;

@@ -6,7 +6,7 @@
 // Run: `npx tsc -b && node bench/planner.js [--tasks 200] [--requests 3000] [--concurrency 16] [--workers 2] [--rounds 3]`
 import { createServer } from "node:http";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
@@ -21,6 +21,7 @@ import { createNatsSources, createOllamaBackend, createPlanner, loadConfig } fro
 // A dependency of @steward/planner (hoisted); imported only to time the planner's own checkpointer calls.
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { createTestDatabase, startFakeOllama, startNats, waitFor } from "@steward/testkit";
+import { machineLine } from "./lib/measure.js";
 
 const { values } = parseArgs({
   options: {
@@ -163,7 +164,7 @@ async function seedEvidence(nc, now) {
 
 const header = () => {
   log(`# Steward planner bench, ${new Date().toISOString()}`);
-  log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+  log(machineLine());
   log(`command: node bench/planner.js ${process.argv.slice(2).join(" ")}`.trimEnd());
 };
 

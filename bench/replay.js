@@ -13,35 +13,28 @@
 // Staleness is switched off in the observer (MISSED_HEARTBEATS very high): the events are minutes old by the time
 // they are replayed, and a stale mark (with the clock's time in it) would make the store differ from the pure fold.
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket } from "@steward/platform/bus";
 import { EVENTS_STREAM, WORLD_HEADER_KEY, nodeEventsSubjects } from "@steward/contracts/subjects";
+import { OBSERVER_NODE_FLAGS } from "@steward/observer/node-flags";
 import { NodeState, emptyWorld } from "@steward/contracts/world-state";
 import { readWorldNodes } from "@steward/world/world-store";
 import { clearWorldStore } from "@steward/world/testing";
 import { decodeEventMessage, foldInto } from "@steward/observer";
-import { freePort, startNats, stopProcess, waitFor } from "@steward/testkit";
+import { freePort, startNats, stopProcess } from "@steward/testkit";
 import { mixPublisher } from "./lib/sim-fleet.js";
+import { heapSnapshot, loadAverage, machineLine, procStat } from "./lib/measure.js";
 
 const { values } = parseArgs({ options: { events: { type: "string", default: "1000000" }, baseline: { type: "string", default: "100000" }, sample: { type: "string", default: "5" }, heapsnapshot: { type: "string" } } });
 const TOTAL = Number(values.events);
 const BASE = Math.min(Number(values.baseline), TOTAL);
 const SAMPLE = Number(values.sample);
-const TICKS_PER_S = 100;
 const observerMain = fileURLToPath(import.meta.resolve("@steward/observer/main"));
-const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
 const log = (...a) => console.log(...a);
-
-async function procStat(pid) {
-  const stat_ = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { cpuS: (Number(stat_[11]) + Number(stat_[12])) / TICKS_PER_S, rssMb: kb("VmRSS") / 1024, hwmMb: kb("VmHWM") / 1024 };
-}
 
 /** An ordered consumer reading every message of the stream, doing nothing with them: the ceiling. */
 async function rawConsume(js, n) {
@@ -68,7 +61,8 @@ async function replay(nc, url, dir, label) {
   await clearWorldStore(kv);
   const metricsPort = await freePort();
   const cwd = values.heapsnapshot ?? dir;
-  const flags = values.heapsnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [];
+  // The flags the product runs the observer with (steward up, compose).
+  const flags = [...OBSERVER_NODE_FLAGS, ...(values.heapsnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [])];
   const env = { PATH: process.env.PATH, NATS_URL: url, LOG_LEVEL: "warn", METRICS_PORT: String(metricsPort), SNAPSHOT_PATH: join(dir, `world-${label}.json`), MISSED_HEARTBEATS: "1000000" };
   let tail = "";
   const t0 = performance.now();
@@ -97,7 +91,7 @@ async function replay(nc, url, dir, label) {
       }
       if (performance.now() - lastProgress > 20_000) {
         lastProgress = performance.now();
-        log(`  ${label}: ${seq} / ${last} after ${((performance.now() - t0) / 1000).toFixed(0)} s, RSS ${s.rssMb.toFixed(0)} MB, load ${load()}${seq === 0 ? `; observer output: ${tail.slice(-600)}` : ""}`);
+        log(`  ${label}: ${seq} / ${last} after ${((performance.now() - t0) / 1000).toFixed(0)} s, RSS ${s.rssMb.toFixed(0)} MB, load ${loadAverage()}${seq === 0 ? `; observer output: ${tail.slice(-600)}` : ""}`);
       }
       if (seq >= last) break;
       await new Promise((r) => setTimeout(r, 250));
@@ -106,7 +100,10 @@ async function replay(nc, url, dir, label) {
     const fromMarkS = (performance.now() - tMark) / 1000;
     let h;
     while (!h) h = await header();
-    if (values.heapsnapshot) await heapSnapshot(observer.pid, values.heapsnapshot, label);
+    if (values.heapsnapshot) {
+      const snap = await heapSnapshot(observer.pid, values.heapsnapshot);
+      log(`  ${label}: heap snapshot ${snap.file} (${snap.sizeMb.toFixed(0)} MB)`);
+    }
     return {
       events: last,
       wall_s_to_caught_up: +wallS.toFixed(1),
@@ -117,27 +114,11 @@ async function replay(nc, url, dir, label) {
       peak_rss_mb: +hwm.toFixed(0),
       header: { last_seq: h.last_seq, events_applied: h.events_applied, node_count: h.node_count, revision: h.revision },
       spot: await spotCheck(url, h),
-      load_after: load(),
+      load_after: loadAverage(),
     };
   } finally {
     await stopProcess(observer, 30_000);
   }
-}
-
-/** Signals the observer to write a heap snapshot and waits until the file stops growing. */
-async function heapSnapshot(pid, dir, label) {
-  const before = new Set(await readdir(dir));
-  process.kill(pid, "SIGUSR2");
-  let file, size = -1;
-  await waitFor("the heap snapshot written", async () => {
-    file ??= (await readdir(dir)).find((f) => f.endsWith(".heapsnapshot") && !before.has(f));
-    if (!file) return false;
-    const s = (await stat(join(dir, file))).size;
-    const done = s > 0 && s === size;
-    size = s;
-    return done;
-  }, 600_000, 2000);
-  log(`  ${label}: heap snapshot ${join(dir, file)} (${(size / 2 ** 20).toFixed(0)} MB)`);
 }
 
 /** Sorted keys all the way down, so two records compare by content, not by key order. */
@@ -178,7 +159,7 @@ async function spotCheck(url, header) {
 }
 
 log(`# Steward replay bench, ${new Date().toISOString()}`);
-log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, load average ${load()}`);
+log(machineLine({ load: true }));
 log(`command: node bench/replay.js --events ${TOTAL} --baseline ${BASE} --sample ${SAMPLE}${values.heapsnapshot ? ` --heapsnapshot ${values.heapsnapshot}` : ""}`);
 const nats = await startNats();
 const nc = await connectNats(nats.url, "bench-replay");
@@ -195,7 +176,7 @@ try {
     await mix.publish(upTo - have);
     const publishS = (performance.now() - p0) / 1000;
     const info = (await jsm.streams.info(EVENTS_STREAM)).state;
-    log(`${label}: stream holds ${info.messages} events (${(info.bytes / 2 ** 20).toFixed(0)} MB), published ${upTo - have} at ${Math.round((upTo - have) / publishS)}/s; load ${load()}`);
+    log(`${label}: stream holds ${info.messages} events (${(info.bytes / 2 ** 20).toFixed(0)} MB), published ${upTo - have} at ${Math.round((upTo - have) / publishS)}/s; load ${loadAverage()}`);
     const raw = await rawConsume(js, info.messages);
     log(`${label}: raw consume ${JSON.stringify(raw)}`);
     const r = { label, stream_mb: +(info.bytes / 2 ** 20).toFixed(0), raw, ...(await replay(nc, nats.url, dir, label)) };

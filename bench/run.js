@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { request } from "node:http";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -24,8 +24,10 @@ import { connectDb, migrate } from "@steward/platform/db";
 import { signNodeCommand } from "@steward/contracts/node-command";
 import { newCommandKeyPair } from "@steward/contracts/command-keys";
 import { createObserver } from "@steward/observer";
+import { OBSERVER_NODE_FLAGS } from "@steward/observer/node-flags";
 import { mixPublisher } from "./lib/sim-fleet.js";
 import { startNats, createTestDatabase, waitFor, freePort, stopProcess, dockerdUnavailable, startDockerd, importBusyboxImage } from "@steward/testkit";
+import { machineLine } from "./lib/measure.js";
 
 const { values } = parseArgs({ options: { events: { type: "string", default: "20000" }, replay: { type: "string", default: "1000000" }, kills: { type: "string", default: "20" }, rounds: { type: "string", default: "3" }, only: { type: "string" }, quick: { type: "boolean", default: false } } });
 const N = Number(values.events);
@@ -136,7 +138,7 @@ async function killBench() {
     }
     const env = { PATH: process.env.PATH, NATS_URL: nats.url, LOG_LEVEL: "warn" };
     const launch = async (pkg, extra) => {
-      const p = spawn(process.execPath, [main(pkg)], { env: { ...env, METRICS_PORT: String(await freePort()), ...extra }, stdio: "ignore" });
+      const p = spawn(process.execPath, [...(pkg === "observer" ? OBSERVER_NODE_FLAGS : []), main(pkg)], { env: { ...env, METRICS_PORT: String(await freePort()), ...extra }, stdio: "ignore" });
       procs.push(p);
       return p;
     };
@@ -210,7 +212,7 @@ async function killBench() {
 }
 
 log(`# Steward bench, ${new Date().toISOString()}`);
-log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+log(machineLine());
 log(`command: npm run bench -- ${process.argv.slice(2).join(" ")}`.trimEnd());
 const results = {};
 if (!values.only || values.only === "fold") {

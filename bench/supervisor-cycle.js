@@ -10,7 +10,7 @@
 // (b) the full re-check: every node diffed (what every cycle did before), run by runCycle({ full: true }).
 // p99 only with >= 300 samples, else the maximum, called that. Ratios: (b)/(a) per N, and each against the smallest N.
 import { writeFile, mkdtemp, rm } from "node:fs/promises";
-import { cpus, totalmem, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { connectNats, ensureStreams, openWorldBucket } from "@steward/platform/bus";
@@ -20,12 +20,14 @@ import { silentLogger } from "@steward/platform/logger";
 import { createWorldWriter } from "@steward/world/world-store";
 import { createSupervisor } from "@steward/supervisor";
 import { createTestDatabase, startNats, waitFor } from "@steward/testkit";
+import { eachSize, machineLine } from "./lib/measure.js";
+import { nodeNames, SERVICE_NAMES } from "./lib/sim-fleet.js";
 
 const { values } = parseArgs({ options: { nodes: { type: "string", default: "100,1000,5000" }, changes: { type: "string", default: "300" }, full: { type: "string", default: "50" } } });
 const SIZES = values.nodes.split(",").map(Number);
 const CHANGES = Number(values.changes);
 const FULLS = Number(values.full);
-const SERVICES = Array.from({ length: 20 }, (_, i) => `svc-${String(i).padStart(2, "0")}`);
+const SERVICES = SERVICE_NAMES;
 const sorted = (xs) => [...xs].sort((a, b) => a - b);
 const pct = (xs, p) => { const s = sorted(xs); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
 const ms = (x) => +x.toFixed(2);
@@ -44,7 +46,7 @@ function node(name, i, at, downService) {
 }
 
 async function runSize(n) {
-  const names = Array.from({ length: n }, (_, i) => `node-${String(i).padStart(4, "0")}`);
+  const names = nodeNames(n);
   const nats = await startNats();
   const db = await createTestDatabase("steward_bench_supcycle");
   const dir = await mkdtemp(join(tmpdir(), "steward-bench-supcycle-"));
@@ -131,14 +133,9 @@ async function runSize(n) {
 }
 
 console.log(`# Steward supervisor-cycle bench, ${new Date().toISOString()}`);
-console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}`);
+console.log(machineLine());
 console.log(`command: node bench/supervisor-cycle.js --nodes ${values.nodes} --changes ${CHANGES} --full ${FULLS}`);
-const results = [];
-for (const n of SIZES) {
-  const r = await runSize(n);
-  results.push(r);
-  console.log(JSON.stringify(r));
-}
+const results = await eachSize(SIZES, runSize);
 const base = results[0];
 for (const r of results.slice(1)) {
   console.log(JSON.stringify({ nodes: r.nodes, vs_nodes: base.nodes, heartbeat_cycle_p50_ratio: +(r.change_cycle_heartbeat.p50_ms / base.change_cycle_heartbeat.p50_ms).toFixed(2), down_cycle_p50_ratio: +(r.change_cycle_down_proposes.p50_ms / base.change_cycle_down_proposes.p50_ms).toFixed(2), full_cycle_p50_ratio: +(r.full_cycle.p50_ms / base.full_cycle.p50_ms).toFixed(2) }));

@@ -13,7 +13,7 @@ import { readWorld } from "@steward/world/world-store";
 import { NodeCommandReply, signNodeCommand } from "@steward/contracts/node-command";
 import { commandSubject } from "@steward/contracts/subjects";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
-import { freePort, stopProcess, waitFor } from "@steward/testkit";
+import { freePort, stopProcess, unlessExited, waitFor } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
 
@@ -62,7 +62,7 @@ describe("a node-agent killed -9 and started again", () => {
     waitFor(what, async () => {
       const n = await node();
       return n && SERVICES.every((s) => n.services[s]?.state === "running" && n.services[s]?.health === "healthy" && n.services[s]?.pid) && ok(n) ? n : undefined;
-    }, 60_000, 100).catch((err: Error) => {
+    }, 60_000, 100, unlessExited(agent)).catch((err: Error) => {
       throw new Error(`${err.message}\n${agent.output.slice(-4000)}`);
     });
 
@@ -75,8 +75,9 @@ describe("a node-agent killed -9 and started again", () => {
         kv = await openWorldBucket(nc);
       },
       observer: true,
+      nodes: ["n1"],
     });
-    agentEnv = { NODE_NAME: "n1", NATS_URL: stack.nats.url, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "500", STOP_GRACE_MS: "2000", STATE_DIR: join(stack.dir, "state"), LOG_DIR: join(stack.dir, "logs"), METRICS_PORT: "0" };
+    agentEnv = { NODE_NAME: "n1", NATS_URL: stack.nats.url, ...stack.natsEnv("node.n1"), FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "500", STOP_GRACE_MS: "2000", STATE_DIR: join(stack.dir, "state"), LOG_DIR: join(stack.dir, "logs"), METRICS_PORT: "0" };
     agent = spawnService("node-agent", agentEnv);
     // `worker` is autostart: false: started by a signed command, as an approved action would.
     // A fresh command each try (the agent refuses one issued before it started).
@@ -84,7 +85,7 @@ describe("a node-agent killed -9 and started again", () => {
     const reply = await waitFor("the agent takes commands", async () => {
       const res = await stack.nc.request(commandSubject("n1"), JSON.stringify(signNodeCommand(body(), stack.commandKeys.signing)), { timeout: 5000 }).catch(() => undefined);
       return res ? NodeCommandReply.parse(res.json()) : undefined;
-    }, 60_000, 200);
+    }, 60_000, 200, unlessExited(agent));
     expect(reply.ok, JSON.stringify(reply)).toBe(true);
   }, 120_000);
 

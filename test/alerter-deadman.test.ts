@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAlerter, loadConfig } from "@steward/alerter";
 import { createRegistry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
-import { freePort, startFakeNtfy, waitFor, type FakeNtfy } from "@steward/testkit";
+import { freePort, startFakeNtfy, unlessExited, waitFor, type FakeNtfy } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
 import { spawnService, type ServiceName, type ServiceProcess } from "./support/service-process.js";
 
@@ -20,7 +20,7 @@ const ports: Record<"executor" | "planner", number> = { executor: 0, planner: 0 
 async function run(name: "executor" | "planner"): Promise<void> {
   const p = spawnService(name as ServiceName, env[name]!);
   procs[name] = p;
-  await waitFor(`${name} answering`, async () => (await fetch(`http://127.0.0.1:${ports[name]}/healthz`).then((r) => r.status === 200, () => false)) || undefined, 60_000, 100);
+  await waitFor(`${name} answering`, async () => (await fetch(`http://127.0.0.1:${ports[name]}/healthz`).then((r) => r.status === 200, () => false)) || undefined, 60_000, 100, unlessExited(p));
 }
 function kill(name: "executor" | "planner"): Promise<void> {
   const p = procs[name]!;
@@ -41,8 +41,8 @@ beforeAll(async () => {
     fleet: 'version: 1\nnodes:\n  d1:\n    services:\n      web:\n        kind: process\n        command: ["sleep", "3600"]\n',
   });
   const withDb = { NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url, API_TOKEN: stack.token, LOG_LEVEL: "warn" };
-  env.executor = { ...withDb, EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: String(ports.executor) };
-  env.planner = { ...withDb, HTTP_PORT: String(ports.planner), FLEET_SPEC: stack.fleetPath, CLAUDE_ENABLED: "false" };
+  env.executor = { ...withDb, ...stack.natsEnv("executor"), EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: String(ports.executor) };
+  env.planner = { ...withDb, ...stack.natsEnv("planner"), HTTP_PORT: String(ports.planner), FLEET_SPEC: stack.fleetPath, CLAUDE_ENABLED: "false" };
   await Promise.all([run("executor"), run("planner")]);
 }, 120_000);
 
@@ -56,7 +56,7 @@ describe("dead-man: executor and planner", () => {
   it("the executor killed -9: an alert that it does not answer; back on its port: resolved", async () => {
     const alerter = createAlerter({
       config: loadConfig({ DATABASE_URL: stack.db.url, NATS_URL: stack.nats.url, API_TOKEN: stack.token, EXECUTOR_URL: `http://127.0.0.1:${ports.executor}`, PLANNER_URL: `http://127.0.0.1:${ports.planner}`, PLANNER_TOKEN: stack.token, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-deadman", ALERT_EVAL_MS: "250", ALERT_DEADMAN_S: "3", ALERT_LIVENESS_POLL_MS: "250", ALERT_GROUP_WAIT_MS: "500", ALERT_GROUP_INTERVAL_MS: "1000", RETRY_BASE_MS: "100" }),
-      nc: stack.nc,
+      nc: await stack.connectAs("alerter"),
       sql: stack.sql,
       logger: silentLogger(),
       registry: createRegistry("alerter", false),

@@ -34,7 +34,7 @@ async function cli(env: Record<string, string>, ...args: string[]): Promise<{ co
 
 describe("steward status and drift with the executor down", () => {
   it("answer from the world store with a note that actions cannot be changed; approve fails clearly", async () => {
-    const env = { STEWARD_NATS_URL: stack.nats.url };
+    const env = { STEWARD_NATS_URL: stack.nats.url, ...stack.natsEnv("cli") };
     await waitFor("the world to show app running and gone exited", async () => {
       const r = await cli(env, "status", "--json");
       const svcs = r.code === 0 ? (JSON.parse(r.out) as { world: { nodes: Record<string, { services: Record<string, { state: string }> }> } }).world.nodes["f1"]?.services : undefined;

@@ -19,9 +19,10 @@ import { newCommandKeyPair, type CommandSigningKey } from "@steward/contracts/co
 import { NodeCommandReply, signNodeCommand, type NodeCommandBody } from "@steward/contracts/node-command";
 import { NodeEvent } from "@steward/contracts/events";
 import { commandSubject } from "@steward/contracts/subjects";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
-import { startNats, stopProcess, waitFor, type NatsServerHandle } from "@steward/testkit";
+import { ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { startNats, stopProcess, unlessExited, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
+import { natsSecurity, TEST_HARNESS_IDENTITY, type NatsSecurity } from "./support/secure-nats.js";
 
 const NODE = "sig1";
 const executor = newCommandKeyPair();
@@ -36,12 +37,14 @@ interface Beat {
 describe("node commands: signed by the executor alone, once, in their time", () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
+  let executorNc: NatsConnection;
+  let security: NatsSecurity;
   let dir: string;
   let agent: ServiceProcess | undefined;
   let env: Record<string, string>;
   const beats: Beat[] = [];
 
-  const send = async (payload: string): Promise<NodeCommandReply> => NodeCommandReply.parse((await nc.request(commandSubject(NODE), payload, { timeout: 10_000 })).json());
+  const send = async (payload: string): Promise<NodeCommandReply> => NodeCommandReply.parse((await executorNc.request(commandSubject(NODE), payload, { timeout: 10_000 })).json());
   const signed = (body: NodeCommandBody, key: CommandSigningKey = executor.signing) => JSON.stringify(signNodeCommand(body, key));
   const body = (over: Partial<NodeCommandBody> = {}): NodeCommandBody => {
     const now = Date.now();
@@ -49,13 +52,16 @@ describe("node commands: signed by the executor alone, once, in their time", () 
   };
   /** The first heartbeat of the current agent sent after `since` (ms) in which web runs. */
   const beatAfter = (since: number, startedAfter = "") =>
-    waitFor("a heartbeat with web running", () => beats.find((b) => b.at > since && b.startedAt > startedAfter && b.web?.state === "running" && b.web.pid), 60_000, 50).catch((err: Error) => {
+    waitFor("a heartbeat with web running", () => beats.find((b) => b.at > since && b.startedAt > startedAfter && b.web?.state === "running" && b.web.pid), 60_000, 50, unlessExited(...(agent ? [agent] : []))).catch((err: Error) => {
       throw new Error(`${err.message}\n${agent?.output.slice(-3000) ?? ""}`);
     });
 
   beforeAll(async () => {
-    nats = await startNats();
-    nc = await connectNats(nats.url, "command-signing-test");
+    security = await natsSecurity([NODE]);
+    nats = await startNats({ config: security.config });
+    nc = await security.connect(nats.url, TEST_HARNESS_IDENTITY, "command-signing-test");
+    // Commands come through the executor's own NATS identity, as in a deployment: only the signature tells them apart.
+    executorNc = await security.connect(nats.url, "executor", "command-signing-executor");
     await ensureStreams(nc);
     dir = await mkdtemp(join(tmpdir(), "steward-command-signing-"));
     const fleet = join(dir, "fleet.yaml");
@@ -71,6 +77,7 @@ describe("node commands: signed by the executor alone, once, in their time", () 
     env = {
       NODE_NAME: NODE,
       NATS_URL: nats.url,
+      ...security.env(`node.${NODE}`),
       FLEET_SPEC: fleet,
       FLEET_KEY: randomBytes(24).toString("hex"),
       NODE_COMMAND_PUBLIC_KEY: executor.publicKey,
@@ -86,7 +93,9 @@ describe("node commands: signed by the executor alone, once, in their time", () 
   afterAll(async () => {
     if (agent) await stopProcess(agent.child, 10_000).catch(() => undefined);
     await nc?.close().catch(() => undefined);
+    await executorNc?.close().catch(() => undefined);
     await nats?.stop();
+    await security?.remove();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 30_000);
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { ensureStreams, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry } from "@steward/platform/metrics";
 import { silentLogger } from "@steward/platform/logger";
 import { newCommandKeyPair } from "@steward/contracts/command-keys";
@@ -21,6 +21,7 @@ import { ContainerInspectReply } from "@steward/contracts/container-inspect";
 import { loadFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { createNodeAgent, type NodeAgent } from "@steward/node-agent";
 import { TOOLS, createNatsSources, runTool, type ToolContext } from "@steward/planner";
+import { natsSecurity, TEST_HARNESS_IDENTITY, type NatsSecurity } from "./support/secure-nats.js";
 import { dockerdUnavailable, importBusyboxImage, startDockerd, startNats, waitFor, type Dockerd, type NatsServerHandle } from "@steward/testkit";
 
 const run = promisify(execFile);
@@ -34,6 +35,9 @@ describe.skipIf(skip)("investigating compose services on a live dockerd", () => 
   let dockerd: Dockerd;
   let nats: NatsServerHandle;
   let nc: NatsConnection;
+  let agentNc: NatsConnection;
+  let plannerNc: NatsConnection;
+  let security: NatsSecurity;
   let agent: NodeAgent;
   let dir = "";
   let spec: FleetSpec;
@@ -53,9 +57,13 @@ describe.skipIf(skip)("investigating compose services on a live dockerd", () => 
       `version: 1\nnodes:\n  n1:\n    repo_path: checkout\n    services:\n      crash:\n${stack(`        env: { SOME_SETTING: "${SPEC_SECRET}" }\n`)}      sick:\n${stack()}      oom:\n${stack()}      proc:\n        kind: process\n        command: ["sleep", "1000"]\n        autostart: false\n`,
     );
     spec = await loadFleetSpec(join(dir, "fleet.yaml"));
-    [dockerd, nats] = await Promise.all([startDockerd(), startNats()]);
+    security = await natsSecurity(["n1"]);
+    [dockerd, nats] = await Promise.all([startDockerd(), startNats({ config: security.config })]);
     await importBusyboxImage(dockerd.host, IMAGE);
-    nc = await connectNats(nats.url, "compose-investigation-test");
+    // The agent and the planner's sources each on its own identity (the planner asks n1 for log tails and inspects).
+    nc = await security.connect(nats.url, TEST_HARNESS_IDENTITY, "compose-investigation-test");
+    agentNc = await security.connect(nats.url, "node.n1");
+    plannerNc = await security.connect(nats.url, "planner");
     await ensureStreams(nc);
     const keys = newCommandKeyPair();
     agent = createNodeAgent({
@@ -81,12 +89,12 @@ describe.skipIf(skip)("investigating compose services on a live dockerd", () => 
         dockerProbeMs: 60_000,
         repoProbeMs: 600_000,
       },
-      nc,
+      nc: agentNc,
       logger: silentLogger(),
       registry: createRegistry("compose-investigation-test", false),
     });
     await agent.start();
-    ctx = { sources: createNatsSources(nc, { fleetSpecPath: join(dir, "fleet.yaml"), logTailBytes: 4096, logTailTimeoutMs: 20_000 }), actions: { listForService: async () => [] }, spec, now: new Date(), eventsWindowMs: 3_600_000, logBytes: 4096 };
+    ctx = { sources: createNatsSources(plannerNc, { fleetSpecPath: join(dir, "fleet.yaml"), logTailBytes: 4096, logTailTimeoutMs: 20_000 }), actions: { listForService: async () => [] }, spec, now: new Date(), eventsWindowMs: 3_600_000, logBytes: 4096 };
 
     const label = (project: string, service: string) => ["--label", `com.docker.compose.project=${project}`, "--label", `com.docker.compose.service=${service}`];
     // A crash: prints the secret it was given, then exits 3.
@@ -104,8 +112,9 @@ describe.skipIf(skip)("investigating compose services on a live dockerd", () => 
 
   afterAll(async () => {
     await agent?.stop().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
+    for (const c of [nc, agentNc, plannerNc]) await c?.close().catch(() => undefined);
     await nats?.stop();
+    await security?.remove();
     await dockerd?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);

@@ -39,10 +39,10 @@ async function world(): Promise<Snapshot | undefined> {
   return r.ok ? r.value : undefined;
 }
 
-function startObserver(): Promise<Observer> {
+async function startObserver(): Promise<Observer> {
   const o = createObserver({
     config: loadObserverConfig({ NATS_URL: stack.nats.url, LOG_LEVEL: "silent", METRICS_PORT: "0", SNAPSHOT_PATH: join(stack.dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20" }),
-    nc: stack.nc,
+    nc: await stack.connectAs("observer"),
     logger: silentLogger(),
     registry: createRegistry("observer", false),
   });

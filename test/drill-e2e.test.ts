@@ -12,7 +12,7 @@ import { OPEN_ACTION_STATES, type Action } from "@steward/contracts/action";
 import type { DrillDetailReply, DrillListReply, DrillProposeReply } from "@steward/contracts/executor-api";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { actionsOf } from "@steward/actions/testing";
-import { startFakeNtfy, waitFor, type FakeNtfy } from "@steward/testkit";
+import { freePort, startFakeNtfy, waitFor, type FakeNtfy } from "@steward/testkit";
 import { CLI } from "../cli/test/steward-process.js";
 import { startStack, type Stack } from "./support/stack.js";
 
@@ -23,7 +23,10 @@ let dir: string;
 const node = JSON.stringify(process.execPath);
 const idle = `[${node}, "-e", "setInterval(() => {}, 1000)"]`;
 
-const fleet = (dir: string) => `version: 1
+/** Where n1/slow listens once it is ready. */
+let slowPort = 0;
+
+const fleet = (_dir: string) => `version: 1
 nodes:
   n1:
     services:
@@ -38,12 +41,13 @@ nodes:
         recovery_objective: 30s
       slow:
         kind: process
-        cwd: ${JSON.stringify(dir)}
-        # Healthy only 3 s after each start: it cannot meet a 1 s objective.
-        command: [sh, -c, "rm -f slow-ready; sleep 3; touch slow-ready; exec sleep 100000"]
+        # Listening only 3 s after each start: it cannot meet a 1 s objective. The port closes with the killed process,
+        # so nothing the previous start left behind reads as the new one being ready (a ready-file did, under load:
+        # checked before the new shell had removed it).
+        command: [${node}, "-e", ${JSON.stringify(`setTimeout(() => require("node:net").createServer().listen(${slowPort}, "127.0.0.1"), 3000); setInterval(() => {}, 1000)`)}]
         health:
-          - type: command
-            command: [test, -f, slow-ready]
+          - type: tcp
+            port: ${slowPort}
             interval: 200ms
             retries: 1
         recovery_objective: 1s
@@ -58,6 +62,7 @@ nodes:
 beforeAll(async () => {
   ntfy = await startFakeNtfy();
   dir = await mkdtemp(join(tmpdir(), "steward-drill-e2e-"));
+  slowPort = await freePort();
   stack = await startStack({
     dbPrefix: "steward_drill_e2e",
     dir,
@@ -177,8 +182,10 @@ describe("steward drill", () => {
     expect(r.verdict, r.reason).toBe("missed");
     expect(r.recovered_ms!).toBeGreaterThan(1000);
     expect(r.reason).toMatch(/^healthy again after .* s, over the objective 1\.0 s/);
-    const push = await ntfy.waitFor((m) => m.title === "Drill missed its objective: n1/slow", 30_000);
-    expect(push.message).toContain(d.action.id.slice(0, 8));
+    // Alone it reads as the drill's alert, naming the action; when the slow service's own drift alert is still open on
+    // n1 (timing: it recovers over the objective), the two come as one notice on n1 that lists both titles.
+    const push = await ntfy.waitFor((m) => m.title === "Drill missed its objective: n1/slow" || /^\d+ alerts on n1: .*Drill missed its objective: n1\/slow/.test(m.title ?? ""), 30_000);
+    if (push.title === "Drill missed its objective: n1/slow") expect(push.message).toContain(d.action.id.slice(0, 8));
 
     const ls = await steward<{ drills: DrillListReply["drills"] }>(["drill", "ls", "--json"]);
     expect(ls.json.drills.map((x) => [x.action.service, x.result?.verdict])).toEqual([

@@ -26,7 +26,7 @@ import { readDrift } from "@steward/world/drift-store";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
 import { actionsOf, auditOf, only } from "@steward/actions/testing";
 import type { Action } from "@steward/contracts/action";
-import { dockerdUnavailable, importBusyboxImage, startDockerd, startFakeNtfy, stopProcess, waitFor, type Dockerd, type FakeNtfy } from "@steward/testkit";
+import { dockerdUnavailable, importBusyboxImage, startDockerd, startFakeNtfy, stopProcess, unlessExited, waitFor, type Dockerd, type FakeNtfy } from "@steward/testkit";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
 import { startStack, type Stack } from "./support/stack.js";
 
@@ -122,14 +122,14 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
       const [p] = await actions(service, "deploy", "pending");
       if (!p) return undefined;
       return !nodes || JSON.stringify(paramsOf(p).nodes ?? [p.node]) === JSON.stringify(nodes) ? p : undefined;
-    }, 120_000, 100).catch(async (err: Error) => {
+    }, 120_000, 100, unlessExited(...agents)).catch(async (err: Error) => {
       throw await explain(err);
     });
   const finished = (id: string) =>
     waitFor(`action ${id} finished`, async () => {
       const r = (await actionsOf(stack.sql)).find((a) => a.id === id);
       return r && ["succeeded", "failed", "failed_unknown"].includes(r.state) ? r : undefined;
-    }, 300_000, 200).catch(async (err: Error) => {
+    }, 300_000, 200, unlessExited(...agents)).catch(async (err: Error) => {
       throw await explain(err);
     });
   const containers = async (project: string) => (await docker("ps", "-a", "--filter", `label=com.docker.compose.project=${project}`, "--format", "{{.ID}} {{.Label \"com.docker.compose.service\"}} {{.Image}} {{.Status}}")).stdout.trim().split("\n").filter(Boolean).map((l) => {
@@ -152,6 +152,7 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
       supervisor: { RECHECK_MS: "300" },
       executor: { POLL_MS: "100", VERIFY_TIMEOUT_MS: "60000", VERIFY_POLL_MS: "50", COMMAND_TIMEOUT_MS: "120000" },
       alerter: { NTFY_URL: ntfy.url, NTFY_TOPIC: "steward-live", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "100" },
+      nodes: ["n1", ...EDGE_NODES],
     });
     kv = await openWorldBucket(stack.nc);
     for (const node of ["n1", ...EDGE_NODES]) {
@@ -165,6 +166,7 @@ describe.skipIf(skip)("deploys through the loop with the real Compose on a live 
         spawnService("node-agent", {
           NODE_NAME: node,
           NATS_URL: stack.nats.url,
+          ...stack.natsEnv(`node.${node}`),
           FLEET_SPEC: stack.fleetPath,
           ...stack.agentKeys,
           DOCKER_HOST: dockerd.host,

@@ -21,7 +21,7 @@ import { readDrift } from "@steward/world/drift-store";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import { actionsOf, only } from "@steward/actions/testing";
 import { openWorldBucket, type KV } from "@steward/platform/bus";
-import { dockerdUnavailable, importBusyboxImage, startDockerd, stopProcess, waitFor, waitForChanges, type Dockerd } from "@steward/testkit";
+import { dockerdUnavailable, importBusyboxImage, startDockerd, stopProcess, unlessExited, waitFor, waitForChanges, type Dockerd } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
 
@@ -77,12 +77,14 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
         supervisor: { RECHECK_MS: "300" },
         executor: { EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "20000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleetPath, COMMAND_TIMEOUT_MS: "120000" },
         executorSqlMax: 4,
+        nodes: ["n1"],
       }),
     ]);
     await importBusyboxImage(dockerd.host, "steward-test/busybox:1");
     agentEnv = {
       NODE_NAME: "n1",
       NATS_URL: stack.nats.url,
+      ...stack.natsEnv("node.n1"),
       FLEET_SPEC: stack.fleetPath,
       ...stack.agentKeys,
       DOCKER_HOST: dockerd.host,
@@ -136,8 +138,10 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
         return p.length === 1 ? p : undefined;
       }, 20_000, 20);
       latencies.push(Date.now() - t0);
-      const down = (await report())?.drifts.find((d) => d.node === "n1" && d.service === "ev");
-      expect(down?.kind).toBe("down");
+      // The supervisor writes its drift report just after it proposes (in the same cycle), so on a busy machine the
+      // pending restart can be read a moment before the report says down.
+      const down = await waitFor(`kill ${i}: down in the drift report`, async () => (await report())?.drifts.find((d) => d.node === "n1" && d.service === "ev"), 10_000, 20);
+      expect(down.kind).toBe("down");
       expect((await stack.executor!.store.approve(restart?.id ?? "", "alice", "cli")).ok).toBe(true);
       await waitFor(`restart ${i} succeeded`, async () => (await actions("restart", "succeeded")).length === i + 1, 60_000, 50);
       await waitFor(`running again ${i}`, async () => (await stackState())?.state === "running", 30_000, 50);
@@ -175,7 +179,7 @@ describe.skipIf(skip)("a compose stack on a live dockerd, end to end", () => {
     await waitFor("the new agent reports the stack healthy", async () => {
       const n = (await world())?.world.nodes["n1"];
       return n && n.agent_started_at !== started && n.services["ev"]?.state === "running" && n.services["ev"].health === "healthy" ? n : undefined;
-    }, 60_000, 100).catch((err: Error) => {
+    }, 60_000, 100, unlessExited(agent)).catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
     expect(await containers()).toEqual(before);

@@ -143,7 +143,8 @@ describe("NATS identities: the attacker's suite (each refused, nothing changes)"
   it("with node A's credentials: writing the world store is refused and the world is unchanged", async () => {
     const before = await worldNodes();
     const nc = await as(`node.${A}`);
-    await expect(openWorldBucket(nc)).rejects.toThrow();
+    // Refused at once: not waiting the 60 s a reader gives the observer to create the store (the test's own timeout).
+    await expect(openWorldBucket(nc, 1, { waitForOwnerMs: 0 })).rejects.toThrow(/may not create it/);
     const subject = `$KV.${WORLD_BUCKET}.${worldNodeKey(B)}`;
     await expect(jetstream(nc).publish(subject, JSON.stringify({ forged: true }), { timeout: 3000 })).rejects.toThrow(/permission/i);
     await violation("Publish", subject);

@@ -4,24 +4,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EVENTS_STREAM, WORLD_HEADER_KEY, eventSubject } from "@steward/contracts/subjects";
 import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
-import { connectNats, ensureStreams, jetstream, jetstreamManager, openWorldBucket, type NatsConnection } from "@steward/platform/bus";
+import { ensureStreams, jetstream, jetstreamManager, openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { createTestDatabase, metricValue, startNats, stopProcess, waitFor, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { decodeEventMessage, reduceWorld } from "@steward/observer";
 import { readWorld } from "@steward/world/world-store";
 import { makeEvents } from "../services/observer/test/helpers.js";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
+import { natsSecurity, TEST_HARNESS_IDENTITY, type NatsSecurity } from "./support/secure-nats.js";
 
 let nats: NatsServerHandle;
 let db: TestDatabase;
 let nc: NatsConnection;
+let security: NatsSecurity;
 let dir: string;
 const procs: ServiceProcess[] = [];
 /** The observer left active by the kill -9 test, for the SIGSTOP test. */
 let survivor: Running;
 
 beforeAll(async () => {
-  [nats, db] = await Promise.all([startNats(), createTestDatabase("steward_failover")]);
-  nc = await connectNats(nats.url, "failover-test");
+  security = await natsSecurity([]);
+  [nats, db] = await Promise.all([startNats({ config: security.config }), createTestDatabase("steward_failover")]);
+  nc = await security.connect(nats.url, TEST_HARNESS_IDENTITY, "failover-test");
   await ensureStreams(nc);
   dir = await mkdtemp(join(tmpdir(), "observer-failover-"));
 });
@@ -29,6 +32,7 @@ afterAll(async () => {
   await Promise.all(procs.map((p) => stopProcess(p.child).catch(() => undefined)));
   await nc?.close();
   await nats?.stop();
+  await security?.remove();
   await db?.drop();
   await rm(dir, { recursive: true, force: true });
 });
@@ -36,11 +40,15 @@ afterAll(async () => {
 function launch(id: string): ServiceProcess {
   const p = spawnService("observer", {
     NATS_URL: nats.url,
+    ...security.env("observer"),
     DATABASE_URL: db.url,
     LEADER_RETRY_MS: "200",
     OBSERVER_ID: id,
     SNAPSHOT_PATH: join(dir, id, "world.json"),
     SNAPSHOT_DEBOUNCE_MS: "20",
+    // A small liveness budget: many nodes' restatements wait for their write when the active one is killed, so the
+    // standby resumes from a header that trails the records (libs/world liveness.ts) and must still match the replay.
+    LIVENESS_WRITES_PER_S: "20",
     METRICS_PORT: "0",
   });
   procs.push(p);
@@ -122,6 +130,8 @@ async function killUnderLoad(round: number, active: Running, standby: Running): 
   // Under load: the active one has folded a good part of the round and is still receiving more.
   await waitFor(`${active.id} to fold 1,000 events`, async () => (await metricValue(active.url, "steward_observer_last_seq")) >= startSeq + 1_000, 60_000, 20);
   expect(published, `the publisher is still running when ${active.id} dies`).toBeLessThan(events.length);
+  // Its writes leave nodes waiting: the kill lands while the header trails some records.
+  await waitFor(`${active.id} to leave liveness for later`, async () => (await metricValue(active.url, "steward_observer_world_nodes_deferred")) > 0, 30_000, 20);
   // While passive, the standby neither consumed nor wrote anything.
   expect(await metricValue(standby.url, "steward_observer_active")).toBe(0);
   expect(await metricValue(standby.url, "steward_observer_events_folded_total")).toBe(0);

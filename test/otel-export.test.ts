@@ -52,7 +52,7 @@ beforeAll(async () => {
   await once(receiver, "listening");
   const a = receiver.address();
   receiverUrl = `http://127.0.0.1:${typeof a === "object" && a ? a.port : 0}`;
-  stack = await startStack({ fleet: "version: 1\nnodes:\n  t1: {}\n  t2: {}\n  t3: {}\n", dbPrefix: "steward_otel" });
+  stack = await startStack({ fleet: "version: 1\nnodes:\n  t1: {}\n  t2: {}\n  t3: {}\n", dbPrefix: "steward_otel", nodes: ["t1", "t2", "t3"] });
 }, 60_000);
 
 afterAll(async () => {
@@ -63,7 +63,7 @@ afterAll(async () => {
 }, 60_000);
 
 function agent(node: string, otel: Record<string, string>): ServiceProcess {
-  const p = spawnService("node-agent", { NODE_NAME: node, NATS_URL: stack.nats.url, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "300", METRICS_PORT: "0", LOG_DIR: `${stack.dir}/logs-${node}`, STATE_DIR: `${stack.dir}/state-${node}`, ...otel });
+  const p = spawnService("node-agent", { NODE_NAME: node, NATS_URL: stack.nats.url, ...stack.natsEnv(`node.${node}`), FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "300", METRICS_PORT: "0", LOG_DIR: `${stack.dir}/logs-${node}`, STATE_DIR: `${stack.dir}/state-${node}`, ...otel });
   agents.push(p);
   return p;
 }

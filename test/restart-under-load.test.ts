@@ -13,6 +13,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { generateSigningKey } from "@steward/contracts/command-keys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnService, type ServiceName, type ServiceProcess } from "./support/service-process.js";
+import { natsSecurity, type NatsSecurity } from "./support/secure-nats.js";
 import { startFakeNtfy, startFakeOllama, startNats, startPrivatePostgres, stopProcess, waitFor, waitForTicks, type FakeNtfy, type FakeOllama, type NatsServerHandle, type PrivatePostgres } from "@steward/testkit";
 
 const TOKEN = randomBytes(24).toString("hex");
@@ -21,6 +22,7 @@ const ALERTER_TOKEN = randomBytes(24).toString("hex");
 
 let pg: PrivatePostgres;
 let nats: NatsServerHandle;
+let security: NatsSecurity;
 let ollama: FakeOllama;
 let dir = "";
 /** The fleet spec and how it is written, so that a test can declare one more service. */
@@ -97,7 +99,9 @@ const postTask = async (content: string) => {
 const taskState = async (id: string): Promise<string> => (await call(plannerUrl, `/tasks/${id}`)).body?.task?.state ?? "";
 
 beforeAll(async () => {
-  [pg, nats] = await Promise.all([startPrivatePostgres(), startNats()]);
+  // NATS as deployed: TLS and each service its own identity (the restart below keeps the config).
+  security = await natsSecurity(["n1"]);
+  [pg, nats] = await Promise.all([startPrivatePostgres(), startNats({ config: security.config })]);
   // The model takes a while to answer, so that tasks are running (not only queued) when the database goes away.
   ntfy = await startFakeNtfy();
   ollama = await startFakeOllama({ defaultAnswer: { content: JSON.stringify({ diagnosis: "looked at it", answer: "fine", proposals: [] }), delayMs: 700 } });
@@ -111,15 +115,15 @@ beforeAll(async () => {
   const commandKeys = generateSigningKey();
   const common = { NATS_URL: nats.url };
   const withDb = { ...common, DATABASE_URL: pg.url };
-  const observer = launch("observer", { ...common, SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0", SNAPSHOT_DEBOUNCE_MS: "20" });
-  const agent = launch("node-agent", { ...common, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", HEARTBEAT_MS: "500", STATE_DIR: join(dir, "agent") });
-  const supervisor = launch("supervisor", { ...withDb, FLEET_SPEC: fleet, METRICS_PORT: "0", RECHECK_MS: "500" });
-  const executor = launch("executor", { ...withDb, API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", METRICS_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
-  const planner = launch("planner", { ...withDb, API_TOKEN: TOKEN, HTTP_PORT: "0", METRICS_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "2", POLL_MS: "200" });
+  const observer = launch("observer", { ...common, ...security.env("observer"), SNAPSHOT_PATH: join(dir, "world.json"), METRICS_PORT: "0", SNAPSHOT_DEBOUNCE_MS: "20" });
+  const agent = launch("node-agent", { ...common, ...security.env("node.n1"), NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: fleetKey, NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", HEARTBEAT_MS: "500", STATE_DIR: join(dir, "agent") });
+  const supervisor = launch("supervisor", { ...withDb, ...security.env("supervisor"), FLEET_SPEC: fleet, METRICS_PORT: "0", RECHECK_MS: "500" });
+  const executor = launch("executor", { ...withDb, ...security.env("executor"), API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", METRICS_PORT: "0", POLL_MS: "200", VERIFY_TIMEOUT_MS: "30000" });
+  const planner = launch("planner", { ...withDb, ...security.env("planner"), API_TOKEN: TOKEN, HTTP_PORT: "0", METRICS_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: ollama.url, CLAUDE_ENABLED: "false", WORKERS: "2", POLL_MS: "200" });
   executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 60_000, 20);
   plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}`);
   // The alerter pushes pending actions to ntfy with Approve/Reject buttons that call the executor with a signed token.
-  const alerter = launch("alerter", { ...withDb, API_TOKEN: ALERTER_TOKEN, PLANNER_TOKEN: TOKEN, EXECUTOR_URL: executorUrl, PLANNER_URL: plannerUrl, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward", NTFY_TOPIC_PROTECTED: "true", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "200" });
+  const alerter = launch("alerter", { ...withDb, ...security.env("alerter"), API_TOKEN: ALERTER_TOKEN, PLANNER_TOKEN: TOKEN, EXECUTOR_URL: executorUrl, PLANNER_URL: plannerUrl, METRICS_PORT: "0", NTFY_URL: ntfy.url, NTFY_TOPIC: "steward", NTFY_TOPIC_PROTECTED: "true", ALERT_EVAL_MS: "300", RETRY_BASE_MS: "200" });
   const alerterUrl = await waitFor("alerter", () => /steward alerter on (http:\/\/\S+) /.exec(alerter.output)?.[1], 60_000, 20);
   metricsOf["observer"] = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 60_000, 20).then((p) => `http://127.0.0.1:${p}/metrics`);
   metricsOf["node-agent"] = await waitFor("node-agent metrics", () => /"url":"(http:[^"]+)"[^\n]*"serving metrics"/.exec(agent.output)?.[1], 60_000, 20);
@@ -139,6 +143,7 @@ afterAll(async () => {
   await ollama?.close();
   await ntfy?.close();
   await nats?.stop();
+  await security?.remove();
   await pg?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });

@@ -106,12 +106,14 @@ ${NODES.map((n) => `  ${n}:\n    repo_path: checkouts/${n}\n    services:\n     
     supervisor: { RECHECK_MS: "300" },
     executor: { EXECUTOR_ID: "exec-1", POLL_MS: "100", VERIFY_TIMEOUT_MS: "5000", VERIFY_POLL_MS: "50", FLEET_SPEC: fleetPath },
     executorSqlMax: 4,
+    nodes: [...NODES],
   });
 
   for (const n of NODES) {
     const agent = spawnService("node-agent", {
       NODE_NAME: n,
       NATS_URL: stack.nats.url,
+      ...stack.natsEnv(`node.${n}`),
       FLEET_SPEC: stack.fleetPath,
       ...stack.agentKeys,
       DOCKER_HOST: fakes[n]!.host,
@@ -258,7 +260,7 @@ describe("rolling deploy across three node-agent processes", () => {
   it("after the failed rollout the supervisor does not propose the same revision again: an alert that names the action", async () => {
     const againRegistry = createRegistry("supervisor", false);
     // A second supervisor, as after a restart: it reads the failed rollout from the table, not from memory.
-    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc: stack.nc, sql: stack.sql, logger: silentLogger(), registry: againRegistry });
+    const again = createSupervisor({ config: loadSupervisorConfig({ NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "300", METRICS_PORT: "0", SUPERVISOR_ID: "sup-again" }), nc: await stack.connectAs("supervisor"), sql: stack.sql, logger: silentLogger(), registry: againRegistry });
     await again.start();
     stops.push(() => again.stop());
     const r = await again.runCycle();

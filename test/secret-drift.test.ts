@@ -15,11 +15,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DriftReport } from "@steward/contracts/drift";
 import { readDrift } from "@steward/world/drift-store";
 import { Snapshot } from "@steward/contracts/world-state";
-import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import type { NodeAgent } from "@steward/node-agent";
 import { actionTablesAsText } from "@steward/actions/testing";
 import { waitFor } from "@steward/testkit";
 import { startStack, type Stack } from "./support/stack.js";
+import { TEST_HARNESS_IDENTITY } from "./support/secure-nats.js";
 
 /** Distinctive random values: if any of them shows up anywhere, it leaked. */
 const VALUE = `sv1-${randomBytes(16).toString("hex")}`;
@@ -131,8 +132,8 @@ beforeAll(async () => {
     fleet: fleetYaml,
     logger: (service) => logger.child({ svc: service }),
     // Tap every subject before any service publishes.
-    async beforeServices({ nats }) {
-      tap = await connectNats(nats.url, "tap");
+    async beforeServices({ connectAs }) {
+      tap = await connectAs(TEST_HARNESS_IDENTITY);
       tap.subscribe(">", {
         callback: (_err, msg) => {
           if (!msg) return;

@@ -5,12 +5,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WORLD_HEADER_KEY, WORLD_NODE_PREFIX, worldNodeKey } from "@steward/contracts/subjects";
 import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
-import { connectNats, ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
+import { ensureStreams, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { startNats, stopProcess, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { reduceWorld } from "@steward/observer";
 import { readWorld, readWorldNodes, watchWorld, type WorldCache } from "@steward/world/world-store";
 import { makeEvents, publishEvents } from "../services/observer/test/helpers.js";
 import { spawnService, type ServiceProcess } from "./support/service-process.js";
+import { natsSecurity, TEST_HARNESS_IDENTITY, type NatsSecurity } from "./support/secure-nats.js";
 
 // A single observer killed (kill -9) between a write's node records and its header, through a TCP proxy between the
 // observer and nats-server: once armed, the proxy holds back the first world-header publish that follows node-record
@@ -20,6 +21,7 @@ import { spawnService, type ServiceProcess } from "./support/service-process.js"
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;
+let security: NatsSecurity;
 let kv: KV;
 let dir: string;
 let trap: Trap;
@@ -85,8 +87,10 @@ async function startTrap(target: number): Promise<Trap> {
 }
 
 beforeAll(async () => {
-  nats = await startNats();
-  nc = await connectNats(nats.url, "torn-read-test");
+  // Identities on, TLS off: the trap reads the plaintext protocol to stop at one exact publish.
+  security = await natsSecurity([], { tls: false });
+  nats = await startNats({ config: security.config });
+  nc = await security.connect(nats.url, TEST_HARNESS_IDENTITY, "torn-read-test");
   await ensureStreams(nc);
   kv = await openWorldBucket(nc);
   dir = await mkdtemp(join(tmpdir(), "world-torn-"));
@@ -97,11 +101,12 @@ afterAll(async () => {
   await trap?.close();
   await nc?.close();
   await nats?.stop();
+  await security?.remove();
   await rm(dir, { recursive: true, force: true });
 });
 
 function observer(id: string, natsUrl: string): ServiceProcess {
-  const p = spawnService("observer", { NATS_URL: natsUrl, OBSERVER_ID: id, SNAPSHOT_PATH: join(dir, id, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" });
+  const p = spawnService("observer", { NATS_URL: natsUrl, ...security.env("observer"), OBSERVER_ID: id, SNAPSHOT_PATH: join(dir, id, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", METRICS_PORT: "0" });
   procs.push(p);
   return p;
 }

@@ -297,10 +297,11 @@ export const COST = {
 
 export const KEYS = {
   name: "keys",
-  summary: "make keys: the executor's command-signing key pair; NATS identities for every node and component",
+  summary: "make keys: the executor's command-signing key pair; NATS identities for every node and component; NATS TLS certificates",
   usage: [
     ["steward keys signing [--out DIR] [--json]", "a new Ed25519 pair: EXECUTOR_SIGNING_KEY for the executor only, NODE_COMMAND_PUBLIC_KEY for every node-agent"],
     ["steward keys nats --out DIR [--fleet FILE] [--rotate NAME,...] [--json]", "an nkey seed per node and component (files 0600) and nats-server's authorization include with each one's permissions"],
+    ["steward keys tls --out DIR [--host HOST,...] [--days N] [--force] [--json]", "a CA and a NATS server certificate (key 0600) for the compose deployment: DIR/tls/ca.pem, server.pem, server.key"],
   ],
   flags: {},
   subcommands: {
@@ -311,6 +312,17 @@ export const KEYS = {
         out: { type: "string", value: "DIR", summary: "where nats-users.conf and seeds/<name>.nk go (seeds already there are kept)", complete: "dir" },
         fleet: { type: "string", value: "FILE", summary: "the fleet spec whose nodes get identities (default: $FLEET_SPEC)", complete: "file" },
         rotate: { type: "string", value: "NAME,...", summary: "give these identities new seeds (node.<name>, observer, supervisor, executor, planner, alerter, cli)" },
+        json,
+      },
+    },
+    tls: {
+      summary: "a CA and a NATS server certificate (key 0600) for the compose deployment: DIR/tls/ca.pem, server.pem, server.key",
+      usage: [["steward keys tls --out DIR [--host HOST,...] [--days N] [--force] [--json]", "valid for nats-1..3, localhost, 127.0.0.1 and each --host; refuses to replace files already there without --force"]],
+      flags: {
+        out: { type: "string", value: "DIR", summary: "the keys directory (the same as for `keys nats`); the files go into DIR/tls", complete: "dir" },
+        host: { type: "string", value: "HOST,...", summary: "more names the certificate is valid for: the host name or address node-agents reach NATS at (STEWARD_BIND)" },
+        days: { type: "string", value: "N", summary: "how long the certificates are valid (default 730); make new ones with --force before then" },
+        force: { type: "boolean", default: false, summary: "replace the CA and certificate already in DIR/tls (every client then needs the new ca.pem)" },
         json,
       },
     },

@@ -7,3 +7,4 @@ export { upCommand } from "./up/up-command.js";
 export { readStackFile, writeStackFile, stackFilePath, StackFile } from "./stack-file.js";
 export { validateFile, renderValidate } from "./commands/validate.js";
 export { connectPlanner, resolveTaskId, NoPlannerError, type NewTask } from "./connect-planner.js";
+export { makeLocalTls, natsTlsConfig, type LocalTls } from "./up/local-tls.js";

@@ -179,8 +179,9 @@ describe("what each command loads (the built CLI, a real process)", () => {
   const DIST = fileURLToPath(new URL("../dist/", import.meta.url));
   const ZOD = /\/node_modules\/zod\//;
   // stack-member.js (the stack id header) and http-client.js (the API clients' errors) are the platform modules the
-  // dispatcher and the stack file need; neither imports anything.
-  const HEAVY = [/\/libs\/platform\/(?!dist\/(stack-member|http-client)\.js$)/, /@opentelemetry/, /nats/, /postgres/, /pino/, /prom-client/, /\/libs\/fleet\//, /\/node_modules\/yaml\//];
+  // dispatcher and the stack file need; neither imports anything. The NATS client is heavy; the contracts' pure
+  // nats-permissions table (the reserved credential names derive from it) is not.
+  const HEAVY = [/\/libs\/platform\/(?!dist\/(stack-member|http-client)\.js$)/, /@opentelemetry/, /\/node_modules\/(@nats-io|nats)\//, /postgres/, /pino/, /prom-client/, /\/libs\/fleet\//, /\/node_modules\/yaml\//];
   /** File in cli/dist → the modules it holds (repo-relative), from the bundle's manifest. */
   let bundled: Record<string, string[]> = {};
   let dir = "";

@@ -1,10 +1,14 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
 import { natsAuthFromEnv } from "@steward/platform/nats-auth";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSigningKey, parseVerifyKeys, PRIVATE_PREFIX } from "@steward/contracts/command-keys";
 import { loadConfig as loadExecutorConfig } from "@steward/executor";
@@ -148,5 +152,112 @@ describe("steward keys nats", () => {
     const f = await run("--out", join(dir, "x"), "--fleet", join(dir, "none.yaml"));
     expect(f.code).toBe(2);
     expect(f.c.err()).toMatch(/--fleet .*ENOENT/);
+  });
+});
+
+describe("steward keys tls", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "steward-keys-tls-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  type Out = { ca_file: string; cert_file: string; key_file: string; subject_alt_name: string; days: number; replaced: boolean };
+  const run = async (...args: string[]) => {
+    const c = capture();
+    const code = await runCli(["keys", "tls", ...args], c.io);
+    return { code, c, json: code === 0 && args.includes("--json") ? (JSON.parse(c.out()) as Out) : undefined };
+  };
+  const files = async (out: string) => Object.fromEntries(await Promise.all(["ca.pem", "server.pem", "server.key"].map(async (f) => [f, await readFile(join(out, "tls", f), "utf8")] as const)));
+  /** The NATS services docker-compose.yml defines: clients and routes reach the servers by these names. */
+  const composeNats = Object.keys((parseYaml(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "docker-compose.yml"), "utf8"), { merge: true }) as { services: Record<string, unknown> }).services).filter((s) => /^nats-\d+$/.test(s));
+
+  it("writes a CA and a server certificate it signed for the compose NATS services, localhost, 127.0.0.1 and each --host; the key 0600", async () => {
+    const out = join(dir, "keys");
+    const { code, json, c } = await run("--out", out, "--host", "steward.example.lan,192.0.2.7", "--days", "90", "--json");
+    expect(code, c.err()).toBe(0);
+    expect(json).toMatchObject({ ca_file: join(out, "tls", "ca.pem"), cert_file: join(out, "tls", "server.pem"), key_file: join(out, "tls", "server.key"), days: 90, replaced: false });
+    expect((await stat(join(out, "tls"))).mode & 0o777).toBe(0o700);
+    expect((await stat(json!.key_file)).mode & 0o777).toBe(0o600);
+    expect((await stat(json!.ca_file)).mode & 0o777).toBe(0o644);
+    // Nothing else is left: the CA's key, the request and the serial are gone (a new certificate is a new CA).
+    expect((await readdir(join(out, "tls"))).sort()).toEqual(["ca.pem", "server.key", "server.pem"]);
+    expect((await readdir(out)).sort()).toEqual(["tls"]);
+    const ca = new X509Certificate(await readFile(json!.ca_file));
+    const cert = new X509Certificate(await readFile(json!.cert_file));
+    expect(ca.ca).toBe(true);
+    expect(cert.ca).toBe(false);
+    expect(cert.verify(ca.publicKey)).toBe(true);
+    expect(cert.checkPrivateKey((await import("node:crypto")).createPrivateKey(await readFile(json!.key_file)))).toBe(true);
+    expect(composeNats).toEqual(["nats-1", "nats-2", "nats-3"]);
+    for (const host of [...composeNats, "localhost", "steward.example.lan"]) expect(cert.checkHost(host), host).toBe(host);
+    for (const ip of ["127.0.0.1", "192.0.2.7"]) expect(cert.checkIP(ip), ip).toBe(ip);
+    expect(cert.checkHost("nats-4")).toBeUndefined();
+    expect(cert.checkIP("192.0.2.8")).toBeUndefined();
+    // Server and client: cluster routes present it to each other (verify: true).
+    expect(cert.keyUsage).toEqual(expect.arrayContaining(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]));
+    const days = (Date.parse(cert.validTo) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(88);
+    expect(days).toBeLessThan(91);
+    expect(json!.subject_alt_name).toBe("DNS:nats-1,DNS:nats-2,DNS:nats-3,DNS:localhost,IP:127.0.0.1,DNS:steward.example.lan,IP:192.0.2.7");
+    // The table names the files and never prints a key.
+    const key = await readFile(json!.key_file, "utf8");
+    expect(key).toMatch(/PRIVATE KEY/);
+    expect(c.out()).not.toContain("PRIVATE KEY");
+  });
+
+  it("refuses to replace certificates already there (exit 1, files unchanged); --force makes a new CA and certificate", async () => {
+    const out = join(dir, "again");
+    expect((await run("--out", out)).code).toBe(0);
+    const before = await files(out);
+    const again = await run("--out", out, "--host", "other.lan");
+    expect(again.code).toBe(1);
+    expect(again.c.err()).toMatch(/holds ca\.pem, server\.pem, server\.key already; not replacing certificates that may be in use \(--force/);
+    expect(await files(out)).toEqual(before);
+    // One file left of three still counts as in use.
+    await rm(join(out, "tls", "server.pem"));
+    expect((await run("--out", out)).c.err()).toMatch(/holds ca\.pem, server\.key already/);
+    const forced = await run("--out", out, "--force", "--json");
+    expect(forced.code, forced.c.err()).toBe(0);
+    expect(forced.json!.replaced).toBe(true);
+    const after = await files(out);
+    expect(after["ca.pem"]).not.toBe(before["ca.pem"]);
+    expect(after["server.key"]).not.toBe(before["server.key"]);
+    expect(new X509Certificate(after["server.pem"]!).verify(new X509Certificate(after["ca.pem"]!).publicKey)).toBe(true);
+    expect((await stat(join(out, "tls", "server.key"))).mode & 0o777).toBe(0o600);
+    expect(forced.c.out()).not.toContain("PRIVATE KEY");
+  });
+
+  it("bad input exits 2 naming it, and writes nothing", async () => {
+    expect((await run()).c.err()).toMatch(/--out DIR is required/);
+    const out = join(dir, "bad");
+    for (const [args, msg] of [
+      [["--host", "a b"], /--host: 'a b' is neither a host name nor an IP address/],
+      [["--host", "x;rm -rf /"], /--host: 'x;rm -rf \/' is neither/],
+      [["--days", "0"], /--days must be a whole number of days from 1 to 3650/],
+      [["--days", "2.5"], /--days must be/],
+      [["--days", "ten"], /--days must be/],
+    ] as const) {
+      const r = await run("--out", out, ...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.c.err()).toMatch(msg);
+    }
+    await expect(stat(out)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("without openssl it fails saying so and changes nothing", async () => {
+    const out = join(dir, "no-openssl");
+    const kept = process.env["OPENSSL_BIN"];
+    process.env["OPENSSL_BIN"] = join(dir, "no-such-openssl");
+    try {
+      const r = await run("--out", out);
+      expect(r.code).toBe(1);
+      expect(r.c.err()).toMatch(/openssl is not installed; nothing was changed/);
+    } finally {
+      if (kept === undefined) delete process.env["OPENSSL_BIN"];
+      else process.env["OPENSSL_BIN"] = kept;
+    }
+    expect(await readdir(out)).toEqual([]);
   });
 });

@@ -83,6 +83,15 @@ describe("steward token against a running executor", () => {
     expect(await runCli(["token", "revoke", "olga"], again.io)).not.toBe(0);
     expect(again.err.join("\n")).toContain("no live credential named 'olga'");
 
+    // A component's name is refused, the error naming the field; nothing is created.
+    const component = capture(as(ADMIN_TOKEN));
+    expect(await runCli(["token", "create", "planner", "--role", "admin"], component.io)).toBe(1);
+    expect(component.err.join("\n")).toMatch(/error: name 'planner' is reserved: it names a Steward component.*\(HTTP 409, reserved\)/);
+    expect(component.out).toEqual([]);
+    const after = capture(as(ADMIN_TOKEN));
+    expect(await runCli(["token", "ls"], after.io)).toBe(0);
+    expect(after.out.join("\n")).not.toMatch(/^planner\s/m);
+
     const badRole = capture(as(ADMIN_TOKEN));
     expect(await runCli(["token", "create", "zed", "--role", "root"], badRole.io)).toBe(2);
 

@@ -2,7 +2,11 @@
 import { describe, expect, it } from "vitest";
 import { checkSettings, passThroughSettings, renderSettingsHelp, serviceEnv, UP_SERVICES, WIRING } from "../src/up/settings.js";
 import { join } from "node:path";
-import { defaultsFor, operatorStateDir, placeholderWires, stopOrder, wiringFor } from "../src/up/stack-plan.js";
+import { defaultsFor, nodeFlagsFor, operatorStateDir, placeholderWires, stopOrder, wiringFor } from "../src/up/stack-plan.js";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { decideClaim } from "../src/up/home-claim.js";
 import { natsUrlFromPortsFile } from "../src/up/local-nats.js";
 import { wrongStack } from "../src/stack-file.js";
@@ -113,6 +117,28 @@ describe("what each service is given", () => {
       for (const k of ["HTTP_PORT", "METRICS_PORT"]) if (w[k] !== undefined) expect(w[k], `${svc} ${k}`).toBe("0");
     }
     expect(wiringFor("executor", { ...wires, apiPort: 7070 })["HTTP_PORT"]).toBe("7070");
+  });
+});
+
+describe("node flags (the observer's bounded heap)", () => {
+  it("docker-compose.yml runs each service with the flags `steward up` gives it, and the observer with some", () => {
+    const compose = parseYaml(readFileSync(fileURLToPath(new URL("../../docker-compose.yml", import.meta.url)), "utf8")) as { services: Record<string, { command?: unknown }> };
+    const checked: string[] = [];
+    for (const [name, def] of Object.entries(compose.services)) {
+      const command = def.command;
+      if (!Array.isArray(command) || !String(command.at(-1)).match(/^services\/[a-z-]+\/dist\/main\.js$/)) continue;
+      const svc = UP_SERVICES.find((s) => command.at(-1) === `services/${s}/dist/main.js`);
+      expect(svc, `${name}: ${String(command.at(-1))} is not a service steward up runs`).toBeDefined();
+      expect(command.slice(0, -1), `${name}'s node flags`).toEqual([...nodeFlagsFor(svc as (typeof UP_SERVICES)[number])]);
+      checked.push(name);
+    }
+    expect(checked).toContain("observer");
+    expect(nodeFlagsFor("observer").length).toBeGreaterThan(0);
+    expect(nodeFlagsFor("supervisor")).toEqual([]);
+  });
+
+  it("this Node.js accepts them (a V8 flag a Node.js upgrade dropped would stop the observer from starting)", () => {
+    expect(execFileSync(process.execPath, [...nodeFlagsFor("observer"), "-e", "process.stdout.write('ok')"], { encoding: "utf8" })).toBe("ok");
   });
 });
 

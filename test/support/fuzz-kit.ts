@@ -7,7 +7,8 @@ import { generateSigningKey } from "@steward/contracts/command-keys";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect } from "vitest";
 import { spawnService, type ServiceName, type ServiceProcess } from "./service-process.js";
-import { connectNats, ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { ensureStreams, type NatsConnection } from "@steward/platform/bus";
+import { natsSecurity, TEST_HARNESS_IDENTITY, type NatsSecurity } from "./secure-nats.js";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { createTestDatabase, startFakeTelegram, startNats, stopProcess, waitFor, type FakeTelegram, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 
@@ -58,10 +59,14 @@ function launch(name: ServiceName, env: Record<string, string>): ServiceProcess 
  * alerter (with its Telegram bot on a webhook) too; everything is stopped after the file.
  */
 export function useFuzzStack(opts: { apis: boolean }): FuzzStack {
+  let security: NatsSecurity | undefined;
   beforeAll(async () => {
-    [stack.nats, stack.db] = await Promise.all([startNats(), createTestDatabase("steward_fuzz")]);
+    // NATS as deployed: TLS and an identity per service (the fuzzing connection is the test harness's own).
+    security = await natsSecurity(["n1"]);
+    [stack.nats, stack.db] = await Promise.all([startNats({ config: security.config }), createTestDatabase("steward_fuzz")]);
     stack.dir = await mkdtemp(join(tmpdir(), "steward-fuzz-"));
-    stack.nc = await connectNats(stack.nats.url, "fuzz-test");
+    stack.nc = await security.connect(stack.nats.url, TEST_HARNESS_IDENTITY, "fuzz-test");
+    const id = (name: string) => security!.env(name);
     await ensureStreams(stack.nc);
     stack.sql = connectDb(stack.db.url, { max: 2 });
     await migrate(stack.sql);
@@ -69,19 +74,20 @@ export function useFuzzStack(opts: { apis: boolean }): FuzzStack {
     await writeFile(fleet, "version: 1\nnodes:\n  n1:\n    services:\n      web:\n        kind: process\n        command: [\"true\"]\n");
     const common = { NATS_URL: stack.nats.url, DATABASE_URL: stack.db.url };
     const commandKeys = generateSigningKey();
-    launch("node-agent", { NATS_URL: stack.nats.url, NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", STATE_DIR: join(stack.dir, "agent") });
-    const observer = launch("observer", { NATS_URL: stack.nats.url, SNAPSHOT_PATH: join(stack.dir, "world.json"), METRICS_PORT: "0" });
+    launch("node-agent", { NATS_URL: stack.nats.url, ...id("node.n1"), NODE_NAME: "n1", FLEET_SPEC: fleet, FLEET_KEY: randomBytes(24).toString("hex"), NODE_COMMAND_PUBLIC_KEY: commandKeys.publicKey, METRICS_PORT: "0", STATE_DIR: join(stack.dir, "agent") });
+    const observer = launch("observer", { NATS_URL: stack.nats.url, ...id("observer"), SNAPSHOT_PATH: join(stack.dir, "world.json"), METRICS_PORT: "0" });
     stack.observerMetrics = await waitFor("observer metrics", () => /"port":(\d+)[^\n]*"serving \/metrics"/.exec(observer.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
     if (!opts.apis) return;
-    const executor = launch("executor", { ...common, API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
+    const executor = launch("executor", { ...common, ...id("executor"), API_TOKEN: TOKEN, ALERTER_TOKEN, EXECUTOR_SIGNING_KEY: commandKeys.privateKey, HTTP_PORT: "0", EXECUTOR_WORKER: "false" });
     // No model is reachable: the rule-based diagnoser answers, so tasks run to the end without a network.
-    const planner = launch("planner", { ...common, API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
+    const planner = launch("planner", { ...common, ...id("planner"), API_TOKEN: TOKEN, HTTP_PORT: "0", FLEET_SPEC: fleet, OLLAMA_URL: "http://127.0.0.1:9", CLAUDE_ENABLED: "false", POLL_MS: "100" });
     stack.executorUrl = await waitFor("executor API", () => /executor API on (http:\/\/\S+)/.exec(executor.output)?.[1], 30_000, 20);
     stack.plannerUrl = await waitFor("planner API", () => /"port":(\d+)[^\n]*"planner started"/.exec(planner.output)?.[1], 30_000, 20).then((p) => `http://127.0.0.1:${p}`);
     // The alerter with its Telegram bot on a webhook (the fake Bot API only records what the bot sends).
     stack.tg = await startFakeTelegram();
     const alerter = launch("alerter", {
       ...common,
+      ...id("alerter"),
       API_TOKEN: ALERTER_TOKEN,
       PLANNER_TOKEN: TOKEN,
       EXECUTOR_URL: stack.executorUrl,
@@ -104,6 +110,7 @@ export function useFuzzStack(opts: { apis: boolean }): FuzzStack {
     await stack.sql?.end({ timeout: 2 });
     await stack.db?.drop();
     await stack.nats?.stop();
+    await security?.remove();
     await stack.tg?.close();
     if (stack.dir) await rm(stack.dir, { recursive: true, force: true });
   });

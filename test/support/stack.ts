@@ -2,6 +2,10 @@
  * A Steward stack in this process for end-to-end tests: a real nats-server, a throwaway PostgreSQL database and the
  * services a test asks for, wired the way their main.ts wires them. It lives here and not in the testkit because the
  * testkit must not depend on the services.
+ *
+ * NATS is secure as in a deployment (test/support/secure-nats.ts): TLS, and every service and node-agent connects as
+ * its own nkey user with the contracts' permissions, the way its main.ts connects (seed file and CA from its
+ * settings). The test's own connection `nc` is the harness identity.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,6 +23,7 @@ import { createPlanner, loadConfig as loadPlannerConfig, type Planner } from "@s
 import { createAlerter, loadConfig as loadAlerterConfig, type Alerter } from "@steward/alerter";
 import { createTestDatabase, startNats, type NatsServerHandle, type TestDatabase } from "@steward/testkit";
 import { newCommandKeyPair, type CommandSigningKey } from "@steward/contracts/command-keys";
+import { natsSecurity, TEST_HARNESS_IDENTITY, type NatsSecurity } from "./secure-nats.js";
 
 /** Settings a test adds to (or overrides in) a service's defaults, as the service reads them from its environment. */
 export type Env = Record<string, string>;
@@ -36,6 +41,13 @@ export interface StackOptions {
    * it. A fresh single nats-server, stopped with the stack, when not given.
    */
   natsUrl?: string;
+  /** The identities `natsUrl`'s servers run with (`natsSecurity(...)`); without it the services connect to it open. */
+  natsSecurity?: NatsSecurity;
+  /**
+   * Nodes that get a NATS identity besides those in `agents` (agents the test runs itself, e.g. as processes, with
+   * `natsEnv("node.<name>")`): the server's users are fixed when it starts.
+   */
+  nodes?: string[];
   /** Prefix of the throwaway database's name. */
   dbPrefix?: string;
   /** Connections in the shared pool (postgres.js default when not given). */
@@ -52,15 +64,23 @@ export interface StackOptions {
   /** The logger each service gets (silent when not given). */
   logger?: (service: string) => Logger;
   /** Runs once NATS and Postgres are up, before any service starts (tap subjects, write files that need the URLs). */
-  beforeServices?: (stack: Pick<Stack, "nats" | "db" | "nc" | "sql" | "dir">) => Promise<void>;
+  beforeServices?: (stack: Pick<Stack, "nats" | "db" | "nc" | "sql" | "dir" | "connectAs">) => Promise<void>;
 }
 
 export interface Stack {
   /** The stack's own nats-server, or only the URL of the one given as `natsUrl`. */
   nats: Pick<NatsServerHandle, "url">;
   db: TestDatabase;
-  /** The connection the services share, as in one process each would have its own. */
+  /** The test's own connection, as the harness identity (every subject; see secure-nats.ts). Each service has its own. */
   nc: NatsConnection;
+  /** The identities and CA NATS runs with; undefined when the stack was given an open `natsUrl`. */
+  natsSecurity?: NatsSecurity;
+  /** An identity's NATS settings (NATS_NKEY_SEED_FILE, NATS_CA_FILE) for a service the test starts itself; {} when open. */
+  natsEnv(identity: string): Env;
+  /** Each in-process service's own connection, by service name (`node-agent-<node>` for agents). */
+  connections: Record<string, NatsConnection>;
+  /** A connection as `identity` (`observer`, `node.n1`, …), closed with the stack, for a service the test runs in-process. */
+  connectAs(identity: string): Promise<NatsConnection>;
   sql: Sql;
   dir: string;
   fleetPath: string;
@@ -93,15 +113,29 @@ const settings = (over: Env | true | undefined): Env => (over === true || over =
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const stops: (() => Promise<unknown>)[] = [];
   const ownDir = opts.dir === undefined;
-  const [ownNats, db, dir] = await Promise.all([opts.natsUrl === undefined ? startNats() : undefined, createTestDatabase(opts.dbPrefix), opts.dir ?? mkdtemp(join(tmpdir(), "steward-stack-"))]);
+  const security = opts.natsUrl === undefined ? await natsSecurity([...Object.keys(opts.agents ?? {}), ...(opts.nodes ?? [])]) : opts.natsSecurity;
+  const [ownNats, db, dir] = await Promise.all([opts.natsUrl === undefined ? startNats({ config: security!.config }) : undefined, createTestDatabase(opts.dbPrefix), opts.dir ?? mkdtemp(join(tmpdir(), "steward-stack-"))]);
   const nats = ownNats ?? { url: opts.natsUrl! };
-  const nc = await connectNats(nats.url, "stack-test");
+  const conns: NatsConnection[] = [];
+  // Every in-process connection tries the listed servers in order (the first while it runs), so a cluster test knows
+  // which server the services talk through; a service's own process picks one at random.
+  const order = { noRandomize: true };
+  const connectAs = async (identity: string, connectionName = `${identity}-stack`): Promise<NatsConnection> => {
+    const c = security ? await security.connect(nats.url, identity, connectionName, order) : await connectNats(nats.url, connectionName, order, null);
+    conns.push(c);
+    return c;
+  };
+  const nc = await connectAs(TEST_HARNESS_IDENTITY, "stack-test");
   const sql = connectDb(db.url, opts.sqlMax === undefined ? undefined : { max: opts.sqlMax });
   const registries: Record<string, Registry> = {};
   const stack: Stack = {
     nats,
     db,
     nc,
+    ...(security ? { natsSecurity: security } : {}),
+    natsEnv: (identity) => security?.env(identity) ?? {},
+    connections: {},
+    connectAs: (identity) => connectAs(identity),
     sql,
     dir,
     fleetPath: opts.fleetPath ?? join(dir, "fleet.yaml"),
@@ -118,9 +152,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     async stop() {
       for (const s of stops.reverse()) await s().catch(() => undefined);
       await sql.end({ timeout: 2 }).catch(() => undefined);
-      await nc.close().catch(() => undefined);
+      for (const c of conns) await c.close().catch(() => undefined);
       await db.drop().catch(() => undefined);
       await ownNats?.stop();
+      if (ownNats) await security?.remove();
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
@@ -135,13 +170,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const withDb = { ...common, DATABASE_URL: db.url };
 
     if (opts.observer) {
-      const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", ...settings(opts.observer) }), nc, logger: logger("observer"), registry: registry("observer") });
+      const observer = createObserver({ config: loadObserverConfig({ ...common, SNAPSHOT_PATH: join(dir, "world.json"), SNAPSHOT_DEBOUNCE_MS: "20", ...settings(opts.observer) }), nc: (stack.connections["observer"] = await connectAs("observer")), logger: logger("observer"), registry: registry("observer") });
       await observer.start();
       stops.push(() => observer.stop());
       stack.observer = observer;
     }
     if (opts.supervisor) {
-      const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...withDb, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "1000", ...settings(opts.supervisor) }), nc, sql, logger: logger("supervisor"), registry: registry("supervisor") });
+      const supervisor = createSupervisor({ config: loadSupervisorConfig({ ...withDb, FLEET_SPEC: stack.fleetPath, RECHECK_MS: "1000", ...settings(opts.supervisor) }), nc: (stack.connections["supervisor"] = await connectAs("supervisor")), sql, logger: logger("supervisor"), registry: registry("supervisor") });
       await supervisor.start();
       stops.push(() => supervisor.stop());
       stack.supervisor = supervisor;
@@ -150,7 +185,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const execSql = opts.executorSqlMax === undefined ? sql : connectDb(db.url, { max: opts.executorSqlMax });
       const executor = createExecutor({
         config: loadExecutorConfig({ ...withDb, API_TOKEN: stack.token, ALERTER_TOKEN: stack.alerterToken, EXECUTOR_SIGNING_KEY: stack.commandKeys.privateKey, HTTP_PORT: "0", VERIFY_TIMEOUT_MS: "20000", ...settings(opts.executor) }),
-        nc,
+        nc: (stack.connections["executor"] = await connectAs("executor")),
         sql: execSql,
         logger: logger("executor"),
         registry: registry("executor"),
@@ -164,9 +199,12 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }
     for (const [node, env] of Object.entries(opts.agents ?? {})) {
       const name = `node-agent-${node}`;
+      // Its own state directory: the default (in /tmp, by node name) is shared by every stack with a node of that
+      // name, and an agent starting in one test file stopped the processes another file's agent had recorded there
+      // ("left running by an earlier agent of this node"): a SIGTERM from nowhere, seen in CI.
       const agent = createNodeAgent({
-        config: loadAgentConfig({ ...common, NODE_NAME: node, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "500", LOG_DIR: join(dir, `logs-${node}`), ...env }),
-        nc,
+        config: loadAgentConfig({ ...common, NODE_NAME: node, FLEET_SPEC: stack.fleetPath, ...stack.agentKeys, HEARTBEAT_MS: "500", LOG_DIR: join(dir, `logs-${node}`), STATE_DIR: join(dir, `state-${node}`), ...env }),
+        nc: (stack.connections[name] = await connectAs(`node.${node}`)),
         logger: logger(name),
         registry: registry(name),
       });
@@ -178,7 +216,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const planner = createPlanner({
         config: loadPlannerConfig({ ...withDb, API_TOKEN: stack.token, FLEET_SPEC: stack.fleetPath, HTTP_PORT: "0", CLAUDE_ENABLED: "false", ...settings(opts.planner) }),
         sql,
-        nc,
+        nc: (stack.connections["planner"] = await connectAs("planner")),
         logger: logger("planner"),
         registry: registry("planner"),
       });
@@ -189,7 +227,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     if (opts.alerter) {
       const alerter = createAlerter({
         config: loadAlerterConfig({ ...withDb, API_TOKEN: stack.alerterToken, PLANNER_TOKEN: stack.token, EXECUTOR_URL: stack.executorUrl, CONSOLE_URL: `${stack.executorUrl}/console`, ...settings(opts.alerter) }),
-        nc,
+        nc: (stack.connections["alerter"] = await connectAs("alerter")),
         sql,
         logger: logger("alerter"),
         registry: registry("alerter"),

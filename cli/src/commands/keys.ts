@@ -1,10 +1,11 @@
 import { constants } from "node:fs";
-import { mkdir, open, readFile, unlink } from "node:fs/promises";
+import { access, mkdir, mkdtemp, open, readFile, rename, rm, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { generateSigningKey } from "@steward/contracts/command-keys";
 import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
 import { parseFleetSpec } from "@steward/fleet/fleet-spec";
 import { writeNatsKeys, type NatsKeysResult } from "../nats-keys.js";
+import { CA_FILE, CERT_FILE, COMPOSE_NATS_HOSTS, KEY_FILE, LOCAL_NATS_HOSTS, makeNatsTls, subjectAltName, type NatsTlsFiles } from "../nats-tls.js";
 import { findSubcommand, KEYS, type Io } from "../command-table.js";
 import { parseFlags } from "../parse.js";
 
@@ -90,12 +91,90 @@ async function natsKeysCommand(args: string[], io: Io): Promise<number> {
   }
 }
 
-/** `steward keys signing [--out DIR] [--json]`, `steward keys nats ...`. */
+export const TLS_DIR = "tls";
+const DEFAULT_TLS_DAYS = 730;
+const MAX_TLS_DAYS = 3650;
+
+export interface TlsKeysResult {
+  files: NatsTlsFiles;
+  /** What the server certificate is valid for, as its subjectAltName says. */
+  subjectAltName: string;
+  days: number;
+  replaced: boolean;
+}
+
+/** Pure: what `steward keys tls` prints: the files and the names, never a key. */
+export function renderTlsKeys(r: TlsKeysResult, o: { json: boolean }): string {
+  if (o.json) return JSON.stringify({ ca_file: r.files.caFile, cert_file: r.files.certFile, key_file: r.files.keyFile, subject_alt_name: r.subjectAltName, days: r.days, replaced: r.replaced }, null, 2);
+  return [
+    `# NATS TLS${r.replaced ? " (replaced: give every client the new CA)" : ""}, valid ${r.days} days for ${r.subjectAltName}`,
+    `CA (every client's NATS_CA_FILE; copy it to each node):  ${r.files.caFile}`,
+    `server certificate:                                      ${r.files.certFile}`,
+    `server key (mode 0600, the NATS servers only):           ${r.files.keyFile}`,
+    "# docker-compose.yml mounts them from $STEWARD_NATS_KEYS/tls; the CA's own key is not kept (a new certificate is a new CA).",
+  ].join("\n");
+}
+
+/** `steward keys tls --out DIR [--host NAME|IP,...] [--days N] [--force] [--json]`. */
+async function tlsKeysCommand(args: string[], io: Io): Promise<number> {
+  const { values } = parseFlags(KEYS.subcommands.tls.flags, args);
+  if (!values.out) {
+    io.err("error: --out DIR is required (the keys directory; the files go into DIR/tls)");
+    return 2;
+  }
+  const days = values.days === undefined ? DEFAULT_TLS_DAYS : Number(values.days);
+  if (!Number.isInteger(days) || days < 1 || days > MAX_TLS_DAYS) {
+    io.err(`error: --days must be a whole number of days from 1 to ${MAX_TLS_DAYS}`);
+    return 2;
+  }
+  const extra = (values.host ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+  const hosts = [...COMPOSE_NATS_HOSTS, ...LOCAL_NATS_HOSTS, ...extra];
+  let san: string;
+  try {
+    san = subjectAltName(hosts);
+  } catch (err) {
+    io.err(`error: --host: ${(err as Error).message}`);
+    return 2;
+  }
+  const out = resolve(values.out);
+  const dir = join(out, TLS_DIR);
+  const names = [CA_FILE, CERT_FILE, KEY_FILE];
+  const present = (await Promise.all(names.map((n) => access(join(dir, n)).then(() => n, () => undefined)))).filter((n): n is string => n !== undefined);
+  if (present.length && !values.force) {
+    io.err(`error: ${dir} holds ${present.join(", ")} already; not replacing certificates that may be in use (--force replaces them, and every client then needs the new ${CA_FILE})`);
+    return 1;
+  }
+  // Made whole in a directory of its own, then moved into place: a failure leaves the files there as they were.
+  let tmp: string | undefined;
+  try {
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    tmp = await mkdtemp(join(out, ".tls-new-"));
+    const made = makeNatsTls(tmp, { hosts, days, caName: "Steward NATS CA", clientAuth: true });
+    if ("missing" in made) {
+      io.err(`error: could not make the certificates: ${made.missing}; nothing was changed`);
+      return 1;
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const n of names) await rename(join(tmp, n), join(dir, n));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    io.err(`error: could not write the certificates into ${dir}: ${e.code ?? e.message}`);
+    return 1;
+  } finally {
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+  const files = { caFile: join(dir, CA_FILE), certFile: join(dir, CERT_FILE), keyFile: join(dir, KEY_FILE) };
+  io.out(renderTlsKeys({ files, subjectAltName: san, days, replaced: present.length > 0 }, { json: values.json }));
+  return 0;
+}
+
+/** `steward keys signing [--out DIR] [--json]`, `steward keys nats ...`, `steward keys tls ...`. */
 export async function keysCommand(args: string[], io: Io): Promise<number> {
   const sub = findSubcommand(KEYS, args)?.[0];
   if (sub === "nats") return natsKeysCommand(args.slice(1), io);
+  if (sub === "tls") return tlsKeysCommand(args.slice(1), io);
   if (sub !== "signing") {
-    io.err(args[0] === undefined ? "usage: steward keys signing|nats ... (see 'steward keys --help')" : `unknown subcommand '${args[0]}'; see 'steward keys --help'`);
+    io.err(args[0] === undefined ? "usage: steward keys signing|nats|tls ... (see 'steward keys --help')" : `unknown subcommand '${args[0]}'; see 'steward keys --help'`);
     return 2;
   }
   const { values } = parseFlags(KEYS.subcommands.signing.flags, args.slice(1));

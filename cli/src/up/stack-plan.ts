@@ -2,6 +2,7 @@ import { join, resolve } from "node:path";
 import type { UpService } from "./settings.js";
 import { alerterDefaults } from "./alerter-env.js";
 import { generateSigningKey } from "@steward/contracts/command-keys";
+import { OBSERVER_NODE_FLAGS } from "@steward/observer/node-flags";
 
 /** What the services of one stack need to find each other. Ports are 0: each service binds its own and reports it. */
 export interface Wires {
@@ -69,6 +70,11 @@ export function wiringFor(svc: UpService, w: Wires): Record<string, string> {
       return { ...nats, NODE_NAME: node, FLEET_SPEC: w.fleetFile, FLEET_KEY: w.fleetKey, NODE_COMMAND_PUBLIC_KEY: w.commandKeys.publicKey, LOG_DIR: join(w.dir, "service-logs", node), STATE_DIR: join(w.stateDir ?? join(w.dir, "node-state"), node), ...metrics };
     }
   }
+}
+
+/** Node.js flags a service runs with, before its entry point: the observer's bounded heap (its node-flags.ts says why). */
+export function nodeFlagsFor(svc: UpService): readonly string[] {
+  return svc === "observer" ? OBSERVER_NODE_FLAGS : [];
 }
 
 /** The services with an API port besides their metrics listener: `up` waits for the API's, and pins both. */

@@ -13,7 +13,7 @@ import { NATS_COMPONENTS } from "@steward/contracts/nats-permissions";
 import { startLocalPostgres } from "./local-postgres.js";
 import { alerterRunning } from "./alerter-env.js";
 import { serviceEnv, type UpService } from "./settings.js";
-import { defaultsFor, hasApiPort, operatorStateDir, pinnedPort, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
+import { defaultsFor, hasApiPort, nodeFlagsFor, operatorStateDir, pinnedPort, stopOrder, wiringFor, type Wires } from "./stack-plan.js";
 
 const serviceMain = (pkg: string): string => fileURLToPath(import.meta.resolve(`@steward/${pkg}/main`));
 /** By package name, not by a path relative to this file: the bundled CLI runs this code from cli/dist/chunks/. */
@@ -171,12 +171,12 @@ export function createStack(o: StackOptions): Stack {
     if (abort.signal.aborted) throw new StackStopped();
   };
 
-  const spawnService = (name: string, pkg: string, env: Record<string, string>): ChildProcess => {
+  const spawnService = (name: string, pkg: string, svc: UpService, env: Record<string, string>): ChildProcess => {
     if (abort.signal.aborted) throw new StackStopped();
     const fd = openSync(logOf(name), "a");
     try {
       // Own process group: the terminal's Ctrl-C reaches only `up`, which stops everything in order.
-      const proc = spawn(process.execPath, [serviceMain(pkg)], { env, stdio: ["ignore", fd, fd, "ipc"], detached: true });
+      const proc = spawn(process.execPath, [...nodeFlagsFor(svc), serviceMain(pkg)], { env, stdio: ["ignore", fd, fd, "ipc"], detached: true });
       // What a service asks to be shown on this terminal (the alerter's alerts when no push sink is set).
       proc.on("message", (m) => {
         if (isStackSays(m)) o.log(m.line);
@@ -189,14 +189,14 @@ export function createStack(o: StackOptions): Stack {
 
   /** Spawns a service with an IPC channel, waits for the port it bound, then proves over HTTP that it is ours. */
   const launch = async (name: string, pkg: string, svc: UpService, env: Record<string, string>): Promise<{ port: number; url: string; metricsUrl: string }> => {
-    const member: Member = { name, engine: false, proc: spawnService(name, pkg, env), stop: () => stopChild(member.proc) };
+    const member: Member = { name, engine: false, proc: spawnService(name, pkg, svc, env), stop: () => stopChild(member.proc) };
     register(member);
     const api = hasApiPort(svc);
     const ready = await waitReady(name, member.proc, api);
     // Restarted on the same ports: the stack file, the other services and the operator's bookmarks know these.
     const again = { ...env, ...pinnedPort(svc, ready.port, ready.metricsPort) };
     member.restart = async () => {
-      member.proc = spawnService(name, pkg, again);
+      member.proc = spawnService(name, pkg, svc, again);
       const r = await waitReady(name, member.proc, api);
       if (r.port !== ready.port) throw new ServiceStartError(name, null, `${name} came back on port ${r.port}, not ${ready.port}`);
     };

@@ -3,6 +3,7 @@ import { Action, AuditEntry } from "./action.js";
 import { Hold } from "./drift.js";
 import { hasUnstorableChars, UNSTORABLE_MESSAGE } from "./limits.js";
 import { DrillResult } from "./drill.js";
+import { NATS_COMPONENTS } from "./nats-permissions.js";
 
 /**
  * The executor's HTTP API: request bodies (validated by the server) and answers (checked by the typed client,
@@ -31,6 +32,13 @@ export const OPERATOR_ROLES: readonly CredentialRole[] = ["viewer", "approver", 
 export const CredentialName = z
   .string({ error: "is required" })
   .regex(/^[a-z0-9][a-z0-9_.@-]{0,63}$/, "must be 1-64 lowercase letters, digits, '_', '.', '@' or '-', starting with a letter or digit");
+
+/**
+ * Names no named credential may take, so the audit log never shows a person as a component: each is a component's
+ * (its NATS user; the planner's component credentials `supervisor`, `alerter`, `console`), or one Steward acts
+ * under itself (`admin` is the bootstrap API_TOKEN; `system` and `ntfy-button` are actors the executor writes).
+ */
+export const RESERVED_CREDENTIAL_NAMES: readonly string[] = [...NATS_COMPONENTS, "node-agent", "console", "admin", "system", "ntfy-button"];
 
 /** `POST /api/credentials` (admin): a new named credential; its token is in the answer, once. */
 export const CreateCredentialRequest = z.strictObject({ name: CredentialName, role: CredentialRole });

@@ -59,18 +59,11 @@ export type IncidentAction = z.infer<typeof IncidentAction>;
 
 /** A past incident like this one: same service and failure signature, or close in words (full-text over diagnoses and post-mortems). */
 export const SimilarIncident = z.object({
-  id: z.number().int(),
-  node: z.string(),
-  service: z.string(),
-  signature: z.string(),
-  state: IncidentState,
-  title: z.string(),
-  opened_at: z.string(),
-  resolved_at: z.string().nullable(),
+  // An incident's own fields, in the same order as before `match` was put among them (the JSON keys keep their order).
+  ...Incident.pick({ id: true, node: true, service: true, signature: true, state: true, title: true, opened_at: true, resolved_at: true }).shape,
   /** `signature`: same service and failure signature; `text`: its diagnosis or post-mortem reads alike. */
   match: z.enum(["signature", "text"]),
-  outcome: z.string().nullable(),
-  diagnosis: z.string().nullable(),
+  ...Incident.pick({ outcome: true, diagnosis: true }).shape,
 });
 export type SimilarIncident = z.infer<typeof SimilarIncident>;
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { CredentialRole } from "@steward/contracts/executor-api";
+import { RESERVED_CREDENTIAL_NAMES, type CredentialRole } from "@steward/contracts/executor-api";
 import type { Sql } from "./db.js";
 
 /** The authenticated caller: its name is the audit actor of everything it does. */
@@ -29,7 +29,7 @@ export interface CredentialInfo<R extends string = CredentialRole> extends Crede
   revoked_at: string | null;
 }
 
-export type CreateResult = { ok: true; credential: CredentialInfo; token: string } | { ok: false; code: "exists" | "reserved"; message: string };
+export type CreateResult = { ok: true; credential: CredentialInfo; token: string } | { ok: false; code: "exists" | "reserved"; field: "name"; message: string };
 export type RevokeResult = { ok: true } | { ok: false; code: "not_found" | "reserved"; message: string };
 
 /**
@@ -43,6 +43,21 @@ export interface CredentialsRepository<R extends string = CredentialRole> {
   create(name: string, role: CredentialRole, createdBy: string): Promise<CreateResult>;
   list(): Promise<CredentialInfo<R>[]>;
   revoke(name: string, revokedBy: string): Promise<RevokeResult>;
+}
+
+export type NameDecision = { ok: true } | { ok: false; code: "reserved"; field: "name"; message: string };
+
+/**
+ * Pure: whether a new credential may take this name. A setting's credential keeps its name (its token lives in
+ * that setting); a component's name, or one Steward acts under (`RESERVED_CREDENTIAL_NAMES`), is never a person's.
+ */
+export function decideCredentialName(name: string, fromSettings: readonly Pick<SettingCredential<string>, "name" | "setting">[]): NameDecision {
+  const setting = fromSettings.find((c) => c.name === name);
+  if (setting) return { ok: false, code: "reserved", field: "name", message: `name '${name}' is the credential of the setting ${setting.setting}; choose another name` };
+  if (RESERVED_CREDENTIAL_NAMES.includes(name)) {
+    return { ok: false, code: "reserved", field: "name", message: `name '${name}' is reserved: it names a Steward component or Steward itself, and the audit log would show that as the actor; choose another name (reserved: ${RESERVED_CREDENTIAL_NAMES.join(", ")})` };
+  }
+  return { ok: true };
 }
 
 const TOKEN_PREFIX = "stw_";
@@ -71,7 +86,8 @@ export function createCredentialsRepository<R extends string = CredentialRole>(s
     },
 
     async create(name, role, createdBy) {
-      if (reserved.has(name)) return { ok: false, code: "reserved", message: `'${name}' is the credential of the setting ${reserved.get(name)?.setting ?? "?"}; choose another name` };
+      const named = decideCredentialName(name, fromSettings);
+      if (!named.ok) return named;
       const token = newToken();
       // A revoked name may be given again (the old token stays dead: its hash is replaced).
       const [row] = await sql<{ created_at: Date }[]>`
@@ -80,7 +96,7 @@ export function createCredentialsRepository<R extends string = CredentialRole>(s
           created_at = now(), revoked_at = NULL, revoked_by = NULL
         WHERE api_credentials.revoked_at IS NOT NULL
         RETURNING created_at`;
-      if (!row) return { ok: false, code: "exists", message: `a credential named '${name}' exists; revoke it first` };
+      if (!row) return { ok: false, code: "exists", field: "name", message: `a credential named '${name}' exists; revoke it first` };
       return { ok: true, token, credential: { name, role, source: "database", created_at: row.created_at.toISOString(), created_by: createdBy, revoked_at: null } };
     },
 

@@ -68,6 +68,41 @@ describe("a database that is down is a 503 naming it, not a 500", () => {
     }
   });
 
+  it("a transaction whose backend is terminated rejects as unreachable, the process lives on, the pool answers again", async () => {
+    // postgres.js 3.4.9 threw from a setImmediate here (its own ROLLBACK written after the socket was gone), which no
+    // caller can catch: the planner died on a database restart (porsager/postgres#1208; patched in patches/).
+    const uncaught: unknown[] = [];
+    const onUncaught = (err: unknown) => uncaught.push(err);
+    process.on("uncaughtException", onUncaught);
+    const victim = connectDb(db.url, { max: 2 });
+    try {
+      for (let round = 0; round < 3; round++) {
+        let pid = 0;
+        const tx = errorOf(
+          victim.begin(async (t) => {
+            pid = ((await t`SELECT pg_backend_pid() AS pid`) as unknown as [{ pid: number }])[0].pid;
+            await t`SELECT pg_sleep(30)`;
+          }),
+        );
+        await waitFor(
+          "the transaction's sleep to run on the server",
+          async () => pid !== 0 && (await sql`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid} AND wait_event = 'PgSleep'`).length === 1,
+          10_000,
+          10,
+        );
+        await sql`SELECT pg_terminate_backend(${pid})`;
+        expect(isDatabaseUnreachable(await tx)).toBe(true);
+        // The next query may still meet the old backend's goodbye (57P01, unreachable too); then it answers.
+        await waitFor("the pool to answer again", () => victim`SELECT 1 AS one`.then(() => true, (err: unknown) => (expect(isDatabaseUnreachable(err)).toBe(true), false)), 10_000, 20);
+      }
+      // The late write ran from a setImmediate long before: the pool has answered since, many turns of the loop later.
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", onUncaught);
+      await victim.end({ timeout: 1 });
+    }
+  });
+
   it("a query error is not", async () => {
     expect(isDatabaseUnreachable(await errorOf(sql`SELECT * FROM no_such_table`))).toBe(false);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { sleep } from "../src/sleep.js";
+import { createIdleWait, sleep } from "../src/sleep.js";
 
 describe("sleep", () => {
   it("ends at once when its signal aborts (an hour is never waited)", async () => {
@@ -24,5 +24,53 @@ describe("sleep", () => {
 
   it("waits without a signal", async () => {
     await expect(sleep(1)).resolves.toBeUndefined();
+  });
+});
+
+describe("createIdleWait", () => {
+  // An hour-long wait that settles proves the wake-up ended it; a fake clock proves a wait that should not end early.
+  const settled = async (p: Promise<void>) => {
+    let done = false;
+    void p.then(() => (done = true));
+    await vi.advanceTimersByTimeAsync(0);
+    return done;
+  };
+
+  it("a wake-up ends the current wait", async () => {
+    const w = createIdleWait(() => false);
+    const p = w.idle(3_600_000);
+    w.wake();
+    await expect(p).resolves.toBeUndefined();
+  });
+
+  it("a wake-up while the loop is busy is kept: the next wait returns at once, the one after waits again", async () => {
+    vi.useFakeTimers();
+    try {
+      const w = createIdleWait(() => false);
+      w.wake();
+      expect(await settled(w.idle(1000))).toBe(true);
+      const again = w.idle(1000);
+      expect(await settled(again)).toBe(false);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(await settled(again)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("clear() forgets a wake-up the loop's next look for work will see anyway", async () => {
+    vi.useFakeTimers();
+    try {
+      const w = createIdleWait(() => false);
+      w.wake();
+      w.clear();
+      expect(await settled(w.idle(1000))).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("does not wait once the loop is stopped", async () => {
+    await expect(createIdleWait(() => true).idle(3_600_000)).resolves.toBeUndefined();
   });
 });

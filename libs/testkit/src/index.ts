@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -6,23 +7,79 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The range test servers take their ports from: just below the kernel's ephemeral range, which it hands to every
+ * outgoing connection and every `listen(0)`. A port picked inside that range and released until a child process binds
+ * it could be taken meanwhile by any connection the suite opens (seen in CI: a cluster nats-server exited with "address
+ * already in use"); below it, only another explicit bind can take it.
+ */
+function testPortRange(): { low: number; high: number } | undefined {
+  try {
+    const [ephemeralLow] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (ephemeralLow && ephemeralLow >= 12_000) return { low: ephemeralLow - 10_000, high: ephemeralLow - 1 };
+  } catch {
+    // not Linux, or no procfs: fall back to what the kernel hands out
+  }
+  return undefined;
+}
+const PORT_RANGE = testPortRange();
+
+function bindable(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const s = createServer();
     s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
+    s.once("error", () => resolve(undefined));
+    s.listen(port, "127.0.0.1", () => {
       const a = s.address();
-      const p = typeof a === "object" && a ? a.port : 0;
+      const p = typeof a === "object" && a ? a.port : undefined;
       s.close(() => resolve(p));
     });
   });
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+/**
+ * Each vitest worker walks its own slice of the range (VITEST_POOL_ID), from a random start, so two workers never pick
+ * the same port and one worker hands a port out again only after walking its whole slice.
+ */
+const SLICES = 8;
+const POOL_ID = Number(process.env["VITEST_POOL_ID"]);
+const SLICE = Number.isInteger(POOL_ID) && POOL_ID > 0 ? (POOL_ID - 1) % SLICES : Math.floor(Math.random() * SLICES);
+let cursor = -1;
+
+/** A loopback port nobody listens on, for a server a test starts in another process (nats-server, PostgreSQL). */
+export async function freePort(): Promise<number> {
+  if (PORT_RANGE) {
+    const sliceSize = Math.floor((PORT_RANGE.high - PORT_RANGE.low + 1) / SLICES);
+    if (cursor < 0) cursor = Math.floor(Math.random() * sliceSize);
+    for (let i = 0; i < 100; i++) {
+      cursor = (cursor + 1) % sliceSize;
+      const port = await bindable(PORT_RANGE.low + SLICE * sliceSize + cursor);
+      if (port !== undefined) return port;
+    }
+  }
+  const port = await bindable(0);
+  if (port === undefined) throw new Error("no free loopback port");
+  return port;
+}
+
+export interface WaitOptions {
+  /**
+   * Asked before each try: a reason ends the wait at once, failing with it. For what can never come any more, such as
+   * a watched child process that exited (`unlessExited`): without it the wait would look like a hang until its deadline.
+   */
+  failIf?: () => string | undefined;
+}
+
+/**
+ * Retries `fn` every `everyMs` until it gives a value (not `undefined` or `false`), through any error it throws (the
+ * last one is in the timeout's message), for at most `timeoutMs`; `opts.failIf` ends it early.
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 50, opts: WaitOptions = {}): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
+    const fatal = opts.failIf?.();
+    if (fatal !== undefined) throw new Error(`gave up waiting for ${what}: ${fatal}${lastErr ? ` (last try: ${String(lastErr)})` : ""}`);
     try {
       const v = await fn();
       if (v !== undefined && v !== false) return v as T;
@@ -32,6 +89,26 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ""}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** A child process a wait depends on; `output`, when kept, is read at the moment it is found dead. */
+export interface WatchedProcess {
+  child: ChildProcess;
+  name?: string;
+  output?: string;
+}
+
+/** WaitOptions that fail the wait as soon as one of `procs` has exited, naming it, how it ended and the tail of its output. */
+export function unlessExited(...procs: WatchedProcess[]): WaitOptions {
+  return {
+    failIf() {
+      const dead = procs.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+      if (!dead) return undefined;
+      const how = dead.child.exitCode !== null ? `code ${dead.child.exitCode}` : `signal ${dead.child.signalCode}`;
+      const tail = dead.output ? `; its last output: ${dead.output.slice(-1500)}` : "";
+      return `${dead.name ?? `process ${dead.child.pid}`} exited (${how})${tail}`;
+    },
+  };
 }
 
 export interface NatsServerHandle {
@@ -66,10 +143,9 @@ async function waitNatsReady(proc: ChildProcess, port: number, onLog: (text: str
     if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
     onLog(d.toString());
   });
-  await waitFor(`nats-server on port ${port}`, async () => {
-    if (proc.exitCode !== null) throw new Error(`nats-server exited with ${proc.exitCode}: ${stderr}`);
-    return stderr.includes("Server is ready");
-  }, 15_000, 25);
+  // A server that exits (port taken, bad config) fails the wait at once, with what it said.
+  const watched = { child: proc, name: "nats-server", get output() { return stderr; } };
+  await waitFor(`nats-server on port ${port}`, () => stderr.includes("Server is ready"), 15_000, 25, unlessExited(watched));
 }
 
 /** A real nats-server with JetStream on a free loopback port and a temp store dir (and the extra `config`, if any). */
@@ -87,7 +163,13 @@ export async function startNats(opts: StartNatsOptions = {}): Promise<NatsServer
     if (log.length > 200_000) log = log.slice(-100_000);
   };
   let proc = launchNats(port, storeDir, confFile);
-  await waitNatsReady(proc, port, onLog);
+  try {
+    await waitNatsReady(proc, port, onLog);
+  } catch (err) {
+    await stopProcess(proc);
+    await rm(storeDir, { recursive: true, force: true });
+    throw err;
+  }
   const handle: NatsServerHandle = {
     url: `nats://127.0.0.1:${port}`,
     port,

@@ -48,7 +48,25 @@ async function getJson(url: string): Promise<Record<string, unknown>> {
  * store each, one cluster name. Resolves once every server is routed to every other and a JetStream meta leader is
  * elected (so a stream with `size` replicas can be created right away).
  */
-export async function startNatsCluster(size = 3, opts: { timeoutMs?: number } = {}): Promise<NatsCluster> {
+export async function startNatsCluster(size = 3, opts: StartClusterOptions = {}): Promise<NatsCluster> {
+  // freePort() keeps clear of the ports the kernel hands out, but another process may still bind one of the nine
+  // first; new ports, once more, rather than a failed test.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(size, opts);
+    } catch (err) {
+      if (attempt >= 3 || !String(err).includes("address already in use")) throw err;
+    }
+  }
+}
+
+interface StartClusterOptions {
+  timeoutMs?: number;
+  /** Extra config for every server (e.g. `authorization` and client `tls` blocks). */
+  config?: string;
+}
+
+async function startOnce(size: number, opts: StartClusterOptions): Promise<NatsCluster> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), routePort: await freePort(), httpPort: await freePort() })));
   const base = await mkdtemp(join(tmpdir(), "steward-nats-cluster-"));
@@ -99,6 +117,7 @@ export async function startNatsCluster(size = 3, opts: { timeoutMs?: number } = 
         `http: 127.0.0.1:${p.httpPort}`,
         `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
         `cluster { name: steward-test, listen: 127.0.0.1:${p.routePort}, no_advertise: true, routes: [${routes.join(", ")}] }`,
+        opts.config ?? "",
         "",
       ].join("\n"),
     );
@@ -136,7 +155,10 @@ export async function startNatsCluster(size = 3, opts: { timeoutMs?: number } = 
       async start() {
         if (this.running) return;
         launch();
-        await waitFor(`${name} routed to its peers with a JetStream meta leader`, () => ready(server), timeoutMs, 100);
+        // A server that exits (a port taken meanwhile) fails the wait at once, with what it said.
+        await waitFor(`${name} routed to its peers with a JetStream meta leader`, () => ready(server), timeoutMs, 100, {
+          failIf: () => (server.running ? undefined : `${name} exited: ${log.slice(-2000)}`),
+        });
       },
     };
     servers.push(server);

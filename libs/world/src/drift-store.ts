@@ -1,7 +1,7 @@
 import { DRIFT_HEADER_KEY, DRIFT_KEYS, DRIFT_NODE_PREFIX, LEGACY_DRIFT_KEY, driftNodeFromKey, driftNodeKey } from "@steward/contracts/subjects";
 import { DriftHeader, NodeDrifts, type Drift, type DriftReport } from "@steward/contracts/drift";
 import type { KV } from "@steward/platform/bus";
-import { createKvCache, readSettled, type CacheChange, type Parsed } from "./kv-cache.js";
+import { createKvCache, readSettled, type CacheChange, type Parsed, type WatchRestart } from "./kv-cache.js";
 import { parseRecord, writeAll, type WriteFailure } from "./records.js";
 
 /** Why the drift report could not be read (same shape as the world's, its own reasons). */
@@ -38,14 +38,17 @@ export interface DriftCache {
 }
 
 /** Watches the drift report: an initial load, then one update per supervisor write. */
-export function watchDrift(kv: KV, opts: { onChange?: (c: CacheChange<DriftHeader>) => void; onError?: (err: Error) => void } = {}): DriftCache {
+export function watchDrift(
+  kv: KV,
+  opts: { onChange?: (c: CacheChange<DriftHeader>) => void; onError?: (err: Error) => void; onRestart?: (r: WatchRestart) => void; checkMs?: number } = {},
+): DriftCache {
   const cache = createKvCache({ kv, filter: DRIFT_KEYS, headerKey: DRIFT_HEADER_KEY, itemPrefix: DRIFT_NODE_PREFIX, parseHeader, parseItem: parseNode, ...opts });
   return {
     ready: () => cache.ready(),
     read() {
       const s = cache.state();
       if (s.status === "loading") return { ok: false, reason: "drift_missing", detail: "drift report still loading" };
-      if (s.status === "broken") return { ok: false, reason: "drift_unreadable", detail: s.detail };
+      if (s.status === "broken" || s.status === "behind") return { ok: false, reason: "drift_unreadable", detail: s.detail };
       return assemble(s.header, s.items);
     },
     revision: () => cache.revision(),

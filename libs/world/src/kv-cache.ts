@@ -1,5 +1,7 @@
 import type { KV } from "@steward/platform/bus";
 
+type WatchEntry = Awaited<ReturnType<KV["watch"]>> extends AsyncIterable<infer E> ? E : never;
+
 /** A record as a reader saw it: parsed, or why it could not be. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; detail: string };
 
@@ -24,11 +26,52 @@ export interface KvCacheOptions<H, V> {
   onError?: (err: Error) => void;
   /** Wait before re-watching after the watch ended with an error. */
   retryMs?: number;
+  /** How often the watch is checked for a stall (one small get of the header); 0: never. Default WATCH_CHECK_MS. */
+  checkMs?: number;
+  /** Called when a stalled watch was stopped and started again from the last record it delivered. */
+  onRestart?: (r: WatchRestart) => void;
+}
+
+/**
+ * Why a watch was restarted: a bounded set (a metric label). `stalled`: the store's header is newer than anything the
+ * watch delivered, and it delivered nothing for a whole check interval (its consumer was lost: deleted, or on a NATS
+ * server that died; nats.js only re-creates it after two missed 30 s heartbeats).
+ */
+export type WatchRestartReason = "stalled";
+
+export interface WatchRestart {
+  reason: WatchRestartReason;
+  /** Watch filter, e.g. `world.>`. */
+  filter: string;
+  /** KV revision the new watch starts after (the last record delivered). */
+  resumeAfter: number;
+  /** Revision of the header KV holds. */
+  stored: number;
+}
+
+/** Default stall-check interval: a lost consumer is noticed after one to two of these. */
+export const WATCH_CHECK_MS = 3_000;
+
+/** One stall check: the header revision KV holds, and the last revision the watch delivered, at that moment. */
+export interface WatchProbe {
+  stored: number;
+  seen: number;
+}
+
+/**
+ * Whether a watch is stalled, from two consecutive checks one interval apart: KV held a header newer than what the
+ * watch had delivered at the earlier check, still does, and the watch delivered nothing in between. A watch that is
+ * merely busy (a big write arriving) moves `seen`; one that is current has `seen >= stored`.
+ */
+export function watchStalled(prev: WatchProbe | undefined, now: WatchProbe): boolean {
+  return prev !== undefined && prev.stored > prev.seen && now.stored > now.seen && now.seen === prev.seen;
 }
 
 export type CacheState<H, V> =
   | { status: "loading" }
   | { status: "broken"; detail: string }
+  /** Loaded, but known to be behind KV (a stalled watch being restarted): what it holds is older than the store. */
+  | { status: "behind"; detail: string }
   | { status: "ready"; header: Parsed<H> | undefined; items: ReadonlyMap<string, Parsed<V>>; revision: number };
 
 /** What a reader can tell of writers from the records it was delivered (times are the server's). */
@@ -117,16 +160,40 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
     for (const w of due) w.resolve(true);
   }
 
-  async function watchOnce(): Promise<void> {
+  /** Header revision KV held when the first load started: the load is whole once it is applied. */
+  let loadedAt = 0;
+  /** A stall check found the watch behind and restarts it: why, until it has delivered `behindUntil`. */
+  let behind: string | undefined;
+  let behindUntil = 0;
+  let restartAsked: WatchRestart | undefined;
+
+  /**
+   * One watch. `resumeAfter` > 0 continues a stopped watch after the last record it delivered: every record written
+   * since is delivered in order (the newest of each key: KV keeps one), so the cache ends where a fresh load would,
+   * with nothing lost or applied twice, and readers keep the copy they have meanwhile.
+   */
+  async function watchOnce(resumeAfter: number): Promise<void> {
     // The first load is complete once the header KV held when we started (or a newer one) has been applied: the
     // watch delivers in write order and the header is written after the items it covers. A missing header means
     // nothing complete was ever written: the first load is then empty (the watch may deliver nothing at all).
-    const head = await o.kv.get(o.headerKey);
-    const loadedAt = head && head.operation === "PUT" ? head.revision : 0;
-    const iter = await o.kv.watch({ key: o.filter });
+    if (resumeAfter === 0) {
+      const head = await o.kv.get(o.headerKey);
+      loadedAt = head && head.operation === "PUT" ? head.revision : 0;
+    }
+    const iter = await o.kv.watch(resumeAfter > 0 ? { key: o.filter, resumeFromRevision: resumeAfter + 1 } : { key: o.filter });
     stopWatch = () => iter.stop();
+    try {
+      await consume(iter, resumeAfter);
+    } finally {
+      stopWatch = undefined;
+    }
+  }
+
+  async function consume(iter: AsyncIterable<WatchEntry>, resumeAfter: number): Promise<void> {
     if (loadedAt === 0) markReady();
     for await (const e of iter) {
+      // A record from before the resume point (never expected): already applied.
+      if (e.revision <= seenSeq && resumeAfter > 0) continue;
       if (e.key === o.headerKey) {
         header = e.operation === "PUT" ? o.parseHeader(e.string()) : undefined;
         const { changed, removed } = applyStaged();
@@ -143,6 +210,7 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
         if (header?.ok) o.onChange?.({ header: header.value, changed: [...items.keys()], removed: [] });
       }
       seenSeq = e.revision;
+      if (behind && seenSeq >= behindUntil) behind = undefined;
       lastWriteAt = Math.max(lastWriteAt, e.created.getTime());
       // The watch marks the last record of its initial set (and every later one) as an update.
       if (e.isUpdate) caughtUp = true;
@@ -150,19 +218,31 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
   }
 
   const loop = (async () => {
+    let resumeAfter = 0;
     while (!stopped) {
       try {
-        await watchOnce();
+        await watchOnce(resumeAfter);
         if (stopped) break;
+        const r = restartAsked;
+        if (r) {
+          // Stopped by the stall check: continue after the last record delivered, keeping everything applied.
+          restartAsked = undefined;
+          resumeAfter = seenSeq;
+          o.onRestart?.({ ...r, resumeAfter });
+          continue;
+        }
         throw new Error("watch ended");
       } catch (err) {
+        restartAsked = undefined;
         if (stopped) break;
         broken = `watch of ${o.filter} failed: ${(err as Error).message}`;
         o.onError?.(err as Error);
       }
       // Re-list from scratch: the next watch delivers every current record again.
+      resumeAfter = 0;
       initialized = false;
       caughtUp = false;
+      behind = undefined;
       header = undefined;
       items.clear();
       staged.clear();
@@ -170,14 +250,47 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
     }
   })();
 
+  // The stall check: nats.js gives a KV watch no way to notice its consumer is gone sooner than two missed 30 s
+  // heartbeats (the watch options set no heartbeat and report no status), so compare what it delivered with the
+  // header KV holds, and restart it when it stopped moving while behind.
+  const checkMs = o.checkMs ?? WATCH_CHECK_MS;
+  let prevProbe: WatchProbe | undefined;
+  let checking = false;
+  const checker =
+    checkMs > 0
+      ? setInterval(() => {
+          if (checking || stopped || restartAsked || !stopWatch) return;
+          checking = true;
+          o.kv
+            .get(o.headerKey)
+            .then((head) => {
+              const probe = { stored: head?.revision ?? 0, seen: seenSeq };
+              const stalled = watchStalled(prevProbe, probe);
+              prevProbe = stalled ? undefined : probe;
+              if (!stalled || stopped || restartAsked) return;
+              behind = `watch of ${o.filter} stalled at revision ${seenSeq}, KV holds ${probe.stored}: restarting it`;
+              behindUntil = probe.stored;
+              restartAsked = { reason: "stalled", filter: o.filter, resumeAfter: seenSeq, stored: probe.stored };
+              stopWatch?.();
+            })
+            .catch(() => {
+              // KV unreachable: the watch's own error path (or the next check) handles it.
+              prevProbe = undefined;
+            })
+            .finally(() => (checking = false));
+        }, checkMs)
+      : undefined;
+  checker?.unref();
+
   return {
     ready: () => readyP,
     state() {
       if (broken && !initialized) return { status: "broken", detail: broken };
       if (!initialized) return { status: "loading" };
+      if (behind) return { status: "behind", detail: behind };
       return { status: "ready", header, items, revision };
     },
-    item: (name) => (initialized ? items.get(name) : undefined),
+    item: (name) => (initialized && !behind ? items.get(name) : undefined),
     revision: () => revision,
     seen: () => seenSeq,
     activity: () => ({ staged: staged.size, caughtUp, lastWriteAt }),
@@ -196,9 +309,11 @@ export function createKvCache<H, V>(o: KvCacheOptions<H, V>): KvCache<H, V> {
     },
     async stop() {
       stopped = true;
+      if (checker) clearInterval(checker);
       for (const w of waiters) w.resolve(false);
       waiters = [];
       stopWatch?.();
+      prevProbe = undefined;
       resolveReady();
       await loop;
     },

@@ -1,8 +1,9 @@
 import { LEGACY_WORLD_KEY, NODE_NAME_PATTERN, WORLD_HEADER_KEY, WORLD_KEYS, WORLD_NODE_PREFIX, worldNodeKey } from "@steward/contracts/subjects";
 import { NodeState, WorldHeader, type Snapshot, type WorldState } from "@steward/contracts/world-state";
 import type { KV } from "@steward/platform/bus";
-import { createKvCache, inBatchWait, type CacheActivity, type CacheChange, type KvCache, type Parsed } from "./kv-cache.js";
+import { createKvCache, inBatchWait, type CacheActivity, type CacheChange, type KvCache, type Parsed, type WatchRestart } from "./kv-cache.js";
 import type { Loaded } from "./read.js";
+import { chooseLivenessWrites, firstUnwrittenSeq, livenessOnly, type LivenessBudget, type PositionLog, type WorldPosition } from "./liveness.js";
 import { parseRecord, writeAll, type RecordWrite, type WriteFailure } from "./records.js";
 
 const parseHeader = (text: string): Parsed<WorldHeader> => parseRecord(text, WorldHeader, `kv ${WORLD_HEADER_KEY}`);
@@ -58,6 +59,10 @@ export interface WorldWatchOptions {
   /** After each observer write a reader has fully seen: which nodes changed. */
   onChange?: (change: CacheChange<WorldHeader>) => void;
   onError?: (err: Error) => void;
+  /** A stalled watch was restarted (count it, log it): see KvCacheOptions.onRestart. */
+  onRestart?: (r: WatchRestart) => void;
+  /** Stall-check interval (ms); 0: never. */
+  checkMs?: number;
 }
 
 /** A reader's local copy of the world, kept current by a KV watch. */
@@ -82,6 +87,8 @@ function cacheRead(cache: KvCache<WorldHeader, NodeState>, only?: readonly strin
   const s = cache.state();
   if (s.status === "loading") return { ok: false, reason: "snapshot_missing", detail: "world store still loading" };
   if (s.status === "broken") return { ok: false, reason: "snapshot_unreadable", detail: s.detail };
+  // Known to be older than the store: unreadable for the moment it takes to catch up, never an old world as current.
+  if (s.status === "behind") return { ok: false, reason: "snapshot_unreadable", detail: s.detail };
   return assemble(s.header, s.items, only);
 }
 
@@ -196,6 +203,10 @@ export interface WorldWriteResult {
   /** Nodes too big for one KV message: left out (readers see them as never reported: unknown, never missing). */
   oversized: string[];
   revision: number;
+  /** Changed nodes whose change was liveness only, left for a later write by the liveness budget. */
+  nodesDeferred: number;
+  /** The stream sequence the header claims: the world's, or where the first deferred node's unwritten part starts. */
+  lastSeq: number;
 }
 
 /** A world write that did not complete; the header was not written, so readers still see the previous write. */
@@ -225,8 +236,8 @@ export interface WorldWriter {
    * Takes what changed from `world` now, synchronously (the observer goes on folding meanwhile): a node object
    * the observer replaced is a changed node, compared by content before it is written.
    */
-  prepare(world: WorldState, writtenAt: string): PreparedWrite;
-  write(world: WorldState, writtenAt: string): Promise<WorldWriteResult>;
+  prepare(world: WorldState, writtenAt: string, positions?: PositionLog): PreparedWrite;
+  write(world: WorldState, writtenAt: string, positions?: PositionLog): Promise<WorldWriteResult>;
 }
 
 export interface WorldWriterOptions {
@@ -234,6 +245,13 @@ export interface WorldWriterOptions {
   observerId: string;
   /** Largest record NATS takes (the server's max_payload); a bigger node is left out and reported. */
   maxRecordBytes?: number;
+  /**
+   * Liveness-only node changes (a heartbeat restating the record) are written at this rate at most, the least
+   * recently written first, each at least every `maxAgeMs` (liveness.ts). Applies to a write given the observer's
+   * PositionLog (its header then claims the stream only up to the first message a waiting node has not had written,
+   * so a resume from the store folds it again: exact). Without it every changed node is written.
+   */
+  liveness?: LivenessBudget;
 }
 
 /**
@@ -248,7 +266,16 @@ export interface WorldWriterOptions {
  */
 export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
   const maxBytes = o.maxRecordBytes ?? 1024 * 1024 - 4096;
-  const written = new Map<string, { node: NodeState; json: string }>();
+  /** What the store holds of each node as this writer wrote it, and when (writer's clock, ms). */
+  const written = new Map<string, { node: NodeState; json: string; at: number }>();
+  /** Liveness writes this writer may still make now (a bucket refilled at the budget's rate, holding 1 s of it). */
+  let tokens = 0;
+  let refilledAt: number | undefined;
+  /**
+   * Nodes judged liveness-only by the last write and left waiting, with the first sequence their record lacks: a
+   * node the observer has not touched since is the same object, and is not compared again (hundreds wait at once).
+   */
+  let waited = new Map<string, { node: NodeState; first: number }>();
   /** KV revision of each record as this writer last wrote it (deleted records: absent, and in `deletedByMe`). */
   const revs = new Map<string, number>();
   const deletedByMe = new Set<string>();
@@ -264,6 +291,7 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
   /** Forgets everything written: the next commit is a first write again (every node, unconditional). */
   function reset(): void {
     written.clear();
+    waited = new Map();
     revs.clear();
     deletedByMe.clear();
     revision = undefined;
@@ -288,37 +316,76 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
     return out;
   }
 
-  function prepare(world: WorldState, writtenAt: string): PreparedWrite {
-    const all: { name: string; json: string }[] = [];
+  function prepare(world: WorldState, writtenAt: string, positions?: PositionLog): PreparedWrite {
+    const now = Date.parse(writtenAt);
+    /** Each node's JSON for the file snapshot; a deferred node's is made only if the file is written. */
+    const all: { name: string; json?: string; node: NodeState }[] = [];
     const puts: { key: string; name: string; node: NodeState; json: string }[] = [];
     const same: { name: string; node: NodeState; json: string }[] = [];
     const oversized: string[] = [];
     const names = new Set<string>();
+    const budget = positions && primed ? o.liveness : undefined;
+    const waiting: { name: string; writtenAt: number; node: NodeState; first: number }[] = [];
+    const change = (name: string, node: NodeState, prev: { json: string } | undefined): void => {
+      const json = JSON.stringify(node);
+      all.push({ name, json, node });
+      if (prev && prev.json === json) same.push({ name, node, json });
+      else if (Buffer.byteLength(json) > maxBytes) oversized.push(name);
+      else puts.push({ key: worldNodeKey(name), name, node, json });
+    };
     for (const name in world.nodes) {
       const node = world.nodes[name] as NodeState;
       names.add(name);
       const prev = written.get(name);
       if (prev && prev.node === node) {
-        all.push({ name, json: prev.json });
+        all.push({ name, json: prev.json, node });
         continue;
       }
-      const json = JSON.stringify(node);
-      all.push({ name, json });
-      if (prev && prev.json === json) same.push({ name, node, json });
-      else if (Buffer.byteLength(json) > maxBytes) oversized.push(name);
-      else puts.push({ key: worldNodeKey(name), name, node, json });
+      const memo = waited.get(name);
+      if (budget && memo?.node === node && prev) waiting.push({ name, writtenAt: prev.at, node, first: memo.first });
+      else if (budget && prev && livenessOnly(prev.node, node)) waiting.push({ name, writtenAt: prev.at, node, first: firstUnwrittenSeq(prev.node, node) ?? Infinity });
+      else change(name, node, prev);
+    }
+    let base: WorldPosition & { version: 1 } = { version: world.version, last_seq: world.last_seq, events_applied: world.events_applied, event_time: world.event_time };
+    let deferred = 0;
+    if (budget && waiting.length > 0) {
+      // A full bucket to start with: a small fleet never waits.
+      tokens = refilledAt === undefined ? budget.writesPerSecond : Math.min(budget.writesPerSecond, tokens + (Math.max(0, now - refilledAt) / 1000) * budget.writesPerSecond);
+      refilledAt = now;
+      let chosen = new Set(chooseLivenessWrites(waiting, now, tokens, budget.maxAgeMs));
+      let first = Infinity;
+      for (const w of waiting) if (!chosen.has(w.name)) first = Math.min(first, w.first);
+      // The header claims the stream only up to the first message a waiting node's record lacks, with the counters
+      // as they were there; if the log does not reach back that far, nothing waits.
+      const at = first <= world.last_seq ? positions?.at(first - 1) : undefined;
+      if (at) base = { version: world.version, ...at };
+      else if (first <= world.last_seq) chosen = new Set(waiting.map((w) => w.name));
+      tokens = Math.max(0, tokens - chosen.size);
+      waited = new Map();
+      for (const w of waiting) {
+        if (chosen.has(w.name)) change(w.name, w.node, written.get(w.name));
+        else {
+          all.push({ name: w.name, node: w.node });
+          waited.set(w.name, { node: w.node, first: w.first });
+          deferred++;
+        }
+      }
+    } else {
+      waited = new Map();
+      if (!budget) refilledAt = undefined;
     }
     const gone = [...written.keys()].filter((n) => !names.has(n));
-    const base = { version: world.version, last_seq: world.last_seq, events_applied: world.events_applied, event_time: world.event_time };
     const nodeCount = names.size - oversized.length;
 
     return {
       snapshotJson() {
-        const parts = all.map((e) => `${JSON.stringify(e.name)}:${e.json}`);
-        return `{"world":${JSON.stringify(base).slice(0, -1)},"nodes":{${parts.join(",")}}},"written_at":${JSON.stringify(writtenAt)},"observer_id":${JSON.stringify(o.observerId)}}`;
+        const parts = all.map((e) => `${JSON.stringify(e.name)}:${e.json ?? JSON.stringify(e.node)}`);
+        // The file is the observer's own resume point: the whole world as folded, waiting nodes and all.
+        const whole = { version: world.version, last_seq: world.last_seq, events_applied: world.events_applied, event_time: world.event_time };
+        return `{"world":${JSON.stringify(whole).slice(0, -1)},"nodes":{${parts.join(",")}}},"written_at":${JSON.stringify(writtenAt)},"observer_id":${JSON.stringify(o.observerId)}}`;
       },
       async commit() {
-        for (const s of same) written.set(s.name, { node: s.node, json: s.json });
+        for (const s of same) written.set(s.name, { node: s.node, json: s.json, at: written.get(s.name)?.at ?? now });
         if (revision === undefined) await prime();
         if (!primed) {
           for (const n of await staleKeys(names)) if (!gone.includes(n)) gone.push(n);
@@ -331,7 +398,7 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
         const failed = new Set(failures.map((f) => f.key));
         for (const p of puts) {
           if (failed.has(p.key)) continue;
-          written.set(p.name, { node: p.node, json: p.json });
+          written.set(p.name, { node: p.node, json: p.json, at: now });
           revs.set(p.key, revisions.get(p.key) as number);
           deletedByMe.delete(p.key);
         }
@@ -355,10 +422,11 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
         revs.set(WORLD_HEADER_KEY, headerWrite.revisions.get(WORLD_HEADER_KEY) as number);
         revision = next;
         primed = true;
-        return { nodesWritten: puts.length, nodesDeleted: gone.length, oversized, revision: next };
+        positions?.trimTo(base.last_seq);
+        return { nodesWritten: puts.length, nodesDeleted: gone.length, oversized, revision: next, nodesDeferred: deferred, lastSeq: base.last_seq };
       },
     };
   }
 
-  return { prepare, write: (world, writtenAt) => prepare(world, writtenAt).commit() };
+  return { prepare, write: (world, writtenAt, positions) => prepare(world, writtenAt, positions).commit() };
 }

@@ -8,6 +8,7 @@ import { inBatchWait, readSettled } from "../src/kv-cache.js";
 import { createWorldWriter, readWorld, readWorldAsStored, readWorldNodes, watchWorld } from "../src/world-store.js";
 import { createDriftWriter, readDrift, watchDrift } from "../src/drift-store.js";
 import { clearWorldStore } from "../src/testing.js";
+import { createPositionLog } from "../src/liveness.js";
 
 let nats: NatsServerHandle;
 let nc: NatsConnection;
@@ -87,6 +88,49 @@ describe("world store", () => {
     } finally {
       await cache.stop();
     }
+  });
+
+  it("liveness budget: a restatement waits its turn, a real change never does; the header claims only what the store holds", async () => {
+    const at = (ms: number) => new Date(Date.parse(T) + ms).toISOString();
+    const w = world(3, 10);
+    let applied = 30;
+    for (const n of Object.values(w.nodes)) Object.assign(n, { recent_event_ids: [`${n.name}-10`], recent_event_seqs: [10] });
+    w.events_applied = applied;
+    const positions = createPositionLog(w);
+    const writer = createWorldWriter({ kv, observerId: "obs-1", liveness: { writesPerSecond: 1, maxAgeMs: 60_000 } });
+    // The first write is whole, whatever the budget.
+    expect(await writer.write(w, T, positions)).toMatchObject({ nodesWritten: 3, nodesDeferred: 0, lastSeq: 10 });
+
+    // A heartbeat from each node (seqs 11, 12, 13) restating its record: liveness only.
+    const beat = (name: string, seq: number, ts: string) => {
+      const n = w.nodes[name] as NodeState;
+      const services = Object.fromEntries(Object.entries(n.services).map(([k, v]) => [k, { ...v, updated_at: ts }]));
+      w.nodes[name] = { ...n, last_heartbeat: ts, services, recent_event_ids: [...(n.recent_event_ids ?? []), `${name}-${seq}`], recent_event_seqs: [...(n.recent_event_seqs ?? []), seq] };
+      w.last_seq = seq;
+      w.events_applied = ++applied;
+      w.event_time = ts;
+      positions.record(w);
+    };
+    beat("n0", 11, at(500));
+    beat("n1", 12, at(500));
+    beat("n2", 13, at(500));
+    // One token (the bucket starts full, at one second's worth): n0 is written; n1 and n2 wait, so the header
+    // claims the stream up to seq 11 only, with the counters as they were after it.
+    expect(await writer.write(w, at(500), positions)).toMatchObject({ nodesWritten: 1, nodesDeferred: 2, lastSeq: 11 });
+    const stored = await readWorld(kv);
+    expect(stored.ok && stored.value.world).toMatchObject({ last_seq: 11, events_applied: 31, event_time: at(500) });
+    expect(stored.ok && stored.value.world.nodes["n0"]?.last_heartbeat).toBe(at(500));
+    expect(stored.ok && stored.value.world.nodes["n1"]?.last_heartbeat).toBe(T);
+
+    // A real change on n2 goes out at once, with no token left; n1 still waits.
+    w.nodes["n2"] = { ...(w.nodes["n2"] as NodeState), status: "stale", recent_event_seqs: [10, 13], recent_event_ids: ["n2-10", "n2-13"] };
+    expect(await writer.write(w, at(600), positions)).toMatchObject({ nodesWritten: 1, nodesDeferred: 1, lastSeq: 11 });
+
+    // Past maxAgeMs every waiting node is written, whatever the budget; the header claims the whole stream again.
+    expect(await writer.write(w, at(61_000), positions)).toMatchObject({ nodesWritten: 1, nodesDeferred: 0, lastSeq: 13 });
+    const whole = await readWorld(kv);
+    expect(whole.ok && whole.value.world).toMatchObject({ last_seq: 13, events_applied: 33 });
+    expect(whole.ok && whole.value.world.nodes).toEqual(w.nodes);
   });
 
   it("a node written without its header yet stays invisible until the header arrives", async () => {

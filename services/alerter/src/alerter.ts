@@ -6,6 +6,7 @@ import { migrate, type Sql } from "@steward/platform/db";
 import { openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { watchWorld, type WorldCache } from "@steward/world/world-store";
 import { watchDrift, type DriftCache } from "@steward/world/drift-store";
+import { createWatchRestartReporter } from "@steward/world/watch-restarts";
 import type { CostReport } from "@steward/contracts/task";
 import type { IncidentRecurrence } from "@steward/contracts/incident";
 import type { DriftReport } from "@steward/contracts/drift";
@@ -57,6 +58,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
   const store = createAlertStore(sql);
   const repo = { ...createActionsRepository(sql), ...createDrillsRepository(sql) };
   const metrics = createAlerterMetrics(registry, store);
+  const watchRestarts = createWatchRestartReporter(registry, logger);
   const timeoutMs = config.sendTimeoutMs;
   const executor = createExecutorClient({ url: config.executorUrl, token: config.apiToken, timeoutMs, label: "the executor", fetch: deps.fetch });
   const planner = config.plannerUrl ? createPlannerClient({ url: config.plannerUrl, token: config.plannerToken, timeoutMs, fetch: deps.fetch }) : undefined;
@@ -253,6 +255,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
           void trigger();
         },
         onError,
+        onRestart: watchRestarts.onRestart("world"),
       });
       driftCache = watchDrift(kv, {
         onChange: () => {
@@ -260,6 +263,7 @@ export function createAlerter(deps: AlerterDeps): Alerter {
           void trigger();
         },
         onError,
+        onRestart: watchRestarts.onRestart("drift"),
       });
       await Promise.race([Promise.all([worldCache.ready(), driftCache.ready()]), new Promise((r) => setTimeout(r, 10_000).unref())]);
       takeWorld();

@@ -1,4 +1,5 @@
 import type { Logger } from "@steward/platform/logger";
+import { createIdleWait } from "@steward/platform/sleep";
 import type { Sql } from "@steward/platform/db";
 import type { AlerterMetrics } from "./metrics.js";
 import { backoffMs, NotificationPayload, type Sink } from "./notification.js";
@@ -44,25 +45,7 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   const idleMs = deps.idleMs ?? 500;
   let running = false;
   let loop: Promise<void> | undefined;
-  let woken = false;
-  let wakeFn: (() => void) | undefined;
-
-  function idle(): Promise<void> {
-    return new Promise((resolve) => {
-      if (woken || !running) {
-        woken = false;
-        return resolve();
-      }
-      const t = setTimeout(done, idleMs);
-      function done() {
-        clearTimeout(t);
-        wakeFn = undefined;
-        woken = false;
-        resolve();
-      }
-      wakeFn = done;
-    });
-  }
+  const waiter = createIdleWait(() => !running);
 
   async function claim(): Promise<Row[]> {
     return sql<Row[]>`
@@ -115,14 +98,14 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
   async function work(): Promise<void> {
     while (running) {
       let rows: Row[] = [];
-      woken = false;
+      waiter.clear();
       try {
         rows = await claim();
         await Promise.all(rows.map((r) => deliver(r).catch((err: Error) => logger.error({ notification_id: Number(r.id), err: err.message }, "recording a delivery failed; the lease will retry it"))));
       } catch (err) {
         logger.warn({ err: (err as Error).message }, "outbox poll failed; retrying");
       }
-      if (rows.length === 0) await idle();
+      if (rows.length === 0) await waiter.idle(idleMs);
     }
   }
 
@@ -134,12 +117,11 @@ export function createDelivery(deps: DeliveryDeps): Delivery {
     },
     async stop() {
       running = false;
-      wakeFn?.();
+      waiter.wake();
       await loop;
     },
     wake() {
-      woken = true;
-      wakeFn?.();
+      waiter.wake();
     },
   };
 }

@@ -107,7 +107,7 @@ export function sightDrill(snapshot: Snapshot, t: DrillTarget, mark: CommandMark
   if (node.status === "stale") return { phase: "before", seen: `node ${t.node} is stale` };
   const svc = node.services[t.service];
   if (!svc) return { phase: "before", seen: `${name} is not in the world` };
-  const after = observedAfter(snapshot, svc, name, mark);
+  const after = observedAfter(snapshot, node, svc, name, mark);
   if (!after.ok) return { phase: "before", seen: after.seen };
   const seen = `${name} is ${looks(svc)}${svc.detail ? ` (${svc.detail})` : ""}`;
   const restarted = svc.starts > startsBefore;

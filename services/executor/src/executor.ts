@@ -3,6 +3,7 @@ import { createAlertsReader } from "./console/alerts-client.js";
 import { migrate, type Sql } from "@steward/platform/db";
 import { openWorldBucket, type NatsConnection } from "@steward/platform/bus";
 import { openWorldView, type WorldView } from "./world.js";
+import { createWatchRestartReporter } from "@steward/world/watch-restarts";
 import type { Logger } from "@steward/platform/logger";
 import type { Registry } from "@steward/platform/metrics";
 import type { ExecutorConfig } from "./config.js";
@@ -19,8 +20,9 @@ import { createDrillsRepository } from "@steward/actions/drills";
 import { DRILL_KIND } from "@steward/contracts/drill";
 import type { DrillDeps } from "./drill-run.js";
 import { createDrillRoutes } from "./http-drills.js";
-import { createFailureLimiter } from "./rate-limit.js";
+import { createFailureLimiter, type FailureLimiter } from "@steward/platform/rate-limit";
 import { createCredentialsRepository, type CredentialsRepository, type SettingCredential } from "@steward/platform/credentials";
+import { createIdleWait } from "@steward/platform/sleep";
 
 export interface ExecutorDeps {
   config: ExecutorConfig;
@@ -29,6 +31,8 @@ export interface ExecutorDeps {
   logger: Logger;
   registry: Registry;
   clock?: () => Date;
+  /** Wrong tokens per source; by default the platform's limits (10 failures, at most 10,000 sources). */
+  limiter?: FailureLimiter;
 }
 
 export interface Executor {
@@ -55,8 +59,9 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   const store = createActionsRepository(sql);
   const credentials = createCredentialsRepository(sql, settingCredentials(config));
   // One count of wrong tokens per source for the API, the bot routes and console sign-in alike.
-  const limiter = createFailureLimiter();
+  const limiter = deps.limiter ?? createFailureLimiter();
   const metrics = createExecutorMetrics(registry, store);
+  const watchRestarts = createWatchRestartReporter(registry, logger);
   const abort = new AbortController();
   const inflight = new Set<Promise<unknown>>();
   // A drill waits most of its time for a restart this executor must run: drills take no slot of `concurrency`.
@@ -76,31 +81,10 @@ export function createExecutor(deps: ExecutorDeps): Executor {
   let unlisten: (() => Promise<void>) | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
 
-  // Set by a NOTIFY or a finished run that arrived while the loop was busy, so that wake-up is not lost.
-  let woken = false;
-  const poke = () => {
-    woken = true;
-    wake?.();
-  };
-
-  function idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (woken || abort.signal.aborted) {
-        woken = false;
-        return resolve();
-      }
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        wake = undefined;
-        woken = false;
-        resolve();
-      }
-      wake = done;
-    });
-  }
+  // Woken by a NOTIFY or a finished run; one that arrives while the loop is busy is kept, so that wake-up is not lost.
+  const waiter = createIdleWait(() => abort.signal.aborted);
+  const poke = () => waiter.wake();
 
   async function work(world: WorldView): Promise<void> {
     const commands = createNodeCommandClient({ nc, signingKey: config.signingKey, commandTtlMs: config.commandTtlMs, clock, metrics });
@@ -108,7 +92,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     while (!abort.signal.aborted) {
       if (inflight.size < config.concurrency) {
         let claimed;
-        woken = false;
+        waiter.clear();
         try {
           claimed = await store.claimNext(config.executorId, config.leaseMs);
           metrics.claimPolls.inc();
@@ -128,7 +112,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
           continue;
         }
       }
-      await idle(config.pollMs);
+      await waiter.idle(config.pollMs);
     }
   }
 
@@ -153,7 +137,7 @@ export function createExecutor(deps: ExecutorDeps): Executor {
     async start() {
       await migrate(sql);
       const kv = await openWorldBucket(nc, 1, { onWaiting: (err) => logger.warn({ err: err.message }, "world store not created yet; waiting for the observer") });
-      const world = await openWorldView(kv, logger);
+      const world = await openWorldView(kv, logger, watchRestarts);
       worldView = world;
       const listening = await store.listen(poke);
       unlisten = () => listening.unlisten();

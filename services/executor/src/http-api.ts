@@ -12,7 +12,8 @@ import type { Console as WebConsole } from "./console/index.js";
 import type { DrillRoutes } from "./http-drills.js";
 import { bearerToken, decideAccess, routePermission, type Credential } from "./access.js";
 import type { CredentialsRepository } from "@steward/platform/credentials";
-import type { FailureLimiter } from "./rate-limit.js";
+import type { Logger } from "@steward/platform/logger";
+import { logRefusalStart, requestSource, sendTooManyFailures, type FailureLimiter } from "@steward/platform/rate-limit";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -90,7 +91,7 @@ async function credentialRoute(req: IncomingMessage, res: ServerResponse, seg: r
     allowMethod(method, "POST", "/api/credentials");
     const want = validate(CreateCredentialRequest, await readJson(req));
     const r = await credentials.create(want.name, want.role, cred.name);
-    if (!r.ok) throw new HttpError(409, { code: r.code, field: "name", message: r.message });
+    if (!r.ok) throw new HttpError(409, { code: r.code, field: r.field, message: r.message });
     logger.info({ credential: want.name, role: want.role, actor: cred.name }, "credential created");
     const body: CreatedCredentialReply = { credential: r.credential, token: r.token };
     sendJson(res, 201, body);
@@ -112,18 +113,18 @@ async function credentialRoute(req: IncomingMessage, res: ServerResponse, seg: r
  * Resolves the request's bearer token to a credential and checks its role allows `need`; answers 401 (no, wrong or
  * revoked token) or 403 (a role without the permission) and returns undefined when it did not allow.
  */
-export async function authorize(req: IncomingMessage, res: ServerResponse, credentials: Pick<CredentialsRepository, "resolve">, need: Parameters<typeof decideAccess>[1], limiter?: FailureLimiter): Promise<Credential | undefined> {
-  const source = req.socket.remoteAddress ?? "unknown";
+export async function authorize(req: IncomingMessage, res: ServerResponse, credentials: Pick<CredentialsRepository, "resolve">, need: Parameters<typeof decideAccess>[1], limiter?: FailureLimiter, logger?: Logger): Promise<Credential | undefined> {
+  const source = requestSource(req);
   const wait = limiter?.retryAfterMs(source) ?? 0;
   if (wait > 0) {
-    const s = Math.ceil(wait / 1000);
-    sendJson(res, 429, { error: { code: "too_many_failures", message: `too many wrong tokens from this address; try again in ${s} s` } }, { "retry-after": String(s) });
+    sendTooManyFailures(res, wait);
     return undefined;
   }
   const token = bearerToken(req.headers.authorization);
   const cred = await credentials.resolve(token);
   // A wrong token is a guess; no token at all is not.
-  if (!cred && token !== "") limiter?.fail(source);
+  if (!cred && token !== "" && limiter) logRefusalStart(logger, source, limiter.fail(source));
+  if (cred) limiter?.succeed(source);
   const d = decideAccess(cred, need);
   if (d.ok) return cred;
   sendJson(res, d.status, { error: { code: d.code, message: d.message } }, d.status === 401 ? { "www-authenticate": 'Bearer realm="steward"' } : {});
@@ -144,7 +145,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     if (path !== "/api" && !path.startsWith("/api/")) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
 
     const seg = path.split("/").slice(2).map(decodeSegment);
-    const cred = await authorize(req, res, deps.credentials, routePermission(method, "api", seg) ?? "read", deps.limiter);
+    const cred = await authorize(req, res, deps.credentials, routePermission(method, "api", seg) ?? "read", deps.limiter, logger);
     if (!cred) return { route: "/api", status: res.statusCode };
     const allow = (want: string, r: string) => allowMethod(method, want, r);
 

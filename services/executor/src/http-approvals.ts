@@ -8,7 +8,7 @@ import { createTokenRedeemer, type Redeemer, type TokenRedeemer } from "./token-
 import { authorize } from "./http-api.js";
 import { routePermission, type Credential } from "./access.js";
 import type { CredentialsRepository } from "@steward/platform/credentials";
-import type { FailureLimiter } from "./rate-limit.js";
+import type { FailureLimiter } from "@steward/platform/rate-limit";
 import { isUuid, type ActionsRepository, type MoveResult } from "@steward/actions/repository";
 
 /**
@@ -172,7 +172,7 @@ export function createApprovalRoutes(deps: ApprovalRoutesDeps): ApprovalRoutes {
       if (method !== "POST") throw new Refusal(405, "method_not_allowed", "approval routes take POST");
       if (seg.length === 1 && (seg[0] === "tokens" || seg[0] === "channel")) {
         route = `/approvals/${seg[0]}`;
-        const cred = await authorize(req, res, deps.credentials, routePermission(method, "approvals", seg) ?? "relay_decision", deps.limiter);
+        const cred = await authorize(req, res, deps.credentials, routePermission(method, "approvals", seg) ?? "relay_decision", deps.limiter, deps.logger);
         if (!cred) return { route, status: res.statusCode };
         return { route, status: seg[0] === "tokens" ? await mint(req, res) : await relay(req, res, cred) };
       }

@@ -1,6 +1,7 @@
 import type { Snapshot } from "@steward/contracts/world-state";
 import type { Verdict } from "./verdict.js";
 import type { CommandMark } from "./verify.js";
+import { foldedUpTo } from "./world-position.js";
 
 /**
  * Pure judgement of a `pull`: the node's `repo` report made after the pull (the world folded up to the reply's
@@ -15,7 +16,7 @@ export function judgeRepo(snapshot: Snapshot, target: { node: string }, mark: Co
   if (!repo) return { ok: false, seen: `node '${target.node}' has not reported its deploy checkout` };
   const where = `deploy checkout ${repo.path} on ${target.node}`;
   if (mark.eventsSeq !== null) {
-    if (snapshot.world.last_seq < mark.eventsSeq) return { ok: false, seen: `the world has folded events up to seq ${snapshot.world.last_seq}, not yet up to seq ${mark.eventsSeq} where the node's report after the pull ends` };
+    if (!foldedUpTo(snapshot, node, mark.eventsSeq)) return { ok: false, seen: `the world has folded events up to seq ${snapshot.world.last_seq}, not yet up to seq ${mark.eventsSeq} where the node's report after the pull ends` };
   } else if (!(Date.parse(repo.at) >= mark.sentAt.getTime())) {
     return { ok: false, seen: `${where} last reported at ${repo.at}, before the command was sent at ${mark.sentAt.toISOString()}` };
   }

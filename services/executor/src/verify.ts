@@ -1,7 +1,8 @@
 import type { ActionKind } from "@steward/contracts/action";
-import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
+import type { NodeState, ServiceState, Snapshot } from "@steward/contracts/world-state";
 import type { Verdict } from "./verdict.js";
 import { judgeRepo } from "./verify-repo.js";
+import { foldedUpTo } from "./world-position.js";
 
 export interface VerifyTarget {
   node: string;
@@ -30,9 +31,15 @@ export const commandMark = (sentAt: Date, eventsSeq: number | undefined | null):
  * by the node's own event time, so nothing the node said during the command can override what it said after).
  * By time otherwise.
  */
-export function observedAfter(snapshot: Snapshot, svc: Pick<ServiceState, "updated_at" | "since" | "state" | "health">, name: string, mark: CommandMark): { ok: true } | { ok: false; seen: string } {
+export function observedAfter(
+  snapshot: Snapshot,
+  node: Pick<NodeState, "recent_event_seqs">,
+  svc: Pick<ServiceState, "updated_at" | "since" | "state" | "health">,
+  name: string,
+  mark: CommandMark,
+): { ok: true } | { ok: false; seen: string } {
   if (mark.eventsSeq !== null) {
-    if (snapshot.world.last_seq < mark.eventsSeq) {
+    if (!foldedUpTo(snapshot, node, mark.eventsSeq)) {
       return { ok: false, seen: `the world has folded events up to seq ${snapshot.world.last_seq}, not yet up to seq ${mark.eventsSeq} where the node's report after the command ends (${name} still shows ${svc.state}/${svc.health})` };
     }
     return { ok: true };
@@ -70,7 +77,7 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
   if (node.status === "stale") return { ok: false, seen: `node '${target.node}' is stale (no heartbeats); its services are unknown` };
   const svc = node.services[target.service];
   if (!svc) return { ok: false, seen: `service ${name} is not in the world snapshot` };
-  const after = observedAfter(snapshot, svc, name, mark);
+  const after = observedAfter(snapshot, node, svc, name, mark);
   if (!after.ok) return after;
   const now = `${svc.state}/${svc.health}`;
   if (target.kind === "stop") {
@@ -130,7 +137,7 @@ export function judgeDeployed(snapshot: Snapshot | undefined, node: string, serv
   if (n.status === "stale") return { ok: false, final: false, seen: `node '${node}' is stale` };
   const s = n.services[service];
   if (!s) return { ok: false, final: false, seen: `${node}/${service} is not in the world snapshot` };
-  const after = observedAfter(snapshot, s, `${node}/${service}`, mark);
+  const after = observedAfter(snapshot, n, s, `${node}/${service}`, mark);
   if (!after.ok) return { ok: false, final: false, seen: after.seen };
   const final = mark.eventsSeq !== null;
   if (s.state === "starting") return { ok: false, final: false, seen: `${node}/${service} is still deploying` };

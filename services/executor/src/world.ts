@@ -4,6 +4,7 @@ import type { KV } from "@steward/platform/bus";
 import type { Logger } from "@steward/platform/logger";
 import { watchDrift, type DriftCache } from "@steward/world/drift-store";
 import { watchWorld, type WorldCache } from "@steward/world/world-store";
+import type { WatchRestartReporter } from "@steward/world/watch-restarts";
 
 export type KvRead<T> = { ok: true; value: T } | { ok: false; code: "none" | "unreadable"; message: string };
 
@@ -27,10 +28,10 @@ const LOAD_WAIT_MS = 10_000;
 /** How long a request waits for the watch to apply what KV holds (read-your-writes). */
 const SYNC_MS = 2_000;
 
-export async function openWorldView(kv: KV, logger: Logger): Promise<WorldView> {
+export async function openWorldView(kv: KV, logger: Logger, restarts?: WatchRestartReporter): Promise<WorldView> {
   const onError = (err: Error) => logger.warn({ err: err.message }, "world store watch failed; re-reading");
-  const world: WorldCache = watchWorld(kv, { onError });
-  const drift: DriftCache = watchDrift(kv, { onError });
+  const world: WorldCache = watchWorld(kv, { onError, onRestart: restarts?.onRestart("world") });
+  const drift: DriftCache = watchDrift(kv, { onError, onRestart: restarts?.onRestart("drift") });
   const loaded = await Promise.race([Promise.all([world.ready(), drift.ready()]).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), LOAD_WAIT_MS).unref())]);
   if (!loaded) logger.warn({ waited_ms: LOAD_WAIT_MS }, "world store not loaded yet; reads answer 'none' until it is");
   return {

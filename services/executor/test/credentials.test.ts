@@ -1,11 +1,12 @@
 import { request } from "node:http";
+import { pino } from "pino";
 import { beforeAll, describe, expect, it } from "vitest";
 import { auditOf, only } from "@steward/actions/testing";
 import type { ConfigError } from "@steward/platform/config";
 import { CredentialRole } from "@steward/contracts/executor-api";
 import { decideAccess, GRANTS, permits, routePermission, type Permission } from "../src/access.js";
 import { loadConfig } from "../src/config.js";
-import { createFailureLimiter } from "../src/rate-limit.js";
+import { createFailureLimiter } from "@steward/platform/rate-limit";
 import { createExecutorClient } from "../src/client.js";
 import { ALERTER_TOKEN, API_TOKEN, COMMAND_KEYS, api, insertAction, stateOf, type Env, useApiOnlyExecutor } from "./helpers.js";
 
@@ -238,7 +239,7 @@ describe("credential routes over HTTP", () => {
     expect(await live()).toEqual(before);
   });
 
-  it("a live name is 409; the setting names admin and alerter are 409 reserved; a revoked name may be given again", async () => {
+  it("a live name is 409; the setting names admin and alerter and the components' names are 409 reserved; a revoked name may be given again", async () => {
     await admin().createCredential({ name: "dup", role: "viewer" });
     const d = await api(executor.url, "/api/credentials", { method: "POST", body: { name: "dup", role: "admin" } });
     expect(d.status).toBe(409);
@@ -249,33 +250,23 @@ describe("credential routes over HTTP", () => {
       expect(x.status).toBe(409);
       expect(x.body).toMatchObject({ error: { code: "reserved", field: "name" } });
     }
+    // A component's name is never a person's: the audit log would show the component as the actor.
+    for (const name of ["planner", "supervisor", "console", "executor", "system"]) {
+      const x = await api(executor.url, "/api/credentials", { method: "POST", body: { name, role: "admin" } });
+      expect(x.status, name).toBe(409);
+      expect(x.body).toMatchObject({ error: { code: "reserved", field: "name" } });
+      expect(JSON.stringify(x.body)).toContain(`'${name}' is reserved`);
+      expect((await admin().credentials()).find((c) => c.name === name), name).toBeUndefined();
+    }
     await admin().revokeCredential("dup");
     expect((await admin().createCredential({ name: "dup", role: "approver" })).credential.role).toBe("approver");
   });
 });
 
-describe("failure limiter (pure)", () => {
-  it("refuses a source past its failures with doubling backoff, others untouched; a quiet window forgets", () => {
-    let t = 0;
-    const l = createFailureLimiter({ maxFailures: 3, windowMs: 1000, baseBlockMs: 100, maxBlockMs: 350, now: () => t });
-    for (let i = 0; i < 2; i++) l.fail("a");
-    expect(l.retryAfterMs("a")).toBe(0);
-    l.fail("a");
-    expect(l.retryAfterMs("a")).toBe(100);
-    l.fail("a");
-    expect(l.retryAfterMs("a")).toBe(200);
-    l.fail("a");
-    expect(l.retryAfterMs("a"), "capped").toBe(350);
-    expect(l.retryAfterMs("b")).toBe(0);
-    t = 5000;
-    expect(l.retryAfterMs("a")).toBe(0);
-    l.fail("a");
-    expect(l.retryAfterMs("a"), "a new window").toBe(0);
-  });
-});
-
 describe("wrong tokens per source are rate-limited over HTTP", () => {
-  const executor = useApiOnlyExecutor();
+  const lines: string[] = [];
+  // The default limits, but a first refusal of a minute (not 1 s): a busy machine must not see it run out mid-test.
+  const executor = useApiOnlyExecutor({ limiter: createFailureLimiter({ baseBlockMs: 60_000 }), logger: pino({ level: "info" }, { write: (s: string) => void lines.push(s) }) });
   /** A form POST to sign-in from a given local address (127.0.0.x are all this machine's loopback). */
   const signIn = (from: string, token: string) =>
     new Promise<number>((resolve, reject) => {
@@ -299,5 +290,10 @@ describe("wrong tokens per source are rate-limited over HTTP", () => {
     // The API's bearer check shares the count: this source is refused there too, before any lookup.
     const r = await api(executor.url, "/api/actions", { token: API_TOKEN });
     expect(r.status).toBe(429);
+    // One line when the address was refused, naming it and never a token.
+    const started = lines.filter((l) => l.includes("wrong tokens from one address: refusing it"));
+    expect(started).toHaveLength(1);
+    expect(JSON.parse(started[0]!)).toMatchObject({ source: "127.0.0.1", failures: 10, retry_after_s: 60 });
+    expect(lines.join("")).not.toContain("wrong-token-");
   });
 });

@@ -7,7 +7,8 @@ import { putWorldSnapshot } from "@steward/world/testing";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
 import { connectNats, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { createRegistry, type Registry } from "@steward/platform/metrics";
-import { silentLogger } from "@steward/platform/logger";
+import { silentLogger, type Logger } from "@steward/platform/logger";
+import type { FailureLimiter } from "@steward/platform/rate-limit";
 import type { ActionKind, ActionState } from "@steward/contracts/action";
 import type { ServiceState, Snapshot } from "@steward/contracts/world-state";
 import { seedAction, stateOf } from "@steward/actions/testing";
@@ -77,11 +78,11 @@ export function testConfig(env: Env, over: Record<string, string> = {}): Executo
 }
 
 /** Each executor gets its own postgres pool, as two processes would. */
-export async function startExecutor(env: Env, over: Record<string, string> = {}): Promise<{ executor: Executor; url: string; sql: Sql; registry: Registry }> {
+export async function startExecutor(env: Env, over: Record<string, string> = {}, opts: { limiter?: FailureLimiter; logger?: Logger } = {}): Promise<{ executor: Executor; url: string; sql: Sql; registry: Registry }> {
   const sql = connectDb(env.db.url, { max: 4 });
   // The factory serves no /metrics (main.ts serves them on their own listener): tests read the registry.
   const registry = createRegistry("executor", false);
-  const executor = createExecutor({ config: testConfig(env, over), nc: env.nc, sql, logger: silentLogger(), registry });
+  const executor = createExecutor({ config: testConfig(env, over), nc: env.nc, sql, logger: opts.logger ?? silentLogger(), registry, ...(opts.limiter ? { limiter: opts.limiter } : {}) });
   const { url } = await executor.start();
   const stop = executor.stop.bind(executor);
   const wrapped: Executor = {
@@ -219,11 +220,11 @@ export async function api(url: string, path: string, init: { method?: string; bo
  * One executor serving only its API (no worker: every state a case checks is the one the API left) on its own
  * nats-server and database, for the whole test file (or describe) that calls this; read `env` and `url` in cases.
  */
-export function useApiOnlyExecutor(): { env: Env; url: string } {
+export function useApiOnlyExecutor(opts: { limiter?: FailureLimiter; logger?: Logger } = {}): { env: Env; url: string } {
   const live = {} as { env: Env; url: string };
   beforeAll(async () => {
     live.env = await setupEnv();
-    ({ url: live.url } = await startExecutor(live.env, { EXECUTOR_WORKER: "false" }));
+    ({ url: live.url } = await startExecutor(live.env, { EXECUTOR_WORKER: "false" }, opts));
   });
   afterAll(async () => {
     await live.env?.close();

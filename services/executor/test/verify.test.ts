@@ -42,6 +42,12 @@ const cases: { name: string; snap: Snapshot | undefined; kind?: "start" | "resta
 
 /** The world folded up to stream sequence `seq`. */
 const at = (seq: number, s: Snapshot): Snapshot => ({ ...s, world: { ...s.world, last_seq: seq } });
+/** n1's record lists the stream sequences of its newest folded events. */
+const folded = (s: Snapshot, seqs: number[]): Snapshot => {
+  const n = s.world.nodes["n1"];
+  if (n) Object.assign(n, { recent_event_seqs: seqs, recent_event_ids: seqs.map((q) => `e${q}`) });
+  return s;
+};
 const byTime = commandMark(sent, undefined);
 const bySeq = (seq: number): CommandMark => commandMark(sent, seq);
 
@@ -59,6 +65,9 @@ describe("judgeWorld", () => {
     { name: "world past the reply's seq, exited", snap: at(50, snapshot({ n1: [service("web", { since: after, updated_at: after, state: "exited" })] })), mark: bySeq(42), ok: false, says: /is exited/ },
     { name: "stop: world at the seq, stopped", kind: "stop", snap: at(42, snapshot({ n1: [service("web", { state: "stopped", health: "none" })] })), mark: bySeq(42), ok: true, says: /is stopped/ },
     { name: "stale node even past the seq", snap: at(99, stale(snapshot({ n1: [service("web")] }))), mark: bySeq(42), ok: false, says: /stale/ },
+    // A big fleet's header trails while other nodes' liveness waits for its write: the node's own record says where it is folded to.
+    { name: "header behind, the node's record folded past the seq", snap: folded(at(30, snapshot({ n1: [service("web", { since: before, updated_at: before })] })), [40, 43]), mark: bySeq(42), ok: true, says: /running and healthy/ },
+    { name: "header behind, the node's record short of the seq", snap: folded(at(30, snapshot({ n1: [service("web", { since: after, updated_at: after })] })), [40, 41]), mark: bySeq(42), ok: false, says: /not yet up to seq 42/ },
   ];
   it.each(seqCases)("by sequence: $name", ({ snap, mark, kind, ok, says }) => {
     const v = judgeWorld(snap, { node: "n1", service: "web", kind: kind ?? "restart" }, mark);

@@ -1,10 +1,10 @@
 import { CONTAINER_INSPECT_LIMITS, ContainerInspectRequest, type ContainerInspectReply } from "@steward/contracts/container-inspect";
 import { containerInspectSubject } from "@steward/contracts/subjects";
-import { contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
+import type { NatsConnection } from "@steward/platform/bus";
 import { redactSecretsInText } from "@steward/platform/redact";
-import { withSpan } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
 import type { ComposeDriver } from "./compose-driver.js";
+import { readRequest, serveNodeRequests } from "./node-request.js";
 import { inspectView } from "./compose-investigate.js";
 
 export interface ContainerInspectDeps {
@@ -17,17 +17,8 @@ export interface ContainerInspectDeps {
 
 /** Answers one request: the containers of a declared stack, without env values. Never throws. */
 export async function answerContainerInspect(data: Uint8Array, deps: Omit<ContainerInspectDeps, "logger">): Promise<ContainerInspectReply> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return { ok: false, code: "invalid", message: "request is not JSON" };
-  }
-  const req = ContainerInspectRequest.safeParse(raw);
-  if (!req.success) {
-    const i = req.error.issues[0];
-    return { ok: false, code: "invalid", message: `${i?.path.join(".") || "(request)"}: ${i?.message ?? "invalid"}` };
-  }
+  const req = readRequest(data, ContainerInspectRequest);
+  if (!req.ok) return req;
   const { service } = req.data;
   try {
     const found = await deps.compose.investigate(service);
@@ -44,17 +35,5 @@ export async function answerContainerInspect(data: Uint8Array, deps: Omit<Contai
 
 /** Serves `steward.inspect.<node>` request/reply. Returns the subscription so the agent can stop it. */
 export function serveContainerInspect(nc: NatsConnection, deps: ContainerInspectDeps): { unsubscribe(): void } {
-  return nc.subscribe(containerInspectSubject(deps.node), {
-    callback: (err, msg) => {
-      if (err) {
-        deps.logger.warn({ err: err.message }, "container inspect subscription error");
-        return;
-      }
-      void withSpan("node-agent.container_inspect", { parent: contextFromHeaders(msg.headers), attributes: { "steward.node": deps.node } }, async (span) => {
-        const reply = await answerContainerInspect(msg.data, deps);
-        span.setAttribute("steward.container_inspect.result", reply.ok ? "ok" : reply.code);
-        msg.respond(JSON.stringify(reply));
-      }).catch((e: unknown) => deps.logger.error({ err: (e as Error).message }, "container inspect failed"));
-    },
-  });
+  return serveNodeRequests(nc, { subject: containerInspectSubject(deps.node), name: "container_inspect", node: deps.node, logger: deps.logger, answer: (data) => answerContainerInspect(data, deps) });
 }

@@ -2,12 +2,12 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { LOG_TAIL_MAX_BYTES, LogTailRequest, type LogTailReply } from "@steward/contracts/log-tail";
 import { logTailSubject } from "@steward/contracts/subjects";
-import { contextFromHeaders, type NatsConnection } from "@steward/platform/bus";
+import type { NatsConnection } from "@steward/platform/bus";
 import { redactSecretsInText } from "@steward/platform/redact";
-import { withSpan } from "@steward/platform/tracing";
 import type { EnvValue, SecretRef } from "@steward/fleet/fleet-spec";
 import type { Logger } from "@steward/platform/logger";
 import type { ComposeDriver } from "./compose-driver.js";
+import { readRequest, serveNodeRequests } from "./node-request.js";
 
 /** What the log tail needs to know about a supervised service. */
 export interface TailableService {
@@ -48,17 +48,8 @@ export async function readTail(path: string, maxBytes: number): Promise<{ text: 
 
 /** Pure apart from reading the log: answers one request. Only declared services; values of their env are masked. */
 export async function answerLogTail(data: Uint8Array, deps: Omit<LogTailDeps, "logger">): Promise<LogTailReply> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(data));
-  } catch {
-    return { ok: false, code: "invalid", message: "request is not JSON" };
-  }
-  const req = LogTailRequest.safeParse(raw);
-  if (!req.success) {
-    const i = req.error.issues[0];
-    return { ok: false, code: "invalid", message: `${i?.path.join(".") || "(request)"}: ${i?.message ?? "invalid"}` };
-  }
+  const req = readRequest(data, LogTailRequest);
+  if (!req.ok) return req;
   const { service, max_bytes, since, until } = req.data;
   const svc = deps.services().get(service);
   if ((!svc || !svc.declared) && deps.compose) {
@@ -104,17 +95,5 @@ async function composeTail(compose: NonNullable<LogTailDeps["compose"]>, node: s
 
 /** Serves `steward.logs.<node>` request/reply. Returns the subscription so the agent can stop it. */
 export function serveLogTail(nc: NatsConnection, deps: LogTailDeps): { unsubscribe(): void } {
-  return nc.subscribe(logTailSubject(deps.node), {
-    callback: (err, msg) => {
-      if (err) {
-        deps.logger.warn({ err: err.message }, "log tail subscription error");
-        return;
-      }
-      void withSpan("node-agent.log_tail", { parent: contextFromHeaders(msg.headers), attributes: { "steward.node": deps.node } }, async (span) => {
-        const reply = await answerLogTail(msg.data, deps);
-        span.setAttribute("steward.log_tail.result", reply.ok ? "ok" : reply.code);
-        msg.respond(JSON.stringify(reply));
-      }).catch((e: unknown) => deps.logger.error({ err: (e as Error).message }, "log tail failed"));
-    },
-  });
+  return serveNodeRequests(nc, { subject: logTailSubject(deps.node), name: "log_tail", node: deps.node, logger: deps.logger, answer: (data) => answerLogTail(data, deps) });
 }

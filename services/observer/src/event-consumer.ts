@@ -69,6 +69,7 @@ export function createEventConsumer(deps: EventConsumerDeps): EventConsumer {
     const seq = m.seq;
     if (seq <= state.world.last_seq) {
       // A redelivery of something already folded (e.g. acks lagged behind a restart).
+      moveTo(m);
       safeAck(m, logger);
       return undefined;
     }
@@ -90,7 +91,7 @@ export function createEventConsumer(deps: EventConsumerDeps): EventConsumer {
       // reproduces the world exactly, and the supervisor continues the probe's trace from it.
       foldInto(state.world, event, { seq, traceparent: incoming });
       metrics.folded.inc({ type: event.type });
-      metrics.foldLagSeconds.observe(Math.max(0, (clock().getTime() - m.time.getTime()) / 1000));
+      metrics.foldLagSeconds.observe(Math.max(0, (clock().getTime() - Math.floor(m.info.timestampNanos / 1_000_000)) / 1000));
     } catch (err) {
       // The reducer is total; if it ever throws, skip the event rather than stall the stream on it.
       span.recordException(err as Error);
@@ -103,8 +104,16 @@ export function createEventConsumer(deps: EventConsumerDeps): EventConsumer {
     return undefined;
   }
 
+  /** The stale check's place in the stream: this message's time and what was still behind it. */
+  function moveTo(m: JsMsg): void {
+    const info = m.info;
+    state.position = { streamTimeMs: Math.floor(info.timestampNanos / 1_000_000), pending: info.pending, processedAtMs: clock().getTime() };
+  }
+
   function settle(m: JsMsg): void {
+    moveTo(m);
     state.unacked = m;
+    state.positions.record(state.world);
     metrics.lastSeq.set(state.world.last_seq);
     publisher.schedule();
   }

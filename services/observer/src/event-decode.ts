@@ -7,7 +7,8 @@ export type Decoded = { ok: true; event: NodeEvent } | { ok: false; reason: Dead
 export function decodeEventMessage(subject: string, data: Uint8Array): Decoded {
   let raw: unknown;
   try {
-    raw = JSON.parse(Buffer.from(data).toString("utf8"));
+    // A view of the message's bytes, not a copy (Buffer.from(data) copied every event's payload once more).
+    raw = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8"));
   } catch (err) {
     return { ok: false, reason: "invalid_json", detail: (err as Error).message };
   }

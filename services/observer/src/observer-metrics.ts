@@ -5,6 +5,7 @@ export interface ObserverMetrics {
   deadLettered: Counter<"reason">;
   snapshotsWritten: Counter;
   nodesWritten: Counter;
+  nodesDeferred: Gauge;
   fileSnapshotsWritten: Counter;
   fileIntervalSeconds: Gauge;
   snapshotWriteErrors: Counter<"store">;
@@ -21,6 +22,7 @@ export function createObserverMetrics(registry: Registry): ObserverMetrics {
     folded: new Counter({ name: "steward_observer_events_folded_total", help: "Events folded into the world, by event type", labelNames: ["type"], registers }),
     deadLettered: new Counter({ name: "steward_observer_events_dead_lettered_total", help: "Messages sent to the dead-letter stream instead of being folded, by reason", labelNames: ["reason"], registers }),
     snapshotsWritten: new Counter({ name: "steward_observer_snapshots_written_total", help: "Writes to the world store (changed node records, then the header)", registers }),
+    nodesDeferred: new Gauge({ name: "steward_observer_world_nodes_deferred", help: "Nodes whose liveness-only change the last world write left for later (LIVENESS_WRITES_PER_S)", registers }),
     nodesWritten: new Counter({ name: "steward_observer_world_nodes_written_total", help: "Node records written to the world store (only nodes that changed)", registers }),
     fileSnapshotsWritten: new Counter({ name: "steward_observer_snapshot_files_written_total", help: "Whole-world snapshot files written (the observer's resume point)", registers }),
     fileIntervalSeconds: new Gauge({ name: "steward_observer_snapshot_file_interval_seconds", help: "Current interval between snapshot files, adapted to what one costs", registers }),

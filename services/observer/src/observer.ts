@@ -2,17 +2,19 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { ensureStreams, jetstream, openWorldBucket, type KV, type NatsConnection } from "@steward/platform/bus";
 import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
+import { createPositionLog } from "@steward/world/liveness";
 import { createWorldWriter } from "@steward/world/world-store";
 import type { Logger } from "@steward/platform/logger";
 import type { Sql } from "@steward/platform/db";
 import type { Registry } from "@steward/platform/metrics";
-import type { ObserverConfig } from "./config.js";
+import { LIVENESS_MAX_AGE_MS, LIVENESS_WRITES_PER_S, type ObserverConfig } from "./config.js";
 import { createEventConsumer } from "./event-consumer.js";
 import { createObserverLeadership } from "./leadership.js";
 import { registerFleetGauges } from "./fleet-gauges.js";
 import { createObserverMetrics } from "./observer-metrics.js";
 import { updateNodeGauges, type ObserverState } from "./observer-state.js";
-import { markStale } from "./reduce.js";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, markStale } from "./reduce.js";
+import { staleCheckTime } from "./stale-clock.js";
 import { alignWithStream, loadWorld, recreateConsumer } from "./resume.js";
 import { removeLeftoverTempFiles } from "./snapshot-store.js";
 import { createWorldPublisher } from "./world-publisher.js";
@@ -21,7 +23,7 @@ export type ObserverSettings = Pick<
   ObserverConfig,
   "snapshotPath" | "observerId" | "snapshotDebounceMs" | "staleCheckMs" | "missedHeartbeats" | "snapshotMaxIntervalMs" | "streamReplicas"
 > &
-  Partial<Pick<ObserverConfig, "leaderRetryMs" | "leaderLeaseMs" | "fleetMetricsMaxSeries">>;
+  Partial<Pick<ObserverConfig, "leaderRetryMs" | "leaderLeaseMs" | "fleetMetricsMaxSeries" | "livenessWritesPerS" | "livenessMaxAgeMs">>;
 
 export interface ObserverDeps {
   config: ObserverSettings;
@@ -54,7 +56,7 @@ export function createObserver(deps: ObserverDeps): Observer {
   const { config, nc, logger, registry } = deps;
   const clock = deps.clock ?? (() => new Date());
   const metrics = createObserverMetrics(registry);
-  const state: ObserverState = { world: emptyWorld(), stopping: true, unacked: undefined };
+  const state: ObserverState = { world: emptyWorld(), stopping: true, unacked: undefined, position: { streamTimeMs: undefined, pending: 0, processedAtMs: 0 }, positions: createPositionLog(emptyWorld()) };
   const publisher = createWorldPublisher({ state, snapshotPath: config.snapshotPath, snapshotDebounceMs: config.snapshotDebounceMs, logger, metrics, clock, onFenced: () => void confirmAfterFence() });
   const consumer = createEventConsumer({
     state,
@@ -64,7 +66,10 @@ export function createObserver(deps: ObserverDeps): Observer {
     clock,
     publisher,
     mayRecreate: async () => !leadership || (await leadership.check()),
-    recreate: () => recreateConsumer(nc, state.world.last_seq),
+    recreate: async () => {
+      const pending = await recreateConsumer(nc, state.world.last_seq);
+      state.position = { ...state.position, pending, processedAtMs: clock().getTime() };
+    },
   });
   let kv: KV | undefined;
   let ticker: ReturnType<typeof setInterval> | undefined;
@@ -75,7 +80,9 @@ export function createObserver(deps: ObserverDeps): Observer {
   function onTick(): void {
     const now = clock();
     const world = state.world;
-    const next = markStale(world, now, { missedHeartbeats: config.missedHeartbeats });
+    // While the observer is behind the stream, silence is judged at its place in the stream, not at the wall clock.
+    const asOf = staleCheckTime(now, state.position, config.missedHeartbeats * DEFAULT_HEARTBEAT_INTERVAL_MS);
+    const next = asOf ? markStale(world, asOf, { missedHeartbeats: config.missedHeartbeats }) : world;
     if (next !== world) {
       const stale = Object.values(next.nodes)
         .filter((n) => n.status === "stale" && world.nodes[n.name]?.status !== "stale")
@@ -95,12 +102,16 @@ export function createObserver(deps: ObserverDeps): Observer {
   async function activate(): Promise<void> {
     if (!kv) return;
     // A fresh writer: the first write after a takeover rewrites every node and drops keys of nodes this world lacks.
-    publisher.useWriter(createWorldWriter({ kv, observerId: config.observerId, maxRecordBytes: nc.info?.max_payload ? nc.info.max_payload - 4096 : undefined }));
+    const perS = config.livenessWritesPerS ?? LIVENESS_WRITES_PER_S;
+    const liveness = perS > 0 ? { writesPerSecond: perS, maxAgeMs: config.livenessMaxAgeMs ?? LIVENESS_MAX_AGE_MS } : undefined;
+    publisher.useWriter(createWorldWriter({ kv, observerId: config.observerId, maxRecordBytes: nc.info?.max_payload ? nc.info.max_payload - 4096 : undefined, liveness }));
     state.unacked = undefined;
     state.world = await alignWithStream(nc, await loadWorld(config.snapshotPath, kv, logger), logger);
+    state.positions.reset(state.world);
     metrics.lastSeq.set(state.world.last_seq);
     updateNodeGauges(state.world, metrics);
-    await recreateConsumer(nc, state.world.last_seq);
+    // Nothing folded yet: with messages pending, the stale check waits for the first one (see staleCheckTime).
+    state.position = { streamTimeMs: undefined, pending: await recreateConsumer(nc, state.world.last_seq), processedAtMs: clock().getTime() };
     state.stopping = false;
     await publisher.writeNow(true);
     consumer.start();

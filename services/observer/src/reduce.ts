@@ -145,7 +145,9 @@ function withService(node: NodeState, svc: ServiceState): NodeState {
   return { ...node, services: { ...node.services, [svc.name]: svc } };
 }
 
-/** The part of a service an observation states; equal parts mean a restatement brought nothing new. */
+/** The fields of a service an observation states; equal fields mean a restatement brought nothing new. */
+const OBSERVED = ["state", "health", "pid", "exit_code", "signal", "starts", "declared", "detail", "config_hash", "desired_config_hash", "image_digest", "restart_count"] as const;
+
 function observedPart(o: ServiceObservation | ServiceState) {
   return compact({
     state: o.state,
@@ -163,9 +165,14 @@ function observedPart(o: ServiceObservation | ServiceState) {
   });
 }
 
-function samePart(a: ReturnType<typeof observedPart>, b: ReturnType<typeof observedPart>): boolean {
-  const ka = Object.keys(a) as (keyof typeof a)[];
-  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+/**
+ * Whether `o` restates `s` (observedPart(s) equals observedPart(o)) without building either: an absent field and an
+ * undefined one are the same to both, so comparing field by field is the same test. Heartbeats restate every service
+ * every few seconds; this runs 20 times per heartbeat.
+ */
+function sameObserved(s: ServiceState, o: ServiceObservation): boolean {
+  for (const k of OBSERVED) if (s[k] !== o[k]) return false;
+  return true;
 }
 
 function observe(prev: ServiceState | undefined, name: string, o: ServiceObservation, ts: string, eventId: string, traceparent: string | undefined): ServiceState {
@@ -190,25 +197,24 @@ function foldHealthCheck(node: NodeState, e: HealthCheckEvent): NodeState {
   return foldCheck(node, { service: e.service, check: e.check, ok: e.ok, consecutive_failures: e.consecutive_failures, detail: e.detail, at: e.ts }, e.id);
 }
 
-/** One check result (from its event, or restated by a heartbeat), kept only if it is not older than what the world has. */
+/** The service a check names before anything else is known about it: `unknown` (never "missing"); its first real observation replaces that. */
+function unknownService(c: CheckSample, eventId: string): ServiceState {
+  return { name: c.service, state: "unknown", health: "unknown", starts: 0, declared: true, since: c.at, updated_at: NEVER, checks: {}, last_event_id: eventId };
+}
+
+/** The check to store for a sample, or undefined when the world's is newer or already the same. */
+function nextCheck(svc: ServiceState | undefined, c: CheckSample): ServiceState["checks"][string] | undefined {
+  const prevCheck = svc?.checks[c.check];
+  if (prevCheck && ms(c.at) < ms(prevCheck.at)) return undefined;
+  if (prevCheck && prevCheck.at === c.at && prevCheck.ok === c.ok && prevCheck.consecutive_failures === c.consecutive_failures && prevCheck.detail === c.detail) return undefined;
+  return compact({ ok: c.ok, consecutive_failures: c.consecutive_failures, detail: c.detail, at: c.at });
+}
+
+/** One check result (from its event), kept only if it is not older than what the world has. */
 function foldCheck(node: NodeState, c: CheckSample, eventId: string): NodeState {
-  // A check can arrive before anything is known about its service: the service is then `unknown`
-  // (never "missing"), and its first real observation replaces that.
-  const svc: ServiceState = node.services[c.service] ?? {
-    name: c.service,
-    state: "unknown",
-    health: "unknown",
-    starts: 0,
-    declared: true,
-    since: c.at,
-    updated_at: NEVER,
-    checks: {},
-    last_event_id: eventId,
-  };
-  const prevCheck = svc.checks[c.check];
-  if (prevCheck && ms(c.at) < ms(prevCheck.at)) return node;
-  const check = compact({ ok: c.ok, consecutive_failures: c.consecutive_failures, detail: c.detail, at: c.at });
-  if (prevCheck && prevCheck.at === check.at && prevCheck.ok === check.ok && prevCheck.consecutive_failures === check.consecutive_failures && prevCheck.detail === check.detail) return node;
+  const svc = node.services[c.service] ?? unknownService(c, eventId);
+  const check = nextCheck(svc, c);
+  if (!check) return node;
   return withService(node, { ...svc, checks: { ...svc.checks, [c.check]: check } });
 }
 
@@ -244,20 +250,46 @@ function foldHeartbeat(node: NodeState, e: HeartbeatEvent, traceparent: string |
     };
   }
   // Level-based: the restatement repairs a missed event, but never overrides a newer observation.
-  // One copy of the service map for the whole heartbeat (not one per service: 20 services were 20 copies).
+  // One copy of the service map for the whole heartbeat, and at most one copy of each service and of each service's
+  // check map (objects this fold made itself are filled in place): 20 services with 20 checks were 20 node copies,
+  // 20 service-map copies and 40 throwaway objects per heartbeat, the observer's main source of garbage.
   let services: Record<string, ServiceState> | undefined;
+  /** Services (and their check maps) created by this fold: nothing else holds them yet, so they may be mutated. */
+  let own: Set<string> | undefined;
+  let ownChecks: Set<string> | undefined;
   const at = ms(e.ts);
   for (const o of e.services) {
     const prev = (services ?? next.services)[o.service];
     if (prev && at < ms(prev.updated_at)) continue;
     services ??= { ...next.services };
-    services[o.service] = prev && samePart(observedPart(prev), observedPart(o)) ? { ...prev, updated_at: e.ts } : observe(prev, o.service, o, e.ts, e.id, traceparent);
+    services[o.service] = prev && sameObserved(prev, o) ? { ...prev, updated_at: e.ts } : observe(prev, o.service, o, e.ts, e.id, traceparent);
+    (own ??= new Set()).add(o.service);
   }
-  next = services ? { ...next, services } : next;
   // Current counts between flips: each check's latest result, when it is newer than the world's.
   // `?? []`: a heartbeat folded without parsing (a stored world replayed by tests, a bench) may predate the field.
-  for (const c of e.checks ?? []) next = foldCheck(next, c, e.id);
-  return next;
+  for (const c of e.checks ?? []) {
+    let svc = (services ?? next.services)[c.service];
+    const check = nextCheck(svc, c);
+    if (!check) continue;
+    services ??= { ...next.services };
+    own ??= new Set();
+    ownChecks ??= new Set();
+    if (!svc) {
+      svc = unknownService(c, e.id);
+      own.add(c.service);
+      ownChecks.add(c.service);
+    } else if (!own.has(c.service)) {
+      svc = { ...svc };
+      own.add(c.service);
+    }
+    if (!ownChecks.has(c.service)) {
+      svc.checks = { ...svc.checks };
+      ownChecks.add(c.service);
+    }
+    svc.checks[c.check] = check;
+    services[c.service] = svc;
+  }
+  return services ? { ...next, services } : next;
 }
 
 export interface StaleOptions {

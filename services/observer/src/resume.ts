@@ -48,8 +48,11 @@ export async function alignWithStream(nc: NatsConnection, world: WorldState, log
   return { ...world, last_seq: 0 };
 }
 
-/** The snapshot is the source of truth for where to resume, so the consumer is rebuilt to start right after it. */
-export async function recreateConsumer(nc: NatsConnection, lastSeq: number): Promise<void> {
+/**
+ * The snapshot is the source of truth for where to resume, so the consumer is rebuilt to start right after it.
+ * Returns how many messages the stream holds for it from there.
+ */
+export async function recreateConsumer(nc: NatsConnection, lastSeq: number): Promise<number> {
   const jsm = await jetstreamManager(nc);
   try {
     await jsm.consumers.delete(EVENTS_STREAM, OBSERVER_DURABLE);
@@ -57,7 +60,7 @@ export async function recreateConsumer(nc: NatsConnection, lastSeq: number): Pro
     const notFound = err instanceof JetStreamApiError ? err.code === 10014 : /not found/i.test((err as Error).message);
     if (!notFound) throw err;
   }
-  await jsm.consumers.add(EVENTS_STREAM, {
+  const info = await jsm.consumers.add(EVENTS_STREAM, {
     durable_name: OBSERVER_DURABLE,
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: lastSeq + 1,
@@ -66,4 +69,5 @@ export async function recreateConsumer(nc: NatsConnection, lastSeq: number): Pro
     // Acks trail the debounced snapshot; leave room so the server keeps delivering meanwhile.
     max_ack_pending: 20_000,
   });
+  return info.num_pending;
 }

@@ -13,6 +13,8 @@ const WRITE_RETRY_MS = 1_000;
  * at any fleet size; a small world is written as often as the store, a 5,000-node one every few seconds.
  */
 const FILE_COST_FACTOR = 20;
+/** A write that left nodes' liveness for later is followed by another within this long, even on a quiet stream. */
+const DEFERRED_RETRY_MS = 1_000;
 /** Upper bound on the file interval: a restart replays at most this much of the stream. */
 const FILE_MAX_INTERVAL_MS = 30_000;
 
@@ -63,6 +65,8 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
   let fileTimer: ReturnType<typeof setTimeout> | undefined;
   let writing: Promise<void> | undefined;
   let dirty = false;
+  /** The last write left some nodes' liveness for later (the writer's liveness budget). */
+  let deferred = false;
   let lastWriteAt = 0;
   /** Set by a fenced write: nothing is written until the observer knows it still holds the lock. */
   let fenced = false;
@@ -98,7 +102,8 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
     const ack = state.unacked;
     const fileStart = performance.now();
     const fileDue = forceFile || Date.now() >= fileDueAt;
-    const prepared = store.prepare(state.world, writtenAt);
+    // A forced write (activation, stop) writes every changed node: a stopping observer leaves nothing waiting.
+    const prepared = store.prepare(state.world, writtenAt, forceFile ? undefined : state.positions);
     const fileJson = fileDue ? prepared.snapshotJson() : undefined;
     let retry = false;
     writing = (async () => {
@@ -107,6 +112,8 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
         const r = await prepared.commit();
         metrics.snapshotsWritten.inc();
         metrics.nodesWritten.inc(r.nodesWritten);
+        metrics.nodesDeferred.set(r.nodesDeferred);
+        deferred = r.nodesDeferred > 0;
         if (r.oversized.length > 0) {
           metrics.snapshotWriteErrors.inc({ store: "kv_oversized" }, r.oversized.length);
           logger.error({ nodes: r.oversized }, "node records too big for one KV message: left out of the world store (readers see them as unknown)");
@@ -153,6 +160,8 @@ export function createWorldPublisher(deps: WorldPublisherDeps): WorldPublisher {
     if (fenced) return;
     if (retry) schedule(Math.max(WRITE_RETRY_MS, deps.snapshotDebounceMs));
     else if (dirty) schedule();
+    // Liveness left for later is written by a later write even if nothing else changes meanwhile.
+    else if (deferred && !state.stopping) schedule(DEFERRED_RETRY_MS);
     else if (Date.now() < fileDueAt && !state.stopping) scheduleFile();
   }
 

@@ -10,6 +10,7 @@ import { createRegistry, type Registry } from "@steward/platform/metrics";
 import { emptyWorld, type WorldState } from "@steward/contracts/world-state";
 import { initTracing, withSpan } from "@steward/platform/tracing";
 import { silentLogger } from "@steward/platform/logger";
+import { pino } from "pino";
 import { startNats, waitFor, type NatsServerHandle } from "@steward/testkit";
 import { createObserver, type Observer, type ObserverSettings } from "../src/observer.js";
 import { reduceWorld } from "../src/reduce.js";
@@ -128,6 +129,33 @@ describe("replay", () => {
     await stopObserver(b);
   });
 
+  it("an observer cut off while nodes' restatements wait for their write (its header trails the records) is resumed exactly from the world store", async () => {
+    // Few events per node (fewer than a node lists ids of), so a lost or doubled fold shows in the comparison.
+    const nodes = Array.from({ length: 200 }, (_, i) => `l${String(i).padStart(3, "0")}`);
+    const events = makeEvents(2000, { seed: 21, nodes });
+    const expected = pureFold(events);
+    // On its own connection, cut below as a kill -9 would; a liveness budget small enough that many nodes wait.
+    const ncA = await connectNats(nats.url, "observer-cut-off");
+    const a = createObserver({ config: settings("liveness-a", { livenessWritesPerS: 2, livenessMaxAgeMs: 600_000 }), nc: ncA, logger: silentLogger(), registry: createRegistry("observer", false) });
+    await a.start();
+    try {
+      await publishEvents(nc, events);
+      await caughtUp(a, events.length);
+      const kv = await openWorldBucket(nc);
+      const stored = await readWorld(kv);
+      // Folded to the end, written only up to where the first waiting node's unwritten part starts.
+      expect(stored.ok && stored.value.world.last_seq).toBeLessThan(events.length);
+      expect(stored.ok && stored.value.world.last_seq).toBeGreaterThan(0);
+      await ncA.close();
+
+      const b = await startObserver(settings("liveness-b"));
+      const resumed = await caughtUp(b, events.length);
+      expect(resumed).toStrictEqual(expected);
+    } finally {
+      await a.stop().catch(() => undefined);
+    }
+  });
+
   it.each(["gone", "truncated"])("resumes from the KV snapshot when the file is %s", async (what) => {
     const events = makeEvents(40, { seed: 3, nodes: ["k1"] });
     await publishEvents(nc, events.slice(0, 20));
@@ -200,6 +228,45 @@ describe("stale nodes", () => {
     await js.publish(eventSubject("s1", "heartbeat"), JSON.stringify(back), { msgID: back.id });
     const up = await waitFor("node up again", () => o.world().nodes["s1"]?.status === "up" && o.world());
     expect(up.nodes["s1"]?.services["web"]).toMatchObject({ state: "exited", health: "none" });
+  });
+
+  it("an observer behind the stream does not call nodes stale for heartbeats it has not folded yet; caught up, silence counts", async () => {
+    // 100 agents beat 25 times while no observer runs, and the observer starts a minute later (its clock says so): a
+    // backlog of 2,500 heartbeats, several of the consumer's batches, so the stale check runs between them. Judged
+    // against the observer's clock, every node the catch-up had not reached yet was a minute silent and marked stale
+    // (and came back a moment later): a false fleet-wide outage after every observer restart.
+    const INTERVAL = 500;
+    const LATER_MS = 60_000;
+    const nodes = Array.from({ length: 100 }, (_, i) => `behind-${i}`);
+    const js = jetstream(nc);
+    const beat = (node: string, round: number) =>
+      NodeEvent.parse({ type: "heartbeat", id: `hb-${node}-${round}`, node, ts: new Date().toISOString(), interval_ms: INTERVAL, started_at: new Date(0).toISOString(), services: [{ service: "web", state: "running", health: "healthy" }] });
+    let lastSeq = 0;
+    for (let round = 0; round < 25; round++) {
+      const acks = await Promise.all(nodes.map((node) => js.publish(eventSubject(node, "heartbeat"), JSON.stringify(beat(node, round)), { msgID: `hb-${node}-${round}` })));
+      lastSeq = Math.max(lastSeq, ...acks.map((a) => a.seq));
+    }
+
+    // Each "nodes stale" line, with where the observer was in the stream when it said so.
+    const staleLines: { count: number; seq: number }[] = [];
+    const ref: { observer?: Observer } = {};
+    const logger = pino({ level: "warn" }, {
+      write(line: string) {
+        const entry = JSON.parse(line) as { msg?: string; count?: number };
+        if (entry.msg?.startsWith("nodes stale")) staleLines.push({ count: entry.count ?? 0, seq: ref.observer?.world().last_seq ?? -1 });
+      },
+    });
+    const o = createObserver({ config: settings("behind", { staleCheckMs: 5, missedHeartbeats: 10 }), nc, logger, registry: createRegistry("observer", false), clock: () => new Date(Date.now() + LATER_MS) });
+    ref.observer = o;
+    await o.start();
+    running.push(o);
+    await caughtUp(o, lastSeq);
+    expect(Object.keys(o.world().nodes)).toHaveLength(100);
+    // Caught up, the agents' minute of silence counts: every node goes stale (the check does run), and only now.
+    await waitFor("every node stale once caught up", () => nodes.every((n) => o.world().nodes[n]?.status === "stale"), 30_000, 10);
+    expect(staleLines.length).toBeGreaterThan(0);
+    for (const line of staleLines) expect(line.seq, `a stale line at seq ${line.seq} of ${lastSeq}`).toBe(lastSeq);
+    expect(staleLines.reduce((a, l) => a + l.count, 0)).toBe(100);
   });
 
   it("writes a snapshot even when idle, so written_at shows the observer is alive", async () => {

@@ -254,6 +254,35 @@ describe("reduceWorld", () => {
     expect(JSON.parse(JSON.stringify(w))).toStrictEqual(w);
   });
 
+  it("a heartbeat restating services and checks fills only objects it made: the frozen world before it is untouched", () => {
+    // Services and their check maps are copied once per heartbeat and then filled in place (the observer's hot path):
+    // two checks on one service, a check on a service only a check names, one on a service the heartbeat does not
+    // restate, a restated service and a changed one.
+    const first = hb("a", 1, [{ service: "web", state: "running", pid: 3 }, { service: "db", state: "running" }, { service: "worker", state: "running" }], { checks: [{ service: "web", check: "http", ok: true, consecutive_failures: 0, at: at(1) }] });
+    const w1 = deepFreeze(fold([first]));
+    const before = JSON.stringify(w1);
+    const second = hb("a", 6, [{ service: "web", state: "running", pid: 3 }, { service: "db", state: "exited" }], {
+      checks: [
+        { service: "web", check: "http", ok: false, consecutive_failures: 1, detail: "503", at: at(5) },
+        { service: "web", check: "tcp", ok: true, consecutive_failures: 0, at: at(5) },
+        { service: "cache", check: "ping", ok: true, consecutive_failures: 0, at: at(5) },
+        { service: "db", check: "tcp", ok: true, consecutive_failures: 0, at: at(5) },
+        { service: "worker", check: "queue", ok: false, consecutive_failures: 2, at: at(5) },
+      ],
+    });
+    const w2 = reduceWorld(w1, second, { seq: 2 });
+    expect(JSON.stringify(w1)).toBe(before);
+    const a = w2.nodes["a"];
+    expect(a?.services["web"]).toMatchObject({ state: "running", since: at(1), updated_at: at(6), checks: { http: { ok: false, consecutive_failures: 1, detail: "503", at: at(5) }, tcp: { ok: true, consecutive_failures: 0, at: at(5) } } });
+    expect(a?.services["db"]).toMatchObject({ state: "exited", since: at(6), checks: { tcp: { ok: true, consecutive_failures: 0, at: at(5) } } });
+    expect(a?.services["worker"]).toMatchObject({ state: "running", updated_at: at(1), checks: { queue: { ok: false, consecutive_failures: 2, at: at(5) } } });
+    expect(a?.services["cache"]).toMatchObject({ state: "unknown", health: "unknown", checks: { ping: { ok: true, consecutive_failures: 0, at: at(5) } } });
+    // The same heartbeat's checks as separate health-check events after a checkless heartbeat give the same services.
+    const { checks: _c, ...bare } = second as Extract<NodeEvent, { type: "heartbeat" }>;
+    const separately = fold([{ ...bare, checks: [] }, ...(second.type === "heartbeat" ? second.checks : []).map((c) => NodeEvent.parse({ type: "health_check", id: nextId(), node: "a", ts: c.at, service: c.service, check: c.check, ok: c.ok, consecutive_failures: c.consecutive_failures, detail: c.detail }))], w1);
+    for (const name of ["web", "db", "worker"]) expect(separately.nodes["a"]?.services[name]?.checks).toEqual(a?.services[name]?.checks);
+  });
+
   it("is deterministic: the same events give the same world", () => {
     const events = [svc("a", 1, "web", "running"), hb("a", 2, [{ service: "web", state: "failed" }]), check("a", 3, "web", "h", false)];
     expect(fold(events)).toStrictEqual(fold(events));

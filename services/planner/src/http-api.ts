@@ -3,6 +3,7 @@ import { SpanKind } from "@opentelemetry/api";
 import { hasUnstorableChars } from "@steward/contracts/limits";
 import { allowMethod, HttpError, jsonApi, parseListLimit, readBodyText, requestTarget, sendJson, type JsonApiDeps } from "@steward/platform/http";
 import { bearerToken, type Credential, type CredentialsRepository } from "@steward/platform/credentials";
+import { logRefusalStart, requestSource, sendTooManyFailures, type FailureLimiter } from "@steward/platform/rate-limit";
 import { decidePlannerAccess, decideSubmit, ownsTask, plannerPermits, plannerRouteOf, plannerRoutePermission, type PlannerRole } from "./access.js";
 import { answerHealth } from "@steward/platform/metrics";
 import { contextFromTraceparent, traceparentOf, withSpan } from "@steward/platform/tracing";
@@ -19,6 +20,8 @@ export const MAX_BODY_BYTES = 256 * 1024;
 export interface ApiDeps extends Omit<JsonApiDeps, "apiToken"> {
   /** Who holds a bearer token: the planner's setting credentials, then the named credentials in `api_credentials`. */
   credentials: Pick<CredentialsRepository<PlannerRole>, "resolve">;
+  /** Wrong bearer tokens per source address: past the limit a source is answered 429 before its token is looked at. */
+  limiter: FailureLimiter;
   store: TaskStore;
   ledger: CostLedger;
   incidents: Pick<Incidents, "list" | "detail" | "postmortem" | "recurrences">;
@@ -45,6 +48,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 /**
  * The planner's HTTP API: /inbox, /tasks, /cost, /incidents need a bearer credential whose role allows the route
  * (access.ts); /healthz does not (/metrics is on the metrics listener). A task's user comes from the credential.
+ * Wrong tokens are counted per source address (`@steward/platform/rate-limit`, as the executor's are).
  */
 export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { store, ledger, metrics, logger } = deps;
@@ -95,7 +99,24 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
     const known = path === "/inbox" || path === "/tasks" || path.startsWith("/tasks/") || path === "/cost" || path === "/incidents" || path.startsWith("/incidents/");
     if (!known) throw new HttpError(404, { code: "not_found", message: `no route ${method} ${path}` });
     const pattern = plannerRouteOf(path);
-    const cred = await deps.credentials.resolve(bearerToken(req.headers.authorization));
+    const routeLabel = pattern ?? (path.startsWith("/tasks/") ? "/tasks/:id" : path.startsWith("/incidents/") ? "/incidents/:id" : path);
+    const source = requestSource(req);
+    const wait = deps.limiter.retryAfterMs(source);
+    if (wait > 0) {
+      metrics.bearerFailures.inc({ result: "rate_limited" });
+      if (path === "/inbox") metrics.rejected.inc({ reason: "rate_limited" });
+      sendTooManyFailures(res, wait);
+      return { route: routeLabel, status: 429 };
+    }
+    const token = bearerToken(req.headers.authorization);
+    const cred = await deps.credentials.resolve(token);
+    // A wrong token is a guess; no token at all is not.
+    if (!cred && token !== "") {
+      metrics.bearerFailures.inc({ result: "wrong_token" });
+      logRefusalStart(logger, source, deps.limiter.fail(source));
+    }
+    if (cred) deps.limiter.succeed(source);
+    metrics.limiterSources.set(deps.limiter.size());
     // An unknown sub-path of a known prefix is 404 for a caller that is allowed in at all (as before: after the token).
     const decision = decidePlannerAccess(cred, pattern ? (plannerRoutePermission(pattern) ?? "read") : "read_own_tasks");
     if (!decision.ok || !cred) {
@@ -104,7 +125,7 @@ export function createApiHandler(deps: ApiDeps): (req: IncomingMessage, res: Ser
       const code = decision.ok ? "unauthorized" : decision.code;
       const message = decision.ok ? "missing, wrong or revoked bearer token" : decision.message;
       sendJson(res, status, { error: { code, message } }, status === 401 ? { "www-authenticate": 'Bearer realm="steward"' } : {});
-      return { route: pattern ?? (path.startsWith("/tasks/") ? "/tasks/:id" : path.startsWith("/incidents/") ? "/incidents/:id" : path), status };
+      return { route: routeLabel, status };
     }
     const allow = (want: string, r: string) => allowMethod(method, want, r);
     if (path === "/inbox") {

@@ -22,6 +22,10 @@ export interface PlannerMetrics {
   /** Tool calls per task that made any. */
   loopToolCalls: Histogram;
   apiRequests: Counter<"route" | "status">;
+  /** Bearer tokens refused as wrong, and requests refused (429) because their source sent too many wrong ones. */
+  bearerFailures: Counter<"result">;
+  /** Sources the failure limiter remembers now (bounded; see @steward/platform/rate-limit). */
+  limiterSources: Gauge;
   /** Incident memory: incidents opened and resolved, recurrences raised (event). */
   incidents: Counter<"event">;
   /** Post-mortem drafts by who wrote them (model, timeline). */
@@ -48,6 +52,8 @@ export function createPlannerMetrics(r: Registry): PlannerMetrics {
     loopToolCalls: get("steward_planner_loop_tool_calls", () => new Histogram({ name: "steward_planner_loop_tool_calls", help: "Tool calls per task that made any", buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24], registers: [r] })),
     incidents: get("steward_planner_incidents_total", () => new Counter({ name: "steward_planner_incidents_total", help: "Incidents opened and resolved, recurrences raised", labelNames: ["event"], registers: [r] })),
     postmortems: get("steward_planner_postmortems_total", () => new Counter({ name: "steward_planner_postmortems_total", help: "Post-mortem drafts by who wrote them (model, timeline)", labelNames: ["by"], registers: [r] })),
+    bearerFailures: get("steward_planner_bearer_failures_total", () => new Counter({ name: "steward_planner_bearer_failures_total", help: "Wrong bearer tokens (wrong_token) and requests refused for too many of them from one address (rate_limited)", labelNames: ["result"], registers: [r] })),
+    limiterSources: get("steward_planner_rate_limit_sources", () => new Gauge({ name: "steward_planner_rate_limit_sources", help: "Source addresses the wrong-token limiter remembers (bounded)", registers: [r] })),
     apiRequests: get("steward_planner_api_requests_total", () => new Counter({ name: "steward_planner_api_requests_total", help: "HTTP requests by route and status", labelNames: ["route", "status"], registers: [r] })),
   };
 }

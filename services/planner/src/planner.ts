@@ -14,6 +14,7 @@ import type { EvidenceSources } from "./evidence.js";
 import { buildPlannerGraph, type RunContext } from "./graph.js";
 import { createApiHandler } from "./http-api.js";
 import { createCredentialsRepository } from "@steward/platform/credentials";
+import { createFailureLimiter, type FailureLimiter } from "@steward/platform/rate-limit";
 import type { PlannerRole } from "./access.js";
 import { createIncidents, type Incidents } from "./incidents/incidents.js";
 import { createPlannerMetrics, type PlannerMetrics } from "./metrics.js";
@@ -39,6 +40,8 @@ export interface PlannerDeps {
   local?: LocalBackend;
   claude?: ClaudeBackend | null;
   checkpointer?: BaseCheckpointSaver;
+  /** Wrong bearer tokens per source; by default the platform's limits (10 failures, at most 10,000 sources). */
+  limiter?: FailureLimiter;
   /** Tools added to the investigation's own (`TOOLS`), e.g. one whose reader lives in another package. */
   tools?: readonly ToolDef[];
 }
@@ -148,6 +151,7 @@ export function createPlanner(deps: PlannerDeps): Planner {
         metrics,
         logger,
         credentials: createCredentialsRepository<PlannerRole>(sql, config.settingCredentials),
+        limiter: deps.limiter ?? createFailureLimiter(),
         defaultTtlS: config.taskTtlS,
         maxAttempts: config.maxAttempts,
         clock,

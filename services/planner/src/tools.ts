@@ -150,18 +150,26 @@ const serviceSpec = defineTool({
   },
 });
 
-const hostMetrics = defineTool({
+type ReportedNode = NonNullable<Awaited<ReturnType<EvidenceSources["world"]>>>["world"]["nodes"][string];
+
+/** A tool about a node as a whole (not one of its services): what its agent last reported, or that it never has. */
+function nodeReportTool(t: { name: string; description: string; answer: (n: ReportedNode) => unknown }): ToolDef {
+  return defineTool({
+    name: t.name,
+    description: t.description,
+    args: z.strictObject({ node: nodeService.node }),
+    reads: (a) => [{ node: a.node }],
+    async run(a, ctx) {
+      const n = (await ctx.sources.world([a.node]))?.world.nodes[a.node];
+      return n ? t.answer(n) : `node ${a.node} has never reported`;
+    },
+  });
+}
+
+const hostMetrics = nodeReportTool({
   name: "host_metrics",
   description: "A node's host metrics as its agent last reported them (load, memory used, disks used and free), and whether the node is up or stale.",
-  args: z.strictObject({ node: nodeService.node }),
-  reads: (a) => [{ node: a.node }],
-  async run(a, ctx) {
-    const snap = await ctx.sources.world([a.node]);
-    const n = snap?.world.nodes[a.node];
-    if (!n) return `node ${a.node} has never reported`;
-    if (!n.host) return { node_status: n.status, last_heartbeat: n.last_heartbeat, host: "no host metrics reported by this node" };
-    return { node_status: n.status, last_heartbeat: n.last_heartbeat, host: n.host };
-  },
+  answer: (n) => ({ node_status: n.status, last_heartbeat: n.last_heartbeat, host: n.host ?? "no host metrics reported by this node" }),
 });
 
 const containerInspect = defineTool({
@@ -180,17 +188,10 @@ const containerInspect = defineTool({
   },
 });
 
-const deployCheckout = defineTool({
+const deployCheckout = nodeReportTool({
   name: "deploy_checkout",
   description: "The git state of a node's deploy checkout as its agent last reported it: branch, head, commits behind/ahead, dirty files, untracked files that would block a pull.",
-  args: z.strictObject({ node: nodeService.node }),
-  reads: (a) => [{ node: a.node }],
-  async run(a, ctx) {
-    const snap = await ctx.sources.world([a.node]);
-    const n = snap?.world.nodes[a.node];
-    if (!n) return `node ${a.node} has never reported`;
-    return n.repo ?? "this node reports no deploy checkout";
-  },
+  answer: (n) => n.repo ?? "this node reports no deploy checkout",
 });
 
 /**

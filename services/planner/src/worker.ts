@@ -3,6 +3,7 @@ import { SpanKind } from "@opentelemetry/api";
 import { context, contextFromTraceparent, trace, withSpan } from "@steward/platform/tracing";
 import type { Logger } from "@steward/platform/logger";
 import { isDatabaseUnreachable } from "@steward/platform/http";
+import { createIdleWait } from "@steward/platform/sleep";
 import { initialState, runConfig, type PlannerGraph, type RunContext } from "./graph.js";
 import type { PlannerMetrics } from "./metrics.js";
 import type { QueuedTask, TaskStore } from "./store.js";
@@ -97,7 +98,7 @@ export interface Worker {
 export function createWorker(deps: WorkerDeps): Worker {
   let stopped = true;
   let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  const waiter = createIdleWait(() => stopped);
 
   async function tick(): Promise<boolean> {
     const task = await withSpan("planner.queue.claim", { kind: SpanKind.CONSUMER }, () => deps.store.claim(deps.settings.workerId, deps.clock(), deps.settings.leaseMs));
@@ -109,18 +110,13 @@ export function createWorker(deps: WorkerDeps): Worker {
   async function run(): Promise<void> {
     while (!stopped) {
       let ran = false;
+      waiter.clear();
       try {
         ran = await tick();
       } catch (err) {
         deps.logger.error({ err: (err as Error).message }, "worker cycle failed");
       }
-      if (!ran && !stopped) await new Promise<void>((r) => {
-        const t = setTimeout(r, deps.settings.pollMs);
-        wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
+      if (!ran) await waiter.idle(deps.settings.pollMs);
     }
   }
 
@@ -132,10 +128,10 @@ export function createWorker(deps: WorkerDeps): Worker {
     },
     async stop() {
       stopped = true;
-      wake?.();
+      waiter.wake();
       await loop;
     },
     tick,
-    nudge: () => wake?.(),
+    nudge: () => waiter.wake(),
   };
 }

@@ -7,7 +7,8 @@ import type { NodeEvent } from "@steward/contracts/events";
 import type { Snapshot } from "@steward/contracts/world-state";
 import { parseFleetSpec, type FleetSpec } from "@steward/fleet/fleet-spec";
 import { connectDb, migrate, type Sql } from "@steward/platform/db";
-import { silentLogger } from "@steward/platform/logger";
+import { silentLogger, type Logger } from "@steward/platform/logger";
+import type { FailureLimiter } from "@steward/platform/rate-limit";
 import { createRegistry, type Registry } from "@steward/platform/metrics";
 import { initTracing } from "@steward/platform/tracing";
 import { createTestDatabase, startFakeAnthropic, startFakeOllama, waitFor, type FakeAnthropic, type FakeOllama, type TestDatabase } from "@steward/testkit";
@@ -163,12 +164,13 @@ export interface Started {
   registry: Registry;
 }
 
-export async function start(env: Record<string, string> = {}, opts: { sources?: EvidenceSources; checkpointer?: MemorySaver; clock?: () => Date } = {}): Promise<Started> {
+export async function start(env: Record<string, string> = {}, opts: { sources?: EvidenceSources; checkpointer?: MemorySaver; clock?: () => Date; limiter?: FailureLimiter; logger?: Logger } = {}): Promise<Started> {
   const registry = createRegistry("planner-test", false);
   const planner = createPlanner({
     config: config(env),
     sql: live.sql,
-    logger: silentLogger(),
+    logger: opts.logger ?? silentLogger(),
+    ...(opts.limiter ? { limiter: opts.limiter } : {}),
     registry,
     sources: opts.sources ?? makeSources(),
     ...(opts.checkpointer ? { checkpointer: opts.checkpointer } : {}),

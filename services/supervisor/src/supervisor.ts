@@ -14,6 +14,7 @@ import { LeaderLock } from "@steward/platform/leader-lock";
 import { SUPERVISOR_LOCK_KEY } from "./leader.js";
 import { loadSnapshotFromFile, type Loaded, type SkipReason } from "@steward/world/read";
 import { watchWorld, type WorldCache } from "@steward/world/world-store";
+import { createWatchRestartReporter } from "@steward/world/watch-restarts";
 import { createDriftWriter, readDrift, type DriftWriter } from "@steward/world/drift-store";
 import { createSpecCache } from "@steward/fleet/load";
 import { createSupervisorMetrics } from "./metrics.js";
@@ -70,6 +71,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const clock = deps.clock ?? (() => new Date());
   const actions = createActionsRepository(sql);
   const m = createSupervisorMetrics(registry);
+  const watchRestarts = createWatchRestartReporter(registry, log);
   m.isLeader.set(0);
 
   let kv: KV | undefined;
@@ -284,6 +286,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
           trigger("world");
         },
         onError: (err) => log.warn({ err: err.message }, "world store watch failed; re-reading"),
+        onRestart: watchRestarts.onRestart("world"),
       });
       const loaded = await Promise.race([worldCache.ready().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), WORLD_LOAD_WAIT_MS).unref())]);
       if (!loaded) log.warn({ waited_ms: WORLD_LOAD_WAIT_MS }, "world store not loaded yet; cycles skip until it is");

@@ -16,7 +16,7 @@ import { drillsBody } from "./drills-view.js";
 import { OPERATOR_ROLES } from "@steward/contracts/executor-api";
 import { permits } from "../access.js";
 import type { CredentialsRepository } from "@steward/platform/credentials";
-import type { FailureLimiter } from "../rate-limit.js";
+import { logRefusalStart, requestSource, retryAfterSeconds, type FailureLimiter } from "@steward/platform/rate-limit";
 
 export const MAX_FORM_BYTES = 16 * 1024;
 export const DEFAULT_SESSION_TTL_MS = 12 * 3600_000;
@@ -155,10 +155,10 @@ export function createConsole(deps: ConsoleDeps) {
       sendHtml(res, 403, errorPage("Refused", `Refused: ${origin.reason}.`, false));
       return { route, status: 403 };
     }
-    const source = req.socket.remoteAddress ?? "unknown";
+    const source = requestSource(req);
     const wait = deps.limiter?.retryAfterMs(source) ?? 0;
     if (wait > 0) {
-      const s = Math.ceil(wait / 1000);
+      const s = retryAfterSeconds(wait);
       logger.warn({ retry_after_s: s }, "console sign-in refused: too many wrong tokens from this address");
       sendHtml(res, 429, loginPage({ error: `Too many wrong tokens from this address; try again in ${s} s.` }), { "retry-after": String(s) });
       return { route, status: 429 };
@@ -168,7 +168,8 @@ export function createConsole(deps: ConsoleDeps) {
     const nextRaw = form.get("next") ?? "";
     const next = SAFE_NEXT.test(nextRaw) ? nextRaw : undefined;
     const cred = await deps.credentials.resolve(given);
-    if (!cred && given !== "") deps.limiter?.fail(source);
+    if (!cred && given !== "" && deps.limiter) logRefusalStart(logger, source, deps.limiter.fail(source));
+    if (cred) deps.limiter?.succeed(source);
     if (!cred) {
       logger.warn("console sign-in refused: wrong token");
       sendHtml(res, 401, loginPage({ error: "Wrong token.", next }));

@@ -114,7 +114,7 @@ export async function runEval(o: RunEvalOptions): Promise<EvalResult> {
         const at = new Date(now.getTime() - a.ago_s * 1000);
         await seedAction(sql, { node, service, kind: kind as ActionKind, state: a.state, reason: a.reason, proposedBy: a.proposed_by, createdAt: at, updatedAt: at });
       }
-      await sql`TRUNCATE planner_incident_recurrences, planner_incident_tasks, planner_incidents CASCADE`;
+      await clearIncidents(sql);
       o.target.beforeFixture?.(f);
 
       const id = `eval-${tag}-${f.id}`;
@@ -139,6 +139,24 @@ export async function runEval(o: RunEvalOptions): Promise<EvalResult> {
     await sql?.end({ timeout: 2 });
     await nc?.close();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Empties the planner's incident tables between fixtures. The planner keeps running meanwhile, and its incident work
+ * for the fixture before (linking the task, the recurrence check) can hold a lock on one of the tables while TRUNCATE
+ * holds another: PostgreSQL then ends one of the two with "deadlock detected" (40P01), seen once in CI. The reset is
+ * idempotent, so it is tried again.
+ */
+async function clearIncidents(sql: Sql): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await sql`TRUNCATE planner_incident_recurrences, planner_incident_tasks, planner_incidents CASCADE`;
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "40P01" || attempt >= 5) throw err;
+      await sleep(50 * attempt);
+    }
   }
 }
 
