@@ -52,21 +52,21 @@ export function observedAfter(
 }
 
 /**
- * A started service must stay running this long after the command before it counts as verified (executor clock:
- * `now` and `until` are both the executor's). A process that exits right after it came up, with no checks to fail,
- * otherwise reads "running" for a moment and the action would be called succeeded.
+ * A started service must be seen still running this long after it began (`VERIFY_SETTLE_MS`). A process that exits
+ * right after it came up, with no checks to fail, otherwise reads "running" for a moment and the action would be
+ * called succeeded. Judged on the node's clock alone (the observation's time minus the time it began running, both
+ * stamped by the node): waiting out the window on the executor's clock is not enough, since the world it then reads
+ * may not yet hold the exit the node has already reported (a busy observer, a deferred write).
  */
 export interface Settle {
-  now: Date;
-  /** The node's reply to the command plus `VERIFY_SETTLE_MS`. */
-  until: Date;
+  ms: number;
 }
 
 /**
  * Pure judgement of whether the world shows the action's effect. A command that returned ok proves nothing:
  * the service must be seen in the wanted state by an observation made after the command (see `CommandMark`),
  * so a snapshot from before the command (still saying `running`) never counts. With `settle`, a start or restart
- * must also still be running when its settle window ends; an exit within it fails the action (final, with the exit).
+ * must also be seen running at least `settle.ms` after it began; an exit within it fails the action (final, with the exit).
  */
 export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, mark: CommandMark, settle?: Settle): Verdict {
   if (!snapshot) return { ok: false, seen: "no world snapshot yet" };
@@ -92,8 +92,9 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
   const hasChecks = Object.keys(svc.checks).length > 0;
   if (svc.health === "healthy" || (svc.health === "none" && !hasChecks)) {
     const state = svc.health === "none" ? "has no health checks" : "healthy";
-    if (settle && settle.now.getTime() < settle.until.getTime()) {
-      return { ok: false, seen: `service ${name} is running and ${state}; settling: it must stay running until ${settle.until.toISOString()} (${settle.until.getTime() - settle.now.getTime()} ms more)` };
+    const ranMs = Date.parse(svc.updated_at) - Date.parse(svc.since);
+    if (settle && !(ranMs >= settle.ms)) {
+      return { ok: false, seen: `service ${name} is running and ${state}; settling: seen running for ${Number.isNaN(ranMs) ? "an unknown time" : `${ranMs} ms`} of the ${settle.ms} ms it must stay up (running since ${svc.since}, last observed ${svc.updated_at})` };
     }
     return { ok: true, detail: `service ${name} is running and ${state}${settle ? ", and stayed running through the settle window" : ""}` };
   }

@@ -115,21 +115,26 @@ describe("judgeWorld", () => {
   });
 });
 
-describe("judgeWorld with a settle window: a started service must stay running through it", () => {
-  const until = new Date("2030-01-01T00:00:12.000Z");
-  const inside = { now: new Date("2030-01-01T00:00:11.500Z"), until };
-  const past = { now: new Date("2030-01-01T00:00:12.000Z"), until };
+describe("judgeWorld with a settle window: a started service must be seen running through it", () => {
+  // Both times are the node's: it began running at 00:00:11 and was last observed at `seen`.
+  const began = "2030-01-01T00:00:11.000Z";
+  const inside = { since: began, updated_at: "2030-01-01T00:00:12.500Z" };
+  const through = { since: began, updated_at: "2030-01-01T00:00:13.000Z" };
+  const settle = { ms: 2000 };
   const noChecks: Partial<ServiceState> = { health: "none", checks: {} };
-  const cases: { name: string; svc: Partial<ServiceState>; settle: { now: Date; until: Date }; kind?: "start" | "restart" | "stop"; ok: boolean; final?: boolean; says: RegExp }[] = [
-    { name: "running without checks, inside the window: waits", svc: noChecks, settle: inside, ok: false, final: false, says: /has no health checks; settling: it must stay running until 2030-01-01T00:00:12.000Z \(500 ms more\)/ },
-    { name: "running without checks, window over: verified", svc: noChecks, settle: past, ok: true, says: /has no health checks, and stayed running through the settle window/ },
-    { name: "healthy, inside the window: waits", svc: {}, settle: inside, ok: false, final: false, says: /healthy; settling/ },
-    { name: "healthy, window over: verified", svc: {}, settle: past, ok: true, says: /running and healthy, and stayed running/ },
-    { name: "exited inside the window: failed at once, naming the exit", svc: { ...noChecks, state: "exited", exit_code: 4 }, settle: inside, ok: false, final: true, says: /is exited\/none \(exit code 4\)/ },
-    { name: "start: same window", kind: "start", svc: noChecks, settle: inside, ok: false, final: false, says: /settling/ },
-    { name: "stop: no window", kind: "stop", svc: { state: "stopped", health: "none" }, settle: inside, ok: true, says: /is stopped/ },
+  const cases: { name: string; svc: Partial<ServiceState>; kind?: "start" | "restart" | "stop"; ok: boolean; final?: boolean; says: RegExp }[] = [
+    { name: "running without checks, seen only inside the window: waits", svc: { ...noChecks, ...inside }, ok: false, final: false, says: /has no health checks; settling: seen running for 1500 ms of the 2000 ms it must stay up \(running since 2030-01-01T00:00:11.000Z, last observed 2030-01-01T00:00:12.500Z\)/ },
+    { name: "running without checks, seen at the window's end: verified", svc: { ...noChecks, ...through }, ok: true, says: /has no health checks, and stayed running through the settle window/ },
+    // The executor's clock being past the window proves nothing: the world it reads may not hold the exit yet.
+    { name: "only its first observation, however late it is read: waits", svc: { ...noChecks, since: began, updated_at: began }, ok: false, final: false, says: /seen running for 0 ms/ },
+    { name: "healthy, seen only inside the window: waits", svc: inside, ok: false, final: false, says: /healthy; settling/ },
+    { name: "healthy, seen at the window's end: verified", svc: through, ok: true, says: /running and healthy, and stayed running/ },
+    { name: "exited inside the window: failed at once, naming the exit", svc: { ...noChecks, state: "exited", exit_code: 4, since: "2030-01-01T00:00:11.300Z", updated_at: "2030-01-01T00:00:11.300Z" }, ok: false, final: true, says: /is exited\/none \(exit code 4\)/ },
+    { name: "times the world cannot read: waits", svc: { ...noChecks, since: "never", updated_at: "2030-01-01T00:00:13.000Z" }, ok: false, final: false, says: /seen running for an unknown time/ },
+    { name: "start: same window", kind: "start", svc: { ...noChecks, ...inside }, ok: false, final: false, says: /settling/ },
+    { name: "stop: no window", kind: "stop", svc: { state: "stopped", health: "none", ...inside }, ok: true, says: /is stopped/ },
   ];
-  it.each(cases)("$name", ({ svc, settle, kind, ok, final, says }) => {
+  it.each(cases)("$name", ({ svc, kind, ok, final, says }) => {
     const v = judgeWorld(at(50, snapshot({ n1: [service("web", svc)] })), { node: "n1", service: "web", kind: kind ?? "restart" }, bySeq(42), settle);
     expect(v.ok).toBe(ok);
     expect(v.ok ? v.detail : v.seen).toMatch(says);
