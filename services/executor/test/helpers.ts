@@ -191,15 +191,32 @@ export function fakeAgent(env: Env, node: string, opts: { reply?: (cmd: SignedNo
       const reply: NodeCommandReply = opts.reply?.(cmd) ?? { ok: true, id: cmd.body.id, node, service: cmd.body.service, pid: 4242, detail: `${cmd.body.op} done` };
       if (reply.ok && opts.reportsBack !== false) {
         world.set(cmd.body.service, service(cmd.body.service));
-        const snap = snapshot({ [node]: [...world.values()] });
-        puts = puts.then(() => putWorld(env.kv, snap)).catch(() => undefined);
+        report();
         void puts.then(() => msg.respond(JSON.stringify(reply)));
+        // Heartbeats, as a real agent sends them: each restates every service with a new time, which is how the
+        // executor learns a started service is still running once its settle window is over.
+        heartbeat ??= setInterval(() => {
+          const now = new Date().toISOString();
+          for (const [name, s] of world) world.set(name, { ...s, updated_at: now });
+          report();
+        }, 200);
       } else {
         msg.respond(JSON.stringify(reply));
       }
     },
   });
-  return { received, stop: () => sub.unsubscribe() };
+  let heartbeat: NodeJS.Timeout | undefined;
+  function report(): void {
+    const snap = snapshot({ [node]: [...world.values()] });
+    puts = puts.then(() => putWorld(env.kv, snap)).catch(() => undefined);
+  }
+  return {
+    received,
+    stop: () => {
+      clearInterval(heartbeat);
+      sub.unsubscribe();
+    },
+  };
 }
 
 export async function api(url: string, path: string, init: { method?: string; body?: unknown; token?: string | null; rawBody?: string } = {}): Promise<{ status: number; body: unknown }> {
