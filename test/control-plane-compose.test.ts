@@ -76,7 +76,9 @@ describe.skipIf(skip)("the control plane's compose file on a live dockerd", () =
   const timings: Record<string, number> = {};
   const mark = (what: string) => (timings[what] = Math.round((Date.now() - started) / 100) / 10);
 
-  const env = () => ({ ...process.env, DOCKER_HOST: dockerd?.host ?? "" });
+  // docker-compose 1.x gives up on an engine call after 60 s, and creating a container on the vfs driver copies the
+  // whole image: on a loaded machine that alone took longer (a clean-clone run beside two busy jobs).
+  const env = () => ({ ...process.env, DOCKER_HOST: dockerd?.host ?? "", COMPOSE_HTTP_TIMEOUT: "300" });
   /** Compose on the test's engine, with the test's .env and override; a failure carries the tail of what it printed. */
   const dc = (args: string[], timeout = 300_000) =>
     run(compose[0]!, [...compose.slice(1), "-p", PROJECT, "-f", COMPOSE_FILE, "-f", join(dir, "override.json"), "--env-file", join(dir, ".env"), ...args], { env: env(), cwd: ROOT, timeout, maxBuffer: 32 << 20 }).catch(
@@ -310,7 +312,7 @@ Promise.all(calls.map(([method, path]) => fetch("http://planner:7071" + path, { 
   /** Compose in a project of its own, with STEWARD_NATS_KEYS pointed elsewhere (the shell's environment overrides .env). */
   const otherKeys = (keys: string) => {
     const args = [...compose.slice(1), "-p", `${PROJECT}keys`, "-f", COMPOSE_FILE, "-f", join(dir, "override.json"), "--env-file", join(dir, ".env")];
-    const opts = { env: { ...env(), STEWARD_NATS_KEYS: keys }, cwd: ROOT, timeout: 120_000, maxBuffer: 32 << 20 };
+    const opts = { env: { ...env(), STEWARD_NATS_KEYS: keys }, cwd: ROOT, timeout: 320_000, maxBuffer: 32 << 20 };
     return {
       dc: (more: string[]) => run(compose[0]!, [...args, ...more], opts).then(
         (r) => ({ ok: true, text: r.stdout + r.stderr }),
@@ -380,7 +382,7 @@ Promise.all(calls.map(([method, path]) => fetch("http://planner:7071" + path, { 
     } finally {
       await other.dc(["down", "-t", "2"]);
     }
-  }, 180_000);
+  }, 480_000);
 
   it("logged no permission violation on any NATS server but the readers' first-start race on creating the world store", async () => {
     const logs = (await dc(["logs", "--no-color", "nats-1", "nats-2", "nats-3"])).stdout;
