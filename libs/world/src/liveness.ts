@@ -95,13 +95,17 @@ export function chooseLivenessWrites(candidates: readonly LivenessCandidate[], n
 
 /**
  * The first stream sequence folded into `next` that `written` does not hold: the node's records list the sequences of
- * their newest events in stream order. Undefined when `next` lists nothing newer (nothing of it is unwritten).
+ * their newest events in stream order. Undefined when `next` lists nothing newer (nothing of it is unwritten). Null
+ * when `next`'s list no longer reaches back to the newest message `written` holds (more messages came for the node
+ * than the list keeps, or `written` lists none): the first unwritten one is unknown, so the node cannot wait, since
+ * the header could then claim a message no record holds.
  */
-export function firstUnwrittenSeq(written: NodeState, next: NodeState): number | undefined {
-  const done = written.recent_event_seqs?.at(-1) ?? 0;
+export function firstUnwrittenSeq(written: NodeState, next: NodeState): number | undefined | null {
+  const done = written.recent_event_seqs?.at(-1);
   const seqs = next.recent_event_seqs ?? [];
-  for (const s of seqs) if (s > done) return s;
-  return undefined;
+  const at = done === undefined ? -1 : seqs.lastIndexOf(done);
+  if (at < 0) return null;
+  return seqs[at + 1];
 }
 
 /** Where a world stood after a stream sequence: what the header says when the store holds the world up to it. */

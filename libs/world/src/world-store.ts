@@ -342,8 +342,12 @@ export function createWorldWriter(o: WorldWriterOptions): WorldWriter {
         continue;
       }
       const memo = waited.get(name);
-      if (budget && memo?.node === node && prev) waiting.push({ name, writtenAt: prev.at, node, first: memo.first });
-      else if (budget && prev && livenessOnly(prev.node, node)) waiting.push({ name, writtenAt: prev.at, node, first: firstUnwrittenSeq(prev.node, node) ?? Infinity });
+      if (budget && memo?.node === node && prev) {
+        waiting.push({ name, writtenAt: prev.at, node, first: memo.first });
+        continue;
+      }
+      const first = budget && prev && livenessOnly(prev.node, node) ? firstUnwrittenSeq(prev.node, node) : null;
+      if (prev && first !== null) waiting.push({ name, writtenAt: prev.at, node, first: first ?? Infinity });
       else change(name, node, prev);
     }
     let base: WorldPosition & { version: 1 } = { version: world.version, last_seq: world.last_seq, events_applied: world.events_applied, event_time: world.event_time };

@@ -69,8 +69,9 @@ describe("firstUnwrittenSeq: where a waiting node's unwritten part starts", () =
   it.each([
     ["the next message", [7], [7, 9, 12], 9],
     ["nothing newer", [7, 9], [7, 9], undefined],
-    ["a window that dropped the written ones", [3, 5], [8, 9], 8],
-    ["a record without sequences", undefined, [4], 4],
+    ["the written ones scrolled out of the window: unknown, so it cannot wait", [3, 5], [8, 9], null],
+    ["a window of 64 that begins just past the written one: unknown too (one may be missing)", [5], Array.from({ length: 64 }, (_, i) => 7 + i), null],
+    ["a record without sequences: unknown", undefined, [4], null],
   ] as const)("%s", (_what, done, next, expected) => {
     expect(firstUnwrittenSeq(node({ recent_event_seqs: done ? [...done] : undefined, recent_event_ids: done?.map(String) }), node({ recent_event_seqs: [...next], recent_event_ids: next.map(String) }))).toBe(expected);
   });

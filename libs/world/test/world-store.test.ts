@@ -133,6 +133,30 @@ describe("world store", () => {
     expect(whole.ok && whole.value.world.nodes).toEqual(w.nodes);
   });
 
+  it("liveness budget: a node with more messages since its write than its record lists is written at once", async () => {
+    const w = world(2, 10);
+    for (const n of Object.values(w.nodes)) Object.assign(n, { recent_event_ids: [`${n.name}-10`], recent_event_seqs: [10] });
+    const positions = createPositionLog(w);
+    const writer = createWorldWriter({ kv, observerId: "obs-1", liveness: { writesPerSecond: 1, maxAgeMs: 60_000 } });
+    expect(await writer.write(w, T, positions)).toMatchObject({ nodesWritten: 2, lastSeq: 10 });
+    // The budget's one token goes to n0's restatement; n1 restated too, but after 64 messages of its own (seqs
+    // 11..74): its list no longer reaches back to seq 10, so where its unwritten part begins is unknown.
+    const ts = new Date(Date.parse(T) + 500).toISOString();
+    const restate = (name: string, seqs: number[]) => {
+      const n = w.nodes[name] as NodeState;
+      w.nodes[name] = { ...n, last_heartbeat: ts, recent_event_ids: [...(n.recent_event_ids ?? []), ...seqs.map((q) => `${name}-${q}`)].slice(-64), recent_event_seqs: [...(n.recent_event_seqs ?? []), ...seqs].slice(-64) };
+      for (const q of seqs) {
+        w.last_seq = Math.max(w.last_seq, q);
+        w.events_applied += 1;
+        positions.record(w);
+      }
+    };
+    restate("n1", Array.from({ length: 64 }, (_, i) => 11 + i));
+    restate("n0", [75]);
+    // Both written, though one token was left: n1 could not wait without the header claiming messages no record holds.
+    expect(await writer.write(w, ts, positions)).toMatchObject({ nodesWritten: 2, nodesDeferred: 0, lastSeq: 75 });
+  });
+
   it("a node written without its header yet stays invisible until the header arrives", async () => {
     const writer = createWorldWriter({ kv, observerId: "obs-1" });
     await writer.write(world(3), T);
