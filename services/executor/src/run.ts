@@ -31,7 +31,7 @@ export interface RunDeps {
     commandTimeoutMs: number;
     verifyTimeoutMs: number;
     verifyPollMs: number;
-    /** A started service must be seen running this long after it began, on the node's clock (0: no settle window). */
+    /** A started service must stay running this long, by the node's reports and the executor's clock (0: no settle window; verify.ts `Settle`). */
     verifySettleMs?: number | undefined;
     /** Deploy rollouts: the fleet spec for `deploy` settings, and the health gate when nothing else says. */
     fleetSpecPath?: string | undefined;
@@ -123,6 +123,8 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
   const sent = commandStep(command, action.kind, action.service);
   if (!sent.ok || !command.ok) return { outcome: "failed", result: sent.detail };
   const mark = commandMark(sentAt, command.eventsSeq);
+  const settleMs = config.verifySettleMs ?? 0;
+  const settleUntil = new Date(clock().getTime() + settleMs);
   if (leaseLost()) return { outcome: "lost", result: `command ${command.commandId} was sent but the lease was lost` };
 
   const deadline = Date.now() + config.verifyTimeoutMs;
@@ -131,7 +133,7 @@ async function execute(deps: RunDeps, action: Action, signal: AbortSignal, lease
     deps.metrics.verifyReads.inc({ kind: action.kind });
     // One node, from the executor's watched copy of the world store: no KV read per poll.
     const snap = deps.world.nodes([action.node]);
-    last = snap.ok ? judgeWorld(snap.value, action, mark, config.verifySettleMs ? { ms: config.verifySettleMs } : undefined) : { ok: false, seen: snap.message };
+    last = snap.ok ? judgeWorld(snap.value, action, mark, settleMs ? { ms: settleMs, now: clock(), until: settleUntil } : undefined) : { ok: false, seen: snap.message };
     if (last.ok) return { outcome: "succeeded", result: `${sent.detail}; verified: ${last.detail}` };
     if (last.final) return { outcome: "failed", result: `${sent.detail}; but the world shows after the command: ${last.seen}` };
     if (leaseLost()) return { outcome: "lost", result: `lease lost while verifying; last seen: ${last.seen}` };

@@ -52,21 +52,27 @@ export function observedAfter(
 }
 
 /**
- * A started service must be seen still running this long after it began (`VERIFY_SETTLE_MS`). A process that exits
+ * A started service must stay running `ms` (`VERIFY_SETTLE_MS`) before it counts as verified. A process that exits
  * right after it came up, with no checks to fail, otherwise reads "running" for a moment and the action would be
- * called succeeded. Judged on the node's clock alone (the observation's time minus the time it began running, both
- * stamped by the node): waiting out the window on the executor's clock is not enough, since the world it then reads
- * may not yet hold the exit the node has already reported (a busy observer, a deferred write).
+ * called succeeded. Two conditions, each covering what the other cannot:
+ * - on the node's clock: the node reported it running `ms` after it began (both times stamped by the node). Waiting
+ *   on the executor's clock alone is not enough: the world read then may not yet hold an exit the node has already
+ *   reported (a busy observer, a deferred write).
+ * - on the executor's clock: `until` (the node's reply plus `ms`) has passed. When the node never reported the service
+ *   as anything but running (a container restarted between two observations), its `since` is from before the
+ *   command and says nothing about the new process.
  */
 export interface Settle {
   ms: number;
+  now: Date;
+  until: Date;
 }
 
 /**
  * Pure judgement of whether the world shows the action's effect. A command that returned ok proves nothing:
  * the service must be seen in the wanted state by an observation made after the command (see `CommandMark`),
  * so a snapshot from before the command (still saying `running`) never counts. With `settle`, a start or restart
- * must also be seen running at least `settle.ms` after it began; an exit within it fails the action (final, with the exit).
+ * must also stay running through its settle window (`Settle`); an exit within it fails the action (final, with the exit).
  */
 export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget, mark: CommandMark, settle?: Settle): Verdict {
   if (!snapshot) return { ok: false, seen: "no world snapshot yet" };
@@ -92,9 +98,12 @@ export function judgeWorld(snapshot: Snapshot | undefined, target: VerifyTarget,
   const hasChecks = Object.keys(svc.checks).length > 0;
   if (svc.health === "healthy" || (svc.health === "none" && !hasChecks)) {
     const state = svc.health === "none" ? "has no health checks" : "healthy";
+    if (settle && settle.now.getTime() < settle.until.getTime()) {
+      return { ok: false, seen: `service ${name} is running and ${state}; settling: it must stay running until ${settle.until.toISOString()} (${settle.until.getTime() - settle.now.getTime()} ms more)` };
+    }
     const ranMs = Date.parse(svc.updated_at) - Date.parse(svc.since);
     if (settle && !(ranMs >= settle.ms)) {
-      return { ok: false, seen: `service ${name} is running and ${state}; settling: seen running for ${Number.isNaN(ranMs) ? "an unknown time" : `${ranMs} ms`} of the ${settle.ms} ms it must stay up (running since ${svc.since}, last observed ${svc.updated_at})` };
+      return { ok: false, seen: `service ${name} is running and ${state}; settling: the node has seen it running for ${Number.isNaN(ranMs) ? "an unknown time" : `${ranMs} ms`} of the ${settle.ms} ms it must stay up (running since ${svc.since}, last observed ${svc.updated_at})` };
     }
     return { ok: true, detail: `service ${name} is running and ${state}${settle ? ", and stayed running through the settle window" : ""}` };
   }

@@ -120,22 +120,27 @@ describe("judgeWorld with a settle window: a started service must be seen runnin
   const began = "2030-01-01T00:00:11.000Z";
   const inside = { since: began, updated_at: "2030-01-01T00:00:12.500Z" };
   const through = { since: began, updated_at: "2030-01-01T00:00:13.000Z" };
-  const settle = { ms: 2000 };
+  // The executor's clock is past the reply plus the window, except where a case says otherwise.
+  const settle = { ms: 2000, now: new Date("2030-01-01T00:00:14.000Z"), until: new Date("2030-01-01T00:00:13.500Z") };
+  const early = { ...settle, now: new Date("2030-01-01T00:00:13.000Z") };
   const noChecks: Partial<ServiceState> = { health: "none", checks: {} };
-  const cases: { name: string; svc: Partial<ServiceState>; kind?: "start" | "restart" | "stop"; ok: boolean; final?: boolean; says: RegExp }[] = [
-    { name: "running without checks, seen only inside the window: waits", svc: { ...noChecks, ...inside }, ok: false, final: false, says: /has no health checks; settling: seen running for 1500 ms of the 2000 ms it must stay up \(running since 2030-01-01T00:00:11.000Z, last observed 2030-01-01T00:00:12.500Z\)/ },
+  const cases: { name: string; svc: Partial<ServiceState>; kind?: "start" | "restart" | "stop"; at?: typeof settle; ok: boolean; final?: boolean; says: RegExp }[] = [
+    { name: "running without checks, seen only inside the window: waits", svc: { ...noChecks, ...inside }, ok: false, final: false, says: /has no health checks; settling: the node has seen it running for 1500 ms of the 2000 ms it must stay up \(running since 2030-01-01T00:00:11.000Z, last observed 2030-01-01T00:00:12.500Z\)/ },
+    // A container restarted between two observations: `since` predates the command, so the executor's clock decides.
+    { name: "running since before the command, executor's window not over: waits", svc: { ...noChecks, since: "2030-01-01T00:00:01.000Z", updated_at: "2030-01-01T00:00:12.000Z" }, at: early, ok: false, final: false, says: /settling: it must stay running until 2030-01-01T00:00:13.500Z \(500 ms more\)/ },
+    { name: "running since before the command, executor's window over: verified", svc: { ...noChecks, since: "2030-01-01T00:00:01.000Z", updated_at: "2030-01-01T00:00:12.000Z" }, ok: true, says: /stayed running through the settle window/ },
     { name: "running without checks, seen at the window's end: verified", svc: { ...noChecks, ...through }, ok: true, says: /has no health checks, and stayed running through the settle window/ },
     // The executor's clock being past the window proves nothing: the world it reads may not hold the exit yet.
-    { name: "only its first observation, however late it is read: waits", svc: { ...noChecks, since: began, updated_at: began }, ok: false, final: false, says: /seen running for 0 ms/ },
+    { name: "only its first observation, however late it is read: waits", svc: { ...noChecks, since: began, updated_at: began }, ok: false, final: false, says: /the node has seen it running for 0 ms/ },
     { name: "healthy, seen only inside the window: waits", svc: inside, ok: false, final: false, says: /healthy; settling/ },
     { name: "healthy, seen at the window's end: verified", svc: through, ok: true, says: /running and healthy, and stayed running/ },
     { name: "exited inside the window: failed at once, naming the exit", svc: { ...noChecks, state: "exited", exit_code: 4, since: "2030-01-01T00:00:11.300Z", updated_at: "2030-01-01T00:00:11.300Z" }, ok: false, final: true, says: /is exited\/none \(exit code 4\)/ },
-    { name: "times the world cannot read: waits", svc: { ...noChecks, since: "never", updated_at: "2030-01-01T00:00:13.000Z" }, ok: false, final: false, says: /seen running for an unknown time/ },
+    { name: "times the world cannot read: waits", svc: { ...noChecks, since: "never", updated_at: "2030-01-01T00:00:13.000Z" }, ok: false, final: false, says: /the node has seen it running for an unknown time/ },
     { name: "start: same window", kind: "start", svc: { ...noChecks, ...inside }, ok: false, final: false, says: /settling/ },
     { name: "stop: no window", kind: "stop", svc: { state: "stopped", health: "none", ...inside }, ok: true, says: /is stopped/ },
   ];
-  it.each(cases)("$name", ({ svc, kind, ok, final, says }) => {
-    const v = judgeWorld(at(50, snapshot({ n1: [service("web", svc)] })), { node: "n1", service: "web", kind: kind ?? "restart" }, bySeq(42), settle);
+  it.each(cases)("$name", ({ svc, kind, at: when, ok, final, says }) => {
+    const v = judgeWorld(at(50, snapshot({ n1: [service("web", svc)] })), { node: "n1", service: "web", kind: kind ?? "restart" }, bySeq(42), when ?? settle);
     expect(v.ok).toBe(ok);
     expect(v.ok ? v.detail : v.seen).toMatch(says);
     if (!v.ok) expect(v.final ?? false).toBe(final);
