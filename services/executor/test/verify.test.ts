@@ -116,7 +116,7 @@ describe("judgeWorld", () => {
 });
 
 describe("judgeWorld with a settle window: a started service must be seen running through it", () => {
-  // Both times are the node's: it began running at 00:00:11 and was last observed at `seen`.
+  // `since` and `updated_at` are the node's times: it began running at 00:00:11, and was last observed at `updated_at`.
   const began = "2030-01-01T00:00:11.000Z";
   const inside = { since: began, updated_at: "2030-01-01T00:00:12.500Z" };
   const through = { since: began, updated_at: "2030-01-01T00:00:13.000Z" };
